@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages, a virtual environment with mssante[test])
+# and runs the whole suite: ruff, mypy --strict on src/, then pytest.
+# Works on a fresh Debian 12 machine with Python 3.11, as root (or with the packages present).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages used by the tests: openssl (PKI checks), curl and msmtp (independent clients).
+DEB_PACKAGES=(openssl curl ca-certificates)
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "scripts/test.sh: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check src tests benchmarks
+echo "== mypy --strict src/"
+.venv/bin/mypy src
+echo "== pytest"
+.venv/bin/pytest "$@"

@@ -1,0 +1,5 @@
+"""``python -m mssante`` runs the CLI."""
+
+from mssante.cli import main
+
+main()

@@ -1,0 +1,91 @@
+"""The ``mssante`` command line.
+
+Sub-commands live in private modules and are imported lazily, so ``mssante --help`` stays fast
+and the server extras are only needed by the commands that use them.
+
+Errors from :mod:`mssante.errors` become a one-line message on stderr and the exit code of their
+family; a user error never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from mssante._version import __version__
+from mssante.errors import MssanteError
+
+__all__ = ["cli", "main"]
+
+#: command name -> ("module:attribute", short help); a module is imported only when its command runs.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "sandbox": ("mssante.cli._sandbox:sandbox", "Run the sandbox operator (PSC, DNS, PKI, IMAP/SMTP fronts)."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attr = entry[0].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            missing = exc.name or "a dependency"
+            raise click.ClickException(
+                f"'{cmd_name}' needs {missing}; install the extra: pip install 'mssante[sandbox,bridge]'"
+            ) from exc
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help lists the lazy commands from the registry, without importing them.
+        rows = [(name, entry[1]) for name, entry in sorted(_COMMANDS.items())]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in sorted(self.commands.items())
+            if not cmd.hidden and name not in _COMMANDS
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mssante")
+def cli() -> None:
+    """mssante: the MSSanté API LPS toolkit (client, sandbox operator, PSC bridge, conformance)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with the code of the outcome.
+
+    Exit codes: 0 success, 1 generic failure or error findings, 2 usage or configuration error,
+    3 network or discovery, 4 trust (TLS/certificate), 5 authentication or PSC, 6 protocol or
+    refused command, 7 invalid content or limit, 130 interrupted.
+
+    Raises:
+        SystemExit: always, with the exit code above.
+    """
+    try:
+        rv = cli.main(args=argv, prog_name="mssante", standalone_mode=False)
+    except MssanteError as exc:
+        click.echo(f"mssante: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mssante: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("mssante: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

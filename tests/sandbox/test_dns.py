@@ -1,0 +1,113 @@
+"""The sandbox DNS answers the EX_LPS_0300 SRV records, read with a real dnspython resolver."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator
+
+import dns.asyncresolver
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+import pytest
+
+from mssante.sandbox.dns import DNSResponder, FrontPorts, answer, build_zone
+
+DOMAIN = "mss.sandbox.test"
+PORTS = FrontPorts(imap_psc=10143, imap_authcli=10144, smtp_psc=10587, smtp_authcli=10588)
+
+
+@pytest.fixture
+async def responder() -> AsyncIterator[DNSResponder]:
+    server = DNSResponder(build_zone(DOMAIN, "127.0.0.1", PORTS))
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.aclose()
+
+
+def _resolver(server: DNSResponder) -> dns.asyncresolver.Resolver:
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [server.host]
+    resolver.port = server.port
+    resolver.lifetime = 3
+    return resolver
+
+
+async def test_srv_records_of_ex_lps_0300(responder: DNSResponder) -> None:
+    resolver = _resolver(responder)
+    for service, psc_port, cli_port, proto in (
+        ("_imap._tcp", 10143, 10144, "imap"),
+        ("_submission._tcp", 10587, 10588, "smtp"),
+    ):
+        ans = await resolver.resolve(f"{service}.{DOMAIN}", "SRV")
+        got = sorted((r.priority, r.weight, r.port, r.target.to_text()) for r in ans)
+        assert got == [
+            (10, 100, psc_port, f"{proto}.psc.{DOMAIN}."),
+            (20, 100, cli_port, f"{proto}.authcli.{DOMAIN}."),
+        ]
+        assert ans.response.flags & dns.flags.AA
+        # RFC 2782 ordering: priority 10 (PSC front) comes first.
+        assert ans.rrset is not None
+        assert ans.rrset.processing_order()[0].priority == 10
+
+
+async def test_a_records_over_udp_and_tcp(responder: DNSResponder) -> None:
+    resolver = _resolver(responder)
+    for host in ("imap.psc", "imap.authcli", "smtp.psc", "smtp.authcli"):
+        ans = await resolver.resolve(f"{host}.{DOMAIN}", "A")
+        assert [r.address for r in ans] == ["127.0.0.1"]
+        tcp = await resolver.resolve(f"{host}.{DOMAIN}", "A", tcp=True)
+        assert [r.address for r in tcp] == ["127.0.0.1"]
+
+
+async def test_unknown_name_is_nxdomain(responder: DNSResponder) -> None:
+    resolver = _resolver(responder)
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        await resolver.resolve(f"nothing.{DOMAIN}", "A")
+    # An empty non-terminal exists (RFC 8020): NODATA, not NXDOMAIN.
+    with pytest.raises(dns.resolver.NoAnswer):
+        await resolver.resolve(f"_tcp.{DOMAIN}", "A")
+    # A known name without that type: NODATA.
+    with pytest.raises(dns.resolver.NoAnswer):
+        await resolver.resolve(f"imap.psc.{DOMAIN}", "AAAA")
+
+
+async def test_outside_zone_is_refused(responder: DNSResponder) -> None:
+    query = dns.message.make_query("example.org.", "A")
+    response = await dns.asyncquery.udp(query, responder.host, port=responder.port, timeout=3)
+    assert response.rcode() == dns.rcode.REFUSED
+
+
+def test_srv_answer_carries_target_addresses() -> None:
+    zone = build_zone(DOMAIN, "127.0.0.1", PORTS)
+    wire = answer(zone, dns.message.make_query(f"_imap._tcp.{DOMAIN}.", "SRV").to_wire())
+    assert wire is not None
+    response = dns.message.from_wire(wire)
+    targets = {rrset.name.to_text() for rrset in response.additional}
+    assert targets == {f"imap.psc.{DOMAIN}.", f"imap.authcli.{DOMAIN}."}
+
+
+def test_garbage_gets_formerr_or_nothing() -> None:
+    zone = build_zone(DOMAIN, "127.0.0.1", PORTS)
+    assert answer(zone, b"\x00") is None
+    reply = answer(zone, b"\x12\x34" + b"\xff" * 20)
+    assert reply is not None
+    (qid, flags) = struct.unpack("!HH", reply[:4])
+    assert qid == 0x1234 and flags & 0x000F == dns.rcode.FORMERR
+
+
+async def test_garbage_does_not_stop_the_server(responder: DNSResponder) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.sendto(b"\x00\x01garbage", (responder.host, responder.port))
+    finally:
+        sock.close()
+    await asyncio.sleep(0.05)
+    ans = await _resolver(responder).resolve(f"smtp.psc.{DOMAIN}", "A")
+    assert ans.rrset is not None
