@@ -1,0 +1,207 @@
+"""The session journal: what every connection to the sandbox did, for conformance checks.
+
+Each connection gets a :class:`SessionRecord`: time, front, TLS version and cipher, whether
+STARTTLS came before authentication, SASL mechanism, identity, each command with its result,
+and the headers of submitted messages. Never message bodies, never tokens or passwords: the
+fronts record commands through :func:`redact_command`, which keeps only the verb and safe
+arguments (ECO.4.1.x trace rule applied to the operator side).
+
+The journal is queryable from Python, bounded in size, exported as JSON Lines, and can be
+watched live (:meth:`Journal.subscribe`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CommandRecord", "Journal", "SessionRecord", "redact_command"]
+
+# SMTP lines start with one of these verbs; IMAP lines start with a tag (RFC 5321 §4.1, RFC 3501 §2.2.1).
+_SMTP_VERBS = frozenset(
+    {"EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "AUTH", "STARTTLS", "QUIT", "RSET", "NOOP", "VRFY"}
+)
+_MAX_ARG_CHARS = 200
+
+
+def redact_command(line: bytes | str) -> str:
+    """Return a command line safe to record: credentials and long arguments removed.
+
+    ``AUTHENTICATE XOAUTH2 dXNlcj0...`` becomes ``AUTHENTICATE XOAUTH2 <initial-response>``;
+    ``LOGIN user pass`` becomes ``LOGIN user <password>``. IMAP tags are kept.
+    """
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    text = text.rstrip("\r\n")
+    words = text.split(" ")
+    # SMTP lines start with the verb; IMAP lines start with a tag, then the verb.
+    verb_at = 0 if words[0].upper() in _SMTP_VERBS else 1
+    verb = words[verb_at].upper() if len(words) > verb_at else ""
+    if verb in ("AUTHENTICATE", "AUTH"):
+        kept = words[: verb_at + 2]
+        if len(words) > verb_at + 2:
+            kept.append("<initial-response>")
+        return " ".join(kept)
+    if verb == "LOGIN":
+        return " ".join([*words[: verb_at + 2], "<password>"])
+    if len(text) > _MAX_ARG_CHARS:
+        return text[:_MAX_ARG_CHARS] + "…"
+    return text
+
+
+@dataclass
+class CommandRecord:
+    """One command and its result, as recorded (already redacted)."""
+
+    at: float
+    command: str
+    result: str
+
+
+@dataclass
+class SessionRecord:
+    """Everything a conformance check needs about one connection."""
+
+    id: int
+    front: str
+    protocol: str
+    peer: str
+    started_at: float
+    ended_at: float | None = None
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    starttls_at: float | None = None
+    auth_at: float | None = None
+    credentials_before_tls: bool = False
+    mechanism: str | None = None
+    identity: str | None = None
+    bal: str | None = None
+    auth_result: str | None = None
+    client_cert_subject: str | None = None
+    commands: list[CommandRecord] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def starttls_before_auth(self) -> bool | None:
+        """True when STARTTLS completed before the first authentication attempt; None if no attempt."""
+        if self.auth_at is None:
+            return None
+        return self.starttls_at is not None and self.starttls_at <= self.auth_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the JSON Lines export format)."""
+        data = asdict(self)
+        data["starttls_before_auth"] = self.starttls_before_auth
+        return data
+
+
+class Journal:
+    """An in-memory, bounded journal of sessions, shared by every front of one sandbox."""
+
+    def __init__(self, *, max_sessions: int = 10_000, max_commands: int = 1_000) -> None:
+        """Keep at most ``max_sessions`` sessions and ``max_commands`` commands per session."""
+        self._records: deque[SessionRecord] = deque(maxlen=max_sessions)
+        self._ids = itertools.count(1)
+        self._max_commands = max_commands
+        self._subscribers: set[asyncio.Queue[SessionRecord]] = set()
+
+    def open(self, *, front: str, protocol: str, peer: str) -> SessionRecord:
+        """Start the record of a new connection."""
+        record = SessionRecord(
+            id=next(self._ids), front=front, protocol=protocol, peer=peer, started_at=time.time()
+        )
+        self._records.append(record)
+        self._publish(record)
+        return record
+
+    def command(self, record: SessionRecord, line: bytes | str, result: str) -> None:
+        """Record one command (redacted here) and its result line."""
+        if len(record.commands) < self._max_commands:
+            record.commands.append(CommandRecord(at=time.time(), command=redact_command(line), result=result[:300]))
+
+    def close(self, record: SessionRecord) -> None:
+        """Mark the connection as ended."""
+        if record.ended_at is None:
+            record.ended_at = time.time()
+            self._publish(record)
+
+    def update(self, record: SessionRecord) -> None:
+        """Tell live subscribers that ``record`` changed (authentication, message...)."""
+        self._publish(record)
+
+    def _publish(self, record: SessionRecord) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():
+                continue
+            queue.put_nowait(record)
+
+    def subscribe(self, maxsize: int = 1000) -> asyncio.Queue[SessionRecord]:
+        """Return a queue receiving each record when it opens, changes or closes."""
+        queue: asyncio.Queue[SessionRecord] = asyncio.Queue(maxsize)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[SessionRecord]) -> None:
+        """Stop feeding a queue returned by :meth:`subscribe`."""
+        self._subscribers.discard(queue)
+
+    def records(
+        self,
+        *,
+        bal: str | None = None,
+        front: str | None = None,
+        since: float | None = None,
+        peer: str | None = None,
+    ) -> list[SessionRecord]:
+        """Return the records matching every given filter, oldest first."""
+        out = []
+        for r in self._records:
+            if bal is not None and (r.bal or "").lower() != bal.lower():
+                continue
+            if front is not None and r.front != front:
+                continue
+            if since is not None and r.started_at < since:
+                continue
+            if peer is not None and r.peer != peer:
+                continue
+            out.append(r)
+        return out
+
+    def __iter__(self) -> Iterator[SessionRecord]:
+        return iter(list(self._records))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        self._records.clear()
+
+    @staticmethod
+    def dumps_jsonl(records: Iterable[SessionRecord]) -> str:
+        """Serialise records as JSON Lines."""
+        return "".join(json.dumps(r.to_dict(), ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+    def export_jsonl(self, path: Path) -> None:
+        """Write the whole journal as JSON Lines to ``path``, atomically.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        text = self.dumps_jsonl(self._records)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".journal-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
