@@ -22,6 +22,7 @@ __all__ = ["cli", "main"]
 #: command name -> ("module:attribute", short help); a module is imported only when its command runs.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("mssante.cli._sandbox:sandbox", "Run the sandbox operator (PSC, DNS, PKI, IMAP/SMTP fronts)."),
+    "xdm": ("mssante.cli._xdm:xdm", "Build, inspect and validate IHE_XDM.ZIP archives of CDA documents."),
 }
 
 

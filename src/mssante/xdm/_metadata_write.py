@@ -1,0 +1,188 @@
+"""Serialise :class:`~mssante.xdm.XDMMetadata` as an ebRIM 3.0 ``lcm:SubmitObjectsRequest`` (METADATA.XML).
+
+Structure per IHE ITI TF-3 §4.2 (ebRIM representation of DocumentEntry, SubmissionSet, Association) and the
+skeleton in xdm-cda.md §2.4. Output is deterministic: same model, same bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+
+from mssante.cda import Code
+from mssante.errors import UsageError
+from mssante.xdm._model import DocumentEntry, SubmissionSet, XDMMetadata, XDSAuthor
+from mssante.xdm._vocab import CLASSIFICATION_NODE_TYPE, HAS_MEMBER, NS_LCM, NS_RIM, UUID
+
+__all__ = ["write_metadata"]
+
+
+class _Writer:
+    def __init__(self, seed: str) -> None:
+        self.n = 0
+        self.seed = seed
+
+    def next_id(self, kind: str) -> str:
+        """A deterministic ``urn:uuid:`` id for a Classification/ExternalIdentifier/Association."""
+        self.n += 1
+        return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{self.seed}#{kind}{self.n}')}"
+
+    @staticmethod
+    def slot(parent: ET.Element, name: str, values: list[str] | tuple[str, ...] | str | None) -> None:
+        if values is None:
+            return
+        vals = [values] if isinstance(values, str) else list(values)
+        if not vals:
+            return
+        s = ET.SubElement(parent, "rim:Slot", {"name": name})
+        vl = ET.SubElement(s, "rim:ValueList")
+        for v in vals:
+            ET.SubElement(vl, "rim:Value").text = v
+
+    @staticmethod
+    def name(parent: ET.Element, text: str | None) -> None:
+        if text:
+            n = ET.SubElement(parent, "rim:Name")
+            ET.SubElement(n, "rim:LocalizedString", {"value": text})
+
+    def classification(self, parent: ET.Element, scheme_key: str, obj: str, code: Code | None) -> None:
+        if code is None:
+            return
+        c = ET.SubElement(
+            parent,
+            "rim:Classification",
+            {
+                "id": self.next_id("cl"),
+                "objectType": CLASSIFICATION_NODE_TYPE,
+                "classificationScheme": UUID[scheme_key],
+                "classifiedObject": obj,
+                "nodeRepresentation": code.code,
+            },
+        )
+        self.slot(c, "codingScheme", code.code_system or "")
+        self.name(c, code.display_name or code.code)
+
+    def author(self, parent: ET.Element, scheme_key: str, obj: str, author: XDSAuthor) -> None:
+        c = ET.SubElement(
+            parent,
+            "rim:Classification",
+            {
+                "id": self.next_id("cl"),
+                "objectType": CLASSIFICATION_NODE_TYPE,
+                "classificationScheme": UUID[scheme_key],
+                "classifiedObject": obj,
+                "nodeRepresentation": "",
+            },
+        )
+        self.slot(c, "authorPerson", author.person)
+        self.slot(c, "authorInstitution", author.institutions)
+        self.slot(c, "authorRole", author.roles)
+        self.slot(c, "authorSpecialty", author.specialties)
+        self.slot(c, "authorTelecommunication", author.telecoms)
+
+    def external_id(self, parent: ET.Element, scheme_key: str, obj: str, value: str | None, label: str) -> None:
+        if value is None:
+            return
+        e = ET.SubElement(
+            parent,
+            "rim:ExternalIdentifier",
+            {
+                "id": self.next_id("ei"),
+                "objectType": "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier",
+                "identificationScheme": UUID[scheme_key],
+                "registryObject": obj,
+                "value": value,
+            },
+        )
+        self.name(e, label)
+
+    def document_entry(self, parent: ET.Element, de: DocumentEntry) -> None:
+        attrs = {"id": de.entry_uuid, "mimeType": de.mime_type or "text/xml", "objectType": UUID["DocumentEntry"]}
+        eo = ET.SubElement(parent, "rim:ExtrinsicObject", attrs)
+        self.slot(eo, "creationTime", de.creation_time)
+        self.slot(eo, "hash", de.hash)
+        self.slot(eo, "languageCode", de.language_code)
+        self.slot(eo, "legalAuthenticator", de.legal_authenticator)
+        self.slot(eo, "serviceStartTime", de.service_start_time)
+        self.slot(eo, "serviceStopTime", de.service_stop_time)
+        self.slot(eo, "size", de.size)
+        self.slot(eo, "sourcePatientId", de.source_patient_id)
+        self.slot(eo, "sourcePatientInfo", de.source_patient_info)
+        self.slot(eo, "URI", de.uri)
+        self.name(eo, de.title)
+        obj = de.entry_uuid
+        for a in de.authors:
+            self.author(eo, "DocumentEntry.author", obj, a)
+        self.classification(eo, "DocumentEntry.classCode", obj, de.class_code)
+        for conf in de.confidentiality_codes:
+            self.classification(eo, "DocumentEntry.confidentialityCode", obj, conf)
+        for ev in de.event_codes:
+            self.classification(eo, "DocumentEntry.eventCodeList", obj, ev)
+        self.classification(eo, "DocumentEntry.formatCode", obj, de.format_code)
+        self.classification(eo, "DocumentEntry.healthcareFacilityTypeCode", obj, de.healthcare_facility_type_code)
+        self.classification(eo, "DocumentEntry.practiceSettingCode", obj, de.practice_setting_code)
+        self.classification(eo, "DocumentEntry.typeCode", obj, de.type_code)
+        self.external_id(eo, "DocumentEntry.patientId", obj, de.patient_id, "XDSDocumentEntry.patientId")
+        self.external_id(eo, "DocumentEntry.uniqueId", obj, de.unique_id, "XDSDocumentEntry.uniqueId")
+
+    def submission_set(self, parent: ET.Element, ss: SubmissionSet) -> None:
+        rp = ET.SubElement(parent, "rim:RegistryPackage", {"id": ss.entry_uuid})
+        self.slot(rp, "submissionTime", ss.submission_time)
+        self.slot(rp, "intendedRecipient", ss.intended_recipients)
+        self.name(rp, ss.title)
+        obj = ss.entry_uuid
+        for a in ss.authors:
+            self.author(rp, "SubmissionSet.author", obj, a)
+        self.classification(rp, "SubmissionSet.contentTypeCode", obj, ss.content_type_code)
+        self.external_id(rp, "SubmissionSet.uniqueId", obj, ss.unique_id, "XDSSubmissionSet.uniqueId")
+        self.external_id(rp, "SubmissionSet.sourceId", obj, ss.source_id, "XDSSubmissionSet.sourceId")
+        self.external_id(rp, "SubmissionSet.patientId", obj, ss.patient_id, "XDSSubmissionSet.patientId")
+        # The RegistryPackage is a SubmissionSet because of this classification (ITI TF-3 §4.2.1.2 [I]).
+        ET.SubElement(
+            parent,
+            "rim:Classification",
+            {
+                "id": self.next_id("cl"),
+                "objectType": CLASSIFICATION_NODE_TYPE,
+                "classifiedObject": obj,
+                "classificationNode": UUID["SubmissionSet"],
+            },
+        )
+
+
+def write_metadata(meta: XDMMetadata) -> bytes:
+    """Serialise ``meta`` as METADATA.XML bytes (UTF-8 with an XML declaration).
+
+    The model is written as given (check it with :func:`mssante.xdm.validate_archive`); the ids of the
+    classifications, external identifiers and associations are derived from the entry UUIDs, so the output
+    is deterministic.
+
+    Raises:
+        UsageError: ``meta`` has neither a submission set nor a document entry.
+    """
+    seeds = [s.entry_uuid for s in meta.submission_sets] + [d.entry_uuid for d in meta.document_entries]
+    if not seeds:
+        raise UsageError("metadata without submission set nor document entry")
+    w = _Writer("|".join(seeds))
+    root = ET.Element("lcm:SubmitObjectsRequest", {"xmlns:lcm": NS_LCM, "xmlns:rim": NS_RIM})
+    rol = ET.SubElement(root, "rim:RegistryObjectList")
+    for ss in meta.submission_sets:
+        w.submission_set(rol, ss)
+    for de in meta.document_entries:
+        w.document_entry(rol, de)
+    for assoc in meta.associations:
+        a = ET.SubElement(
+            rol,
+            "rim:Association",
+            {
+                "id": assoc.id or w.next_id("as"),
+                "objectType": "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Association",
+                "associationType": assoc.association_type or HAS_MEMBER,
+                "sourceObject": assoc.source or "",
+                "targetObject": assoc.target or "",
+            },
+        )
+        w.slot(a, "SubmissionSetStatus", assoc.submission_set_status)
+    ET.indent(root, space=" ")
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
