@@ -66,6 +66,9 @@ def test_contract_shape(running: tuple[dict[str, Any], Path]) -> None:
     urls = [info["psc"]["issuer"], info["psc"]["discovery_url"], info["webmail_url"], *info["crl_urls"]]
     for url in urls:
         assert urlsplit(url).hostname == "127.0.0.1", url
+    for proto in ("imap", "smtp"):
+        for front in ("psc", "authcli"):
+            assert info[proto][front]["port"] > 0
     kinds = {b["kind"] for b in info["bals"]}
     assert kinds == {"PER", "ORG", "APP"}
     for bal in info["bals"]:

@@ -176,8 +176,22 @@ class SandboxConfig:
     clients: tuple[PSCClientConfig, ...] = ()
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
     ports: Ports = field(default_factory=Ports)
+    #: How the fronts check PSC tokens: "local" (signature against the JWKS, as Dovecot's local
+    #: validation) or "introspection" (RFC 7662 over HTTP). Which one real operators use is not
+    #: published (ref2-requirements.md §7): both are offered; local is the default.
+    token_check: Literal["local", "introspection"] = "local"  # noqa: S105 - a mode name
+    #: Addresses answered by the XDM auto-responder (ANS webinar's "répondeur automatique"):
+    #: address -> document kind ("vsm" or "crbio"). Each must also be listed as an APP BAL.
+    responders: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.token_check not in ("local", "introspection"):
+            raise ConfigError("token_check must be 'local' or 'introspection'")
+        for address, kind in self.responders:
+            if kind not in ("vsm", "crbio"):
+                raise ConfigError(f"responder {address}: kind must be 'vsm' or 'crbio', not {kind!r}")
+            if self.bal(address) is None:
+                raise ConfigError(f"responder {address} must also be configured as a BAL")
         ids = {p.national_id for p in self.professionals}
         structures = {s.national_id for s in self.structures}
         seen: set[str] = set()
@@ -221,8 +235,9 @@ class SandboxConfig:
 def default_config(domain: str = "mss.sandbox.test") -> SandboxConfig:
     """Return the configuration used when no file is given.
 
-    Three professionals (the third is refused by CIBA), two structures, and a PER, an ORG
-    and two APP BALs; one registered PSC client (``mssante-sandbox``) for the bridge and the
+    Three professionals (the third is refused by CIBA), three structures, a PER, an ORG and
+    two APP BALs, plus the XDM auto-responder's APP BALs ``vsm@`` and ``crbio-xdm@``; one
+    registered PSC client (``mssante-sandbox``) for the bridge and the
     webmail, whose secret is fixed because it only protects a loopback test service.
     """
     pros = (
@@ -236,6 +251,7 @@ def default_config(domain: str = "mss.sandbox.test") -> SandboxConfig:
     structures = (
         Structure(national_id="1750000001", name="CENTRE HOSPITALIER DE TEST", departement="Paris (75)"),
         Structure(national_id="318751275100020", name="LABORATOIRE DE BIOLOGIE TEST", departement="Côte-d'Or (21)"),
+        Structure(national_id="1999999990", name="REPONDEUR AUTOMATIQUE SANDBOX", departement="Paris (75)"),
     )
     bals = (
         BALConfig(address=f"marie.curie@{domain}", kind="PER", holders=("899700000001",)),
@@ -245,13 +261,18 @@ def default_config(domain: str = "mss.sandbox.test") -> SandboxConfig:
         ),
         BALConfig(address=f"dpi.hopital@{domain}", kind="APP", structure_id="1750000001"),
         BALConfig(address=f"sil.labo@{domain}", kind="APP", structure_id="318751275100020"),
+        BALConfig(address=f"vsm@{domain}", kind="APP", structure_id="1999999990"),
+        BALConfig(address=f"crbio-xdm@{domain}", kind="APP", structure_id="1999999990"),
     )
     client = PSCClientConfig(
         client_id="mssante-sandbox",
         client_secret="sandbox-secret-not-for-production",  # noqa: S106 - public test credential
         redirect_uris=("http://127.0.0.1/callback",),
     )
-    return SandboxConfig(domain=domain, professionals=pros, structures=structures, bals=bals, clients=(client,))
+    responders = ((f"vsm@{domain}", "vsm"), (f"crbio-xdm@{domain}", "crbio"))
+    return SandboxConfig(
+        domain=domain, professionals=pros, structures=structures, bals=bals, clients=(client,), responders=responders
+    )
 
 
 def _build(cls: type[Any], data: Any, where: str) -> Any:
@@ -288,9 +309,14 @@ def load_config(path: Path | None) -> SandboxConfig:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     base = default_config(str(data.get("domain", "mss.sandbox.test")))
     changes: dict[str, Any] = {}
-    for key in ("domain", "host"):
+    for key in ("domain", "host", "token_check"):
         if key in data:
             changes[key] = str(data.pop(key))
+    if "responders" in data:
+        table = data.pop("responders")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: responders must be a table of address = \"vsm\" | \"crbio\"")
+        changes["responders"] = tuple((str(k), str(v)) for k, v in table.items())
     list_kinds: dict[str, type[Any]] = {
         "professionals": Professional, "structures": Structure, "bals": BALConfig, "clients": PSCClientConfig,
     }
@@ -305,4 +331,8 @@ def load_config(path: Path | None) -> SandboxConfig:
             changes[key] = _build(cls, data.pop(key), f"{path}: {key}")
     if data:
         raise ConfigError(f"{path}: unknown keys {sorted(data)}")
+    if "bals" in changes and "responders" not in changes:
+        # The default responders only stay when their BALs are still configured.
+        kept = {b.address.lower() for b in changes["bals"]}
+        changes["responders"] = tuple(r for r in base.responders if r[0].lower() in kept)
     return replace(base, **changes)

@@ -26,11 +26,19 @@ from typing import Any
 from mssante.errors import ConfigError, TransportError
 from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.dns import DNSResponder, FrontPorts, build_zone
+from mssante.sandbox.fronts._adapters import PKICertificateChecker, PSCTokenVerifier
+from mssante.sandbox.fronts.authz import AccessDecider, TokenVerifier
+from mssante.sandbox.fronts.delivery import Responder
 from mssante.sandbox.fronts.faults import Faults
+from mssante.sandbox.fronts.imap import IMAPFront
+from mssante.sandbox.fronts.introspect import IntrospectionTokenVerifier
 from mssante.sandbox.fronts.journal import Journal
+from mssante.sandbox.fronts.smtp import SubmissionFront
+from mssante.sandbox.fronts.store import MailStore
 from mssante.sandbox.http import SandboxHTTP
 from mssante.sandbox.pki import IssuedCert, TestPKI
 from mssante.sandbox.psc import MockPSC
+from mssante.secret import Secret
 
 __all__ = ["STATE_FILE", "Sandbox"]
 
@@ -87,12 +95,17 @@ class Sandbox:
     faults: Faults = field(default_factory=Faults)
     info: dict[str, Any] = field(default_factory=dict)
     client_certs: dict[str, IssuedCert] = field(default_factory=dict)
+    #: Automatic responders by address, plugged into both submission fronts (see
+    #: :mod:`mssante.sandbox.fronts.delivery`). The XDM auto-responder is added at start.
+    responders: dict[str, Responder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.expanduser().resolve()
         self._stack = contextlib.AsyncExitStack()
         self._pki: TestPKI | None = None
         self._psc: MockPSC | None = None
+        self._store: MailStore | None = None
+        self.fronts: dict[str, IMAPFront | SubmissionFront] = {}
 
     @property
     def pki(self) -> TestPKI:
@@ -107,6 +120,13 @@ class Sandbox:
         if self._psc is None:
             raise RuntimeError("the sandbox is not started")
         return self._psc
+
+    @property
+    def store(self) -> MailStore:
+        """The mailbox store of every BAL (available once started)."""
+        if self._store is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._store
 
     @property
     def state_file(self) -> Path:
@@ -181,13 +201,58 @@ class Sandbox:
         await http.start(http_sock)
         self._stack.push_async_callback(http.aclose)
 
-        front_ports = FrontPorts(imap_psc=0, imap_authcli=0, smtp_psc=0, smtp_authcli=0)
+        front_ports = await self._start_fronts(pki, issuer)
         dns_server = DNSResponder(build_zone(cfg.domain, host, front_ports))
         dns_host, dns_port = await dns_server.start(host, cfg.ports.dns)
         self._stack.push_async_callback(dns_server.aclose)
 
         self.info = self._describe(base_url, issuer, dns_host, dns_port, front_ports)
         write_json_atomically(self.state_file, self.info)
+
+    def _token_verifier(self, issuer: str) -> TokenVerifier:
+        if self.config.token_check == "local":  # noqa: S105 - a mode name, not a password
+            return PSCTokenVerifier(self.psc)
+        client = self.config.clients[0] if self.config.clients else None
+        if client is None:
+            raise ConfigError("token_check = 'introspection' needs a registered PSC client")
+        url = issuer + "/protocol/openid-connect/token/introspect"
+        return IntrospectionTokenVerifier(url, client.client_id, Secret(client.client_secret))
+
+    async def _start_fronts(self, pki: TestPKI, issuer: str) -> FrontPorts:
+        cfg, host = self.config, self.config.host
+        store = MailStore(cfg)
+        await store.start()
+        self._store = store
+        self._install_responders()
+        decider = AccessDecider(cfg, self._token_verifier(issuer), PKICertificateChecker(pki), self.faults)
+        psc_ctx = pki.server_ssl_context(require_client_cert=False)
+        cli_ctx = pki.server_ssl_context(require_client_cert=True)
+        common = (cfg, decider, self.journal, self.faults, store)
+        wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {
+            "imap_psc": (IMAPFront(*common, psc_ctx, front="psc"), cfg.ports.imap_psc),
+            "imap_authcli": (IMAPFront(*common, cli_ctx, front="authcli"), cfg.ports.imap_authcli),
+            "smtp_psc": (
+                SubmissionFront(*common, psc_ctx, front="psc", responders=self.responders), cfg.ports.smtp_psc
+            ),
+            "smtp_authcli": (
+                SubmissionFront(*common, cli_ctx, front="authcli", responders=self.responders),
+                cfg.ports.smtp_authcli,
+            ),
+        }
+        ports: dict[str, int] = {}
+        for name, (front, port) in wanted.items():
+            ports[name] = await front.start(host, port)
+            self._stack.push_async_callback(front.aclose)
+            self.fronts[name] = front
+        return FrontPorts(**ports)
+
+    def _install_responders(self) -> None:
+        if not self.config.responders:
+            return
+        from mssante.sandbox.responder import xdm_responder
+
+        for address, kind in self.config.responders:
+            self.responders.setdefault(address.lower(), xdm_responder(self.config, kind))
 
     def _describe(
         self, base_url: str, issuer: str, dns_host: str, dns_port: int, ports: FrontPorts

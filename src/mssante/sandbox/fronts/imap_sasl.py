@@ -1,0 +1,206 @@
+"""SASL pieces of the sandbox IMAP fronts: AUTHENTICATE with SASL-IR, and the three mechanisms.
+
+pymap's ``AUTHENTICATE`` parser refuses an initial response and pysasl mechanisms are
+synchronous, while the sandbox checks tokens asynchronously. So the fronts parse the SASL
+messages here and decide with :class:`~mssante.sandbox.fronts.authz.AccessDecider`:
+
+* ``XOAUTH2`` (Google's format, reused by ECO.1.2.1): ``user=<BAL>^Aauth=Bearer <token>^A^A``;
+* ``OAUTHBEARER`` (RFC 7628 §3.1): GS2 header ``n,a=<BAL>,`` then ``^Aauth=Bearer <token>^A^A``;
+* ``PLAIN`` (RFC 4616): ``authzid NUL authcid NUL password`` (the password is ignored).
+
+On a refused bearer attempt the server sends the RFC 7628 §3.2.2 JSON error as a continuation,
+as Dovecot does (:data:`JSON_ERROR_401`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from pymap.parsing import EndLine, Params
+from pymap.parsing.command.nonauth import AuthenticateCommand
+from pymap.parsing.exceptions import NotParseable
+
+from mssante.errors import RemoteProtocolError
+from mssante.secret import Secret
+
+__all__ = [
+    "AuthenticateIRCommand",
+    "BearerResponse",
+    "PlainResponse",
+    "SaslMalformed",
+    "decode_response",
+    "json_error",
+    "parse_oauthbearer",
+    "parse_plain",
+    "parse_xoauth2",
+]
+
+# RFC 3501 §9 "AUTHENTICATE" SP auth-type [SP (base64 / "=")] (RFC 4959 §4); auth-type is an atom.
+_AUTH_ARGS: Final = re.compile(rb" ([A-Za-z0-9_-]{1,40})(?: ([A-Za-z0-9+/]*={0,2}))?")
+_BASE64: Final = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
+_BEARER: Final = re.compile(r"^[Bb]earer +([\x21-\x7e]+)$")
+
+
+class SaslMalformed(RemoteProtocolError):
+    """The client's SASL message does not follow the mechanism's syntax (answered with ``BAD``)."""
+
+    error = "sasl_malformed"
+
+
+class AuthenticateIRCommand(AuthenticateCommand):
+    """``AUTHENTICATE`` with an optional initial response (SASL-IR, RFC 4959 §4).
+
+    ``initial`` is None without an initial response, ``b""`` for ``=`` (an empty one), else the
+    still base64-encoded response.
+    """
+
+    def __init__(self, tag: bytes, mech_name: bytes, initial: bytes | None = None) -> None:
+        """Build the command (called by the parser)."""
+        super().__init__(tag, mech_name)
+        self.initial = initial
+
+    @classmethod
+    def parse(cls, buf: memoryview, params: Params) -> tuple[AuthenticateIRCommand, memoryview]:
+        """Parse the arguments after ``AUTHENTICATE``.
+
+        Raises:
+            NotParseable: pymap's parse failure (the command gets ``BAD``).
+        """
+        match = _AUTH_ARGS.match(bytes(buf))
+        if match is None:
+            raise NotParseable(buf)
+        mech = match.group(1).upper()
+        initial = match.group(2)
+        if initial == b"=":
+            initial = b""
+        elif initial is not None and initial == b"":
+            raise NotParseable(buf)
+        _, after = EndLine.parse(buf[match.end(0):], params)
+        return cls(params.tag, mech, initial), after
+
+
+def decode_response(line: bytes) -> bytes:
+    """Decode one base64 SASL client response (RFC 3501 §6.2.2).
+
+    Raises:
+        SaslMalformed: not base64.
+    """
+    data = line.rstrip(b"\r\n")
+    if not _BASE64.match(data):
+        raise SaslMalformed("SASL response is not base64", requirement="RFC 3501 §6.2.2")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise SaslMalformed("SASL response is not base64", requirement="RFC 3501 §6.2.2") from None
+
+
+@dataclass(frozen=True)
+class BearerResponse:
+    """A parsed XOAUTH2 / OAUTHBEARER client response; the token stays wrapped."""
+
+    user: str
+    token: Secret
+
+
+@dataclass(frozen=True)
+class PlainResponse:
+    """A parsed PLAIN client response (the password is dropped: the certificate authenticates)."""
+
+    authzid: str
+    authcid: str
+    had_password: bool
+
+
+def _kvpairs(text: str, where: str) -> dict[str, str]:
+    if not text.endswith("\x01\x01"):
+        raise SaslMalformed(f"{where}: message must end with ^A^A")
+    pairs: dict[str, str] = {}
+    for item in text[:-2].split("\x01"):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.isalpha():
+            raise SaslMalformed(f"{where}: bad key/value pair")
+        pairs[key.lower()] = value
+    return pairs
+
+
+def _bearer(pairs: dict[str, str], where: str) -> Secret:
+    auth = pairs.get("auth")
+    match = _BEARER.match(auth or "")
+    if match is None:
+        raise SaslMalformed(f"{where}: no 'auth=Bearer <token>'")
+    return Secret(match.group(1))
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SaslMalformed(f"{where}: not UTF-8") from None
+
+
+def parse_xoauth2(data: bytes) -> BearerResponse:
+    """Parse ``user=<u>^Aauth=Bearer <t>^A^A``.
+
+    Raises:
+        SaslMalformed: any other shape.
+    """
+    text = _utf8(data, "XOAUTH2")
+    if not text.startswith("user="):
+        raise SaslMalformed("XOAUTH2: must start with user=")
+    user, sep, rest = text[5:].partition("\x01")
+    if not sep or not user:
+        raise SaslMalformed("XOAUTH2: empty user")
+    return BearerResponse(user, _bearer(_kvpairs("\x01" + rest, "XOAUTH2"), "XOAUTH2"))
+
+
+def _saslname(value: str) -> str:
+    # RFC 5801 §4: "," and "=" are escaped as =2C and =3D in a saslname.
+    if re.search(r"=(?!2C|3D)", value):
+        raise SaslMalformed("OAUTHBEARER: bad escape in a=")
+    return value.replace("=2C", ",").replace("=3D", "=")
+
+
+def parse_oauthbearer(data: bytes) -> BearerResponse:
+    """Parse an RFC 7628 §3.1 client response: ``n,a=<u>,^Ahost=..^Aport=..^Aauth=Bearer <t>^A^A``.
+
+    The authzid (``a=``) names the BAL; it is required here since a token may open several BALs.
+
+    Raises:
+        SaslMalformed: bad GS2 header, channel binding requested, no ``a=`` or no bearer token.
+    """
+    text = _utf8(data, "OAUTHBEARER")
+    flag, sep1, rest = text.partition(",")
+    authz, sep2, rest = rest.partition(",")
+    if not sep1 or not sep2 or flag not in ("n", "y"):
+        raise SaslMalformed("OAUTHBEARER: bad GS2 header (RFC 7628 §3.1)")
+    if not authz.startswith("a=") or len(authz) < 3:
+        raise SaslMalformed("OAUTHBEARER: the GS2 header must name the BAL (a=<address>)")
+    pairs = _kvpairs(rest if rest.startswith("\x01") else "\x01" + rest, "OAUTHBEARER")
+    return BearerResponse(_saslname(authz[2:]), _bearer(pairs, "OAUTHBEARER"))
+
+
+def parse_plain(data: bytes) -> PlainResponse:
+    """Parse ``authzid NUL authcid NUL passwd`` (RFC 4616 §2).
+
+    Raises:
+        SaslMalformed: not three NUL-separated fields, or an empty authcid.
+    """
+    parts = data.split(b"\x00")
+    if len(parts) != 3 or not parts[1]:
+        raise SaslMalformed("PLAIN: expected authzid NUL authcid NUL passwd (RFC 4616 §2)")
+    return PlainResponse(_utf8(parts[0], "PLAIN"), _utf8(parts[1], "PLAIN"), bool(parts[2]))
+
+
+def json_error(status: str = "401", scope: str = "mail") -> bytes:
+    """The RFC 7628 §3.2.2 error JSON a server sends (base64-encoded) before ``NO``.
+
+    ``{"status":"401","schemes":"bearer","scope":"mail"}`` byte for byte as Dovecot sends it.
+    """
+    return json.dumps({"status": status, "schemes": "bearer", "scope": scope}, separators=(",", ":")).encode()
