@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages used by the tests: openssl (PKI checks), curl and msmtp (independent IMAP/SMTP clients).
-DEB_PACKAGES=(openssl curl ca-certificates msmtp)
+# Debian packages used by the tests: openssl (PKI checks), curl and msmtp (independent IMAP/SMTP
+# clients), redis-server (bridge replicas; the tests start their own instance on loopback).
+DEB_PACKAGES=(openssl curl ca-certificates msmtp redis-server)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

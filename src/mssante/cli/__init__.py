@@ -21,6 +21,7 @@ __all__ = ["cli", "main"]
 
 #: command name -> ("module:attribute", short help); a module is imported only when its command runs.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "bridge": ("mssante.cli._bridge:bridge", "Run the PSC intermediate server for thick clients."),
     "check": ("mssante.cli._check:check", "Check an MSSanté message (.eml) against Référentiel #2."),
     "sandbox": ("mssante.cli._sandbox:sandbox", "Run the sandbox operator (PSC, DNS, PKI, IMAP/SMTP fronts)."),
     "xdm": ("mssante.cli._xdm:xdm", "Build, inspect and validate IHE_XDM.ZIP archives of CDA documents."),

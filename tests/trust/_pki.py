@@ -1,0 +1,228 @@
+"""A throwaway two-level PKI for trust and client tests (root → ORG CA → leaves), plus a CRL server.
+
+Shaped like IGC Santé (root without CRL DP; the ORG CA names the root's CRL; leaves name the
+ORG CA's CRL). CA keys are P-256 for speed; leaves share one RSA-2048 key so that the Ref #2
+ECDHE-RSA cipher baseline can be negotiated over TLS 1.2.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+_LEAF_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "MSSANTE TESTS"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "SIMULATION"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: Key
+    cert_path: Path
+    key_path: Path
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+
+class MiniPKI:
+    def __init__(self, directory: Path, crl_base_url: str, *, label: str = "SIM") -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.base = crl_base_url.rstrip("/")
+        self.label = label
+        self.root = self._ca(f"TEST AC RACINE {label}", None, crl_url=None)
+        self.org = self._ca(f"TEST AC ORGANISATIONS {label}", self.root, crl_url=self.crl_url("root"))
+
+    def crl_url(self, name: str) -> str:
+        return f"{self.base}/{self.label.lower()}-{name}.crl"
+
+    def _write(self, stem: str, cert: x509.Certificate, key: Key) -> Issued:
+        cert_path = self.dir / f"{stem}.pem"
+        key_path = self.dir / f"{stem}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return Issued(cert, key, cert_path, key_path)
+
+    def _ca(self, cn: str, parent: Issued | None, *, crl_url: str | None) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(parent.cert.subject if parent else _name(cn))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=30))
+            .not_valid_after(NOW + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None if parent is None else 0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+        if crl_url is not None:
+            builder = builder.add_extension(_dp(crl_url), critical=False)
+        signer = parent.key if parent else key
+        cert = builder.sign(signer, hashes.SHA256())
+        return self._write(cn.replace(" ", "_"), cert, key)
+
+    def leaf(
+        self,
+        stem: str,
+        *,
+        dns_names: Iterable[str] = ("localhost",),
+        client: bool = False,
+        issuer: Issued | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        crl_url: str | None = "default",
+    ) -> Issued:
+        issuer = issuer or self.org
+        names = list(dns_names)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(stem))
+            .issuer_name(issuer.cert.subject)
+            .public_key(_LEAF_KEY.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or NOW - timedelta(days=1))
+            .not_valid_after(not_after or NOW + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key()),  # type: ignore[arg-type]
+                critical=False,
+            )
+        )
+        if names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            )
+        if crl_url == "default":
+            crl_url = self.crl_url("org" if issuer is self.org else "root")
+        if crl_url is not None:
+            builder = builder.add_extension(_dp(crl_url), critical=False)
+        cert = builder.sign(issuer.key, hashes.SHA256())
+        return self._write(stem, cert, _LEAF_KEY)
+
+    def crl(
+        self,
+        issuer: Issued,
+        revoked: Iterable[x509.Certificate] = (),
+        *,
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        signer: Key | None = None,
+    ) -> bytes:
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(issuer.cert.subject)
+            .last_update(this_update or NOW - timedelta(hours=1))
+            .next_update(next_update or NOW + timedelta(days=7))
+        )
+        for cert in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(cert.serial_number)
+                .revocation_date(NOW - timedelta(minutes=30))
+                .build()
+            )
+        return builder.sign(signer or issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+    def bundle(self, *cas: Issued, name: str = "bundle.pem") -> Path:
+        path = self.dir / name
+        path.write_bytes(
+            b"".join(ca.cert.public_bytes(serialization.Encoding.PEM) for ca in cas or (self.root, self.org))
+        )
+        return path
+
+
+def _dp(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)])
+
+
+class CRLServer:
+    """A tiny HTTP server on 127.0.0.1 serving ``routes[path] = bytes`` (404 otherwise), in a thread."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, bytes] = {}
+        self.hits: list[str] = []
+        routes, hits = self.routes, self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                body = routes.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def publish(self, url: str, data: bytes) -> None:
+        self.routes[url.removeprefix(self.base_url)] = data
+
+    def unpublish(self, url: str) -> None:
+        self.routes.pop(url.removeprefix(self.base_url), None)
+
+    @contextmanager
+    def running(self) -> Iterator[CRLServer]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
