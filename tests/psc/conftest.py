@@ -1,0 +1,163 @@
+"""Harness: the mock PSC under a real uvicorn server on 127.0.0.1, driven by ``mssante.psc``.
+
+One uvicorn server per test session runs in a thread; each test installs a fresh ``MockPSC``
+(with the lifetimes it needs) behind it. The server also plays the relying party's
+back-channel logout receiver: it stores the logout tokens it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from mssante.psc import PSCClient, PSCSettings
+from mssante.sandbox.config import Lifetimes, PSCClientConfig, default_config
+from mssante.sandbox.psc import MockPSC
+
+REALM = "/auth/realms/esante-wallet"
+MARIE, LOUIS, CLAUDE = "899700000001", "899700000002", "899700000003"  # CLAUDE refuses CIBA
+CLIENT_ID, CLIENT_SECRET = "rp-bridge", "rp-bridge-secret-0123456789abcdef"
+CALLBACK = "http://127.0.0.1:8765/callback"  # registered without port (RFC 8252 §7.3)
+LOGGED_OUT = "http://127.0.0.1/logged-out"
+LIFETIMES = Lifetimes(access_token=60, refresh_token=300, sso_max=900, sso_idle=300, auth_code=30,
+                      ciba_request=30, ciba_interval=1, ciba_approve_delay=1)
+
+
+class Server:
+    """uvicorn in a thread on an ephemeral 127.0.0.1 port; ``target`` is the current mock's app."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+        self.logout_tokens: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+        async def backchannel(request: Request) -> Response:
+            self.logout_tokens.append(str((await request.form())["logout_token"]))
+            return Response(status_code=200)
+
+        async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+            await self.target(scope, receive, send)
+
+        app = Starlette(routes=[Route("/rp/backchannel", backchannel, methods=["POST"]), Mount("/", app=dispatch)])
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])))
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@dataclass
+class Box:
+    """One test's mock PSC and the relying parties built on it."""
+
+    mock: MockPSC
+    server: Server
+    clients: list[PSCClient] = field(default_factory=list)
+
+    @property
+    def issuer(self) -> str:
+        return self.mock.issuer
+
+    @property
+    def logout_tokens(self) -> list[str]:
+        return self.server.logout_tokens
+
+    def settings(self, **changes: Any) -> PSCSettings:
+        info = {"psc": {"issuer": self.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}}
+        return PSCSettings.from_sandbox(info).with_changes(**changes)
+
+    def client(self, *, transport: httpx2.AsyncBaseTransport | None = None, **changes: Any) -> PSCClient:
+        psc = PSCClient(self.settings(**changes), transport=transport)
+        self.clients.append(psc)  # closed at teardown
+        return psc
+
+
+def make_mock(base: str, state_dir: Path, lifetimes: Lifetimes) -> MockPSC:
+    """A mock PSC at ``base`` whose one client is ours, with a back-channel receiver at ``base``."""
+    client = PSCClientConfig(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=("http://127.0.0.1/callback",),
+        post_logout_redirect_uris=(LOGGED_OUT,), backchannel_logout_uri=f"{base}/rp/backchannel",
+    )
+    config = replace(default_config(), clients=(client,), lifetimes=lifetimes)
+    return MockPSC(config, issuer=base + REALM, state_dir=state_dir)
+
+
+@pytest.fixture(scope="session")
+def psc_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("psc-rp-state")
+
+
+@pytest.fixture(scope="session")
+def psc_server() -> Iterator[Server]:
+    with Server() as server:
+        yield server
+
+
+@pytest.fixture
+def lifetimes() -> Lifetimes:
+    """Override in a test module (or with ``pytest.mark.parametrize``) for other lifetimes."""
+    return LIFETIMES
+
+
+@pytest.fixture
+async def box(psc_server: Server, psc_state_dir: Path, lifetimes: Lifetimes) -> AsyncIterator[Box]:
+    mock = make_mock(psc_server.base, psc_state_dir, lifetimes)
+    psc_server.target, psc_server.logout_tokens = mock.app, []
+    sandbox = Box(mock, psc_server)
+    yield sandbox
+    for client in sandbox.clients:
+        await client.aclose()
+
+
+class _Form(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = a["action"]
+        elif tag == "input" and a.get("type") == "hidden":
+            self.fields.append((a["name"], a["value"]))
+
+
+async def login(url: str, national_id: str = MARIE, *, action: str = "login") -> str:
+    """Play the browser: open the login page, choose a professional, return the redirect Location."""
+    async with httpx2.AsyncClient(trust_env=False) as browser:
+        page = await browser.get(url)
+        assert page.status_code == 200, page.text
+        form = _Form()
+        form.feed(page.text)
+        data = dict(form.fields) | {"national_id": national_id, "auth_mode": "CARD", "action": action}
+        answer = await browser.post(form.action, data=data)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["location"]
