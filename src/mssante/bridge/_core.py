@@ -1,0 +1,421 @@
+"""The bridge's engine, without HTTP: installations, sessions, tokens, events, logout.
+
+Exactly-once refresh across replicas (PSC rotates refresh tokens, so a second refresh with the
+old token would answer ``invalid_grant`` and kill the session, RFC 9700 §4.14.2):
+
+1. look for a usable access token: this process's memory, then (Redis) the shared cache;
+2. otherwise take the session's refresh lock (Redis ``SET NX PX`` + compare-and-delete);
+   a replica that does not get it waits and re-reads the shared cache;
+3. holding the lock, look again (the previous holder may just have refreshed), else refresh,
+   write the record with a compare-and-swap on its version, share the new access token, release.
+
+Access tokens are never written to disk. They are kept in process memory (as
+:class:`~mssante.secret.Secret`) until they expire; with Redis they are also shared between
+replicas AES-GCM-encrypted, under a key that never reaches Redis, with a TTL equal to their
+remaining lifetime (~120 s), so that a replica can answer with the token another one just got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mssante.bridge._audit import Audit
+from mssante.bridge._config import BridgeConfig
+from mssante.bridge._crypto import (
+    TokenCipher,
+    hash_installation_secret,
+    new_id,
+    session_secret_digest,
+    verify_installation_secret,
+)
+from mssante.bridge._errors import BridgeError, ended, not_found
+from mssante.bridge._records import SessionRecord, SessionStore
+from mssante.bridge._rp import check_logout_token, logout_at_psc
+from mssante.errors import MssanteError, PSCError
+from mssante.psc import PSCClient, TokenSet
+from mssante.secret import Secret
+
+__all__ = ["BridgeCore"]
+
+log = logging.getLogger("mssante.bridge")
+_DUMMY_DIGEST = session_secret_digest("not-a-session")
+_WAIT_STEP = 0.02  # seconds between looks at the shared cache while another replica refreshes
+
+
+class BridgeCore:
+    """Sessions and tokens for thick clients, over a :class:`SessionStore` and a :class:`PSCClient`.
+
+    Attributes:
+        refreshes: refreshes this process made (tests, metrics).
+    """
+
+    def __init__(self, config: BridgeConfig, *, store: SessionStore, psc: PSCClient, cipher: TokenCipher,
+                 audit: Audit, clock: Callable[[], float] = time.time) -> None:
+        """Wire the parts; :meth:`start` opens the store.
+
+        Raises:
+            Nothing.
+        """
+        self.config = config
+        self.store = store
+        self.psc = psc
+        self.cipher = cipher
+        self.audit = audit
+        self.clock = clock
+        self.refreshes = 0
+        self._memory: dict[str, tuple[Secret, float, float, int]] = {}
+        self._verified: dict[str, bytes] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._logout_jtis: dict[str, float] = {}
+
+    async def start(self) -> None:
+        """Open the store and start the session watcher.
+
+        Raises:
+            ConfigError: the store cannot be opened.
+        """
+        await self.store.start(self._on_event)
+        if self.config.introspect_interval > 0:
+            self.spawn(self._watch(), "bridge-watcher")
+
+    async def aclose(self) -> None:
+        """Stop background tasks and close the store.
+
+        Raises:
+            Nothing.
+        """
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.store.aclose()
+
+    def spawn(self, coro: Any, name: str) -> None:
+        """Run ``coro`` in the background until it ends or the bridge closes.
+
+        Raises:
+            Nothing.
+        """
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- installations ------------------------------------------------------------------------
+    async def add_installation(self, installation_id: str) -> str:
+        """Register an installation; return its new secret (shown once, stored only as a scrypt hash).
+
+        Raises:
+            UsageError: the id is empty or has characters outside ``[A-Za-z0-9._-]``.
+        """
+        if not installation_id or not all(c.isalnum() or c in "._-" for c in installation_id):
+            raise BridgeError(400, "invalid_installation_id", "installation ids use letters, digits, '.', '_', '-'")
+        secret = new_id()
+        await self.store.add_installation(installation_id, await asyncio.to_thread(hash_installation_secret, secret))
+        self._verified.pop(installation_id, None)
+        return secret
+
+    async def check_installation(self, installation_id: str, secret: str) -> bool:
+        """Verify an installation credential (scrypt once, then a SHA-256 memo in memory).
+
+        Raises:
+            AuthUnavailable: the store is unreachable.
+        """
+        memo = hashlib.sha256(secret.encode("utf-8")).digest()
+        known = self._verified.get(installation_id)
+        if known is not None:
+            return hmac.compare_digest(known, memo)
+        stored = await self.store.installation_hash(installation_id)
+        ok = await asyncio.to_thread(verify_installation_secret, secret, stored or "scrypt$2$1$1$AA$AA")
+        if ok and stored is not None:
+            self._verified[installation_id] = memo
+            return True
+        return False
+
+    # -- sessions -----------------------------------------------------------------------------
+    def _seal_tokens(self, session_id: str, tokens: TokenSet) -> dict[str, Any]:
+        refresh = tokens.refresh_token
+        extra = {"id_token": tokens.id_token.reveal() if tokens.id_token else "", "claims": dict(tokens.id_claims),
+                 "scope": tokens.scope, "session_state": tokens.session_state or ""}
+        return {
+            "refresh_token": self.cipher.encrypt(refresh, context=f"{session_id}/refresh") if refresh else "",
+            "id_token": self.cipher.encrypt(json.dumps(extra), context=f"{session_id}/id"),
+            "refresh_expires_at": tokens.refresh_expires_at,
+            "psc_sid": tokens.session_state or "",
+        }
+
+    def _token_set(self, record: SessionRecord) -> TokenSet:
+        """Rebuild the previous token set of a record, for a refresh or a logout."""
+        extra = json.loads(self.cipher.decrypt(record.id_token, context=f"{record.session_id}/id").reveal())
+        refresh = self.cipher.decrypt(record.refresh_token, context=f"{record.session_id}/refresh")
+        cached = self._memory.get(record.session_id)
+        return TokenSet(
+            access_token=cached[0] if cached else Secret("-"), expires_at=cached[2] if cached else 0.0,
+            refresh_token=refresh, refresh_expires_at=record.refresh_expires_at,
+            id_token=Secret(extra["id_token"]) if extra["id_token"] else None, id_claims=extra["claims"],
+            session_state=extra["session_state"] or None, scope=extra["scope"],
+        )
+
+    async def open_session(self, installation_id: str, tokens: TokenSet) -> tuple[str, Secret]:
+        """Store a new session for freshly obtained tokens; return its id and secret.
+
+        Raises:
+            PSCError: PSC gave no refresh token (the bridge could not keep the session).
+            AuthUnavailable: the store is unreachable.
+        """
+        if tokens.refresh_token is None:
+            raise PSCError("PSC gave no refresh token; the bridge cannot keep this session")
+        session_id, secret = new_id(), new_id()
+        now = self.clock()
+        record = SessionRecord(
+            session_id=session_id, installation_id=installation_id, secret_digest=session_secret_digest(secret),
+            subject=tokens.national_id or tokens.subject or "", created_at=now, **self._seal_tokens(session_id, tokens),
+        )
+        await self.store.create_session(record, self.config.session_ttl)
+        await self._cache(session_id, tokens, record.version)
+        self.audit.record("session_open", "ok", installation=installation_id, session=session_id,
+                          subject=record.subject)
+        return session_id, Secret(secret)
+
+    async def session(self, installation_id: str, session_id: str, secret: str, *, allow_ended: bool = False
+                      ) -> SessionRecord:
+        """Return the session if this installation owns it and ``secret`` is its session secret.
+
+        Raises:
+            BridgeError: 404 ``session_not_found`` (unknown id, wrong secret, other installation:
+                one answer for all), or 410 ``session_ended``.
+            AuthUnavailable: the store is unreachable.
+        """
+        record = await self.store.get_session(session_id) if len(session_id) <= 64 else None
+        digest = session_secret_digest(secret)
+        expected = record.secret_digest if record is not None else _DUMMY_DIGEST
+        same = hmac.compare_digest(digest.encode(), expected.encode())
+        if record is None or not same or not hmac.compare_digest(record.installation_id, installation_id):
+            raise not_found()
+        if record.ended and not allow_ended:
+            raise ended(record.ended)
+        return record
+
+    async def count_sessions(self) -> int:
+        """Return the number of live sessions in the store.
+
+        Raises:
+            AuthUnavailable: the store is unreachable.
+        """
+        return await self.store.count_sessions()
+
+    # -- access tokens ------------------------------------------------------------------------
+    async def _cache(self, session_id: str, tokens: TokenSet, version: int) -> None:
+        now = self.clock()
+        self._memory[session_id] = (tokens.access_token, now, tokens.expires_at, version)
+        if self.store.shared:
+            sealed = self.cipher.encrypt(tokens.access_token, context=f"{session_id}/access")
+            await self.store.cache_token(session_id, sealed, now, tokens.expires_at, version)
+
+    def _usable(self, entry: tuple[Any, float, float, int], floor: int) -> bool:
+        _, obtained, expires, version = entry
+        margin = min(self.config.refresh_margin, max(0.0, expires - obtained) / 2)
+        return version >= floor and self.clock() < expires - margin
+
+    async def _cached(self, session_id: str, floor: int) -> tuple[Secret, float] | None:
+        entry = self._memory.get(session_id)
+        if entry is not None and self._usable(entry, floor):
+            return entry[0], entry[2]
+        if self.store.shared:
+            shared = await self.store.get_cached_token(session_id)
+            if shared is not None and self._usable(shared, floor):
+                token = self.cipher.decrypt(shared[0], context=f"{session_id}/access")
+                self._memory[session_id] = (token, shared[1], shared[2], shared[3])
+                return token, shared[2]
+        return None
+
+    async def access_token(self, record: SessionRecord, *, fresh: bool = False) -> tuple[Secret, float]:
+        """Return a valid access token and its expiry time, refreshing it once if needed.
+
+        With ``fresh``, only a token obtained after ``record`` was read is returned (after the
+        client's ``[AUTHENTICATIONFAILED]``); concurrent fresh requests share one refresh.
+
+        Raises:
+            BridgeError: 410 ``session_ended`` (refresh refused with ``invalid_grant``: the
+                session is now ended and ``session_ended`` emitted, ECO.1.2.6); 503
+                ``refresh_failed`` (PSC unreachable or erring; ``refresh_failed`` emitted; the
+                session stays, ECO.1.2.7) or ``refresh_busy``.
+            AuthUnavailable: the store is unreachable.
+        """
+        sid = record.session_id
+        floor = record.version + 1 if fresh else 0
+        deadline = self.clock() + self.config.lock_ttl
+        while True:
+            hit = await self._cached(sid, floor)
+            if hit is not None:
+                return hit
+            lock = await self.store.acquire_lock(sid, self.config.lock_ttl)
+            if lock is None:
+                if self.clock() > deadline:
+                    raise BridgeError(503, "refresh_busy", "another refresh of this session is in progress",
+                                      retry_after="1")
+                await asyncio.sleep(_WAIT_STEP)
+                continue
+            try:
+                hit = await self._cached(sid, floor)
+                return hit if hit is not None else await self._refresh(sid)
+            finally:
+                await self.store.release_lock(sid, lock)
+
+    async def _refresh(self, session_id: str) -> tuple[Secret, float]:
+        record = await self.store.get_session(session_id)
+        if record is None:
+            raise not_found()
+        if record.ended:
+            raise ended(record.ended)
+        try:
+            tokens = await self.psc.refresh(self._token_set(record))
+        except PSCError as exc:
+            if exc.oauth_error == "invalid_grant":
+                await self.end(session_id, "invalid_grant")
+                raise ended("invalid_grant") from exc
+            await self._refresh_failed(record, exc)
+            raise BridgeError(503, "refresh_failed", f"PSC refused the refresh: {exc.oauth_error}",
+                              retry_after="5") from exc
+        except MssanteError as exc:
+            await self._refresh_failed(record, exc)
+            raise BridgeError(503, "refresh_failed", "PSC is unreachable; try again", retry_after="5") from exc
+        self.refreshes += 1
+        new = record.bump(**self._seal_tokens(session_id, tokens))
+        if not await self.store.swap_session(new, self.config.session_ttl):
+            current = await self.store.get_session(session_id)  # ended (logout) while refreshing
+            with contextlib.suppress(MssanteError):
+                if tokens.refresh_token is not None:
+                    await self.psc.revoke(tokens.refresh_token)
+            raise ended(current.ended if current is not None and current.ended else "conflict")
+        await self._cache(session_id, tokens, new.version)
+        self.audit.record("refresh", "ok", installation=record.installation_id, session=session_id)
+        return tokens.access_token, tokens.expires_at
+
+    async def _refresh_failed(self, record: SessionRecord, exc: MssanteError) -> None:
+        self.audit.record("refresh", "failed", installation=record.installation_id, session=record.session_id,
+                          detail=exc.error)
+        with contextlib.suppress(MssanteError):
+            await self.store.publish(record.session_id, "refresh_failed", {"error": exc.error})
+
+    # -- ending -------------------------------------------------------------------------------
+    async def end(self, session_id: str, reason: str) -> SessionRecord | None:
+        """Mark the session ended, forget its tokens and emit ``session_ended`` to every replica.
+
+        Returns:
+            The record as it was before (with its token ciphertexts), or None if it was unknown
+            or already ended.
+
+        Raises:
+            AuthUnavailable: the store is unreachable.
+        """
+        for _ in range(10):
+            record = await self.store.get_session(session_id)
+            if record is None or record.ended:
+                return None
+            gone = record.bump(ended=reason, refresh_token="", id_token="")
+            if await self.store.swap_session(gone, self.config.tombstone_ttl):
+                break
+        else:
+            return None
+        self._memory.pop(session_id, None)
+        await self.store.publish(session_id, "session_ended", {"reason": reason})
+        self.audit.record("session_end", reason, installation=record.installation_id, session=session_id,
+                          subject=record.subject)
+        return record
+
+    async def logout(self, record: SessionRecord) -> None:
+        """End the session, then end it at PSC (end-session with ``id_token_hint``) and revoke its refresh token.
+
+        ``session_ended`` is emitted first so that the client closes its IMAP/SMTP sessions at
+        once (ECO.1.2.6); PSC failures are logged, the session is over for the bridge anyway.
+
+        Raises:
+            AuthUnavailable: the store is unreachable.
+        """
+        before = await self.end(record.session_id, "logout")
+        if before is not None:
+            tokens = self._token_set(before)
+            await logout_at_psc(self.psc, tokens)
+
+    async def backchannel_logout(self, logout_token: str) -> int:
+        """Validate a back-channel logout token and end the sessions it names (OIDC BCL 1.0 §2.6-2.7).
+
+        Returns:
+            The number of sessions ended.
+
+        Raises:
+            PSCError: (``invalid_logout_token``) invalid or replayed token.
+            AuthUnavailable, TransportError, TrustError: PSC's JWKS could not be fetched.
+        """
+        claims = await check_logout_token(self.psc, logout_token, self._logout_jtis)
+        by_subject = "" if claims.sid else claims.subject or ""  # §2.7: sid names one session, sub alone all
+        ids = await self.store.find_sessions(psc_sid=claims.sid or "", subject=by_subject)
+        count = 0
+        for session_id in ids:
+            if await self.end(session_id, "backchannel_logout") is not None:
+                count += 1
+        self.audit.record("backchannel_logout", "ok", subject=claims.subject or "", detail=f"{count} session(s)")
+        return count
+
+    # -- events -------------------------------------------------------------------------------
+    def subscribe(self, session_id: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        """Return a queue receiving this session's events until :meth:`unsubscribe`.
+
+        Raises:
+            Nothing.
+        """
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=64)
+        self._subscribers.setdefault(session_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, session_id: str, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        """Stop delivering events to ``queue``.
+
+        Raises:
+            Nothing.
+        """
+        queues = self._subscribers.get(session_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribers[session_id]
+
+    async def _on_event(self, session_id: str, event: str, data: dict[str, Any]) -> None:
+        if event == "session_ended":
+            self._memory.pop(session_id, None)
+        for queue in list(self._subscribers.get(session_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait((event, data))
+
+    async def _watch(self) -> None:
+        """Check the sessions whose client listens here: refresh token expiry, introspection."""
+        while True:
+            await asyncio.sleep(self.config.introspect_interval)
+            for session_id in list(self._subscribers):
+                try:
+                    await self._check(session_id)
+                except MssanteError as exc:
+                    log.warning("session check failed: %s", exc.error)
+
+    async def _check(self, session_id: str) -> None:
+        record = await self.store.get_session(session_id)
+        if record is None or record.ended:
+            return
+        if record.refresh_expires_at is not None and self.clock() >= record.refresh_expires_at:
+            await self.end(session_id, "refresh_expired")
+            return
+        entry = self._memory.get(session_id)
+        if entry is not None and self.clock() < entry[2] - 1:
+            answer = await self.psc.introspect(entry[0], token_type_hint="access_token")  # noqa: S106
+            if answer.get("active") is False:
+                await self.end(session_id, "introspection_inactive")

@@ -1,0 +1,58 @@
+"""Token-bucket rate limiting, in process memory (each replica counts its own requests)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Final
+
+from mssante.bridge._config import RateLimit
+
+__all__ = ["TokenBuckets"]
+
+#: Buckets kept at most; the least recently used are forgotten first (they refill anyway).
+MAX_BUCKETS: Final = 100_000
+
+
+class TokenBuckets:
+    """One token bucket per key (installation id, client IP)."""
+
+    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """Apply ``limit`` to every key.
+
+        Raises:
+            Nothing.
+        """
+        self.limit = limit
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """Take one token for ``key``; return 0 when allowed, else the seconds to wait.
+
+        Raises:
+            Nothing.
+        """
+        now = self._clock()
+        tokens, last = self._buckets.pop(key, (float(self.limit.burst), now))
+        tokens = min(float(self.limit.burst), tokens + (now - last) * self.limit.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            wait = 0.0
+        else:
+            self._buckets[key] = (tokens, now)
+            wait = (1.0 - tokens) / self.limit.rate
+        if len(self._buckets) > MAX_BUCKETS:
+            self._buckets.popitem(last=False)
+        return wait
+
+    @staticmethod
+    def retry_after(wait: float) -> str:
+        """Format a wait as a ``Retry-After`` value (RFC 9110 §10.2.3: whole seconds).
+
+        Raises:
+            Nothing.
+        """
+        return str(max(1, math.ceil(wait)))

@@ -1,0 +1,297 @@
+"""The embedded store: one SQLite file (stdlib ``sqlite3``) driven through ``asyncio.to_thread``.
+
+One bridge process per file: the refresh lock and the access-token cache live in this
+process's memory, so a second process on the same file could refresh a session twice.
+Use :mod:`Redis <mssante.bridge._redis>` to run replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mssante.bridge._records import EventListener, LoginRecord, SessionRecord
+from mssante.errors import ConfigError
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS installations (id TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, version INTEGER NOT NULL, psc_sid TEXT NOT NULL, subject TEXT NOT NULL,
+    ended TEXT NOT NULL, expires_at REAL NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_sid ON sessions (psc_sid);
+CREATE INDEX IF NOT EXISTS sessions_subject ON sessions (subject);
+CREATE TABLE IF NOT EXISTS logins (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, expires_at REAL NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS logins_state ON logins (state);
+"""
+
+
+class SQLiteStore:
+    """Sessions in a SQLite file (or ``:memory:``), for a single bridge process.
+
+    Attributes:
+        shared: always false.
+    """
+
+    shared = False
+
+    def __init__(self, path: Path | str, *, clock: Any = time.time) -> None:
+        """Use the database at ``path`` (created if missing, mode 0600).
+
+        Raises:
+            Nothing: the file is opened by :meth:`start`.
+        """
+        self.path = str(path)
+        self._clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._guard = threading.Lock()
+        self._listener: EventListener | None = None
+        self._locks: dict[str, str] = {}
+        self._tokens: dict[str, tuple[str, float, float, int]] = {}
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            file = Path(self.path)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.touch(mode=0o600, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    async def start(self, listener: EventListener) -> None:
+        """Open the file and create the tables.
+
+        Raises:
+            ConfigError: the file cannot be opened or is not a SQLite database.
+        """
+        self._listener = listener
+        if self._db is None:
+            try:
+                self._db = await asyncio.to_thread(self._open)
+            except (OSError, sqlite3.Error) as exc:
+                raise ConfigError(f"cannot open the bridge store {self.path}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the database.
+
+        Raises:
+            Nothing.
+        """
+        if self._db is not None:
+            db, self._db = self._db, None
+            await asyncio.to_thread(db.close)
+
+    async def _call(self, sql: str, params: tuple[Any, ...], rows: bool) -> Any:
+        def work() -> Any:
+            if self._db is None:
+                raise ConfigError("the bridge store is not open")
+            with self._guard:
+                cursor = self._db.execute(sql, params)
+                return cursor.fetchall() if rows else cursor.rowcount
+
+        return await asyncio.to_thread(work)
+
+    async def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        return int(await self._call(sql, params, False))
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        result: list[tuple[Any, ...]] = await self._call(sql, params, True)
+        return result
+
+    # -- installations ------------------------------------------------------------------------
+    async def add_installation(self, installation_id: str, secret_hash: str) -> None:
+        """Register or replace an installation.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        await self._exec("INSERT OR REPLACE INTO installations VALUES (?, ?, ?)",
+                        (installation_id, secret_hash, self._clock()))
+
+    async def installation_hash(self, installation_id: str) -> str | None:
+        """Return the installation's hash or None.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        rows = await self._rows("SELECT hash FROM installations WHERE id = ?", (installation_id,))
+        return str(rows[0][0]) if rows else None
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def create_session(self, record: SessionRecord, ttl: float) -> None:
+        """Insert a new session.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        await self._exec(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.session_id, record.version, record.psc_sid, record.subject, record.ended,
+             self._clock() + ttl, record.to_json()),
+        )
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """Return the session, or None if unknown or past its lifetime.
+
+        Raises:
+            ConfigError: the store is not open.
+            ContentError: the stored row is corrupt.
+        """
+        rows = await self._rows("SELECT data FROM sessions WHERE id = ? AND expires_at > ?",
+                                (session_id, self._clock()))
+        return SessionRecord.from_json(rows[0][0]) if rows else None
+
+    async def swap_session(self, record: SessionRecord, ttl: float) -> bool:
+        """Compare-and-swap on ``version``.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        changed = await self._exec(
+            "UPDATE sessions SET version = ?, ended = ?, expires_at = ?, data = ? WHERE id = ? AND version = ?",
+            (record.version, record.ended, self._clock() + ttl, record.to_json(), record.session_id,
+             record.version - 1),
+        )
+        return changed == 1
+
+    async def find_sessions(self, *, psc_sid: str = "", subject: str = "") -> list[str]:
+        """Return live sessions matching the PSC ``sid`` or the subject.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        rows = await self._rows(
+            "SELECT id FROM sessions WHERE ended = '' AND expires_at > ? AND "
+            "((? != '' AND psc_sid = ?) OR (? != '' AND subject = ?))",
+            (self._clock(), psc_sid, psc_sid, subject, subject),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def count_sessions(self) -> int:
+        """Return the number of live sessions.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        rows = await self._rows("SELECT count(*) FROM sessions WHERE ended = '' AND expires_at > ?", (self._clock(),))
+        return int(rows[0][0])
+
+    # -- logins -------------------------------------------------------------------------------
+    async def put_login(self, record: LoginRecord) -> None:
+        """Store or overwrite a login.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        await self._exec("INSERT OR REPLACE INTO logins VALUES (?, ?, ?, ?)",
+                        (record.login_id, record.state, record.expires_at, record.to_json()))
+
+    async def get_login(self, login_id: str) -> LoginRecord | None:
+        """Return an unexpired login or None.
+
+        Raises:
+            ConfigError: the store is not open.
+            ContentError: the stored row is corrupt.
+        """
+        rows = await self._rows("SELECT data FROM logins WHERE id = ? AND expires_at > ?", (login_id, self._clock()))
+        return LoginRecord.from_json(rows[0][0]) if rows else None
+
+    async def login_for_state(self, state: str) -> LoginRecord | None:
+        """Return the unexpired login with this OAuth state, or None.
+
+        Raises:
+            ConfigError: the store is not open.
+            ContentError: the stored row is corrupt.
+        """
+        if not state:
+            return None
+        rows = await self._rows("SELECT data FROM logins WHERE state = ? AND expires_at > ?", (state, self._clock()))
+        return LoginRecord.from_json(rows[0][0]) if rows else None
+
+    async def take_login(self, login_id: str) -> bool:
+        """Delete a login; true for the caller that deleted it.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        return await self._exec("DELETE FROM logins WHERE id = ?", (login_id,)) == 1
+
+    async def purge(self) -> None:
+        """Delete expired logins and sessions.
+
+        Raises:
+            ConfigError: the store is not open.
+        """
+        now = self._clock()
+        await self._exec("DELETE FROM logins WHERE expires_at <= ?", (now,))
+        await self._exec("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+
+    # -- process-local coordination (single process) -------------------------------------------
+    async def get_cached_token(self, session_id: str) -> tuple[str, float, float, int] | None:
+        """Return this process's cache entry (access tokens are never written to the file).
+
+        Raises:
+            Nothing.
+        """
+        entry = self._tokens.get(session_id)
+        if entry is not None and entry[2] <= self._clock():
+            self._tokens.pop(session_id, None)
+            return None
+        return entry
+
+    async def cache_token(
+        self, session_id: str, ciphertext: str, obtained_at: float, expires_at: float, version: int
+    ) -> None:
+        """Keep an encrypted access token in this process's memory until it expires.
+
+        Raises:
+            Nothing.
+        """
+        self._tokens[session_id] = (ciphertext, obtained_at, expires_at, version)
+
+    async def acquire_lock(self, session_id: str, ttl: float) -> str | None:
+        """Take the in-process refresh lock.
+
+        Raises:
+            Nothing.
+        """
+        if session_id in self._locks:
+            return None
+        token = secrets.token_hex(16)
+        self._locks[session_id] = token
+        return token
+
+    async def release_lock(self, session_id: str, token: str) -> None:
+        """Release the in-process refresh lock.
+
+        Raises:
+            Nothing.
+        """
+        if self._locks.get(session_id) == token:
+            del self._locks[session_id]
+
+    async def publish(self, session_id: str, event: str, data: dict[str, Any]) -> None:
+        """Deliver the event to this process's listener.
+
+        Raises:
+            Nothing.
+        """
+        if event == "session_ended":
+            self._tokens.pop(session_id, None)
+        if self._listener is not None:
+            await self._listener(session_id, event, data)

@@ -1,0 +1,433 @@
+"""The thick client's side of the bridge: logins and a :class:`~mssante.credentials.TokenSource`.
+
+The thick client never talks to PSC and never holds the PSC client secret (ANS webinar:
+"serveur intermédiaire"). It holds an installation credential, and per login a session id and
+secret, in memory. Access tokens are kept in memory only, until shortly before they expire
+(ECO.1.2.5), wrapped in :class:`~mssante.secret.Secret`.
+
+:class:`BridgeTokenSource` listens to the bridge's event stream: on ``session_ended`` it sets
+:attr:`~BridgeTokenSource.ended` and runs the ``on_end`` callbacks, with which the mailbox
+supervisor closes the IMAP/SMTP sessions (ECO.1.2.6); later calls to ``token()`` raise
+``PSCError(oauth_error="invalid_grant")``. Network failures do not end the session: the stream
+reconnects, and ``token()`` raises :class:`~mssante.errors.AuthUnavailable` (ECO.1.2.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import httpx2
+
+from mssante.errors import AuthUnavailable, ConfigError, PSCError, TimeoutError
+from mssante.secret import Secret
+
+__all__ = ["BridgeClient", "BridgeTokenSource", "PendingLogin"]
+
+log = logging.getLogger("mssante.bridge.client")
+SESSION_SECRET_HEADER: Final = "X-Session-Secret"  # noqa: S105 - a header name
+EndCallback = Callable[["BridgeTokenSource"], Awaitable[None] | None]
+_BACKOFF: Final = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between event stream reconnections
+
+
+def _failure(response: httpx2.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+        return str(body.get("error", "")), str(body.get("message", ""))[:300]
+    except (ValueError, AttributeError):
+        return "", f"HTTP {response.status_code}"
+
+
+def _raise_for(response: httpx2.Response, what: str) -> None:
+    """Map a bridge error answer to our errors."""
+    if response.status_code < 400:
+        return
+    code, message = _failure(response)
+    if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
+        raise AuthUnavailable(f"the bridge cannot {what} now: {message or code}", imap_code="UNAVAILABLE")
+    if response.status_code == 401:
+        raise ConfigError(f"the bridge refused this installation's credentials ({code})")
+    if code in ("session_ended", "session_not_found"):
+        raise PSCError(f"the PSC session is over: {message}", oauth_error="invalid_grant", requirement="ECO.1.2.6")
+    raise PSCError(f"the bridge could not {what}: {message or code}", oauth_error=code or None)
+
+
+class BridgeTokenSource:
+    """PSC access tokens for one professional's session, obtained from the bridge.
+
+    Attributes:
+        session_id: the bridge session id.
+        subject: the professional's national id, as the bridge reported it.
+        ended: set once the session is over (logout, refresh refused, back-channel logout).
+        end_reason: why it ended, once :attr:`ended` is set.
+        listening: set while the event stream is connected and subscribed.
+    """
+
+    def __init__(self, client: BridgeClient, session_id: str, session_secret: Secret, *, subject: str = "",
+                 margin: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        """Use the session ``session_id``; refetch tokens ``margin`` s before expiry (at most half their life).
+
+        Raises:
+            Nothing.
+        """
+        self._client = client
+        self.session_id = session_id
+        self._secret = session_secret
+        self.subject = subject
+        self._margin = margin
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._cached: tuple[Secret, float, float] | None = None
+        self._callbacks: list[EndCallback] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        self.ended = asyncio.Event()
+        self.listening = asyncio.Event()
+        self.end_reason: str | None = None
+
+    def __repr__(self) -> str:
+        return f"BridgeTokenSource(ended={self.ended.is_set()}, cached={self._cached is not None})"
+
+    def _headers(self) -> dict[str, str]:
+        return {SESSION_SECRET_HEADER: self._secret.reveal()}
+
+    def _url(self, suffix: str = "") -> str:
+        return f"/sessions/{self.session_id}{suffix}"
+
+    # -- tokens -------------------------------------------------------------------------------
+    async def token(self, *, fresh: bool = False) -> Secret:
+        """Return a valid access token: the cached one, or a new one from the bridge.
+
+        Raises:
+            PSCError: ``oauth_error="invalid_grant"``: the PSC session is over (:attr:`ended`
+                is set, ECO.1.2.6); other codes for other refusals.
+            AuthUnavailable: the bridge (or PSC behind it) is unreachable or busy; the session
+                stays valid, retry later (ECO.1.2.7).
+            ConfigError: the bridge refused the installation credentials.
+        """
+        async with self._lock:
+            if self.ended.is_set():
+                raise self._over()
+            if fresh:
+                self._cached = None
+            now = self._clock()
+            if self._cached is not None:
+                token, obtained, expires = self._cached
+                if now < expires - min(self._margin, (expires - obtained) / 2):
+                    return token
+                self._cached = None
+            try:
+                response = await self._client.http.post(self._url("/token"), headers=self._headers(),
+                                                        json={"fresh": fresh})
+                _raise_for(response, "give a token")
+                body = response.json()
+                token = Secret(str(body["access_token"]))
+                expires_in = float(body["expires_in"])
+            except PSCError as exc:
+                if exc.oauth_error == "invalid_grant":
+                    self._end("session_ended")
+                raise
+            except httpx2.HTTPError as exc:
+                raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})",
+                                      imap_code="UNAVAILABLE") from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                raise AuthUnavailable("the bridge answered an unreadable token") from exc
+            if not token:
+                raise PSCError("the bridge gave an empty token")
+            self._cached = (token, now, now + max(0.0, expires_in))
+            return token
+
+    def _over(self) -> PSCError:
+        return PSCError(f"the PSC session is over ({self.end_reason})", oauth_error="invalid_grant",
+                        requirement="ECO.1.2.6")
+
+    # -- end ----------------------------------------------------------------------------------
+    def on_end(self, callback: EndCallback) -> None:
+        """Call ``callback(source)`` (sync or async) when the session ends; at once if it already has.
+
+        Raises:
+            Nothing.
+        """
+        if self.ended.is_set():
+            self._run(callback)
+        else:
+            self._callbacks.append(callback)
+
+    def _run(self, callback: EndCallback) -> None:
+        try:
+            result = callback(self)
+        except Exception as exc:  # a supervisor's bug must not break the listener
+            log.warning("session end callback failed: %s", type(exc).__name__)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    def _end(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self._cached = None
+        self.ended.set()
+        log.info("bridge session ended (%s)", reason)
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            self._run(callback)
+
+    # -- event stream -------------------------------------------------------------------------
+    def listen(self) -> None:
+        """Start the event-stream task (idempotent); it runs until the session ends or :meth:`aclose`.
+
+        Raises:
+            Nothing.
+        """
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="bridge-events")
+
+    async def _listen(self) -> None:
+        failures = 0
+        while not self.ended.is_set():
+            try:
+                await self._stream_once()
+                failures = 0
+            except (httpx2.HTTPError, AuthUnavailable) as exc:
+                log.info("bridge event stream interrupted (%s); reconnecting", type(exc).__name__)
+            except (PSCError, ConfigError) as exc:
+                self._end(getattr(exc, "oauth_error", None) or exc.error)
+                return
+            except RuntimeError:  # the BridgeClient was closed under us
+                return
+            finally:
+                self.listening.clear()
+            if not self.ended.is_set():
+                await asyncio.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
+                failures += 1
+
+    async def _stream_once(self) -> None:
+        timeout = httpx2.Timeout(10.0, read=self._client.stream_timeout)
+        async with self._client.http.stream("GET", self._url("/events"), headers=self._headers(),
+                                            timeout=timeout) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                _raise_for(response, "stream events")
+            event, data = "message", ""
+            async for line in response.aiter_lines():
+                if line == "":
+                    if self._dispatch(event, data):
+                        return
+                    event, data = "message", ""
+                elif line.startswith(":"):
+                    continue
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+
+    def _dispatch(self, event: str, data: str) -> bool:
+        """Handle one event; true when the stream is over."""
+        try:
+            payload = json.loads(data) if data else {}
+        except ValueError:
+            payload = {}
+        if event == "ready":
+            self.listening.set()
+        elif event == "session_ended":
+            self._end(str(payload.get("reason", "session_ended")))
+            return True
+        elif event == "refresh_failed":
+            log.warning("the bridge could not refresh the PSC session (%s); it stays open", payload.get("error"))
+        return False
+
+    # -- logout / close -----------------------------------------------------------------------
+    async def logout(self) -> None:
+        """Log out at the bridge (which ends the PSC session and revokes the refresh token).
+
+        Raises:
+            AuthUnavailable: the bridge is unreachable (the session is ended locally anyway).
+        """
+        try:
+            response = await self._client.http.delete(self._url(), headers=self._headers())
+        except httpx2.HTTPError as exc:
+            raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})") from exc
+        finally:
+            self._end("logout")
+        if response.status_code >= 500:
+            _raise_for(response, "log out")
+
+    async def aclose(self) -> None:
+        """Stop listening and forget the cached token (the session stays open at the bridge).
+
+        Raises:
+            Nothing.
+        """
+        self._cached = None
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+
+class PendingLogin:
+    """A browser login in progress: open :attr:`url` in the user's browser, then :meth:`wait`.
+
+    Attributes:
+        url: PSC's authorization URL.
+        login_id: the bridge's login handle.
+        expires_in: seconds the login stays valid.
+    """
+
+    def __init__(self, client: BridgeClient, login_id: str, url: str, expires_in: float) -> None:
+        """Remember the login.
+
+        Raises:
+            Nothing.
+        """
+        self._client = client
+        self.login_id = login_id
+        self.url = url
+        self.expires_in = expires_in
+
+    def __repr__(self) -> str:
+        return "PendingLogin(<url>)"
+
+    async def wait(self, max_wait: float | None = None) -> BridgeTokenSource:
+        """Await the end of the login; return the session's token source (listening to events).
+
+        Raises:
+            PSCError: the login failed (``access_denied``, ``expired_token``, ``invalid_grant``...).
+            TimeoutError: ``max_wait`` elapsed first.
+            AuthUnavailable: the bridge is unreachable.
+            ConfigError: the bridge refused the installation credentials.
+        """
+        return await self._client.await_login(self.login_id, self.expires_in if max_wait is None else max_wait)
+
+
+class BridgeClient:
+    """A thick-client installation's connection to the bridge (``async with BridgeClient(...) as c``).
+
+    Attributes:
+        http: the httpx2 client (base URL, installation credentials).
+        stream_timeout: seconds without any byte after which the event stream reconnects.
+    """
+
+    def __init__(self, base_url: str, installation_id: str, installation_secret: str | Secret, *,
+                 verify: ssl.SSLContext | bool = True, timeout: float = 30.0, stream_timeout: float = 60.0,
+                 transport: httpx2.AsyncBaseTransport | None = None, margin: float = 10.0) -> None:
+        """Connect to the bridge at ``base_url`` with an installation credential.
+
+        Raises:
+            Nothing.
+        """
+        secret = installation_secret.reveal() if isinstance(installation_secret, Secret) else installation_secret
+        self.http = httpx2.AsyncClient(base_url=base_url, auth=httpx2.BasicAuth(installation_id, secret),
+                                       verify=verify, timeout=timeout, trust_env=False, transport=transport)
+        self.stream_timeout = stream_timeout
+        self._margin = margin
+        self._sources: list[BridgeTokenSource] = []
+
+    def __repr__(self) -> str:
+        return f"BridgeClient({str(self.http.base_url)!r})"
+
+    async def __aenter__(self) -> BridgeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every token source's listener and close the connections.
+
+        Raises:
+            Nothing.
+        """
+        for source in self._sources:
+            await source.aclose()
+        await self.http.aclose()
+
+    async def _post_login(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self.http.post("/logins", json=body)
+        except httpx2.HTTPError as exc:
+            raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})") from exc
+        _raise_for(response, "start a login")
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def begin_browser_login(self) -> PendingLogin:
+        """Start a browser login; open the returned :attr:`PendingLogin.url`, then await it.
+
+        Raises:
+            PSCError, AuthUnavailable, ConfigError: see :meth:`PendingLogin.wait`.
+        """
+        body = await self._post_login({"method": "browser"})
+        return PendingLogin(self, str(body["login_id"]), str(body["authorization_url"]), float(body["expires_in"]))
+
+    async def login_with_browser(self, open_url: Callable[[str], Awaitable[None] | None],
+                                 max_wait: float | None = None) -> BridgeTokenSource:
+        """Start a browser login, hand the URL to ``open_url`` (e.g. ``webbrowser.open``), await the end.
+
+        Raises:
+            PSCError, TimeoutError, AuthUnavailable, ConfigError: see :meth:`PendingLogin.wait`.
+        """
+        pending = await self.begin_browser_login()
+        opened = open_url(pending.url)
+        if inspect.isawaitable(opened):
+            await opened
+        return await pending.wait(max_wait)
+
+    async def login_with_ciba(self, national_id: str, *, binding_message: str | None = None,
+                              channel: str = "MOBILE", on_binding: Callable[[str], None] | None = None,
+                              max_wait: float | None = None) -> BridgeTokenSource:
+        """Log in by CIBA: the professional approves on their e-CPS / card; return the token source.
+
+        ``on_binding`` receives the binding message to show in the application (CIBA Core §7.1).
+
+        Raises:
+            PSCError: ``access_denied``, ``expired_token``, ``unknown_user_id``...
+            TimeoutError: ``max_wait`` elapsed first.
+            AuthUnavailable: the bridge is unreachable.
+            ConfigError: the bridge refused the installation credentials.
+        """
+        body: dict[str, Any] = {"method": "ciba", "national_id": national_id, "channel": channel}
+        if binding_message is not None:
+            body["binding_message"] = binding_message
+        started = await self._post_login(body)
+        if on_binding is not None:
+            on_binding(str(started["binding_message"]))
+        wait = float(started["expires_in"]) + 5 if max_wait is None else max_wait
+        return await self.await_login(str(started["login_id"]), wait)
+
+    async def await_login(self, login_id: str, max_wait: float) -> BridgeTokenSource:
+        """Long-poll the bridge for a login's outcome; return a listening token source.
+
+        Raises:
+            PSCError, TimeoutError, AuthUnavailable, ConfigError: see :meth:`PendingLogin.wait`.
+        """
+        deadline = time.monotonic() + max_wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the login did not finish within {max_wait:g} s")
+            wait = min(25.0, left)
+            try:
+                response = await self.http.get(f"/logins/{login_id}", params={"wait": f"{wait:.1f}"},
+                                               timeout=wait + 10)
+            except httpx2.HTTPError as exc:
+                raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})") from exc
+            _raise_for(response, "finish the login")
+            if response.status_code == 200:
+                body = response.json()
+                source = BridgeTokenSource(self, str(body["session_id"]), Secret(str(body["session_secret"])),
+                                           subject=str(body.get("subject", "")), margin=self._margin)
+                self._sources.append(source)
+                source.listen()
+                return source
