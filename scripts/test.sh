@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages used by the tests: openssl (PKI checks), curl and msmtp (independent IMAP/SMTP
-# clients), redis-server (bridge replicas; the tests start their own instance on loopback).
-DEB_PACKAGES=(openssl curl ca-certificates msmtp redis-server)
+# clients), redis-server (bridge replicas), dovecot (a real operator for interop tests). The tests
+# start their own instances on loopback ports; the system services are stopped.
+DEB_PACKAGES=(openssl curl ca-certificates msmtp redis-server
+  dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -20,6 +22,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages may start their system services: the tests run their own, on free ports.
+  for service in dovecot redis-server; do
+    service "$service" stop >/dev/null 2>&1 || true
+  done
 fi
 
 PYTHON=${PYTHON:-python3}
