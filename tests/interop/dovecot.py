@@ -712,6 +712,8 @@ auth_username_format = %Lu
 auth_cache_size = 0
 # Tests exercise refusals: no 2 s failure delay (auth_failure_delay).
 auth_failure_delay = 0
+# Benchmarks open up to 100 sessions of one BAL from 127.0.0.1 (default limit: 10).
+mail_max_userip_connections = 1000
 
 # (a) PER/ORG BALs: PSC token by introspection, then the holder map.
 passdb {{

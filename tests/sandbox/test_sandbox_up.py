@@ -124,3 +124,31 @@ def test_app_certificate_verifies_with_served_crl(running: tuple[dict[str, Any],
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mssante", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_fault_and_journal_cli_drive_the_running_sandbox(running: tuple[dict[str, Any], Path]) -> None:
+    info, state = running
+    per = next(b["address"] for b in info["bals"] if b["kind"] == "PER")
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--fail-auth", "2", "--code", "UNAVAILABLE", "--bal", per)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pending_auth_failures"] == 2
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--psc-unavailable", "--delay", "0.5")
+    state_now = json.loads(out.stdout)
+    assert state_now["psc_unavailable"] is True and state_now["delay"] == 0.5
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--clear")
+    cleared = json.loads(out.stdout)
+    assert cleared["pending_auth_failures"] == 0 and cleared["psc_unavailable"] is False
+    out = _cli("sandbox", "journal", "--state-dir", str(state))
+    assert out.returncode == 0, out.stderr
+    for line in out.stdout.splitlines():
+        json.loads(line)
+
+
+def test_cli_without_sandbox_is_a_one_line_error(tmp_path: Path) -> None:
+    out = _cli("sandbox", "fault", "--state-dir", str(tmp_path), "--clear")
+    assert out.returncode == 2
+    assert "no running sandbox" in out.stderr and "Traceback" not in out.stderr

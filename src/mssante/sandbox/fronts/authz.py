@@ -179,6 +179,9 @@ class AccessDecider:
             ident = self._certificates.check(peer_der)
         except TrustError as exc:
             return _refuse("AUTHENTICATIONFAILED", f"certificate refused: {exc.message}", bal=authcid), None
+        except MssanteError as exc:
+            # The operator cannot check (e.g. its PKI state is unreadable): temporary, the client's not at fault.
+            return _refuse("UNAVAILABLE", f"certificate check unavailable: {exc.message}", bal=authcid), None
         bal = self._config.bal(authcid)
         if bal is None:
             return _refuse("AUTHORIZATIONFAILED", f"no BAL {authcid}", ident.structure_id, authcid), ident.subject

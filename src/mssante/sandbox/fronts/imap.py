@@ -124,7 +124,7 @@ class IMAPFront:
 
     @property
     def connection_count(self) -> int:
-        """How many clients are connected now."""
+        """How many clients are connected now (never raises)."""
         return len(self._connections)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None) -> int:
@@ -191,9 +191,9 @@ class IMAPFront:
         self._port = None
 
     async def __aenter__(self) -> IMAPFront:
-        """Return the front (start it explicitly with :meth:`start`)."""
+        """Return the front (start it explicitly with :meth:`start`); never raises."""
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        """Close the front."""
+        """Close the front (:meth:`aclose`); never raises."""
         await self.aclose()

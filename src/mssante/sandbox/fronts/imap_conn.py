@@ -92,7 +92,11 @@ class FrontConnection(IMAPConnection):
     """Serves one client of a sandbox IMAP front, from greeting to close."""
 
     def __init__(self, ctx: FrontContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Bind the connection to its front (the socket is already accepted)."""
+        """Bind the connection to its front (the socket is already accepted) and open its journal record.
+
+        Raises:
+            Nothing of ours.
+        """
         self.ctx = ctx
         self.commands = ctx.commands
         self.config = ctx.pymap_config
@@ -137,7 +141,11 @@ class FrontConnection(IMAPConnection):
             buf += await self._line()
 
     async def read_command(self, state: Any) -> tuple[bytes, Command]:  # type: ignore[override]
-        """Read and parse one command; also return its first line for the journal."""
+        """Read and parse one command; also return its first line for the journal.
+
+        Raises:
+            EOFError, OSError: the connection ended.
+        """
         line = await self.readline()
         first = bytes(line).split(b"\n", 1)[0]
         conts: list[memoryview] = []
@@ -153,7 +161,11 @@ class FrontConnection(IMAPConnection):
     # ------------------------------------------------------------------ output
 
     async def respond(self, first: bytes, response: Response) -> None:
-        """Send a tagged response after the injected delay, and journal the command."""
+        """Send a tagged response after the injected delay, and journal the command.
+
+        Raises:
+            Nothing of ours (a closed connection is ignored, as pymap does).
+        """
         await self.ctx.faults.wait_delay()
         await self.write_response(response)
         self.ctx.journal.command(self.record, first, bytes(response.text).decode("utf-8", "replace"))
@@ -161,7 +173,11 @@ class FrontConnection(IMAPConnection):
     # ------------------------------------------------------------------ the cycle
 
     async def serve(self) -> None:
-        """Run the connection until LOGOUT, EOF, a fatal error or the end of the front."""
+        """Run the connection until LOGOUT, EOF, a fatal error or the end of the front.
+
+        Raises:
+            Nothing of ours: command failures become ``NO [SERVERBUG]``; the caller logs the rest.
+        """
         try:
             await self.ctx.faults.wait_delay()
             await self.write_response(await self.state.do_greeting())
@@ -235,8 +251,11 @@ class FrontConnection(IMAPConnection):
             return ResponseBad(cmd.tag, exc.message.encode())
         except (OSError, EOFError, asyncio.IncompleteReadError):
             return None
-        except _TooBig as exc:
-            return ResponseBad(cmd.tag, exc.message, ResponseCode.of(b"TOOBIG"))
+        except _TooBig as exc:  # an over-long SASL line: the rest of it is still unread, so close
+            self.closing = True
+            bad = ResponseBad(cmd.tag, exc.message, ResponseCode.of(b"TOOBIG"))
+            bad.add_untagged(ResponseBye(b"Input limit exceeded."))
+            return bad
         except Exception:
             _log.exception("IMAP %s front: command %s failed", self.ctx.front, cmd.command)
             return ResponseNo(cmd.tag, b"Server error.", ResponseCode.of(b"SERVERBUG"))
@@ -364,7 +383,11 @@ class FrontConnection(IMAPConnection):
     # ------------------------------------------------------------------ ending
 
     async def end(self, mode: Literal["bye", "drop"], text: bytes = b"Session ended by the operator.") -> None:
-        """End the session now: ``bye`` sends ``* BYE [UNAVAILABLE]`` then closes; ``drop`` aborts TCP."""
+        """End the session now: ``bye`` sends ``* BYE [UNAVAILABLE]`` then closes; ``drop`` aborts TCP.
+
+        Raises:
+            Nothing: write errors on a dying connection are ignored.
+        """
         self.closing = True
         if mode == "drop":
             transport = self.writer.transport

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +27,7 @@ from pymap.parsing.exceptions import NotParseable
 
 from mssante.errors import RemoteProtocolError
 from mssante.secret import Secret
+from mssante.wire import sasl
 
 __all__ = [
     "AuthenticateIRCommand",
@@ -43,7 +44,6 @@ __all__ = [
 # RFC 3501 §9 "AUTHENTICATE" SP auth-type [SP (base64 / "=")] (RFC 4959 §4); auth-type is an atom.
 _AUTH_ARGS: Final = re.compile(rb" ([A-Za-z0-9_-]{1,40})(?: ([A-Za-z0-9+/]*={0,2}))?")
 _BASE64: Final = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
-_BEARER: Final = re.compile(r"^[Bb]earer +([\x21-\x7e]+)$")
 
 
 class SaslMalformed(RemoteProtocolError):
@@ -60,7 +60,7 @@ class AuthenticateIRCommand(AuthenticateCommand):
     """
 
     def __init__(self, tag: bytes, mech_name: bytes, initial: bytes | None = None) -> None:
-        """Build the command (called by the parser)."""
+        """Build the command (called by the parser); never raises."""
         super().__init__(tag, mech_name)
         self.initial = initial
 
@@ -116,33 +116,23 @@ class PlainResponse:
     had_password: bool
 
 
-def _kvpairs(text: str, where: str) -> dict[str, str]:
-    if not text.endswith("\x01\x01"):
-        raise SaslMalformed(f"{where}: message must end with ^A^A")
-    pairs: dict[str, str] = {}
-    for item in text[:-2].split("\x01"):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.isalpha():
-            raise SaslMalformed(f"{where}: bad key/value pair")
-        pairs[key.lower()] = value
-    return pairs
-
-
-def _bearer(pairs: dict[str, str], where: str) -> Secret:
-    auth = pairs.get("auth")
-    match = _BEARER.match(auth or "")
-    if match is None:
-        raise SaslMalformed(f"{where}: no 'auth=Bearer <token>'")
-    return Secret(match.group(1))
-
-
 def _utf8(data: bytes, where: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise SaslMalformed(f"{where}: not UTF-8") from None
+
+
+def _bearer_response(parse: Callable[[bytes], sasl.BearerCredentials], data: bytes, where: str) -> BearerResponse:
+    # One parser for both roles and both protocols: mssante.wire.sasl (RFC 7628 §3.1, XOAUTH2).
+    try:
+        creds = parse(data)
+    except RemoteProtocolError as exc:
+        raise SaslMalformed(exc.message, requirement=exc.requirement) from None
+    if not creds.user:
+        # A token may open several BALs: the BAL must be named (user= / gs2 a=).
+        raise SaslMalformed(f"{where}: the client response must name the BAL")
+    return BearerResponse(creds.user, creds.token)
 
 
 def parse_xoauth2(data: bytes) -> BearerResponse:
@@ -151,20 +141,7 @@ def parse_xoauth2(data: bytes) -> BearerResponse:
     Raises:
         SaslMalformed: any other shape.
     """
-    text = _utf8(data, "XOAUTH2")
-    if not text.startswith("user="):
-        raise SaslMalformed("XOAUTH2: must start with user=")
-    user, sep, rest = text[5:].partition("\x01")
-    if not sep or not user:
-        raise SaslMalformed("XOAUTH2: empty user")
-    return BearerResponse(user, _bearer(_kvpairs("\x01" + rest, "XOAUTH2"), "XOAUTH2"))
-
-
-def _saslname(value: str) -> str:
-    # RFC 5801 §4: "," and "=" are escaped as =2C and =3D in a saslname.
-    if re.search(r"=(?!2C|3D)", value):
-        raise SaslMalformed("OAUTHBEARER: bad escape in a=")
-    return value.replace("=2C", ",").replace("=3D", "=")
+    return _bearer_response(sasl.parse_xoauth2, data, "XOAUTH2")
 
 
 def parse_oauthbearer(data: bytes) -> BearerResponse:
@@ -175,15 +152,7 @@ def parse_oauthbearer(data: bytes) -> BearerResponse:
     Raises:
         SaslMalformed: bad GS2 header, channel binding requested, no ``a=`` or no bearer token.
     """
-    text = _utf8(data, "OAUTHBEARER")
-    flag, sep1, rest = text.partition(",")
-    authz, sep2, rest = rest.partition(",")
-    if not sep1 or not sep2 or flag not in ("n", "y"):
-        raise SaslMalformed("OAUTHBEARER: bad GS2 header (RFC 7628 §3.1)")
-    if not authz.startswith("a=") or len(authz) < 3:
-        raise SaslMalformed("OAUTHBEARER: the GS2 header must name the BAL (a=<address>)")
-    pairs = _kvpairs(rest if rest.startswith("\x01") else "\x01" + rest, "OAUTHBEARER")
-    return BearerResponse(_saslname(authz[2:]), _bearer(pairs, "OAUTHBEARER"))
+    return _bearer_response(sasl.parse_oauthbearer, data, "OAUTHBEARER")
 
 
 def parse_plain(data: bytes) -> PlainResponse:
@@ -202,5 +171,8 @@ def json_error(status: str = "401", scope: str = "mail") -> bytes:
     """The RFC 7628 §3.2.2 error JSON a server sends (base64-encoded) before ``NO``.
 
     ``{"status":"401","schemes":"bearer","scope":"mail"}`` byte for byte as Dovecot sends it.
+
+    Raises:
+        Nothing.
     """
-    return json.dumps({"status": status, "schemes": "bearer", "scope": scope}, separators=(",", ":")).encode()
+    return sasl.BearerError(status=status, schemes="bearer", scope=scope).to_bytes()

@@ -10,6 +10,11 @@ pymap's IMAP4rev1, IDLE, UIDPLUS, MOVE... capabilities.
 RFC 6154 §2: LIST responses carry ``\\Sent``, ``\\Drafts`` and ``\\Trash`` on the matching
 folders; ``LIST (SPECIAL-USE) ...`` (selection option, §5.3) lists only them, and
 ``RETURN (SPECIAL-USE)`` is accepted (the attributes are always returned anyway).
+
+pymap 0.36.7's modified UTF-7 decoder loops forever on an unterminated shift (a mailbox name
+such as ``"&Jjo"``), which would freeze the whole event loop; importing this module replaces
+it, in the two pymap parsing modules that call it, by a checked version that refuses such
+names (``BAD``, RFC 3501 §5.1.3).
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+import pymap.parsing.command.auth as _pymap_auth
+import pymap.parsing.specials.mailbox as _pymap_mailbox
 from pymap.imap.state import ConnectionState
 from pymap.parsing import EndLine, Params, Space
 from pymap.parsing.command.auth import ListCommand
 from pymap.parsing.exceptions import NotParseable
-from pymap.parsing.modutf7 import modutf7_decode
+from pymap.parsing.modutf7 import modutf7_decode as _pymap_modutf7_decode
 from pymap.parsing.primitives import String
 from pymap.parsing.response import CommandResponse, ResponseOk
 from pymap.parsing.response.code import Capability
@@ -38,6 +45,27 @@ FRONT_MECHANISMS: Final[dict[FrontKind, tuple[bytes, ...]]] = {
     "psc": (b"XOAUTH2", b"OAUTHBEARER"),
     "authcli": (b"PLAIN",),
 }
+
+# RFC 3501 §5.1.3: "&" starts a base64 shift that "-" must end; "&-" is a literal "&".
+_MODUTF7: Final = re.compile(rb"(?:[^&]|&-|&[A-Za-z0-9+,]+-)*", re.DOTALL)
+
+
+def modutf7_decode(data: bytes) -> str:
+    """Decode a modified UTF-7 mailbox name, refusing malformed ones instead of looping.
+
+    Raises:
+        NotParseable: unterminated or invalid shift (pymap turns it into ``BAD``).
+    """
+    if not _MODUTF7.fullmatch(data):
+        raise NotParseable(memoryview(data))
+    try:
+        return _pymap_modutf7_decode(data)
+    except UnicodeError:
+        raise NotParseable(memoryview(data)) from None
+
+
+for _module in (_pymap_auth, _pymap_mailbox):
+    setattr(_module, "modutf7_decode", modutf7_decode)  # noqa: B010 - the name is not exported
 
 _OPTIONS: Final = re.compile(rb"\(([A-Za-z0-9 -]*)\)")
 _SELECT_OPTIONS: Final = frozenset({b"SPECIAL-USE"})
@@ -58,7 +86,7 @@ class ListExtendedCommand(ListCommand):
     """``LIST [(SPECIAL-USE)] ref pattern [RETURN (SPECIAL-USE)]`` (RFC 5258 §3 subset, RFC 6154 §5.3)."""
 
     def __init__(self, tag: bytes, ref_name: str, filter_: str, *, special_use_only: bool = False) -> None:
-        """Build the command (called by the parser)."""
+        """Build the command (called by the parser); never raises."""
         super().__init__(tag, ref_name, filter_)
         self.special_use_only = special_use_only
 
@@ -93,19 +121,19 @@ class FrontState(ConnectionState):
     """The per-connection state of a sandbox IMAP front."""
 
     def __init__(self, login: Any, config: Any, front: FrontKind) -> None:
-        """Start unauthenticated and without TLS."""
+        """Start unauthenticated and without TLS; never raises."""
         super().__init__(login, config)
         self.front: FrontKind = front
         self.tls = False
 
     @property
     def authenticated(self) -> bool:
-        """True once a mailbox session is open."""
+        """True once a mailbox session is open (never raises)."""
         return self._session is not None
 
     @property
     def capability(self) -> Capability:
-        """The CAPABILITY list for the current step (RFC 3501 §7.2.1, RFC 4959 §3, RFC 6154 §5)."""
+        """The CAPABILITY list for the current step (RFC 3501 §7.2.1, RFC 4959 §3, RFC 6154 §5); never raises."""
         caps = list(self._capability)
         if self._session is None:
             if not self.tls:
@@ -118,17 +146,21 @@ class FrontState(ConnectionState):
         return Capability(caps)
 
     async def do_greeting(self) -> CommandResponse:
-        """Greet without pymap's loopback trust (no post-TLS mechanisms before STARTTLS)."""
+        """Greet without pymap's loopback trust (no post-TLS mechanisms before STARTTLS); never raises."""
         return ResponseOk(b"*", b"MSSante sandbox IMAP (" + self.front.encode() + b" front) ready.", self.capability)
 
     def open_session(self, session: Any) -> None:
-        """Attach the mailbox session opened after a granted authentication."""
+        """Attach the mailbox session opened after a granted authentication; never raises."""
         self._session = session
         self._capability.extend(self.config.login_capability)
         self._capability.append(b"SPECIAL-USE")
 
     async def do_list(self, cmd: ListCommand) -> tuple[CommandResponse, Any]:
-        """LIST / LSUB with RFC 6154 §2 special-use attributes on LIST responses."""
+        """LIST / LSUB with RFC 6154 §2 special-use attributes on LIST responses.
+
+        Raises:
+            ResponseError: pymap's errors (e.g. no such mailbox), turned into ``NO`` by the caller.
+        """
         mailboxes, updates = await self.session.list_mailboxes(
             cmd.ref_name, cmd.filter, subscribed=cmd.only_subscribed, selected=self._selected
         )

@@ -106,7 +106,7 @@ class MailStore:
         self._started = False
 
     async def start(self) -> None:
-        """Create the folders of every configured BAL (idempotent)."""
+        """Create the folders of every configured BAL (idempotent); never raises."""
         if self._started:
             return
         for bal in self._config.bals:
@@ -123,7 +123,7 @@ class MailStore:
         return mailbox_set, filter_set
 
     def has_mailbox(self, address: str) -> bool:
-        """True when ``address`` is a BAL of this operator (case-insensitive)."""
+        """True when ``address`` is a BAL of this operator (case-insensitive); never raises."""
         return self._config.bal(address) is not None
 
     async def _set_of(self, address: str) -> MailboxSet:
