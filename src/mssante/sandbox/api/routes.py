@@ -1,0 +1,379 @@
+"""The sandbox JSON API under ``/api`` (documented at ``/api/openapi.json``).
+
+Modelled on Mailpit's REST API: an LPS's automated tests, in any language, ask what arrived in
+a test BAL, read it parsed (X-MSS headers, XDM documents, rule findings) or raw, drop messages
+in, reset BALs, read the session journal, inject faults and listen to live events.
+
+Every error is JSON ``{"error": code, "message": text}``: 400 for a bad request, 404 for an
+unknown BAL, folder, message or path, 503 when the sandbox runs without a mailbox store, and
+500 ``internal_error`` (never a traceback) for a bug. The API has no authentication: the
+sandbox listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from mssante.errors import MssanteError, UsageError
+from mssante.sandbox.api.events import Event, EventHub
+from mssante.sandbox.api.faults import apply_faults, faults_json
+from mssante.sandbox.api.messages import FOLDERS, Mailboxes, NotFound, StoreUnavailable, message_json, summary_json
+from mssante.sandbox.api.openapi import openapi_document
+from mssante.sandbox.fronts.journal import Journal
+
+if TYPE_CHECKING:
+    from mssante.sandbox.runner import Sandbox
+
+__all__ = ["SandboxAPI", "error_response"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Request], Awaitable[Response]]
+_EVENT_KINDS = frozenset({"message", "expunge", "journal"})
+#: Largest message accepted by ``POST /api/bals/{address}/messages`` (the SMTP front's 25 MB, with margin).
+MAX_UPLOAD = 40 * 1024 * 1024
+
+
+def error_response(status: int, error: str, message: str) -> JSONResponse:
+    """The API's error body ``{"error", "message"}`` with ``status``.
+
+    Raises:
+        Nothing.
+    """
+    return JSONResponse({"error": error, "message": message}, status_code=status)
+
+
+def json_errors(handler: Handler) -> Handler:
+    """Wrap an API handler so that every failure becomes a JSON error, never a traceback page.
+
+    Raises:
+        Nothing: exceptions become 4xx/5xx JSON answers.
+    """
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except NotFound as exc:
+            return error_response(404, exc.error, exc.message)
+        except StoreUnavailable as exc:
+            return error_response(503, exc.error, exc.message)
+        except MssanteError as exc:
+            return error_response(400, exc.error, exc.message)
+        except Exception:
+            log.exception("sandbox API failure on %s %s", request.method, request.url.path)
+            return error_response(500, "internal_error", "unexpected sandbox error; see the sandbox log")
+
+    return guarded
+
+
+def parse_since(value: str | None) -> float | None:
+    """Read ``since=``: seconds since the epoch, or an ISO 8601 date-time with offset.
+
+    Raises:
+        UsageError: neither form.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError("since must be epoch seconds or an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise UsageError("since needs a UTC offset, e.g. 2025-01-31T10:00:00+00:00")
+    return moment.timestamp()
+
+
+def _uid(request: Request) -> int:
+    return int(request.path_params["uid"])
+
+
+class SandboxAPI:
+    """The ``/api`` routes of one sandbox."""
+
+    def __init__(self, sandbox: Sandbox, mailboxes: Mailboxes, hub: EventHub) -> None:
+        """Serve ``sandbox`` through ``mailboxes``; live events come from ``hub``.
+
+        Raises:
+            Nothing.
+        """
+        self._sandbox = sandbox
+        self._mail = mailboxes
+        self._hub = hub
+
+    def routes(self) -> list[Route]:
+        """The routes, to put before the PSC mount (the last one answers unknown ``/api`` paths).
+
+        Raises:
+            Nothing.
+        """
+        table: list[tuple[str, Handler, list[str]]] = [
+            ("/api/openapi.json", self.openapi, ["GET"]),
+            ("/api/health", self.health, ["GET"]),
+            ("/api/bals", self.bals, ["GET"]),
+            ("/api/bals/{address}", self.bal, ["GET", "DELETE"]),
+            ("/api/bals/{address}/messages", self.messages, ["GET", "POST"]),
+            ("/api/bals/{address}/messages/{uid:int}", self.message, ["GET"]),
+            ("/api/bals/{address}/messages/{uid:int}/raw", self.raw, ["GET"]),
+            ("/api/bals/{address}/messages/{uid:int}/attachments/{index:int}", self.attachment, ["GET"]),
+            ("/api/journal", self.journal, ["GET"]),
+            ("/api/events", self.events, ["GET"]),
+            ("/api/conformance", self.conformance, ["GET"]),
+            ("/api/faults", self.faults, ["GET", "POST", "DELETE"]),
+            ("/api/sessions/{bal}", self.end_sessions, ["DELETE"]),
+            ("/api/{rest:path}", self.unknown, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ]
+        return [Route(path, json_errors(handler), methods=methods) for path, handler, methods in table]
+
+    # -- descriptive ---------------------------------------------------------------------------
+    async def openapi(self, request: Request) -> Response:
+        """``GET /api/openapi.json``: the OpenAPI 3.1 description of this API.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        return JSONResponse(openapi_document(base))
+
+    async def health(self, request: Request) -> Response:
+        """``GET /api/health``.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        return JSONResponse({"status": "ok", "domain": self._sandbox.config.domain, "store": self._mail.available})
+
+    async def unknown(self, request: Request) -> Response:
+        """Any other ``/api`` path: 404 JSON.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        raise NotFound(f"no API route {request.method} {request.url.path}; see /api/openapi.json")
+
+    # -- BALs and messages -----------------------------------------------------------------------
+    async def _counts(self, address: str) -> dict[str, int] | None:
+        if not self._mail.available:
+            return None
+        return {folder: len(await self._mail.store.list_messages(address, folder)) for folder in FOLDERS}
+
+    async def _bal_json(self, address: str) -> dict[str, Any]:
+        bal = self._sandbox.config.bal(address)
+        assert bal is not None
+        path = quote(bal.address, safe="@")
+        return {
+            "address": bal.address, "kind": bal.kind, "holders": list(bal.holders),
+            "structure_id": bal.structure_id, "folders": list(FOLDERS), "counts": await self._counts(bal.address),
+            "messages_url": f"/api/bals/{path}/messages",
+        }
+
+    async def bals(self, request: Request) -> Response:
+        """``GET /api/bals``: every test BAL with its message counts per folder.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        return JSONResponse([await self._bal_json(b.address) for b in self._sandbox.config.bals])
+
+    async def bal(self, request: Request) -> Response:
+        """``GET /api/bals/{address}`` (one BAL) and ``DELETE`` (empty it, keep its folders).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        address = self._mail.bal(request.path_params["address"])
+        if request.method == "DELETE":
+            await self._mail.store.reset(address)
+            self._hub.poke()
+            return JSONResponse({"address": address, "reset": True})
+        return JSONResponse(await self._bal_json(address))
+
+    async def messages(self, request: Request) -> Response:
+        """``GET``: summaries of a folder's messages; ``POST``: store a raw message (``message/rfc822``).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        address = self._mail.bal(request.path_params["address"])
+        folder = self._mail.folder(request.query_params.get("folder"))
+        if request.method == "POST":
+            return await self._inject(request, address, folder)
+        items = await self._mail.list(address, folder)
+        return JSONResponse({"bal": address, "folder": folder, "count": len(items),
+                             "messages": [summary_json(m) for m in items]})
+
+    async def _inject(self, request: Request, address: str, folder: str) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_UPLOAD:
+            return error_response(413, "too_large", f"a message is at most {MAX_UPLOAD} octets")
+        body = await request.body()
+        if not body.strip():
+            raise UsageError("the body must be a raw RFC 5322 message")
+        if len(body) > MAX_UPLOAD:
+            return error_response(413, "too_large", f"a message is at most {MAX_UPLOAD} octets")
+        before = {m.uid for m in await self._mail.store.list_messages(address, folder)}
+        await self._mail.store.deliver(address, body, folder=folder)
+        self._hub.poke()
+        new = sorted({m.uid for m in await self._mail.store.list_messages(address, folder)} - before)
+        return JSONResponse({"bal": address, "folder": folder, "uid": new[-1] if new else None}, status_code=201)
+
+    async def message(self, request: Request) -> Response:
+        """``GET .../messages/{uid}``: the message, parsed.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        msg = await self._mail.get(request.path_params["address"], request.query_params.get("folder"), _uid(request))
+        return JSONResponse(message_json(msg))
+
+    async def raw(self, request: Request) -> Response:
+        """``GET .../messages/{uid}/raw``: the message as stored (``message/rfc822``).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        msg = await self._mail.get(request.path_params["address"], request.query_params.get("folder"), _uid(request))
+        return Response(msg.raw, media_type="message/rfc822")
+
+    async def attachment(self, request: Request) -> Response:
+        """``GET .../messages/{uid}/attachments/{index}``: one attachment, decoded.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        msg = await self._mail.get(request.path_params["address"], request.query_params.get("folder"), _uid(request))
+        index = int(request.path_params["index"])
+        if msg.parsed is None or not 0 <= index < len(msg.parsed.attachments):
+            raise NotFound(f"message {msg.uid} has no attachment #{index}")
+        return download_response(msg.parsed.attachments[index].content, msg.parsed.attachments[index].filename,
+                                 msg.parsed.attachments[index].content_type)
+
+    # -- journal, events, conformance ------------------------------------------------------------
+    async def journal(self, request: Request) -> Response:
+        """``GET /api/journal?bal=&front=&since=``: session records (JSON, or JSON Lines).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        q = request.query_params
+        records = self._sandbox.journal.records(bal=q.get("bal") or None, front=q.get("front") or None,
+                                                since=parse_since(q.get("since")))
+        if "application/x-ndjson" in request.headers.get("accept", "") or q.get("format") == "jsonl":
+            return PlainTextResponse(Journal.dumps_jsonl(records), media_type="application/x-ndjson")
+        return JSONResponse([r.to_dict() for r in records])
+
+    async def events(self, request: Request) -> Response:
+        """``GET /api/events?bal=&kinds=``: server-sent events (new mail, expunges, journal).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        bal = request.query_params.get("bal")
+        if bal:
+            bal = self._mail.bal(bal).lower()
+        kinds = {k.strip() for k in request.query_params.get("kinds", ",".join(_EVENT_KINDS)).split(",") if k.strip()}
+        if not kinds <= _EVENT_KINDS:
+            raise UsageError(f"kinds must be among {', '.join(sorted(_EVENT_KINDS))}")
+
+        def accept(event: Event) -> bool:
+            if event.kind not in kinds:
+                return False
+            return bal is None or event.bal == bal or (event.kind == "journal" and event.bal is None)
+
+        return sse_response(self._hub, accept)
+
+    async def conformance(self, request: Request) -> Response:
+        """``GET /api/conformance``: the last conformance results (``STATE_DIR/conformance/latest.json``).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        return JSONResponse(read_conformance(self._sandbox))
+
+    # -- faults (kept from the first API) --------------------------------------------------------
+    async def faults(self, request: Request) -> Response:
+        """``GET``/``POST``/``DELETE /api/faults``: read, set or clear the injected faults.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        if request.method == "DELETE":
+            self._sandbox.faults.clear()
+        elif request.method == "POST":
+            try:
+                payload: Any = await request.json()
+            except ValueError:
+                return error_response(400, "invalid_request", "the body is not JSON")
+            if not isinstance(payload, dict):
+                raise UsageError("expected a JSON object")
+            apply_faults(self._sandbox, payload)
+        return JSONResponse(faults_json(self._sandbox))
+
+    async def end_sessions(self, request: Request) -> Response:
+        """``DELETE /api/sessions/{bal}?mode=bye|drop``: end the live IMAP/SMTP sessions of a BAL (``*``: all).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        mode = request.query_params.get("mode", "bye")
+        if mode not in ("bye", "drop"):
+            raise UsageError("mode must be bye or drop")
+        bal = request.path_params["bal"]
+        count = await self._sandbox.faults.end_sessions(None if bal == "*" else bal, mode)  # type: ignore[arg-type]
+        return JSONResponse({"ended": count})
+
+
+def download_response(content: bytes, filename: str | None, content_type: str) -> Response:
+    """An attachment download: ``Content-Disposition: attachment`` with an RFC 6266 file name.
+
+    Raises:
+        Nothing.
+    """
+    name = (filename or "piece-jointe.bin").replace("\r", "").replace("\n", "")
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_").replace("?", "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+    media = content_type if "/" in content_type and "\n" not in content_type else "application/octet-stream"
+    return Response(content, media_type=media, headers={"Content-Disposition": disposition,
+                                                        "X-Content-Type-Options": "nosniff"})
+
+
+def sse_response(hub: EventHub, accept: Callable[[Event], bool]) -> Response:
+    """A ``text/event-stream`` response fed by ``hub``.
+
+    Raises:
+        Nothing.
+    """
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(hub.stream(accept), media_type="text/event-stream", headers=headers)
+
+
+def read_conformance(sandbox: Sandbox) -> Any:
+    """The content of ``STATE_DIR/conformance/latest.json``.
+
+    Raises:
+        NotFound: no results yet.
+        UsageError: the file is not JSON.
+    """
+    path = sandbox.state_dir / "conformance" / "latest.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound("no conformance results yet (conformance/latest.json in the state directory)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{path} is not JSON: {exc}") from exc

@@ -1,0 +1,157 @@
+"""The webmail's routes, and its two operator pages: the session journal and conformance results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from mssante.errors import UsageError
+from mssante.sandbox.api.events import EventHub
+from mssante.sandbox.api.messages import Mailboxes, NotFound
+from mssante.sandbox.api.routes import parse_since, read_conformance
+from mssante.sandbox.web.auth import CALLBACK_PATH, AuthPages
+from mssante.sandbox.web.compose import ComposePages
+from mssante.sandbox.web.context import WebContext, html_errors
+from mssante.sandbox.web.mail import MailPages
+
+if TYPE_CHECKING:
+    from mssante.sandbox.runner import Sandbox
+
+__all__ = ["Webmail"]
+
+_STATIC = Path(__file__).parent / "static"
+
+
+class Webmail:
+    """The sandbox webmail (French UI): login, folders, messages, compose, journal, conformance."""
+
+    def __init__(self, sandbox: Sandbox, mailboxes: Mailboxes, hub: EventHub) -> None:
+        """Build the pages over ``mailboxes``; live updates come from ``hub``.
+
+        Raises:
+            Nothing.
+        """
+        self.ctx = WebContext(sandbox, mailboxes, hub)
+        self.auth = AuthPages(self.ctx)
+        self.mail = MailPages(self.ctx)
+        self.compose = ComposePages(self.ctx)
+
+    def routes(self) -> list[BaseRoute]:
+        """The webmail routes, to put before the PSC mount.
+
+        Raises:
+            Nothing.
+        """
+        a, m, c = self.auth, self.mail, self.compose
+        base = "/mail/{address}"
+        message = base + "/{folder}/{uid:int}"
+        table: list[tuple[str, Any, list[str]]] = [
+            ("/", a.home, ["GET"]),
+            ("/login/psc", a.login_psc, ["POST"]),
+            ("/login/app", a.login_app, ["POST"]),
+            (CALLBACK_PATH, a.callback, ["GET"]),
+            ("/logout", a.logout, ["POST"]),
+            ("/journal", self.journal, ["GET"]),
+            ("/conformance", self.conformance, ["GET"]),
+            (base, m.bal_home, ["GET"]),
+            (base + "/events", m.events, ["GET"]),
+            (base + "/compose", c.form, ["GET"]),
+            (base + "/send", c.send, ["POST"]),
+            (base + "/{folder}", m.folder, ["GET"]),
+            (base + "/{folder}/list", m.folder_list, ["GET"]),
+            (message, m.message, ["GET"]),
+            (message + "/raw", m.raw, ["GET"]),
+            (message + "/attachments/{index:int}", m.attachment, ["GET"]),
+            (message + "/xdm/{index:int}/{doc:int}", m.document, ["GET"]),
+        ]
+        routes: list[BaseRoute] = [Route(p, html_errors(self.ctx, h), methods=ms) for p, h, ms in table]
+        routes.append(Route("/favicon.ico", self.favicon, methods=["GET"]))
+        routes.append(Mount("/static", app=StaticFiles(directory=_STATIC), name="static"))
+        return routes
+
+    async def aclose(self) -> None:
+        """Release the PSC client.
+
+        Raises:
+            Nothing.
+        """
+        await self.auth.aclose()
+        await self.compose.aclose()
+
+    async def favicon(self, request: Request) -> Response:
+        """``GET /favicon.ico``: no icon (204), rather than a 404 in every browser console.
+
+        Raises:
+            Nothing.
+        """
+        return Response(status_code=204)
+
+    async def journal(self, request: Request) -> Response:
+        """``GET /journal?bal=&front=&since=``: the operator's session journal, newest first.
+
+        Raises:
+            LoginRequired, Forbidden, NotFound, StoreUnavailable, UsageError: French pages (:func:`html_errors`).
+        """
+        session = self.ctx.session(request)
+        q = request.query_params
+        bal = q.get("bal") or None
+        if bal is not None:
+            bal = self.ctx.mail.bal(bal)
+        try:
+            since = parse_since(q.get("since"))
+        except UsageError:
+            since = None
+        records = self.ctx.sandbox.journal.records(bal=bal, front=q.get("front") or None, since=since)
+        fronts = sorted({r.front for r in self.ctx.sandbox.journal})
+        return self.ctx.render(request, "journal.html", session=session, records=list(reversed(records))[:500],
+                               bal_filter=bal or "", front_filter=q.get("front") or "", fronts=fronts,
+                               bals=[b.address for b in self.ctx.sandbox.config.bals])
+
+    async def conformance(self, request: Request) -> Response:
+        """``GET /conformance``: the last conformance results, when a run left some.
+
+        Raises:
+            LoginRequired, Forbidden, NotFound, StoreUnavailable, UsageError: French pages (:func:`html_errors`).
+        """
+        results: Any = None
+        error = None
+        try:
+            results = read_conformance(self.ctx.sandbox)
+        except NotFound:
+            pass
+        except UsageError as exc:
+            error = exc.message
+        pretty = json.dumps(results, indent=2, ensure_ascii=False) if results is not None else ""
+        cases = _cases(results)
+        return self.ctx.render(request, "conformance.html", results=results, pretty=pretty, cases=cases,
+                               error=error)
+
+
+def _cases(results: Any) -> list[dict[str, str]]:
+    """Rows for a results table when the JSON holds a list of cases (``results``/``cases``/``checks``).
+
+    Each row shows ``id``/``requirement``, ``status``/``outcome`` and ``message``/``detail``
+    when present; anything else is shown as the raw JSON below the table.
+    """
+    items: Any = results
+    if isinstance(results, dict):
+        items = next((results[k] for k in ("results", "cases", "checks") if isinstance(results.get(k), list)), None)
+    if not isinstance(items, list):
+        return []
+    rows = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+
+        def pick(*keys: str, source: dict[str, Any] = item) -> str:
+            return next((str(source[k]) for k in keys if source.get(k) not in (None, "")), "")
+
+        rows.append({"id": pick("id", "requirement", "name", "case"), "status": pick("status", "outcome", "result"),
+                     "message": pick("message", "detail", "details", "title", "summary")})
+    return rows
