@@ -1,0 +1,202 @@
+"""``mssante conformance``: run the API LPS conformance suite (local MOTCO2) and list its cases.
+
+``run`` needs the sandbox's Python objects, so by default it **starts the sandbox itself** on
+``--sandbox-state`` (keys, certificates and ports are reused from that directory) and stops it
+at the end. If a sandbox already runs on that directory (its ``sandbox.json`` answers on
+``/api/health``), ``run`` drives that one through its HTTP API instead; two checks then lose
+precision (token freshness is not observable) or need an extra endpoint
+(``DELETE /api/psc/sessions/{national_id}`` for the PSC logout case).
+
+Results always go to ``STATE_DIR/conformance/latest.json`` (the webmail shows them), and to
+``--json``, ``--html`` (the French "CR de test") and ``--junit`` when asked. Exit code 0 when
+every case passed or was skipped, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mssante.errors import ConfigError
+
+__all__ = ["conformance"]
+
+_MARK = {"pass": "✔", "fail": "✘", "error": "!", "skipped": "–"}
+
+
+@click.group()
+def conformance() -> None:
+    """API LPS conformance suite against the sandbox operator (a local equivalent of MOTCO2).
+
+    \f
+    Raises:
+        Nothing (sub-commands raise).
+    """
+
+
+@conformance.command("list")
+@click.option("--profile", type=click.Choice(["per-org", "app"]), help="Only this profile.")
+def list_cases(profile: str | None) -> None:
+    """Print the catalogue: id, code, French title, requirements.
+
+    \f
+    Raises:
+        Nothing.
+    """
+    from mssante.conformance import Profile, catalogue
+
+    for prof in [Profile(profile)] if profile else list(Profile):
+        cases = catalogue(prof)
+        click.echo(f"Profil {prof.value} — {len(cases)} cas")
+        for case in cases:
+            who = "action" if case.needs_action else "auto  "
+            click.echo(f"  {case.id:10} {who}  {case.title_fr}")
+            click.echo(f"  {'':10}         {case.code} · {', '.join(case.requirements)}")
+
+
+def _running_sandbox(state_dir: Path) -> dict[str, Any] | None:
+    """The ``sandbox.json`` of a sandbox that answers on its API, or None."""
+    try:
+        info: dict[str, Any] = json.loads((state_dir / "sandbox.json").read_text(encoding="utf-8"))
+        url = str(info["api_url"])
+        if not url.startswith("http://127.0.0.1"):
+            return None
+        with urllib.request.urlopen(url + "/health", timeout=3) as response:  # noqa: S310 - loopback http
+            return info if response.status == 200 else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_outputs(report: Any, state_dir: Path, json_file: Path | None, html_file: Path | None,
+                   junit_file: Path | None) -> list[Path]:
+    from mssante.conformance import to_html, to_json, to_junit, write_latest
+
+    written = [write_latest(report, state_dir)]
+    for path, render in ((json_file, to_json), (html_file, to_html), (junit_file, to_junit)):
+        if path is None:
+            continue
+        try:
+            path.write_text(render(report), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+        written.append(path)
+    return written
+
+
+def _progress(result: Any) -> None:
+    click.echo(f"  {_MARK[result.status.value]} {result.status.label_fr} — {result.explanation}")
+
+
+def _summary(info: Mapping[str, Any]) -> str:
+    lines = [f"Bac à sable MSSanté — domaine {info['domain']} (DNS {info['dns']['host']}:{info['dns']['port']})"]
+    for proto in ("imap", "smtp"):
+        for front in ("psc", "authcli"):
+            end = info[proto][front]
+            lines.append(f"  {proto.upper():4} {front:8} {end['host']}:{end['port']}")
+    lines.append(f"  Racines IGC Santé de test : {info['ca_bundle']}")
+    psc = info.get("psc", {})
+    lines.append(f"  Pro Santé Connect (simulé) : {psc.get('discovery_url')} (client {psc.get('client_id')})")
+    return "\n".join(lines)
+
+
+async def _run(options: dict[str, Any]) -> Any:
+    from mssante.conformance import (
+        DriverSetup,
+        ExternalDriver,
+        HTTPControl,
+        InProcessControl,
+        Profile,
+        RunSettings,
+        SandboxControl,
+        choose_bal,
+        load_builtin_driver,
+        run_job,
+    )
+    from mssante.sandbox.config import load_config
+    from mssante.sandbox.runner import Sandbox
+
+    state_dir: Path = options["state_dir"]
+    profile = Profile(options["profile"])
+    settings = RunSettings(time_scale=options["time_scale"])
+    running = _running_sandbox(state_dir)
+    sandbox: Sandbox | None = None
+    control: SandboxControl
+    if running is not None:
+        click.echo(f"Bac à sable déjà lancé sur {state_dir} : pilotage par son API HTTP.")
+        control = HTTPControl(running, state_dir)
+    else:
+        sandbox = Sandbox(load_config(options["config_file"]), state_dir)
+        await sandbox.__aenter__()
+        control = InProcessControl(sandbox)
+    try:
+        click.echo(_summary(control.info))
+        bal = choose_bal(control.info, profile, options["bal"], control.responders)
+        login: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
+        if sandbox is not None and profile is Profile.PER_ORG:
+            started = sandbox
+            holder = next(str(b["holders"][0]) for b in control.info["bals"] if b["address"] == bal)
+            client_id = str(control.info["psc"]["client_id"])
+
+            async def login() -> Mapping[str, Any]:
+                return started.psc.issue_tokens_for_tests(holder, client_id)
+
+        if options["client"] == "builtin":
+            driver = load_builtin_driver(DriverSetup(info=control.info, bal=bal, profile=profile, login=login,
+                                                     trace_file=options["trace_file"]))
+        else:
+            driver = ExternalDriver(bal=bal, profile=profile, echo=click.echo)
+        click.echo(f"Profil {profile.value}, BAL testée {bal}, LPS : {driver.name}\n")
+        try:
+            return await run_job(control, driver, profile=profile, bal=bal, case_ids=options["cases"],
+                                 settings=settings, trace_file=options["trace_file"], on_result=_progress)
+        finally:
+            await driver.close()
+    finally:
+        await control.aclose()
+        if sandbox is not None:
+            await sandbox.aclose()
+
+
+@conformance.command("run")
+@click.option("--profile", type=click.Choice(["per-org", "app"]), required=True, help="BAL PER/ORG or BAL APP.")
+@click.option("--case", "cases", multiple=True, metavar="ID", help="Only this case (id or code); repeatable.")
+@click.option("--sandbox-state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".sandbox"), show_default=True,
+              help="Sandbox state directory: started here unless a sandbox already runs on it.")
+@click.option("--sandbox-config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML configuration for the sandbox this command starts.")
+@click.option("--client", type=click.Choice(["external", "builtin"]), default="external", show_default=True,
+              help="external: any LPS, driven by printed instructions; builtin: mssante.client.")
+@click.option("--bal", help="BAL under test (default: the first PER/ORG or APP BAL of the sandbox).")
+@click.option("--trace-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The LPS's trace file (mssante.trace JSON Lines) to judge ECO.4.1.x.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML report.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON results.")
+@click.option("--time-scale", type=click.FloatRange(0.001, 10.0), default=1.0, show_default=True,
+              help="Multiply every case timeout (below 1 for a fast automated LPS).")
+@click.pass_context
+def run(ctx: click.Context, /, **options: Any) -> None:
+    """Run the conformance cases of a profile against an LPS and write the test report.
+
+    \f
+    Raises:
+        ConfigError: bad sandbox configuration, unwritable output, builtin driver unavailable.
+        UsageError: unknown case id, or a BAL that does not fit the profile.
+        TransportError: a sandbox port is busy or the running sandbox stopped answering.
+    """
+    from mssante.conformance import Status
+
+    report = asyncio.run(_run(options))
+    for path in _write_outputs(report, options["state_dir"], options["json_file"], options["html_file"],
+                               options["junit_file"]):
+        click.echo(f"Résultats écrits : {path}")
+    counts = ", ".join(f"{s.label_fr.lower()} {report.count(s)}" for s in Status)
+    click.echo(f"\n{'CONFORME' if report.ok else 'NON CONFORME'} — {counts}")
+    ctx.exit(0 if report.ok else 1)

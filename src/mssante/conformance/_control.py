@@ -1,0 +1,382 @@
+"""How the suite drives the sandbox operator: :class:`SandboxControl` and its in-process form.
+
+A case never touches sandbox internals directly; it goes through :class:`SandboxControl`,
+which has two implementations:
+
+* :class:`InProcessControl` (this module): the suite runs in the process of the
+  :class:`~mssante.sandbox.runner.Sandbox` and uses its Python objects (journal, faults,
+  store, mock PSC). This is what ``mssante conformance run`` does by default: it starts the
+  sandbox itself on the given state directory.
+* :class:`~mssante.conformance._remote.HTTPControl`: a sandbox already running in another
+  process, driven through its ``/api``.
+
+Token freshness (ECO.1.2.1 error handling). A fault "fail the next authentication" cannot
+tell a client that retries with the *same* token from one that fetched a *fresh* one. So
+:meth:`InProcessControl.reject_next_token` makes the next token presented for a BAL really
+invalid: that token (by ``jti``) is refused now and every time it comes back, while a new
+token from the same PSC session is accepted. It wraps the mock PSC's public
+``validate_access_token`` for the time of the case (local token check only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from mssante.errors import TokenRejected, UsageError
+from mssante.sandbox.fronts.faults import AuthFailureCode
+from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.sandbox.runner import Sandbox
+
+__all__ = ["InProcessControl", "MessageSummary", "SandboxControl"]
+
+EndMode = Literal["bye", "drop"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageSummary:
+    """A stored message as the suite sees it: UID, flags and a few headers."""
+
+    uid: int
+    flags: tuple[str, ...]
+    headers: dict[str, str]
+
+    @property
+    def message_id(self) -> str | None:
+        """The Message-ID header, when present.
+
+        Raises:
+            Nothing.
+        """
+        return next((v for k, v in self.headers.items() if k.lower() == "message-id"), None)
+
+
+class SandboxControl(Protocol):
+    """What the cases need from the sandbox operator."""
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The ``sandbox.json`` content (domain, fronts, BALs, PSC).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    @property
+    def state_dir(self) -> Path:
+        """The sandbox's state directory (results go to ``conformance/latest.json`` there).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    @property
+    def responders(self) -> tuple[str, ...]:
+        """Addresses of the XDM auto-responder ("répondeur automatique"), CR de biologie first.
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    async def records(self, *, since: float | None = None) -> list[SessionRecord]:
+        """Journal records started at or after ``since`` (all when None), oldest first.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def clear_faults(self) -> None:
+        """Remove every injected fault (and any token rejection).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def fail_next_auth(self, count: int, code: AuthFailureCode, bal: str) -> None:
+        """Make the next ``count`` authentications of ``bal`` fail with ``code``.
+
+        Raises:
+            UsageError: invalid arguments.
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def reject_next_token(self, bal: str) -> bool:
+        """Make the next PSC token presented for ``bal`` invalid for good; False if unsupported.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    def token_reuse(self) -> int | None:
+        """How many times a rejected token was presented again (None if not observable).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    async def set_psc_unavailable(self, unavailable: bool) -> None:
+        """Switch PSC token checks to ``[UNAVAILABLE]`` / ``454 4.7.0`` (or back).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def end_sessions(self, bal: str, mode: EndMode) -> int:
+        """End the live IMAP/SMTP sessions of ``bal`` (``BYE``/``421`` or TCP drop).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def end_psc_sessions(self, national_id: str) -> int:
+        """End every PSC session of a professional (refresh tokens become invalid).
+
+        Raises:
+            ConfigError: the running sandbox offers no way to do it.
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def list_messages(self, bal: str, folder: str = "INBOX") -> list[MessageSummary]:
+        """Summaries of a folder of ``bal``.
+
+        Raises:
+            UsageError: unknown BAL or folder.
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def get_message(self, bal: str, folder: str, uid: int) -> bytes:
+        """The raw message.
+
+        Raises:
+            UsageError: unknown BAL, folder or UID.
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def deliver(self, bal: str, message: bytes) -> None:
+        """Put ``message`` in the INBOX of ``bal`` (as if received from another BAL).
+
+        Raises:
+            UsageError: unknown BAL or message too large.
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the control holds (restores any wrapped sandbox method).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+
+def token_fingerprint(jti: str) -> str:
+    """A short, non-reversible fingerprint of a token id, for evidence (never the token itself).
+
+    Raises:
+        Nothing.
+    """
+    return hashlib.sha256(jti.encode()).hexdigest()[:12]
+
+
+@dataclass
+class _TokenGate:
+    """Refuses the next token presented by a holder of a BAL, and that token forever after."""
+
+    holders: frozenset[str]
+    armed: bool = True
+    poisoned: set[str] = field(default_factory=set)
+    reused: int = 0
+
+    def wrap(self, inner: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+        def validate(token: str) -> dict[str, Any]:
+            claims = inner(token)
+            jti = str(claims.get("jti", ""))
+            who = str(claims.get("preferred_username") or claims.get("SubjectNameID") or "")
+            if jti in self.poisoned:
+                self.reused += 1
+                raise TokenRejected(f"token {token_fingerprint(jti)} was refused before and presented again")
+            if self.armed and who in self.holders:
+                self.armed = False
+                self.poisoned.add(jti)
+                raise TokenRejected(f"token {token_fingerprint(jti)} refused by the conformance suite")
+            return claims
+
+        return validate
+
+
+class InProcessControl:
+    """:class:`SandboxControl` over a :class:`~mssante.sandbox.runner.Sandbox` of this process."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        """Drive ``sandbox`` (already started).
+
+        Raises:
+            UsageError: the sandbox is not started.
+        """
+        if not sandbox.info:
+            raise UsageError("the sandbox is not started")
+        self._sb = sandbox
+        self._gate: _TokenGate | None = None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """``sandbox.json`` content.
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.info
+
+    @property
+    def state_dir(self) -> Path:
+        """The state directory.
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.state_dir
+
+    @property
+    def responders(self) -> tuple[str, ...]:
+        """The configured responder addresses, ``crbio`` ones first.
+
+        Raises:
+            Nothing.
+        """
+        pairs = sorted(self._sb.config.responders, key=lambda p: p[1] != "crbio")
+        return tuple(address for address, _ in pairs)
+
+    async def records(self, *, since: float | None = None) -> list[SessionRecord]:
+        """Journal records (see :class:`SandboxControl`).
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.journal.records(since=since)
+
+    async def clear_faults(self) -> None:
+        """Clear faults and the token gate.
+
+        Raises:
+            Nothing.
+        """
+        self._sb.faults.clear()
+        self._sb.psc.unavailable = False
+        self._remove_gate()
+
+    async def fail_next_auth(self, count: int, code: AuthFailureCode, bal: str) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: negative count or unknown code.
+        """
+        self._sb.faults.fail_next_auth(count, code, bal=bal)
+
+    async def reject_next_token(self, bal: str) -> bool:
+        """See the module docstring; False when the sandbox checks tokens by introspection.
+
+        Raises:
+            UsageError: ``bal`` is not a PER/ORG BAL of the sandbox.
+        """
+        config = self._sb.config
+        target = config.bal(bal)
+        if target is None or not target.holders:
+            raise UsageError(f"{bal} is not a PER/ORG BAL of the sandbox")
+        if config.token_check != "local":  # noqa: S105 - a mode name
+            return False
+        self._remove_gate()
+        gate = _TokenGate(holders=frozenset(target.holders))
+        psc = self._sb.psc
+        original = psc.validate_access_token  # the class's bound method: the previous gate is gone
+        setattr(psc, "validate_access_token", gate.wrap(original))  # noqa: B010 - instance override, removed after the case
+        self._gate = gate
+        return True
+
+    def token_reuse(self) -> int | None:
+        """How many times a refused token came back (None when no gate was set).
+
+        Raises:
+            Nothing.
+        """
+        return None if self._gate is None else self._gate.reused
+
+    def _remove_gate(self) -> None:
+        if self._gate is not None:
+            psc = self._sb.psc
+            if "validate_access_token" in vars(psc):
+                del psc.validate_access_token
+            self._gate = None
+
+    async def set_psc_unavailable(self, unavailable: bool) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        self._sb.faults.psc_unavailable = unavailable
+
+    async def end_sessions(self, bal: str, mode: EndMode) -> int:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: bad mode.
+        """
+        return await self._sb.faults.end_sessions(bal, mode)
+
+    async def end_psc_sessions(self, national_id: str) -> int:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return await self._sb.psc.end_session(national_id)
+
+    async def list_messages(self, bal: str, folder: str = "INBOX") -> list[MessageSummary]:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: unknown BAL or folder.
+        """
+        items = await self._sb.store.list_messages(bal, folder)
+        return [MessageSummary(uid=m.uid, flags=m.flags, headers=dict(m.headers)) for m in items]
+
+    async def get_message(self, bal: str, folder: str, uid: int) -> bytes:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: unknown BAL, folder or UID.
+        """
+        return await self._sb.store.get_message(bal, folder, uid)
+
+    async def deliver(self, bal: str, message: bytes) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: unknown BAL or message too large.
+        """
+        await self._sb.store.deliver(bal, message)
+
+    async def aclose(self) -> None:
+        """Restore the mock PSC.
+
+        Raises:
+            Nothing.
+        """
+        self._remove_gate()

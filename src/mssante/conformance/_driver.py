@@ -1,0 +1,261 @@
+"""The LPS under test, seen by the suite: the :class:`LPSDriver` protocol and its two kinds.
+
+Cases ask the LPS to *act* through a driver, then judge only from what the sandbox saw (the
+session journal, the mailboxes). A driver never reports success itself: an action that
+"worked" but left no evidence is a failure.
+
+* :class:`ExternalDriver`: any LPS, in any language. Each action prints a French instruction
+  ("Envoyez depuis votre LPS un CR de biologie à ...") and returns at once; the case then
+  waits, bounded, for the evidence.
+* the **builtin** driver: our own client library (:mod:`mssante.client`). It is loaded by
+  :func:`load_builtin_driver` from ``mssante.client.conformance:create_driver``, a factory
+  taking a :class:`DriverSetup` and returning an :class:`LPSDriver`. Until that module exists
+  the builtin driver is unavailable (the test suite ships a stdlib-based one).
+
+Contract for implementers. Every method is a coroutine that returns once the action has been
+*done* (builtin) or *asked for* (external). Errors of the LPS that the case expects (a refused
+authentication, an unavailable service) may be raised as :class:`~mssante.errors.MssanteError`;
+the case records them as evidence and judges from the journal anyway. Between actions, a live
+driver keeps behaving like the real LPS: it watches its IMAP session, reopens it when the
+operator ends it (ECO.1.2.7), refreshes its PSC tokens, and closes every session when the PSC
+session ends (ECO.1.2.6).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from mssante.conformance._model import Profile
+from mssante.errors import ConfigError
+
+__all__ = [
+    "BUILTIN_FACTORY",
+    "DocumentKind",
+    "DriverSetup",
+    "ExternalDriver",
+    "LPSDriver",
+    "SendRequest",
+    "load_builtin_driver",
+]
+
+#: Where the builtin driver factory is looked up ("module:attribute").
+BUILTIN_FACTORY = "mssante.client.conformance:create_driver"
+
+#: The documents a case may ask the LPS to send in an IHE_XDM archive.
+DocumentKind = Literal["crbio", "vsm"]
+_DOCUMENT_FR = {"crbio": "un compte rendu de biologie (CR de biologie)", "vsm": "un volet de synthèse médicale (VSM)"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendRequest:
+    """A message the LPS is asked to send.
+
+    Attributes:
+        to: the recipient BAL.
+        document: ``None`` for a plain text message, else the kind of CDA document to send in
+            an ``IHE_XDM.ZIP`` archive with its PDF companion (ECO.2.1.1).
+        request_mdn: ask the recipient for a read receipt (ECO.2.3.2).
+    """
+
+    to: str
+    document: DocumentKind | None = None
+    request_mdn: bool = False
+
+
+@runtime_checkable
+class LPSDriver(Protocol):
+    """The LPS under test. Keep it minimal: five actions and a way to tell the operator."""
+
+    @property
+    def name(self) -> str:
+        """A short description for the report (``LPS externe``, ``mssante.client 0.3``...).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    async def inform(self, text: str) -> None:
+        """Show ``text`` (French) to whoever runs the LPS; a no-op for automated drivers.
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    async def open_session(self, *, fresh: bool = False) -> None:
+        """Log in if needed and have an authenticated IMAP session on the BAL, kept alive.
+
+        ``fresh``: close the current IMAP session first and open a new one (a reconnection,
+        not a new PSC login).
+
+        Raises:
+            MssanteError: the LPS could not open the session (cases may expect it).
+        """
+        ...
+
+    async def send_message(self, request: SendRequest) -> None:
+        """Send one message from the BAL, and file it in the Sent folder as the LPS does.
+
+        Raises:
+            MssanteError: the LPS could not send it.
+        """
+        ...
+
+    async def read_new_messages(self) -> None:
+        """Fetch and read (body included) the new messages of the INBOX, integrating documents.
+
+        Raises:
+            MssanteError: the LPS could not read them.
+        """
+        ...
+
+    async def answer_mdns(self) -> None:
+        """Send the read receipts (MDN, RFC 8098) asked by the messages read (ECO.3.1.6).
+
+        Raises:
+            MssanteError: the LPS could not send them.
+        """
+        ...
+
+    async def close(self) -> None:
+        """End every session (IMAP LOGOUT, SMTP QUIT) and stop background work.
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverSetup:
+    """What a builtin driver factory receives.
+
+    Attributes:
+        info: the sandbox's ``sandbox.json`` (fronts, DNS, CA bundle, PSC, BAL certificates).
+        bal: the BAL under test.
+        profile: PER/ORG (PSC) or APP (certificate).
+        product_reference: the X-MSS-NIL to send (ECO.2.4.3).
+        login: for PER/ORG with a sandbox of this process, a coroutine function performing the
+            professional's PSC login and returning the token endpoint JSON (it stands in for the
+            CPS/e-CPS step); await it in the job's event loop (from a worker thread, use
+            ``asyncio.run_coroutine_threadsafe``). None for APP, or when the sandbox runs in
+            another process: the driver then logs in through the sandbox's PSC itself (CIBA).
+        trace_file: where to write the functional traces (ECO.4.1.x), if any.
+    """
+
+    info: Mapping[str, Any]
+    bal: str
+    profile: Profile
+    product_reference: str = "MSSANTE-CONFORMANCE"
+    login: Callable[[], Awaitable[Mapping[str, Any]]] | None = field(default=None, repr=False)
+    trace_file: Path | None = None
+
+
+def load_builtin_driver(setup: DriverSetup) -> LPSDriver:
+    """Create the builtin driver (:mod:`mssante.client`) through :data:`BUILTIN_FACTORY`.
+
+    Raises:
+        ConfigError: the client library does not provide the factory yet, or it returned
+            something that is not an :class:`LPSDriver`.
+    """
+    module_name, attr = BUILTIN_FACTORY.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the builtin client driver is not available yet ({module_name} cannot be imported); "
+            "use --client external"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"{BUILTIN_FACTORY} is not a callable factory")
+    driver = factory(setup)
+    if not isinstance(driver, LPSDriver):
+        raise ConfigError(f"{BUILTIN_FACTORY} did not return an LPSDriver")
+    return driver
+
+
+class ExternalDriver:
+    """Any LPS: prints instructions in French and lets the cases wait for evidence."""
+
+    def __init__(self, *, bal: str, profile: Profile, echo: Callable[[str], None] = print) -> None:
+        """Address the person running the LPS through ``echo`` (``click.echo`` in the CLI).
+
+        Raises:
+            Nothing.
+        """
+        self._bal = bal
+        self._profile = profile
+        self._echo = echo
+
+    @property
+    def name(self) -> str:
+        """``LPS externe``.
+
+        Raises:
+            Nothing.
+        """
+        return "LPS externe"
+
+    def _say(self, text: str) -> None:
+        self._echo(f"  ➜ {text}")
+
+    async def inform(self, text: str) -> None:
+        """Print ``text``.
+
+        Raises:
+            Nothing.
+        """
+        self._echo(text)
+
+    async def open_session(self, *, fresh: bool = False) -> None:
+        """Ask for a (re)connection of the BAL.
+
+        Raises:
+            Nothing.
+        """
+        how = ("avec Pro Santé Connect (CPS ou e-CPS)" if self._profile is Profile.PER_ORG
+               else "avec le certificat ORG AUTH_CLI de la structure")
+        if fresh:
+            self._say(f"Fermez la messagerie de votre LPS pour la BAL {self._bal}, puis rouvrez-la {how}.")
+        else:
+            self._say(f"Vérifiez que votre LPS est connecté à la BAL {self._bal} {how}, messagerie ouverte.")
+
+    async def send_message(self, request: SendRequest) -> None:
+        """Ask for a message to be sent.
+
+        Raises:
+            Nothing.
+        """
+        what = "un message texte simple" if request.document is None else _DOCUMENT_FR[request.document]
+        extra = ", en demandant un accusé de lecture" if request.request_mdn else ""
+        self._say(f"Envoyez depuis votre LPS (BAL {self._bal}) {what} à {request.to}{extra}.")
+
+    async def read_new_messages(self) -> None:
+        """Ask for the new messages to be opened.
+
+        Raises:
+            Nothing.
+        """
+        self._say(f"Ouvrez et lisez dans votre LPS les nouveaux messages de la BAL {self._bal}.")
+
+    async def answer_mdns(self) -> None:
+        """Ask for the requested read receipts to be sent.
+
+        Raises:
+            Nothing.
+        """
+        self._say("Acceptez l'envoi de l'accusé de lecture demandé par le message ouvert.")
+
+    async def close(self) -> None:
+        """Tell the person the run is over.
+
+        Raises:
+            Nothing.
+        """
+        self._echo("Campagne terminée : vous pouvez fermer la messagerie de votre LPS.")

@@ -1,0 +1,235 @@
+"""Drive a sandbox that runs in another process, through its HTTP API (``/api``).
+
+Used by ``mssante conformance run`` when ``STATE_DIR/sandbox.json`` names a sandbox that
+answers. Standard library only (``urllib``, in a worker thread). What the API cannot do:
+
+* *reject the next token for good* (token freshness after AUTHENTICATIONFAILED): the case
+  falls back to "fail the next authentication" and says freshness was not verifiable;
+* *end a professional's PSC sessions* (ECO.1.2.6): the suite calls
+  ``DELETE /api/psc/sessions/{national_id}``; until the sandbox offers it, that case errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from mssante.conformance._control import EndMode, MessageSummary
+from mssante.errors import ConfigError, ConnectError, UsageError
+from mssante.sandbox.fronts.faults import AuthFailureCode
+from mssante.sandbox.fronts.journal import CommandRecord, SessionRecord
+
+__all__ = ["HTTPControl", "record_from_dict"]
+
+_TIMEOUT = 15.0
+_RECORD_FIELDS = frozenset(SessionRecord.__dataclass_fields__) - {"commands"}
+
+
+def record_from_dict(data: dict[str, Any]) -> SessionRecord:
+    """Rebuild a journal record from its JSON form (``SessionRecord.to_dict``).
+
+    Raises:
+        UsageError: the JSON is not a session record.
+    """
+    try:
+        fields = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
+        commands = [CommandRecord(at=float(c["at"]), command=str(c["command"]), result=str(c["result"]))
+                    for c in data.get("commands", ())]
+        return SessionRecord(**fields, commands=commands)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"the sandbox API returned an invalid journal record: {exc}") from exc
+
+
+class HTTPControl:
+    """:class:`~mssante.conformance._control.SandboxControl` over a running sandbox's ``/api``."""
+
+    def __init__(self, info: dict[str, Any], state_dir: Path) -> None:
+        """Use the sandbox described by ``info`` (its ``sandbox.json``).
+
+        Raises:
+            ConfigError: ``info`` has no ``api_url``.
+        """
+        url = info.get("api_url")
+        if not isinstance(url, str) or not url.startswith("http://127.0.0.1"):
+            raise ConfigError("sandbox.json has no loopback api_url")
+        self._info = info
+        self._state_dir = state_dir
+        self._api = url.rstrip("/")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """``sandbox.json`` content.
+
+        Raises:
+            Nothing.
+        """
+        return self._info
+
+    @property
+    def state_dir(self) -> Path:
+        """The state directory.
+
+        Raises:
+            Nothing.
+        """
+        return self._state_dir
+
+    @property
+    def responders(self) -> tuple[str, ...]:
+        """Responder addresses, guessed from the default names (``crbio-xdm@``, ``vsm@``).
+
+        Raises:
+            Nothing.
+        """
+        names = [str(b.get("address", "")) for b in self._info.get("bals", ())]
+        return tuple(sorted((n for n in names if n.split("@")[0] in ("crbio-xdm", "vsm")),
+                            key=lambda n: not n.startswith("crbio")))
+
+    def _call(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json") -> Any:
+        request = urllib.request.Request(self._api + path, data=body, method=method,  # noqa: S310 - loopback http
+                                         headers={"Content-Type": content_type, "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:  # noqa: S310 - loopback http
+                raw = response.read()
+                return json.loads(raw) if raw and "json" in response.headers.get("Content-Type", "") else raw
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:300]
+            if exc.code == 404:
+                raise UsageError(f"the sandbox API has no {method} {path}: {detail}") from exc
+            raise UsageError(f"the sandbox API refused {method} {path}: {exc.code} {detail}") from exc
+        except (OSError, ValueError) as exc:
+            raise ConnectError(f"the sandbox API at {self._api} does not answer: {exc}") from exc
+
+    async def _acall(self, method: str, path: str, body: bytes | None = None,
+                     content_type: str = "application/json") -> Any:
+        return await asyncio.to_thread(self._call, method, path, body, content_type)
+
+    async def _json(self, method: str, path: str, payload: Any = None) -> Any:
+        body = None if payload is None else json.dumps(payload).encode()
+        return await self._acall(method, path, body)
+
+    async def records(self, *, since: float | None = None) -> list[SessionRecord]:
+        """Journal records.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused or returned something else.
+        """
+        query = "" if since is None else f"?since={since:.6f}"
+        data = await self._json("GET", "/journal" + query)
+        if not isinstance(data, list):
+            raise UsageError("GET /api/journal did not return a list")
+        return [record_from_dict(d) for d in data if isinstance(d, dict)]
+
+    async def clear_faults(self) -> None:
+        """``DELETE /api/faults``.
+
+        Raises:
+            ConnectError: the API does not answer.
+        """
+        await self._json("DELETE", "/faults")
+
+    async def fail_next_auth(self, count: int, code: AuthFailureCode, bal: str) -> None:
+        """``POST /api/faults`` with ``fail_auth``.
+
+        Raises:
+            UsageError: refused by the API.
+            ConnectError: the API does not answer.
+        """
+        await self._json("POST", "/faults", {"fail_auth": {"count": count, "code": code, "bal": bal}})
+
+    async def reject_next_token(self, bal: str) -> bool:
+        """Not offered by the API: returns False (the case falls back to ``fail_next_auth``).
+
+        Raises:
+            Nothing.
+        """
+        return False
+
+    def token_reuse(self) -> int | None:
+        """Not observable through the API.
+
+        Raises:
+            Nothing.
+        """
+        return None
+
+    async def set_psc_unavailable(self, unavailable: bool) -> None:
+        """``POST /api/faults`` with ``psc_unavailable``.
+
+        Raises:
+            ConnectError: the API does not answer.
+        """
+        await self._json("POST", "/faults", {"psc_unavailable": unavailable})
+
+    async def end_sessions(self, bal: str, mode: EndMode) -> int:
+        """``DELETE /api/sessions/{bal}?mode=``.
+
+        Raises:
+            ConnectError: the API does not answer.
+        """
+        data = await self._json("DELETE", f"/sessions/{urllib.parse.quote(bal, safe='@')}?mode={mode}")
+        return int(data.get("ended", 0)) if isinstance(data, dict) else 0
+
+    async def end_psc_sessions(self, national_id: str) -> int:
+        """``DELETE /api/psc/sessions/{national_id}`` (to be provided by the sandbox API).
+
+        Raises:
+            ConfigError: the running sandbox does not offer it.
+            ConnectError: the API does not answer.
+        """
+        try:
+            data = await self._json("DELETE", f"/psc/sessions/{urllib.parse.quote(national_id)}")
+        except UsageError as exc:
+            raise ConfigError("this sandbox cannot end PSC sessions through its API "
+                              "(DELETE /api/psc/sessions/{national_id}); run the suite with its own sandbox") from exc
+        return int(data.get("ended", 0)) if isinstance(data, dict) else 0
+
+    async def list_messages(self, bal: str, folder: str = "INBOX") -> list[MessageSummary]:
+        """``GET /api/bals/{bal}/messages?folder=``.
+
+        Raises:
+            UsageError: unknown BAL or folder.
+            ConnectError: the API does not answer.
+        """
+        path = f"/bals/{urllib.parse.quote(bal, safe='@')}/messages?folder={urllib.parse.quote(folder)}"
+        data = await self._json("GET", path)
+        out = []
+        for m in data.get("messages", ()) if isinstance(data, dict) else ():
+            sender = m.get("from") or {}
+            headers = {"Message-ID": m.get("message_id") or "", "Subject": m.get("subject") or "",
+                       "From": str(sender.get("address") or "")}
+            out.append(MessageSummary(uid=int(m["uid"]), flags=tuple(m.get("flags", ())), headers=headers))
+        return out
+
+    async def get_message(self, bal: str, folder: str, uid: int) -> bytes:
+        """``GET /api/bals/{bal}/messages/{uid}/raw?folder=``.
+
+        Raises:
+            UsageError: unknown BAL, folder or UID.
+            ConnectError: the API does not answer.
+        """
+        path = f"/bals/{urllib.parse.quote(bal, safe='@')}/messages/{uid}/raw?folder={urllib.parse.quote(folder)}"
+        data = await self._acall("GET", path)
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+    async def deliver(self, bal: str, message: bytes) -> None:
+        """``POST /api/bals/{bal}/messages`` with the raw message.
+
+        Raises:
+            UsageError: refused by the API.
+            ConnectError: the API does not answer.
+        """
+        await self._acall("POST", f"/bals/{urllib.parse.quote(bal, safe='@')}/messages", message, "message/rfc822")
+
+    async def aclose(self) -> None:
+        """Nothing to release.
+
+        Raises:
+            Nothing.
+        """

@@ -1,0 +1,134 @@
+"""The référencement job: run a whole profile (or chosen cases) in order and build the report.
+
+Between cases the job removes every injected fault, so a case never inherits another's
+sabotage; the LPS's own state (its sessions, its PSC login) carries over, as it would in a
+real campaign. Each case runs under a hard limit derived from its timeout, so a job always
+ends and always yields a complete :class:`~mssante.conformance._model.RunReport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mssante._version import __version__
+from mssante.conformance._catalogue import select_cases
+from mssante.conformance._context import CaseContext, RunSettings
+from mssante.conformance._control import SandboxControl
+from mssante.conformance._driver import LPSDriver
+from mssante.conformance._model import CaseResult, Profile, RunReport, Verdict
+from mssante.errors import ConfigError, UsageError
+
+__all__ = ["LATEST_FILE", "choose_bal", "run_job", "write_latest"]
+
+#: Where the last results go, relative to the sandbox state directory (read by the webmail).
+LATEST_FILE = Path("conformance") / "latest.json"
+
+
+def _bals(info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [dict(b) for b in info.get("bals", ()) if isinstance(b, Mapping)]
+
+
+def choose_bal(info: Mapping[str, Any], profile: Profile, bal: str | None, responders: Sequence[str] = ()) -> str:
+    """The BAL under test: ``bal`` checked against the profile, or the first BAL of the right kind.
+
+    Raises:
+        UsageError: ``bal`` is not a BAL of the sandbox, or its kind does not match the profile.
+    """
+    kinds = ("PER", "ORG") if profile is Profile.PER_ORG else ("APP",)
+    skip = {r.lower() for r in responders}
+    if bal is not None:
+        found = next((b for b in _bals(info) if str(b.get("address", "")).lower() == bal.lower()), None)
+        if found is None:
+            raise UsageError(f"{bal} is not a BAL of this sandbox")
+        if found.get("kind") not in kinds:
+            raise UsageError(f"{bal} is a BAL {found.get('kind')}; profile {profile.value} tests {'/'.join(kinds)}")
+        return str(found["address"])
+    for b in _bals(info):
+        if b.get("kind") in kinds and str(b.get("address", "")).lower() not in skip:
+            return str(b["address"])
+    raise UsageError(f"the sandbox has no BAL {'/'.join(kinds)} to test")
+
+
+def _peer(info: Mapping[str, Any], bal: str, responders: Sequence[str]) -> str:
+    skip = {r.lower() for r in responders} | {bal.lower()}
+    others = [b for b in _bals(info) if str(b.get("address", "")).lower() not in skip]
+    if not others:
+        raise UsageError("the sandbox needs a second BAL for the LPS to write to")
+    others.sort(key=lambda b: b.get("kind") == "APP")  # a professional BAL first
+    return str(others[0]["address"])
+
+
+def _hard_limit(ctx: CaseContext) -> float:
+    s = ctx.settings
+    return ctx.bound() * 4 + s.quiet_window + s.unavailable_for + 30.0
+
+
+async def run_job(
+    control: SandboxControl,
+    driver: LPSDriver,
+    *,
+    profile: Profile,
+    bal: str | None = None,
+    case_ids: Sequence[str] = (),
+    settings: RunSettings | None = None,
+    trace_file: Path | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> RunReport:
+    """Run the cases of ``profile`` against the LPS behind ``driver`` and return the report.
+
+    ``on_result`` is called after each case (the CLI prints progress with it). The driver is
+    not closed here: its owner closes it.
+
+    Raises:
+        UsageError: unknown case id, or a BAL that does not fit the profile.
+        TransportError: the sandbox cannot be reached between cases.
+    """
+    cases = select_cases(profile, case_ids)
+    responders = control.responders
+    target = choose_bal(control.info, profile, bal, responders)
+    ctx = CaseContext(control=control, driver=driver, profile=profile, bal=target,
+                      peer=_peer(control.info, target, responders),
+                      responder=responders[0] if responders else None,
+                      settings=settings or RunSettings(), trace_file=trace_file)
+    await control.clear_faults()
+    results: list[CaseResult] = []
+    for case in cases:
+        ctx.case = case
+        await driver.inform(f"[{case.id}] {case.title_fr} ({', '.join(case.requirements)})")
+        started = time.time()
+        try:
+            result = await asyncio.wait_for(case.run(ctx), _hard_limit(ctx))
+        except TimeoutError:
+            result = CaseResult.of(case, Verdict.errored(
+                f"Délai maximal du cas dépassé ({_hard_limit(ctx):.0f} s) : le bac à sable ou le LPS ne répond plus."),
+                started=started, ended=time.time())
+        finally:
+            await control.clear_faults()
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return RunReport(profile=profile, bal=target, client=driver.name,
+                     sandbox_domain=str(control.info.get("domain", "")), started_at=ctx.job_started,
+                     ended_at=time.time(), results=tuple(results), tool_version=__version__)
+
+
+def write_latest(report: RunReport, state_dir: Path) -> Path:
+    """Write ``report`` to ``STATE_DIR/conformance/latest.json`` (atomically) and return the path.
+
+    Raises:
+        ConfigError: the directory or file cannot be written.
+    """
+    from mssante.sandbox.runner import write_json_atomically
+
+    path = state_dir / LATEST_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(path, report.to_dict())
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    return path
+

@@ -1,0 +1,281 @@
+"""Deliberately broken variants of the stdlib test LPS: each breaks one rule, and only that one."""
+
+from __future__ import annotations
+
+import base64
+import json
+import smtplib
+import ssl
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from mssante.conformance import SendRequest
+from mssante.errors import AuthUnavailable, NotAuthorized, TokenRejected
+from mssante.message import ComposeSettings, Draft
+from tests.conformance._lps import LPSConfig, StdlibLPS
+from tests.conformance._lps_net import auth_error, imap_sasl, smtp_sasl, xoauth2
+
+
+class NoImapStartTLS(StdlibLPS):
+    """Authenticates over IMAP in clear (ECO.1.0.2)."""
+
+    def imap_starttls(self, imap: Any) -> None:
+        return None
+
+
+class NoSmtpStartTLS(StdlibLPS):
+    """Tries SMTP AUTH without STARTTLS (ECO.1.0.1)."""
+
+    def smtp_starttls(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo()
+
+    def smtp_auth(self, smtp: smtplib.SMTP, token: str | None) -> None:
+        code, text = smtp.docmd("AUTH", "XOAUTH2" if self.psc else "PLAIN")
+        if code != 235:
+            raise auth_error(f"{code} {text.decode()}")
+
+
+class OldTLS(StdlibLPS):
+    """Offers TLS 1.1 at most (ECO.1.1.1)."""
+
+    def context(self) -> Any:
+        ctx = super().context()
+        with warnings.catch_warnings():  # the old versions are deprecated in ssl, rightly
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        return ctx
+
+
+class WeakCipher(StdlibLPS):
+    """TLS 1.2 with ChaCha20, not in the allowed list (ECO.1.1.3)."""
+
+    def context(self) -> Any:
+        ctx = super().context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers("ECDHE-RSA-CHACHA20-POLY1305")
+        return ctx
+
+
+class WrongPriority(StdlibLPS):
+    """Takes the other SRV priority, i.e. the other front (ECO.1.1.9)."""
+
+    def priority(self) -> int:
+        return 20 if self.psc else 10
+
+
+class ImapPlainOnPsc(StdlibLPS):
+    """Sends the PSC token with SASL PLAIN instead of XOAUTH2 (ECO.1.2.1)."""
+
+    def imap_auth(self, imap: Any, token: str | None) -> None:
+        imap_sasl(imap, "PLAIN", f"\0{self.cfg.bal}\0{token}")
+
+
+class SmtpUserIsNationalId(StdlibLPS):
+    """Puts the professional's national id in XOAUTH2 user= instead of the BAL (ECO.1.2.1)."""
+
+    def smtp_auth(self, smtp: smtplib.SMTP, token: str | None) -> None:
+        assert self.tokens is not None
+        smtp_sasl(smtp, "XOAUTH2", xoauth2(self.tokens.identity, token or ""))
+
+
+class ImapLogin(StdlibLPS):
+    """BAL APP: IMAP LOGIN instead of AUTHENTICATE PLAIN (SC.MSS/CONF.12)."""
+
+    def imap_auth(self, imap: Any, token: str | None) -> None:
+        try:
+            imap.login(self.cfg.bal, "unused")
+        except imap.error as exc:
+            raise auth_error(str(exc)) from None
+
+
+class SmtpNoClientCert(StdlibLPS):
+    """BAL APP: no client certificate on the SMTP connection (SC.MSS/CONF.12)."""
+
+    def smtp_starttls(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo()
+        smtp.starttls(context=replace_cert(self, None))
+        smtp.ehlo()
+
+
+def replace_cert(lps: StdlibLPS, cert: tuple[str, str] | None) -> ssl.SSLContext:
+    from tests.conformance._lps_net import tls_context
+
+    return tls_context(lps.cfg.info, *(cert or (None, None)))
+
+
+def other_structure_cert(cfg: LPSConfig) -> LPSConfig:
+    """The certificate of another structure's APP BAL."""
+    mine = next(b for b in cfg.info["bals"] if b["address"] == cfg.bal)
+    other = next(b for b in cfg.info["bals"] if b.get("cert") and b["structure_id"] != mine["structure_id"])
+    return replace(cfg, cert=(other["cert"], other["key"]))
+
+
+class OtherStructureCert(StdlibLPS):
+    """BAL APP: presents the ORG AUTH_CLI certificate of another structure."""
+
+    def __init__(self, cfg: LPSConfig) -> None:
+        super().__init__(other_structure_cert(cfg))
+
+
+class SmtpAuthInClear(StdlibLPS):
+    """Sends its SASL initial response before STARTTLS, then goes on with TLS (ECO.1.2.1)."""
+
+    def smtp_starttls(self, smtp: smtplib.SMTP) -> None:
+        smtp.ehlo()
+        secret = xoauth2(self.cfg.bal, self.tokens.current()) if self.tokens else f"\0{self.cfg.bal}\0"
+        smtp.docmd("AUTH", ("XOAUTH2 " if self.psc else "PLAIN ") + base64.b64encode(secret.encode()).decode())
+        super().smtp_starttls(smtp)
+
+
+class RetryLoop(StdlibLPS):
+    """After AUTHENTICATIONFAILED, tries again and again with the same token."""
+
+    def authenticate(self, do: Callable[[str | None], None]) -> None:
+        if self.tokens is not None and not self.tokens.logged_in:
+            self.tokens.login()
+        token = self.tokens.current() if self.tokens else None
+        for _ in range(6):
+            try:
+                do(token)
+                return
+            except TokenRejected:
+                time.sleep(0.02)
+        raise TokenRejected("gave up")
+
+
+class RetryAfterAuthz(StdlibLPS):
+    """Tries again after AUTHORIZATIONFAILED."""
+
+    def authenticate(self, do: Callable[[str | None], None]) -> None:
+        for _ in range(3):
+            try:
+                super().authenticate(do)
+                return
+            except NotAuthorized:
+                time.sleep(0.05)
+        raise NotAuthorized("gave up")
+
+
+class TightLoop(StdlibLPS):
+    """After UNAVAILABLE, reconnects at once, in a loop (ECO.1.2.3)."""
+
+    def open_session(self, fresh: bool) -> None:
+        for _ in range(40):
+            try:
+                super().open_session(fresh)
+                return
+            except AuthUnavailable:
+                fresh = False
+                time.sleep(0.01)
+        raise AuthUnavailable("gave up")
+
+
+class NoReconnect(StdlibLPS):
+    """Does not reopen its IMAP session after the operator ended it (ECO.1.2.7)."""
+
+    def reconnects(self) -> bool:
+        return False
+
+
+class NoNil(StdlibLPS):
+    """Sends without X-MSS-NIL (ECO.2.4.3)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        del message["X-MSS-NIL"]
+
+
+class WrongCodeCDA(StdlibLPS):
+    """X-MSS-CODECDA that is not the code of the CDA in the archive (ECO.2.4.1)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        if message["X-MSS-CODECDA"] is not None:
+            message.replace_header("X-MSS-CODECDA", "99999-9")
+
+
+class WrongINS(StdlibLPS):
+    """X-MSS-INS that contradicts the archive (ECO.2.4.2)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        value = message["X-MSS-INS"]
+        if value is not None:
+            message.replace_header("X-MSS-INS", "N" if str(value) == "O" else "O")
+
+
+class PlainSubject(StdlibLPS):
+    """A document message whose subject ignores ECO.2.1.3."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        if str(message["Subject"]).startswith("XDM/1.0/DDM+"):
+            message.replace_header("Subject", "Résultats de biologie")
+
+
+class NoPdf(StdlibLPS):
+    """Sends the IHE_XDM archive without its PDF companion (ECO.2.1.1)."""
+
+    def draft(self, request: SendRequest) -> tuple[Draft, ComposeSettings]:
+        draft, settings = super().draft(request)
+        return replace(draft, pdfs=()), settings
+
+
+class Latin1Body(StdlibLPS):
+    """Writes the text part in ISO-8859-1 (ECO.2.2.3)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        part = next(p for p in message.walk() if p.get_content_type() == "text/plain")
+        assert isinstance(part, EmailMessage)
+        part.set_content("Bonjour, résultats ci-joints. Cordialement.\n", charset="iso-8859-1", cte="8bit")
+
+
+class NoMdnRequest(StdlibLPS):
+    """Cannot ask for a read receipt (ECO.2.3.2)."""
+
+    def draft(self, request: SendRequest) -> tuple[Draft, ComposeSettings]:
+        return super().draft(replace(request, request_mdn=False))
+
+
+class NoMdn(StdlibLPS):
+    """Never answers read-receipt requests (ECO.3.1.6)."""
+
+    def answer_mdns(self) -> None:
+        self.pending_mdns.clear()
+
+
+class HeadersOnlyReader(StdlibLPS):
+    """Only fetches headers: the document is never downloaded."""
+
+    def body_item(self) -> str:
+        return "(BODY.PEEK[HEADER])"
+
+
+class NoSentCopy(StdlibLPS):
+    """Does not file sent messages in Sent."""
+
+    def file_in_sent(self, raw: bytes) -> None:
+        return None
+
+
+class BadTraces(StdlibLPS):
+    """Traces the raw SASL exchange (token included) and no author (ECO.4.1.2, ECO.1.2.5)."""
+
+    def trace(self, action: Any, request: str, response: str, ok: bool) -> None:
+        if self.cfg.trace_file is None:
+            return
+        token = self.tokens.access if self.tokens else ""
+        line = {"at": datetime.now().astimezone().isoformat(), "author": "", "bal": self.cfg.bal,
+                "action": action, "request": f"AUTHENTICATE XOAUTH2 {xoauth2(self.cfg.bal, token or '')}",
+                "response": response, "ok": ok}
+        with self.cfg.trace_file.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
+
+
+class IgnoresPscLogout(StdlibLPS):
+    """Keeps its sessions open after the PSC session ended (ECO.1.2.6)."""
+
+    def on_psc_ended(self) -> None:
+        return None

@@ -1,0 +1,13 @@
+"""Fixtures of the conformance tests: one sandbox state directory (PKI made once) per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sandbox state directory shared by the tests (they run one after the other)."""
+    return tmp_path_factory.mktemp("conformance-sandbox")

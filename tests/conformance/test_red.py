@@ -1,0 +1,91 @@
+"""Every case turns red for a broken LPS: no case of the catalogue is vacuous.
+
+Each row runs the cases a variant targets, against a fresh sandbox, and checks that they
+*fail* (not error) with an explanation naming the broken rule. A last test checks that the
+rows cover every case of both profiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mssante.conformance import Profile, Status, catalogue
+from tests.conformance import _broken as b
+from tests.conformance._harness import RED, run_suite
+from tests.conformance._lps import StdlibLPS
+
+pytestmark = pytest.mark.slow
+
+PER, APP = Profile.PER_ORG, Profile.APP
+
+#: (variant, profile, case codes it must turn red, a word the explanation must contain)
+ROWS: list[tuple[type[StdlibLPS], Profile, tuple[str, ...], str]] = [
+    (b.NoImapStartTLS, PER, ("imap-starttls",), "sans STARTTLS"),
+    (b.NoImapStartTLS, APP, ("imap-starttls",), "sans STARTTLS"),
+    (b.NoSmtpStartTLS, PER, ("smtp-starttls",), "sans STARTTLS"),
+    (b.NoSmtpStartTLS, APP, ("smtp-starttls",), "sans STARTTLS"),
+    (b.OldTLS, PER, ("tls-version",), "TLS 1.2"),
+    (b.OldTLS, APP, ("tls-version",), "TLS 1.2"),
+    (b.WeakCipher, PER, ("tls-ciphers",), "CHACHA20"),
+    (b.WeakCipher, APP, ("tls-ciphers",), "CHACHA20"),
+    (b.WrongPriority, PER, ("srv-front",), "mauvais front"),
+    (b.WrongPriority, APP, ("srv-front",), "mauvais front"),
+    (b.ImapPlainOnPsc, PER, ("imap-xoauth2",), "PLAIN"),
+    (b.SmtpUserIsNationalId, PER, ("smtp-xoauth2",), "user="),
+    (b.ImapLogin, APP, ("imap-auth-cli",), "LOGIN"),
+    (b.SmtpNoClientCert, APP, ("smtp-auth-cli",), "sans certificat client"),
+    (b.OtherStructureCert, APP, ("cert-structure",), "autre structure"),
+    (b.SmtpAuthInClear, PER, ("no-clear-credentials",), "en clair"),
+    (b.SmtpAuthInClear, APP, ("no-clear-credentials",), "en clair"),
+    (b.RetryLoop, PER, ("authenticationfailed",), "présenté de nouveau"),
+    (b.RetryLoop, APP, ("authenticationfailed",), "pas de boucle"),
+    (b.RetryAfterAuthz, PER, ("authorizationfailed",), "AUTHORIZATIONFAILED"),
+    (b.RetryAfterAuthz, APP, ("authorizationfailed",), "AUTHORIZATIONFAILED"),
+    (b.TightLoop, PER, ("unavailable",), "espacer"),
+    (b.TightLoop, APP, ("unavailable",), "espacer"),
+    (b.NoReconnect, PER, ("reopen-bye", "reopen-drop"), "rouvrir automatiquement"),
+    (b.NoReconnect, APP, ("reopen-bye", "reopen-drop"), "rouvrir automatiquement"),
+    (b.NoNil, PER, ("x-mss-nil",), "X-MSS-NIL"),
+    (b.NoNil, APP, ("x-mss-nil",), "X-MSS-NIL"),
+    (b.WrongCodeCDA, PER, ("x-mss-codecda",), "X-MSS-CODECDA"),
+    (b.WrongCodeCDA, APP, ("x-mss-codecda",), "X-MSS-CODECDA"),
+    (b.WrongINS, PER, ("x-mss-ins",), "X-MSS-INS"),
+    (b.WrongINS, APP, ("x-mss-ins",), "X-MSS-INS"),
+    (b.PlainSubject, PER, ("xdm-subject",), "XDM/1.0/DDM+"),
+    (b.PlainSubject, APP, ("xdm-subject",), "XDM/1.0/DDM+"),
+    (b.NoPdf, PER, ("pdf-companion",), "PDF"),
+    (b.NoPdf, APP, ("pdf-companion",), "PDF"),
+    (b.Latin1Body, PER, ("utf8-body",), "UTF-8"),
+    (b.Latin1Body, APP, ("utf8-body",), "UTF-8"),
+    (b.NoMdnRequest, PER, ("mdn-request",), "Disposition-Notification-To"),
+    (b.NoMdnRequest, APP, ("mdn-request",), "Disposition-Notification-To"),
+    (b.NoMdn, PER, ("mdn-return",), "accusé de lecture"),
+    (b.HeadersOnlyReader, PER, ("receive-xdm",), "FETCH"),
+    (b.HeadersOnlyReader, APP, ("receive-xdm",), "FETCH"),
+    (b.NoSentCopy, PER, ("sent-copy",), "Sent"),
+    (b.NoSentCopy, APP, ("sent-copy",), "Sent"),
+    (b.BadTraces, PER, ("traces",), "JWT"),
+    (b.BadTraces, APP, ("traces",), "absent"),
+    (b.IgnoresPscLogout, PER, ("psc-logout",), "encore ouverte"),
+]
+
+
+@pytest.mark.parametrize(("variant", "profile", "codes", "marker"), ROWS,
+                         ids=[f"{r[0].__name__}-{r[1].value}" for r in ROWS])
+async def test_broken_lps_turns_the_case_red(
+    variant: type[StdlibLPS], profile: Profile, codes: tuple[str, ...], marker: str, state_dir: Path, tmp_path: Path
+) -> None:
+    report, _ = await run_suite(state_dir, tmp_path, profile, variant, cases=codes, settings=RED)
+    assert [r.code for r in report.results] == list(codes)
+    for r in report.results:
+        assert r.status is Status.FAIL, (r.case_id, r.status, r.explanation)
+        assert marker in r.explanation, (r.case_id, r.explanation)
+        assert r.evidence, r.case_id
+
+
+@pytest.mark.parametrize("profile", [PER, APP], ids=lambda p: p.value)
+def test_every_case_has_a_red_variant(profile: Profile) -> None:
+    covered = {code for _, p, codes, _ in ROWS if p is profile for code in codes}
+    assert {c.code for c in catalogue(profile)} == covered
