@@ -117,3 +117,9 @@ def test_client_certificate_paths(tmp_path: Path) -> None:
     (tmp_path / "a.key").write_text("x")
     cred = ClientCertificate(cert=tmp_path / "a.pem", key=tmp_path / "a.key", password=Secret("pw"))
     assert "pw" not in repr(cred)
+
+
+def test_redact_keeps_a_described_authentication() -> None:
+    line = "AUTHENTICATE XOAUTH2 (imap imap.psc.mss.sandbox.test:1143)"
+    assert redact(line) == line
+    assert redact("AUTH PLAIN =") == "AUTH PLAIN <redacted>"
