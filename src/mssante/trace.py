@@ -45,7 +45,9 @@ Action = Literal[
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)(bearer\s+)\S+")
 # A SASL initial response after the mechanism: base64 (RFC 4648 alphabet) or "=" (empty).
-_SASL_LINE = re.compile(r"(?i)^((?:\S+\s+)?(?:AUTHENTICATE|AUTH)\s+[A-Z0-9_-]+)\s+(?:[A-Za-z0-9+/]{4,}={0,2}|=)(?=\s|$)")
+_SASL_LINE = re.compile(
+    r"(?i)^((?:\S+\s+)?(?:AUTHENTICATE|AUTH)\s+[A-Z0-9_-]+)\s+(?:[A-Za-z0-9+/]{4,}={0,2}|=)(?=\s|$)"
+)
 _LOGIN = re.compile(r"(?i)^(\S+\s+LOGIN\s+\S+)\s+.*$")
 _LONG_B64 = re.compile(r"\b[A-Za-z0-9+/]{60,}={0,2}")
 _MAX = 500
