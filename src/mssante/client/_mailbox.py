@@ -1,0 +1,385 @@
+"""The async mailbox facade: send, list, fetch, flag, move, delete and watch one BAL.
+
+Example::
+
+    async with Mailbox(
+        "marie.curie@hopital.mssante.fr", kind="PER", credentials=psc_session,
+        tls=TrustSettings(ca_bundle=Path("igc-sante.pem")), traces=JSONLinesSink(Path("traces.jsonl")),
+        product_reference="DEV935997",
+    ) as box:
+        await box.send(Draft(sender=Sender(address=box.address), to=("dr.x@...",), text="Bonjour"))
+        for summary in await box.list("INBOX", unseen_only=True):
+            message = await box.fetch(summary.uid)
+        async for summary in box.watch():
+            ...
+
+Every action is traced (ECO.4.1.1/2): author, workstation time, action, request (credentials
+redacted, never a message body) and the server's answer, failures included.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncGenerator
+from types import TracebackType
+
+from mssante.credentials import ClientCertificate, TokenSource
+from mssante.discovery import MailServers, ManualServers, Resolver
+from mssante.errors import CommandFailed, LimitError, MssanteError, UsageError
+from mssante.message import ComposedMessage, ComposeSettings, Draft, compose_message, parse_message
+from mssante.trace import TraceSink
+from mssante.wire.imap import (
+    Append,
+    FetchResponse,
+    ListMailboxes,
+    ListResponse,
+    LiteralChunk,
+    SearchKey,
+    SearchResponse,
+    Status,
+    StatusResponse,
+    UidCopy,
+    UidExpunge,
+    UidFetch,
+    UidMove,
+    UidSearch,
+    UidStore,
+)
+from mssante.wire.imap import Expunge as _Expunge
+
+from ._config import BALKind, MailboxOptions, TrustSettings
+from ._core import MailboxCore
+from ._imap import IMAPConnection
+from ._imap_results import SelectInfo
+from ._models import SUMMARY_ITEMS, Folder, MessageSummary, ReceivedMessage, SendResult, WatchState
+from ._smtp import StaleSession
+from ._watch import watch as _watch
+
+__all__ = ["Mailbox"]
+
+
+class Mailbox(MailboxCore):
+    """One BAL on the API LPS (IMAP + SMTP submission), async.
+
+    Args:
+        address: the BAL address.
+        kind: ``"PER"``, ``"ORG"`` (PSC token, XOAUTH2) or ``"APP"`` (ORG AUTH_CLI certificate, PLAIN).
+        credentials: a :class:`~mssante.credentials.TokenSource` (PER/ORG) or a
+            :class:`~mssante.credentials.ClientCertificate` (APP).
+        servers: discovered servers (:func:`mssante.discovery.discover`) or a manual
+            configuration; None: DNS SRV discovery on first use (ECO.1.1.9) with ``resolver``.
+        resolver: the SRV resolver for discovery (default: the system's).
+        tls: trust anchors and revocation policy (IGC Santé, ECO.1.1.x).
+        traces: where functional traces go (ECO.4.1.x); None: not traced.
+        product_reference: the Convergence product reference (X-MSS-NIL, ECO.2.4.3), needed to
+            send a :class:`~mssante.message.Draft`.
+        options: timeouts, backoff, Sent copy, polling (:class:`MailboxOptions`).
+
+    Raises:
+        UsageError: ``kind`` and ``credentials`` do not match.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        kind: BALKind,
+        credentials: TokenSource | ClientCertificate,
+        servers: MailServers | ManualServers | None = None,
+        resolver: Resolver | None = None,
+        tls: TrustSettings,
+        traces: TraceSink | None = None,
+        product_reference: str | None = None,
+        options: MailboxOptions | None = None,
+    ) -> None:
+        super().__init__(address, kind=kind, credentials=credentials, servers=servers, resolver=resolver, tls=tls,
+                         traces=traces, options=options)
+        self._compose = ComposeSettings(product_reference=product_reference) if product_reference else None
+        self._selected: SelectInfo | None = None
+        self._special: dict[str, str] | None = None
+
+    async def __aenter__(self) -> Mailbox:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def _on_new_imap(self) -> None:
+        self._selected = None
+
+    async def _select(self, conn: IMAPConnection, folder: str) -> SelectInfo:
+        if self._selected is None or self._selected.name != folder:
+            self._selected = None
+            self._selected = await conn.select(folder)
+        return self._selected
+
+    # -- folders --------------------------------------------------------------------------------
+    async def folders(self) -> builtins.list[Folder]:
+        """The folders, with their RFC 6154 special use (``LIST ... RETURN (SPECIAL-USE)``).
+
+        Raises:
+            CommandFailed: LIST refused.
+            TokenRejected, NotAuthorized, AuthUnavailable, PSCError: authentication (see :meth:`send`).
+            TransportError, TrustError, ProtocolError: the connection failed or is not trusted.
+        """
+
+        async def run(conn: IMAPConnection) -> builtins.list[Folder]:
+            _, events = await conn.command(ListMailboxes(special_use=conn.engine.has("SPECIAL-USE")))
+            return [Folder.from_list(e) for e in events if isinstance(e, ListResponse)]
+
+        found = await self.imap_call("list", 'LIST "" "*"', run)
+        self._special = {f.special_use.lower(): f.name for f in found if f.special_use}
+        return found
+
+    async def special_folder(self, use: str) -> str:
+        """The name of the folder with special use ``use`` (``"\\\\Sent"``, ``"\\\\Trash"``...).
+
+        Falls back to the conventional name (``Sent``, ``Trash``) when the server marks none.
+
+        Raises:
+            MssanteError: see :meth:`folders`.
+        """
+        if self._special is None:
+            await self.folders()
+        assert self._special is not None
+        return self._special.get(use.lower(), use.lstrip("\\"))
+
+    async def status(self, folder: str = "INBOX") -> dict[str, int]:
+        """``STATUS`` of a folder without selecting it (RFC 3501 §6.3.10): MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN.
+
+        Raises:
+            CommandFailed: no such folder. MssanteError: see :meth:`folders`.
+        """
+
+        async def run(conn: IMAPConnection) -> dict[str, int]:
+            _, events = await conn.command(Status(mailbox=folder))
+            return {k: v for e in events if isinstance(e, StatusResponse) for k, v in e.items}
+
+        return await self.imap_call("list", f"STATUS {folder}", run)
+
+    # -- reading --------------------------------------------------------------------------------
+    async def list(self, folder: str = "INBOX", *, unseen_only: bool = False, limit: int | None = None
+                   ) -> builtins.list[MessageSummary]:
+        """Summaries of the messages of ``folder`` (no body), oldest first.
+
+        Args:
+            folder: the folder name.
+            unseen_only: only messages without ``\\Seen``.
+            limit: only the ``limit`` most recent ones.
+
+        Raises:
+            CommandFailed: no such folder, or a command refused.
+            MssanteError: authentication, transport or trust failures (see :meth:`folders`).
+        """
+
+        async def run(conn: IMAPConnection) -> builtins.list[MessageSummary]:
+            info = await self._select(conn, folder)
+            criteria = SearchKey.unseen() if unseen_only else SearchKey.all()
+            _, events = await conn.command(UidSearch(criteria=criteria))
+            uids = sorted({uid for e in events if isinstance(e, SearchResponse) for uid in e.ids})
+            if limit is not None:
+                uids = uids[-limit:] if limit > 0 else []
+            if not uids:
+                return []
+            _, events = await conn.command(UidFetch(uids=uids, items=SUMMARY_ITEMS))
+            out = [MessageSummary.from_fetch(e, folder=folder, uidvalidity=info.uidvalidity)
+                   for e in events if isinstance(e, FetchResponse) and e.uid in uids]
+            return sorted(out, key=lambda s: s.uid)
+
+        return await self.imap_call("list", f"UID SEARCH {'UNSEEN' if unseen_only else 'ALL'} in {folder}", run)
+
+    async def fetch(self, uid: int, folder: str = "INBOX", *, mark_seen: bool = False) -> ReceivedMessage:
+        """The whole message ``uid``: raw octets (streamed, bounded) and parsed.
+
+        Args:
+            uid: the message UID in ``folder``.
+            folder: the folder.
+            mark_seen: set ``\\Seen`` (``BODY[]``); default ``BODY.PEEK[]`` leaves flags alone.
+
+        Raises:
+            CommandFailed: no such message or folder.
+            LimitError: larger than ``options.connection.max_message_size`` (the connection is dropped).
+            ContentError: the message cannot be parsed at all.
+            MssanteError: authentication, transport or trust failures (see :meth:`folders`).
+        """
+        limit = self.options.connection.max_message_size
+        item = "BODY[]" if mark_seen else "BODY.PEEK[]"
+
+        async def run(conn: IMAPConnection) -> tuple[bytes, tuple[str, ...]]:
+            await self._select(conn, folder)
+            chunks = bytearray()
+            raw: bytes | None = None
+            flags: tuple[str, ...] = ()
+            async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", "RFC822.SIZE", item))):
+                if isinstance(event, LiteralChunk):
+                    if event.total > limit:
+                        raise LimitError(f"message {uid} has {event.total} octets, over the limit of {limit}")
+                    chunks += event.data
+                elif isinstance(event, FetchResponse):
+                    if event.uid == uid:
+                        body = event.get("BODY[]")
+                        raw = body if isinstance(body, bytes) else bytes(chunks)
+                        flags = event.flags or flags
+                    chunks = bytearray()
+            if raw is None:
+                raise CommandFailed(f"no message with UID {uid} in {folder}")
+            return raw, flags
+
+        raw, flags = await self.imap_call("read" if mark_seen else "fetch", f"UID FETCH {uid} ({item}) in {folder}",
+                                          run)
+        return ReceivedMessage(folder=folder, uid=uid, flags=flags, raw=raw, parsed=parse_message(raw))
+
+    # -- changing -------------------------------------------------------------------------------
+    async def flag(self, uid: int, folder: str = "INBOX", *, seen: bool | None = True, flagged: bool | None = None
+                   ) -> None:
+        """Set or clear ``\\Seen`` / ``\\Flagged`` on message ``uid`` (``None`` leaves a flag alone).
+
+        Raises:
+            CommandFailed: refused. MssanteError: see :meth:`folders`.
+        """
+        changes = [(f, v) for f, v in (("\\Seen", seen), ("\\Flagged", flagged)) if v is not None]
+
+        async def run(conn: IMAPConnection) -> None:
+            await self._select(conn, folder)
+            for name, value in changes:
+                await conn.command(UidStore(uids=uid, flags=(name,), mode="+" if value else "-"))
+
+        desc = " ".join(f"{'+' if v else '-'}{f}" for f, v in changes)
+        await self.imap_call("flag", f"UID STORE {uid} {desc} in {folder}", run)
+
+    async def move(self, uid: int, to: str, folder: str = "INBOX") -> int | None:
+        """Move message ``uid`` to folder ``to`` (UID MOVE, RFC 6851; else COPY + expunge).
+
+        Returns:
+            The UID in ``to`` when the server says it (COPYUID, RFC 4315), else None.
+
+        Raises:
+            CommandFailed: refused (e.g. no such folder). MssanteError: see :meth:`folders`.
+        """
+
+        async def run(conn: IMAPConnection) -> int | None:
+            await self._select(conn, folder)
+            if conn.engine.has("MOVE"):
+                tagged, events = await conn.command(UidMove(uids=uid, mailbox=to))
+                codes = [tagged.code] + [getattr(e, "code", None) for e in events]
+            else:
+                tagged, _ = await conn.command(UidCopy(uids=uid, mailbox=to))
+                codes = [tagged.code]
+                await self._expunge(conn, uid)
+            for code in codes:
+                if code is not None and code.name == "COPYUID":
+                    dest = getattr(code.data, "destination", None)
+                    return next(iter(dest), None) if dest is not None else None
+            return None
+
+        return await self.imap_call("move", f"UID MOVE {uid} {to} from {folder}", run)
+
+    async def _expunge(self, conn: IMAPConnection, uid: int) -> None:
+        await conn.command(UidStore(uids=uid, flags=("\\Deleted",), mode="+"))
+        # UID EXPUNGE (RFC 4315 §2.1) removes only this message; plain EXPUNGE removes every \Deleted one.
+        await conn.command(UidExpunge(uids=uid) if conn.engine.has("UIDPLUS") else _Expunge())
+
+    async def delete(self, uid: int, folder: str = "INBOX", *, expunge: bool = False) -> None:
+        """Delete message ``uid``: move it to Trash, or expunge it (``expunge``, or already in Trash).
+
+        Raises:
+            CommandFailed: refused. MssanteError: see :meth:`folders`.
+        """
+        trash = await self.special_folder("\\Trash")
+        if not expunge and folder != trash:
+            await self.move(uid, trash, folder)
+            self._trace("delete", f"delete {uid} from {folder} (moved to {trash})", "OK", True)
+            return
+
+        async def run(conn: IMAPConnection) -> None:
+            await self._select(conn, folder)
+            await self._expunge(conn, uid)
+
+        await self.imap_call("delete", f"UID STORE {uid} +FLAGS (\\Deleted) + UID EXPUNGE in {folder}", run)
+
+    async def append(self, folder: str, message: bytes, *, flags: tuple[str, ...] = ("\\Seen",)) -> int | None:
+        """APPEND ``message`` to ``folder`` (RFC 3501 §6.3.11).
+
+        Returns:
+            The new UID when the server says it (APPENDUID, RFC 4315), else None.
+
+        Raises:
+            LimitError: larger than ``options.connection.max_message_size``.
+            CommandFailed: refused. MssanteError: see :meth:`folders`.
+        """
+        if len(message) > self.options.connection.max_message_size:
+            raise LimitError(f"message of {len(message)} octets is over the limit")
+
+        async def run(conn: IMAPConnection) -> int | None:
+            tagged, _ = await conn.command(Append(mailbox=folder, message=message, flags=flags))
+            uids = getattr(tagged.code.data, "uids", None) if tagged.code and tagged.code.name == "APPENDUID" else None
+            return next(iter(uids), None) if uids is not None else None
+
+        return await self.imap_call("append", f"APPEND {folder} ({len(message)} octets)", run)
+
+    # -- sending --------------------------------------------------------------------------------
+    async def send(self, message: Draft | ComposedMessage) -> SendResult:
+        """Submit a message (composed from a :class:`Draft` when needed), then file a copy in Sent.
+
+        The copy is APPENDed to the ``\\Sent`` folder unless ``options.operator_saves_sent``.
+        DSN parameters (NOTIFY, RET, ENVID, ORCPT) come from the composed message.
+
+        Raises:
+            UsageError: a Draft without ``product_reference`` (X-MSS-NIL, ECO.2.4.3).
+            ContentError, UsageError: the draft cannot be composed.
+            LimitError: larger than the server's ``SIZE``.
+            CommandFailed: the sender, every recipient or the data was refused (``smtp_code``).
+            TokenRejected: rejected twice (once with a fresh token), ref2 §2.4.
+            NotAuthorized: not allowed on this BAL (no retry).
+            AuthUnavailable: still unavailable after the bounded backoff.
+            PSCError: the PSC session is over (every session was closed, ECO.1.2.6).
+            TransportError, TrustError, StartTLSError: the connection failed or is not trusted.
+        """
+        if isinstance(message, Draft):
+            if self._compose is None:
+                raise UsageError("sending a Draft needs product_reference (X-MSS-NIL, ECO.2.4.3)")
+            message = compose_message(message, settings=self._compose)
+        data = message.to_bytes()
+        request = (f"MAIL FROM:<{message.envelope_from}> RCPT TO:<{'>,<'.join(message.recipients)}> "
+                   f"DATA ({len(data)} octets) {message.message_id}")
+        try:
+            async with self._smtp_lock:
+                try:
+                    smtp = await self.smtp_session()
+                    result = await smtp.send(message.envelope_from, message.recipients, data, dsn=message.dsn)
+                except StaleSession:
+                    # The server had dropped the idle session: nothing was submitted; reopen, once.
+                    smtp = await self.smtp_session(reconnect=True)
+                    result = await smtp.send(message.envelope_from, message.recipients, data, dsn=message.dsn)
+        except MssanteError as exc:
+            self._note(exc)
+            self._trace("send", request, str(exc), False)
+            raise
+        self._trace("send", request, result.reply, True)
+        sent = SendResult(message_id=message.message_id, accepted=result.accepted, refused=result.refused,
+                          reply=result.reply)
+        if self.options.operator_saves_sent:
+            return sent
+        folder = await self.special_folder("\\Sent")
+        uid = await self.append(folder, data)
+        return SendResult(message_id=sent.message_id, accepted=sent.accepted, refused=sent.refused,
+                          reply=sent.reply, sent_folder=folder, sent_uid=uid)
+
+    # -- watching -------------------------------------------------------------------------------
+    def watch(self, folder: str = "INBOX", *, state: WatchState | None = None) -> AsyncGenerator[MessageSummary, None]:
+        """New messages of ``folder`` as they arrive (IDLE, or polling), on a connection of its own.
+
+        Robust to reconnections: after a drop it reconnects with backoff (ECO.1.2.7) and scans
+        the UIDs above the last one delivered, so nothing delivered meanwhile is missed. Pass
+        a :class:`WatchState` (and keep it) to resume; by default only messages arriving after
+        the first connection are delivered. Iteration ends quietly after :meth:`aclose`.
+
+        Raises:
+            TokenRejected, NotAuthorized: authentication refused after the retry rule.
+            PSCError: the PSC session is over (ECO.1.2.6).
+            TrustError: the server is not trusted.
+            CommandFailed: the folder cannot be selected.
+        """
+        return _watch(self, state or WatchState(folder=folder))

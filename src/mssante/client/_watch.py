@@ -1,0 +1,153 @@
+"""``Mailbox.watch``: new messages as they arrive, over IDLE or polling, across reconnections, none missed.
+
+The rule that makes it robust: *the server's UIDs are the truth, notifications only wake us.*
+The watcher remembers ``(UIDVALIDITY, last UID delivered)`` (:class:`WatchState`). After every
+wake-up (IDLE update, poll tick, IDLE renewal) and after every reconnection it asks the server
+for the UIDs above the last one delivered (``UID SEARCH UID n+1:*``, RFC 3501 §6.4.4), so
+messages delivered while the connection was down are found by the next scan. If UIDVALIDITY
+changed (RFC 3501 §2.3.1.1), old UIDs mean nothing: the whole folder is delivered again.
+
+Reconnection (ECO.1.2.7) uses the mailbox's backoff; it stops on what a new connection cannot
+fix: authentication refused after the retry rule, PSC session over (ECO.1.2.6), trust errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
+
+from mssante.errors import AuthUnavailable, CommandFailed, LimitError, RemoteProtocolError, TransportError
+from mssante.wire.imap import (
+    ExistsResponse,
+    ExpungeResponse,
+    FetchResponse,
+    RecentResponse,
+    SearchKey,
+    UidFetch,
+    UidSearch,
+    VanishedResponse,
+)
+from mssante.wire.imap import SearchResponse as _Search
+
+from ._imap import IMAPConnection
+from ._models import SUMMARY_ITEMS, MessageSummary, WatchState
+
+if TYPE_CHECKING:
+    from ._core import MailboxCore
+
+__all__ = ["new_since", "watch"]
+
+_WAKE = (ExistsResponse, RecentResponse, FetchResponse, ExpungeResponse, VanishedResponse)
+_RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError)
+_MAX_RESCANS = 20  # consecutive scans before waiting anyway (a server announcing changes forever)
+
+
+async def new_since(
+    conn: IMAPConnection, folder: str, uidvalidity: int | None, last_uid: int
+) -> tuple[list[MessageSummary], bool]:
+    """Summaries of the messages of the selected ``folder`` with a UID above ``last_uid``, in UID order.
+
+    Returns:
+        The summaries, and whether the server announced a change (EXISTS/RECENT) meanwhile: a
+        server may answer SEARCH from the state *before* the updates it sends with the answer
+        (RFC 3501 §7: untagged updates may come with any command), so the caller scans again.
+
+    Raises:
+        CommandFailed, TransportError, RemoteProtocolError: the commands failed.
+    """
+    _, events = await conn.command(UidSearch(criteria=SearchKey.uid(f"{last_uid + 1}:*")))
+    changed = any(isinstance(e, ExistsResponse | RecentResponse) for e in events)
+    uids = sorted({uid for e in events if isinstance(e, _Search) for uid in e.ids if uid > last_uid})
+    if not uids:
+        return [], changed
+    _, events = await conn.command(UidFetch(uids=uids, items=SUMMARY_ITEMS))
+    changed = changed or any(isinstance(e, ExistsResponse | RecentResponse) for e in events)
+    found = [MessageSummary.from_fetch(e, folder=folder, uidvalidity=uidvalidity)
+             for e in events if isinstance(e, FetchResponse) and e.uid in uids]
+    return sorted(found, key=lambda s: s.uid), changed
+
+
+async def _wait_for_change(conn: IMAPConnection, duration: float) -> None:
+    """IDLE until the server reports a change, or ``duration`` seconds (IDLE renewal, RFC 2177 §3)."""
+    async with contextlib.aclosing(conn.idle(duration=duration)) as updates:
+        async for event in updates:
+            if isinstance(event, _WAKE):
+                break
+
+
+async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageSummary, None]:
+    """Yield the new messages of ``state.folder``; see the module docstring.
+
+    Raises:
+        TokenRejected, NotAuthorized: authentication refused (after the retry rule).
+        PSCError: the PSC session is over (every session of the BAL was closed, ECO.1.2.6).
+        TrustError: the server is not trusted any more.
+        CommandFailed: the folder cannot be selected.
+    """
+    options = core.options
+    conn: IMAPConnection | None = None
+    failures = 0
+    idle_failures = 0
+    rescans = 0
+    try:
+        while True:
+            if core.closed:
+                if core.end_reason is not None:
+                    core._check_open()  # raises PSCError: the PSC session ended (ECO.1.2.6)
+                return  # aclose(): stop quietly
+            try:
+                if conn is None or not conn.usable:
+                    if conn is not None:
+                        core.release(conn)
+                        conn = None
+                    conn = await core.open_imap()
+                    info = await conn.select(state.folder)
+                    if state.uidvalidity is not None and info.uidvalidity != state.uidvalidity:
+                        state.last_uid = 0  # RFC 3501 §2.3.1.1: every UID changed, deliver everything again
+                    state.uidvalidity = info.uidvalidity
+                    if state.last_uid is None:
+                        state.last_uid = (info.uidnext or 1) - 1 if info.uidnext else await _highest(conn)
+                    core._trace("select", f"SELECT {state.folder} (watch)", f"UIDVALIDITY {info.uidvalidity}", True)
+                    failures = 0
+                found, changed = await new_since(conn, state.folder, state.uidvalidity, state.last_uid or 0)
+                for summary in found:
+                    state.last_uid = summary.uid
+                    core._trace("fetch", f"UID FETCH {summary.uid} (watch {state.folder})", "new message", True)
+                    yield summary
+                if (found or changed) and rescans < _MAX_RESCANS:
+                    # Scan again before waiting: what arrived while the caller held the last message
+                    # may not be announced by the next IDLE (a server may report only changes made
+                    # after IDLE starts), but the UIDs never lie.
+                    rescans += 1
+                    continue
+                rescans = 0
+                if conn.engine.has("IDLE") and idle_failures < options.idle_failures_before_polling:
+                    try:
+                        await _wait_for_change(conn, options.connection.idle_refresh)
+                        idle_failures = 0
+                    except CommandFailed:
+                        idle_failures += 1
+                else:
+                    await asyncio.sleep(options.poll_interval)
+            except _RECOVERABLE as exc:
+                if conn is not None:
+                    conn.abort()
+                    core.release(conn)
+                    conn = None
+                state.reconnects += 1
+                if core.is_closed():
+                    continue  # the loop head decides: quiet stop or PSCError
+                core._emit("disconnected", f"watch {state.folder}: {exc}")
+                await asyncio.sleep(options.backoff.delay(failures))
+                failures += 1
+    finally:
+        if conn is not None:
+            core.release(conn)
+            await conn.logout(grace=1.0)
+
+
+async def _highest(conn: IMAPConnection) -> int:
+    _, events = await conn.command(UidSearch(criteria=SearchKey.all()))
+    return max((uid for e in events if isinstance(e, _Search) for uid in e.ids), default=0)

@@ -1,0 +1,453 @@
+"""The builtin LPS of the conformance suite: :mod:`mssante.client` behind the :class:`LPSDriver` protocol.
+
+:func:`create_driver` is the factory :func:`mssante.conformance.load_builtin_driver` looks up
+(``mssante conformance run --client builtin``). The driver is a thin LPS built only on the
+public client library; everything the suite judges comes from the library's own behaviour:
+
+* **discovery**: :class:`~mssante.discovery.DNSPythonResolver` on the sandbox DNS, so the
+  SRV records choose the front (priority 10 PSC for PER/ORG, 20 AUTH_CLI for APP);
+* **trust**: :class:`~mssante.client.TrustSettings` with the sandbox's IGC Santé CA bundle and
+  revocation required (CRLs downloaded from the certificates' distribution points, one
+  :class:`~mssante.trust.CRLCache` for the whole run);
+* **credentials**: a :class:`~mssante.psc.PSCSession` (the professional's PSC login through
+  :attr:`DriverSetup.login`, or CIBA on the sandbox's PSC) for PER/ORG; the structure's ORG
+  AUTH_CLI :class:`~mssante.credentials.ClientCertificate` for APP;
+* **sessions**: one :class:`~mssante.client.Mailbox` at a time under a
+  :class:`~mssante.client.SessionSupervisor`, whose watch keeps an IMAP session open (IDLE),
+  reopens it after ``BYE`` or a drop (ECO.1.2.7) and stops on what a reconnection cannot fix;
+  the retry rules of ``AUTHENTICATIONFAILED`` / ``AUTHORIZATIONFAILED`` / ``UNAVAILABLE`` and
+  the closing of every session when the PSC session ends (ECO.1.2.6) are the library's;
+* **messages**: :class:`~mssante.message.Draft` composed by :meth:`Mailbox.send` (X-MSS
+  headers, XDM subject, PDF companion rendered by :func:`mssante.pdf.render_cda_pdf`), the
+  Sent copy APPENDed by the mailbox, MDNs from :func:`mssante.message.generate_mdn`;
+* **traces**: :class:`~mssante.trace.JSONLinesSink` on :attr:`DriverSetup.trace_file`.
+
+Glue the library does not provide (kept minimal, see :class:`DriverTuning`):
+
+* the front host names are resolved to addresses through the sandbox DNS and given to
+  :attr:`ConnectionSettings.resolve` (the library resolves SRV targets with the system resolver);
+* while a mailbox is open, the PSC session's token is kept current (``token()`` every
+  :attr:`DriverTuning.psc_check` seconds): the refresh is what reveals the end of a PSC session
+  when no back-channel logout reaches the LPS (the library's :class:`PSCSession` refreshes only
+  on demand, and an IDLE connection asks for nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import dns.asyncresolver
+import dns.exception
+
+from mssante._version import __version__
+from mssante.cda import generate_cr_bio, generate_vsm, parse_cda_header
+from mssante.client import (
+    Backoff,
+    BALKind,
+    ConnectionSettings,
+    Mailbox,
+    MailboxOptions,
+    SessionSupervisor,
+    SupervisorEvent,
+    TrustSettings,
+)
+from mssante.conformance import DriverSetup, LPSDriver, Profile, SendRequest
+from mssante.credentials import ClientCertificate
+from mssante.discovery import DNSPythonResolver
+from mssante.errors import ConfigError, ConnectError, DiscoveryError, MssanteError, UsageError
+from mssante.message import (
+    ComposeSettings,
+    Draft,
+    ParsedMessage,
+    PdfCompanion,
+    Sender,
+    generate_mdn,
+    organisation_label,
+    pdf_filename,
+    professional_label,
+)
+from mssante.pdf import render_cda_pdf
+from mssante.psc import PSCClient, PSCSession, PSCSettings, TokenSet
+from mssante.trace import JSONLinesSink, TraceSink
+from mssante.trust import CRLCache
+from mssante.xdm import build_archive
+
+__all__ = ["ClientDriver", "DriverTuning", "create_driver"]
+
+_TEXT: Final = ("Bonjour,\n\nVeuillez trouver ci-joint le document. Cordialement.\n"
+                "Message envoyé par la suite de conformité MSSanté (client mssante).\n")
+_Outcome = tuple[Literal["connected", "retrying", "failed"], BaseException | None, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverTuning:
+    """Timing of the builtin LPS. Defaults suit a run at ``--time-scale 1``; tests shorten them.
+
+    Attributes:
+        backoff: the mailboxes' retry delays (``[UNAVAILABLE]``, reconnections). The default
+            keeps retries more than one second apart, the suite's threshold for a tight loop.
+        psc_check: seconds between two checks that the PSC access token is current (PER/ORG).
+        open_timeout: how long :meth:`ClientDriver.open_session` waits for a first outcome.
+        login_timeout: how long a CIBA login may take when no ``login`` is given.
+        poll_interval: IMAP polling interval when IDLE is not available.
+        connect_timeout: TCP connect + STARTTLS + handshake bound, in seconds.
+        command_timeout: the longest wait for one IMAP/SMTP answer.
+
+    Raises:
+        UsageError: a non-positive duration.
+    """
+
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.5, maximum=30.0, jitter=0.2, attempts=3))
+    psc_check: float = 5.0
+    open_timeout: float = 60.0
+    login_timeout: float = 180.0
+    poll_interval: float = 30.0
+    connect_timeout: float = 15.0
+    command_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("psc_check", "open_timeout", "login_timeout", "poll_interval", "connect_timeout",
+                     "command_timeout"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"DriverTuning.{name} must be > 0")
+
+
+def create_driver(setup: DriverSetup, *, tuning: DriverTuning | None = None) -> LPSDriver:
+    """Build the builtin LPS for ``setup`` (the factory behind ``--client builtin``).
+
+    Nothing is connected yet: the first :meth:`ClientDriver.open_session` logs in and connects.
+
+    Raises:
+        ConfigError: ``setup.info`` lacks what the driver needs (the BAL, the CA bundle, the
+            DNS, PSC for a PER/ORG BAL, the certificate of a BAL APP).
+        UsageError: the BAL's kind does not match ``setup.profile``.
+    """
+    return ClientDriver(setup, tuning or DriverTuning())
+
+
+def _bal_entry(info: Mapping[str, Any], bal: str) -> Mapping[str, Any]:
+    for entry in info.get("bals", ()):
+        if isinstance(entry, Mapping) and str(entry.get("address", "")).lower() == bal.lower():
+            return entry
+    raise ConfigError(f"{bal} is not a BAL of this sandbox")
+
+
+async def _front_addresses(info: Mapping[str, Any]) -> dict[str, str]:
+    """The fronts' host names → their A record, asked to the sandbox DNS (glue, see the module doc)."""
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [str(info["dns"]["host"])]
+    resolver.port = int(info["dns"]["port"])
+    resolver.lifetime = 5.0
+    found: dict[str, str] = {}
+    hosts = {str(info[p][f]["host"]) for p in ("imap", "smtp") for f in ("psc", "authcli")}
+    for host in sorted(hosts):
+        try:
+            answer = await resolver.resolve(host, "A", search=False)
+        except dns.exception.DNSException as exc:
+            raise DiscoveryError(f"{host}: no address from the sandbox DNS ({type(exc).__name__})") from exc
+        found[host.lower().rstrip(".")] = answer[0].to_text()
+    return found
+
+
+class ClientDriver:
+    """The builtin LPS: :mod:`mssante.client` driven by the conformance suite (see the module doc).
+
+    Raises:
+        ConfigError: ``setup.info`` lacks what the driver needs.
+        UsageError: the BAL's kind does not match ``setup.profile``.
+    """
+
+    def __init__(self, setup: DriverSetup, tuning: DriverTuning) -> None:
+        """Read the sandbox description; connect nothing yet.
+
+        Raises:
+            ConfigError: ``setup.info`` lacks the BAL, the CA bundle, the DNS, PSC or the certificate.
+            UsageError: the BAL's kind does not match ``setup.profile``.
+        """
+        info = setup.info
+        entry = _bal_entry(info, setup.bal)
+        kind = str(entry.get("kind", ""))
+        if kind not in ("PER", "ORG", "APP"):
+            raise ConfigError(f"{setup.bal}: unknown BAL kind {kind!r}")
+        if (kind == "APP") != (setup.profile is Profile.APP):
+            raise UsageError(f"{setup.bal} is a BAL {kind}; profile {setup.profile.value} does not test it")
+        try:
+            ca_bundle = Path(str(info["ca_bundle"]))
+            self._resolver = DNSPythonResolver(nameservers=[str(info["dns"]["host"])], port=int(info["dns"]["port"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"sandbox.json lacks the CA bundle or the DNS: {exc}") from exc
+        self._setup = setup
+        self._tuning = tuning
+        self._kind: BALKind = "APP" if kind == "APP" else "PER" if kind == "PER" else "ORG"
+        self._entry = entry
+        self._certificate: ClientCertificate | None = None
+        self._psc: PSCClient | None = None
+        if self._kind == "APP":
+            if not entry.get("cert") or not entry.get("key"):
+                raise ConfigError(f"{setup.bal}: the sandbox gives no ORG AUTH_CLI certificate for this BAL APP")
+            self._certificate = ClientCertificate(cert=Path(str(entry["cert"])), key=Path(str(entry["key"])))
+        else:
+            self._psc = PSCClient(PSCSettings.from_sandbox(info))
+        self._trust = TrustSettings(ca_bundle=ca_bundle, crls=CRLCache())
+        self._traces: TraceSink | None = JSONLinesSink(setup.trace_file) if setup.trace_file is not None else None
+        self._addresses: dict[str, str] | None = None
+        self._session: PSCSession | None = None
+        self._box: Mailbox | None = None
+        self._supervisor = SessionSupervisor(on_event=self._on_event, backoff=tuning.backoff)
+        self._started = False
+        self._opening: asyncio.Future[_Outcome] | None = None
+        self._lock = asyncio.Lock()
+        self._keeper: asyncio.Task[None] | None = None
+        self._pending_mdns: list[ParsedMessage] = []
+        self._closed = False
+
+    # -- LPSDriver ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """``mssante.client <version>``.
+
+        Raises:
+            Nothing.
+        """
+        return f"mssante.client {__version__} (Mailbox + SessionSupervisor)"
+
+    async def inform(self, text: str) -> None:
+        """Nothing to show: the builtin LPS runs unattended.
+
+        Raises:
+            Nothing.
+        """
+        return None
+
+    async def open_session(self, *, fresh: bool = False) -> None:
+        """Have a watched IMAP session on the BAL; ``fresh`` closes the mailbox and opens a new one.
+
+        Logs in to PSC first when the professional's session is absent or over (PER/ORG).
+
+        Raises:
+            TokenRejected, NotAuthorized: authentication refused (after the library's retry rule).
+            PSCError: the PSC login failed, or the PSC session is over.
+            ConnectError: not connected within the first attempts (the mailbox keeps retrying
+                with backoff), or no outcome within :attr:`DriverTuning.open_timeout`.
+            MssanteError: discovery, trust or transport failures.
+        """
+        async with self._lock:
+            if fresh:
+                await self._close_mailbox()
+            if self._usable():
+                return
+            kind, error, detail = await self._open()
+        if kind == "connected":
+            return
+        if isinstance(error, MssanteError):
+            raise error
+        if kind == "retrying":
+            raise ConnectError(f"the IMAP session of {self._setup.bal} is not open yet ({detail}); "
+                               "the mailbox keeps retrying with backoff")
+        raise ConnectError(f"the IMAP session of {self._setup.bal} could not be opened ({detail})")
+
+    async def send_message(self, request: SendRequest) -> None:
+        """Compose and send one message with :meth:`Mailbox.send` (which files it in Sent).
+
+        Raises:
+            ContentError: the document cannot be generated or composed.
+            CommandFailed, LimitError: the submission or the APPEND was refused.
+            TokenRejected, NotAuthorized, AuthUnavailable, PSCError: authentication failures.
+            MssanteError: discovery, trust or transport failures.
+        """
+        box = await self._mailbox()
+        await box.send(self._draft(request))
+
+    async def read_new_messages(self) -> None:
+        """Fetch (``BODY[]``, marking them read) the unseen INBOX messages, integrating their documents.
+
+        Messages asking for a read receipt are kept for :meth:`answer_mdns`.
+
+        Raises:
+            CommandFailed: the INBOX cannot be read.
+            ContentError: a message cannot be parsed at all.
+            MssanteError: authentication, trust or transport failures.
+        """
+        box = await self._mailbox()
+        for summary in await box.list("INBOX", unseen_only=True):
+            received = await box.fetch(summary.uid, mark_seen=True)
+            parsed = received.parsed  # documents integrated: parsed.archive (or parsed.archive_error)
+            if parsed.mdn_requested and parsed.report is None:
+                self._pending_mdns.append(parsed)
+
+    async def answer_mdns(self) -> None:
+        """Send the read receipts asked by the messages read (``displayed``, RFC 8098).
+
+        Raises:
+            ContentError: an MDN cannot be composed.
+            CommandFailed: the submission was refused.
+            MssanteError: authentication, trust or transport failures.
+        """
+        if not self._pending_mdns:
+            return
+        box = await self._mailbox()
+        settings = ComposeSettings(product_reference=self._setup.product_reference)
+        while self._pending_mdns:
+            original = self._pending_mdns[0]
+            await box.send(generate_mdn(original, reporter=self._setup.bal, settings=settings))
+            self._pending_mdns.pop(0)
+
+    async def close(self) -> None:
+        """LOGOUT / QUIT every session, stop the watch and the PSC check, close the PSC client.
+
+        Raises:
+            Nothing.
+        """
+        self._closed = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        self._box = None
+        await self._supervisor.aclose()
+        if self._psc is not None:
+            await self._psc.aclose()
+
+    # -- sessions -------------------------------------------------------------------------------
+    def _usable(self) -> bool:
+        box = self._box
+        if box is None or box.closed:
+            return False
+        try:
+            return self._supervisor.status(box.address) == "running"
+        except UsageError:
+            return False
+
+    async def _mailbox(self) -> Mailbox:
+        """The open mailbox, opened (and watched) first if needed."""
+        async with self._lock:
+            if not self._usable():
+                kind, error, detail = await self._open()
+                if kind == "failed":
+                    raise error if isinstance(error, MssanteError) else ConnectError(detail)
+            assert self._box is not None
+            return self._box
+
+    async def _close_mailbox(self) -> None:
+        box, self._box = self._box, None
+        if box is not None:
+            with contextlib.suppress(UsageError):
+                await self._supervisor.remove(box.address)
+
+    async def _open(self) -> _Outcome:
+        """Create a mailbox, hand it to the supervisor and wait for the watch's first outcome."""
+        if self._closed:
+            raise UsageError("the builtin driver is closed")
+        await self._close_mailbox()
+        credentials: PSCSession | ClientCertificate
+        if self._certificate is not None:
+            credentials = self._certificate
+        else:
+            credentials = await self._psc_session()
+        if self._addresses is None:
+            self._addresses = await _front_addresses(self._setup.info)
+        t = self._tuning
+        options = MailboxOptions(
+            connection=ConnectionSettings(resolve=self._addresses, connect_timeout=t.connect_timeout,
+                                          command_timeout=t.command_timeout),
+            backoff=t.backoff, poll_interval=t.poll_interval)
+        box = Mailbox(self._setup.bal, kind=self._kind, credentials=credentials, resolver=self._resolver,
+                      tls=self._trust, traces=self._traces, product_reference=self._setup.product_reference,
+                      options=options)
+        opening: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
+        self._opening = opening
+        self._box = box
+        if not self._started:
+            self._started = True
+            await self._supervisor.start()
+        self._supervisor.add(box)
+        if self._session is not None and self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep_psc_current(), name="mssante-conformance-psc-check")
+        try:
+            return await asyncio.wait_for(asyncio.shield(opening), self._tuning.open_timeout)
+        except TimeoutError:
+            return ("retrying", None, f"no answer within {self._tuning.open_timeout:g} s")
+        finally:
+            self._opening = None
+
+    def _on_event(self, event: SupervisorEvent) -> None:
+        """Supervisor events: the first outcome of an opening (connected, retrying, failed)."""
+        opening = self._opening
+        if opening is None or opening.done() or event.address.lower() != self._setup.bal.lower():
+            return
+        if event.kind == "connected" and event.detail.startswith("imap"):
+            opening.set_result(("connected", None, event.detail))
+        elif event.kind == "disconnected":
+            opening.set_result(("retrying", event.error, event.detail))
+        elif event.kind in ("failed", "ended", "stopped"):
+            opening.set_result(("failed", event.error, event.detail))
+
+    # -- PSC ------------------------------------------------------------------------------------
+    async def _psc_session(self) -> PSCSession:
+        """The professional's PSC session, logging in when there is none (or it ended)."""
+        if self._session is not None and not self._session.ended.is_set():
+            return self._session
+        psc = self._psc
+        assert psc is not None
+        if self._setup.login is not None:
+            body = await self._setup.login()
+            raw_id = body.get("id_token")
+            claims = await psc.validate_id_token(raw_id) if isinstance(raw_id, str) and raw_id else None
+            tokens = TokenSet.from_response(body, now=time.time(), id_claims=claims)
+        else:
+            holders = self._entry.get("holders") or ()
+            if not holders:
+                raise ConfigError(f"{self._setup.bal}: no holder to log in with PSC")
+            request = await psc.start_ciba(str(holders[0]))
+            tokens = await psc.wait_ciba(request, timeout=self._tuning.login_timeout)
+        self._session = psc.open_session(tokens)
+        return self._session
+
+    async def _keep_psc_current(self) -> None:
+        """Keep the access token current while a mailbox is open (glue, see the module doc)."""
+        while True:
+            await asyncio.sleep(self._tuning.psc_check)
+            session, box = self._session, self._box
+            if session is None or session.ended.is_set() or box is None or box.closed:
+                continue
+            # invalid_grant ends the PSCSession, whose on_end closes every session of the mailbox
+            # (ECO.1.2.6); a PSC outage is retried at the next check (ECO.1.2.7).
+            with contextlib.suppress(MssanteError):
+                await session.token()
+
+    # -- messages -------------------------------------------------------------------------------
+    def _sender(self) -> Sender:
+        if self._kind == "APP":
+            return Sender(address=self._setup.bal, label=organisation_label("Logiciel DPI - conformité"))
+        holders = [str(h) for h in self._entry.get("holders") or ()]
+        for pro in self._setup.info.get("professionals", ()):
+            if isinstance(pro, Mapping) and holders and str(pro.get("national_id")) == holders[0]:
+                label = professional_label(given_name=str(pro.get("given_name", "")),
+                                           family_name=str(pro.get("family_name", "")), title="Dr")
+                return Sender(address=self._setup.bal, label=label)
+        return Sender(address=self._setup.bal)
+
+    def _draft(self, request: SendRequest) -> Draft:
+        sender = self._sender()
+        if request.document is None:
+            return Draft(sender=sender, to=(request.to,), subject="Message de test de conformité", text=_TEXT,
+                         request_mdn=request.request_mdn)
+        now = datetime.now(UTC).replace(microsecond=0)
+        cda = generate_cr_bio(effective_time=now) if request.document == "crbio" else generate_vsm(effective_time=now)
+        header = parse_cda_header(cda)
+        patient = header.patient
+        label = header.code.display_name if header.code is not None else None
+        name = pdf_filename(act_date=now.date(), document_type=label or "Document",
+                            family_name=(patient.birth_family if patient else None) or "PATIENT",
+                            given_name=(patient.first_given if patient else None) or "X")
+        companion = PdfCompanion(content=render_cda_pdf(cda, now=now), filename=name)
+        return Draft(sender=sender, to=(request.to,), text=_TEXT, xdm_archive=build_archive([cda], now=now),
+                     pdfs=(companion,), request_mdn=request.request_mdn)
