@@ -22,6 +22,12 @@ __all__ = ["cli", "main"]
 #: command name -> ("module:attribute", short help); a module is imported only when its command runs.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "bridge": ("mssante.cli._bridge:bridge", "Run the PSC intermediate server for thick clients."),
+    "conformance": ("mssante.cli._conformance:conformance", "Run the conformance suite (the local MOTCO2) on an LPS."),
+    "discover": ("mssante.cli._client:discover_command", "Find a BAL's API LPS servers by DNS SRV (priority 10/20)."),
+    "fetch": ("mssante.cli._client:fetch", "Fetch messages of a BAL (IMAP)."),
+    "send": ("mssante.cli._client:send", "Send a message from a BAL (SMTP submission)."),
+    "watch": ("mssante.cli._client:watch", "Watch a BAL for new messages (IDLE, or polling)."),
+    "demo": ("mssante.cli._demo:demo", "Start the sandbox and run the end-to-end demo (PER via the bridge, APP)."),
     "check": ("mssante.cli._check:check", "Check an MSSanté message (.eml) against Référentiel #2."),
     "sandbox": ("mssante.cli._sandbox:sandbox", "Run the sandbox operator (PSC, DNS, PKI, IMAP/SMTP fronts)."),
     "xdm": ("mssante.cli._xdm:xdm", "Build, inspect and validate IHE_XDM.ZIP archives of CDA documents."),

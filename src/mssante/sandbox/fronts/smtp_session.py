@@ -331,8 +331,10 @@ class SubmissionSession(AuthMixin, SMTP):
         except ParamError as exc:
             await self.push(exc.reply)
             return
-        if request.address.lower() != (self._bal or "").lower():
-            await self.push(Replies.SENDER_NOT_OWNED)  # RFC 6409 §6.1
+        # RFC 6409 §6.1: the sender must be the authenticated BAL; the null reverse-path stays
+        # allowed, since MDNs must be sent with it (RFC 8098 §3).
+        if request.address and request.address.lower() != (self._bal or "").lower():
+            await self.push(Replies.SENDER_NOT_OWNED)
             return
         if request.size is not None and request.size > self._ctx.options.max_size:
             await self.push(Replies.TOO_BIG)  # RFC 1870 §6.1

@@ -1,0 +1,287 @@
+"""The end-to-end demo: the whole system at work on one machine (``mssante demo``).
+
+1. The sandbox operator starts (PKI, PSC, DNS, IMAP/SMTP fronts, webmail).
+2. The intermediate server ("bridge") starts; a thick-client LPS logs Dr Marie CURIE in
+   through it by CIBA, and opens her BAL PER with the tokens it hands out.
+3. A hospital's DPI (a BAL APP, ORG AUTH_CLI certificate) sends her a CR de biologie in an
+   IHE_XDM.ZIP with its PDF/A companion and asks for a read receipt; her LPS reads it,
+   checks it and answers with an MDN.
+4. Her LPS sends a VSM back to the DPI, which answers with an MDN too.
+5. Her LPS writes to the auto-responders ``crbio-xdm@`` and ``vsm@``, which answer with XDM
+   archives and MDNs.
+6. The conformance suite judges our client (PER/ORG and APP profiles) in a sandbox of its
+   own and writes its report (HTML, JSON, JUnit) under ``STATE_DIR/conformance``.
+
+Everything prints in French as it happens; the sandbox keeps serving (webmail) until
+interrupted, or stops at once with ``once=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from mssante.bridge import Bridge, BridgeConfig, TokenCipher
+from mssante.bridge.client import BridgeClient
+from mssante.cda import generate_cr_bio, generate_vsm
+from mssante.client import Backoff, ConnectionSettings, Mailbox, MailboxOptions, MessageSummary, TrustSettings
+from mssante.client.conformance import DriverTuning, create_driver
+from mssante.conformance import (
+    DriverSetup,
+    InProcessControl,
+    Profile,
+    RunSettings,
+    Status,
+    choose_bal,
+    run_job,
+    to_html,
+    to_json,
+    to_junit,
+    write_latest,
+)
+from mssante.credentials import ClientCertificate, TokenSource
+from mssante.discovery import DNSPythonResolver
+from mssante.errors import MssanteError
+from mssante.message import ComposeSettings, Draft, PdfCompanion, Sender, generate_mdn, pdf_filename
+from mssante.pdf import render_cda_pdf
+from mssante.psc import PSCSettings
+from mssante.sandbox.config import SandboxConfig, default_config
+from mssante.sandbox.runner import Sandbox
+from mssante.xdm import build_archive
+
+__all__ = ["DEMO_PRODUCT_REFERENCE", "demo_config", "run_demo"]
+
+DEMO_PRODUCT_REFERENCE = "DEMO000001"
+PER = "marie.curie@{domain}"
+DPI = "dpi.hopital@{domain}"
+Say = Callable[[str], None]
+
+
+def demo_config() -> SandboxConfig:
+    """The default sandbox, with a CIBA approval of one second so the demo does not wait."""
+    base = default_config()
+    return replace(base, lifetimes=replace(base.lifetimes, ciba_approve_delay=1.0))
+
+
+def _document(kind: str, now: datetime) -> tuple[bytes, PdfCompanion]:
+    cda = generate_cr_bio(effective_time=now) if kind == "crbio" else generate_vsm(effective_time=now)
+    label = "CR_d_examens_biologiques" if kind == "crbio" else "Synthese_medicale"
+    name = pdf_filename(act_date=now.date(), document_type=label, family_name="PAT-TROIS", given_name="DOMINIQUE")
+    return build_archive([cda], now=now), PdfCompanion(content=render_cda_pdf(cda, now=now), filename=name)
+
+
+_WAIT = 30.0  # seconds an expected message may take to arrive
+
+
+async def _wait_for(box: Mailbox, predicate: Callable[[MessageSummary], bool], *, seen: set[int]) -> MessageSummary:
+    deadline = asyncio.get_running_loop().time() + _WAIT
+    while True:
+        for summary in await box.list("INBOX"):
+            if summary.uid not in seen and predicate(summary):
+                seen.add(summary.uid)
+                return summary
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("le message attendu n'est pas arrivé")
+        await asyncio.sleep(0.3)
+
+
+async def _read_and_acknowledge(box: Mailbox, summary: MessageSummary, say: Say) -> None:
+    received = await box.fetch(summary.uid, mark_seen=True)
+    parsed = received.parsed
+    mss = parsed.mss
+    say(f"    reçu : « {parsed.subject} »")
+    say(f"    X-MSS-NIL={mss.nil} X-MSS-CODECDA={','.join(mss.codecda or ())} X-MSS-INS={mss.ins}")
+    if parsed.archive is not None:
+        patient = parsed.archive.patient
+        who = (f"{patient.family_name} {patient.given_name}, né(e) le {patient.birth_date:%d/%m/%Y}, INS {patient.ins}"
+               if patient is not None and patient.birth_date is not None else "inconnu")
+        for doc in parsed.archive.documents:
+            say(f"    document {doc.path} : code {doc.cda_code} — patient {who}")
+    if parsed.mdn_requested:
+        settings = ComposeSettings(product_reference=DEMO_PRODUCT_REFERENCE)
+        mdn = generate_mdn(parsed, reporter=box.address, settings=settings, disposition="displayed")
+        await box.send(mdn)
+        say("    accusé de lecture (MDN) envoyé")
+
+
+async def _serve_bridge(sb: Sandbox, state_dir: Path) -> tuple[Bridge, str, Callable[[], Awaitable[None]]]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    config = BridgeConfig(psc=PSCSettings.from_sandbox(sb.info), store=f"sqlite:{state_dir / 'bridge.sqlite3'}",
+                          host="127.0.0.1", port=port)
+    bridge = Bridge(config, cipher=TokenCipher.generate())
+    await bridge.__aenter__()
+    server = uvicorn.Server(uvicorn.Config(bridge.app, log_level="warning", access_log=False, ws="none", http="h11",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+
+    async def stop() -> None:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        sock.close()
+        await bridge.__aexit__(None, None, None)
+
+    return bridge, f"http://127.0.0.1:{port}", stop
+
+
+async def _exchange(sb: Sandbox, per: Mailbox, dpi: Mailbox, say: Say) -> None:
+    domain = sb.config.domain
+    now = datetime.now(UTC).replace(microsecond=0)
+    per_seen: set[int] = set()
+    dpi_seen: set[int] = set()
+
+    say("\n3. Le DPI de l'hôpital (BAL APP) envoie un CR de biologie au Dr CURIE, avec demande d'accusé de lecture")
+    archive, pdf = _document("crbio", now)
+    sent = await dpi.send(Draft(
+        sender=Sender(address=dpi.address, label="DPI Centre hospitalier de test"), to=(per.address,),
+        text="Bonjour Docteur,\n\nVeuillez trouver le compte rendu de biologie de votre patiente.\n",
+        xdm_archive=archive, pdfs=(pdf,), request_mdn=True,
+    ))
+    say(f"    envoyé {sent.message_id} (copie dans {sent.sent_folder or 'Envoyés'})")
+    summary = await _wait_for(per, lambda s: bool(s.subject and s.subject.startswith("XDM/1.0/DDM+")), seen=per_seen)
+    say("  Le LPS du Dr CURIE (via le serveur intermédiaire) lit le message :")
+    await _read_and_acknowledge(per, summary, say)
+    mdn = await _wait_for(dpi, lambda s: True, seen=dpi_seen)
+    say(f"  Le DPI reçoit l'accusé de lecture : « {mdn.subject} »")
+
+    say("\n4. Le Dr CURIE envoie une synthèse médicale (VSM) au DPI")
+    archive, pdf = _document("vsm", now)
+    await per.send(Draft(
+        sender=Sender(address=per.address, label="Dr Marie CURIE"), to=(dpi.address,),
+        text="Bonjour,\n\nVoici la synthèse médicale de la patiente.\n", xdm_archive=archive, pdfs=(pdf,),
+        request_mdn=True,
+    ))
+    summary = await _wait_for(dpi, lambda s: bool(s.subject and s.subject.startswith("XDM/1.0/DDM+")), seen=dpi_seen)
+    say("  Le DPI lit le message et répond par un accusé de lecture :")
+    await _read_and_acknowledge(dpi, summary, say)
+    await _wait_for(per, lambda s: True, seen=per_seen)
+    say("  Le Dr CURIE reçoit l'accusé de lecture du DPI")
+
+    say("\n5. Le Dr CURIE écrit aux répondeurs automatiques crbio-xdm@ et vsm@")
+    for responder in (f"crbio-xdm@{domain}", f"vsm@{domain}"):
+        await per.send(Draft(sender=Sender(address=per.address, label="Dr Marie CURIE"), to=(responder,),
+                             subject="Demande de document de test", request_mdn=True,
+                             text="Bonjour, merci de m'envoyer un document de test.\n"))
+        for _ in range(2):  # the document and the MDN
+            summary = await _wait_for(per, lambda s: True, seen=per_seen)
+            say(f"    reçu de {summary.sender} : « {summary.subject} »")
+
+
+def _conformance_config() -> SandboxConfig:
+    # Short token lifetimes: the suite's PSC-logout case needs a refresh to reveal the end.
+    base = default_config()
+    return replace(base, lifetimes=replace(base.lifetimes, access_token=2.0, refresh_token=300.0,
+                                           ciba_interval=0.2, ciba_approve_delay=0.3))
+
+
+#: An automated LPS run: quick checks and retries spaced above the suite's threshold.
+_SUITE = RunSettings(time_scale=0.05, poll_interval=0.05, quiet_window=0.8, min_retry_interval=0.25,
+                     unavailable_for=1.0)
+_TUNING = DriverTuning(backoff=Backoff(initial=0.3, maximum=0.6, jitter=0.1, attempts=3), psc_check=0.2,
+                       open_timeout=5.0, login_timeout=10.0, poll_interval=1.0, connect_timeout=5.0,
+                       command_timeout=5.0)
+
+
+async def _conformance(state_dir: Path, say: Say) -> list[Path]:
+    say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
+    out_dir = state_dir / "conformance"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    # A sandbox of its own: the cases inject faults and reset BALs, which must not disturb the demo's.
+    async with Sandbox(_conformance_config(), state_dir / "conformance-sandbox") as csb:
+        control = InProcessControl(csb)
+        for profile in (Profile.PER_ORG, Profile.APP):
+            bal = choose_bal(csb.info, profile, None, control.responders)
+            login = None
+            if profile is Profile.PER_ORG:
+                holder = next(str(b["holders"][0]) for b in csb.info["bals"] if b["address"] == bal)
+
+                async def login(holder: str = holder) -> Mapping[str, Any]:
+                    return csb.psc.issue_tokens_for_tests(holder, str(csb.info["psc"]["client_id"]))
+
+            traces = out_dir / f"traces-{profile.value}.jsonl"  # the LPS's ECO.4.1.x traces, judged too
+            traces.unlink(missing_ok=True)
+            driver = create_driver(DriverSetup(info=csb.info, bal=bal, profile=profile, login=login,
+                                               product_reference=DEMO_PRODUCT_REFERENCE, trace_file=traces),
+                                   tuning=_TUNING)
+            try:
+                report = await run_job(control, driver, profile=profile, bal=bal, settings=_SUITE, trace_file=traces)
+            finally:
+                await driver.close()
+            passed = sum(r.status is Status.PASS for r in report.results)
+            say(f"    profil {profile.value} : {passed}/{len(report.results)} cas conformes (BAL {bal})")
+            for suffix, render in (("html", to_html), ("json", to_json), ("xml", to_junit)):
+                path = out_dir / f"{profile.value}.{suffix}"
+                path.write_text(render(report), encoding="utf-8")
+                written.append(path)
+            written.append(write_latest(report, state_dir))
+        await control.aclose()
+    say(f"    compte rendu de test : {out_dir / 'per-org.html'} (et app.html, JSON, JUnit)")
+    return written
+
+
+async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
+                   stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """Run the demo in ``state_dir``; return the sandbox's ``sandbox.json`` content.
+
+    With ``once``, stop after the demo; otherwise keep serving until ``stop`` is set.
+
+    Raises:
+        MssanteError: a step failed (the message says which, in French).
+        TimeoutError: an expected message did not arrive within 30 s.
+    """
+    async with Sandbox(demo_config(), state_dir) as sb:
+        info = sb.info
+        domain = sb.config.domain
+        say("1. Bac à sable MSSanté démarré : PSC simulé, DNS, IGC de test, fronts IMAP/SMTP, webmail")
+        resolver = DNSPythonResolver(nameservers=[info["dns"]["host"]], port=info["dns"]["port"])
+        tls = TrustSettings(ca_bundle=Path(info["ca_bundle"]))
+        # The sandbox's host names exist only in its own DNS: connect to its address, while the
+        # certificates are still checked against the SRV target names.
+        hosts = {info[p][f]["host"]: sb.config.host for p in ("imap", "smtp") for f in ("psc", "authcli")}
+        options = MailboxOptions(connection=ConnectionSettings(resolve=hosts))
+        bridge, bridge_url, stop_bridge = await _serve_bridge(sb, state_dir)
+        stack = contextlib.AsyncExitStack()
+        try:
+            say(f"\n2. Serveur intermédiaire démarré ({bridge_url}) ; connexion du Dr CURIE par CIBA")
+            secret = await bridge.core.add_installation("demo-lps")
+            client = BridgeClient(bridge_url, "demo-lps", secret)
+            stack.push_async_callback(client.aclose)
+            tokens: TokenSource = await client.login_with_ciba(
+                "899700000001", on_binding=lambda code: say(f"    code de liaison affiché sur l'e-CPS : {code}"),
+            )
+            say("    session PSC ouverte ; le jeton reste en mémoire, jamais sur disque")
+            app_bal = next(b for b in info["bals"] if b["address"] == DPI.format(domain=domain))
+            per = Mailbox(PER.format(domain=domain), kind="PER", credentials=tokens, resolver=resolver, tls=tls,
+                          product_reference=DEMO_PRODUCT_REFERENCE, options=options)
+            dpi = Mailbox(app_bal["address"], kind="APP", resolver=resolver, tls=tls,
+                          credentials=ClientCertificate(cert=Path(app_bal["cert"]), key=Path(app_bal["key"])),
+                          product_reference=DEMO_PRODUCT_REFERENCE, options=options)
+            async with per, dpi:
+                await _exchange(sb, per, dpi, say)
+        finally:
+            with contextlib.suppress(MssanteError):
+                await stack.aclose()
+            await stop_bridge()
+        await _conformance(state_dir, say)
+        say(f"\nWebmail : {info['webmail_url']}  (connexion « Marie CURIE » sur la page PSC simulée)")
+        say(f"Journal des sessions : {info['webmail_url']}journal — API : {info['api_url']}/openapi.json")
+        if not once:
+            say("Le bac à sable continue de servir ; Ctrl-C pour arrêter.")
+            await (stop or asyncio.Event()).wait()
+        return info
