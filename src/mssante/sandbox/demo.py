@@ -199,7 +199,7 @@ _TUNING = DriverTuning(backoff=Backoff(initial=0.3, maximum=0.6, jitter=0.1, att
 
 async def _conformance(state_dir: Path, say: Say) -> list[Path]:
     say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
-    out_dir = state_dir / "conformance"
+    out_dir = state_dir.resolve() / "conformance"
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     # A sandbox of its own: the cases inject faults and reset BALs, which must not disturb the demo's.
