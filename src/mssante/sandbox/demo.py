@@ -197,10 +197,15 @@ _TUNING = DriverTuning(backoff=Backoff(initial=0.3, maximum=0.6, jitter=0.1, att
                        command_timeout=5.0)
 
 
-async def _conformance(state_dir: Path, say: Say) -> list[Path]:
-    say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
+def _report_dir(state_dir: Path) -> Path:
     out_dir = state_dir.resolve() / "conformance"
     out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+async def _conformance(state_dir: Path, say: Say) -> list[Path]:
+    say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
+    out_dir = await asyncio.to_thread(_report_dir, state_dir)
     written: list[Path] = []
     # A sandbox of its own: the cases inject faults and reset BALs, which must not disturb the demo's.
     async with Sandbox(_conformance_config(), state_dir / "conformance-sandbox") as csb:
