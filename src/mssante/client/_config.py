@@ -44,7 +44,9 @@ class Backoff:
         UsageError: a negative or inconsistent value.
     """
 
-    initial: float = 0.5
+    # At least 1.2 s before the first retry once jittered: an operator answering [UNAVAILABLE]
+    # must not see a tight loop (ref2 §2.4; the conformance suite's threshold is 1 s).
+    initial: float = 1.5
     maximum: float = 30.0
     factor: float = 2.0
     jitter: float = 0.2
