@@ -362,8 +362,14 @@ class Mailbox(MailboxCore):
                           reply=result.reply)
         if self.options.operator_saves_sent:
             return sent
-        folder = await self.special_folder("\\Sent")
-        uid = await self.append(folder, data)
+        # The message is gone: a failed Sent copy must not look like a failed submission (a caller
+        # retrying would send twice). It is traced by append() and reported in the result.
+        try:
+            folder = await self.special_folder("\\Sent")
+            uid = await self.append(folder, data)
+        except MssanteError as exc:
+            return SendResult(message_id=sent.message_id, accepted=sent.accepted, refused=sent.refused,
+                              reply=sent.reply, sent_error=str(exc))
         return SendResult(message_id=sent.message_id, accepted=sent.accepted, refused=sent.refused,
                           reply=sent.reply, sent_folder=folder, sent_uid=uid)
 

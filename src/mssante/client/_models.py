@@ -144,6 +144,7 @@ class SendResult:
         reply: the server's answer to DATA.
         sent_folder, sent_uid: where the copy was appended (None when the operator files it,
             or when the server gave no APPENDUID).
+        sent_error: why the copy in Sent failed, when it did; the message itself was submitted.
     """
 
     message_id: str
@@ -152,6 +153,7 @@ class SendResult:
     reply: str
     sent_folder: str | None = None
     sent_uid: int | None = None
+    sent_error: str | None = None
 
 
 @dataclass
