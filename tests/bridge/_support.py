@@ -224,3 +224,106 @@ def redis_server() -> Iterator[str | None]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- End to end on the sandbox (test_thick_client_e2e.py) --------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+class MintedTokens:
+    """Every token the mock PSC mints (code, CIBA, refresh, test helpers): a spy on ``TokenIssuer.token_response``.
+
+    All of the mock's grants go through that one method, so nothing it issues escapes this list.
+    """
+
+    def __init__(self) -> None:
+        self.access: list[str] = []
+        self.other: set[str] = set()  # refresh and ID tokens
+
+    @property
+    def every(self) -> set[str]:
+        return {*self.access, *self.other}
+
+    def install(self, monkeypatch: Any) -> MintedTokens:
+        from mssante.sandbox.psc.tokens import TokenIssuer
+
+        original = TokenIssuer.token_response
+
+        def spy(issuer: TokenIssuer, *args: Any, **kwargs: Any) -> Any:
+            response = original(issuer, *args, **kwargs)
+            self.access.append(response["access_token"])
+            self.other.update(response[k] for k in ("refresh_token", "id_token") if response.get(k))
+            return response
+
+        monkeypatch.setattr(TokenIssuer, "token_response", spy)
+        return self
+
+
+def sandbox_config_for_bridge(bridge_url: str, *, access_token: float = 2.0, ciba_approve_delay: float = 0.3
+                              ) -> SandboxConfig:
+    """The default sandbox with short access tokens and the bridge as back-channel logout receiver."""
+    base = default_config()
+    client = replace(base.clients[0], backchannel_logout_uri=f"{bridge_url}/backchannel-logout")
+    lifetimes = replace(base.lifetimes, access_token=access_token, ciba_approve_delay=ciba_approve_delay,
+                        ciba_interval=0.5)
+    return replace(base, clients=(client,), lifetimes=lifetimes)
+
+
+@contextlib.asynccontextmanager
+async def sandbox_bridge(info: dict[str, Any], sock: socket.socket, tmp: Path, *, cipher: TokenCipher,
+                         **changes: Any) -> AsyncIterator[Bridge]:
+    """A bridge in front of the sandbox's mock PSC (as ``mssante demo`` runs it), on ``sock``.
+
+    Its SQLite store and audit file are in ``tmp``, so that a test can search them for tokens.
+    """
+    settings = PSCSettings.from_sandbox(info, leeway=5, ciba_slow_down_step=1, timeout=5)
+    config = BridgeConfig(psc=settings, store=f"sqlite:{tmp / 'bridge.sqlite3'}", host="127.0.0.1",
+                          port=sock.getsockname()[1], refresh_margin=1.0, heartbeat=1.0, introspect_interval=0,
+                          audit_file=tmp / "bridge-audit.jsonl")
+    bridge = Bridge(replace(config, **changes), cipher=cipher)
+    async with serving(bridge.app, sock, lifespan="on"):
+        yield bridge
+
+
+async def chromium_login(url: str, profile: Path, *, national_id: str = MARIE, until: str) -> tuple[str, str]:
+    """Open ``url`` in a real headless Chromium (playwright), pick ``national_id`` on the mock PSC page, log in.
+
+    Waits until the browser is on a URL starting with ``until`` (the bridge's callback) and
+    returns that URL and the page's text. The browser profile lives in ``profile`` (so that a
+    test can search it for tokens).
+    """
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, locale="fr-FR")
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.set_default_timeout(10_000)
+            await page.goto(url)
+            await expect(page.get_by_role("heading", name="Connexion à Pro Santé Connect")).to_be_visible()
+            await page.locator(f"#pro-{national_id}").check()
+            await page.get_by_role("button", name="Se connecter").click()
+            await page.wait_for_url(lambda u: u.startswith(until))
+            await page.wait_for_load_state()
+            return page.url, await page.locator("body").inner_text()
+        finally:
+            await context.close()
+
+
+def files_containing(roots: list[Path], secrets: set[str]) -> list[str]:
+    """Files under ``roots`` holding any of ``secrets`` (raw bytes, so SQLite pages and logs count)."""
+    needles = [s.encode() for s in secrets if s]
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                try:
+                    data = path.read_bytes()
+                except OSError:  # a socket or a file removed meanwhile
+                    continue
+                found += [str(path) for n in needles if n in data]
+    return found
