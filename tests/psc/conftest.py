@@ -7,10 +7,6 @@ back-channel logout receiver: it stores the logout tokens it receives.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -19,15 +15,11 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
 
 from mssante.psc import PSCClient, PSCSettings
 from mssante.sandbox.config import Lifetimes, PSCClientConfig, default_config
 from mssante.sandbox.psc import MockPSC
+from tests._asgi_server import ThreadedASGIServer
 
 REALM = "/auth/realms/esante-wallet"
 MARIE, LOUIS, CLAUDE = "899700000001", "899700000002", "899700000003"  # CLAUDE refuses CIBA
@@ -38,39 +30,8 @@ LIFETIMES = Lifetimes(access_token=60, refresh_token=300, sso_max=900, sso_idle=
                       ciba_request=30, ciba_interval=1, ciba_approve_delay=1)
 
 
-class Server:
+class Server(ThreadedASGIServer):
     """uvicorn in a thread on an ephemeral 127.0.0.1 port; ``target`` is the current mock's app."""
-
-    def __init__(self) -> None:
-        self.target: Any = None
-        self.logout_tokens: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-        async def backchannel(request: Request) -> Response:
-            self.logout_tokens.append(str((await request.form())["logout_token"]))
-            return Response(status_code=200)
-
-        async def dispatch(scope: Any, receive: Any, send: Any) -> None:
-            await self.target(scope, receive, send)
-
-        app = Starlette(routes=[Route("/rp/backchannel", backchannel, methods=["POST"]), Mount("/", app=dispatch)])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])))
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @dataclass

@@ -11,10 +11,8 @@ import base64
 import json
 import logging
 import secrets
-import socket
 import ssl
 import stat
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
@@ -25,18 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-import uvicorn
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
 
 from mssante.errors import AuthUnavailable, TokenRejected
 from mssante.sandbox.config import Lifetimes, PSCClientConfig, SandboxConfig, default_config
 from mssante.sandbox.psc import BACKCHANNEL_LOGOUT_EVENT, CIBA_GRANT_TYPE, ENDPOINTS, KEY_FILE_NAME, MockPSC
+from tests._asgi_server import ThreadedASGIServer
 
 REALM = "/auth/realms/esante-wallet"
 MARIE, LOUIS, CLAUDE = "899700000001", "899700000002", "899700000003"  # CLAUDE refuses CIBA
@@ -96,50 +90,15 @@ def make_config(base: str, lifetimes: Lifetimes) -> SandboxConfig:
     return replace(default_config(), clients=clients, lifetimes=lifetimes)
 
 
-class HTTPServer:
-    """One uvicorn server per test module, in a thread; each test installs a fresh MockPSC in it.
-
-    Serving from a thread keeps the server running while each test's own event loop drives it.
-    """
-
-    def __init__(self) -> None:
-        self.target: Any = None
-        self.sink: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-        async def backchannel(request: Request) -> Response:  # the relying parties' receiver
-            self.sink.append(str((await request.form())["logout_token"]))
-            return Response(status_code=200)
-
-        async def dispatch(scope: Any, receive: Any, send: Any) -> None:
-            await self.target(scope, receive, send)
-
-        # The mock is mounted at "/" next to another route, as the sandbox will do.
-        app = Starlette(routes=[Route("/rp/backchannel", backchannel, methods=["POST"]), Mount("/", app=dispatch)])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])))
-
-    def __enter__(self) -> HTTPServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+class HTTPServer(ThreadedASGIServer):
+    """One uvicorn server per test module, in a thread; each test installs a fresh MockPSC in it."""
 
     def install(self, state_dir: Path, lifetimes: Lifetimes = LIFETIMES, clock: Any = None) -> Sandbox:
         """Serve a new MockPSC (fresh state; the RSA key in ``state_dir`` is reused)."""
         clock = clock if clock is not None else Clock()
         psc = MockPSC(make_config(self.base, lifetimes), issuer=self.base + REALM, state_dir=state_dir, clock=clock)
         box = Sandbox(psc, self.base, clock if isinstance(clock, Clock) else Clock())
-        self.target, self.sink = psc.app, box.logout_tokens
+        self.target, self.logout_tokens = psc.app, box.logout_tokens
         return box
 
 
