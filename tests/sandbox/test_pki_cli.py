@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mssante.cli._pki import parse_serial
+from mssante.cli._pki import parse_serial, resolve_pki_dir
 from mssante.cli._pki import pki as pki_group
 from mssante.errors import ConfigError, RevocationError, UsageError
 from mssante.sandbox.config import default_config
@@ -24,7 +24,7 @@ HOSPITAL = CONFIG.structures[0]
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPKI:
-    state = tmp_path_factory.mktemp("pki-cli") / "state"
+    state = tmp_path_factory.mktemp("pki-cli") / "pki"  # as `mssante sandbox up`: STATE_DIR/pki
     return TestPKI.load_or_create(state, server_names=CONFIG.server_names, crl_base_url="http://crl.sandbox.test")
 
 
@@ -80,6 +80,36 @@ def test_revoke_by_serial_and_errors(pki: TestPKI) -> None:
     assert isinstance(run("revoke", "--state-dir", str(pki.state_dir))[2], UsageError)
     assert isinstance(run("revoke", "--state-dir", str(pki.state_dir), "--serial", "zz")[2], UsageError)
     assert isinstance(run("show", "--state-dir", str(pki.state_dir.parent / "nothing"))[2], ConfigError)
+
+
+def test_state_dir_may_be_the_sandbox_state_directory(pki: TestPKI) -> None:
+    sandbox_dir = pki.state_dir.parent  # what `mssante sandbox up --state-dir` and the other commands take
+    assert resolve_pki_dir(sandbox_dir) == pki.state_dir
+    assert resolve_pki_dir(pki.state_dir) == pki.state_dir
+    code, out, exc = run("show", "--state-dir", str(sandbox_dir))
+    assert code == 0 and exc is None, out
+    assert f"state directory: {pki.state_dir}" in out
+    code, out, exc = run("issue", "--state-dir", str(sandbox_dir), "--structure-id", HOSPITAL.national_id,
+                         "--cn", "VIA SANDBOX DIR")
+    assert code == 0 and exc is None, out
+    assert Path(dict(line.split(":", 1) for line in out.splitlines())["certificate"].strip()).is_relative_to(
+        pki.state_dir)
+    issued = pki.issue_client_cert(HOSPITAL, "REVOKE VIA SANDBOX DIR")
+    code, out, exc = run("revoke", "--state-dir", str(sandbox_dir), "--serial", f"{issued.serial:X}")
+    assert code == 0 and exc is None and "revoked serial" in out, out
+    assert issued.serial in org_crl_serials(pki)
+
+
+def test_state_dir_prefers_its_own_index_and_reports_the_given_directory(tmp_path: Path) -> None:
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "index.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "index.json").write_text("{}", encoding="utf-8")
+    assert resolve_pki_dir(tmp_path) == tmp_path  # a PKI directory that happens to hold a pki/ sub-directory
+    empty = tmp_path / "empty"
+    (empty / "pki").mkdir(parents=True)  # a sandbox that never started: no index anywhere
+    assert resolve_pki_dir(empty) == empty
+    code, _out, exc = run("show", "--state-dir", str(empty))
+    assert code != 0 and isinstance(exc, ConfigError) and str(empty) in str(exc)
 
 
 def test_parse_serial() -> None:

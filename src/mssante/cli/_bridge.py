@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,12 @@ def _psc_settings(path: Path, client_id: str | None, client_secret_env: str | No
 
 @click.group()
 def bridge() -> None:
-    """The PSC bridge: holds the PSC client secret and sessions for thick clients (ANS "serveur intermédiaire")."""
+    """The PSC bridge: holds the PSC client secret and sessions for thick clients (ANS "serveur intermédiaire").
+
+    \f
+    Raises:
+        ConfigError, UsageError: from the sub-commands; ``mssante``'s main prints them on one line.
+    """
 
 
 @bridge.command()
@@ -59,7 +65,12 @@ def bridge() -> None:
               help="Append audit records (JSON Lines) here instead of the log.")
 def serve(psc_settings: Path, client_id: str | None, client_secret_env: str | None, store: str,
           key_file: Path | None, host: str, port: int, public_url: str | None, audit_file: Path | None) -> None:
-    """Serve the bridge API (JSON, OpenAPI at /openapi.json) until interrupted."""
+    """Serve the bridge API (JSON, OpenAPI at /openapi.json) until interrupted.
+
+    \f
+    Raises:
+        ConfigError: unreadable PSC settings, an invalid store URL or no valid bridge key.
+    """
     from mssante.bridge import BridgeConfig, TokenCipher
     from mssante.bridge import serve as run
 
@@ -71,11 +82,99 @@ def serve(psc_settings: Path, client_id: str | None, client_secret_env: str | No
     asyncio.run(run(config, cipher))
 
 
+@bridge.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the key to this file (mode 0600) instead of printing it.")
+@click.option("--force", is_flag=True, help="With --output, replace an existing file.")
+def keygen(output: Path | None, force: bool) -> None:
+    """Make a new AES-256 key for refresh tokens at rest (for --key-file or $MSSANTE_BRIDGE_KEY).
+
+    The key is 32 random bytes in base64, the single-key format that serve reads; its key id
+    (first 8 hex digits of its SHA-256) is printed on stderr when it goes to a file.
+
+    \f
+    Raises:
+        UsageError: --output names an existing file and --force is not given, or --force
+            comes without --output.
+        ConfigError: the file cannot be written.
+    """
+    import base64
+    import secrets
+
+    from mssante.bridge._crypto import TokenCipher
+    from mssante.errors import UsageError
+
+    if force and output is None:
+        raise UsageError("--force only applies with --output")
+    text = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    key_id = TokenCipher.from_text(text).current  # the format `serve --key-file` reads, checked
+    if output is None:
+        click.echo(text)
+        return
+    _write_private(output, text + "\n", force=force)
+    click.echo(f"wrote bridge key {key_id} to {output} (mode 0600)", err=True)
+
+
+def _write_private(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to a file readable by its owner only (0600); replace an existing one only if ``force``.
+
+    Without ``force`` the file is created exclusively (``O_EXCL``), so a file that appears
+    meanwhile is not overwritten either. With ``force`` the key goes to a fresh 0600 file in
+    the same directory that then takes ``path``'s name in one step: the old file's mode is not
+    inherited and a reader never sees a partial key.
+
+    Raises:
+        UsageError: ``path`` exists and ``force`` is false.
+        ConfigError: the file cannot be written.
+    """
+    import os
+    import tempfile
+
+    from mssante.errors import ConfigError, UsageError
+
+    data = text.encode("ascii")
+    tmp: str | None = None
+    created = False  # path is our own new file (O_EXCL): ours to remove on failure
+    try:
+        if force:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            created = True
+        try:
+            os.chmod(tmp or path, 0o600)  # whatever the umask or the platform's mkstemp
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if tmp is not None:
+            os.replace(tmp, path)
+            tmp = None
+    except FileExistsError as exc:
+        raise UsageError(f"{path} exists; pass --force to replace it") from exc
+    except OSError as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise ConfigError(f"cannot write the bridge key file {path}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 @bridge.command("add-installation")
 @click.argument("installation_id")
 @_STORE
 def add_installation(installation_id: str, store: str) -> None:
-    """Register a thick-client installation; print its secret once (only a scrypt hash is stored)."""
+    """Register a thick-client installation; print its secret once (only a scrypt hash is stored).
+
+    \f
+    Raises:
+        ConfigError: an installation id with characters other than letters, digits, '.', '_' and '-'.
+    """
     from mssante.bridge._crypto import hash_installation_secret, new_id
     from mssante.bridge._redis import RedisStore
     from mssante.bridge._sqlite import SQLiteStore

@@ -3,6 +3,10 @@
 These commands work on the state directory of a sandbox, possibly while it runs: the PKI
 serialises writers with a file lock and the sandbox reads the new CRL on its next check.
 They never create a PKI (the sandbox does, on its first start).
+
+``--state-dir`` takes either the sandbox state directory (``.sandbox``, as every other
+``mssante sandbox`` command) or the PKI directory inside it (``.sandbox/pki``, holding
+``index.json``).
 """
 
 from __future__ import annotations
@@ -16,11 +20,35 @@ from mssante.errors import ConfigError, UsageError
 from mssante.sandbox.config import Structure, load_config
 from mssante.sandbox.pki import TestPKI
 
-__all__ = ["parse_serial", "pki"]
+__all__ = ["parse_serial", "pki", "resolve_pki_dir"]
+
+_INDEX = "index.json"
+_PKI_SUBDIR = "pki"
+
+
+def resolve_pki_dir(state_dir: Path) -> Path:
+    """Return the PKI directory for ``--state-dir``: STATE_DIR itself, or its ``pki`` sub-directory.
+
+    STATE_DIR is used as is when it holds ``index.json``, or when neither it nor ``STATE_DIR/pki``
+    does (then :meth:`TestPKI.load` reports the missing PKI on STATE_DIR). Otherwise, when
+    ``STATE_DIR/pki/index.json`` exists, STATE_DIR is the sandbox state directory and its
+    ``pki`` sub-directory is returned.
+
+    Raises:
+        Nothing: a missing PKI is reported by :meth:`TestPKI.load`.
+    """
+    if not (state_dir / _INDEX).exists() and (state_dir / _PKI_SUBDIR / _INDEX).exists():
+        return state_dir / _PKI_SUBDIR
+    return state_dir
+
+
+def _resolve_option(_ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    return resolve_pki_dir(value)
+
 
 _state_dir = click.option(
-    "--state-dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-    help="Sandbox PKI state directory (holds index.json).",
+    "--state-dir", required=True, type=click.Path(path_type=Path, file_okay=False), callback=_resolve_option,
+    help="Sandbox state directory (.sandbox), or its PKI directory (.sandbox/pki, holding index.json).",
 )
 
 
@@ -55,7 +83,7 @@ def show(state_dir: Path) -> None:
 
     \f
     Raises:
-        ConfigError: no PKI in STATE_DIR, or it is damaged.
+        ConfigError: no PKI in STATE_DIR (nor in STATE_DIR/pki), or it is damaged.
     """
     p = TestPKI.load(state_dir)
     click.echo(f"state directory: {p.state_dir}")
@@ -122,7 +150,7 @@ def revoke(state_dir: Path, serial: str | None, reason: str | None, cert: Path |
     Raises:
         UsageError: neither or both of --serial and CERT, a bad serial or reason, or a
             certificate not issued by the sandbox CAs.
-        ConfigError: no PKI in STATE_DIR, or CERT cannot be read.
+        ConfigError: no PKI in STATE_DIR (nor in STATE_DIR/pki), or CERT cannot be read.
     """
     target: int | Path
     if serial is not None and cert is None:

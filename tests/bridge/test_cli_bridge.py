@@ -1,0 +1,82 @@
+"""``mssante bridge keygen``: a key that ``serve --key-file`` and ``MSSANTE_BRIDGE_KEY`` accept, written privately."""
+
+from __future__ import annotations
+
+import base64
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mssante.bridge import TokenCipher
+from mssante.cli import main
+from mssante.cli._bridge import bridge as bridge_cli
+from mssante.errors import ConfigError, UsageError
+
+
+def keygen(*args: str) -> tuple[int, str, str, BaseException | None]:
+    result = CliRunner().invoke(bridge_cli, ["keygen", *args])
+    return result.exit_code, result.stdout, result.stderr, result.exception
+
+
+def test_keygen_prints_a_fresh_key_the_bridge_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _err, exc = keygen()
+    assert code == 0 and exc is None, out
+    text = out.strip()
+    assert out == text + "\n" and len(base64.b64decode(text, validate=True)) == 32
+    cipher = TokenCipher.from_text(text)
+    assert cipher.decrypt(cipher.encrypt("rt", context="s/refresh"), context="s/refresh").reveal() == "rt"
+    monkeypatch.setenv("MSSANTE_BRIDGE_KEY", text)
+    assert TokenCipher.load(None).current == cipher.current
+    assert keygen()[1].strip() != text  # random, not derived
+
+
+def test_keygen_output_is_private_and_a_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.key"
+    code, out, err, exc = keygen("--output", str(path))
+    assert code == 0 and exc is None and out == "", out
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    cipher = TokenCipher.load(path)
+    assert cipher.current in err and str(path) in err
+    assert path.read_text(encoding="ascii").endswith("=\n")
+
+
+def test_keygen_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.key"
+    path.write_text("keep me\n", encoding="utf-8")
+    path.chmod(0o644)
+    code, _out, _err, exc = keygen("-o", str(path))
+    assert code != 0 and isinstance(exc, UsageError) and "--force" in str(exc)
+    assert path.read_text(encoding="utf-8") == "keep me\n"
+    code, _out, _err, exc = keygen("-o", str(path), "--force")
+    assert code == 0 and exc is None
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # not the old file's 0644
+    TokenCipher.load(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bridge.key"]  # no temporary file left
+
+
+def test_keygen_errors(tmp_path: Path) -> None:
+    assert isinstance(keygen("--force")[3], UsageError)
+    exc = keygen("-o", str(tmp_path / "missing" / "bridge.key"))[3]
+    assert isinstance(exc, ConfigError) and "cannot write" in str(exc)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_keygen_from_the_main_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bridge.key"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(SystemExit) as stop:
+        main(["bridge", "keygen", "--output", str(path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists" in err and "Traceback" not in err
+
+
+def test_keygen_as_the_guide_runs_it(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "mssante", "bridge", "keygen", "--output", "bridge.key"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    TokenCipher.load(tmp_path / "bridge.key")
