@@ -1,5 +1,8 @@
 """A throwaway two-level PKI for trust and client tests (root → ORG CA → leaves), plus a CRL server.
 
+Leaves may also name an OCSP responder (AIA); the server then answers POSTs with a handler
+(``post_routes``), and :meth:`MiniPKI.ocsp_response` builds signed OCSP responses.
+
 Shaped like IGC Santé (root without CRL DP; the ORG CA names the root's CRL; leaves name the
 ORG CA's CRL). CA keys are P-256 for speed; leaves share one RSA-2048 key so that the Ref #2
 ECDHE-RSA cipher baseline can be negotiated over TLS 1.2.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +21,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 _LEAF_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -115,6 +119,7 @@ class MiniPKI:
         not_before: datetime | None = None,
         not_after: datetime | None = None,
         crl_url: str | None = "default",
+        ocsp_url: str | None = None,
     ) -> Issued:
         issuer = issuer or self.org
         names = list(dns_names)
@@ -144,8 +149,81 @@ class MiniPKI:
             crl_url = self.crl_url("org" if issuer is self.org else "root")
         if crl_url is not None:
             builder = builder.add_extension(_dp(crl_url), critical=False)
+        if ocsp_url is not None:
+            aia = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))
+            builder = builder.add_extension(x509.AuthorityInformationAccess([aia]), critical=False)
         cert = builder.sign(issuer.key, hashes.SHA256())
         return self._write(stem, cert, _LEAF_KEY)
+
+    def ocsp_responder(self, stem: str, *, issuer: Issued | None = None, ocsp_signing: bool = True) -> Issued:
+        """A delegated OCSP responder certificate (RFC 6960 §4.2.2.2), with or without id-kp-OCSPSigning."""
+        issuer = issuer or self.org
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.OCSP_SIGNING if ocsp_signing else ExtendedKeyUsageOID.SERVER_AUTH
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(stem))
+            .issuer_name(issuer.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.OCSPNoCheck(), critical=False)
+            .sign(issuer.key, hashes.SHA256())
+        )
+        return self._write(stem, cert, key)
+
+    def ocsp_response(
+        self,
+        cert: x509.Certificate,
+        issuer: Issued | None = None,
+        *,
+        status: ocsp.OCSPCertStatus = ocsp.OCSPCertStatus.GOOD,
+        responder: Issued | None = None,
+        signer: Key | None = None,
+        this_update: datetime | None = None,
+        next_update: datetime | None = None,
+        without_next_update: bool = False,
+        nonce: bytes | None = None,
+    ) -> bytes:
+        """A signed OCSP response about ``cert``: by ``issuer`` (default the ORG CA) or by ``responder``.
+
+        ``signer`` replaces the signing key (a forgery: the ResponderID still names the issuer, by name).
+        """
+        issuer = issuer or self.org
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert,
+            issuer=issuer.cert,
+            algorithm=hashes.SHA1(),
+            cert_status=status,
+            this_update=this_update or NOW - timedelta(minutes=10),
+            next_update=None if without_next_update else next_update or NOW + timedelta(hours=4),
+            revocation_time=NOW - timedelta(minutes=30) if status is ocsp.OCSPCertStatus.REVOKED else None,
+            revocation_reason=None,
+        )
+        named = responder or issuer
+        if signer is None:
+            builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, named.cert)
+        else:  # an impostor with the same name as the real signer, and its own key
+            impostor = (
+                x509.CertificateBuilder()
+                .subject_name(named.cert.subject)
+                .issuer_name(named.cert.subject)
+                .public_key(signer.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(NOW - timedelta(days=1))
+                .not_valid_after(NOW + timedelta(days=1))
+                .sign(signer, hashes.SHA256())
+            )
+            builder = builder.responder_id(ocsp.OCSPResponderEncoding.NAME, impostor)
+        if responder is not None:
+            builder = builder.certificates([responder.cert])
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        signed = builder.sign(signer or named.key, hashes.SHA256())
+        return signed.public_bytes(serialization.Encoding.DER)
 
     def crl(
         self,
@@ -189,7 +267,10 @@ class CRLServer:
     def __init__(self) -> None:
         self.routes: dict[str, bytes] = {}
         self.hits: list[str] = []
-        routes, hits = self.routes, self.hits
+        #: POST handlers (OCSP responders): ``post_routes[path](body) -> response bytes``.
+        self.post_routes: dict[str, Callable[[bytes], bytes]] = {}
+        self.posts: list[tuple[str, str, bytes]] = []  # (path, Content-Type, body)
+        routes, hits, post_routes, posts = self.routes, self.hits, self.post_routes, self.posts
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -203,6 +284,20 @@ class CRLServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                posts.append((self.path, self.headers.get("Content-Type", ""), body))
+                handler = post_routes.get(self.path)
+                if handler is None:
+                    self.send_error(404)
+                    return
+                answer = handler(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/ocsp-response")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -101,6 +101,9 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
 
     Points with a ``cRLIssuer`` (indirect CRLs) or restricted ``reasons`` are skipped: a full
     CRL from the certificate's issuer is required. LDAP URLs are skipped.
+
+    Raises:
+        Nothing: a certificate without distribution points gives ``[]``.
     """
     try:
         ext = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
@@ -114,6 +117,19 @@ def crl_urls(cert: x509.Certificate) -> list[str]:
             if isinstance(name, x509.UniformResourceIdentifier) and urlsplit(name.value).scheme in ("http", "https"):
                 urls.append(name.value)
     return urls
+
+
+def revoked_error(cert: x509.Certificate, entry: x509.RevokedCertificate) -> RevocationError:
+    """The error for ``cert`` listed as ``entry`` in a valid CRL (ECO.1.1.6).
+
+    Raises:
+        Nothing: the error is returned.
+    """
+    return RevocationError(
+        f"certificate {cert.subject.rfc4514_string()} (serial {cert.serial_number:x}) "
+        f"was revoked on {entry.revocation_date_utc:%Y-%m-%d %H:%M} UTC",
+        requirement="ECO.1.1.6",
+    )
 
 
 @dataclass(frozen=True)
@@ -299,6 +315,17 @@ class CRLCache:
             RevocationError: revoked (ECO.1.1.6), no HTTP CRL distribution point, or no valid
                 CRL from any of them (fail closed, ECO.1.1.7).
         """
+        revoked = await self.lookup(cert, issuer)
+        if revoked is not None:
+            raise revoked_error(cert, revoked)
+
+    async def lookup(self, cert: x509.Certificate, issuer: x509.Certificate) -> x509.RevokedCertificate | None:
+        """Return ``cert``'s entry in a valid CRL of ``issuer``, or None when it is not listed.
+
+        Raises:
+            RevocationError: no HTTP CRL distribution point (ECO.1.1.6), or no valid CRL from
+                any of them (fail closed, ECO.1.1.7).
+        """
         urls = crl_urls(cert)
         if not urls:
             raise RevocationError(
@@ -306,13 +333,7 @@ class CRLCache:
                 requirement="ECO.1.1.6",
             )
         crl = await self._first_valid(urls, issuer)
-        revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-        if revoked is not None:
-            raise RevocationError(
-                f"certificate {cert.subject.rfc4514_string()} (serial {cert.serial_number:x}) "
-                f"was revoked on {revoked.revocation_date_utc:%Y-%m-%d %H:%M} UTC",
-                requirement="ECO.1.1.6",
-            )
+        return crl.get_revoked_certificate_by_serial_number(cert.serial_number)
 
     async def _first_valid(self, urls: Sequence[str], issuer: x509.Certificate) -> x509.CertificateRevocationList:
         last: RevocationError | None = None
