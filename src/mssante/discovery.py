@@ -18,7 +18,8 @@ source in, endpoints out. DNS goes through a :class:`Resolver`; :class:`DNSPytho
 the dnspython adapter, which maps DNS failures to :class:`~mssante.errors.DiscoveryError`.
 
 The TLS reference identifier of an endpoint is the SRV *target* (the front's host name, which
-is what operator certificates carry, RFC 6125 §6), never the mail domain.
+is what operator certificates carry, RFC 6125 §6), never the mail domain. An
+:class:`AddressResolver` also gives the targets' addresses (a private DNS then serves both).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import dns.resolver
 from mssante.errors import DiscoveryError, UsageError
 
 __all__ = [
+    "AddressResolver",
     "DNSPythonResolver",
     "Endpoint",
     "Front",
@@ -224,13 +226,29 @@ def select_endpoints(
 
 
 class Resolver(Protocol):
-    """Looks up SRV records."""
+    """Looks up SRV records.
+
+    Optional: ``resolve_address(host)`` (:class:`AddressResolver`), asked by a mailbox for the
+    SRV targets' addresses; without it (older resolvers), the system resolver gives them.
+    """
 
     async def resolve_srv(self, name: str) -> Sequence[SRVRecord]:
         """Return the SRV records of ``name`` (possibly empty).
 
         Raises:
             DiscoveryError: the name does not exist, has no SRV record, or DNS failed.
+        """
+        ...
+
+
+class AddressResolver(Resolver, Protocol):
+    """A :class:`Resolver` that also looks up host addresses (the SRV targets')."""
+
+    async def resolve_address(self, host: str) -> Sequence[str]:
+        """Return the addresses of ``host``: its A records, then its AAAA records.
+
+        Raises:
+            DiscoveryError: the host does not exist, has no address, or DNS failed.
         """
         ...
 
@@ -261,6 +279,27 @@ class DNSPythonResolver:
         self._resolver.lifetime = lifetime
         self._tcp = tcp
 
+    async def resolve_address(self, host: str) -> list[str]:
+        """Query ``host`` A, then AAAA: the IPv4 addresses first, then the IPv6 ones.
+
+        Raises:
+            DiscoveryError: NXDOMAIN, neither A nor AAAA record, timeout, or no server answered.
+        """
+        found: list[str] = []
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await self._resolver.resolve(host, rdtype, tcp=self._tcp, search=False)
+            except dns.resolver.NoAnswer:
+                continue
+            except dns.exception.DNSException as exc:
+                if found:  # the A records are enough; an AAAA failure must not hide them
+                    break
+                raise _dns_failure(host, rdtype, exc) from exc
+            found.extend(rdata.to_text() for rdata in answer)
+        if not found:
+            raise DiscoveryError(f"{host}: no address (neither A nor AAAA record)")
+        return found
+
     async def resolve_srv(self, name: str) -> list[SRVRecord]:
         """Query ``name`` SRV, mapping DNS failures at this boundary.
 
@@ -269,16 +308,8 @@ class DNSPythonResolver:
         """
         try:
             answer = await self._resolver.resolve(name, "SRV", tcp=self._tcp, search=False)
-        except dns.resolver.NXDOMAIN as exc:
-            raise DiscoveryError(f"{name}: no such domain (NXDOMAIN)", requirement="ECO.1.1.9") from exc
-        except dns.resolver.NoAnswer as exc:
-            raise DiscoveryError(f"{name}: no SRV record", requirement="ECO.1.1.9") from exc
-        except dns.exception.Timeout as exc:
-            raise DiscoveryError(f"{name}: DNS timeout") from exc
-        except dns.resolver.NoNameservers as exc:
-            raise DiscoveryError(f"{name}: no DNS server answered (SERVFAIL or refused)") from exc
         except dns.exception.DNSException as exc:
-            raise DiscoveryError(f"{name}: DNS failure: {exc}") from exc
+            raise _dns_failure(name, "SRV", exc) from exc
         records: list[SRVRecord] = []
         for rdata in answer:
             if not isinstance(rdata, dns.rdtypes.IN.SRV.SRV):  # pragma: no cover - rdtype was SRV
@@ -292,6 +323,18 @@ class DNSPythonResolver:
                 )
             )
         return records
+
+
+def _dns_failure(name: str, rdtype: str, exc: dns.exception.DNSException) -> DiscoveryError:
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return DiscoveryError(f"{name}: no such domain (NXDOMAIN)", requirement="ECO.1.1.9")
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return DiscoveryError(f"{name}: no {rdtype} record", requirement="ECO.1.1.9")
+    if isinstance(exc, dns.exception.Timeout):
+        return DiscoveryError(f"{name}: DNS timeout")
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return DiscoveryError(f"{name}: no DNS server answered (SERVFAIL or refused)")
+    return DiscoveryError(f"{name}: DNS failure: {exc}")
 
 
 def _domain_of(address: str) -> str:

@@ -160,6 +160,16 @@ class BridgeTokenSource:
         else:
             self._callbacks.append(callback)
 
+    def remove_on_end(self, callback: EndCallback) -> None:
+        """Forget ``callback`` (given to :meth:`on_end`); nothing happens if it is not registered.
+
+        A mailbox calls it when it is closed, so that a long-lived source keeps no closed mailbox.
+
+        Raises:
+            Nothing.
+        """
+        self._callbacks = [c for c in self._callbacks if c is not callback]
+
     def _run(self, callback: EndCallback) -> None:
         try:
             result = callback(self)

@@ -155,8 +155,10 @@ class ConnectionSettings:
         command_timeout: the longest wait for one server answer.
         idle_refresh: IDLE is renewed after this many seconds (RFC 2177 §3: at most 29 min).
         resolve: host name → IP address to connect to, while the certificate is still checked
-            against the host name (like curl's ``--resolve``; the sandbox's names resolve only
-            through its own DNS).
+            against the host name (like curl's ``--resolve``). An override: without it, the
+            addresses of SRV targets come from the mailbox's resolver when it offers
+            ``resolve_address`` (e.g. :class:`~mssante.discovery.DNSPythonResolver` on a
+            private DNS), else from the system resolver.
         stream_over: FETCH literals larger than this are streamed in chunks, not buffered twice.
         max_message_size: largest message fetched or appended (``LimitError`` above).
 

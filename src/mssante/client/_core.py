@@ -15,15 +15,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal, TypeVar
 
 from mssante.credentials import ClientCertificate, TokenSource
-from mssante.discovery import Endpoint, Front, MailServers, ManualServers, Resolver, Service, discover
-from mssante.errors import ConnectionClosed, DiscoveryError, MssanteError, PSCError, TransportError, UsageError
+from mssante.discovery import Endpoint, MailServers, ManualServers, Resolver, Service
+from mssante.errors import ConnectionClosed, MssanteError, PSCError, TransportError, UsageError
 from mssante.trace import Action, TraceSink, make_record
 from mssante.wire.sasl import ClientMechanism
 
 from ._auth import BALCredentials, with_auth_retry
-from ._config import BALKind, MailboxOptions, TrustSettings
+from ._config import BALKind, ConnectionSettings, MailboxOptions, TrustSettings
 from ._imap import IMAPConnection
 from ._models import MailboxEvent
+from ._servers import ServerFinder
 from ._smtp import SMTPSubmission
 from ._tls import TLSClient
 
@@ -53,9 +54,7 @@ class MailboxCore:
         self.kind: BALKind = kind
         self.options = options or MailboxOptions()
         self._creds = BALCredentials(address, kind, credentials, app_password=self.options.app_password)
-        self._given = servers
-        self._resolver = resolver
-        self._servers: MailServers | None = servers if isinstance(servers, MailServers) else None
+        self._where = ServerFinder(address, kind, servers=servers, resolver=resolver, options=self.options)
         self._trust = tls
         self._tls_client: TLSClient | None = None
         self._traces = traces
@@ -68,9 +67,25 @@ class MailboxCore:
         self._closed = False
         self._end_reason: str | None = None
         self.ended = asyncio.Event()
+        self._unsubscribe: Callable[[], None] | None = None
         on_end = getattr(credentials, "on_end", None)
         if callable(on_end):  # PSCSession, BridgeTokenSource (ECO.1.2.6)
-            on_end(lambda _source: self.end("the PSC session ended"))
+
+            def ended(_source: object) -> None:
+                self.end("the PSC session ended")
+
+            on_end(ended)
+            remove = getattr(credentials, "remove_on_end", None)
+            if callable(remove):  # forgotten on close: the source must not keep dead mailboxes
+                self._unsubscribe = lambda: remove(ended)
+
+    def _forget_source(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            try:
+                unsubscribe()
+            except Exception:  # a token source's bug must not break closing (ECO.1.2.3)
+                log.exception("token source remove_on_end failed")
 
     def __repr__(self) -> str:
         state = "ended" if self._end_reason else "closed" if self._closed else "open"
@@ -85,8 +100,9 @@ class MailboxCore:
         """
         self._listeners.append(listener)
 
-    def _emit(self, kind: Literal["connected", "disconnected", "ended", "closed"], detail: str = "") -> None:
-        event = MailboxEvent(address=self.address, kind=kind, detail=detail)
+    def _emit(self, kind: Literal["connected", "disconnected", "ended", "closed"], detail: str = "",
+              error: BaseException | None = None) -> None:
+        event = MailboxEvent(address=self.address, kind=kind, detail=detail, error=error)
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -168,12 +184,13 @@ class MailboxCore:
         """Close every session of this BAL now, because its PSC session is over (ECO.1.2.6).
 
         Synchronous: sockets are aborted at once; later calls raise :class:`PSCError`
-        (``invalid_grant``) and :meth:`watch` iterations stop with it. Idempotent.
+        (``invalid_grant``) and :meth:`watch` iterations stop with it. Idempotent, and a no-op
+        once the mailbox is closed (:meth:`aclose`): a closed mailbox has no session to end.
 
         Raises:
             Nothing.
         """
-        if self._end_reason is not None:
+        if self._end_reason is not None or self._closed:
             return
         self._end_reason = reason
         self._closed = True
@@ -181,6 +198,7 @@ class MailboxCore:
             conn.abort()
         self._live.clear()
         self._imap = self._smtp = None
+        self._forget_source()
         self.ended.set()
         self._trace("disconnect", "end of the PSC session", reason, True)
         self._emit("ended", reason)
@@ -191,6 +209,7 @@ class MailboxCore:
         Raises:
             Nothing.
         """
+        self._forget_source()
         if self._closed and not self._live:
             return
         self._closed = True
@@ -207,34 +226,10 @@ class MailboxCore:
             self._tls_client = TLSClient.build(self._trust, self._creds.certificate)
         return self._tls_client
 
-    async def _endpoints(self, service: Service) -> tuple[Endpoint, ...]:
-        if isinstance(self._given, ManualServers):
-            endpoint = self._given.endpoint(service)
-            if endpoint is not None:
-                return (endpoint,)
-        if self._servers is None:
-            front = Front.AUTH_CLI if self.kind == "APP" else Front.PSC
-            overrides = {self.address: self._given} if isinstance(self._given, ManualServers) else None
-            self._servers = await discover(self.address, front=front, resolver=self._resolver, overrides=overrides)
-        found = self._servers.imap if service is Service.IMAP else self._servers.submission
-        if not found:
-            raise DiscoveryError(f"no {service.value} server for {self.address}")
-        return found
-
-    async def _first_reachable(self, service: Service, connect: Callable[[Endpoint], Awaitable[T]]) -> T:
-        """Try the candidates in SRV order; only network failures move on to the next one."""
-        endpoints = await self._endpoints(service)
-        for i, endpoint in enumerate(endpoints):
-            try:
-                return await connect(endpoint)
-            except TransportError:
-                if i == len(endpoints) - 1:
-                    raise
-        raise DiscoveryError(f"no {service.value} server for {self.address}")  # pragma: no cover
 
     # -- authenticated connections --------------------------------------------------------------
     async def _authenticated(
-        self, service: Service, open_one: Callable[[Endpoint, ClientMechanism], Awaitable[T]]
+        self, service: Service, open_one: Callable[[Endpoint, ClientMechanism, ConnectionSettings], Awaitable[T]]
     ) -> T:
         """Open and authenticate a connection under the ref2 §2.4 rules, tracing each attempt."""
 
@@ -242,14 +237,14 @@ class MailboxCore:
             async def connect(endpoint: Endpoint) -> T:
                 request = f"AUTHENTICATE {mechanism.name} ({service.value} {endpoint.host}:{endpoint.port})"
                 try:
-                    result = await open_one(endpoint, mechanism)
+                    result = await self._where.each_address(endpoint, lambda s: open_one(endpoint, mechanism, s))
                 except MssanteError as exc:
                     self._trace("authenticate", request, str(exc), False)
                     raise
                 self._trace("authenticate", request, "OK", True)
                 return result
 
-            return await self._first_reachable(service, connect)
+            return await self._where.first_reachable(service, connect)
 
         self._check_open()
         try:
@@ -270,9 +265,8 @@ class MailboxCore:
         Raises:
             MssanteError: see :meth:`Mailbox.list` (transport, trust, authentication, PSC).
         """
-        settings = self.options.connection
-
-        async def open_one(endpoint: Endpoint, mechanism: ClientMechanism) -> IMAPConnection:
+        async def open_one(endpoint: Endpoint, mechanism: ClientMechanism,
+                           settings: ConnectionSettings) -> IMAPConnection:
             conn = await IMAPConnection.open(endpoint.host, endpoint.port, tls=self._tls(), settings=settings,
                                              server_name=endpoint.tls_server_name)
             try:
@@ -327,9 +321,8 @@ class MailboxCore:
             self.release(self._smtp)
             self._smtp = None
         if self._smtp is None or not self._smtp.usable:
-            settings = self.options.connection
-
-            async def open_one(endpoint: Endpoint, mechanism: ClientMechanism) -> SMTPSubmission:
+            async def open_one(endpoint: Endpoint, mechanism: ClientMechanism,
+                               settings: ConnectionSettings) -> SMTPSubmission:
                 return await SMTPSubmission.open(endpoint.host, endpoint.port, tls=self._tls(), settings=settings,
                                                  mechanism=mechanism, server_name=endpoint.tls_server_name)
 

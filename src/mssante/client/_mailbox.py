@@ -68,7 +68,10 @@ class Mailbox(MailboxCore):
             :class:`~mssante.credentials.ClientCertificate` (APP).
         servers: discovered servers (:func:`mssante.discovery.discover`) or a manual
             configuration; None: DNS SRV discovery on first use (ECO.1.1.9) with ``resolver``.
-        resolver: the SRV resolver for discovery (default: the system's).
+        resolver: the resolver for discovery (default: the system's); when it offers
+            ``resolve_address`` (:class:`~mssante.discovery.DNSPythonResolver` does), it also
+            gives the addresses of the SRV targets, unless ``options.connection.resolve``
+            maps them (the certificate is still checked against the target name).
         tls: trust anchors and revocation policy (IGC Santé, ECO.1.1.x).
         traces: where functional traces go (ECO.4.1.x); None: not traced.
         product_reference: the Convergence product reference (X-MSS-NIL, ECO.2.4.3), needed to

@@ -179,9 +179,12 @@ class MailboxEvent:
 
     ``kind``: ``connected`` (a session authenticated), ``disconnected`` (a session was lost and
     will be reopened), ``ended`` (the PSC session is over: every session closed, ECO.1.2.6),
-    ``closed`` (:meth:`Mailbox.aclose`).
+    ``closed`` (:meth:`Mailbox.aclose`). ``error``: the exception behind a ``disconnected``
+    event when there is one (e.g. :class:`~mssante.errors.AuthUnavailable` for
+    ``[UNAVAILABLE]``, a :class:`~mssante.errors.TransportError` for a network drop).
     """
 
     address: str
     kind: Literal["connected", "disconnected", "ended", "closed"]
     detail: str = ""
+    error: BaseException | None = field(default=None, compare=False)

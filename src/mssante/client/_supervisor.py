@@ -6,6 +6,9 @@
 * **Close on the end of the PSC session** (ECO.1.2.6): a token source's ``on_end`` (or its
   ``ended`` event, watched here) or a ``PSCError(invalid_grant)`` closes every session of the
   BAL at once (sockets aborted synchronously, well within 2 s); the BAL is then ``ended``.
+  An idle BAL asks PSC for nothing, so without a back-channel logout the end of its PSC session
+  would go unnoticed until the next refresh: the opt-in ``psc_check`` asks each PER/ORG BAL's
+  token source for a token periodically (see :class:`SessionSupervisor` for the trade-off).
 * **Isolation** (ECO.1.2.3): one task per BAL; an exception in a BAL (or in the caller's
   ``on_message``) is contained, reported as a :class:`SupervisorEvent`, and never reaches
   another BAL or the caller.
@@ -43,7 +46,10 @@ class SupervisorEvent:
     ``kind``: ``connected``/``disconnected`` (a session of the BAL), ``message`` (a new message
     was handed to ``on_message``), ``handler_error`` (``on_message`` raised; watching goes on),
     ``ended`` (PSC session over, every session closed), ``failed`` (stopped on an error a
-    reconnection cannot fix), ``stopped`` (removed or supervisor closed).
+    reconnection cannot fix), ``stopped`` (removed or supervisor closed). ``error``: the
+    exception behind the event when there is one; for ``disconnected`` it tells an
+    ``[UNAVAILABLE]`` (:class:`~mssante.errors.AuthUnavailable`) from a network drop
+    (:class:`~mssante.errors.TransportError`).
     """
 
     address: str
@@ -60,6 +66,7 @@ class _Entry:
     status: BALStatus = "idle"
     task: asyncio.Task[None] | None = None
     end_watch: asyncio.Task[None] | None = None
+    psc_watch: asyncio.Task[None] | None = None
 
 
 class SessionSupervisor:
@@ -68,15 +75,31 @@ class SessionSupervisor:
     Args:
         on_event: called with each :class:`SupervisorEvent` (its exceptions are logged).
         backoff: delays before restarting a BAL's watch after a recoverable failure.
+        psc_check: None (default): off. Otherwise every ``psc_check`` seconds, while a PER/ORG
+            BAL runs, call ``token()`` on its token source, so that the end of the PSC session
+            (logout without back-channel, revocation, refresh token expired) is noticed even
+            when the mailbox is idle: an ``invalid_grant`` ends that BAL (every session
+            closed, ECO.1.2.6); a PSC outage is only retried at the next check (ECO.1.2.7).
+            A :class:`~mssante.psc.PSCSession` or a bridge source refreshes only when its access
+            token is near expiry, so this refreshes no more often than a busy session would
+            (about once per access token lifetime). Trade-off: each refresh is activity in the
+            eyes of PSC and may push back its idle timeout, while FORGE's rule is that *only
+            user activity extends the session* (ref2-requirements §4, FORGE-E013); hence off by
+            default. With it on, the application must still end the PSC session on user
+            inactivity itself (e.g. its 2 h lock, SC.SSI/IE.38); the refresh token's own
+            expiry still ends it.
     """
 
     def __init__(self, *, on_event: Callable[[SupervisorEvent], None] | None = None,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, psc_check: float | None = None) -> None:
         """Prepare an empty supervisor.
 
         Raises:
-            Nothing.
+            UsageError: ``psc_check`` is not a positive number of seconds.
         """
+        if psc_check is not None and not psc_check > 0:
+            raise UsageError("SessionSupervisor psc_check must be > 0 seconds (or None: off)")
+        self._psc_check = psc_check
         self._on_event = on_event
         self._backoff = backoff or Backoff()
         self._entries: dict[str, _Entry] = {}
@@ -152,10 +175,32 @@ class SessionSupervisor:
         ended = getattr(entry.mailbox.token_source, "ended", None)
         if isinstance(ended, asyncio.Event) and not callable(getattr(entry.mailbox.token_source, "on_end", None)):
             entry.end_watch = asyncio.create_task(self._wait_end(entry, ended), name=name + "-end")
+        if self._psc_check is not None and entry.mailbox.kind != "APP" and entry.mailbox.token_source is not None:
+            entry.psc_watch = asyncio.create_task(self._check_psc(entry, self._psc_check), name=name + "-psc-check")
 
     async def _wait_end(self, entry: _Entry, ended: asyncio.Event) -> None:
         await ended.wait()
         entry.mailbox.end("the PSC session ended")
+
+    async def _check_psc(self, entry: _Entry, every: float) -> None:
+        """Ask the BAL's token source for a token every ``every`` s (opt-in, see the class doc)."""
+        box = entry.mailbox
+        source = box.token_source
+        while source is not None and not box.is_closed():
+            await asyncio.sleep(every)
+            if box.is_closed():
+                return
+            try:
+                await source.token()
+            except PSCError as exc:
+                if exc.oauth_error == "invalid_grant":  # the PSC session is over (ECO.1.2.6)
+                    box.end(f"the PSC session is over ({exc.message})")
+                    return
+                log.warning("PSC check of %s: %s", box.address, exc.message)
+            except MssanteError as exc:  # PSC unreachable: the session stays valid (ECO.1.2.7)
+                log.info("PSC check of %s: %s", box.address, exc.message)
+            except Exception:  # a token source's bug must stay inside this BAL (ECO.1.2.3)
+                log.exception("PSC check of %s failed", box.address)
 
     async def _run(self, entry: _Entry) -> None:
         box = entry.mailbox
@@ -217,7 +262,8 @@ class SessionSupervisor:
 
     def _forward(self, entry: _Entry, event: MailboxEvent) -> None:
         if event.kind in ("connected", "disconnected"):
-            self._report(SupervisorEvent(address=event.address, kind=event.kind, detail=event.detail))
+            self._report(SupervisorEvent(address=event.address, kind=event.kind, detail=event.detail,
+                                         error=event.error))
         elif event.kind == "ended" and entry.status == "running":
             entry.status = "ended"
 
@@ -240,7 +286,7 @@ class SessionSupervisor:
         await self._stop(entry)
 
     async def _stop(self, entry: _Entry) -> None:
-        for task in (entry.task, entry.end_watch):
+        for task in (entry.task, entry.end_watch, entry.psc_watch):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

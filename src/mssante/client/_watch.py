@@ -139,7 +139,7 @@ async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageS
                 state.reconnects += 1
                 if core.is_closed():
                     continue  # the loop head decides: quiet stop or PSCError
-                core._emit("disconnected", f"watch {state.folder}: {exc}")
+                core._emit("disconnected", f"watch {state.folder}: {exc}", exc)
                 await asyncio.sleep(options.backoff.delay(failures))
                 failures += 1
     finally:

@@ -16,7 +16,9 @@ public client library; everything the suite judges comes from the library's own 
   :class:`~mssante.client.SessionSupervisor`, whose watch keeps an IMAP session open (IDLE),
   reopens it after ``BYE`` or a drop (ECO.1.2.7) and stops on what a reconnection cannot fix;
   the retry rules of ``AUTHENTICATIONFAILED`` / ``AUTHORIZATIONFAILED`` / ``UNAVAILABLE`` and
-  the closing of every session when the PSC session ends (ECO.1.2.6) are the library's;
+  the closing of every session when the PSC session ends (ECO.1.2.6) are the library's; the
+  supervisor's ``psc_check`` (every :attr:`DriverTuning.psc_check` seconds) reveals the end of
+  a PSC session when no back-channel logout reaches the LPS and the IMAP session is idle;
 * **messages**: :class:`~mssante.message.Draft` composed by :meth:`Mailbox.send` (X-MSS
   headers, XDM subject, PDF companion rendered by :func:`mssante.pdf.render_cda_pdf`), the
   Sent copy APPENDed by the mailbox, MDNs from :func:`mssante.message.generate_mdn`;
@@ -25,11 +27,7 @@ public client library; everything the suite judges comes from the library's own 
 Glue the library does not provide (kept minimal, see :class:`DriverTuning`):
 
 * the front host names are resolved to addresses through the sandbox DNS and given to
-  :attr:`ConnectionSettings.resolve` (the library resolves SRV targets with the system resolver);
-* while a mailbox is open, the PSC session's token is kept current (``token()`` every
-  :attr:`DriverTuning.psc_check` seconds): the refresh is what reveals the end of a PSC session
-  when no back-channel logout reaches the LPS (the library's :class:`PSCSession` refreshes only
-  on demand, and an IDLE connection asks for nothing).
+  :attr:`ConnectionSettings.resolve` (the library resolves SRV targets with the system resolver).
 """
 
 from __future__ import annotations
@@ -200,11 +198,11 @@ class ClientDriver:
         self._addresses: dict[str, str] | None = None
         self._session: PSCSession | None = None
         self._box: Mailbox | None = None
-        self._supervisor = SessionSupervisor(on_event=self._on_event, backoff=tuning.backoff)
+        self._supervisor = SessionSupervisor(on_event=self._on_event, backoff=tuning.backoff,
+                                             psc_check=tuning.psc_check)
         self._started = False
         self._opening: asyncio.Future[_Outcome] | None = None
         self._lock = asyncio.Lock()
-        self._keeper: asyncio.Task[None] | None = None
         self._pending_mdns: list[ParsedMessage] = []
         self._closed = False
 
@@ -306,11 +304,6 @@ class ClientDriver:
             Nothing.
         """
         self._closed = True
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
         self._box = None
         await self._supervisor.aclose()
         if self._psc is not None:
@@ -369,8 +362,6 @@ class ClientDriver:
             self._started = True
             await self._supervisor.start()
         self._supervisor.add(box)
-        if self._session is not None and self._keeper is None:
-            self._keeper = asyncio.create_task(self._keep_psc_current(), name="mssante-conformance-psc-check")
         try:
             return await asyncio.wait_for(asyncio.shield(opening), self._tuning.open_timeout)
         except TimeoutError:
@@ -410,18 +401,6 @@ class ClientDriver:
             tokens = await psc.wait_ciba(request, timeout=self._tuning.login_timeout)
         self._session = psc.open_session(tokens)
         return self._session
-
-    async def _keep_psc_current(self) -> None:
-        """Keep the access token current while a mailbox is open (glue, see the module doc)."""
-        while True:
-            await asyncio.sleep(self._tuning.psc_check)
-            session, box = self._session, self._box
-            if session is None or session.ended.is_set() or box is None or box.closed:
-                continue
-            # invalid_grant ends the PSCSession, whose on_end closes every session of the mailbox
-            # (ECO.1.2.6); a PSC outage is retried at the next check (ECO.1.2.7).
-            with contextlib.suppress(MssanteError):
-                await session.token()
 
     # -- messages -------------------------------------------------------------------------------
     def _sender(self) -> Sender:

@@ -32,7 +32,7 @@ import uvicorn
 from mssante.bridge import Bridge, BridgeConfig, TokenCipher
 from mssante.bridge.client import BridgeClient
 from mssante.cda import generate_cr_bio, generate_vsm
-from mssante.client import Backoff, ConnectionSettings, Mailbox, MailboxOptions, MessageSummary, TrustSettings
+from mssante.client import Backoff, Mailbox, MessageSummary, TrustSettings
 from mssante.client.conformance import DriverTuning, create_driver
 from mssante.conformance import (
     DriverSetup,
@@ -256,10 +256,6 @@ async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
         say("1. Bac à sable MSSanté démarré : PSC simulé, DNS, IGC de test, fronts IMAP/SMTP, webmail")
         resolver = DNSPythonResolver(nameservers=[info["dns"]["host"]], port=info["dns"]["port"])
         tls = TrustSettings(ca_bundle=Path(info["ca_bundle"]))
-        # The sandbox's host names exist only in its own DNS: connect to its address, while the
-        # certificates are still checked against the SRV target names.
-        hosts = {info[p][f]["host"]: sb.config.host for p in ("imap", "smtp") for f in ("psc", "authcli")}
-        options = MailboxOptions(connection=ConnectionSettings(resolve=hosts))
         bridge, bridge_url, stop_bridge = await _serve_bridge(sb, state_dir)
         stack = contextlib.AsyncExitStack()
         try:
@@ -272,11 +268,13 @@ async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
             )
             say("    session PSC ouverte ; le jeton reste en mémoire, jamais sur disque")
             app_bal = next(b for b in info["bals"] if b["address"] == DPI.format(domain=domain))
+            # The sandbox's host names exist only in its DNS: the resolver gives the SRV records and
+            # the fronts' addresses; the certificates are still checked against the SRV target names.
             per = Mailbox(PER.format(domain=domain), kind="PER", credentials=tokens, resolver=resolver, tls=tls,
-                          product_reference=DEMO_PRODUCT_REFERENCE, options=options)
+                          product_reference=DEMO_PRODUCT_REFERENCE)
             dpi = Mailbox(app_bal["address"], kind="APP", resolver=resolver, tls=tls,
                           credentials=ClientCertificate(cert=Path(app_bal["cert"]), key=Path(app_bal["key"])),
-                          product_reference=DEMO_PRODUCT_REFERENCE, options=options)
+                          product_reference=DEMO_PRODUCT_REFERENCE)
             async with per, dpi:
                 await _exchange(sb, per, dpi, say)
         finally:
