@@ -22,41 +22,25 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any
 
 import httpx2
 
-from mssante.errors import AuthUnavailable, ConfigError, PSCError, TimeoutError
+from mssante.bridge._client_wire import (
+    SESSION_SECRET_HEADER,
+    listen_with_backoff,
+    poll_login,
+    post_login,
+    raise_for,
+    stream_events,
+)
+from mssante.errors import AuthUnavailable, PSCError
 from mssante.secret import Secret
 
 __all__ = ["BridgeClient", "BridgeTokenSource", "PendingLogin"]
 
 log = logging.getLogger("mssante.bridge.client")
-SESSION_SECRET_HEADER: Final = "X-Session-Secret"  # noqa: S105 - a header name
 EndCallback = Callable[["BridgeTokenSource"], Awaitable[None] | None]
-_BACKOFF: Final = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds between event stream reconnections
-
-
-def _failure(response: httpx2.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-        return str(body.get("error", "")), str(body.get("message", ""))[:300]
-    except (ValueError, AttributeError):
-        return "", f"HTTP {response.status_code}"
-
-
-def _raise_for(response: httpx2.Response, what: str) -> None:
-    """Map a bridge error answer to our errors."""
-    if response.status_code < 400:
-        return
-    code, message = _failure(response)
-    if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
-        raise AuthUnavailable(f"the bridge cannot {what} now: {message or code}", imap_code="UNAVAILABLE")
-    if response.status_code == 401:
-        raise ConfigError(f"the bridge refused this installation's credentials ({code})")
-    if code in ("session_ended", "session_not_found"):
-        raise PSCError(f"the PSC session is over: {message}", oauth_error="invalid_grant", requirement="ECO.1.2.6")
-    raise PSCError(f"the bridge could not {what}: {message or code}", oauth_error=code or None)
 
 
 class BridgeTokenSource:
@@ -126,7 +110,7 @@ class BridgeTokenSource:
             try:
                 response = await self._client.http.post(self._url("/token"), headers=self._headers(),
                                                         json={"fresh": fresh})
-                _raise_for(response, "give a token")
+                raise_for(response, "give a token")
                 body = response.json()
                 token = Secret(str(body["access_token"]))
                 expires_in = float(body["expires_in"])
@@ -203,43 +187,11 @@ class BridgeTokenSource:
             self._listener = asyncio.create_task(self._listen(), name="bridge-events")
 
     async def _listen(self) -> None:
-        failures = 0
-        while not self.ended.is_set():
-            try:
-                await self._stream_once()
-                failures = 0
-            except (httpx2.HTTPError, AuthUnavailable) as exc:
-                log.info("bridge event stream interrupted (%s); reconnecting", type(exc).__name__)
-            except (PSCError, ConfigError) as exc:
-                self._end(getattr(exc, "oauth_error", None) or exc.error)
-                return
-            except RuntimeError:  # the BridgeClient was closed under us
-                return
-            finally:
-                self.listening.clear()
-            if not self.ended.is_set():
-                await asyncio.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
-                failures += 1
+        await listen_with_backoff(self._stream_once, ended=self.ended, listening=self.listening, end=self._end)
 
     async def _stream_once(self) -> None:
-        timeout = httpx2.Timeout(10.0, read=self._client.stream_timeout)
-        async with self._client.http.stream("GET", self._url("/events"), headers=self._headers(),
-                                            timeout=timeout) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                _raise_for(response, "stream events")
-            event, data = "message", ""
-            async for line in response.aiter_lines():
-                if line == "":
-                    if self._dispatch(event, data):
-                        return
-                    event, data = "message", ""
-                elif line.startswith(":"):
-                    continue
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data += line[5:].strip()
+        await stream_events(self._client.http, self._url("/events"), self._headers(), self._client.stream_timeout,
+                            self._dispatch)
 
     def _dispatch(self, event: str, data: str) -> bool:
         """Handle one event; true when the stream is over."""
@@ -270,7 +222,7 @@ class BridgeTokenSource:
         finally:
             self._end("logout")
         if response.status_code >= 500:
-            _raise_for(response, "log out")
+            raise_for(response, "log out")
 
     async def aclose(self) -> None:
         """Stop listening and forget the cached token (the session stays open at the bridge).
@@ -363,22 +315,13 @@ class BridgeClient:
             await source.aclose()
         await self.http.aclose()
 
-    async def _post_login(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self.http.post("/logins", json=body)
-        except httpx2.HTTPError as exc:
-            raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})") from exc
-        _raise_for(response, "start a login")
-        result: dict[str, Any] = response.json()
-        return result
-
     async def begin_browser_login(self) -> PendingLogin:
         """Start a browser login; open the returned :attr:`PendingLogin.url`, then await it.
 
         Raises:
             PSCError, AuthUnavailable, ConfigError: see :meth:`PendingLogin.wait`.
         """
-        body = await self._post_login({"method": "browser"})
+        body = await post_login(self.http, {"method": "browser"})
         return PendingLogin(self, str(body["login_id"]), str(body["authorization_url"]), float(body["expires_in"]))
 
     async def login_with_browser(self, open_url: Callable[[str], Awaitable[None] | None],
@@ -410,7 +353,7 @@ class BridgeClient:
         body: dict[str, Any] = {"method": "ciba", "national_id": national_id, "channel": channel}
         if binding_message is not None:
             body["binding_message"] = binding_message
-        started = await self._post_login(body)
+        started = await post_login(self.http, body)
         if on_binding is not None:
             on_binding(str(started["binding_message"]))
         wait = float(started["expires_in"]) + 5 if max_wait is None else max_wait
@@ -422,22 +365,9 @@ class BridgeClient:
         Raises:
             PSCError, TimeoutError, AuthUnavailable, ConfigError: see :meth:`PendingLogin.wait`.
         """
-        deadline = time.monotonic() + max_wait
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"the login did not finish within {max_wait:g} s")
-            wait = min(25.0, left)
-            try:
-                response = await self.http.get(f"/logins/{login_id}", params={"wait": f"{wait:.1f}"},
-                                               timeout=wait + 10)
-            except httpx2.HTTPError as exc:
-                raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})") from exc
-            _raise_for(response, "finish the login")
-            if response.status_code == 200:
-                body = response.json()
-                source = BridgeTokenSource(self, str(body["session_id"]), Secret(str(body["session_secret"])),
-                                           subject=str(body.get("subject", "")), margin=self._margin)
-                self._sources.append(source)
-                source.listen()
-                return source
+        body = await poll_login(self.http, login_id, max_wait)
+        source = BridgeTokenSource(self, str(body["session_id"]), Secret(str(body["session_secret"])),
+                                   subject=str(body.get("subject", "")), margin=self._margin)
+        self._sources.append(source)
+        source.listen()
+        return source

@@ -5,7 +5,9 @@
 public client library; everything the suite judges comes from the library's own behaviour:
 
 * **discovery**: :class:`~mssante.discovery.DNSPythonResolver` on the sandbox DNS, so the
-  SRV records choose the front (priority 10 PSC for PER/ORG, 20 AUTH_CLI for APP);
+  SRV records choose the front (priority 10 PSC for PER/ORG, 20 AUTH_CLI for APP), and the
+  same resolver gives the SRV targets' addresses (the certificate is checked against the
+  target name);
 * **trust**: :class:`~mssante.client.TrustSettings` with the sandbox's IGC Santé CA bundle and
   revocation required (CRLs downloaded from the certificates' distribution points, one
   :class:`~mssante.trust.CRLCache` for the whole run);
@@ -24,28 +26,18 @@ public client library; everything the suite judges comes from the library's own 
   Sent copy APPENDed by the mailbox, MDNs from :func:`mssante.message.generate_mdn`;
 * **traces**: :class:`~mssante.trace.JSONLinesSink` on :attr:`DriverSetup.trace_file`.
 
-Glue the library does not provide (kept minimal, see :class:`DriverTuning`):
-
-* the front host names are resolved to addresses through the sandbox DNS and given to
-  :attr:`ConnectionSettings.resolve` (the library resolves SRV targets with the system resolver).
+The driver adds no glue of its own: only its timing (:class:`DriverTuning`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
-
-import dns.asyncresolver
-import dns.exception
+from typing import Literal
 
 from mssante._version import __version__
-from mssante.cda import generate_cr_bio, generate_vsm, parse_cda_header
 from mssante.client import (
     Backoff,
     BALKind,
@@ -56,31 +48,18 @@ from mssante.client import (
     SupervisorEvent,
     TrustSettings,
 )
+from mssante.client._conformance_parts import bal_entry, compose_draft, psc_login, sender_of
 from mssante.conformance import DriverSetup, LPSDriver, Profile, SendRequest
 from mssante.credentials import ClientCertificate
 from mssante.discovery import DNSPythonResolver
-from mssante.errors import ConfigError, ConnectError, DiscoveryError, MssanteError, UsageError
-from mssante.message import (
-    ComposeSettings,
-    Draft,
-    ParsedMessage,
-    PdfCompanion,
-    Sender,
-    generate_mdn,
-    organisation_label,
-    pdf_filename,
-    professional_label,
-)
-from mssante.pdf import render_cda_pdf
-from mssante.psc import PSCClient, PSCSession, PSCSettings, TokenSet
+from mssante.errors import ConfigError, ConnectError, MssanteError, UsageError
+from mssante.message import ComposeSettings, Draft, ParsedMessage, generate_mdn
+from mssante.psc import PSCClient, PSCSession, PSCSettings
 from mssante.trace import JSONLinesSink, TraceSink
 from mssante.trust import CRLCache
-from mssante.xdm import build_archive
 
 __all__ = ["ClientDriver", "DriverTuning", "create_driver"]
 
-_TEXT: Final = ("Bonjour,\n\nVeuillez trouver ci-joint le document. Cordialement.\n"
-                "Message envoyé par la suite de conformité MSSanté (client mssante).\n")
 _Outcome = tuple[Literal["connected", "retrying", "failed"], BaseException | None, str]
 
 
@@ -130,30 +109,6 @@ def create_driver(setup: DriverSetup, *, tuning: DriverTuning | None = None) -> 
     return ClientDriver(setup, tuning or DriverTuning())
 
 
-def _bal_entry(info: Mapping[str, Any], bal: str) -> Mapping[str, Any]:
-    for entry in info.get("bals", ()):
-        if isinstance(entry, Mapping) and str(entry.get("address", "")).lower() == bal.lower():
-            return entry
-    raise ConfigError(f"{bal} is not a BAL of this sandbox")
-
-
-async def _front_addresses(info: Mapping[str, Any]) -> dict[str, str]:
-    """The fronts' host names → their A record, asked to the sandbox DNS (glue, see the module doc)."""
-    resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [str(info["dns"]["host"])]
-    resolver.port = int(info["dns"]["port"])
-    resolver.lifetime = 5.0
-    found: dict[str, str] = {}
-    hosts = {str(info[p][f]["host"]) for p in ("imap", "smtp") for f in ("psc", "authcli")}
-    for host in sorted(hosts):
-        try:
-            answer = await resolver.resolve(host, "A", search=False)
-        except dns.exception.DNSException as exc:
-            raise DiscoveryError(f"{host}: no address from the sandbox DNS ({type(exc).__name__})") from exc
-        found[host.lower().rstrip(".")] = answer[0].to_text()
-    return found
-
-
 class ClientDriver:
     """The builtin LPS: :mod:`mssante.client` driven by the conformance suite (see the module doc).
 
@@ -170,7 +125,7 @@ class ClientDriver:
             UsageError: the BAL's kind does not match ``setup.profile``.
         """
         info = setup.info
-        entry = _bal_entry(info, setup.bal)
+        entry = bal_entry(info, setup.bal)
         kind = str(entry.get("kind", ""))
         if kind not in ("PER", "ORG", "APP"):
             raise ConfigError(f"{setup.bal}: unknown BAL kind {kind!r}")
@@ -195,7 +150,6 @@ class ClientDriver:
             self._psc = PSCClient(PSCSettings.from_sandbox(info))
         self._trust = TrustSettings(ca_bundle=ca_bundle, crls=CRLCache())
         self._traces: TraceSink | None = JSONLinesSink(setup.trace_file) if setup.trace_file is not None else None
-        self._addresses: dict[str, str] | None = None
         self._session: PSCSession | None = None
         self._box: Mailbox | None = None
         self._supervisor = SessionSupervisor(on_event=self._on_event, backoff=tuning.backoff,
@@ -345,12 +299,9 @@ class ClientDriver:
             credentials = self._certificate
         else:
             credentials = await self._psc_session()
-        if self._addresses is None:
-            self._addresses = await _front_addresses(self._setup.info)
         t = self._tuning
         options = MailboxOptions(
-            connection=ConnectionSettings(resolve=self._addresses, connect_timeout=t.connect_timeout,
-                                          command_timeout=t.command_timeout),
+            connection=ConnectionSettings(connect_timeout=t.connect_timeout, command_timeout=t.command_timeout),
             backoff=t.backoff, poll_interval=t.poll_interval)
         box = Mailbox(self._setup.bal, kind=self._kind, credentials=credentials, resolver=self._resolver,
                       tls=self._trust, traces=self._traces, product_reference=self._setup.product_reference,
@@ -388,45 +339,12 @@ class ClientDriver:
             return self._session
         psc = self._psc
         assert psc is not None
-        if self._setup.login is not None:
-            body = await self._setup.login()
-            raw_id = body.get("id_token")
-            claims = await psc.validate_id_token(raw_id) if isinstance(raw_id, str) and raw_id else None
-            tokens = TokenSet.from_response(body, now=time.time(), id_claims=claims)
-        else:
-            holders = self._entry.get("holders") or ()
-            if not holders:
-                raise ConfigError(f"{self._setup.bal}: no holder to log in with PSC")
-            request = await psc.start_ciba(str(holders[0]))
-            tokens = await psc.wait_ciba(request, timeout=self._tuning.login_timeout)
+        tokens = await psc_login(psc, bal=self._setup.bal, entry=self._entry, login=self._setup.login,
+                                 login_timeout=self._tuning.login_timeout)
         self._session = psc.open_session(tokens)
         return self._session
 
     # -- messages -------------------------------------------------------------------------------
-    def _sender(self) -> Sender:
-        if self._kind == "APP":
-            return Sender(address=self._setup.bal, label=organisation_label("Logiciel DPI - conformité"))
-        holders = [str(h) for h in self._entry.get("holders") or ()]
-        for pro in self._setup.info.get("professionals", ()):
-            if isinstance(pro, Mapping) and holders and str(pro.get("national_id")) == holders[0]:
-                label = professional_label(given_name=str(pro.get("given_name", "")),
-                                           family_name=str(pro.get("family_name", "")), title="Dr")
-                return Sender(address=self._setup.bal, label=label)
-        return Sender(address=self._setup.bal)
-
     def _draft(self, request: SendRequest) -> Draft:
-        sender = self._sender()
-        if request.document is None:
-            return Draft(sender=sender, to=(request.to,), subject="Message de test de conformité", text=_TEXT,
-                         request_mdn=request.request_mdn)
-        now = datetime.now(UTC).replace(microsecond=0)
-        cda = generate_cr_bio(effective_time=now) if request.document == "crbio" else generate_vsm(effective_time=now)
-        header = parse_cda_header(cda)
-        patient = header.patient
-        label = header.code.display_name if header.code is not None else None
-        name = pdf_filename(act_date=now.date(), document_type=label or "Document",
-                            family_name=(patient.birth_family if patient else None) or "PATIENT",
-                            given_name=(patient.first_given if patient else None) or "X")
-        companion = PdfCompanion(content=render_cda_pdf(cda, now=now), filename=name)
-        return Draft(sender=sender, to=(request.to,), text=_TEXT, xdm_archive=build_archive([cda], now=now),
-                     pdfs=(companion,), request_mdn=request.request_mdn)
+        sender = sender_of(self._kind, self._setup.bal, self._entry, self._setup.info)
+        return compose_draft(sender, request.to, request.document, request_mdn=request.request_mdn)
