@@ -52,6 +52,16 @@ class OldTLS(StdlibLPS):
         return ctx
 
 
+class NoCertCheck(StdlibLPS):
+    """Trusts any server certificate: no chain, expiry, revocation or host name check (ECO.1.1.5-10)."""
+
+    def context(self) -> Any:
+        ctx = super().context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
 class WeakCipher(StdlibLPS):
     """TLS 1.2 with ChaCha20, not in the allowed list (ECO.1.1.3)."""
 

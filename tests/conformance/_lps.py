@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import imaplib
 import smtplib
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -216,6 +217,9 @@ class StdlibLPS:
             except (TokenRejected, NotAuthorized, PSCError):
                 self.want = False
                 raise
+            except ssl.SSLError:  # the operator's certificate is refused: final, a person must look (ECO.1.1.x)
+                self.want = False
+                raise
 
     def _logout(self) -> None:
         imap, self.imap = self.imap, None
@@ -272,7 +276,7 @@ class StdlibLPS:
             except AuthUnavailable:
                 self.next_try = time.monotonic() + self.delay
                 self.delay = min(self.delay * 2, self.cfg.backoff_max)
-            except MssanteError:
+            except (MssanteError, ssl.SSLError):
                 self.want = False
 
     # ------------------------------------------------------------------ messages

@@ -12,6 +12,7 @@ import json
 import smtplib
 import socket
 import ssl
+import tempfile
 import threading
 import time
 import urllib.error
@@ -202,11 +203,47 @@ class Tokens:
             raise PSCError(f"PSC unreachable: {exc}", oauth_error="temporarily_unavailable") from None
 
 
+#: ECO.1.1.7: the last CRL downloaded from each URL, used when the download fails. OpenSSL
+#: refuses it once past its nextUpdate, so an unreachable CRL ends in a refusal (fail closed).
+_CRLS: dict[str, str] = {}
+_CRLS_LOCK = threading.Lock()
+
+
+def _crl_pems(info: Mapping[str, Any]) -> list[str]:
+    out = []
+    for url in info.get("crl_urls", ()):
+        pem_url = url.removesuffix(".crl") + ".pem"  # the sandbox serves every CRL in DER and PEM
+        try:
+            with urllib.request.urlopen(pem_url, timeout=5) as response:
+                text = response.read().decode("ascii")
+            with _CRLS_LOCK:
+                _CRLS[pem_url] = text
+        except (OSError, UnicodeDecodeError):
+            with _CRLS_LOCK:
+                text = _CRLS.get(pem_url, "")
+        if text:
+            out.append(text)
+    return out
+
+
 def tls_context(info: Mapping[str, Any], cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
-    """TLS ≥ 1.2 (ECO.1.1.1), allowed suites (ECO.1.1.3), sandbox IGC roots, optional client certificate."""
+    """TLS ≥ 1.2 (ECO.1.1.1), allowed suites (ECO.1.1.3), sandbox IGC roots, optional client certificate.
+
+    The server certificate is checked by OpenSSL in the handshake: chain to the sandbox IGC
+    Santé roots only (ECO.1.1.10), validity dates (ECO.1.1.5), host name (RFC 6125), and
+    revocation against the CRLs of the whole chain, fetched for each new context (ECO.1.1.6;
+    no usable CRL: refused, ECO.1.1.7).
+    """
     ctx = ssl.create_default_context(cafile=info["ca_bundle"])
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(TLS12_CIPHERS)
+    pems = _crl_pems(info)
+    if pems:  # none: the handshake fails for want of a CRL
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", encoding="ascii") as crls:
+            crls.write("".join(pems))
+            crls.flush()
+            ctx.load_verify_locations(cafile=crls.name)
+    ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
     if cert:
         ctx.load_cert_chain(cert, key)
     return ctx

@@ -32,7 +32,10 @@ def test_catalogue_size_ids_and_requirements(profile: Profile, minimum: int, pre
 
 def test_per_org_specific_cases() -> None:
     codes = [c.code for c in catalogue(Profile.PER_ORG)]
-    assert codes[-1] == "psc-logout"  # it ends the PSC session, so it runs last
+    # psc-logout ends the PSC session, so it runs after every case that authenticates; only the
+    # server certificate cases (appended later, ids kept) follow it: the LPS must not authenticate there.
+    assert codes[-5] == "psc-logout"
+    assert all(code.startswith("server-cert-") for code in codes[-4:])
     assert {"imap-xoauth2", "smtp-xoauth2", "mdn-return"} <= set(codes)
     app = {c.code for c in catalogue(Profile.APP)}
     assert {"imap-auth-cli", "smtp-auth-cli", "cert-structure"} <= app

@@ -69,6 +69,10 @@ ROWS: list[tuple[type[StdlibLPS], Profile, tuple[str, ...], str]] = [
     (b.BadTraces, PER, ("traces",), "JWT"),
     (b.BadTraces, APP, ("traces",), "absent"),
     (b.IgnoresPscLogout, PER, ("psc-logout",), "encore ouverte"),
+    (b.NoCertCheck, PER, ("server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
+                          "server-cert-revoked"), "malgré un certificat serveur"),
+    (b.NoCertCheck, APP, ("server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
+                          "server-cert-revoked"), "malgré un certificat serveur"),
 ]
 
 

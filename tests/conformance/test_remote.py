@@ -35,8 +35,11 @@ async def test_http_control_reads_journal_mail_and_faults(state_dir: Path) -> No
         assert sb.faults.pending_auth_failures == 2
         await control.set_psc_unavailable(True)
         assert sb.faults.psc_unavailable
+        await control.set_bad_server_certificate("revoked")
+        assert sb.faults.bad_server_certificate == "revoked"
         await control.clear_faults()
         assert sb.faults.pending_auth_failures == 0 and not sb.faults.psc_unavailable
+        assert sb.faults.bad_server_certificate is None
         assert await control.end_sessions(PER, "bye") == 0
         assert await control.records() == []
         assert await control.reject_next_token(PER) is False

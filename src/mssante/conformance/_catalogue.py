@@ -4,7 +4,8 @@ MOTCO2's own list is not public (18 unit tests for BAL PER/ORG, 16 for BAL APP);
 cases cover the families it is known or inferred to test (ref2-requirements.md §6, ANS
 webinar of 19/01/2024), and more. The order is the order of a référencement job: transport
 first (one connection window serves those cases), then reactions to faults, then messages,
-traces, and for PER/ORG the PSC logout last (it ends the professional's PSC session).
+traces, and for PER/ORG the PSC logout (it ends the professional's PSC session); the server
+certificate cases come last (added later, so the earlier ids did not move).
 
 Timeouts are what a person driving an external LPS gets; automated runs scale them down
 (:attr:`~mssante.conformance._context.RunSettings.time_scale`).
@@ -29,6 +30,7 @@ from mssante.conformance._cases_reactions import (
     check_reopen,
     check_unavailable,
 )
+from mssante.conformance._cases_server_cert import check_bad_server_certificate
 from mssante.conformance._cases_traces import check_traces
 from mssante.conformance._cases_transport import (
     check_app_auth,
@@ -145,6 +147,22 @@ def _messages(profile: Profile) -> list[_Row]:
     return rows
 
 
+def _server_certificates() -> list[_Row]:
+    # Appended after every other case (ids stay stable); each one reconnects with a bad certificate.
+    return [
+        ("server-cert-expired", "Certificat serveur expiré : connexion abandonnée avant toute authentification",
+         ("ECO.1.1.5",), True, _CONNECT, check_bad_server_certificate("expired")),
+        ("server-cert-foreign",
+         "Certificat serveur émis hors IGC Santé : connexion abandonnée avant toute authentification",
+         ("ECO.1.1.10",), True, _CONNECT, check_bad_server_certificate("foreign")),
+        ("server-cert-wrong-host",
+         "Certificat serveur d'un autre nom d'hôte : connexion abandonnée avant toute authentification",
+         ("RFC 6125 §6", "RFC 7817 §3", "ECO.1.1.10"), True, _CONNECT, check_bad_server_certificate("wrong-host")),
+        ("server-cert-revoked", "Certificat serveur révoqué : connexion abandonnée avant toute authentification",
+         ("ECO.1.1.6", "ECO.1.1.7", "SC.MSS/CONF.22"), True, _CONNECT, check_bad_server_certificate("revoked")),
+    ]
+
+
 def catalogue(profile: Profile) -> tuple[Case, ...]:
     """Every case of ``profile``, in run order, with ids ``PERORG-nn`` / ``APP-nn``.
 
@@ -157,6 +175,7 @@ def catalogue(profile: Profile) -> tuple[Case, ...]:
     if profile is Profile.PER_ORG:
         rows.append(("psc-logout", "Fermeture de toutes les sessions IMAP/SMTP à la fin de la session PSC",
                      ("ECO.1.2.6", "SC.MSS/CONF.10"), False, _LOGOUT, check_psc_logout()))
+    rows += _server_certificates()
     prefix = "PERORG" if profile is Profile.PER_ORG else "APP"
     return tuple(
         Case(id=f"{prefix}-{i:02d}", code=code, title_fr=title, requirements=reqs, profile=profile,

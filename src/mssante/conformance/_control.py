@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from mssante.errors import TokenRejected, UsageError
-from mssante.sandbox.fronts.faults import AuthFailureCode
+from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
 from mssante.sandbox.runner import Sandbox
 
@@ -130,6 +130,15 @@ class SandboxControl(Protocol):
 
         Raises:
             TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def set_bad_server_certificate(self, kind: BadServerCertificate | None) -> None:
+        """Serve a bad server certificate at every STARTTLS (``None``: the real one again).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+            UsageError: unknown ``kind``.
         """
         ...
 
@@ -331,6 +340,14 @@ class InProcessControl:
             Nothing.
         """
         self._sb.faults.psc_unavailable = unavailable
+
+    async def set_bad_server_certificate(self, kind: BadServerCertificate | None) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: unknown ``kind``.
+        """
+        self._sb.faults.set_bad_server_certificate(kind)
 
     async def end_sessions(self, bal: str, mode: EndMode) -> int:
         """See :class:`SandboxControl`.

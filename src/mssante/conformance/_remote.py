@@ -21,7 +21,7 @@ from typing import Any
 
 from mssante.conformance._control import EndMode, MessageSummary
 from mssante.errors import ConfigError, ConnectError, UsageError
-from mssante.sandbox.fronts.faults import AuthFailureCode
+from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
 from mssante.sandbox.fronts.journal import CommandRecord, SessionRecord
 
 __all__ = ["HTTPControl", "record_from_dict"]
@@ -166,6 +166,15 @@ class HTTPControl:
             ConnectError: the API does not answer.
         """
         await self._json("POST", "/faults", {"psc_unavailable": unavailable})
+
+    async def set_bad_server_certificate(self, kind: BadServerCertificate | None) -> None:
+        """``POST /api/faults`` with ``bad_server_certificate``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: unknown ``kind`` (refused by the sandbox).
+        """
+        await self._json("POST", "/faults", {"bad_server_certificate": kind})
 
     async def end_sessions(self, bal: str, mode: EndMode) -> int:
         """``DELETE /api/sessions/{bal}?mode=``.

@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import socket
+import ssl
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from mssante.sandbox.dns import DNSResponder, FrontPorts, build_zone
 from mssante.sandbox.fronts._adapters import PKICertificateChecker, PSCTokenVerifier
 from mssante.sandbox.fronts.authz import AccessDecider, TokenVerifier
 from mssante.sandbox.fronts.delivery import Responder
-from mssante.sandbox.fronts.faults import Faults
+from mssante.sandbox.fronts.faults import BadServerCertificate, Faults
 from mssante.sandbox.fronts.imap import IMAPFront
 from mssante.sandbox.fronts.introspect import IntrospectionTokenVerifier
 from mssante.sandbox.fronts.journal import Journal
@@ -106,6 +108,8 @@ class Sandbox:
         self._psc: MockPSC | None = None
         self._store: MailStore | None = None
         self.fronts: dict[str, IMAPFront | SubmissionFront] = {}
+        self._bad_contexts: dict[tuple[BadServerCertificate, bool], ssl.SSLContext] = {}
+        self._bad_lock = threading.Lock()
 
     @property
     def pki(self) -> TestPKI:
@@ -189,6 +193,8 @@ class Sandbox:
             TestPKI.load_or_create, self.state_dir / "pki", server_names=cfg.server_names, crl_base_url=base_url
         )
         self._pki = pki
+        # Issued now (once per state directory): the revoked one must be in the CRL before an LPS caches it.
+        await asyncio.to_thread(pki.ensure_bad_server_certs)
         for structure in cfg.structures:
             if any(b.kind == "APP" and b.structure_id == structure.national_id for b in cfg.bals):
                 self.client_certs[structure.national_id] = await asyncio.to_thread(
@@ -225,6 +231,7 @@ class Sandbox:
         self._store = store
         self._install_responders()
         decider = AccessDecider(cfg, self._token_verifier(issuer), PKICertificateChecker(pki), self.faults)
+        self.faults.bad_context_factory = self._bad_server_context
         psc_ctx = pki.server_ssl_context(require_client_cert=False)
         cli_ctx = pki.server_ssl_context(require_client_cert=True)
         common = (cfg, decider, self.journal, self.faults, store)
@@ -245,6 +252,20 @@ class Sandbox:
             self._stack.push_async_callback(front.aclose)
             self.fronts[name] = front
         return FrontPorts(**ports)
+
+    def _bad_server_context(self, kind: BadServerCertificate, require_client_cert: bool) -> ssl.SSLContext:
+        """The server context of the ``bad_server_certificate`` fault, built on first use and kept.
+
+        Runs in a worker thread (see :meth:`Faults.tls_context`), hence the lock.
+
+        Raises:
+            ConfigError: the certificate cannot be issued or loaded.
+        """
+        with self._bad_lock:
+            key = (kind, require_client_cert)
+            if key not in self._bad_contexts:
+                self._bad_contexts[key] = self.pki.bad_server_ssl_context(kind, require_client_cert)
+            return self._bad_contexts[key]
 
     def _install_responders(self) -> None:
         if not self.config.responders:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mssante.errors import UsageError
+from mssante.sandbox.fronts.faults import BAD_SERVER_CERTIFICATES
 
 if TYPE_CHECKING:
     from mssante.sandbox.runner import Sandbox
@@ -23,21 +24,28 @@ def faults_json(sandbox: Sandbox) -> dict[str, Any]:
         "psc_unavailable": faults.psc_unavailable,
         "delay": faults.delay,
         "pending_auth_failures": faults.pending_auth_failures,
+        "bad_server_certificate": faults.bad_server_certificate,
         "live_sessions": [{"bal": s.bal, "front": s.front} for s in faults.sessions()],
     }
 
 
 def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
-    """Apply a fault request: ``{"psc_unavailable": bool, "delay": s, "fail_auth": {...}}``.
+    """Apply a fault request: ``{"psc_unavailable": bool, "delay": s, "fail_auth": {...},
+    "bad_server_certificate": "expired"|"foreign"|"wrong-host"|"revoked"|null}``.
 
     Raises:
         UsageError: a field has the wrong type or an unknown value.
     """
     faults = sandbox.faults
-    known = {"psc_unavailable", "delay", "fail_auth"}
+    known = {"psc_unavailable", "delay", "fail_auth", "bad_server_certificate"}
     unknown = set(payload) - known
     if unknown:
         raise UsageError(f"unknown fault fields: {sorted(unknown)}")
+    if "bad_server_certificate" in payload:
+        kind = payload["bad_server_certificate"]
+        if kind is not None and kind not in BAD_SERVER_CERTIFICATES:
+            raise UsageError(f"bad_server_certificate must be one of {', '.join(BAD_SERVER_CERTIFICATES)} or null")
+        faults.set_bad_server_certificate(kind)
     if "psc_unavailable" in payload:
         if not isinstance(payload["psc_unavailable"], bool):
             raise UsageError("psc_unavailable must be true or false")

@@ -5,23 +5,29 @@ From Python (this module), from the CLI and from the sandbox HTTP API:
 * drop or BYE a BAL's sessions now;
 * make the next N authentications fail with a chosen code;
 * make PSC unavailable (token checks answer ``[UNAVAILABLE]`` / ``454 4.7.0``);
-* delay every response by some seconds.
+* delay every response by some seconds;
+* serve a bad server certificate at STARTTLS (expired, foreign CA, wrong host names, revoked).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from mssante.errors import UsageError
 
-__all__ = ["AuthFailureCode", "Faults", "LiveSession"]
+__all__ = ["BAD_SERVER_CERTIFICATES", "AuthFailureCode", "BadServerCertificate", "Faults", "LiveSession"]
 
 AuthFailureCode = Literal["AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "UNAVAILABLE"]
 _CODES: tuple[AuthFailureCode, ...] = ("AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "UNAVAILABLE")
+BadServerCertificate = Literal["expired", "foreign", "wrong-host", "revoked"]
+BAD_SERVER_CERTIFICATES: tuple[BadServerCertificate, ...] = ("expired", "foreign", "wrong-host", "revoked")
+#: Builds the server context for a bad certificate kind; the bool asks for client certificates.
+BadContextFactory = Callable[[BadServerCertificate, bool], ssl.SSLContext]
 
 
 @dataclass(eq=False)
@@ -44,8 +50,36 @@ class Faults:
         """Start with no fault."""
         self.psc_unavailable = False
         self.delay = 0.0
+        #: Serve this bad server certificate at the next STARTTLS handshakes (None: the real one).
+        self.bad_server_certificate: BadServerCertificate | None = None
+        #: Set by the sandbox runner: builds (and caches) the bad-certificate contexts.
+        self.bad_context_factory: BadContextFactory | None = None
         self._fail_next: list[tuple[AuthFailureCode, str | None]] = []
         self._sessions: set[LiveSession] = set()
+
+    def set_bad_server_certificate(self, kind: BadServerCertificate | None) -> None:
+        """Serve the ``kind`` bad server certificate at STARTTLS from now on (None: the real one).
+
+        Raises:
+            UsageError: unknown ``kind``.
+        """
+        if kind is not None and kind not in BAD_SERVER_CERTIFICATES:
+            raise UsageError(f"bad_server_certificate must be one of {', '.join(BAD_SERVER_CERTIFICATES)} or null")
+        self.bad_server_certificate = kind
+
+    async def tls_context(self, default: ssl.SSLContext) -> ssl.SSLContext:
+        """The context a front uses for STARTTLS: ``default``, or the bad-certificate one in force.
+
+        The bad context asks for client certificates when ``default`` does. Certificates are
+        issued on first use, off the event loop.
+
+        Raises:
+            ConfigError: the bad certificate cannot be issued or loaded.
+        """
+        kind, factory = self.bad_server_certificate, self.bad_context_factory
+        if kind is None or factory is None:
+            return default
+        return await asyncio.to_thread(factory, kind, default.verify_mode != ssl.CERT_NONE)
 
     def fail_next_auth(
         self, count: int, code: AuthFailureCode = "AUTHENTICATIONFAILED", *, bal: str | None = None
@@ -78,6 +112,7 @@ class Faults:
         """Remove every fault (sessions stay connected)."""
         self.psc_unavailable = False
         self.delay = 0.0
+        self.bad_server_certificate = None
         self._fail_next.clear()
 
     async def wait_delay(self) -> None:

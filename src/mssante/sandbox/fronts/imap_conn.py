@@ -117,6 +117,7 @@ class FrontConnection(IMAPConnection):
             front=f"imap-{ctx.front}", protocol="imap", peer=f"{peer[0]}:{peer[1]}" if peer else "?"
         )
         self.peer_der: bytes | None = None
+        self.tls_context = ctx.ssl_context
         self.live: LiveSession | None = None
         self.closing = False
 
@@ -278,12 +279,14 @@ class FrontConnection(IMAPConnection):
             # Plaintext pipelined after STARTTLS would be read as if it came over TLS.
             self.closing = True
             return ResponseBad(cmd.tag, b"Data after STARTTLS in the same packet; closing.")
+        # Chosen before the OK is sent: once it is, the ClientHello may arrive at any moment.
+        self.tls_context = await self.ctx.faults.tls_context(self.ctx.ssl_context)  # fault: bad server certificate
         response: CommandResponse = await self._exec(self.state.do_command(cmd))
         return response
 
     async def _start_tls(self) -> bool:
         try:
-            await self.writer.start_tls(self.ctx.ssl_context, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT)
+            await self.writer.start_tls(self.tls_context, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT)
         except (OSError, EOFError, TimeoutError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             self.ctx.journal.command(self.record, "<tls-handshake>", f"failed: {reason}")

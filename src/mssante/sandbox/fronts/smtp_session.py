@@ -282,6 +282,7 @@ class SubmissionSession(AuthMixin, SMTP):
             return
         assert self.session is not None
         before = (self.session.host_name, self.session.extended_smtp)
+        self.tls_context = await self._ctx.faults.tls_context(self._ctx.ssl_context)  # fault: bad server cert
         try:
             await super().smtp_STARTTLS(arg)
         except TLSSetupException as exc:

@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 
 from mssante.errors import ConfigError, UsageError
 from mssante.sandbox.config import Structure
-from mssante.sandbox.pki import _build, _crl, _issue, _store, _tls, names
+from mssante.sandbox.pki import _badserver, _build, _crl, _issue, _store, _tls, names
 from mssante.sandbox.pki._issue import NEGATIVE_STRUCTURE
 from mssante.sandbox.pki.check import ClientIdentity, verify_client_certificate
 from mssante.sandbox.pki.records import CertRecord, Clock, IssuedCert, Revocation, parse_reason, system_clock
@@ -361,6 +361,53 @@ class TestPKI:
             cert_chain=self.server_cert_path, key=self.server_key_path,
             client_ca=self.ca_bundle_path if require_client_cert else None, verify_mode=verify_mode,
             crl_pem=self._dir / "crl" / f"{names.ORG_CA_FILE}.pem" if check_crl else None,
+        )
+
+    def ensure_bad_server_certs(self) -> dict[str, tuple[Path, Path]]:
+        """Issue (once per state directory and server names) the server certificates an LPS must refuse.
+
+        Kinds (see :mod:`._badserver`): ``expired``, ``foreign`` (CA in no bundle),
+        ``wrong-host`` (other host names only), ``revoked`` (listed in the ORG CRL). The
+        sandbox calls this at start, so that the revoked one is in the CRL before any LPS
+        downloads (and caches) it. Returns kind → (chain PEM, key PEM).
+
+        Raises:
+            ConfigError: the state cannot be read or written.
+        """
+        with _store.locked(self._dir):
+            index = self._reload()
+            before = len(index["certs"])
+            out: dict[str, tuple[Path, Path]] = {}
+            revoked = False
+            for kind in _badserver.BAD_SERVER_KINDS:
+                chain, key, _, new = _badserver.ensure_bad_server(
+                    self._issuer(), index, kind, list(index["server_names"]), self._clock()
+                )
+                out[kind] = (chain, key)
+                revoked = revoked or new
+            if len(index["certs"]) != before:
+                _store.save_index(self._dir, index)
+            if revoked:
+                _crl.write_stale(self._crl_ctx(), index, force=True, only=names.ORG_CA_FILE)
+                _store.save_index(self._dir, index)
+        return out
+
+    def bad_server_ssl_context(
+        self, kind: _badserver.BadServerKind, require_client_cert: bool = False
+    ) -> ssl.SSLContext:
+        """A server context presenting a certificate an LPS must refuse (see :meth:`ensure_bad_server_certs`).
+
+        Client certificates are asked for and verified as by :meth:`server_ssl_context`.
+
+        Raises:
+            UsageError: unknown ``kind``.
+            ConfigError: the state cannot be read or written, or a file cannot be loaded.
+        """
+        if kind not in _badserver.BAD_SERVER_KINDS:
+            raise UsageError(f"bad server certificate must be one of {', '.join(_badserver.BAD_SERVER_KINDS)}")
+        chain, key = self.ensure_bad_server_certs()[kind]
+        return _tls.server_context(
+            cert_chain=chain, key=key, client_ca=self.ca_bundle_path if require_client_cert else None,
         )
 
     def client_ssl_context(self, client: IssuedCert | None = None) -> ssl.SSLContext:

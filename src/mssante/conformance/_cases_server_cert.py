@@ -1,0 +1,99 @@
+"""Server certificate cases: the LPS refuses an operator certificate it must not trust.
+
+Ref #2 asks the LPS to check the operator's certificate before anything else (ref2-requirements.md
+§1): issued by IGC Santé only (ECO.1.1.10), not expired (ECO.1.1.5), not revoked, by CRL or
+OCSP (ECO.1.1.6), failing closed when no revocation status is available (ECO.1.1.7); and, as
+any TLS client, the host name must match (RFC 6125 §6, RFC 7817 for IMAP/SMTP).
+
+Each case makes the sandbox fronts present one bad certificate at STARTTLS (the
+``bad_server_certificate`` fault), asks the LPS to reconnect, and judges from the journal that
+the LPS reached the handshake and then **never authenticated**: the handshake fails, or the
+client closes right after it (a revocation check made after the handshake), with no
+``AUTHENTICATE``/``AUTH``/``LOGIN`` and no credential. The fault is cleared after the case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from mssante.conformance._context import CaseContext
+from mssante.conformance._judge import auth_attempts, session_evidence
+from mssante.conformance._model import Check, Evidence, Verdict
+from mssante.sandbox.fronts.faults import BadServerCertificate
+from mssante.sandbox.fronts.journal import SessionRecord
+
+__all__ = ["BAD_CERT_DEFECTS", "check_bad_server_certificate"]
+
+#: What is wrong with each certificate, and the rule it breaks (French, for the CR).
+BAD_CERT_DEFECTS: dict[BadServerCertificate, tuple[str, str]] = {
+    "expired": ("expiré (date de fin de validité dépassée)", "ECO.1.1.5"),
+    "foreign": ("émis par une AC hors IGC Santé", "ECO.1.1.10"),
+    "wrong-host": ("émis pour un autre nom d'hôte", "RFC 6125 §6"),
+    "revoked": ("révoqué (présent dans la LCR de l'AC)", "ECO.1.1.6, ECO.1.1.7"),
+}
+_MAX_SHOWN = 6
+
+
+def _reached_tls(record: SessionRecord) -> bool:
+    """The client asked for STARTTLS on this session (whatever became of the handshake)."""
+    return record.starttls_at is not None or any(
+        "STARTTLS" in c.command.upper() or c.command.startswith("<tls-handshake>") for c in record.commands)
+
+
+def _evidence(records: Sequence[SessionRecord], note: Evidence | None, kind: BadServerCertificate) -> list[Evidence]:
+    defect, _ = BAD_CERT_DEFECTS[kind]
+    head = Evidence(title="Certificat présenté par le bac à sable", lines=(
+        f"Défaut injecté : bad_server_certificate = {kind} — certificat {defect}.",
+        f"{len(records)} session(s) ouverte(s) par le LPS pendant le cas.",
+    ))
+    out = [head, *(session_evidence(r) for r in records[:_MAX_SHOWN])]
+    if len(records) > _MAX_SHOWN:
+        out.append(Evidence(title="Autres sessions", lines=(f"… {len(records) - _MAX_SHOWN} autres sessions",)))
+    return [*([note] if note is not None else []), *out]
+
+
+def check_bad_server_certificate(kind: BadServerCertificate) -> Check:
+    """The LPS reaches STARTTLS against a ``kind`` bad server certificate, then never authenticates.
+
+    Raises:
+        Nothing.
+    """
+    defect, rule = BAD_CERT_DEFECTS[kind]
+
+    async def check(ctx: CaseContext) -> Verdict:
+        since = time.time()
+        await ctx.control.set_bad_server_certificate(kind)
+        try:
+            note = await ctx.act(ctx.driver.open_session(fresh=True), "connexion avec un certificat serveur invalide")
+
+            async def probe() -> bool | None:
+                return True if any(_reached_tls(r) for r in await ctx.sessions(since)) else None
+
+            await ctx.wait_for(probe, ctx.bound())
+            await asyncio.sleep(ctx.settings.quiet_window)  # room for an authentication that should not come
+            records = [r for r in await ctx.sessions(since) if r.started_at >= since]
+        finally:
+            await ctx.control.clear_faults()
+        evidence = _evidence(records, note, kind)
+        tried = [r for r in records if _reached_tls(r)]
+        attempts = [a for a in auth_attempts(records) if a.at >= since]
+        if attempts or any(r.credentials_before_tls for r in records):
+            return Verdict.failed(
+                f"Authentification tentée malgré un certificat serveur {defect} ({len(attempts)} tentative(s)) : "
+                f"le LPS doit vérifier le certificat de l'opérateur (chaîne IGC Santé seule, validité, révocation, "
+                f"nom d'hôte) et abandonner la connexion avant tout envoi d'identifiant ({rule}).", evidence)
+        if not tried:
+            return Verdict.failed(
+                "Aucune connexion avec STARTTLS observée après la demande de reconnexion : le refus du certificat "
+                f"ne peut pas être constaté ({rule}).", evidence)
+        completed = sum(1 for r in tried if r.tls_version)
+        how = (f"poignée de main TLS refusée par le LPS sur {len(tried) - completed} session(s)"
+               if completed < len(tried) else "")
+        if completed:
+            how += ("; " if how else "") + f"{completed} session(s) fermée(s) juste après la poignée de main"
+        return Verdict.passed(
+            f"Certificat serveur {defect} refusé : {how}, aucune authentification ({rule}).", evidence)
+
+    return check
