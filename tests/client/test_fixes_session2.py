@@ -208,7 +208,7 @@ async def test_the_token_source_forgets_closed_mailboxes(make: Any) -> None:
     del box
     gc.collect()
     assert [r() for r in refs] == [None, None, None]
-    assert source._callbacks == []
+    assert len(source._callbacks) == 0
     still_open = _per(source)  # an open mailbox still ends with the session
     if isinstance(source, PSCSession):
         source.end("logout")

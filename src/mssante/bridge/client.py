@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx2
 
+from mssante._end_callbacks import EndCallbacks
 from mssante.bridge._client_wire import (
     SESSION_SECRET_HEADER,
     listen_with_backoff,
@@ -69,9 +70,8 @@ class BridgeTokenSource:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._cached: tuple[Secret, float, float] | None = None
-        self._callbacks: list[EndCallback] = []
+        self._callbacks: EndCallbacks[BridgeTokenSource] = EndCallbacks(log, "session")
         self._listener: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[Any]] = set()
         self.ended = asyncio.Event()
         self.listening = asyncio.Event()
         self.end_reason: str | None = None
@@ -139,10 +139,7 @@ class BridgeTokenSource:
         Raises:
             Nothing.
         """
-        if self.ended.is_set():
-            self._run(callback)
-        else:
-            self._callbacks.append(callback)
+        self._callbacks.add(callback, self, ended=self.ended.is_set())
 
     def remove_on_end(self, callback: EndCallback) -> None:
         """Forget ``callback`` (given to :meth:`on_end`); nothing happens if it is not registered.
@@ -152,18 +149,7 @@ class BridgeTokenSource:
         Raises:
             Nothing.
         """
-        self._callbacks = [c for c in self._callbacks if c is not callback]
-
-    def _run(self, callback: EndCallback) -> None:
-        try:
-            result = callback(self)
-        except Exception as exc:  # a supervisor's bug must not break the listener
-            log.warning("session end callback failed: %s", type(exc).__name__)
-            return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        self._callbacks.remove(callback)
 
     def _end(self, reason: str) -> None:
         if self.ended.is_set():
@@ -172,9 +158,7 @@ class BridgeTokenSource:
         self._cached = None
         self.ended.set()
         log.info("bridge session ended (%s)", reason)
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            self._run(callback)
+        self._callbacks.fire(self)
 
     # -- event stream -------------------------------------------------------------------------
     def listen(self) -> None:

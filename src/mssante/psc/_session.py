@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from mssante._end_callbacks import EndCallbacks
 from mssante.errors import AuthUnavailable, PSCError, TransportError
 from mssante.psc._models import TokenSet
 from mssante.secret import Secret
@@ -62,8 +62,7 @@ class PSCSession:
         self._lock = asyncio.Lock()
         self._generation = 0
         self._ended = asyncio.Event()
-        self._callbacks: list[EndCallback] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._callbacks: EndCallbacks[PSCSession] = EndCallbacks(log, "PSC session")
         self._timer: asyncio.TimerHandle | None = None
         self._tokens: TokenSet | None = None
         self._obtained_at = 0.0
@@ -105,10 +104,7 @@ class PSCSession:
         Raises:
             Nothing.
         """
-        if self._ended.is_set():
-            self._run(callback)
-        else:
-            self._callbacks.append(callback)
+        self._callbacks.add(callback, self, ended=self._ended.is_set())
 
     def end(self, reason: str = "closed") -> None:
         """End the session locally: forget the tokens, set :attr:`ended`, run the callbacks.
@@ -128,9 +124,7 @@ class PSCSession:
         self._ended.set()
         log.info("PSC session ended (%s)", reason)
         self._owner._session_ended(self)
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            self._run(callback)
+        self._callbacks.fire(self)
 
     def remove_on_end(self, callback: EndCallback) -> None:
         """Forget ``callback`` (given to :meth:`on_end`); nothing happens if it is not registered.
@@ -140,23 +134,7 @@ class PSCSession:
         Raises:
             Nothing.
         """
-        self._callbacks = [c for c in self._callbacks if c is not callback]
-
-    def _run(self, callback: EndCallback) -> None:
-        try:
-            result = callback(self)
-        except Exception as exc:  # a supervisor's bug must not break the caller
-            log.warning("PSC session end callback failed: %s", type(exc).__name__)
-            return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("PSC session end callback failed: %s", type(task.exception()).__name__)
+        self._callbacks.remove(callback)
 
     # -- tokens --------------------------------------------------------------------------------
     def _store(self, tokens: TokenSet) -> None:
