@@ -26,7 +26,8 @@ import httpx2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from mssante.errors import ConfigError, RevocationError, TimeoutError, TransportError, UsageError
+from mssante.errors import ConfigError, RevocationError, TransportError, UsageError
+from mssante.trust._http import bounded_fetch
 
 __all__ = ["CRLCache", "CRLFetcher", "HTTPCRLFetcher", "crl_urls"]
 
@@ -72,28 +73,9 @@ class HTTPCRLFetcher:
             TimeoutError: the server did not answer in time.
             TransportError: connection failure, a non-200 status, or a body over ``max_bytes``.
         """
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise UsageError(f"not an HTTP CRL URL: {url}")
-        try:
-            if self._client is not None:
-                return await self._get(self._client, url)
-            async with httpx2.AsyncClient(timeout=self._timeout, trust_env=False) as client:
-                return await self._get(client, url)
-        except httpx2.TimeoutException as exc:
-            raise TimeoutError(f"CRL download timed out: {url}") from exc
-        except httpx2.HTTPError as exc:
-            raise TransportError(f"CRL download failed: {url}: {exc}") from exc
-
-    async def _get(self, client: httpx2.AsyncClient, url: str) -> bytes:
-        async with client.stream("GET", url, timeout=self._timeout) as response:
-            if response.status_code != 200:
-                raise TransportError(f"CRL download failed: {url}: HTTP {response.status_code}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise TransportError(f"CRL at {url} is larger than {self._max_bytes} bytes")
-            return bytes(body)
+        return await bounded_fetch(
+            url, what="CRL download", http_timeout=self._timeout, max_bytes=self._max_bytes, client=self._client
+        )
 
 
 def crl_urls(cert: x509.Certificate) -> list[str]:

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from mssante.errors import RevocationError, TimeoutError, TransportError, UsageError
+from mssante.errors import RevocationError, TransportError, UsageError
+from mssante.trust._http import bounded_fetch
 
 __all__ = ["HTTPOCSPFetcher", "OCSPClient", "OCSPFetcher", "OCSPResult", "OCSPStatus", "ocsp_urls"]
 
@@ -105,29 +106,11 @@ class HTTPOCSPFetcher:
             TimeoutError: the responder did not answer in time.
             TransportError: connection failure, a non-200 status, or a body over ``max_bytes``.
         """
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise UsageError(f"not an HTTP OCSP URL: {url}")
-        try:
-            if self._client is not None:
-                return await self._post(self._client, url, request)
-            async with httpx2.AsyncClient(timeout=self._timeout, trust_env=False) as client:
-                return await self._post(client, url, request)
-        except httpx2.TimeoutException as exc:
-            raise TimeoutError(f"OCSP request timed out: {url}") from exc
-        except httpx2.HTTPError as exc:
-            raise TransportError(f"OCSP request failed: {url}: {exc}") from exc
-
-    async def _post(self, client: httpx2.AsyncClient, url: str, request: bytes) -> bytes:
         headers = {"Content-Type": "application/ocsp-request", "Accept": "application/ocsp-response"}
-        async with client.stream("POST", url, content=request, headers=headers, timeout=self._timeout) as response:
-            if response.status_code != 200:
-                raise TransportError(f"OCSP request failed: {url}: HTTP {response.status_code}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise TransportError(f"OCSP response from {url} is larger than {self._max_bytes} bytes")
-            return bytes(body)
+        return await bounded_fetch(
+            url, what="OCSP request", http_timeout=self._timeout, max_bytes=self._max_bytes, client=self._client,
+            content=request, headers=headers,
+        )
 
 
 def ocsp_urls(cert: x509.Certificate) -> list[str]:
