@@ -9,7 +9,6 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -31,32 +30,12 @@ from tests.sandbox._smtp_env import (
     Material,
     MemoryDelivery,
     b64,
-    build_material,
     in_thread,
     message,
     smtp_connect,
     start_env,
     xoauth2,
 )
-
-
-@pytest.fixture(scope="module")
-def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
-    return build_material(tmp_path_factory.mktemp("smtp-material"))
-
-
-@pytest.fixture
-async def psc(material: Material) -> AsyncIterator[Env]:
-    env = await start_env(material, "psc")
-    yield env
-    await env.front.aclose()
-
-
-@pytest.fixture
-async def authcli(material: Material) -> AsyncIterator[Env]:
-    env = await start_env(material, "authcli")
-    yield env
-    await env.front.aclose()
 
 
 def _auth_psc(client: smtplib.SMTP, user: str, token: str) -> Challenges:

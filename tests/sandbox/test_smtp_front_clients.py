@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.sandbox._smtp_env import APP, PER, Env, Material, b64, build_material, message, start_env
+from tests.sandbox._smtp_env import (
+    APP,
+    PER,
+    Env,
+    Material,
+    b64,
+    message,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,23 +45,10 @@ async def _run(*argv: str, stdin: bytes = b"") -> tuple[int, str]:
     return proc.returncode, out.decode("utf-8", "replace")
 
 
-@pytest.fixture(scope="module")
-def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
-    return build_material(tmp_path_factory.mktemp("smtp-clients"))
 
 
-@pytest.fixture
-async def psc(material: Material) -> AsyncIterator[Env]:
-    env = await start_env(material, "psc")
-    yield env
-    await env.front.aclose()
 
 
-@pytest.fixture
-async def authcli(material: Material) -> AsyncIterator[Env]:
-    env = await start_env(material, "authcli")
-    yield env
-    await env.front.aclose()
 
 
 def _eml(tmp_path: Path, sender: str, rcpt: str, subject: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 
@@ -22,24 +22,11 @@ from tests.sandbox._smtp_env import (
     Challenges,
     Env,
     Material,
-    build_material,
     in_thread,
     message,
     smtp_connect,
     start_env,
 )
-
-
-@pytest.fixture(scope="module")
-def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
-    return build_material(tmp_path_factory.mktemp("smtp-dsn"))
-
-
-@pytest.fixture
-async def psc(material: Material) -> AsyncIterator[Env]:
-    env = await start_env(material, "psc")
-    yield env
-    await env.front.aclose()
 
 
 def _send(env: Env, token: str, mail_options: Sequence[str], rcpts: dict[str, Sequence[str]], data: bytes) -> None:
