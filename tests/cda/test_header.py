@@ -6,11 +6,11 @@ import pytest
 
 from mssante.cda import INS, Patient, hl7_to_utc, nir_key_ok, parse_cda_header
 from mssante.errors import ContentError
-from tests.xdm._util import CRBIO, VSM
+from tests.xdm._util import CRBIO_DOC, CRBIO_SAMPLE, VSM_SAMPLE, ans_sample
 
 
 def test_cr_bio_header() -> None:
-    h = parse_cda_header(CRBIO.read_bytes())
+    h = parse_cda_header(ans_sample(CRBIO_SAMPLE))
     assert h.id is not None and h.id.as_uid() == "1.2.250.1.213.1.1.1.55.2021.6.1"
     assert h.code is not None and (h.code.code, h.code.code_system) == ("11502-2", "2.16.840.1.113883.6.1")
     assert h.title == "Compte rendu d'examens biologiques"
@@ -46,7 +46,7 @@ def test_cr_bio_header() -> None:
 
 
 def test_vsm_header() -> None:
-    h = parse_cda_header(VSM.read_bytes())
+    h = parse_cda_header(ans_sample(VSM_SAMPLE))
     assert h.code is not None and (h.code.code, h.code.code_system) == ("SYNTH", "1.2.250.1.213.1.1.4.12")
     assert h.authors[0].function is not None and h.authors[0].function.code == "PCP"
     assert h.service_start == "20200312111700+0100" and h.service_stop is None
@@ -72,10 +72,11 @@ def test_qualified_ins_needs_all_four_traits(missing: str) -> None:
 
 
 def test_ins_without_extension_is_not_an_ins() -> None:
-    doc = CRBIO.read_bytes().replace(
-        b'<id extension="279035121518989" root="1.2.250.1.213.1.4.10"/>',
+    doc = CRBIO_DOC.replace(
+        b'<id root="1.2.250.1.213.1.4.10" extension="279035121518989"/>',
         b'<id root="1.2.250.1.213.1.4.10" nullFlavor="UNK"/>',
     )
+    assert doc != CRBIO_DOC
     h = parse_cda_header(doc)
     assert h.patient is not None and h.patient.ins is None and not h.has_qualified_ins
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.policy
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,10 +24,10 @@ from mssante.message import (
 )
 from mssante.message._xdm_bridge import inspect_archive
 from mssante.xdm import build_archive, read_archive, xmss_headers
+from tests.xdm._util import SAMPLES, SAMPLES_ABSENT
 
 from .conftest import NOW, PATIENT_ADDRESS, PDF, PRO_ADDRESS, SENDER, SETTINGS
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 CDA_TIME = datetime(2024, 4, 30, 8, 15, tzinfo=UTC)
 CR_BIO = generate_cr_bio(effective_time=CDA_TIME)
 VSM = generate_vsm(effective_time=CDA_TIME)
@@ -94,7 +93,7 @@ def test_two_documents() -> None:
     assert check_message(composed.to_bytes()).ok
 
 
-@pytest.mark.skipif(not (SAMPLES / "BIO-CR-BIO_2021.01_Microbiologie_V1.xml").exists(), reason="ANS samples absent")
+@pytest.mark.skipif(not (SAMPLES / "BIO-CR-BIO_2021.01_Microbiologie_V1.xml").exists(), reason=SAMPLES_ABSENT)
 def test_ans_sample_document() -> None:
     archive = build_archive([(SAMPLES / "BIO-CR-BIO_2021.01_Microbiologie_V1.xml").read_bytes()], now=NOW)
     composed = compose_message(_draft(archive), settings=SETTINGS, now=NOW)

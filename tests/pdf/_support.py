@@ -11,13 +11,12 @@ import functools
 import shutil
 import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from mssante.cda import generate_cr_bio, generate_vsm
+from tests.xdm._util import SAMPLES, SAMPLES_ABSENT
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
 NOW = datetime(2024, 6, 3, 9, 15, tzinfo=UTC)
 SAMPLE_NAMES = ("VSM_1.4_2022.01.xml", "BIO-CR-BIO_2021.01_Microbiologie_V1.xml")
 
@@ -26,7 +25,7 @@ def sample(name: str) -> bytes:
     """Bytes of an ANS sample (skip when shared/ is not beside the repository)."""
     path = SAMPLES / name
     if not path.is_file():
-        pytest.skip(f"sample {name} not found under {SAMPLES}")
+        pytest.skip(SAMPLES_ABSENT)
     return path.read_bytes()
 
 

@@ -1,4 +1,13 @@
-"""Helpers for the XDM tests: sample files, archive rewriting, crafted ZIPs (bomb, raw names)."""
+"""Helpers for the XDM tests: test documents, archive rewriting, crafted ZIPs (bomb, raw names).
+
+Two kinds of CDA documents feed the tests:
+
+- generated ones (``CRBIO_DOC``, ``VSM_DOC``), built by :mod:`mssante.cda` at import time, so every
+  test that needs "a real CR de biologie" or "a real VSM" runs on a bare clone of the repository;
+- the two public ANS examples, read from ``../shared/samples`` beside the repository. They are not
+  redistributed with the project (their licence is unstated), so the oracle tests that compare with
+  them skip, saying why, when they are absent (``ans_sample``).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,39 @@ import struct
 import warnings
 import zipfile
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
-VSM = SAMPLES / "VSM_1.4_2022.01.xml"
-CRBIO = SAMPLES / "BIO-CR-BIO_2021.01_Microbiologie_V1.xml"
+import pytest
+
+from mssante.cda import generate_cr_bio, generate_vsm
+
+SAMPLES = (Path(__file__).resolve().parents[2] / ".." / "shared" / "samples").resolve()
+VSM_SAMPLE = SAMPLES / "VSM_1.4_2022.01.xml"
+CRBIO_SAMPLE = SAMPLES / "BIO-CR-BIO_2021.01_Microbiologie_V1.xml"
+SAMPLES_ABSENT = (
+    f"ANS sample CDA documents not found in {SAMPLES}: they live in ../shared/samples beside a "
+    "development checkout and are not redistributed with the public repository"
+)
+
+#: When the generated test documents were "written": fixed, so every run builds the same bytes.
+DOC_TIME = datetime(2024, 1, 4, 15, 5, 27, tzinfo=UTC)
+CRBIO_DOC = generate_cr_bio(effective_time=DOC_TIME)
+VSM_DOC = generate_vsm(effective_time=DOC_TIME)
+
+
+def ans_sample(path: Path) -> bytes:
+    """The bytes of an ANS sample, or skip the calling test when ``../shared/samples`` is absent."""
+    if not path.is_file():
+        pytest.skip(SAMPLES_ABSENT)
+    return path.read_bytes()
+
+
+def must_replace(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``data.replace(old, new)``, failing the test when ``old`` is absent (a replace that changes nothing
+    would make the calling test vacuous)."""
+    assert old in data, f"{old!r} not found: the test's premise no longer holds"
+    return data.replace(old, new)
 
 
 def rezip(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,14 +10,17 @@ from click.testing import CliRunner
 
 from mssante.cli._xdm import xdm
 from mssante.errors import ConfigError, ContentError, UnsafeContentError
-from tests.xdm._util import CRBIO, VSM, read_entry, rezip
+from tests.xdm._util import CRBIO_DOC, VSM_DOC, read_entry, rezip
 
 META = "IHE_XDM/SUBSET01/METADATA.XML"
 
 
 def _build(tmp_path: Path) -> Path:
     out = tmp_path / "IHE_XDM.ZIP"
-    res = CliRunner().invoke(xdm, ["build", str(CRBIO), str(VSM), "-o", str(out), "--sender", "Dr Test"])
+    crbio, vsm = tmp_path / "cr-bio.xml", tmp_path / "vsm.xml"
+    crbio.write_bytes(CRBIO_DOC)
+    vsm.write_bytes(VSM_DOC)
+    res = CliRunner().invoke(xdm, ["build", str(crbio), str(vsm), "-o", str(out), "--sender", "Dr Test"])
     assert res.exit_code == 0, res.output
     assert "2 document(s)" in res.output
     return out
@@ -27,7 +31,7 @@ def test_build_inspect_validate(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(xdm, ["inspect", str(out)])
     assert res.exit_code == 0, res.output
-    assert "X-MSS-CODECDA: 11502-2,SYNTH" in res.output and "X-MSS-INS: O" in res.output
+    assert "X-MSS-CODECDA: 11502-2,60591-5" in res.output and "X-MSS-INS: O" in res.output
     assert "classCode=10 formatCode=urn:ihe:lab:xd-lab:2008" in res.output
     assert "PAT-TROIS DOMINIQUE 19790328 F" in res.output
     res = runner.invoke(xdm, ["validate", str(out)])
@@ -42,7 +46,10 @@ def test_build_inspect_validate(tmp_path: Path) -> None:
 def test_validate_failure_exit_code(tmp_path: Path) -> None:
     out = _build(tmp_path)
     data = out.read_bytes()
-    meta = read_entry(data, META).replace(b"266780c539c36f2d60ae6a7f7173cfea2a9a4f54", b"f" * 40)
+    crbio_sha1 = hashlib.sha1(CRBIO_DOC).hexdigest().encode()
+    meta = read_entry(data, META)
+    assert crbio_sha1 in meta
+    meta = meta.replace(crbio_sha1, b"f" * 40)
     bad = tmp_path / "bad.zip"
     bad.write_bytes(rezip(data, replace={META: meta}))
     res = CliRunner().invoke(xdm, ["validate", str(bad)])

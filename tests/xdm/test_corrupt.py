@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 import zipfile
@@ -12,7 +13,7 @@ import pytest
 from mssante.cda import SamplePatient, generate_cr_bio, generate_vsm
 from mssante.errors import ContentError, LimitError, UnsafeContentError
 from mssante.xdm import XDMLimits, build_archive, read_archive, validate_archive, xmss_headers
-from tests.xdm._util import CRBIO, read_entry, rezip, zeros_bomb
+from tests.xdm._util import CRBIO_DOC, must_replace, read_entry, rezip, zeros_bomb
 
 NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 META = "IHE_XDM/SUBSET01/METADATA.XML"
@@ -21,7 +22,7 @@ DOC1 = "IHE_XDM/SUBSET01/DOC0001.XML"
 
 @pytest.fixture(scope="module")
 def good() -> bytes:
-    return build_archive([CRBIO.read_bytes()], now=NOW)
+    return build_archive([CRBIO_DOC], now=NOW)
 
 
 def _rules(data: bytes) -> dict[str, list[str]]:
@@ -33,12 +34,12 @@ def _rules(data: bytes) -> dict[str, list[str]]:
 
 
 def test_wrong_hash(good: bytes) -> None:
-    meta = read_entry(good, META).replace(b"266780c539c36f2d60ae6a7f7173cfea2a9a4f54", b"0" * 40)
+    meta = must_replace(read_entry(good, META), hashlib.sha1(CRBIO_DOC).hexdigest().encode(), b"0" * 40)
     assert _rules(rezip(good, replace={META: meta})) == {"XDM-HASH": [DOC1]}
 
 
 def test_tampered_document(good: bytes) -> None:
-    doc = read_entry(good, DOC1).replace(b"Laboratoire des charmes", b"Laboratoire des CHARMES")
+    doc = must_replace(read_entry(good, DOC1), b"Cabinet de test mssante", b"Cabinet de test MSSANTE")
     assert _rules(rezip(good, replace={DOC1: doc})) == {"XDM-HASH": [DOC1]}
     longer = read_entry(good, DOC1) + b"\n"
     assert set(_rules(rezip(good, replace={DOC1: longer}))) == {"XDM-HASH", "XDM-SIZE"}
@@ -60,7 +61,7 @@ def test_missing_readme_index_and_subset(good: bytes) -> None:
 
 
 def test_unresolved_uri_and_unreferenced_file(good: bytes) -> None:
-    data = rezip(good, replace={DOC1: None}, add=[("IHE_XDM/SUBSET01/OTHER.XML", CRBIO.read_bytes())])
+    data = rezip(good, replace={DOC1: None}, add=[("IHE_XDM/SUBSET01/OTHER.XML", CRBIO_DOC)])
     report = validate_archive(data)
     assert {f.rule for f in report.errors} == {"XDM-URI"}
     assert ("XDM-UNREFERENCED", "IHE_XDM/SUBSET01/OTHER.XML") in {(f.rule, f.where) for f in report.warnings}
@@ -69,20 +70,21 @@ def test_unresolved_uri_and_unreferenced_file(good: bytes) -> None:
 def test_malformed_and_incomplete_metadata(good: bytes) -> None:
     assert "XDM-METADATA-XML" in _rules(rezip(good, replace={META: b"<lcm:oops"}))
     meta = read_entry(good, META)
-    stripped = meta.replace(b'name="languageCode"', b'name="langue"').replace(
-        b"urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1", b"urn:uuid:00000000-0000-0000-0000-000000000000"
+    stripped = must_replace(meta, b'name="languageCode"', b'name="langue"')
+    stripped = must_replace(
+        stripped, b"urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1", b"urn:uuid:00000000-0000-0000-0000-000000000000"
     )
     messages = [f.message for f in validate_archive(rezip(good, replace={META: stripped})).errors]
     assert "DocumentEntry.languageCode is missing" in messages
     assert "DocumentEntry.healthcareFacilityTypeCode is missing" in messages
-    no_assoc = meta.replace(b"AssociationType:HasMember", b"AssociationType:Other")
+    no_assoc = must_replace(meta, b"AssociationType:HasMember", b"AssociationType:Other")
     assert "XDM-ASSOC" in _rules(rezip(good, replace={META: no_assoc}))
-    bad_time = meta.replace(b"<rim:Value>20210104150527</rim:Value>", b"<rim:Value>2021-01-04</rim:Value>")
+    bad_time = must_replace(meta, b"<rim:Value>20240104150527</rim:Value>", b"<rim:Value>2024-01-04</rim:Value>")
     assert "IHE ITI TF-3 §4.2.3.2" in _rules(rezip(good, replace={META: bad_time}))
 
 
 def test_metadata_patient_differs_from_cda(good: bytes) -> None:
-    meta = read_entry(good, META).replace(b"279035121518989^^^", b"185057800608436^^^")
+    meta = must_replace(read_entry(good, META), b"279035121518989^^^", b"185057800608436^^^")
     rules = _rules(rezip(good, replace={META: meta}))
     assert "ECO.2.1.2" in rules
 
@@ -164,7 +166,7 @@ def test_xxe_and_billion_laughs(good: bytes, payload: bytes, target: str) -> Non
 
 
 def test_doctype_inside_a_real_cda(good: bytes) -> None:
-    doc = CRBIO.read_bytes().replace(
+    doc = CRBIO_DOC.replace(
         b"<ClinicalDocument ",
         b'<!DOCTYPE ClinicalDocument [<!ENTITY e SYSTEM "http://127.0.0.1:1/">]>\n<ClinicalDocument ',
         1,
@@ -191,7 +193,7 @@ def test_two_patients_in_one_archive() -> None:
 
 def test_not_a_cda_and_not_qualified(good: bytes) -> None:
     assert "CI-SIS CDA" in _rules(rezip(good, replace={DOC1: b"<html><body/></html>"}))
-    unqualified = CRBIO.read_bytes().replace(b'<family qualifier="BR">PAT-TROIS</family>', b"")
+    unqualified = must_replace(CRBIO_DOC, b'<family qualifier="BR">PAT-TROIS</family>', b"")
     report = validate_archive(build_archive([unqualified], now=NOW))
     assert any(f.rule == "ECO.2.4.2" and "birth name" in f.message for f in report.warnings)
     assert xmss_headers(report.archive) == {"X-MSS-CODECDA": "11502-2", "X-MSS-INS": "N"}

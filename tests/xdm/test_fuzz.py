@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mssante.cda import parse_cda_header, parse_xml
 from mssante.errors import ContentError, LimitError
 from mssante.xdm import XDMLimits, read_metadata, validate_archive
-from tests.xdm._util import CRBIO, read_entry, rezip
+from tests.xdm._util import CRBIO_DOC, read_entry, rezip
 
 META = "IHE_XDM/SUBSET01/METADATA.XML"
 DOC1 = "IHE_XDM/SUBSET01/DOC0001.XML"
@@ -25,7 +25,7 @@ SMALL = XDMLimits(max_xml_depth=64)
 def _good() -> bytes:
     from mssante.xdm import build_archive
 
-    return build_archive([CRBIO.read_bytes()], now=datetime(2024, 1, 1, tzinfo=UTC))
+    return build_archive([CRBIO_DOC], now=datetime(2024, 1, 1, tzinfo=UTC))
 
 
 def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
