@@ -68,7 +68,8 @@ class Env:
         try:
             imap.starttls(self.dovecot.client_ssl_context(cert))
         except BaseException:
-            imap.shutdown()
+            with contextlib.suppress(OSError):
+                imap.shutdown()
             raise
         return imap
 
@@ -148,21 +149,27 @@ class Conversation:
         return self.initial if len(self.challenges) == 1 else b""
 
 
+#: Where a peer's refusal of the TLS session can surface on a stdlib client (see imap_auth).
+TLS_REFUSALS = (ssl.SSLError, ConnectionError, imaplib.IMAP4.abort, smtplib.SMTPServerDisconnected)
+
+
 def imap_auth(env: Env, mech: str, initial: bytes, cert: IssuedCert | None = None) -> tuple[str, Conversation]:
     """Authenticate and SELECT INBOX; return ("OK" or the refusal text, the conversation)."""
     conv = Conversation(initial)
+    # Under TLS 1.3 the server checks the client certificate after the client's side of the
+    # handshake has ended (RFC 8446 §4.4.2), so its refusal reaches the client wherever the client
+    # next touches the socket: in the handshake itself, on the CAPABILITY read that imaplib sends
+    # right after STARTTLS, or on the first write or read of AUTHENTICATE (EOF, SSLEOFError, reset).
     try:
         imap = env.imap(cert)
-    except (ssl.SSLError, ConnectionError) as exc:
+    except TLS_REFUSALS as exc:
         return f"TLS handshake refused: {exc}", conv
     try:
         typ, _ = imap.authenticate(mech, conv)
         imap.select("INBOX")
         imap.logout()
         return typ, conv
-    except (imaplib.IMAP4.abort, ssl.SSLError, ConnectionError) as exc:
-        # TLS 1.3: the server checks the client certificate after the client's handshake ended,
-        # so a refusal there surfaces on the first read (imaplib: "socket error: EOF").
+    except TLS_REFUSALS as exc:
         return f"TLS handshake refused: {exc}", conv
     except imaplib.IMAP4.error as exc:
         return str(exc), conv

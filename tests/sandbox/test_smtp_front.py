@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import smtplib
@@ -295,8 +294,7 @@ async def test_fault_bye_delay_and_drop(psc: Env, material: Material) -> None:
     with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
         await in_thread(second.noop)
     second.close()
-    await asyncio.sleep(0.05)
-    assert all(r.ended_at is not None for r in psc.records())
+    await psc.journal.wait_for(lambda: all(r.ended_at is not None for r in psc.records()))
 
 
 async def test_front_listens_on_a_given_socket_and_raises_the_tls_floor(material: Material) -> None:
@@ -382,8 +380,7 @@ async def test_foreign_ca_certificate_fails_the_handshake(authcli: Env, material
 
     with pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError)):
         await in_thread(run)
-    await asyncio.sleep(0.1)
-    (record,) = authcli.records()
+    (record,) = await authcli.journal.wait_for(lambda: [r for r in authcli.records() if r.ended_at is not None])
     starttls = [c for c in record.commands if c.command == "STARTTLS"]
     assert starttls and starttls[0].result.startswith("TLS handshake failed")
     assert record.tls_version is None and record.auth_result is None

@@ -147,8 +147,7 @@ async def test_tls_1_1_is_refused_by_the_server(psc: Env, material: Material) ->
         "-cipher", "DEFAULT:@SECLEVEL=0", stdin=b"",
     )
     assert code != 0 and "Cipher is (NONE)" in out, out
-    await asyncio.sleep(0.1)
-    (record,) = psc.records()
+    (record,) = await psc.journal.wait_for(lambda: [r for r in psc.records() if r.ended_at is not None])
     (starttls,) = [c for c in record.commands if c.command == "STARTTLS"]
     # the server saw a TLS 1.1 ClientHello and refused it: the refusal is not client-side
     assert "UNSUPPORTED_PROTOCOL" in starttls.result or "unsupported protocol" in starttls.result, starttls.result

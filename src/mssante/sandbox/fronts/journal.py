@@ -19,10 +19,10 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["CommandRecord", "Journal", "SessionRecord", "redact_command"]
 
@@ -31,6 +31,7 @@ _SMTP_VERBS = frozenset(
     {"EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "AUTH", "STARTTLS", "QUIT", "RSET", "NOOP", "VRFY"}
 )
 _MAX_ARG_CHARS = 200
+_T = TypeVar("_T")
 
 
 def redact_command(line: bytes | str) -> str:
@@ -152,6 +153,24 @@ class Journal:
     def unsubscribe(self, queue: asyncio.Queue[SessionRecord]) -> None:
         """Stop feeding a queue returned by :meth:`subscribe`."""
         self._subscribers.discard(queue)
+
+    async def wait_for(self, predicate: Callable[[], _T], *, timeout: float = 10.0) -> _T:  # noqa: ASYNC109 - a bound is part of the contract
+        """Wait until ``predicate()`` is truthy and return its value.
+
+        The predicate is evaluated now, then each time a record opens, changes or closes, so a
+        test or a conformance judge waits for the event itself instead of sleeping.
+
+        Raises:
+            TimeoutError: ``predicate()`` was still falsy after ``timeout`` seconds.
+        """
+        queue = self.subscribe()
+        try:
+            async with asyncio.timeout(timeout):
+                while not (value := predicate()):
+                    await queue.get()
+                return value
+        finally:
+            self.unsubscribe(queue)
 
     def records(
         self,
