@@ -1,12 +1,15 @@
 """Harness: the mock PSC under a real uvicorn server on 127.0.0.1, driven by ``mssante.psc``.
 
 One uvicorn server per test session runs in a thread; each test installs a fresh ``MockPSC``
-(with the lifetimes it needs) behind it. The server also plays the relying party's
-back-channel logout receiver: it stores the logout tokens it receives.
+(with the lifetimes it needs) behind it. The mock and the relying parties share one
+:class:`~mssante.testing.FakeClock`: token lifetimes pass when a test advances it, not in real
+time. The server also plays the relying party's back-channel logout receiver: it stores the
+logout tokens it receives.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -16,9 +19,11 @@ from typing import Any
 import httpx2
 import pytest
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.psc import PSCClient, PSCSettings
 from mssante.sandbox.config import Lifetimes, PSCClientConfig, default_config
 from mssante.sandbox.psc import MockPSC
+from mssante.testing import FakeClock
 from tests._asgi_server import ThreadedASGIServer
 
 REALM = "/auth/realms/esante-wallet"
@@ -40,6 +45,7 @@ class Box:
 
     mock: MockPSC
     server: Server
+    clock: FakeClock
     clients: list[PSCClient] = field(default_factory=list)
 
     @property
@@ -55,19 +61,19 @@ class Box:
         return PSCSettings.from_sandbox(info).with_changes(**changes)
 
     def client(self, *, transport: httpx2.AsyncBaseTransport | None = None, **changes: Any) -> PSCClient:
-        psc = PSCClient(self.settings(**changes), transport=transport)
+        psc = PSCClient(self.settings(**changes), transport=transport, clock=self.clock)
         self.clients.append(psc)  # closed at teardown
         return psc
 
 
-def make_mock(base: str, state_dir: Path, lifetimes: Lifetimes) -> MockPSC:
+def make_mock(base: str, state_dir: Path, lifetimes: Lifetimes, clock: Clock = SYSTEM_CLOCK) -> MockPSC:
     """A mock PSC at ``base`` whose one client is ours, with a back-channel receiver at ``base``."""
     client = PSCClientConfig(
         client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=("http://127.0.0.1/callback",),
         post_logout_redirect_uris=(LOGGED_OUT,), backchannel_logout_uri=f"{base}/rp/backchannel",
     )
     config = replace(default_config(), clients=(client,), lifetimes=lifetimes)
-    return MockPSC(config, issuer=base + REALM, state_dir=state_dir)
+    return MockPSC(config, issuer=base + REALM, state_dir=state_dir, clock=clock)
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +95,12 @@ def lifetimes() -> Lifetimes:
 
 @pytest.fixture
 async def box(psc_server: Server, psc_state_dir: Path, lifetimes: Lifetimes) -> AsyncIterator[Box]:
-    mock = make_mock(psc_server.base, psc_state_dir, lifetimes)
+    # A whole second, near the real time: JWT times are whole seconds, and a tokens' iat near now
+    # keeps any check on the real clock (none is expected) from going wrong by decades.
+    clock = FakeClock(start=float(int(time.time())))
+    mock = make_mock(psc_server.base, psc_state_dir, lifetimes, clock)
     psc_server.target, psc_server.logout_tokens = mock.app, []
-    sandbox = Box(mock, psc_server)
+    sandbox = Box(mock, psc_server, clock)
     yield sandbox
     for client in sandbox.clients:
         await client.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -16,11 +15,11 @@ async def test_approved_after_the_delay(box: Box) -> None:
     psc = box.client()
     request = await psc.start_ciba(MARIE, channel="MOBILE")
     assert len(request.binding_message) == 2 and request.binding_message.isdigit()  # like ANS
-    assert request.interval == 1 and 25 < request.expires_at - time.time() <= 30
+    assert request.interval == 1 and 25 < request.expires_at - box.clock.now() <= 30
     assert await psc.poll_ciba(request) is None  # pending: the professional has not answered yet
-    started = time.monotonic()
-    tokens = await psc.wait_ciba(request, timeout=10)
-    assert time.monotonic() - started < 5
+    started = box.clock.now()
+    tokens = await box.clock.run(psc.wait_ciba(request, timeout=10))
+    assert box.clock.now() - started == 1  # approved after the mock's 1 s delay, seen at the next poll
     assert tokens.national_id == MARIE and tokens.refresh_token
     access = await psc.validate_access_token(tokens.access_token, azp=CLIENT_ID)
     assert access["authMode"] == "MOBILE"
@@ -33,7 +32,7 @@ async def test_denied(box: Box) -> None:
     psc = box.client()
     request = await psc.start_ciba(CLAUDE, binding_message="42", channel="CARD")
     with pytest.raises(PSCError) as err:
-        await psc.wait_ciba(request, timeout=10)
+        await box.clock.run(psc.wait_ciba(request, timeout=10))
     assert err.value.oauth_error == "access_denied"
 
 
@@ -43,8 +42,8 @@ async def test_slow_down_raises_the_interval(box: Box) -> None:
     assert await psc.poll_ciba(request) is None  # authorization_pending
     assert request.interval == 1
     assert await psc.poll_ciba(request) is None  # too fast: slow_down
-    assert request.interval == 1.5 and request.next_poll_at >= time.time() + 1.4
-    tokens = await psc.wait_ciba(request, timeout=10)  # waits the new interval: no more slow_down
+    assert request.interval == 1.5 and request.next_poll_at == box.clock.now() + 1.5
+    tokens = await box.clock.run(psc.wait_ciba(request, timeout=10))  # waits the new interval: no slow_down
     assert tokens.national_id == MARIE
 
 
@@ -53,10 +52,10 @@ async def test_expired(box: Box) -> None:
     psc = box.client()
     request = await psc.start_ciba(MARIE)
     with pytest.raises(PSCError) as err:  # local expiry: no poll after expires_at
-        await psc.wait_ciba(request)
+        await box.clock.run(psc.wait_ciba(request))
     assert err.value.oauth_error == "expired_token"
     # PSC's own answer once its clock passed expires_in.
-    stale = CibaRequest(auth_req_id=request.auth_req_id, expires_at=time.time() + 60, interval=1,
+    stale = CibaRequest(auth_req_id=request.auth_req_id, expires_at=box.clock.now() + 60, interval=1,
                         binding_message="00", channel="MOBILE", national_id=MARIE)
     with pytest.raises(PSCError) as err:
         await psc.poll_ciba(stale)

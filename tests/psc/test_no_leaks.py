@@ -39,7 +39,7 @@ async def test_no_secret_in_reprs_or_logs(box: Box, caplog: pytest.LogCaptureFix
     objects += [pending, tokens, session, session.tokens, await psc.metadata()]
 
     ciba = await psc.start_ciba(MARIE)
-    ciba_tokens = await psc.wait_ciba(ciba, timeout=10)
+    ciba_tokens = await box.clock.run(psc.wait_ciba(ciba, timeout=10))
     secrets += [ciba.auth_req_id.reveal(), *_secrets_of(ciba_tokens)]
     objects += [ciba, ciba_tokens]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,18 +55,18 @@ async def test_refresh_ahead_of_expiry(box: Box) -> None:
     source: TokenSource = session  # the protocol the IMAP/SMTP client uses
     seen: list[str] = []
     refresh_tokens: list[str] = []
-    deadline = time.monotonic() + 6
-    while time.monotonic() < deadline:
+    for _ in range(20):  # 6 s of the shared clock, in steps of 0.3 s
         token = await source.token()
         claims = await psc.validate_access_token(token, azp=CLIENT_ID)  # valid right now, per the JWKS
-        assert claims["exp"] > time.time()
+        assert claims["exp"] > box.clock.now()
         assert box.mock.validate_access_token(token.reveal())["preferred_username"] == MARIE
         if not seen or seen[-1] != token.reveal():
             seen.append(token.reveal())
             assert session.tokens is not None and session.tokens.refresh_token is not None
             refresh_tokens.append(session.tokens.refresh_token.reveal())
-        await asyncio.sleep(0.3)
-    assert len(seen) >= 4  # ~6 s / (2 s - 1 s margin): refreshed about every second
+        await box.clock.advance(0.3)
+    # 2 s tokens, refreshed once less than 1 s is left: at 1.2, 2.4, 3.6, 4.8 and 6.0 s.
+    assert len(seen) == 5
     assert len(set(refresh_tokens)) == len(refresh_tokens)  # rotation: always the newest refresh token
     assert transport.count("/token") == len(seen)  # one code exchange + one request per refresh
     assert not session.ended.is_set()
@@ -80,7 +79,7 @@ async def test_concurrent_callers_share_one_refresh(box: Box) -> None:
     session = await open_session(psc, margin=1.0)
     first = await session.token()
     before = transport.count("/token")
-    await asyncio.sleep(1.2)  # now within the margin
+    await box.clock.advance(1.2)  # now within the margin
     tokens = await asyncio.gather(*(session.token() for _ in range(10)))
     assert transport.count("/token") == before + 1
     assert len({t.reveal() for t in tokens}) == 1 and tokens[0] != first
@@ -138,7 +137,11 @@ async def test_network_failure_keeps_the_session(box: Box) -> None:
 @pytest.mark.parametrize("lifetimes", [replace(LIFETIMES, refresh_token=1.5, sso_idle=1.5)])
 async def test_session_ends_when_the_refresh_token_expires(box: Box) -> None:
     session = await open_session(box.client())
-    assert await asyncio.wait_for(session.wait_ended(), 5) == "refresh_expired"  # ECO.1.2.6, no activity
+    assert session.tokens is not None and session.tokens.refresh_expires_at is not None
+    await box.clock.advance(session.tokens.refresh_expires_at - box.clock.now() - 0.01)
+    assert not session.ended.is_set()
+    await box.clock.advance(0.01)  # the refresh token's expiry, with no activity at all
+    assert session.ended.is_set() and await session.wait_ended() == "refresh_expired"  # ECO.1.2.6
 
 
 async def test_logout_front_and_back_channel(box: Box) -> None:

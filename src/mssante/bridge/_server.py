@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,6 +20,7 @@ from mssante.bridge._core import BridgeCore
 from mssante.bridge._crypto import TokenCipher
 from mssante.bridge._records import SessionStore
 from mssante.bridge._sqlite import SQLiteStore
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.psc import PSCClient
 
 __all__ = ["Bridge", "open_store", "serve"]
@@ -56,7 +56,7 @@ class Bridge:
     """
 
     def __init__(self, config: BridgeConfig, *, cipher: TokenCipher, store: SessionStore | None = None,
-                 psc: PSCClient | None = None, clock: Callable[[], float] = time.time) -> None:
+                 psc: PSCClient | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         """Build the bridge; nothing is opened yet.
 
         Raises:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.credentials import ClientCertificate
 from mssante.errors import ConfigError, UsageError
 from mssante.secret import Secret
@@ -201,6 +202,8 @@ class MailboxOptions:
         app_password: the SASL PLAIN password sent by a BAL APP (see :data:`APP_PLAIN_PASSWORD`).
         author: the identity written in traces; default: the token source's ``national_id``
             when it has one, else the BAL address (ECO.4.1.1).
+        clock: how the mailbox waits (backoff, polling); tests give a
+            :class:`mssante.testing.FakeClock`.
 
     Raises:
         UsageError: a non-positive interval.
@@ -213,6 +216,7 @@ class MailboxOptions:
     idle_failures_before_polling: int = 3
     app_password: Secret = field(default_factory=lambda: Secret(APP_PLAIN_PASSWORD))
     author: str | None = None
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:

@@ -248,7 +248,8 @@ class MailboxCore:
 
         self._check_open()
         try:
-            result = await with_auth_retry(self._creds, attempt, backoff=self.options.backoff)
+            result = await with_auth_retry(self._creds, attempt, backoff=self.options.backoff,
+                                           sleep=self.options.clock.sleep)
         except MssanteError as exc:
             self._note(exc)
             raise

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.errors import AuthError, AuthUnavailable, ConfigError, MssanteError, PSCError, TrustError, UsageError
 
 from ._config import Backoff
@@ -88,10 +89,13 @@ class SessionSupervisor:
             default. With it on, the application must still end the PSC session on user
             inactivity itself (e.g. its 2 h lock, SC.SSI/IE.38); the refresh token's own
             expiry still ends it.
+        clock: how the supervisor waits (restart backoff, PSC checks); tests give a
+            :class:`mssante.testing.FakeClock`.
     """
 
     def __init__(self, *, on_event: Callable[[SupervisorEvent], None] | None = None,
-                 backoff: Backoff | None = None, psc_check: float | None = None) -> None:
+                 backoff: Backoff | None = None, psc_check: float | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         """Prepare an empty supervisor.
 
         Raises:
@@ -102,6 +106,7 @@ class SessionSupervisor:
         self._psc_check = psc_check
         self._on_event = on_event
         self._backoff = backoff or Backoff()
+        self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._running = False
 
@@ -187,7 +192,7 @@ class SessionSupervisor:
         box = entry.mailbox
         source = box.token_source
         while source is not None and not box.is_closed():
-            await asyncio.sleep(every)
+            await self._clock.sleep(every)
             if box.is_closed():
                 return
             try:
@@ -238,7 +243,7 @@ class SessionSupervisor:
 
     async def _pause(self, entry: _Entry, exc: MssanteError, restarts: int) -> None:
         self._report(SupervisorEvent(address=entry.mailbox.address, kind="disconnected", detail=str(exc), error=exc))
-        await asyncio.sleep(self._backoff.delay(restarts))
+        await self._clock.sleep(self._backoff.delay(restarts))
 
     async def _deliver(self, entry: _Entry, summary: MessageSummary) -> None:
         address = entry.mailbox.address

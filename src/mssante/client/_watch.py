@@ -13,7 +13,6 @@ fix: authentication refused after the retry rule, PSC session over (ECO.1.2.6), 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
@@ -130,7 +129,7 @@ async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageS
                     except CommandFailed:
                         idle_failures += 1
                 else:
-                    await asyncio.sleep(options.poll_interval)
+                    await options.clock.sleep(options.poll_interval)
             except _RECOVERABLE as exc:
                 if conn is not None:
                     conn.abort()
@@ -140,7 +139,7 @@ async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageS
                 if core.is_closed():
                     continue  # the loop head decides: quiet stop or PSCError
                 core._emit("disconnected", f"watch {state.folder}: {exc}", exc)
-                await asyncio.sleep(options.backoff.delay(failures))
+                await options.clock.sleep(options.backoff.delay(failures))
                 failures += 1
     finally:
         if conn is not None:

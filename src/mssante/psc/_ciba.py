@@ -8,7 +8,6 @@ PSC's ``channel`` (``CARD`` or ``MOBILE``). The token endpoint then answers
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import TYPE_CHECKING, Final
 
@@ -118,9 +117,9 @@ async def wait(
         if deadline is not None and wake > deadline:
             raise TimeoutError(f"no CIBA answer within {timeout:g} s")
         if wake >= request.expires_at:  # PSC forgets the request before the next allowed poll
-            await asyncio.sleep(max(0.0, request.expires_at - now))
+            await client._clock.sleep(request.expires_at - now)
             raise PSCError("the CIBA request has expired", oauth_error="expired_token")
-        await asyncio.sleep(wake - now)
+        await client._clock.sleep(wake - now)
         tokens = await poll(client, request)
         if tokens is not None:
             return tokens

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -23,6 +22,7 @@ import httpx2
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.errors import PSCError, UsageError
 from mssante.psc import _ciba, _logout
 from mssante.psc._discovery import Discovery, ProviderMetadata
@@ -56,12 +56,12 @@ class PSCClient:
     """
 
     def __init__(self, settings: PSCSettings, *, transport: httpx2.AsyncBaseTransport | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         """Prepare the client; nothing is fetched until the first call.
 
         Args:
             transport: an httpx2 transport, for tests (``httpx2.MockTransport``).
-            clock: seconds since the epoch, for token expiry checks.
+            clock: the time, for token expiry checks and waits (CIBA polling, session expiry).
 
         Raises:
             Nothing.

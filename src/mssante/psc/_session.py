@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from mssante._end_callbacks import EndCallbacks
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.errors import AuthUnavailable, PSCError, TransportError
 from mssante.psc._models import TokenSet
 from mssante.secret import Secret
@@ -50,7 +50,7 @@ class PSCSession:
     """
 
     def __init__(self, owner: _Owner, tokens: TokenSet, *, margin: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         """Wrap ``tokens``; refresh ``margin`` seconds before the access token expires.
 
         Raises:
@@ -63,7 +63,7 @@ class PSCSession:
         self._generation = 0
         self._ended = asyncio.Event()
         self._callbacks: EndCallbacks[PSCSession] = EndCallbacks(log, "PSC session")
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Task[None] | None = None
         self._tokens: TokenSet | None = None
         self._obtained_at = 0.0
         self.sid = tokens.session_state
@@ -158,8 +158,13 @@ class PSCSession:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop yet: the check in token() still applies
-        delay = max(0.0, tokens.refresh_expires_at - self._clock())
-        self._timer = loop.call_later(delay, self.end, "refresh_expired")
+        self._timer = loop.create_task(self._expire_at(tokens.refresh_expires_at), name="psc-session-expiry")
+
+    async def _expire_at(self, deadline: float) -> None:
+        # The delay is measured when the task runs, not when it was scheduled: a deadline.
+        await self._clock.sleep(deadline - self._clock())
+        self._timer = None
+        self.end("refresh_expired")
 
     def _fresh_enough(self, tokens: TokenSet) -> bool:
         lifetime = max(0.0, tokens.expires_at - self._obtained_at)
