@@ -91,3 +91,18 @@ def test_from_sandbox_needs_the_annuaire_entry() -> None:
     client = AnnuaireClient.from_sandbox({"annuaire": {"base_url": "http://127.0.0.1:1/annuaire/fhir",
                                                        "api_key": "k"}})
     assert client.base_url == "http://127.0.0.1:1/annuaire/fhir"
+
+
+def test_a_loosened_tls_context_is_refused() -> None:
+    import ssl
+
+    loose = ssl.create_default_context()
+    loose.check_hostname = False
+    loose.verify_mode = ssl.CERT_NONE
+    with pytest.raises(UsageError):
+        AnnuaireClient("https://gateway.example/fhir/v2", "key", ssl_context=loose)
+    old = ssl.create_default_context()
+    with pytest.warns(DeprecationWarning):
+        old.minimum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises(UsageError):
+        AnnuaireClient("https://gateway.example/fhir/v2", "key", ssl_context=old)

@@ -14,6 +14,7 @@ import json
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
@@ -48,7 +49,7 @@ from mssante.errors import (
     UsageError,
 )
 from mssante.secret import Secret
-from mssante.trust import map_ssl_error
+from mssante.trust import client_ssl_context, map_ssl_error
 
 __all__ = ["API_KEY_HEADER", "AnnuaireClient", "SearchPage"]
 
@@ -114,6 +115,7 @@ class AnnuaireClient:
         api_key: str | Secret,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        ca_bundle: Path | None = None,
         timeout: float = 10.0,
         trust_env: bool = False,
         transport: httpx2.AsyncBaseTransport | None = None,
@@ -123,13 +125,17 @@ class AnnuaireClient:
         Args:
             base_url: the FHIR base, e.g. ``https://gateway.api.esante.gouv.fr/fhir/v2``.
             api_key: the API key issued by the ANS gateway (sent as ``ESANTE-API-KEY``).
-            ssl_context: the TLS context (verification on); the system trust store when None.
+            ssl_context: a TLS context of the caller's; it must verify certificates and host names and refuse
+                TLS below 1.2 (checked by :func:`mssante.trust.client_ssl_context`).
+            ca_bundle: a PEM file of trust anchors instead of the system store (exclusive with ``ssl_context``).
             timeout: seconds for each request.
             trust_env: honour proxy environment variables.
             transport: an httpx2 transport, for tests.
 
         Raises:
-            ConfigError: the URL is not ``https`` (nor ``http`` on loopback), or the key is empty.
+            ConfigError: the URL is not ``https`` (nor ``http`` on loopback), the key is empty, or ``ca_bundle``
+                cannot be read.
+            UsageError: ``ssl_context`` is loosened (no verification, TLS below 1.2) or given with ``ca_bundle``.
         """
         try:
             parts = urlsplit(base_url)
@@ -145,7 +151,12 @@ class AnnuaireClient:
             raise ConfigError("the Annuaire API key is empty or holds control characters")
         self.base_url = base_url.rstrip("/")
         self._key = key
-        verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        if ssl_context is not None and ca_bundle is not None:
+            raise UsageError("ssl_context and ca_bundle are exclusive")
+        if ssl_context is not None:
+            verify = client_ssl_context(ssl_context=ssl_context)
+        else:  # a public web API: the system store (or the given anchors), TLS >= 1.2, OpenSSL's suites
+            verify = client_ssl_context(ca_bundle=ca_bundle, ciphers=None)
         self._http = httpx2.AsyncClient(
             verify=verify, timeout=timeout, trust_env=trust_env, follow_redirects=False,
             headers={"Accept": _FHIR_JSON}, transport=transport,
