@@ -21,6 +21,7 @@ __all__ = ["cli", "main"]
 
 #: command name -> ("module:attribute", short help); a module is imported only when its command runs.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "annuaire": ("mssante.cli._annuaire:annuaire", "Search the Annuaire Santé (FHIR) for MSSanté addresses."),
     "bridge": ("mssante.cli._bridge:bridge", "Run the PSC intermediate server for thick clients."),
     "conformance": ("mssante.cli._conformance:conformance", "Run the conformance suite (the local MOTCO2) on an LPS."),
     "discover": ("mssante.cli._client:discover_command", "Find a BAL's API LPS servers by DNS SRV (priority 10/20)."),

@@ -10,13 +10,18 @@ PDF/A-1. :func:`render_cda_pdf` produces that PDF from the CDA bytes:
 Name the file with :func:`mssante.message.pdf_filename` and attach it as a
 :class:`mssante.message.PdfCompanion`.
 
+The layout is ReportLab's; pikepdf writes the PDF/A parts (XMP identification, sRGB OutputIntent) and a clean
+PDF 1.4 file. :func:`check_pdfa1` checks the structure of any PDF/A-1 candidate (a received companion, say)
+and returns :class:`PdfaFinding` items.
+
 Fonts: DejaVu Sans (Debian ``fonts-dejavu-core``) is looked for in ``font_dir``, then in the folder named by
 the ``MSSANTE_PDF_FONT_DIR`` environment variable, then in the usual system folders; ReportLab's bundled
 Bitstream Vera is the last resort. The fonts are subset and embedded in every PDF.
 """
 
+from mssante.pdf._check import PdfaFinding, check_pdfa1
 from mssante.pdf._fonts import FONT_DIR_ENV
 from mssante.pdf._narrative import PdfLimits
 from mssante.pdf._render import render_cda_pdf
 
-__all__ = ["FONT_DIR_ENV", "PdfLimits", "render_cda_pdf"]
+__all__ = ["FONT_DIR_ENV", "PdfLimits", "PdfaFinding", "check_pdfa1", "render_cda_pdf"]

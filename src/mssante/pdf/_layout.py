@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 from mssante.errors import ContentError, LimitError
 from mssante.pdf._fonts import FontPair
 from mssante.pdf._narrative import Block, Cell, Heading, ListBlock, Para, PdfLimits, TableBlock
-from mssante.pdf._pdfa import PdfMeta, apply_pdfa, doc_template_info
+from mssante.pdf._pdfa import PdfMeta, doc_template_info
 from mssante.pdf._rl import rl
 
 __all__ = ["build_pdf"]
@@ -255,14 +255,13 @@ def _chunks(nrows: int, header_rows: int, spans: Sequence[tuple[int, int, int, i
     return cuts
 
 
-def _canvas_class(fonts: FontPair, meta: PdfMeta, footer: str, title: str, max_pages: int) -> type:
-    """A Canvas that defers pages to write ``Page n / N`` footers and adds the PDF/A parts."""
+def _canvas_class(fonts: FontPair, footer: str, title: str, max_pages: int) -> type:
+    """A Canvas that defers pages to write ``Page n / N`` footers."""
     base = rl("reportlab.pdfgen.canvas").Canvas
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         base.__init__(self, *args, **kwargs)
         self._mss_pages = []
-        apply_pdfa(self, meta)
 
     def showPage(self: Any) -> None:
         if len(self._mss_pages) >= max_pages:
@@ -309,7 +308,7 @@ def build_pdf(
     """
     platypus = rl("reportlab.platypus")
     layout_error = rl("reportlab.platypus.doctemplate").LayoutError
-    canvas_class = _canvas_class(fonts, meta, footer, title, limits.max_pages)
+    canvas_class = _canvas_class(fonts, footer, title, limits.max_pages)
     for linear in (False, True):
         builder = _Builder(fonts, limits, linear)
         story = [*builder.front(title, front), platypus.Spacer(1, 6), *builder.blocks(blocks)]

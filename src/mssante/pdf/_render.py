@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from mssante._version import __version__
 from mssante.cda import CDAHeader, parse_xml
 from mssante.cda._header import header_from_element
-from mssante.errors import ContentError, LimitError, UsageError
-from mssante.pdf._eol import eol_before_endstream
+from mssante.errors import ConfigError, ContentError, LimitError, UsageError
+from mssante.pdf._check import check_pdfa1
 from mssante.pdf._fonts import load_fonts
 from mssante.pdf._front import document_title, format_ts, front_rows, patient_line
 from mssante.pdf._layout import build_pdf
 from mssante.pdf._narrative import Block, Heading, Inline, Para, PdfLimits, body_blocks
-from mssante.pdf._pdfa import PdfMeta, check_pdfa_bytes
+from mssante.pdf._pdfa import PdfMeta, finish_pdfa
 
 __all__ = ["render_cda_pdf"]
 
@@ -164,6 +164,8 @@ def render_cda_pdf(
             "par mssante ; le document CDA joint dans l'archive IHE_XDM.ZIP fait foi."
         ),
     )
-    pdf = eol_before_endstream(pdf)
-    check_pdfa_bytes(pdf)
+    pdf = finish_pdfa(pdf, meta)
+    findings = check_pdfa1(pdf)
+    if findings:  # a ReportLab or pikepdf release that behaves differently must fail loudly
+        raise ConfigError("the generated PDF is not PDF/A-1b: " + "; ".join(f.message for f in findings))
     return pdf

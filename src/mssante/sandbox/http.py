@@ -7,6 +7,7 @@ One uvicorn server on the sandbox's HTTP port serves, in this order of routes:
 * ``/api/...``: the JSON API (:mod:`mssante.sandbox.api`, OpenAPI at ``/api/openapi.json``):
   BALs and their messages, journal, faults, live events;
 * ``/`` and the webmail pages (:mod:`mssante.sandbox.web`, in French), ``/static/...``;
+* ``/annuaire/fhir/...``: the mock Annuaire Santé (:mod:`mssante.sandbox.annuaire`, FHIR R4, API key);
 * everything else, mounted last: the mock Pro Santé Connect (``/auth/realms/esante-wallet/...``).
 """
 
@@ -24,6 +25,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from mssante.errors import TransportError
+from mssante.sandbox.annuaire import ANNUAIRE_PATH, AnnuaireMock
 from mssante.sandbox.api import EventHub, Mailboxes, SandboxAPI
 from mssante.sandbox.web import Webmail
 
@@ -52,11 +54,13 @@ class SandboxHTTP:
         self.hub = EventHub(sandbox, self.mailboxes)
         self.api = SandboxAPI(sandbox, self.mailboxes, self.hub)
         self.webmail = Webmail(sandbox, self.mailboxes, self.hub)
+        self.annuaire = AnnuaireMock(sandbox.config)
         routes: list[BaseRoute] = [
             Route("/crl/{name}", self.published),
             Route("/ac/{name}", self.published),
             *self.api.routes(),
             *self.webmail.routes(),
+            Mount(ANNUAIRE_PATH, app=self.annuaire.app),
             Mount("/", app=sandbox.psc.app),
         ]
         self.app = Starlette(routes=routes)

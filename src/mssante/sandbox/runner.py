@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mssante.errors import ConfigError, TransportError
+from mssante.sandbox.annuaire import annuaire_info
 from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.dns import DNSResponder, FrontPorts, build_zone
 from mssante.sandbox.fronts._adapters import PKICertificateChecker, PSCTokenVerifier
@@ -312,6 +313,7 @@ class Sandbox:
             "crl_urls": [self.pki.crl_url(name) for name in self.pki.crl_names if name.endswith(".crl")],
             "webmail_url": base_url + "/",
             "api_url": base_url + "/api",
+            "annuaire": annuaire_info(base_url),
             "professionals": [
                 {"national_id": p.national_id, "given_name": p.given_name, "family_name": p.family_name,
                  **({"ciba": "deny"} if p.ciba == "deny" else {})}

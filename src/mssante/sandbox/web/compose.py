@@ -8,6 +8,12 @@ real client's ``DATA``, with the sandbox's responders (the XDM auto-responder) �
 recipients get it behind a ``Received:`` line, unknown and foreign recipients produce a failure
 DSN in the sender's INBOX, exactly as for an LPS. Like a mail client, the webmail then files its
 copy in ``Sent``.
+
+Recipients are looked up first in the Annuaire Santé (ECO.3.1.4, SC.MSS/CONF.20): the page's search
+(``?annuaire=<text>``) asks the sandbox's mock directory over HTTP with
+:class:`mssante.annuaire.AnnuaireClient`, as an LPS would, and lists the professionals and structures found
+with their MSSanté BALs; "Ajouter" puts an address in "À". It works without JavaScript (plain GET forms and
+links that keep the recipients and subject already chosen).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mssante.errors import ContentError, LimitError, UsageError
+from mssante.annuaire import AnnuaireClient, Mailbox
+from mssante.errors import ContentError, LimitError, MssanteError, UsageError
 from mssante.message import (
     XDM_FILENAME,
     Attachment,
@@ -45,6 +52,12 @@ PRODUCT_REFERENCE: Final = "MSSANTE-SANDBOX-WEBMAIL"
 #: Most attachment bytes per message (the SMTP front's default SIZE is 25 MB).
 MAX_ATTACHMENTS: Final = 25 * 1024 * 1024
 _SPLIT: Final = re.compile(r"[,;\s]+")
+#: Results shown per kind (professionals, structures) for one directory search.
+LOOKUP_RESULTS: Final = 10
+_IDENTIFIER: Final = re.compile(r"^(\d{11}|[08]\d{9,11}|[0-4][0-9A-Z]{8,16})$")
+_KIND_LABELS: Final = {"PER": "personnelle", "ORG": "organisationnelle", "APP": "applicative", "CAB": "de cabinet"}
+_PROFESSIONS: Final = {"10": "Médecin", "21": "Pharmacien", "40": "Chirurgien-dentiste", "50": "Sage-femme",
+                       "60": "Infirmier"}
 
 
 def _addresses(value: object) -> tuple[str, ...]:
@@ -107,7 +120,10 @@ class ComposePages:
         address = self.ctx.mail.bal(request.path_params["address"])
         self.ctx.require(request, address)
         values: dict[str, Any] = {"to": "", "cc": "", "subject": "", "text": "", "in_reply_to": "", "references": ""}
-        uid = request.query_params.get("uid", "")
+        query = request.query_params
+        for key in ("to", "cc", "subject"):  # kept across directory searches (GET forms and links)
+            values[key] = query.get(key, "")[:2000]
+        uid = query.get("uid", "")
         if uid.isdigit():
             original = await self.ctx.mail.get(address, request.query_params.get("folder"), int(uid))
             if original.parsed is not None:
@@ -119,8 +135,45 @@ class ComposePages:
                     in_reply_to=p.message_id or "",
                     references=" ".join([*p.references, *([p.message_id] if p.message_id else [])]),
                 )
+        lookup = " ".join(query.get("annuaire", "").split())[:100]
+        results, lookup_error = await self._lookup(lookup) if lookup else ([], None)
         return self.ctx.render(request, "compose.html", address=address, values=values, error=None,
-                               bal=self.ctx.sandbox.config.bal(address))
+                               bal=self.ctx.sandbox.config.bal(address), lookup=lookup, results=results,
+                               lookup_error=lookup_error)
+
+    async def _lookup(self, text: str) -> tuple[list[dict[str, Any]], str | None]:
+        """Search the sandbox's Annuaire Santé for ``text``: an identifier (RPPS, idNatPs, idNatStruct) or a name.
+
+        Returns the rows to show (label, detail, mailboxes) and a French error, if the directory failed.
+
+        Raises:
+            Nothing: a directory failure is the second item.
+        """
+        rows: list[dict[str, Any]] = []
+        by_id = bool(_IDENTIFIER.match(text))
+        try:
+            async with AnnuaireClient.from_sandbox(self.ctx.sandbox.info, timeout=10) as annuaire:
+                pros = await annuaire.search_practitioners(
+                    **({"identifier": text} if by_id else {"name": text}), count=LOOKUP_RESULTS)
+                orgs = await annuaire.search_organizations(
+                    **({"identifier": text} if by_id else {"name": text}), count=LOOKUP_RESULTS)
+        except MssanteError as exc:
+            return [], f"L'Annuaire Santé n'a pas pu être interrogé : {exc.message}"
+        for p in pros.entries:
+            jobs = [_PROFESSIONS.get(c, f"Profession {c}") for c in p.professions]
+            detail = " — ".join(x for x in (", ".join(jobs), f"RPPS {p.rpps}" if p.rpps else "", ", ".join(p.cities))
+                                if x)
+            rows.append({"label": f"{p.family_name} {p.given_name}", "detail": detail,
+                         "mailboxes": self._boxes(p.mailboxes)})
+        for o in orgs.entries:
+            detail = " ".join(x for x in (o.postal_code, o.city) if x)
+            rows.append({"label": o.name, "detail": detail, "mailboxes": self._boxes(o.mailboxes)})
+        return rows, None
+
+    @staticmethod
+    def _boxes(boxes: tuple[Mailbox, ...]) -> list[dict[str, str]]:
+        return [{"address": b.address, "kind": b.kind or "?", "label": _KIND_LABELS.get(b.kind or "", "")}
+                for b in boxes]
 
     async def send(self, request: Request) -> Response:
         """``POST /mail/{address}/send``: compose, deliver through the dispatcher, file in Sent.
