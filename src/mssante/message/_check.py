@@ -7,17 +7,23 @@ quoted there.
 
 from __future__ import annotations
 
-import email.policy
 import re
 import unicodedata
 from dataclasses import dataclass
 from email.message import Message
 from typing import Literal
 
-from mssante.errors import ContentError
+from mssante.errors import ContentError, LimitError
 from mssante.message._compose import XDM_FILENAME
 from mssante.message._naming import LABEL_MAX, XDM_SUBJECT_PREFIX, parse_xdm_subject, pdf_filename_problems
-from mssante.message._parse import STDLIB_ERRORS, ParsedMessage, ReadSettings, parse_message, raw_values
+from mssante.message._parse import (
+    STDLIB_ERRORS,
+    ParsedMessage,
+    ReadSettings,
+    parse_header,
+    parse_message,
+    raw_values,
+)
 from mssante.message._reports import DSNReport, MDNReport
 from mssante.message._text import plain_name
 
@@ -92,12 +98,15 @@ def _check_raw(data: bytes, out: _Collector) -> None:
         out.add("error", "RFC 5322 §2.2", f"header section holds control character {char!r} (header injection?)")
 
 
-def _check_decoded_headers(msg: Message, out: _Collector) -> None:
+def _check_decoded_headers(msg: Message, settings: ReadSettings, out: _Collector) -> None:
     """RFC 2047 §5: an encoded word must not smuggle line breaks or controls into a header."""
     for name, raw in msg.raw_items():
         try:
             unfolded = re.sub(r"\r?\n(?=[ \t])", "", str(raw)).rstrip("\r\n")  # RFC 5322 §2.2.3
-            value = str(email.policy.default.header_factory(name, unfolded))
+            value = str(parse_header(name, unfolded, settings))
+        except LimitError as exc:
+            out.add("error", exc.requirement or "RFC 5322 §3.6", f"{name} not decoded: {exc.message}")
+            continue
         except STDLIB_ERRORS:
             out.add("warning", "RFC 5322 §3.6", f"{name} cannot be parsed")
             continue
@@ -287,7 +296,7 @@ def check_parsed(p: ParsedMessage, *, settings: ReadSettings | None = None, vali
     settings = settings or ReadSettings()
     out = _Collector()
     msg = p.email
-    _check_decoded_headers(msg, out)
+    _check_decoded_headers(msg, settings, out)
     for name, rule in (("From", "RFC 5322 §3.6.2"), ("Date", "RFC 5322 §3.6.1")):
         if not raw_values(msg, name):
             out.add("error", rule, f"{name} is missing")
@@ -323,7 +332,8 @@ def check_message(data: bytes, *, settings: ReadSettings | None = None, validate
     An unreadable message gives an error finding, not an exception.
 
     Raises:
-        LimitError: the message is larger than the read limits (size, parts, nesting).
+        LimitError: the message is larger than the read limits (size, parts, nesting, header
+            parameters or encoded words read while parsing).
         UsageError: ``data`` is not bytes.
     """
     out = _Collector()
