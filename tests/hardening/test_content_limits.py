@@ -191,3 +191,26 @@ def test_a_cda_with_a_huge_namespace_inside_an_archive_is_refused_as_a_limit() -
         read_archive(data)
     report = check_message(_samples.message_carrying(data))
     assert any(f.rule == "ECO.2.1.1" and "namespace URI" in f.message for f in report.errors)
+
+
+# -- structured header length (benchmarks/fuzz.py, seed 13: a 23 KB Content-Type took 2.6 s) ----
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (b"Content-Type", b'multipart/alternative;\r\n boundary="===8389027' + b'"===8389027' * 2000),
+        (b"To", b"(x)" * 5500),  # comments: 16 KiB took 3 s in the stdlib grammar
+        (b"Cc", b'"x' * 8192),  # unbalanced quotes
+    ],
+)
+def test_a_structured_field_beyond_the_cap_is_refused_before_the_stdlib_parses_it(name: bytes, value: bytes) -> None:
+    data = HEAD + name + b": " + value + b"\r\n\r\nhi\r\n"
+    for call in (parse_message, check_message):
+        with pytest.raises(LimitError, match="structured field"):
+            call(data)
+
+
+def test_two_hundred_recipients_fit_the_structured_cap() -> None:
+    to = b", ".join(b'"Dr %d" <dr%d@hopital-test.mssante.fr>' % (i, i) for i in range(200))
+    assert len(to) < ReadSettings().max_structured_header_length
+    parsed = parse_message(b"From: a@b.mssante.fr\r\nTo: " + to + b"\r\n\r\nhi\r\n")
+    assert len(parsed.to) == 200
