@@ -17,10 +17,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mssante.cli._check import check as check_command
 from mssante.cli._check import count_fr
 from mssante.cli._xdm import xdm
+from mssante.message import check_message, not_a_message
 from tests.hardening import _samples
 from tests.xdm._util import zeros_bomb
 
@@ -158,3 +161,26 @@ def test_help_is_french_lists_exit_codes_and_shows_no_docstring_sections(command
 
 def test_french_counts_are_correct() -> None:
     assert [count_fr(n, "erreur") for n in (0, 1, 2)] == ["0 erreur", "1 erreur", "2 erreurs"]
+
+
+# -- not_a_message: properties --------------------------------------------------------------------
+FIELD_NAMES = st.sampled_from(["From", "To", "Subject", "Date", "Message-ID", "X-Mailer", "Received", "MIME-Version"])
+FIELD_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="\r\n"), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(FIELD_NAMES, FIELD_VALUES), min_size=1, max_size=6), st.binary(max_size=200))
+def test_a_header_section_with_a_message_field_is_never_refused(fields: list[tuple[str, str]], body: bytes) -> None:
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields).encode()
+    kinds = {name.lower() for name, _ in fields}
+    verdict = not_a_message(head + b"\r\n" + body)
+    assert verdict is None if kinds - {"x-mailer"} else verdict == "no_message_field"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_bytes_get_a_verdict_and_refusals_are_one_finding(data: bytes) -> None:
+    verdict = not_a_message(data)
+    report = check_message(data)
+    if verdict is not None:
+        assert [f.rule for f in report.findings] == ["RFC 5322 §2.1"] and not report.ok
