@@ -348,6 +348,17 @@ def _record(result: TargetResult, data: bytes, kind: str, detail: str, save: str
         (Path(save) / f"{result.target}-{kind}-{digest}.bin").write_bytes(data)
 
 
+def print_crashes(target: str, crashes: list[dict[str, str]]) -> None:
+    """One line per distinct crash site (kind + where), with the first input that hit it."""
+    seen: set[str] = set()
+    for crash in crashes:
+        key = crash["kind"] + crash["detail"].rsplit(" at ", 1)[-1]
+        if key not in seen:
+            seen.add(key)
+            print(f"  {target}: {crash['kind']}: {crash['detail']}")
+            print(f"    input {crash['input']}: {crash['head']}")
+
+
 def _child(name: str, seed: int, count: int, cpu: float, save: str | None, queue: multiprocessing.Queue) -> None:
     # The machine is shared: an input that explodes gets MemoryError (a crash) well before the OOM killer.
     resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
@@ -394,13 +405,7 @@ def main() -> int:
               f"{r['peak_rss_mb']:>8.1f} {growth:>7.1f} {r['max_cpu_s']:>9.2f} {r['seconds']:>6.1f}"
               + ("  <-- RSS over bound" if over else ""))  # fmt: skip
     for r in results:
-        seen: set[str] = set()
-        for crash in r["crashes"]:  # type: ignore[attr-defined]
-            key = crash["kind"] + crash["detail"].rsplit(" at ", 1)[-1]
-            if key not in seen:
-                seen.add(key)
-                print(f"  {r['target']}: {crash['kind']}: {crash['detail']}")
-                print(f"    input {crash['input']}: {crash['head']}")
+        print_crashes(str(r["target"]), r["crashes"])  # type: ignore[arg-type]
     summary = {
         "bench": "fuzz",
         "seed": args.seed,
