@@ -12,6 +12,8 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mssante.client._config import ConnectionSettings
 from mssante.client._imap import IMAPConnection
@@ -151,3 +153,25 @@ async def test_an_oversized_or_invalid_smtp_greeting_gives_a_peer_error(greeting
                 server_name="localhost",
             )
     assert info.value.fault == "peer"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=6), st.integers(1000, 12_000))
+def test_a_response_is_refused_exactly_when_it_holds_more_than_the_cap(sizes: list[int], cap: int) -> None:
+    lines = [b"* 1 FETCH (UID 1"]
+    literals = []
+    for index, size in enumerate(sizes):
+        lines[-1] += b" BODY[%d] {%d}" % (index + 1, size)
+        literals.append(b"L" * size)
+        lines.append(b"")
+    lines[-1] += b")"
+    wire = b"".join(line + b"\r\n" + literal for line, literal in zip(lines, [*literals, b""], strict=True))
+    held = sum(map(len, lines)) + sum(sizes)
+    conn = ready(max_response_size=cap, stream_literals_over=None)
+    conn.receive_data(wire)
+    if held > cap:
+        with pytest.raises(PeerLimitError):
+            drain(conn)
+    else:
+        (event,) = drain(conn)
+        assert [v for _, v in event.items][1:] == literals  # type: ignore[union-attr]
