@@ -184,3 +184,13 @@ def test_any_bytes_get_a_verdict_and_refusals_are_one_finding(data: bytes) -> No
     report = check_message(data)
     if verdict is not None:
         assert [f.rule for f in report.findings] == ["RFC 5322 §2.1"] and not report.ok
+
+
+def test_check_reports_a_read_limit_as_a_finding_with_exit_1(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    words = b" ".join(b"=?utf-8?q?a?=" for _ in range(6000))
+    path.write_bytes(b"From: a@b.mssante.fr\r\nSubject: " + words + b"\r\n\r\nhi\r\n")
+    res = run_cli("check", "--json", str(path))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    (finding,) = json.loads(res.stdout)["findings"]
+    assert finding["rule"] == "RFC 2047 §2" and finding["message"].startswith("message refusé, limite de lecture")

@@ -2,8 +2,8 @@
 
 Prints one line per finding with its rule (ECO id or RFC section), in French; exits 0 when there
 is no error finding and 1 otherwise, also for input that is not a message at all (empty, a ZIP,
-a PDF, binary data, markdown: :func:`mssante.message.not_a_message`). Errors of mssante (a
-message over the size limit) propagate to the main CLI, which maps them to their exit code.
+a PDF, binary data, markdown: :func:`mssante.message.not_a_message`) and for a message over a
+read limit (size, header caps).
 With ``--json``, stdout carries the JSON document only.
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import click
 
+from mssante.errors import LimitError
 from mssante.message import CheckReport, Finding, NotAMessage, ReadSettings, check_message, not_a_message
 
 __all__ = ["check", "count_fr", "findings_table_fr", "summary_fr"]
@@ -86,12 +87,10 @@ def check(ctx: click.Context, message: str, as_json: bool, patient_domain: str, 
     \b
     Codes de sortie :
       0  aucune erreur
-      1  au moins une erreur, ou l'entrée n'est pas un message
+      1  au moins une erreur ; ou l'entrée n'est pas un message, ou dépasse une limite de lecture
       2  fichier introuvable ou option invalide
-      7  message plus grand que la limite de lecture
     \f
     Raises:
-        LimitError: the message is larger than the read limit.
         click.FileError: the file cannot be read.
     """
     settings = ReadSettings(patient_domain=patient_domain)
@@ -110,7 +109,11 @@ def check(ctx: click.Context, message: str, as_json: bool, patient_domain: str, 
         finding = Finding(severity="error", rule="RFC 5322 §2.1", message=_NOT_A_MESSAGE_FR[refusal])
         report = CheckReport(findings=(finding,))
     else:
-        report = check_message(data, settings=settings, validate_xdm=not no_xdm_validation)
+        try:
+            report = check_message(data, settings=settings, validate_xdm=not no_xdm_validation)
+        except LimitError as exc:  # too large, or a header field over a parsing cap: refused, said so
+            text = f"message refusé, limite de lecture dépassée : {exc.message}"
+            report = CheckReport(findings=(Finding(severity="error", rule=exc.requirement or "limite", message=text),))
     if as_json:
         payload = {
             "file": message,
