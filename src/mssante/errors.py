@@ -38,6 +38,7 @@ conformance suite can react without parsing messages:
     │   └── RemoteProtocolError      peer     the peer broke the protocol
     ├── CommandFailed                peer     a well-formed NO/BAD or 4xx/5xx reply
     ├── LimitError                   input    a configured size or count limit was hit
+    │   └── PeerLimitError           peer     ...by what a server sent (flood, huge literal)
     ├── ContentError                 input    invalid message, archive, XML or CDA
     │   └── UnsafeContentError       input    DTD, entity, traversal, bomb: refused
     └── PSCError                     peer     OAuth/OIDC error answer (``error`` code)
@@ -68,6 +69,7 @@ __all__ = [
     "MssanteError",
     "NotAuthorized",
     "PSCError",
+    "PeerLimitError",
     "ProtocolError",
     "RemoteProtocolError",
     "RevocationError",
@@ -267,6 +269,16 @@ class LimitError(MssanteError):
     fault: ClassVar[Fault] = "input"
     error = "limit"
     exit_code = 7
+
+
+class PeerLimitError(LimitError):
+    """A server (or client) sent more than a limit allows: untagged data, a line, a literal.
+
+    The connection cannot be resynchronised and is dropped; the peer is at fault.
+    """
+
+    fault: ClassVar[Fault] = "peer"
+    error = "peer_limit"
 
 
 class ContentError(MssanteError):

@@ -171,7 +171,7 @@ def test_cli_clean_message_exits_0(fake_xdm: FakeXDM, tmp_path: Path) -> None:
     path.write_bytes(_raw(_good()))
     result = CliRunner().invoke(check_command, [str(path)])
     assert result.exit_code == 0, result.output
-    assert "no finding" in result.output
+    assert "aucun constat" in result.output
 
 
 def test_cli_broken_message_table_and_json(fake_xdm: FakeXDM, tmp_path: Path) -> None:
@@ -183,10 +183,10 @@ def test_cli_broken_message_table_and_json(fake_xdm: FakeXDM, tmp_path: Path) ->
     result = CliRunner().invoke(check_command, [str(path)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0].split() == ["SEVERITY", "RULE", "MESSAGE"]
-    assert any(line.startswith("ERROR") and "ECO.2.4.3" in line for line in lines)
+    assert lines[0].split() == ["GRAVITÉ", "RÈGLE", "MESSAGE"]
+    assert any(line.startswith("ERREUR") and "ECO.2.4.3" in line for line in lines)
     assert any("ECO.2.4.1" in line and "34112-3" in line for line in lines)
-    assert "error(s)" in lines[-1]
+    assert " erreurs, " in lines[-1] and "(s)" not in lines[-1]
 
     result = CliRunner().invoke(check_command, [str(path), "--json"])
     assert result.exit_code == 1

@@ -22,7 +22,7 @@ def _build(tmp_path: Path) -> Path:
     vsm.write_bytes(VSM_DOC)
     res = CliRunner().invoke(xdm, ["build", str(crbio), str(vsm), "-o", str(out), "--sender", "Dr Test"])
     assert res.exit_code == 0, res.output
-    assert "2 document(s)" in res.output
+    assert "2 documents)" in res.output
     return out
 
 
@@ -36,7 +36,7 @@ def test_build_inspect_validate(tmp_path: Path) -> None:
     assert "PAT-TROIS DOMINIQUE 19790328 F" in res.output
     res = runner.invoke(xdm, ["validate", str(out)])
     assert res.exit_code == 0, res.output
-    assert "OK: 0 error(s)" in res.output and "CI-SIS INS" in res.output
+    assert "VALIDE : 0 erreur," in res.output and "CI-SIS INS" in res.output
     res = runner.invoke(xdm, ["validate", "--json", str(out)])
     assert res.exit_code == 0
     doc = json.loads(res.output)
@@ -54,7 +54,7 @@ def test_validate_failure_exit_code(tmp_path: Path) -> None:
     bad.write_bytes(rezip(data, replace={META: meta}))
     res = CliRunner().invoke(xdm, ["validate", str(bad)])
     assert res.exit_code == 1
-    assert "XDM-HASH" in res.output and "FAILED: 1 error(s)" in res.output
+    assert "XDM-HASH" in res.output and "REFUSÉE : 1 erreur," in res.output
     res = CliRunner().invoke(xdm, ["validate", "--json", str(bad)])
     assert res.exit_code == 1
     assert [f["rule"] for f in json.loads(res.output)["findings"] if f["severity"] == "error"] == ["XDM-HASH"]
@@ -64,6 +64,8 @@ def test_typed_errors_bubble_up(tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     res = CliRunner().invoke(xdm, ["validate", str(junk)])
+    assert res.exit_code == 7  # not a ZIP at all: the file is unreadable as an archive
+    res = CliRunner().invoke(xdm, ["inspect", str(junk)])
     assert isinstance(res.exception, ContentError)
     res = CliRunner().invoke(xdm, ["inspect", str(tmp_path / "missing.zip")])
     assert isinstance(res.exception, ConfigError)

@@ -26,7 +26,8 @@ def hl7_to_utc(value: str) -> str:
     is never shifted.
 
     Raises:
-        ContentError: ``value`` is not an HL7 TS, or names an impossible date.
+        ContentError: ``value`` is not an HL7 TS, names an impossible date, or falls outside years
+            1 to 9999 once shifted to UTC.
     """
     m = _TS.match(value.strip())
     if not m:
@@ -52,7 +53,10 @@ def hl7_to_utc(value: str) -> str:
         raise ContentError(f"impossible HL7 TS date/time: {value[:40]!r}") from None
     if not offset or len(digits) <= 8:
         return digits
-    utc = dt - sign * delta
+    try:
+        utc = dt - sign * delta
+    except OverflowError:  # 9999-12-31T23:59-1400 is past year 9999 in UTC
+        raise ContentError(f"HL7 TS date/time out of range once in UTC: {value[:40]!r}") from None
     return utc.strftime("%Y%m%d%H%M%S")[: len(digits)]
 
 

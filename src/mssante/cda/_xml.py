@@ -7,7 +7,9 @@ Every XML document mssante reads from the outside (CDA documents, XDM ``METADATA
   external entities (XXE), parameter entities and entity expansion bombs ("billion laughs");
 * entity declarations, unparsed entities and external entity references are refused too (defence in depth,
   should a DOCTYPE ever slip through);
-* the input size, the element depth and the element count are bounded.
+* the input size, the element depth and the element count are bounded, and so are the length of a
+  namespace URI, of an element or attribute name and of an attribute value, checked as expat reports
+  them: a 1 MB default namespace would otherwise be copied into every element name (+184 MiB seen).
 
 The tree is built with :class:`xml.etree.ElementTree.TreeBuilder`; names use the ``{namespace}local`` form.
 """
@@ -32,11 +34,19 @@ class XMLLimits:
         max_bytes: largest accepted document, in bytes.
         max_depth: deepest accepted element nesting (the root is depth 1).
         max_elements: largest accepted number of elements.
+        max_namespace_length: longest accepted namespace URI (HL7 and ebXML ones are under 60
+            characters).
+        max_name_length: longest accepted element or attribute name, namespace URI included.
+        max_attribute_length: longest accepted attribute value (CDA and XDM attributes hold codes,
+            OIDs and identifiers; large content is element text).
     """
 
     max_bytes: int = 32 * 1024 * 1024
     max_depth: int = 256
     max_elements: int = 2_000_000
+    max_namespace_length: int = 1024
+    max_name_length: int = 2048
+    max_attribute_length: int = 64 * 1024
 
 
 class _Unsafe(Exception):
@@ -69,13 +79,23 @@ class _Builder:
                 self.names[raw] = name
         return name
 
+    def namespace(self, _prefix: str | None, uri: str | None) -> None:
+        # Called for each xmlns declaration, before the element that carries it is reported.
+        if uri is not None and len(uri) > self.limits.max_namespace_length:
+            raise _Limit(f"XML namespace URI longer than {self.limits.max_namespace_length} characters")
+
     def start(self, name: str, attrs: dict[str, str]) -> None:
         self.depth += 1
         self.count += 1
-        if self.depth > self.limits.max_depth:
-            raise _Limit(f"XML nesting deeper than {self.limits.max_depth}")
-        if self.count > self.limits.max_elements:
-            raise _Limit(f"XML has more than {self.limits.max_elements} elements")
+        lim = self.limits
+        if self.depth > lim.max_depth:
+            raise _Limit(f"XML nesting deeper than {lim.max_depth}")
+        if self.count > lim.max_elements:
+            raise _Limit(f"XML has more than {lim.max_elements} elements")
+        if len(name) > lim.max_name_length or any(len(k) > lim.max_name_length for k in attrs):
+            raise _Limit(f"XML element or attribute name longer than {lim.max_name_length} characters")
+        if any(len(v) > lim.max_attribute_length for v in attrs.values()):
+            raise _Limit(f"XML attribute value longer than {lim.max_attribute_length} characters")
         self.tb.start(self._name(name), {self._name(k): v for k, v in attrs.items()} if attrs else {})
 
     def end(self, name: str) -> None:
@@ -98,7 +118,8 @@ def parse_xml(data: bytes, *, limits: XMLLimits | None = None, what: str = "XML 
         The root element.
 
     Raises:
-        LimitError: the document is larger, deeper or has more elements than ``limits`` allow.
+        LimitError: the document is larger, deeper or has more elements than ``limits`` allow, or a
+            namespace URI, a name or an attribute value is longer than they allow.
         UnsafeContentError: the document has a DOCTYPE, an entity declaration or an external entity reference.
         ContentError: the document is not well-formed XML (or uses an unknown encoding).
     """
@@ -115,6 +136,7 @@ def parse_xml(data: bytes, *, limits: XMLLimits | None = None, what: str = "XML 
     parser.EntityDeclHandler = lambda *_a: _refuse("an entity declaration")
     parser.UnparsedEntityDeclHandler = lambda *_a: _refuse("an unparsed entity declaration")
     parser.ExternalEntityRefHandler = lambda *_a: _refuse("an external entity reference")
+    parser.StartNamespaceDeclHandler = builder.namespace
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.data

@@ -1,38 +1,74 @@
-"""``mssante xdm``: build, inspect and validate IHE XDM archives (``IHE_XDM.ZIP``)."""
+"""``mssante xdm``: build, inspect and validate IHE XDM archives (``IHE_XDM.ZIP``).
+
+Verdicts a CI job can trust: ``validate`` exits 1 with findings (JSON on stdout with ``--json``)
+for every archive it refuses, unsafe ones (path traversal, zip bomb, DOCTYPE/XXE) and ones over a
+limit included; 7 when the file is not a ZIP archive at all; 2 when it cannot be read. ``inspect``
+refuses a ZIP that is not an XDM archive. People read French.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from mssante.errors import ConfigError
-from mssante.xdm import ValidationReport, XDMArchive, build_archive, read_archive, validate_archive, xmss_headers
+from mssante.errors import ConfigError, ContentError, LimitError
+from mssante.xdm import (
+    Finding,
+    ValidationReport,
+    XDMArchive,
+    build_archive,
+    read_archive,
+    validate_archive,
+    xmss_headers,
+)
+
+from ._check import count_fr, findings_table_fr, summary_fr
 
 __all__ = ["xdm"]
+
+_EXIT_CODES = """\b
+Codes de sortie :
+  0  archive valide (aucune erreur)
+  1  archive refusée : au moins une erreur, archive dangereuse ou hors limites
+  2  fichier illisible (introuvable, droits) ou option invalide
+  7  le fichier n'est pas une archive ZIP
+"""
+_INSPECT_EXIT_CODES = """\b
+Codes de sortie :
+  0  archive XDM lue
+  2  fichier illisible (introuvable, droits) ou option invalide
+  7  pas une archive IHE XDM lisible : pas un ZIP, ZIP sans IHE_XDM/, archive dangereuse ou hors limites
+"""
 
 
 def _read(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"impossible de lire {path} : {exc.strerror or exc}") from None
+
+
+def _not_a_zip(data: bytes) -> bool:
+    return not data or not zipfile.is_zipfile(io.BytesIO(data))
 
 
 @click.group()
 def xdm() -> None:
-    """Build, inspect and validate IHE XDM archives (IHE ITI-32) carrying CDA R2 documents."""
+    """Construire, inspecter et valider des archives IHE XDM (IHE ITI-32) de documents CDA R2."""
 
 
 @xdm.command("build")
 @click.argument("cda", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive to write.")
-@click.option("--sender", default="mssante", show_default=True, help="Sender name written in README.TXT.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Archive à écrire.")
+@click.option("--sender", default="mssante", show_default=True, help="Nom de l'émetteur écrit dans README.TXT.")
 def build_cmd(cda: tuple[str, ...], output: str, sender: str) -> None:
-    """Build an IHE_XDM.ZIP from CDA documents (submission time = now, UTC).
-
+    """Construire une archive IHE_XDM.ZIP à partir de documents CDA (heure de soumission : maintenant, UTC).
+    \f
     Raises:
         ConfigError: a file cannot be read or written.
         ContentError: a document is not a usable CDA or the documents concern several patients.
@@ -46,31 +82,33 @@ def build_cmd(cda: tuple[str, ...], output: str, sender: str) -> None:
     try:
         Path(output).write_bytes(data)
     except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {output} ({len(data)} bytes, {len(docs)} document(s))")
+        raise ConfigError(f"impossible d'écrire {output} : {exc.strerror or exc}") from None
+    click.echo(f"{output} écrit ({count_fr(len(data), 'octet')}, {count_fr(len(docs), 'document')})")
 
 
 def _describe(a: XDMArchive) -> list[str]:
-    lines = [f"entries: {len(a.names)}  subsets: {len(a.subsets)}  documents: {len(a.documents)}"]
+    lines = [
+        f"entrées : {len(a.names)}  sous-ensembles : {len(a.subsets)}  documents : {len(a.documents)}"
+    ]
     pat = a.patient
     if pat is not None:
-        ins = f"{pat.ins.matricule} ({pat.ins.kind})" if pat.ins else "no INS"
+        ins = f"{pat.ins.matricule} ({pat.ins.kind})" if pat.ins else "pas d'INS"
         lines.append(
-            f"patient: {pat.birth_family or '?'} {pat.first_given or '?'} {pat.birth_time or '?'} "
-            f"{pat.gender or '?'}  INS {ins}  qualified={'yes' if a.has_qualified_ins else 'no'}"
+            f"patient : {pat.birth_family or '?'} {pat.first_given or '?'} {pat.birth_time or '?'} "
+            f"{pat.gender or '?'}  INS {ins}  qualifiée={'oui' if a.has_qualified_ins else 'non'}"
         )
     elif a.patients:
-        lines.append(f"patients: {len(a.patients)} different patients")
+        lines.append(f"patients : {count_fr(len(a.patients), 'patient différent', 'patients différents')}")
     if a.patient_id:
-        lines.append(f"metadata patientId: {a.patient_id}")
+        lines.append(f"patientId des métadonnées : {a.patient_id}")
     for name, value in xmss_headers(a).items():
         lines.append(f"{name}: {value}")
     for d in a.documents:
         e = d.entry
         code = d.cda.code.code if d.cda and d.cda.code else "-"
         title = (d.cda.title if d.cda else None) or (e.title if e else None) or ""
-        size = d.size if d.size is not None else "missing"
-        lines.append(f"  {d.path}  code={code}  size={size}  {title}")
+        size = d.size if d.size is not None else "absent"
+        lines.append(f"  {d.path}  code={code}  taille={size}  {title}")
         if e is not None:
             cls = e.class_code.code if e.class_code else "-"
             fmt = e.format_code.code if e.format_code else "-"
@@ -78,65 +116,92 @@ def _describe(a: XDMArchive) -> list[str]:
     return lines
 
 
-@xdm.command("inspect")
+@xdm.command("inspect", epilog=_INSPECT_EXIT_CODES)
 @click.argument("archive", type=click.Path(dir_okay=False))
 def inspect_cmd(archive: str) -> None:
-    """Show the documents, patient and X-MSS headers of an archive.
-
+    """Montrer les documents, le patient et les en-têtes X-MSS d'une archive.
+    \f
     Raises:
         ConfigError: the file cannot be read.
-        ContentError: the file is not a readable ZIP archive.
+        ContentError: the file is not a readable ZIP archive, or a ZIP that is no XDM archive
+            (no IHE_XDM/SUBSETnn directory with a METADATA.XML or documents).
         UnsafeContentError: the archive is dangerous (traversal, bomb, XXE...).
         LimitError: the archive exceeds the reading limits.
     """
-    for line in _describe(read_archive(_read(archive))):
+    data = _read(archive)
+    if _not_a_zip(data):
+        raise ContentError(f"{archive} n'est pas une archive ZIP", requirement="XDM-ZIP")
+    a = read_archive(data)
+    if not a.subsets or (not any(s.metadata_path for s in a.subsets) and not a.documents):
+        raise ContentError(
+            f"{archive} est une archive ZIP mais pas une archive IHE XDM : aucun répertoire "
+            "IHE_XDM/SUBSETnn avec METADATA.XML ou documents",
+            requirement="IHE ITI TF-1 §16.1.2",
+        )
+    for line in _describe(a):
         click.echo(line)
 
 
-def _report_json(r: ValidationReport) -> str:
-    return json.dumps(
-        {
-            "ok": r.ok,
-            "findings": [
-                {"severity": f.severity, "rule": f.rule, "message": f.message, "where": f.where} for f in r.findings
-            ],
-            "headers": xmss_headers(r.archive),
-        },
-        ensure_ascii=False,
-        indent=2,
-    )
+def _json(ok: bool, findings: tuple[Finding, ...], headers: dict[str, str] | None, **extra: object) -> str:
+    doc: dict[str, object] = {
+        "ok": ok,
+        "findings": [
+            {"severity": f.severity, "rule": f.rule, "message": f.message, "where": f.where} for f in findings
+        ],
+        "headers": headers or {},
+        **extra,
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=2)
 
 
-def _report_table(r: ValidationReport) -> list[str]:
-    if not r.findings:
-        return ["no finding"]
-    wr = max(len(f.rule) for f in r.findings)
-    lines = [f"{'SEVERITY':<8}  {'RULE':<{wr}}  MESSAGE [WHERE]"]
-    for f in r.findings:
-        lines.append(f"{f.severity.upper():<8}  {f.rule:<{wr}}  {f.message} [{f.where}]")
-    n_err, n_warn = len(r.errors), len(r.warnings)
-    lines.append(f"{'OK' if r.ok else 'FAILED'}: {n_err} error(s), {n_warn} warning(s), {len(r.findings)} finding(s)")
+def _report_table(findings: tuple[Finding, ...], ok: bool) -> list[str]:
+    if not findings:
+        return ["aucun constat", "VALIDE : 0 erreur, 0 avertissement, 0 constat"]
+    lines = findings_table_fr([(f.severity, f.rule, f.message) for f in findings], [f.where for f in findings])
+    verdict = "VALIDE" if ok else "REFUSÉE"
+    lines.append(f"{verdict} : {summary_fr([f.severity for f in findings])}, {count_fr(len(findings), 'constat')}")
     return lines
 
 
-@xdm.command("validate")
+def _refusal(exc: ContentError | LimitError) -> Finding:
+    """The one finding of an archive refused before it could be validated (unsafe, over a limit...)."""
+    return Finding("error", exc.requirement or ("XDM-LIMIT" if isinstance(exc, LimitError) else "XDM-ZIP"),
+                   f"archive refusée : {exc.message}")  # fmt: skip
+
+
+@xdm.command("validate", epilog=_EXIT_CODES)
 @click.argument("archive", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Écrire les constats en JSON (seul contenu de stdout).")
 @click.pass_context
 def validate_cmd(ctx: click.Context, archive: str, as_json: bool) -> None:
-    """Validate an archive; exit code 0 without error finding, 1 otherwise.
+    """Valider une archive IHE_XDM.ZIP : structure, métadonnées, documents CDA, patient.
 
+    Une archive dangereuse (chemin hors de l'archive, bombe ZIP, DOCTYPE/XXE) ou hors limites est
+    refusée comme une archive invalide : code 1 et constats (en JSON avec --json).
+    \f
     Raises:
         ConfigError: the file cannot be read.
-        ContentError: the file is not a readable ZIP archive.
-        UnsafeContentError: the archive is dangerous (traversal, bomb, XXE...).
-        LimitError: the archive exceeds the reading limits.
     """
-    report = validate_archive(_read(archive))
-    if as_json:
-        click.echo(_report_json(report))
+    data = _read(archive)
+    if _not_a_zip(data):
+        finding = Finding("error", "XDM-ZIP", f"{archive} n'est pas une archive ZIP", archive)
+        if as_json:
+            click.echo(_json(False, (finding,), None, refused=True))
+        else:
+            click.echo(f"mssante: erreur : {finding.message} [XDM-ZIP]", err=True)
+        ctx.exit(7)
+    report: ValidationReport | None = None
+    try:
+        report = validate_archive(data)
+    except (ContentError, LimitError) as exc:  # UnsafeContentError is a ContentError
+        findings: tuple[Finding, ...] = (_refusal(exc),)
+        ok, headers, refused = False, None, True
     else:
-        for line in _report_table(report):
+        findings, ok, headers, refused = report.findings, report.ok, xmss_headers(report.archive), False
+    if as_json:
+        click.echo(_json(ok, findings, headers, refused=refused))
+    else:
+        for line in _report_table(findings, ok):
             click.echo(line)
-    if not report.ok:
+    if not ok:
         ctx.exit(1)

@@ -23,6 +23,7 @@ from mssante.errors import (
     ConnectionClosed,
     LocalProtocolError,
     MssanteError,
+    PeerLimitError,
     RemoteProtocolError,
     StartTLSError,
     TimeoutError,
@@ -57,6 +58,9 @@ from ._tls import TLSClient, map_connect_error
 __all__ = ["IMAPConnection"]
 
 _READ_SIZE = 65536
+# Octets one response may hold in memory (lines and literals not streamed): a FETCH of summaries
+# or a LIST stays far below; a literal announced beyond it is refused before it is read.
+_MAX_RESPONSE_HELD = 16 * 1024 * 1024
 
 
 def _buffered(reader: asyncio.StreamReader) -> int:
@@ -69,12 +73,25 @@ def _buffered(reader: asyncio.StreamReader) -> int:
 class IMAPConnection:
     """One IMAP connection over TLS (use :meth:`open`), one command at a time.
 
+    Memory is bounded whatever the server sends: the engine holds at most one line
+    (1 MiB), one response (16 MiB, or ``stream_over`` + 1 MiB) and streams larger FETCH
+    literals; :meth:`command` keeps at most :attr:`max_kept_responses` untagged responses and
+    :attr:`max_kept_octets` received octets per command. Beyond, :class:`PeerLimitError` and
+    the connection is dropped (a server answering STARTTLS with 16 MB of small untagged lines
+    made the client grow to 430 MB, issue 13).
+
     Attributes:
         engine: the sans-IO engine (state, capabilities).
         server_name: the name the certificate was checked against (SRV target).
         last_tagged: the tagged answer of the last command.
         bye: the ``* BYE`` received, if any.
+        max_kept_responses: most untagged responses :meth:`command` keeps (a ``UID FETCH`` of
+            summaries of 100,000 messages fits).
+        max_kept_octets: most octets received while :meth:`command` collects its answer.
     """
+
+    max_kept_responses: int = 100_000
+    max_kept_octets: int = 32 * 1024 * 1024
 
     def __init__(
         self,
@@ -92,8 +109,11 @@ class IMAPConnection:
         self._reader, self._writer, self._settings = reader, writer, settings
         self.server_name = server_name
         self.engine = ClientConnection(
-            stream_literals_over=settings.stream_over, max_literal_size=settings.max_message_size + 4096
+            stream_literals_over=settings.stream_over,
+            max_literal_size=settings.max_message_size + 4096,
+            max_response_size=max(_MAX_RESPONSE_HELD, settings.stream_over + 1024 * 1024),
         )
+        self._received = 0  # octets read from the socket
         self.last_tagged: Tagged | None = None
         self.bye: Bye | None = None
         self._closed = False
@@ -207,6 +227,7 @@ class IMAPConnection:
             while (event := self.engine.next_event()) is NEED_DATA:
                 async with asyncio.timeout(wait or self._settings.command_timeout):
                     data = await self._reader.read(_READ_SIZE)
+                self._received += len(data)
                 self.engine.receive_data(data)
         except builtins.TimeoutError as exc:
             raise TimeoutError("the IMAP server did not answer in time") from exc
@@ -265,9 +286,22 @@ class IMAPConnection:
 
         Raises:
             CommandFailed: see :meth:`stream`.
+            PeerLimitError: the server sent more untagged data than :attr:`max_kept_responses`
+                or :attr:`max_kept_octets` allow (the connection is dropped).
             ConnectionClosed, TimeoutError, RemoteProtocolError, LimitError: the connection failed.
         """
-        events = [event async for event in self.stream(command, check=check)]
+        events: list[Event] = []
+        start = self._received
+        async with contextlib.aclosing(self.stream(command, check=check)) as answer:
+            async for event in answer:
+                events.append(event)
+                if len(events) > self.max_kept_responses or self._received - start > self.max_kept_octets:
+                    self.abort()
+                    raise PeerLimitError(
+                        f"the server sent more untagged data than kept for one command ({len(events)} responses, "
+                        f"{self._received - start} octets; limits {self.max_kept_responses} and "
+                        f"{self.max_kept_octets}) during {command.name}"
+                    )
         assert self.last_tagged is not None
         return self.last_tagged, events
 

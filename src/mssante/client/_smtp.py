@@ -16,8 +16,17 @@ import ssl
 from dataclasses import dataclass
 
 import aiosmtplib
+from aiosmtplib.typing import SMTPStatus
 
-from mssante.errors import CommandFailed, ConnectionClosed, LimitError, MssanteError, TimeoutError
+from mssante.errors import (
+    CommandFailed,
+    ConnectionClosed,
+    LimitError,
+    MssanteError,
+    PeerLimitError,
+    RemoteProtocolError,
+    TimeoutError,
+)
 from mssante.message import DSNParameters
 from mssante.trust import map_ssl_error
 from mssante.wire.sasl import ClientMechanism
@@ -56,7 +65,9 @@ def smtp_error(exc: BaseException, during: str) -> MssanteError:
 
     Returns:
         ``552`` → :class:`LimitError`; ``421`` or a lost connection → :class:`ConnectionClosed`;
-        a timeout → :class:`TimeoutError`; another reply → :class:`CommandFailed` (with
+        a timeout → :class:`TimeoutError`; a reply longer than aiosmtplib accepts (8 KiB a
+        line, 32 KiB a reply) → :class:`PeerLimitError`; a reply that is no SMTP reply →
+        :class:`RemoteProtocolError`; another reply → :class:`CommandFailed` (with
         ``smtp_code`` and ``enhanced_code``).
 
     Raises:
@@ -71,6 +82,14 @@ def smtp_error(exc: BaseException, during: str) -> MssanteError:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         text = exc.message.strip()[:200]
         enhanced = _enhanced_code(exc.message)
+        if exc.code == SMTPStatus.invalid_response:
+            # aiosmtplib bounds what it buffers (MAX_LINE_LENGTH, MAX_RESPONSE_LENGTH) and says so
+            # with this pseudo-code; the reply is the server's fault (RFC 5321 §4.5.3.1.5).
+            if "too long" in exc.message:
+                return PeerLimitError(f"the SMTP server sent a reply too long during {during}",
+                                      requirement="RFC 5321 §4.5.3.1.5")
+            return RemoteProtocolError(f"the SMTP server sent no valid reply during {during}: {text[:80]}",
+                                       requirement="RFC 5321 §4.2")
         if exc.code == 421:
             return ConnectionClosed(f"the server closed the session during {during}: {text}", smtp_code=421)
         if exc.code == 552:

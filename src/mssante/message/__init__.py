@@ -13,7 +13,15 @@ Every value the caller gives that would go into a header is refused with
 :class:`~mssante.errors.ContentError` if it holds a line break or control character.
 """
 
-from mssante.message._check import CheckReport, Finding, Severity, check_message, check_parsed
+from mssante.message._check import (
+    CheckReport,
+    Finding,
+    NotAMessage,
+    Severity,
+    check_message,
+    check_parsed,
+    not_a_message,
+)
 from mssante.message._compose import (
     DEFAULT_CODECDA_SEPARATOR,
     XDM_FILENAME,
@@ -68,6 +76,7 @@ __all__ = [
     "Finding",
     "MDNReport",
     "MSSHeaders",
+    "NotAMessage",
     "ParsedAttachment",
     "ParsedMessage",
     "PatientInfo",
@@ -81,6 +90,7 @@ __all__ = [
     "compose_message",
     "generate_mdn",
     "new_message_id",
+    "not_a_message",
     "organisation_label",
     "parse_message",
     "parse_xdm_subject",

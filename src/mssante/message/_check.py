@@ -7,21 +7,27 @@ quoted there.
 
 from __future__ import annotations
 
-import email.policy
 import re
 import unicodedata
 from dataclasses import dataclass
 from email.message import Message
 from typing import Literal
 
-from mssante.errors import ContentError
+from mssante.errors import ContentError, LimitError
 from mssante.message._compose import XDM_FILENAME
 from mssante.message._naming import LABEL_MAX, XDM_SUBJECT_PREFIX, parse_xdm_subject, pdf_filename_problems
-from mssante.message._parse import STDLIB_ERRORS, ParsedMessage, ReadSettings, parse_message, raw_values
+from mssante.message._parse import (
+    STDLIB_ERRORS,
+    ParsedMessage,
+    ReadSettings,
+    parse_header,
+    parse_message,
+    raw_values,
+)
 from mssante.message._reports import DSNReport, MDNReport
 from mssante.message._text import plain_name
 
-__all__ = ["CheckReport", "Finding", "Severity", "check_message", "check_parsed"]
+__all__ = ["CheckReport", "Finding", "NotAMessage", "Severity", "check_message", "check_parsed", "not_a_message"]
 
 Severity = Literal["error", "warning", "info"]
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -29,6 +35,26 @@ _NIL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _INS_LOCAL = re.compile(r"^\d{15}$")
 # Raw header bytes allowed: printable ASCII, HTAB, CRLF line ends, and 8-bit (RFC 6532).
 _BAD_HEADER_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+
+#: Why some bytes are not an RFC 5322 message at all (see :func:`not_a_message`).
+NotAMessage = Literal["empty", "zip", "pdf", "binary", "no_header", "no_message_field"]
+# field = field-name ":" ... ; field-name = 1*ftext (%d33-57 / %d59-126), RFC 5322 §3.6.8; obs-optional
+# allows WSP before ":" (§4.5). An mbox "From " separator line may come first in .eml exports.
+_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
+_MBOX_FROM = re.compile(rb"From [^\r\n]*\r?\n")
+_MESSAGE_FIELDS = frozenset(
+    {b"from", b"sender", b"date", b"to", b"cc", b"subject", b"message-id", b"mime-version", b"received",
+     b"return-path", b"content-type", b"reply-to", b"in-reply-to", b"references"}
+)  # fmt: skip
+_MAGIC: dict[bytes, NotAMessage] = {b"PK\x03\x04": "zip", b"PK\x05\x06": "zip", b"%PDF-": "pdf"}
+_REFUSALS: dict[NotAMessage, str] = {
+    "empty": "empty input: not an RFC 5322 message",
+    "zip": "a ZIP archive, not an RFC 5322 message (an IHE_XDM.ZIP is checked with 'mssante xdm validate')",
+    "pdf": "a PDF document, not an RFC 5322 message",
+    "binary": "binary data (NUL or control octets) where header fields should be: not an RFC 5322 message",
+    "no_header": "does not start with a header field 'Name: value': not an RFC 5322 message",
+    "no_message_field": "no message header field (From, Date, To, Subject, Message-ID...): not an RFC 5322 message",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,12 +118,15 @@ def _check_raw(data: bytes, out: _Collector) -> None:
         out.add("error", "RFC 5322 §2.2", f"header section holds control character {char!r} (header injection?)")
 
 
-def _check_decoded_headers(msg: Message, out: _Collector) -> None:
+def _check_decoded_headers(msg: Message, settings: ReadSettings, out: _Collector) -> None:
     """RFC 2047 §5: an encoded word must not smuggle line breaks or controls into a header."""
     for name, raw in msg.raw_items():
         try:
             unfolded = re.sub(r"\r?\n(?=[ \t])", "", str(raw)).rstrip("\r\n")  # RFC 5322 §2.2.3
-            value = str(email.policy.default.header_factory(name, unfolded))
+            value = str(parse_header(name, unfolded, settings))
+        except LimitError as exc:
+            out.add("error", exc.requirement or "RFC 5322 §3.6", f"{name} not decoded: {exc.message}")
+            continue
         except STDLIB_ERRORS:
             out.add("warning", "RFC 5322 §3.6", f"{name} cannot be parsed")
             continue
@@ -287,7 +316,7 @@ def check_parsed(p: ParsedMessage, *, settings: ReadSettings | None = None, vali
     settings = settings or ReadSettings()
     out = _Collector()
     msg = p.email
-    _check_decoded_headers(msg, out)
+    _check_decoded_headers(msg, settings, out)
     for name, rule in (("From", "RFC 5322 §3.6.2"), ("Date", "RFC 5322 §3.6.1")):
         if not raw_values(msg, name):
             out.add("error", rule, f"{name} is missing")
@@ -317,16 +346,54 @@ def check_parsed(p: ParsedMessage, *, settings: ReadSettings | None = None, vali
     return CheckReport(findings=tuple(dict.fromkeys(ordered)))
 
 
+def not_a_message(data: bytes) -> NotAMessage | None:
+    """Why ``data`` is not an RFC 5322 message at all, or ``None`` when it may be one.
+
+    A message starts with header fields (RFC 5322 §2.1, §2.2) and one of them at least is a
+    message field (From, Date, Subject...): empty input, a ZIP, a PDF, binary data, markdown or
+    plain text are refused before any rule is checked.
+
+    Raises:
+        MssanteError: none on purpose.
+    """
+    if not data.strip():
+        return "empty"
+    for magic, kind in _MAGIC.items():
+        if data.startswith(magic):
+            return kind
+    mbox = _MBOX_FROM.match(data)
+    head = data[mbox.end() :] if mbox else data
+    section = _header_section(head[: 256 * 1024])
+    if b"\x00" in section or re.search(rb"[\x01-\x08\x0e-\x1f]", section[:4096]):
+        return "binary"
+    lines = section.replace(b"\r\n", b"\n").split(b"\n")
+    if _FIELD.match(lines[0]) is None:
+        return "no_header"
+    names = {line.split(b":", 1)[0].strip().lower() for line in lines if _FIELD.match(line)}
+    if not names & _MESSAGE_FIELDS:
+        return "no_message_field"
+    return None
+
+
 def check_message(data: bytes, *, settings: ReadSettings | None = None, validate_xdm: bool = True) -> CheckReport:
     """Check a raw message (what ``mssante check MESSAGE.eml`` runs).
 
-    An unreadable message gives an error finding, not an exception.
+    An unreadable message gives an error finding, not an exception; input that is not a
+    message at all (:func:`not_a_message`) gives that one finding (rule RFC 5322 §2.1).
 
     Raises:
-        LimitError: the message is larger than the read limits (size, parts, nesting).
+        LimitError: the message is larger than the read limits (size, parts, nesting, header
+            parameters or encoded words read while parsing).
         UsageError: ``data`` is not bytes.
     """
     out = _Collector()
+    limit = (settings or ReadSettings()).max_size
+    if isinstance(data, bytes | bytearray) and len(data) > limit:
+        raise LimitError(f"message of {len(data)} bytes is larger than the limit of {limit}")
+    refusal = not_a_message(bytes(data)) if isinstance(data, bytes | bytearray) else None
+    if refusal is not None:
+        out.add("error", "RFC 5322 §2.1", _REFUSALS[refusal])
+        return CheckReport(findings=tuple(out.items))
     _check_raw(bytes(data) if isinstance(data, bytes | bytearray) else b"", out)
     try:
         parsed = parse_message(data, settings=settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.errors
 import email.policy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,14 @@ __all__ = ["MSSHeaders", "ParsedAttachment", "ParsedMessage", "ReadSettings", "S
 
 #: What the stdlib email package raises on some malformed input (header value parsers,
 #: charset lookups). Mapped at this boundary, never shown to the caller as such.
-STDLIB_ERRORS = (email.errors.MessageError, ValueError, LookupError, TypeError, AttributeError)
+#: ``OverflowError``: a Date whose year or hour does not fit a C int (``Date:1 Jan 5 4294967296:0``).
+STDLIB_ERRORS = (email.errors.MessageError, ValueError, LookupError, TypeError, AttributeError, OverflowError)
+
+#: Header fields whose value carries RFC 2045 §5.1 / RFC 2183 parameters (RFC 2231 continuations).
+_PARAMETERIZED = frozenset({"content-type", "content-disposition"})
+#: Header fields the stdlib parses with its RFC 5322 grammar (the rest are unstructured text).
+_STRUCTURED = frozenset(getattr(email.policy.default.header_factory, "registry", {})) - {"subject"}
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 #: ``patient`` = a Mon espace santé address; ``professional`` = an address in the MSSanté
 #: domain; ``external`` = anything else; ``unknown`` = no readable From address.
@@ -47,6 +55,17 @@ class ReadSettings:
         max_parts: most MIME parts accepted.
         max_depth: deepest multipart nesting accepted.
         inspect_xdm: read the IHE_XDM.ZIP attachment with :mod:`mssante.xdm`.
+        max_header_params: most parameters in one Content-Type or Content-Disposition field
+            (RFC 2231 continuations count one each). The stdlib parses them in quadratic time
+            (4,000 took over 5 s), and real fields carry fewer than ten: a field beyond the cap
+            makes the message refused with :class:`~mssante.errors.LimitError`.
+        max_encoded_words: most RFC 2047 encoded words in one header field. Each costs about
+            50 KiB while decoded (6,000 in a Subject took +296 MiB); beyond the cap the message
+            is refused with :class:`~mssante.errors.LimitError`.
+        max_structured_header_length: longest structured header field (addresses, dates,
+            Content-Type...) parsed. The stdlib grammar is quadratic on some malformed values
+            (8 KiB of ``(x)`` comments: 0.8 s; 16 KiB: 3 s); 8 KiB holds about 200 addresses.
+            Beyond, the message is refused with :class:`~mssante.errors.LimitError`.
     """
 
     patient_domain: str = "patient.mssante.fr"
@@ -56,6 +75,69 @@ class ReadSettings:
     max_parts: int = 500
     max_depth: int = 16
     inspect_xdm: bool = True
+    max_header_params: int = 64
+    max_encoded_words: int = 500
+    max_structured_header_length: int = 8 * 1024
+
+
+def guard_header(name: str, value: str, settings: ReadSettings) -> None:
+    """Refuse a header field that would cost the stdlib parser too much CPU or memory.
+
+    Counting is done on the raw text, before any parsing: the length of structured fields,
+    ``;`` outside quoted strings for parameters, ``=?`` for encoded words (an over-estimate,
+    never an under-estimate).
+
+    Raises:
+        LimitError: a longer structured field, or more parameters or encoded words, than
+            ``settings`` allows.
+    """
+    key = name.lower()
+    if key in _PARAMETERIZED and value.count(";") > settings.max_header_params:
+        params = _QUOTED.sub("", value).count(";")
+        if params > settings.max_header_params:
+            raise LimitError(
+                f"{name} has {params} parameters, more than the limit of {settings.max_header_params}",
+                requirement="RFC 2231 §3",
+            )
+    words = value.count("=?")
+    if words > settings.max_encoded_words:
+        raise LimitError(
+            f"{name} has {words} encoded words, more than the limit of {settings.max_encoded_words}",
+            requirement="RFC 2047 §2",
+        )
+    if key in _STRUCTURED and len(value) > settings.max_structured_header_length:
+        raise LimitError(
+            f"{name} is {len(value)} characters long, more than the limit of "
+            f"{settings.max_structured_header_length} for a structured field",
+            requirement="RFC 5322 §2.2.2",
+        )
+
+
+def parse_header(name: str, value: str, settings: ReadSettings) -> object:
+    """Parse one raw header value with the stdlib header registry, within the read limits.
+
+    Raises:
+        LimitError: see :func:`guard_header`.
+        ValueError: and the rest of ``STDLIB_ERRORS``, when the stdlib cannot parse the value.
+    """
+    guard_header(name, value, settings)
+    return email.policy.default.header_factory(name, value)
+
+
+class _BoundedPolicy(email.policy.EmailPolicy):
+    """``email.policy.default`` that checks each header field against the read limits first."""
+
+    read_settings: ReadSettings = ReadSettings()
+
+    def __init__(self, *, read_settings: ReadSettings) -> None:
+        super().__init__(message_factory=EmailMessage)
+        object.__setattr__(self, "read_settings", read_settings)  # policies are immutable
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if isinstance(value, str) and not hasattr(value, "name"):
+            guard_header(name, value, self.read_settings)
+        parsed: str = super().header_fetch_parse(name, value)
+        return parsed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,15 +229,15 @@ class ParsedMessage:
         return tuple(a for a in self.attachments if a.kind == "pdf")
 
 
-def _addresses(msg: Message, name: str) -> tuple[tuple[str, str], ...]:
+def _addresses(msg: Message, settings: ReadSettings, name: str) -> tuple[tuple[str, str], ...]:
     """(display name, addr-spec) pairs of an address header; unreadable entries are dropped."""
     out: list[tuple[str, str]] = []
     for raw in raw_values(msg, name):
         try:
             # Parsed as an address list whatever the name (Disposition-Notification-To is not
             # in the stdlib registry); an unreadable header gives no address.
-            header = email.policy.default.header_factory("To", raw)
-            for address in header.addresses:
+            header = parse_header("To", raw, settings)
+            for address in getattr(header, "addresses", ()):
                 if address.username and address.domain:
                     out.append((address.display_name, f"{address.username}@{address.domain}"))
         except STDLIB_ERRORS:
@@ -222,7 +304,8 @@ def _attachment(part: Message) -> ParsedAttachment:
 
 
 def _parse(data: bytes, settings: ReadSettings) -> ParsedMessage:
-    parsed = BytesParser(policy=email.policy.default).parsebytes(data)
+    policy = _BoundedPolicy(read_settings=settings)
+    parsed = BytesParser(policy=policy).parsebytes(data)
     assert isinstance(parsed, EmailMessage)
     msg = parsed
     leaves = []
@@ -258,7 +341,7 @@ def _parse(data: bytes, settings: ReadSettings) -> ParsedMessage:
     if values:
         table = str.maketrans({c: "," for c in settings.codecda_separators})
         codecda = tuple(v.strip() for raw in values for v in raw.translate(table).split(",") if v.strip())
-    from_ = _addresses(msg, "From")
+    from_ = _addresses(msg, settings, "From")
     sender_label, sender = from_[0] if from_ else (None, None)
     try:
         date = getattr(msg.get("Date"), "datetime", None)
@@ -274,9 +357,9 @@ def _parse(data: bytes, settings: ReadSettings) -> ParsedMessage:
         sender=sender,
         sender_label=sender_label or None,
         sender_kind=_kind(sender, settings),
-        to=tuple(a for _, a in _addresses(msg, "To")),
-        cc=tuple(a for _, a in _addresses(msg, "Cc")),
-        reply_to=tuple(a for _, a in _addresses(msg, "Reply-To")),
+        to=tuple(a for _, a in _addresses(msg, settings, "To")),
+        cc=tuple(a for _, a in _addresses(msg, settings, "Cc")),
+        reply_to=tuple(a for _, a in _addresses(msg, settings, "Reply-To")),
         in_reply_to=in_reply_to.group(0) if in_reply_to else None,
         references=tuple(MSG_ID.findall(_header(msg, "References") or "")),
         return_path=return_path.strip("<> ") if return_path else None,
@@ -291,7 +374,7 @@ def _parse(data: bytes, settings: ReadSettings) -> ParsedMessage:
         attachments=attachments,
         archive=archive,
         archive_error=archive_error,
-        mdn_to=tuple(a for _, a in _addresses(msg, "Disposition-Notification-To")),
+        mdn_to=tuple(a for _, a in _addresses(msg, settings, "Disposition-Notification-To")),
         report=report,
         email=msg,
     )
@@ -306,7 +389,8 @@ def parse_message(data: bytes, *, settings: ReadSettings | None = None) -> Parse
     Raises:
         UsageError: ``data`` is not bytes.
         LimitError: the message is larger than ``settings.max_size``, has too many parts or
-            too deep a MIME structure.
+            too deep a MIME structure, or a header field holds more parameters or encoded
+            words than ``settings`` allows.
         ContentError: the message cannot be read at all.
     """
     settings = settings or ReadSettings()

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from mssante.errors import LimitError
+from mssante.errors import PeerLimitError
 
 from ._abnf import LITERAL_AT_END
 from ._events import LiteralChunk
@@ -119,18 +119,29 @@ class Framer:
         max_line_length: longest line accepted, CRLF and literals excluded.
         max_literal_size: largest literal accepted (streamed or not).
         max_literals: most literals in one response.
+        max_response_size: most octets held for one response, lines and held literals together
+            (streamed literals are not held). Without it, 1,000 literals just under the literal
+            limit would all be kept.
         stream_literals_over: literals of FETCH responses larger than this are returned as
             :class:`LiteralChunk` pieces instead of being held; ``None`` never streams.
     """
 
     def __init__(
-        self, *, max_line_length: int, max_literal_size: int, max_literals: int, stream_literals_over: int | None
+        self,
+        *,
+        max_line_length: int,
+        max_literal_size: int,
+        max_literals: int,
+        stream_literals_over: int | None,
+        max_response_size: int | None = None,
     ) -> None:
         self.buffer = ReceiveBuffer()
         self._max_line = max_line_length
         self._max_literal = max_literal_size
         self._max_literals = max_literals
         self._stream_over = stream_literals_over
+        self._max_response = max_response_size if max_response_size is not None else max_literal_size + max_line_length
+        self._held = 0  # octets held by the current response
         self._frame = Frame()
         self._literal_size: int | None = None  # octets announced by the pending literal
         self._literal_done = 0  # octets of a streamed literal already handed out
@@ -144,7 +155,8 @@ class Framer:
         """Return the next complete frame, a streamed literal chunk, or ``None`` (need data).
 
         Raises:
-            LimitError: a line or a literal exceeds its limit (the stream cannot be resynced).
+            PeerLimitError: a line, a literal or a whole response exceeds its limit (the stream
+                cannot be resynced).
             RemoteProtocolError: a line is not terminated by CRLF where required.
         """
         while True:
@@ -156,12 +168,14 @@ class Framer:
             line = self.buffer.take_line()
             if line is None:
                 if len(self.buffer) > self._max_line:
-                    raise LimitError(f"IMAP response line longer than {self._max_line} octets")
+                    raise PeerLimitError(f"IMAP response line longer than {self._max_line} octets")
                 return None
             if len(line) > self._max_line:
-                raise LimitError(f"IMAP response line longer than {self._max_line} octets")
+                raise PeerLimitError(f"IMAP response line longer than {self._max_line} octets")
             if not self._frame.lines:
                 self._rule = self._literal_rule(line)
+                self._held = 0
+            self._hold(len(line))
             self._frame.lines.append(line)
             allowed = self._rule is _Rule.ANYWHERE or (self._rule is _Rule.IN_CODE and b"]" not in line)
             match = LITERAL_AT_END.search(line) if allowed else None
@@ -170,16 +184,26 @@ class Framer:
                 return frame
             size = int(match.group(2))
             if size > self._max_literal:
-                raise LimitError(f"IMAP literal of {size} octets exceeds the limit of {self._max_literal}")
+                raise PeerLimitError(f"IMAP literal of {size} octets exceeds the limit of {self._max_literal}")
             if len(self._frame.lines) > self._max_literals:
-                raise LimitError(f"more than {self._max_literals} literals in one IMAP response")
+                raise PeerLimitError(f"more than {self._max_literals} literals in one IMAP response")
+            if not self._streams(size):
+                self._hold(size)  # refused when announced, before its octets are buffered
             self._literal_size = size
 
-    def _read_literal(self, size: int) -> bytes | LiteralChunk | None:
+    def _hold(self, size: int) -> None:
+        self._held += size
+        if self._held > self._max_response:
+            raise PeerLimitError(f"IMAP response larger than {self._max_response} octets held in memory")
+
+    def _streams(self, size: int) -> bool:
         # Only message data (FETCH, RFC 3501 §7.4.2) is streamed: mailbox names and other
         # strings stay small and are parsed as values.
         streamable = _FETCH.match(self._frame.lines[0]) is not None
-        if streamable and self._stream_over is not None and size > self._stream_over:
+        return streamable and self._stream_over is not None and size > self._stream_over
+
+    def _read_literal(self, size: int) -> bytes | LiteralChunk | None:
+        if self._streams(size):
             if len(self.buffer) == 0 and self._literal_done < size:
                 return None
             data = self.buffer.take(size - self._literal_done)

@@ -51,12 +51,11 @@ class ClientConnection:
     Args:
         tls: the transport is already TLS (implicit TLS, port 993, RFC 8314).
         allow_plaintext_auth: allow LOGIN/AUTHENTICATE before TLS (off by default; RFC 8314 §3,
-            RFC 3501 §11.1). Only for tests against a local server.
-        max_line_length: longest response line accepted (CRLF and literals excluded). The default
-            (1 MiB) holds a SEARCH result listing ~100,000 UIDs.
+            RFC 3501 §11.1); only for tests against a local server.
+        max_line_length: longest response line (CRLF, literals excluded); 1 MiB holds a SEARCH of ~100,000 UIDs.
         max_literal_size: largest literal accepted (default 64 MiB: a 20 MiB attachment grows to
             ~27 MiB once base64-encoded, plus headroom).
-        max_literals: most literals in one response.
+        max_literals, max_response_size: most literals, and most octets held, in one response.
         stream_literals_over: FETCH literals larger than this many octets are delivered as
             :class:`LiteralChunk` events (not held in memory); ``None`` holds all literals.
         max_non_sync_literal: send literals larger than this as synchronizing ones even under
@@ -83,6 +82,7 @@ class ClientConnection:
         stream_literals_over: int | None = None,
         max_non_sync_literal: int | None = None,
         tag_prefix: str = "a",
+        max_response_size: int | None = None,
     ) -> None:
         if TAG.fullmatch(tag_prefix.encode("ascii", "replace")) is None:
             raise LocalProtocolError("tag_prefix must be ASTRING-CHARs without '+' (RFC 3501 §9)")
@@ -92,6 +92,7 @@ class ClientConnection:
             max_literal_size=max_literal_size,
             max_literals=max_literals,
             stream_literals_over=stream_literals_over,
+            max_response_size=max_response_size,
         )
         self._tls = tls
         self._allow_plaintext_auth = allow_plaintext_auth
@@ -162,8 +163,7 @@ class ClientConnection:
         Raises:
             RemoteProtocolError: the server broke the protocol (malformed response, unknown tag,
                 unexpected continuation, EOF inside a response). The connection enters ERROR.
-            LimitError: a line or literal exceeded its limit; the stream cannot be resynchronized,
-                so the connection enters ERROR.
+            PeerLimitError: a line, literal or response exceeded its limit; the connection enters ERROR.
             StartTLSError: octets followed STARTTLS OK in the same read (plaintext injection,
                 RFC 3501 §6.2.1, CVE-2011-0411). The connection enters ERROR.
             LocalProtocolError: the connection is already in the ERROR state.

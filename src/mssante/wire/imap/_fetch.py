@@ -79,13 +79,19 @@ def _item_name(r: Reader) -> str:
         if origin is not None:
             r.pos = origin.end()
             name += origin.group(0)
+    # section-spec is ASCII (RFC 3501 §9: header-fld-name = astring, CHAR = %x01-7F); an 8-bit
+    # octet there, even inside a quoted string, is no section this client could have asked for.
+    if not name.isascii():
+        r.fail("an ASCII section")
     return name.decode("ascii").upper()
 
 
 def _item_value(r: Reader, name: str) -> FetchValue:
     if name == "FLAGS":
         return parse_flag_list(r)
-    if name in ("UID", "RFC822.SIZE") or name.startswith(("BINARY.SIZE", "X-GM-MSGID", "X-GM-THRID")):
+    if name == "UID":
+        return r.nz_number()  # uniqueid = nz-number (RFC 3501 §9)
+    if name == "RFC822.SIZE" or name.startswith(("BINARY.SIZE", "X-GM-MSGID", "X-GM-THRID")):
         return r.number()
     if name == "INTERNALDATE":
         try:

@@ -33,7 +33,7 @@ from ._events import (
     VanishedResponse,
 )
 from ._fetch import parse_fetch, parse_flag_list
-from ._reader import ParseError, Reader
+from ._reader import NZ_NUMBER_MAX, ParseError, Reader
 from ._types import AppendUid, CodeData, CopyUid, ResponseCode, UidSet, Value
 from ._utf7 import decode_mutf7
 
@@ -66,17 +66,28 @@ class RawTagged:
 def parse_uid_set(raw: bytes) -> UidSet:
     """``uid-set`` (RFC 4315 §4) into ranges; ``5:3`` means ``3:5`` (RFC 3501 §9 seq-range).
 
+    Each ``uniqueid`` is an ``nz-number`` (1 to 4294967295, RFC 3501 §9), so ``len()`` of the
+    set always fits in a machine integer.
+
     Raises:
-        ValueError: not a uid-set.
+        ValueError: not a uid-set, or a UID out of the nz-number range.
     """
     if UID_SET.match(raw) is None:
         raise ValueError("bad uid-set")
     ranges: list[tuple[int, int]] = []
     for part in raw.split(b","):
         low, _, high = part.partition(b":")
-        a, b = int(low), int(high or low)
+        a, b = _nz(low), _nz(high or low)
         ranges.append((min(a, b), max(a, b)))
     return UidSet(ranges=tuple(ranges))
+
+
+def _nz(raw: bytes) -> int:
+    # UID_SET already refused leading zeros and empty parts; only the upper bound is left. The
+    # digit count is checked first so that int() never sees thousands of digits.
+    if len(raw) > 10 or int(raw) > NZ_NUMBER_MAX:
+        raise ValueError(f"UID above {NZ_NUMBER_MAX}")
+    return int(raw)
 
 
 def parse_response(frame: Frame, *, utf8: bool = False) -> Event | RawContinuation | RawTagged:
@@ -150,15 +161,22 @@ def _code_data(name: str, arg: bytes) -> CodeData:
             return value
         if name == "APPENDUID":
             validity, uids = arg.split(b" ")
-            return AppendUid(uidvalidity=int(validity), uids=parse_uid_set(uids))
+            return AppendUid(uidvalidity=_uidvalidity(validity), uids=parse_uid_set(uids))
         if name == "COPYUID":
             validity, source, destination = arg.split(b" ")
             return CopyUid(
-                uidvalidity=int(validity), source=parse_uid_set(source), destination=parse_uid_set(destination)
+                uidvalidity=_uidvalidity(validity), source=parse_uid_set(source), destination=parse_uid_set(destination)
             )
     except ValueError as exc:
         raise ParseError(f"bad [{name}] response code data") from exc
     return arg.decode("utf-8", "replace") if arg else None
+
+
+def _uidvalidity(raw: bytes) -> int:
+    # uidvalidity = nz-number (RFC 4315 §4)
+    if not raw.isdigit() or raw.startswith(b"0"):
+        raise ValueError("bad uidvalidity")
+    return _nz(raw)
 
 
 def _untagged(r: Reader, utf8: bool) -> Event:
@@ -192,6 +210,8 @@ def _untagged(r: Reader, utf8: bool) -> Event:
 
 def _numbered(r: Reader, number: int, name: str) -> Event:
     # message-data = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att)); mailbox-data "n EXISTS|RECENT"
+    if name in ("FETCH", "EXPUNGE") and not 1 <= number <= NZ_NUMBER_MAX:
+        r.fail(f"a message sequence number from 1 to {NZ_NUMBER_MAX}")  # nz-number, RFC 3501 §9
     if name == "FETCH":
         return parse_fetch(r, number)
     if name in ("EXISTS", "RECENT", "EXPUNGE"):
@@ -267,7 +287,7 @@ def _search(r: Reader, name: str, utf8: bool) -> SearchResponse:
             modseq = r.number()
             r.expect(b")")
         else:
-            ids.append(r.number())
+            ids.append(r.nz_number())  # mailbox-data "SEARCH" *(SP nz-number)
     return SearchResponse(ids=tuple(ids), modseq=modseq)
 
 

@@ -21,6 +21,9 @@ __all__ = ["ParseError", "Reader"]
 _NUMBER: Final = re.compile(rb"[0-9]{1,20}(?![0-9])")
 # Lenient token for generic values: anything up to a delimiter (extension data, unknown responses).
 _LOOSE_ATOM: Final = re.compile(rb'[^ ()"{}\x00-\x1f\x7f]+')
+# nz-number = digit-nz *DIGIT, an unsigned 32-bit value (RFC 3501 §9 "number", RFC 9051 §9
+# "nz-number"): UIDs, UIDVALIDITY and message sequence numbers are never 0 nor above 2^32-1.
+NZ_NUMBER_MAX: Final = 4294967295
 _MAX_DEPTH: Final = 64  # nested lists: BODYSTRUCTURE of a deeply nested MIME tree stays far below
 
 
@@ -108,6 +111,15 @@ class Reader:
     def number(self) -> int:
         """``number`` / ``number64`` (RFC 3501 §4.2, RFC 9051 §4.2)."""
         return int(self.regex(_NUMBER, "number"))
+
+    def nz_number(self) -> int:
+        """``nz-number`` (RFC 3501 §9): 1 to 4294967295, anything else fails."""
+        start = self.pos
+        value = self.number()
+        if not 1 <= value <= NZ_NUMBER_MAX:
+            self.pos = start
+            self.fail(f"nz-number (1 to {NZ_NUMBER_MAX})")
+        return value
 
     def flag(self) -> str:
         """``flag`` / ``flag-perm`` / ``mbx-list-flag`` (RFC 3501 §9)."""
