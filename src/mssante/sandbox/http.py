@@ -7,7 +7,12 @@ One uvicorn server on the sandbox's HTTP port serves, in this order of routes:
 * ``/api/...``: the JSON API (:mod:`mssante.sandbox.api`, OpenAPI at ``/api/openapi.json``):
   BALs and their messages, journal, faults, live events;
 * ``/`` and the webmail pages (:mod:`mssante.sandbox.web`, in French), ``/static/...``;
-* everything else, mounted last: the mock Pro Santé Connect (``/auth/realms/esante-wallet/...``).
+* the mock Pro Santé Connect under its realm path (``/auth/realms/esante-wallet/...``).
+
+Bad input never gets a 500: bodies are bounded (:class:`~mssante._asgi_guard.BodyLimit`: 1 MiB,
+40 MiB for a message dropped in through the API, 25 MiB plus a margin for a webmail message),
+and what Starlette refuses itself (unknown path, wrong method, malformed form) is answered in
+the client's terms: JSON under ``/api`` and the PSC realm, a French page elsewhere.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
 from mssante.errors import TransportError
 from mssante.sandbox.api import EventHub, Mailboxes, SandboxAPI
+from mssante.sandbox.api.routes import MAX_UPLOAD, error_response
 from mssante.sandbox.web import Webmail
+from mssante.sandbox.web.compose import MAX_ATTACHMENTS
 
 if TYPE_CHECKING:
     from mssante.sandbox.runner import Sandbox
@@ -34,6 +43,20 @@ __all__ = ["SandboxHTTP"]
 
 #: Seconds uvicorn waits for open requests (live event streams) when stopping.
 _GRACEFUL_SECONDS = 2
+#: Request bodies: forms and JSON are small; messages come through two routes.
+_MAX_BODY = 1024 * 1024
+_BODY_LIMITS = (
+    (r"/api/bals/[^/]+/messages", MAX_UPLOAD),
+    (r"/mail/[^/]+/send", MAX_ATTACHMENTS + _MAX_BODY),  # attachments, plus the text and the fields
+)
+#: French titles of the pages answering what Starlette refuses itself.
+_PAGES = {
+    404: ("Introuvable", "Cette page n'existe pas dans le bac à sable."),
+    405: ("Méthode non permise", "Cette adresse n'accepte pas cette méthode HTTP."),
+    413: ("Requête trop volumineuse", "Le contenu envoyé dépasse la taille acceptée par le bac à sable."),
+}
+_DEFAULT_PAGE = ("Requête refusée",
+                 "Le bac à sable n'a pas pu lire cette requête (formulaire ou paramètres invalides).")
 
 
 class SandboxHTTP:
@@ -57,9 +80,10 @@ class SandboxHTTP:
             Route("/ac/{name}", self.published),
             *self.api.routes(),
             *self.webmail.routes(),
-            Mount("/", app=sandbox.psc.app),
+            Mount(_realm_path(sandbox.psc.issuer), app=_Unprefixed(sandbox.psc.app)),
         ]
-        self.app = Starlette(routes=routes)
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self._refused})
+        self.app: ASGIApp = BodyLimit(app, limit=_MAX_BODY, overrides=_BODY_LIMITS, refuse=self._refuse)
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on the already bound, listening ``sock``; return once it accepts connections.
@@ -79,6 +103,16 @@ class SandboxHTTP:
                 raise TransportError("the sandbox HTTP server stopped while starting")
             await asyncio.sleep(0.01)
 
+    def server_state(self) -> uvicorn.server.ServerState:
+        """uvicorn's live connections and request tasks (tests wait on them to drain).
+
+        Raises:
+            RuntimeError: the server is not started.
+        """
+        if self._server is None:
+            raise RuntimeError("the sandbox HTTP server is not started")
+        return self._server.server_state
+
     async def aclose(self) -> None:
         """Stop serving (idempotent): end the live event streams, then the server.
 
@@ -94,6 +128,28 @@ class SandboxHTTP:
         self._task = None
         await self.webmail.aclose()
 
+    # ------------------------------------------------------------------ refusals
+
+    def _answer(self, request: Request, status: int, message: str) -> Response:
+        path = request.url.path
+        if path == "/api" or path.startswith(("/api/", _realm_path(self._sandbox.psc.issuer) + "/")):
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "invalid_request")
+            return error_response(status, code, message)
+        title, text = _PAGES.get(status, _DEFAULT_PAGE)
+        return self.webmail.ctx.message_page(request, status, title, text)
+
+    async def _refused(self, request: Request, exc: Exception) -> Response:
+        """What Starlette refuses itself: unknown path (404), wrong method (405), bad form (400)."""
+        status = exc.status_code if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500 else 400
+        detail = exc.detail if isinstance(exc, HTTPException) else ""
+        response = self._answer(request, status, str(detail) or "the request was refused")
+        if isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)  # Allow: on a 405
+        return response
+
+    def _refuse(self, scope: Scope, status: int, message: str) -> ASGIApp:
+        return self._answer(Request(scope), status, message)
+
     # ------------------------------------------------------------------ routes
 
     async def published(self, request: Request) -> Response:
@@ -107,3 +163,21 @@ class SandboxHTTP:
             return PlainTextResponse("introuvable", status_code=404)
         data, content_type = found
         return Response(data, media_type=content_type, headers={"Cache-Control": "no-cache"})
+
+
+def _realm_path(issuer: str) -> str:
+    return "/" + issuer.split("://", 1)[-1].partition("/")[2].rstrip("/")
+
+
+class _Unprefixed:
+    """The mock PSC's app, which routes on full paths, mounted under its realm path.
+
+    Starlette's ``Mount`` hands the app a ``root_path``; the PSC's routes carry the realm
+    prefix themselves, so it is taken back out of the ``root_path``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await self.app({**scope, "root_path": ""}, receive, send)

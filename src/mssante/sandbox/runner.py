@@ -108,6 +108,7 @@ class Sandbox:
         self._psc: MockPSC | None = None
         self._store: MailStore | None = None
         self.fronts: dict[str, IMAPFront | SubmissionFront] = {}
+        self.http: SandboxHTTP | None = None
         self._bad_contexts: dict[tuple[BadServerCertificate, bool], ssl.SSLContext] = {}
         self._bad_lock = threading.Lock()
 
@@ -203,7 +204,7 @@ class Sandbox:
 
         issuer = base_url + REALM_PATH
         self._psc = MockPSC(cfg, issuer=issuer, state_dir=self.state_dir / "psc")
-        http = SandboxHTTP(self)
+        http = self.http = SandboxHTTP(self)
         await http.start(http_sock)
         self._stack.push_async_callback(http.aclose)
 
