@@ -7,6 +7,10 @@ and handed to it at once, so a handler never sees the client vanish halfway thro
 body (Starlette's ``ClientDisconnect``): a client that leaves while sending simply gets no
 answer. After the body, ``receive`` is the server's again (streams still learn of a disconnect).
 
+A ``multipart/form-data`` body is refused 415 except on the paths that take uploads: a handler
+reading a small form with Starlette's ``request.form()`` does not close the temporary files
+of a multipart body it did not expect.
+
 The refusals themselves (JSON for an API, a page for a browser) are the app's: ``refuse``.
 """
 
@@ -31,16 +35,19 @@ class BodyLimit:
     """ASGI middleware bounding request bodies per path (413 above the limit)."""
 
     def __init__(self, app: ASGIApp, *, limit: int, refuse: Refusal,
-                 overrides: Sequence[tuple[str, int]] = ()) -> None:
+                 overrides: Sequence[tuple[str, int]] = (), uploads: Sequence[str] = ()) -> None:
         """Guard ``app``: ``limit`` bytes by default, ``overrides`` as (path regex, bytes), first match wins.
 
+        ``uploads``: the path regexes where a ``multipart/form-data`` body is accepted.
+
         Raises:
-            re.error: an override is not a valid regular expression.
+            re.error: an override or upload path is not a valid regular expression.
         """
         self.app = app
         self.limit = limit
         self.refuse = refuse
         self.overrides = [(re.compile(pattern), size) for pattern, size in overrides]
+        self.uploads = [re.compile(pattern) for pattern in uploads]
 
     def limit_for(self, path: str) -> int:
         """The body limit of ``path``, in bytes.
@@ -64,7 +71,12 @@ class BodyLimit:
         if length is None and not chunked:  # no body (RFC 9112 §6.3)
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope.get("path", ""))
+        path = scope.get("path", "")
+        ctype = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
+        if ctype.startswith(b"multipart/") and not any(p.fullmatch(path) for p in self.uploads):
+            await self.refuse(scope, 415, "multipart bodies are not accepted here")(scope, receive, send)
+            return
+        limit = self.limit_for(path)
         if length is not None and (not length.isdigit() or int(length) > limit):
             status = 400 if not length.isdigit() else 413  # the server checks the syntax first
             await self.refuse(scope, status, f"the request body exceeds {limit} bytes")(scope, receive, send)

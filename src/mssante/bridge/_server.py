@@ -51,7 +51,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _refuse(scope: Scope, status: int, message: str) -> ASGIApp:
-    return json_error(status, "too_large" if status == 413 else "invalid_request", message)
+    code = {413: "too_large", 415: "unsupported_media_type"}.get(status, "invalid_request")
+    return json_error(status, code, message)
 
 
 class Bridge:

@@ -26,7 +26,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
@@ -45,15 +45,17 @@ __all__ = ["SandboxHTTP"]
 _GRACEFUL_SECONDS = 2
 #: Request bodies: forms and JSON are small; messages come through two routes.
 _MAX_BODY = 1024 * 1024
+_SEND = r"/mail/[^/]+/send"  # the one form with attachments (multipart)
 _BODY_LIMITS = (
     (r"/api/bals/[^/]+/messages", MAX_UPLOAD),
-    (r"/mail/[^/]+/send", MAX_ATTACHMENTS + _MAX_BODY),  # attachments, plus the text and the fields
+    (_SEND, MAX_ATTACHMENTS + _MAX_BODY),  # attachments, plus the text and the fields
 )
 #: French titles of the pages answering what Starlette refuses itself.
 _PAGES = {
     404: ("Introuvable", "Cette page n'existe pas dans le bac à sable."),
     405: ("Méthode non permise", "Cette adresse n'accepte pas cette méthode HTTP."),
     413: ("Requête trop volumineuse", "Le contenu envoyé dépasse la taille acceptée par le bac à sable."),
+    415: ("Format refusé", "Cette adresse n'accepte pas ce format de contenu (pièces jointes comprises)."),
 }
 _DEFAULT_PAGE = ("Requête refusée",
                  "Le bac à sable n'a pas pu lire cette requête (formulaire ou paramètres invalides).")
@@ -82,8 +84,9 @@ class SandboxHTTP:
             *self.webmail.routes(),
             Mount(_realm_path(sandbox.psc.issuer), app=_Unprefixed(sandbox.psc.app)),
         ]
-        app = Starlette(routes=routes, exception_handlers={HTTPException: self._refused})
-        self.app: ASGIApp = BodyLimit(app, limit=_MAX_BODY, overrides=_BODY_LIMITS, refuse=self._refuse)
+        self.starlette = Starlette(routes=routes, exception_handlers={HTTPException: self._refused})
+        self.app: ASGIApp = BodyLimit(self.starlette, limit=_MAX_BODY, overrides=_BODY_LIMITS, uploads=[_SEND],
+                                   refuse=self._refuse)
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on the already bound, listening ``sock``; return once it accepts connections.
@@ -133,7 +136,8 @@ class SandboxHTTP:
     def _answer(self, request: Request, status: int, message: str) -> Response:
         path = request.url.path
         if path == "/api" or path.startswith(("/api/", _realm_path(self._sandbox.psc.issuer) + "/")):
-            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "invalid_request")
+            code = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                    415: "unsupported_media_type"}.get(status, "invalid_request")
             return error_response(status, code, message)
         title, text = _PAGES.get(status, _DEFAULT_PAGE)
         return self.webmail.ctx.message_page(request, status, title, text)
@@ -160,7 +164,7 @@ class SandboxHTTP:
         """
         found = self._sandbox.pki.published(request.url.path)
         if found is None:
-            return PlainTextResponse("introuvable", status_code=404)
+            return self._answer(request, 404, "no such CRL or CA certificate")
         data, content_type = found
         return Response(data, media_type=content_type, headers={"Cache-Control": "no-cache"})
 

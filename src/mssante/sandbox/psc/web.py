@@ -109,6 +109,15 @@ def _printable(name: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "?" for c in name[:40])
 
 
+async def _refused(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, wrong method) as OAuth-style JSON errors."""
+    status = exc.status_code if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500 else 400
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+    headers = dict(exc.headers) if isinstance(exc, HTTPException) and exc.headers else None
+    return json_error(status, code, "no such endpoint or method" if status in (404, 405) else "invalid request",
+                      headers)
+
+
 class PSCWebApp:
     """Builds the Starlette app; handlers delegate to the realm and the Authlib server."""
 
@@ -136,7 +145,8 @@ class PSCWebApp:
             *extra_routes,
         ]
         self.app = Starlette(
-            routes=[Route(f"{self.prefix}/{path}", self._guard(h), methods=m) for path, h, m in routes]
+            routes=[Route(f"{self.prefix}/{path}", self._guard(h), methods=m) for path, h, m in routes],
+            exception_handlers={HTTPException: _refused},
         )
 
     def endpoint_uri(self, key: str) -> str:
