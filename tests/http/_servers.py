@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,10 @@ from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from mssante.bridge import BridgeClient, TokenCipher
+from mssante.bridge import Bridge, BridgeClient, TokenCipher
 from mssante.sandbox.config import default_config
 from mssante.sandbox.runner import Sandbox
-from tests.bridge._support import MARIE, running_bridge, world
+from tests.bridge._support import MARIE, serving, world
 
 PER = "marie.curie@mss.sandbox.test"
 APP_BAL = "dpi.hopital@mss.sandbox.test"
@@ -58,6 +59,7 @@ class Servers:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._states: list[Any] = []
         self._thread = threading.Thread(target=self._run, name="http-servers", daemon=True)
 
     def __enter__(self) -> Servers:
@@ -83,21 +85,33 @@ class Servers:
     async def _main(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         cipher = TokenCipher.generate()
-        async with world(self.tmp / "bridge", self.tmp / "psc") as w, running_bridge(w, cipher=cipher) as bridge, \
-                Sandbox(default_config(), self.tmp / "sandbox") as sandbox:
-            self.bridge_url = w.config().base_url
-            secret = await bridge.core.add_installation("cab-a")
-            self.installation = ("cab-a", secret)
-            async with BridgeClient(self.bridge_url, "cab-a", secret) as client:
-                source = await client.login_with_ciba(MARIE)
-            self.session_id, self.session_secret = source.session_id, source._secret.reveal()
-            await sandbox.store.deliver(PER, MESSAGE)
-            self.sandbox_url = sandbox.info["webmail_url"].rstrip("/")
-            assert sandbox.http is not None
-            self.psc_prefix = "/" + sandbox.psc.issuer.split("://", 1)[1].partition("/")[2]
-            await asyncio.to_thread(self._list_endpoints, sandbox.http.starlette.routes)
-            self._ready.set()
-            await self._stop.wait()
+        async with world(self.tmp / "bridge", self.tmp / "psc") as w:
+            bridge = Bridge(w.config(), cipher=cipher)
+            async with serving(bridge.app, w.bridge_socks[0], lifespan="on") as server, \
+                    Sandbox(default_config(), self.tmp / "sandbox") as sandbox:
+                assert sandbox.http is not None
+                self._states = [server.server_state, sandbox.http.server_state()]
+                self.bridge_url = w.config().base_url
+                secret = await bridge.core.add_installation("cab-a")
+                self.installation = ("cab-a", secret)
+                async with BridgeClient(self.bridge_url, "cab-a", secret) as client:
+                    source = await client.login_with_ciba(MARIE)
+                self.session_id, self.session_secret = source.session_id, source._secret.reveal()
+                await sandbox.store.deliver(PER, MESSAGE)
+                self.sandbox_url = sandbox.info["webmail_url"].rstrip("/")
+                self.psc_prefix = "/" + sandbox.psc.issuer.split("://", 1)[1].partition("/")[2]
+                await asyncio.to_thread(self._list_endpoints, sandbox.http.starlette.routes)
+                self._ready.set()
+                await self._stop.wait()
+
+    def wait_idle(self, timeout: float = 10) -> bool:
+        """Wait until no request is being handled by any server (their handlers are done); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while any(state.tasks for state in self._states):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def _list_endpoints(self, sandbox_routes: list[BaseRoute]) -> None:
         self.endpoints["bridge"] = _from_openapi("bridge", _get_json(self.bridge_url + "/openapi.json"))
