@@ -100,7 +100,7 @@ class Servers:
                 await sandbox.store.deliver(PER, MESSAGE)
                 self.sandbox_url = sandbox.info["webmail_url"].rstrip("/")
                 self.psc_prefix = "/" + sandbox.psc.issuer.split("://", 1)[1].partition("/")[2]
-                await asyncio.to_thread(self._list_endpoints, sandbox.http.starlette.routes)
+                await asyncio.to_thread(self._list_endpoints, sandbox.http.starlette.routes, sandbox.psc.routes)
                 self._ready.set()
                 await self._stop.wait()
 
@@ -113,15 +113,14 @@ class Servers:
             time.sleep(0.01)
         return True
 
-    def _list_endpoints(self, sandbox_routes: list[BaseRoute]) -> None:
+    def _list_endpoints(self, sandbox_routes: list[BaseRoute], psc_routes: list[BaseRoute]) -> None:
         self.endpoints["bridge"] = _from_openapi("bridge", _get_json(self.bridge_url + "/openapi.json"))
         self.endpoints["api"] = _from_openapi("api", _get_json(self.sandbox_url + "/api/openapi.json"))
         psc: list[Endpoint] = []
         webmail: list[Endpoint] = []
         for route in sandbox_routes:
-            if isinstance(route, Mount) and route.path in (self.psc_prefix, ""):
-                inner = getattr(route.app, "app", route.app)  # type: ignore[attr-defined]  # _Unprefixed around the PSC's Starlette
-                psc += [Endpoint("psc", tuple(sorted(r.methods or ())), r.path) for r in inner.routes
+            if isinstance(route, Mount) and route.path == self.psc_prefix:  # the mock PSC
+                psc += [Endpoint("psc", tuple(sorted(r.methods or ())), r.path) for r in psc_routes
                         if isinstance(r, Route)]
             elif isinstance(route, Mount):
                 webmail.append(Endpoint("webmail", ("GET",), route.path + "/{path}"))  # /static

@@ -10,8 +10,11 @@ must hold no traceback and no error.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 
 from mssante.bridge._app import MAX_BODY as BRIDGE_MAX_BODY
 from mssante.sandbox.api.routes import MAX_UPLOAD
+from mssante.sandbox.psc.web import MAX_BODY as PSC_MAX_BODY
 from tests.http._servers import APP_BAL, PER, Endpoint, Servers, fill, path_names
 from tests.http.conftest import LogTrap
 
@@ -242,7 +246,7 @@ def _limits(servers: Servers) -> list[tuple[str, str, int]]:
         (servers.bridge_url, "/backchannel-logout", BRIDGE_MAX_BODY),
         (servers.sandbox_url, "/api/faults", 1 << 20),
         (servers.sandbox_url, message, MAX_UPLOAD),
-        (servers.sandbox_url, f"{servers.psc_prefix}/protocol/openid-connect/token", 1 << 20),
+        (servers.sandbox_url, f"{servers.psc_prefix}/protocol/openid-connect/token", PSC_MAX_BODY),
         (servers.sandbox_url, "/login/app", 1 << 20),
     ]
 
@@ -287,4 +291,27 @@ def test_unknown_paths_answer_in_the_clients_terms(servers: Servers, trap: LogTr
     assert api.status_code == 404 and api.json()["error"] == "not_found"
     assert psc.status_code == 404 and psc.json()["error"] == "not_found"
     assert wrong.status_code == 405 and "Méthode non permise" in wrong.text and "allow" in wrong.headers
+    assert trap.failures() == []
+
+
+def test_curl_meets_the_same_limits(servers: Servers, trap: LogTrap, tmp_path: Path) -> None:
+    """The limits as a C#/Java/WinDev editor's HTTP stack meets them: curl, announced and chunked."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"logout_token=" + b"a" * (BRIDGE_MAX_BODY + 1))
+    for chunked in (False, True):
+        extra = ["-H", "Transfer-Encoding: chunked"] if chunked else []
+        answer = subprocess.run(
+            ["curl", "-sS", "--noproxy", "*", "-o", str(tmp_path / "out.json"), "-w", "%{http_code}",
+             "-H", "Content-Type: application/x-www-form-urlencoded", *extra, "--data-binary", f"@{big}",
+             servers.bridge_url + "/backchannel-logout"], capture_output=True, text=True, timeout=60, check=False)
+        assert answer.stdout == "413", (chunked, answer.stdout, answer.stderr)
+        assert json.loads((tmp_path / "out.json").read_text())["error"] == "too_large"
+    nested = subprocess.run(
+        ["curl", "-sS", "--noproxy", "*", "-w", "\n%{http_code}", "-H", "Content-Type: application/json",
+         "--data-binary", "[" * 5000 + "]" * 5000, "-X", "POST", servers.sandbox_url + "/api/faults"],
+        capture_output=True, text=True, timeout=60, check=False)
+    body, status = nested.stdout.rsplit("\n", 1)
+    assert status == "400" and json.loads(body)["error"] == "invalid_request"
     assert trap.failures() == []

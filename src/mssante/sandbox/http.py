@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
 from mssante.errors import TransportError
 from mssante.sandbox.api import EventHub, Mailboxes, SandboxAPI
 from mssante.sandbox.api.routes import MAX_UPLOAD, error_response
+from mssante.sandbox.psc.web import MAX_BODY as PSC_MAX_BODY
 from mssante.sandbox.web import Webmail
 from mssante.sandbox.web.compose import MAX_ATTACHMENTS
 
@@ -85,8 +87,9 @@ class SandboxHTTP:
             Mount(_realm_path(sandbox.psc.issuer), app=_Unprefixed(sandbox.psc.app)),
         ]
         self.starlette = Starlette(routes=routes, exception_handlers={HTTPException: self._refused})
-        self.app: ASGIApp = BodyLimit(self.starlette, limit=_MAX_BODY, overrides=_BODY_LIMITS, uploads=[_SEND],
-                                   refuse=self._refuse)
+        psc_limit = (re.escape(_realm_path(sandbox.psc.issuer)) + "/.*", PSC_MAX_BODY)  # refused on its length
+        self.app: ASGIApp = BodyLimit(self.starlette, limit=_MAX_BODY, overrides=[*_BODY_LIMITS, psc_limit],
+                                   uploads=[_SEND], refuse=self._refuse)
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on the already bound, listening ``sock``; return once it accepts connections.

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
 from mssante.errors import TokenRejected
 from mssante.sandbox.psc.claims import userinfo
 from mssante.sandbox.psc.clients import FormRequest
@@ -32,7 +33,7 @@ from mssante.sandbox.psc.keys import public_jwks
 from mssante.sandbox.psc.oauth import PSCAuthorizationServer
 from mssante.sandbox.psc.realm import Realm
 
-__all__ = ["Handler", "PSCWebApp", "json_error", "read_params", "to_response"]
+__all__ = ["MAX_BODY", "Handler", "PSCWebApp", "json_error", "read_params", "to_response"]
 
 log = logging.getLogger("mssante.sandbox.psc")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -48,6 +49,8 @@ _SYNTAX = {
     "token_type_hint": re.compile(r"[A-Za-z0-9_.-]+"),  # RFC 7009 §2.1, RFC 7662 §2.1
 }
 _MAX_FIELDS = 50
+#: Request bodies: OAuth forms are a few hundred bytes (a CIBA request with its binding message).
+MAX_BODY = 64 * 1024
 
 
 def json_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -118,6 +121,10 @@ async def _refused(request: Request, exc: Exception) -> Response:
                       headers)
 
 
+def _too_large(scope: Scope, status: int, message: str) -> ASGIApp:
+    return json_error(status, "invalid_request", message)
+
+
 class PSCWebApp:
     """Builds the Starlette app; handlers delegate to the realm and the Authlib server."""
 
@@ -144,10 +151,11 @@ class PSCWebApp:
             (ENDPOINTS["backchannel_authentication_endpoint"], self.ciba, ["POST"]),
             *extra_routes,
         ]
-        self.app = Starlette(
+        self.starlette = Starlette(
             routes=[Route(f"{self.prefix}/{path}", self._guard(h), methods=m) for path, h, m in routes],
             exception_handlers={HTTPException: _refused},
         )
+        self.app: ASGIApp = BodyLimit(self.starlette, limit=MAX_BODY, refuse=_too_large)
 
     def endpoint_uri(self, key: str) -> str:
         """Return the absolute URL of a discovery endpoint key, e.g. ``token_endpoint``.
