@@ -5,10 +5,10 @@ binds every socket, starts the test PKI, the mock PSC and the HTTP server (PSC, 
 authoritative DNS and the API LPS fronts, then writes ``state_dir/sandbox.json`` atomically.
 Leaving the block stops them all.
 
-One sandbox per state directory: ``state_dir/sandbox.lock`` is locked (``flock``) for the
-sandbox's whole life and names its PID and webmail URL. A second sandbox on the same directory
-reads them, refuses with :class:`SandboxRunning` and touches nothing; the lock dies with its
-process, so a crashed sandbox never blocks the next one.
+One sandbox per state directory: ``state_dir/sandbox.lock`` is locked (``flock``; a byte range
+with ``msvcrt.locking`` on Windows) for the sandbox's whole life and names its PID and webmail
+URL. A second sandbox on the same directory reads them, refuses with :class:`SandboxRunning`
+and touches nothing; the lock dies with its process, so a crashed sandbox never blocks the next.
 
 ``sandbox.json`` is a contract (extend it, never rename): every path in it is absolute, every
 HTTP URL uses 127.0.0.1, and the IMAP/SMTP host names resolve to 127.0.0.1 through the sandbox
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -48,12 +48,18 @@ from mssante.sandbox.pki import IssuedCert, TestPKI
 from mssante.sandbox.psc import MockPSC
 from mssante.secret import Secret
 
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
 __all__ = ["LOCK_FILE", "STATE_FILE", "Sandbox", "SandboxRunning"]
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sandbox.json"
 LOCK_FILE = "sandbox.lock"
+_WINDOWS_LOCK_OFFSET = 1 << 20
 _PORTS_FILE = "ports.json"
 REALM_PATH = "/auth/realms/esante-wallet"
 
@@ -135,7 +141,7 @@ class _InstanceLock:
         except OSError as exc:
             raise ConfigError(f"cannot open {self.path}: {exc.strerror}") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_now(fd)
         except OSError:
             holder = self._read(fd)
             os.close(fd)
@@ -156,12 +162,14 @@ class _InstanceLock:
         data = json.dumps({"pid": os.getpid(), "webmail_url": info.get("webmail_url", "")}).encode()
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, data, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.write(self._fd, data)
 
     @staticmethod
     def _read(fd: int) -> dict[str, Any]:
         try:
-            data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            os.lseek(fd, 0, os.SEEK_SET)
+            data = json.loads(os.read(fd, 4096) or b"{}")
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -178,6 +186,16 @@ class _InstanceLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _lock_now(fd: int) -> None:
+    """Lock ``fd`` exclusively without waiting; OSError when another process holds it."""
+    if sys.platform == "win32":
+        # One byte far past the description, which stays readable by the process that is refused.
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 @dataclass
