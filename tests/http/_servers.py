@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -99,7 +100,7 @@ class Servers:
                 self.session_id, self.session_secret = source.session_id, source._secret.reveal()
                 await sandbox.store.deliver(PER, MESSAGE)
                 self.sandbox_url = sandbox.info["webmail_url"].rstrip("/")
-                self.psc_prefix = "/" + sandbox.psc.issuer.split("://", 1)[1].partition("/")[2]
+                self.psc_prefix = urlsplit(sandbox.psc.issuer).path
                 await asyncio.to_thread(self._list_endpoints, sandbox.http.starlette.routes, sandbox.psc.routes)
                 self._ready.set()
                 await self._stop.wait()

@@ -22,6 +22,7 @@ import contextlib
 import re
 import socket
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -173,7 +174,7 @@ class SandboxHTTP:
 
 
 def _realm_path(issuer: str) -> str:
-    return "/" + issuer.split("://", 1)[-1].partition("/")[2].rstrip("/")
+    return urlsplit(issuer).path.rstrip("/")
 
 
 class _Unprefixed:
