@@ -4,7 +4,8 @@ Thick clients authenticate every call with their installation credential (HTTP B
 RFC 7617: installation id and secret) and, for a session, its secret in ``X-Session-Secret``.
 An unknown session, a wrong session secret and another installation's session all answer the
 same 404, so session ids cannot be probed. Errors are ``{"error": code, "message": text}``;
-an unexpected failure is logged and answered 500 ``internal_error`` without details.
+bad input of any shape (too large, too deep, not JSON, not a form) is a 4xx; only a bug of
+ours is logged and answered 500 ``internal_error``, without details.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -28,19 +30,26 @@ from mssante.bridge._openapi import openapi_document
 from mssante.bridge._ratelimit import TokenBuckets
 from mssante.errors import AuthUnavailable, MssanteError, PSCError, TransportError, TrustError
 
-__all__ = ["SESSION_SECRET_HEADER", "routes"]
+__all__ = ["MAX_BODY", "SESSION_SECRET_HEADER", "json_error", "routes"]
 
 log = logging.getLogger("mssante.bridge")
 SESSION_SECRET_HEADER = "X-Session-Secret"  # noqa: S105 - a header name
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1 for token answers
-_MAX_BODY = 16 * 1024  # bytes: every JSON request of this API is tiny
+MAX_BODY = 16 * 1024  # bytes: every request body of this API is tiny (enforced by the server's BodyLimit)
+_MAX_FORM_FIELDS = 8  # a back-channel logout form has one field (OIDC BCL 1.0 §2.5)
+_FORM = "application/x-www-form-urlencoded"
 _DONE_PAGE = ("<!doctype html><html lang=fr><meta charset=utf-8><title>Pro Santé Connect</title>"
               "<p>Connexion réussie. Vous pouvez fermer cette fenêtre et revenir au logiciel.</p></html>")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _error(status: int, code: str, message: str, retry_after: str | None = None) -> JSONResponse:
+def json_error(status: int, code: str, message: str, retry_after: str | None = None) -> JSONResponse:
+    """The bridge's error answer ``{"error": code, "message": message}``, never cached.
+
+    Raises:
+        Nothing.
+    """
     headers = dict(_NO_STORE)
     if retry_after:
         headers["Retry-After"] = retry_after
@@ -65,16 +74,16 @@ class _API:
                     self._limit(self.per_ip, ip)
                 return await handler(request)
             except BridgeError as exc:
-                return _error(exc.status, exc.code, exc.message, exc.retry_after)
+                return json_error(exc.status, exc.code, exc.message, exc.retry_after)
             except (AuthUnavailable, TransportError, TrustError) as exc:
-                return _error(503, "unavailable", exc.message, "5")
+                return json_error(503, "unavailable", exc.message, "5")
             except PSCError as exc:
-                return _error(502, exc.oauth_error or "psc_error", exc.message)
+                return json_error(502, exc.oauth_error or "psc_error", exc.message)
             except MssanteError as exc:
-                return _error(400 if exc.fault in ("caller", "input") else 502, exc.error, exc.message)
+                return json_error(400 if exc.fault in ("caller", "input") else 502, exc.error, exc.message)
             except Exception:  # never a traceback on the wire
                 log.exception("bridge request failed: %s %s", request.method, request.url.path)
-                return _error(500, "internal_error", "the bridge failed to handle this request")
+                return json_error(500, "internal_error", "the bridge failed to handle this request")
 
         return run
 
@@ -109,18 +118,38 @@ class _API:
         return installation_id, record
 
     async def body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
+        raw = await request.body()  # at most MAX_BODY: the server's BodyLimit refused more
         if not raw:
             return {}
-        if len(raw) > _MAX_BODY:
-            raise BridgeError(413, "invalid_request", "request body too large")
         try:
             data = json.loads(raw)
         except ValueError:
             raise BridgeError(400, "invalid_request", "the body is not JSON") from None
+        except RecursionError:  # json has no depth limit of its own
+            raise BridgeError(400, "invalid_request", "the body is nested too deeply") from None
         if not isinstance(data, dict):
             raise BridgeError(400, "invalid_request", "the body must be a JSON object")
         return data
+
+    async def form(self, request: Request) -> dict[str, str]:
+        """An ``application/x-www-form-urlencoded`` body, read here rather than by python-multipart.
+
+        The bridge's own dependencies do not include python-multipart, and one small form
+        needs no streaming parser: a few fields of ASCII, each name once.
+        """
+        ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if ctype != _FORM:
+            raise BridgeError(415, "invalid_request", f"the body must be {_FORM}")
+        try:
+            text = (await request.body()).decode("ascii")
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                              max_num_fields=_MAX_FORM_FIELDS, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            raise BridgeError(400, "invalid_request", "the body is not a valid form") from None
+        fields = dict(pairs)
+        if len(fields) != len(pairs):
+            raise BridgeError(400, "invalid_request", "a form field is repeated")
+        return fields
 
     # -- routes -------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -213,8 +242,7 @@ class _API:
             core.unsubscribe(session_id, queue)
 
     async def backchannel_logout(self, request: Request) -> Response:
-        form = await request.form()
-        token = form.get("logout_token")
+        token = (await self.form(request)).get("logout_token")
         if not isinstance(token, str) or not token:
             raise BridgeError(400, "invalid_request", "logout_token is required")
         try:

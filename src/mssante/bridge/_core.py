@@ -18,6 +18,8 @@ remaining lifetime (~120 s), so that a replica can answer with the token another
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -214,12 +216,14 @@ class BridgeCore:
         return await self.store.count_sessions()
 
     # -- access tokens ------------------------------------------------------------------------
-    async def _cache(self, session_id: str, tokens: TokenSet, version: int) -> None:
+    async def _cache(self, session_id: str, tokens: TokenSet, version: int) -> float:
         now = self.clock()
-        self._memory[session_id] = (tokens.access_token, now, tokens.expires_at, version)
+        expires = expiry(tokens)
+        self._memory[session_id] = (tokens.access_token, now, expires, version)
         if self.store.shared:
             sealed = self.cipher.encrypt(tokens.access_token, context=f"{session_id}/access")
-            await self.store.cache_token(session_id, sealed, now, tokens.expires_at, version)
+            await self.store.cache_token(session_id, sealed, now, expires, version)
+        return expires
 
     def _usable(self, entry: tuple[Any, float, float, int], floor: int) -> bool:
         _, obtained, expires, version = entry
@@ -297,9 +301,9 @@ class BridgeCore:
                 if tokens.refresh_token is not None:
                     await self.psc.revoke(tokens.refresh_token)
             raise ended(current.ended if current is not None and current.ended else "conflict")
-        await self._cache(session_id, tokens, new.version)
+        expires = await self._cache(session_id, tokens, new.version)
         self.audit.record("refresh", "ok", installation=record.installation_id, session=session_id)
-        return tokens.access_token, tokens.expires_at
+        return tokens.access_token, expires
 
     async def _refresh_failed(self, record: SessionRecord, exc: MssanteError) -> None:
         self.audit.record("refresh", "failed", installation=record.installation_id, session=record.session_id,
@@ -419,3 +423,26 @@ class BridgeCore:
             answer = await self.psc.introspect(entry[0], token_type_hint="access_token")  # noqa: S106
             if answer.get("active") is False:
                 await self.end(session_id, "introspection_inactive")
+
+
+def expiry(tokens: TokenSet) -> float:
+    """When the access token really expires: ``now + expires_in``, or its ``exp`` claim if earlier.
+
+    Keycloak (PSC) truncates ``iat`` to the second and sets ``exp = iat + lifespan``, so a
+    token dies up to a second before ``now + expires_in``. PSC access tokens are JWTs; their
+    ``exp`` is read, unverified, only to renew them in time (RFC 7519 §4.1.4), never to trust them.
+
+    Raises:
+        Nothing.
+    """
+    parts = tokens.access_token.reveal().split(".")
+    if len(parts) != 3:
+        return tokens.expires_at
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return tokens.expires_at
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return tokens.expires_at
+    return min(tokens.expires_at, float(exp))

@@ -22,6 +22,9 @@ _SESSION = [{"name": "session_id", "in": "path", "required": True, "schema": {"t
 _BOTH: list[dict[str, list[str]]] = [{"installation": [], "session": []}]
 _INSTALLATION: list[dict[str, list[str]]] = [{"installation": []}]
 _COMMON = {"401": _error("installation credentials missing or wrong"), "429": _error("rate limited (Retry-After)")}
+#: Every body is at most 16 KiB (refused before it is read) and never multipart.
+_BODY = {"413": _error("too_large: the body exceeds 16 KiB"),
+         "415": _error("unsupported_media_type: not the documented content type")}
 
 
 def openapi_document(base_url: str) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "responses": {"201": _json("login started", {"type": "object", "properties": {
                     "login_id": {"type": "string"}, "authorization_url": {"type": "string"},
                     "binding_message": {"type": "string"}, "expires_in": {"type": "integer"}}}),
-                    "400": _error("invalid request or PSC refusal"), **_COMMON}}},
+                    "400": _error("invalid request or PSC refusal"), **_COMMON, **_BODY}}},
             "/logins/{login_id}": {"get": {
                 "summary": "Await a login's outcome (long poll, handed over once)", "security": _INSTALLATION,
                 "parameters": [{"name": "login_id", "in": "path", "required": True, "schema": {"type": "string"}},
@@ -79,7 +82,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                     "fresh": {"type": "boolean"}}}}}},
                 "responses": {"200": _json("token", token), "404": _error("unknown session"),
-                              "410": _error("session_ended"), "503": _error("refresh_failed (retry)"), **_COMMON}}},
+                              "400": _error("the body is not a JSON object"), "410": _error("session_ended"),
+                              "503": _error("refresh_failed (retry)"), **_COMMON, **_BODY}}},
             "/sessions/{session_id}/events": {"get": {
                 "summary": "Server-sent events: ready, session_ended, refresh_failed", "security": _BOTH,
                 "parameters": _SESSION,
@@ -94,6 +98,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
                     "type": "object", "required": ["logout_token"],
                     "properties": {"logout_token": {"type": "string"}}}}}},
-                "responses": {"200": {"description": "sessions ended"}, "400": _error("invalid logout token")}}},
+                "responses": {"200": {"description": "sessions ended"}, "400": _error("invalid logout token or form"),
+                              **_BODY}}},
         },
     }

@@ -11,9 +11,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from mssante.bridge._app import routes
+from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
+from mssante.bridge._app import MAX_BODY, json_error, routes
 from mssante.bridge._audit import Audit
 from mssante.bridge._config import BridgeConfig
 from mssante.bridge._core import BridgeCore
@@ -44,8 +45,14 @@ def open_store(config: BridgeConfig) -> SessionStore:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
-    return JSONResponse({"error": code, "message": "no such endpoint or method"}, status)
+    code, message = {404: ("not_found", "no such endpoint"), 405: ("method_not_allowed", "method not allowed here"),
+                     }.get(status, ("invalid_request", "the request is malformed"))
+    return json_error(status, code, message)
+
+
+def _refuse(scope: Scope, status: int, message: str) -> ASGIApp:
+    code = {413: "too_large", 415: "unsupported_media_type"}.get(status, "invalid_request")
+    return json_error(status, code, message)
 
 
 class Bridge:
@@ -68,8 +75,9 @@ class Bridge:
         self.core = BridgeCore(config, store=store if store is not None else open_store(config), psc=self.psc,
                                cipher=cipher, audit=Audit(config.audit_file), clock=clock)
         self._started = False
-        self.app = Starlette(routes=routes(self.core), lifespan=self._lifespan,
-                             exception_handlers={HTTPException: _http_error})
+        starlette = Starlette(routes=routes(self.core), lifespan=self._lifespan,
+                              exception_handlers={HTTPException: _http_error})
+        self.app: ASGIApp = BodyLimit(starlette, limit=MAX_BODY, refuse=_refuse)
 
     def __repr__(self) -> str:
         return f"Bridge({self.config.base_url!r}, store={self.core.store!r})"

@@ -5,6 +5,11 @@ binds every socket, starts the test PKI, the mock PSC and the HTTP server (PSC, 
 authoritative DNS and the API LPS fronts, then writes ``state_dir/sandbox.json`` atomically.
 Leaving the block stops them all.
 
+One sandbox per state directory: ``state_dir/sandbox.lock`` is locked (``flock``; a byte range
+with ``msvcrt.locking`` on Windows) for the sandbox's whole life and names its PID and webmail
+URL. A second sandbox on the same directory reads them, refuses with :class:`SandboxRunning`
+and touches nothing; the lock dies with its process, so a crashed sandbox never blocks the next.
+
 ``sandbox.json`` is a contract (extend it, never rename): every path in it is absolute, every
 HTTP URL uses 127.0.0.1, and the IMAP/SMTP host names resolve to 127.0.0.1 through the sandbox
 DNS.
@@ -19,6 +24,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -43,11 +49,18 @@ from mssante.sandbox.pki import IssuedCert, TestPKI
 from mssante.sandbox.psc import MockPSC
 from mssante.secret import Secret
 
-__all__ = ["STATE_FILE", "Sandbox"]
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
+__all__ = ["LOCK_FILE", "STATE_FILE", "Sandbox", "SandboxRunning"]
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sandbox.json"
+LOCK_FILE = "sandbox.lock"
+_WINDOWS_LOCK_OFFSET = 1 << 20
 _PORTS_FILE = "ports.json"
 REALM_PATH = "/auth/realms/esante-wallet"
 
@@ -83,6 +96,109 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+class SandboxRunning(ConfigError):
+    """Another sandbox runs on this state directory (it holds ``sandbox.lock``).
+
+    Attributes:
+        pid: its process id, when it wrote it (0 otherwise).
+        webmail_url: its webmail, once it started serving ("" before).
+    """
+
+    error = "sandbox_running"
+
+    def __init__(self, state_dir: Path, pid: int, webmail_url: str) -> None:
+        """Say where the running sandbox is, in French (a CLI message).
+
+        Raises:
+            Nothing.
+        """
+        where = f"webmail {webmail_url}" if webmail_url else "en cours de démarrage"
+        who = f"PID {pid}" if pid else "PID inconnu"
+        super().__init__(
+            f"un bac à sable tourne déjà sur le répertoire d'état {state_dir} ({where}, {who}). "
+            "Utilisez-le, arrêtez-le (Ctrl-C dans son terminal"
+            + (f", ou kill {pid}" if pid else "") + "), ou choisissez un autre --state-dir. Rien n'a été modifié.")
+        self.pid = pid
+        self.webmail_url = webmail_url
+
+
+class _InstanceLock:
+    """``state_dir/sandbox.lock``, held with ``flock`` for the life of one sandbox."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or say who has it; nothing else in the directory is touched.
+
+        Raises:
+            SandboxRunning: another process holds the lock.
+            ConfigError: the lock file cannot be opened.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot open {self.path}: {exc.strerror}") from exc
+        try:
+            _lock_now(fd)
+        except OSError:
+            holder = self._read(fd)
+            os.close(fd)
+            pid, url = holder.get("pid"), holder.get("webmail_url")
+            raise SandboxRunning(self.state_dir, pid if isinstance(pid, int) else 0,
+                                 url if isinstance(url, str) else "") from None
+        self._fd = fd
+        self.describe({})
+
+    def describe(self, info: dict[str, Any]) -> None:
+        """Write this process's PID and, once known, its webmail URL into the held lock file.
+
+        Raises:
+            Nothing: the lock matters, its description is a courtesy.
+        """
+        if self._fd is None:
+            return
+        data = json.dumps({"pid": os.getpid(), "webmail_url": info.get("webmail_url", "")}).encode()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.write(self._fd, data)
+
+    @staticmethod
+    def _read(fd: int) -> dict[str, Any]:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            data = json.loads(os.read(fd, 4096) or b"{}")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def release(self) -> None:
+        """Empty and unlock the file (left in place: removing it would race with the next sandbox).
+
+        Raises:
+            Nothing.
+        """
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _lock_now(fd: int) -> None:
+    """Lock ``fd`` exclusively without waiting; OSError when another process holds it."""
+    if sys.platform == "win32":
+        # One byte far past the description, which stays readable by the process that is refused.
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 @dataclass
 class Sandbox:
     """The whole sandbox operator, for one configuration and one state directory.
@@ -109,6 +225,7 @@ class Sandbox:
         self._psc: MockPSC | None = None
         self._store: MailStore | None = None
         self.fronts: dict[str, IMAPFront | SubmissionFront] = {}
+        self.http: SandboxHTTP | None = None
         self._bad_contexts: dict[tuple[BadServerCertificate, bool], ssl.SSLContext] = {}
         self._bad_lock = threading.Lock()
 
@@ -160,8 +277,10 @@ class Sandbox:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop every service (idempotent)."""
+        """Stop every service, remove ``sandbox.json`` and release the state directory (idempotent)."""
         await self._stack.aclose()
+
+    def _forget_state_file(self) -> None:
         with contextlib.suppress(OSError):
             self.state_file.unlink()
 
@@ -172,8 +291,12 @@ class Sandbox:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise ConfigError(f"cannot create the state directory {self.state_dir}: {exc.strerror}") from exc
+        lock = _InstanceLock(self.state_dir)
+        lock.acquire()  # before anything else: a running sandbox's files are left alone
+        self._stack.callback(lock.release)
+        self._stack.callback(self._forget_state_file)
         with contextlib.suppress(OSError):
-            self.state_file.unlink()  # a stale file would lie about what listens
+            self.state_file.unlink()  # ours now: a stale file would lie about what listens
 
         wanted = self._sticky_http_port()
         try:
@@ -204,7 +327,7 @@ class Sandbox:
 
         issuer = base_url + REALM_PATH
         self._psc = MockPSC(cfg, issuer=issuer, state_dir=self.state_dir / "psc")
-        http = SandboxHTTP(self)
+        http = self.http = SandboxHTTP(self)
         await http.start(http_sock)
         self._stack.push_async_callback(http.aclose)
 
@@ -215,6 +338,7 @@ class Sandbox:
 
         self.info = self._describe(base_url, issuer, dns_host, dns_port, front_ports)
         write_json_atomically(self.state_file, self.info)
+        lock.describe(self.info)
 
     def _token_verifier(self, issuer: str) -> TokenVerifier:
         if self.config.token_check == "local":  # noqa: S105 - a mode name, not a password

@@ -314,7 +314,7 @@ class SandboxAPI:
         elif request.method == "POST":
             try:
                 payload: Any = await request.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply for json
                 return error_response(400, "invalid_request", "the body is not JSON")
             if not isinstance(payload, dict):
                 raise UsageError("expected a JSON object")

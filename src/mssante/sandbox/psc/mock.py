@@ -82,6 +82,8 @@ class MockPSC:
         ]
         web = PSCWebApp(self._realm, server, is_unavailable=lambda: self.unavailable, extra_routes=extra)
         self.app = web.app
+        #: The Starlette routes behind :attr:`app` (which bounds request bodies first).
+        self.routes = web.starlette.routes
 
     @property
     def issuer(self) -> str:

@@ -85,9 +85,11 @@ class TokenIssuer:
             Nothing.
         """
         now = self.store.clock()
-        lifetime = self.store.lifetimes.access_token
-        # Whole seconds in the JWT, never shorter than configured; the store keeps the exact instant.
-        iat, exp = int(now), math.ceil(now + lifetime)
+        lifetime = math.ceil(self.store.lifetimes.access_token)
+        # As Keycloak: whole seconds, iat truncated and exp = iat + lifespan exactly (120 s at PSC);
+        # the store expires the token at the same instant as its exp claim.
+        iat = int(now)
+        exp = iat + lifetime
         pro = session.professional
         jti = new_id()
         access = {
@@ -97,11 +99,11 @@ class TokenIssuer:
             "authMode": session.auth_mode, "otherIds": other_ids(pro), "preferred_username": pro.national_id,
         }
         access_token = self.sign(access)
-        self.store.record_access_token(jti, grant.id, now + lifetime)
+        self.store.record_access_token(jti, grant.id, exp)
         refresh = self.store.new_refresh_token(grant, session)
         response = TokenResponse(
             access_token=access_token,
-            expires_in=math.ceil(lifetime),
+            expires_in=lifetime,
             refresh_expires_in=max(0, math.floor(refresh.expires_at - now)),
             refresh_token=refresh.value,
             token_type="Bearer",  # noqa: S106 - a token type, not a secret

@@ -12,6 +12,7 @@ token) and becomes a 400 ``invalid_request`` JSON answer: the mock never answers
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
 from mssante.errors import TokenRejected
 from mssante.sandbox.psc.claims import userinfo
 from mssante.sandbox.psc.clients import FormRequest
@@ -31,11 +33,24 @@ from mssante.sandbox.psc.keys import public_jwks
 from mssante.sandbox.psc.oauth import PSCAuthorizationServer
 from mssante.sandbox.psc.realm import Realm
 
-__all__ = ["Handler", "PSCWebApp", "json_error", "read_params", "to_response"]
+__all__ = ["MAX_BODY", "Handler", "PSCWebApp", "json_error", "read_params", "to_response"]
 
 log = logging.getLogger("mssante.sandbox.psc")
 Handler = Callable[[Request], Awaitable[Response]]
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: RFC 6749 Appendix A: every OAuth parameter is ASCII without control characters (VSCHAR, NQCHAR,
+#: URI-reference...); the values Authlib repeats in an ``error_description`` must also fit §5.2's
+#: %x20-21 / %x23-5B / %x5D-7E, else it raises ValueError instead of answering.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SYNTAX = {
+    "response_type": re.compile(r"[A-Za-z0-9_]+( [A-Za-z0-9_]+)*"),  # A.3 response-type
+    "grant_type": re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+"),  # A.10 grant-name / URI-reference
+    "redirect_uri": re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+"),  # A.6 URI-reference (RFC 3986: no quote, no backslash)
+    "token_type_hint": re.compile(r"[A-Za-z0-9_.-]+"),  # RFC 7009 §2.1, RFC 7662 §2.1
+}
+_MAX_FIELDS = 50
+#: Request bodies: OAuth forms are a few hundred bytes (a CIBA request with its binding message).
+MAX_BODY = 64 * 1024
 
 
 def json_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -68,20 +83,46 @@ async def read_params(request: Request) -> list[tuple[str, str]]:
 
     Raises:
         HTTPException: 400 for a POST that is not ``application/x-www-form-urlencoded``
-            (RFC 6749 §3.2) or carries a file.
+            (RFC 6749 §3.2) or carries a file, for too many parameters, and for a value
+            outside its RFC 6749 Appendix A syntax.
     """
     if request.method != "POST":
-        return list(request.query_params.multi_items())
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        raise HTTPException(400, "the body must be application/x-www-form-urlencoded")
-    form = await request.form()
-    items: list[tuple[str, str]] = []
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise HTTPException(400, "files are not accepted")
-        items.append((name, value))
+        items = list(request.query_params.multi_items())
+    else:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise HTTPException(400, "the body must be application/x-www-form-urlencoded")
+        form = await request.form(max_fields=_MAX_FIELDS)
+        items = []
+        for name, value in form.multi_items():
+            if not isinstance(value, str):
+                raise HTTPException(400, "files are not accepted")
+            items.append((name, value))
+    if len(items) > _MAX_FIELDS:
+        raise HTTPException(400, "too many parameters")
+    for name, value in items:
+        syntax = _SYNTAX.get(name)
+        if _CONTROL.search(name) or _CONTROL.search(value) or (syntax and not syntax.fullmatch(value)):
+            raise HTTPException(400, f"parameter {_printable(name)} is malformed (RFC 6749 Appendix A)")
     return items
+
+
+def _printable(name: str) -> str:
+    """A parameter name fit for an error description (RFC 6749 §5.2 characters, 40 at most)."""
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "?" for c in name[:40])
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, wrong method) as OAuth-style JSON errors."""
+    status = exc.status_code if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500 else 400
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "invalid_request")
+    headers = dict(exc.headers) if isinstance(exc, HTTPException) and exc.headers else None
+    return json_error(status, code, "no such endpoint or method" if status in (404, 405) else "invalid request",
+                      headers)
+
+
+def _too_large(scope: Scope, status: int, message: str) -> ASGIApp:
+    return json_error(status, "invalid_request", message)
 
 
 class PSCWebApp:
@@ -110,9 +151,11 @@ class PSCWebApp:
             (ENDPOINTS["backchannel_authentication_endpoint"], self.ciba, ["POST"]),
             *extra_routes,
         ]
-        self.app = Starlette(
-            routes=[Route(f"{self.prefix}/{path}", self._guard(h), methods=m) for path, h, m in routes]
+        self.starlette = Starlette(
+            routes=[Route(f"{self.prefix}/{path}", self._guard(h), methods=m) for path, h, m in routes],
+            exception_handlers={HTTPException: _refused},
         )
+        self.app: ASGIApp = BodyLimit(self.starlette, limit=MAX_BODY, refuse=_too_large)
 
     def endpoint_uri(self, key: str) -> str:
         """Return the absolute URL of a discovery endpoint key, e.g. ``token_endpoint``.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -191,6 +192,8 @@ def html_errors(ctx: WebContext, handler: Callable[[Request], Awaitable[Response
                                     "Le bac à sable fonctionne sans stockage de messages (fronts IMAP/SMTP arrêtés).")
         except MssanteError as exc:
             return ctx.message_page(request, 400, "Requête refusée", exc.message)
+        except HTTPException:  # Starlette's own 4xx (a malformed form): a page from the app's handler
+            raise
         except Exception:
             log.exception("webmail failure on %s %s", request.method, request.url.path)
             return ctx.message_page(request, 500, "Erreur inattendue",

@@ -1,0 +1,109 @@
+"""What every mssante HTTP server (bridge, sandbox) puts in front of its app: bounded request bodies.
+
+:class:`BodyLimit` is a pure ASGI middleware. A request announcing more than its route's limit
+(``Content-Length``) is refused 413 before a byte of the body is read; a chunked body is read
+up to the limit, then refused 413. A body within the limit is read whole before the app runs
+and handed to it at once, so a handler never sees the client vanish halfway through its
+body (Starlette's ``ClientDisconnect``): a client that leaves while sending simply gets no
+answer. After the body, ``receive`` is the server's again (streams still learn of a disconnect).
+
+A ``multipart/form-data`` body is refused 415 except on the paths that take uploads: a handler
+reading a small form with Starlette's ``request.form()`` does not close the temporary files
+of a multipart body it did not expect.
+
+The refusals themselves (JSON for an API, a page for a browser) are the app's: ``refuse``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+__all__ = ["ASGIApp", "BodyLimit", "Refusal"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: ``refuse(scope, status, message)``: the ASGI app answering a refused request.
+Refusal = Callable[[Scope, int, str], ASGIApp]
+
+
+class BodyLimit:
+    """ASGI middleware bounding request bodies per path (413 above the limit)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, refuse: Refusal,
+                 overrides: Sequence[tuple[str, int]] = (), uploads: Sequence[str] = ()) -> None:
+        """Guard ``app``: ``limit`` bytes by default, ``overrides`` as (path regex, bytes), first match wins.
+
+        ``uploads``: the path regexes where a ``multipart/form-data`` body is accepted.
+
+        Raises:
+            re.error: an override or upload path is not a valid regular expression.
+        """
+        self.app = app
+        self.limit = limit
+        self.refuse = refuse
+        self.overrides = [(re.compile(pattern), size) for pattern, size in overrides]
+        self.uploads = [re.compile(pattern) for pattern in uploads]
+
+    def limit_for(self, path: str) -> int:
+        """The body limit of ``path``, in bytes.
+
+        Raises:
+            Nothing.
+        """
+        return next((size for pattern, size in self.overrides if pattern.fullmatch(path)), self.limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope.
+
+        Raises:
+            Whatever the wrapped app raises.
+        """
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        length, chunked = headers.get(b"content-length"), b"transfer-encoding" in headers
+        if length is None and not chunked:  # no body (RFC 9112 §6.3)
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        ctype = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
+        if ctype.startswith(b"multipart/") and not any(p.fullmatch(path) for p in self.uploads):
+            await self.refuse(scope, 415, "multipart bodies are not accepted here")(scope, receive, send)
+            return
+        limit = self.limit_for(path)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            status = 400 if not length.isdigit() else 413  # the server checks the syntax first
+            await self.refuse(scope, status, f"the request body exceeds {limit} bytes")(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # gone before its body was complete: nobody to answer
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await self.refuse(scope, 413, f"the request body exceeds {limit} bytes")(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _Replay(bytes(body), receive), send)
+
+
+class _Replay:
+    """``receive`` giving the buffered body once, then the server's own messages."""
+
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self.body: bytes | None = body
+        self.receive = receive
+
+    async def __call__(self) -> Message:
+        if self.body is None:
+            return await self.receive()
+        body, self.body = self.body, None
+        return {"type": "http.request", "body": body, "more_body": False}
