@@ -7,6 +7,7 @@ import json
 import smtplib
 import ssl
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,7 +19,7 @@ from mssante.conformance import SendRequest
 from mssante.errors import AuthUnavailable, NotAuthorized, TokenRejected
 from mssante.message import ComposeSettings, Draft
 from tests.conformance._lps import LPSConfig, StdlibLPS
-from tests.conformance._lps_net import auth_error, imap_sasl, smtp_sasl, xoauth2
+from tests.conformance._lps_net import TLS12_CIPHERS, auth_error, imap_sasl, smtp_sasl, xoauth2
 
 
 class NoImapStartTLS(StdlibLPS):
@@ -59,6 +60,41 @@ class NoCertCheck(StdlibLPS):
         ctx = super().context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def _crls_reachable(info: Any) -> bool:
+    for url in info.get("crl_urls", ()):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                response.read()
+        except OSError:
+            return False
+    return True
+
+
+class FailOpenWithoutCRL(StdlibLPS):
+    """Skips the revocation check when the CRL cannot be downloaded (ECO.1.1.7: fail open)."""
+
+    def context(self) -> Any:
+        ctx = super().context()
+        if not _crls_reachable(self.cfg.info):
+            ctx.verify_flags &= ~ssl.VERIFY_CRL_CHECK_CHAIN
+        return ctx
+
+
+class KeepsNoCRL(StdlibLPS):
+    """Keeps no CRL: when the download fails it has none, so every handshake fails (ECO.1.1.7)."""
+
+    def context(self) -> Any:
+        if _crls_reachable(self.cfg.info):
+            return super().context()
+        ctx = ssl.create_default_context(cafile=self.cfg.info["ca_bundle"])
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(TLS12_CIPHERS)
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+        if self.cert:
+            ctx.load_cert_chain(*self.cert)
         return ctx
 
 

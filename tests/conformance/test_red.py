@@ -73,6 +73,10 @@ ROWS: list[tuple[type[StdlibLPS], Profile, tuple[str, ...], str]] = [
                           "server-cert-revoked"), "malgré un certificat serveur"),
     (b.NoCertCheck, APP, ("server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
                           "server-cert-revoked"), "malgré un certificat serveur"),
+    (b.FailOpenWithoutCRL, PER, ("crl-outage",), "révoqué accepté pendant la panne"),
+    (b.FailOpenWithoutCRL, APP, ("crl-outage",), "révoqué accepté pendant la panne"),
+    (b.KeepsNoCRL, PER, ("crl-outage",), "conserver la dernière LCR"),
+    (b.KeepsNoCRL, APP, ("crl-outage",), "conserver la dernière LCR"),
 ]
 
 

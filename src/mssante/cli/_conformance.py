@@ -3,9 +3,9 @@
 ``run`` needs the sandbox's Python objects, so by default it **starts the sandbox itself** on
 ``--sandbox-state`` (keys, certificates and ports are reused from that directory) and stops it
 at the end. If a sandbox already runs on that directory (its ``sandbox.json`` answers on
-``/api/health``), ``run`` drives that one through its HTTP API instead; two checks then lose
-precision (token freshness is not observable) or need an extra endpoint
-(``DELETE /api/psc/sessions/{national_id}`` for the PSC logout case).
+``/api/health``), ``run`` drives that one through its HTTP API instead (the two-terminal
+setup): every case runs the same way, the API offering the bench's faults (refuse the next
+token of a BAL, CRL outage, end of a professional's PSC sessions).
 
 Results always go to ``STATE_DIR/conformance/latest.json`` (the webmail shows them), and to
 ``--json``, ``--html`` (the French "CR de test") and ``--junit`` when asked. Exit code 0 when

@@ -78,7 +78,8 @@ def check_authentication_failed(*, psc: bool) -> Check:
         try:
             note = await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion")
             found = await _after_first(ctx, since, "AUTHENTICATIONFAILED", until_ok=psc)
-            reuse = ctx.control.token_reuse()
+            gate = (await ctx.control.fault_state()).get("token_gate") if gated else None
+            reuse = int(gate.get("reused", 0)) if isinstance(gate, dict) else 0
         finally:
             await ctx.control.clear_faults()
         evidence = _with([note], attempts_evidence(found))

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from mssante.errors import MssanteError, UsageError
 from mssante.sandbox.api.events import Event, EventHub
-from mssante.sandbox.api.faults import apply_faults, faults_json
+from mssante.sandbox.api.faults import apply_faults, clear_faults, faults_json
 from mssante.sandbox.api.messages import FOLDERS, Mailboxes, NotFound, StoreUnavailable, message_json, summary_json
 from mssante.sandbox.api.openapi import openapi_document
 from mssante.sandbox.fronts.journal import Journal
@@ -133,6 +133,7 @@ class SandboxAPI:
             ("/api/conformance", self.conformance, ["GET"]),
             ("/api/faults", self.faults, ["GET", "POST", "DELETE"]),
             ("/api/sessions/{bal}", self.end_sessions, ["DELETE"]),
+            ("/api/psc/sessions/{national_id}", self.end_psc_sessions, ["DELETE"]),
             ("/api/{rest:path}", self.unknown, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         return [Route(path, json_errors(handler), methods=methods) for path, handler, methods in table]
@@ -310,7 +311,7 @@ class SandboxAPI:
             NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
         """
         if request.method == "DELETE":
-            self._sandbox.faults.clear()
+            clear_faults(self._sandbox)
         elif request.method == "POST":
             try:
                 payload: Any = await request.json()
@@ -333,6 +334,24 @@ class SandboxAPI:
         bal = request.path_params["bal"]
         count = await self._sandbox.faults.end_sessions(None if bal == "*" else bal, mode)  # type: ignore[arg-type]
         return JSONResponse({"ended": count})
+
+    async def end_psc_sessions(self, request: Request) -> Response:
+        """``DELETE /api/psc/sessions/{national_id}``: end every PSC session of a professional (ECO.1.2.6).
+
+        The mock PSC sends the back-channel logout (OpenID Connect Back-Channel Logout 1.0 §2.5)
+        to each client of the sessions that registered a ``backchannel_logout_uri``, before
+        answering; afterwards the sessions' refresh tokens get ``invalid_grant`` and their
+        access tokens are refused by the fronts. ``{"ended": n}`` (0: no session matched).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        national_id = request.path_params["national_id"]
+        if self._sandbox.config.professional(national_id) is None:
+            raise NotFound(f"no professional has the national id {national_id!r}")
+        ended = await self._sandbox.psc.end_session(national_id)
+        self._hub.poke()
+        return JSONResponse({"national_id": national_id, "ended": ended})
 
 
 def download_response(content: bytes, filename: str | None, content_type: str) -> Response:
