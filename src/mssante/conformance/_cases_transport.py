@@ -79,7 +79,7 @@ async def connection_window(ctx: CaseContext) -> Window:
         imap_ok = any(r.protocol == "imap" and r.auth_result == "OK" for r in found)
         return True if imap_ok and await ctx.submissions(t0) else None
 
-    await ctx.wait_for(probe, ctx.bound())
+    await ctx.wait_for(probe, ctx.bound(), asked=True)
     await asyncio.sleep(ctx.settings.poll_interval)
     sessions = tuple(r for r in await ctx.control.records(since=t0) if not _known_other_bal(ctx, r))
     window = Window(sessions=sessions, notes=tuple(notes))

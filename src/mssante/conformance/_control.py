@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from mssante.errors import UsageError
+from mssante.sandbox.api.events import conformance_feed
 from mssante.sandbox.api.faults import bench_faults, clear_faults, faults_json
 from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
@@ -191,6 +192,31 @@ class SandboxControl(Protocol):
         """
         ...
 
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """Give one run event to the sandbox (``POST /api/conformance/events``).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+            UsageError: the sandbox refused the event.
+        """
+        ...
+
+    async def step_ack(self, step: str) -> dict[str, Any] | None:
+        """The LPS's acknowledgement of ``step`` (``{"at", "ok", "detail"}``), or None.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def alive(self) -> bool:
+        """Whether the sandbox still answers.
+
+        Raises:
+            Nothing.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release what the control holds (restores any wrapped sandbox method).
 
@@ -346,6 +372,30 @@ class InProcessControl:
             UsageError: unknown BAL or message too large.
         """
         await self._sb.store.deliver(bal, message)
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: not a version 1 event.
+        """
+        await conformance_feed(self._sb).publish(event)
+
+    async def step_ack(self, step: str) -> dict[str, Any] | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return conformance_feed(self._sb).ack(step)
+
+    async def alive(self) -> bool:
+        """Always True: the sandbox runs in this process.
+
+        Raises:
+            Nothing.
+        """
+        return True
 
     async def aclose(self) -> None:
         """Restore the mock PSC.

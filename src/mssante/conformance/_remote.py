@@ -254,6 +254,37 @@ class HTTPControl:
         """
         await self._acall("POST", f"/bals/{urllib.parse.quote(bal, safe='@')}/messages", message, "message/rfc822")
 
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """``POST /api/conformance/events``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused the event.
+        """
+        await self._json("POST", "/conformance/events", event)
+
+    async def step_ack(self, step: str) -> dict[str, Any] | None:
+        """``GET /api/conformance/steps/{step}``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused.
+        """
+        data = await self._json("GET", f"/conformance/steps/{urllib.parse.quote(step)}")
+        return data if isinstance(data, dict) and data.get("done") else None
+
+    async def alive(self) -> bool:
+        """``GET /api/health`` answers 200.
+
+        Raises:
+            Nothing.
+        """
+        try:
+            data = await self._json("GET", "/health")
+        except (ConnectError, UsageError):
+            return False
+        return isinstance(data, dict) and data.get("status") == "ok"
+
     async def aclose(self) -> None:
         """Nothing to release.
 

@@ -21,7 +21,7 @@ import hashlib
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from starlette.responses import PlainTextResponse, Response
 
@@ -38,6 +38,7 @@ __all__ = [
     "CRLOutage",
     "TokenGate",
     "apply_faults",
+    "attached",
     "bench_faults",
     "clear_faults",
     "faults_json",
@@ -204,7 +205,24 @@ class BenchFaults:
         self.set_crl_outage(None)
 
 
-#: Keyed by the sandbox's fronts :class:`Faults` (one per sandbox, hashable; the sandbox is not).
+T = TypeVar("T")
+
+
+def attached(table: weakref.WeakKeyDictionary[Faults, T], sandbox: Sandbox, make: Callable[[], T]) -> T:
+    """The object of ``table`` that belongs to ``sandbox``, made by ``make`` on first use.
+
+    Keyed by the sandbox's fronts :class:`Faults` (one per sandbox, hashable; the sandbox is
+    not), so it lives as long as the sandbox and the API and the in-process suite share it.
+
+    Raises:
+        Nothing (``make`` excepted).
+    """
+    found = table.get(sandbox.faults)
+    if found is None:
+        found = table[sandbox.faults] = make()
+    return found
+
+
 _BENCH: weakref.WeakKeyDictionary[Faults, BenchFaults] = weakref.WeakKeyDictionary()
 
 
@@ -214,10 +232,7 @@ def bench_faults(sandbox: Sandbox) -> BenchFaults:
     Raises:
         Nothing.
     """
-    found = _BENCH.get(sandbox.faults)
-    if found is None:
-        found = _BENCH[sandbox.faults] = BenchFaults(sandbox)
-    return found
+    return attached(_BENCH, sandbox, lambda: BenchFaults(sandbox))
 
 
 def clear_faults(sandbox: Sandbox) -> None:
