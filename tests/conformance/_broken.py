@@ -325,3 +325,19 @@ class IgnoresPscLogout(StdlibLPS):
 
     def on_psc_ended(self) -> None:
         return None
+
+
+class NoTraceFile(StdlibLPS):
+    """Writes no trace at all: the trace file is never created (ECO.4.1.1)."""
+
+    def __init__(self, cfg: LPSConfig) -> None:
+        super().__init__(replace(cfg, trace_file=None))
+
+
+class EmptyTraceFile(StdlibLPS):
+    """Creates its trace file and writes nothing in it (ECO.4.1.1)."""
+
+    def __init__(self, cfg: LPSConfig) -> None:
+        if cfg.trace_file is not None:
+            cfg.trace_file.touch()
+        super().__init__(replace(cfg, trace_file=None))

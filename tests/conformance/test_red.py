@@ -68,6 +68,8 @@ ROWS: list[tuple[type[StdlibLPS], Profile, tuple[str, ...], str]] = [
     (b.NoSentCopy, APP, ("sent-copy",), "Sent"),
     (b.BadTraces, PER, ("traces",), "JWT"),
     (b.BadTraces, APP, ("traces",), "absent"),
+    (b.NoTraceFile, PER, ("traces",), "Fichier de traces absent"),
+    (b.EmptyTraceFile, APP, ("traces",), "Fichier de traces vide"),
     (b.IgnoresPscLogout, PER, ("psc-logout",), "encore ouverte"),
     (b.NoCertCheck, PER, ("server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
                           "server-cert-revoked"), "malgré un certificat serveur"),
