@@ -151,18 +151,23 @@ def _gone(control: SandboxControl, case_id: str) -> str:
 
 
 def write_latest(report: RunReport, state_dir: Path) -> Path:
-    """Write ``report`` to ``STATE_DIR/conformance/latest.json`` (atomically) and return the path.
+    """Write ``report`` to ``STATE_DIR/conformance/latest.json`` and ``latest-<profile>.json``; the first path.
+
+    The webmail's « Conformité » page shows the last run of each profile from the second one.
+    Both are written atomically.
 
     Raises:
-        ConfigError: the directory or file cannot be written.
+        ConfigError: the directory or a file cannot be written.
     """
     from mssante.sandbox.runner import write_json_atomically
 
     path = state_dir / LATEST_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(path, report.to_dict())
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    data = report.to_dict()
+    for target in (path.with_name(f"latest-{report.profile.value}.json"), path):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(target, data)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc.strerror}") from exc
     return path
 
