@@ -341,3 +341,23 @@ class EmptyTraceFile(StdlibLPS):
         if cfg.trace_file is not None:
             cfg.trace_file.touch()
         super().__init__(replace(cfg, trace_file=None))
+
+
+class SmtpAuthOneLine(StdlibLPS):
+    """Sends ``AUTH XOAUTH2 <initial response>`` on one line, over 512 octets (as Jakarta Mail did; RFC 4954 §4)."""
+
+    replies: list[str] = []  # noqa: RUF012 - the sandbox's answers, read by the test
+
+    def smtp_auth(self, smtp: smtplib.SMTP, token: str | None) -> None:
+        payload = base64.b64encode(xoauth2(self.cfg.bal, token or "").encode()).decode()
+        code, text = smtp.docmd("AUTH", f"XOAUTH2 {payload}")
+        SmtpAuthOneLine.replies.append(f"{code} {text.decode()}")
+        if code != 235:
+            raise auth_error(f"{code} {text.decode()}")
+
+
+class ImapOAuthBearer(StdlibLPS):
+    """IMAP AUTHENTICATE OAUTHBEARER (RFC 7628) where the API LPS expects XOAUTH2."""
+
+    def imap_auth(self, imap: Any, token: str | None) -> None:
+        imap_sasl(imap, "OAUTHBEARER", f"n,a={self.cfg.bal},\x01auth=Bearer {token}\x01\x01")

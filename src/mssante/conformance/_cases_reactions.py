@@ -18,9 +18,10 @@ import itertools
 import time
 from collections.abc import Sequence
 
+from mssante.conformance._causes import named
 from mssante.conformance._context import CaseContext
 from mssante.conformance._judge import Attempt, attempts_evidence, auth_attempts, session_evidence
-from mssante.conformance._model import Check, Evidence, Verdict
+from mssante.conformance._model import Check, Evidence, Status, Verdict
 from mssante.sandbox.fronts.journal import SessionRecord
 
 __all__ = [
@@ -99,10 +100,9 @@ def check_authentication_failed(*, psc: bool) -> Check:
             return Verdict.passed(f"{len(after)} nouvelle(s) tentative(s) après le refus, puis arrêt : pas de boucle.",
                                   evidence)
         if reuse:
-            return Verdict.failed(
+            return Verdict(status=Status.FAIL, evidence=tuple(evidence), cause=named("token-reused"), explanation=(
                 f"Le jeton refusé a été présenté de nouveau ({reuse} fois) : après AUTHENTICATIONFAILED, le LPS doit "
-                "abandonner ce jeton et en obtenir un nouveau auprès de Pro Santé Connect (ECO.1.2.1 ; RFC 5530).",
-                evidence)
+                "abandonner ce jeton et en obtenir un nouveau auprès de Pro Santé Connect (ECO.1.2.1 ; RFC 5530)."))
         if not after:
             return Verdict.failed(
                 "Aucune nouvelle tentative : après AUTHENTICATIONFAILED, le LPS doit obtenir un nouveau jeton "

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mssante.conformance._causes import diagnose
 from mssante.conformance._control import SandboxControl
 from mssante.conformance._driver import DocumentKind, LPSDriver, SendRequest
 from mssante.conformance._events import ACK_GRACE, RunEvents
 from mssante.conformance._judge import Submission, header, submissions
-from mssante.conformance._model import Case, Evidence, Profile
+from mssante.conformance._model import Case, Cause, Evidence, Profile
 from mssante.errors import MssanteError, UsageError
 from mssante.sandbox.fronts.journal import SessionRecord
 
@@ -116,6 +117,18 @@ class CaseContext:
                     shortened = True
                     deadline = min(deadline, now + max(0.0, acked + ACK_GRACE - time.time()))
             await asyncio.sleep(min(self.settings.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    async def diagnose(self, since: float) -> Cause | None:
+        """The known client-side mistake behind a failure, from the BAL's sessions since ``since``
+        (or since the shared connection window, when a case judges it).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        window = self.shared.get("window_since")
+        start = min(since, window) if isinstance(window, float) else since
+        records = [r for r in await self.control.records(since=start) if self._mine(r)]
+        return diagnose(records, self.case.code if self.case is not None else "")
 
     # ------------------------------------------------------------------ driver actions
 

@@ -212,8 +212,9 @@ class Case:
     async def run(self, ctx: CaseContext) -> CaseResult:
         """Run the check and wrap its verdict with the case's identity and timing.
 
-        Unexpected exceptions become an ``error`` result (never propagated), so that a job
-        always produces a complete report.
+        A failure gets its probable cause named when the journal shows a known client-side
+        mistake (:mod:`mssante.conformance._causes`). Unexpected exceptions become an ``error``
+        result (never propagated), so that a job always produces a complete report.
 
         Raises:
             Nothing (``asyncio.CancelledError`` excepted).
@@ -221,6 +222,8 @@ class Case:
         started = time.time()
         try:
             verdict = await self.check(ctx)
+            if verdict.status is Status.FAIL and verdict.cause is None:
+                verdict = verdict.because(await ctx.diagnose(started))
         except Exception as exc:  # a broken check or sandbox must not stop the job
             verdict = Verdict.errored(f"Le cas n'a pas pu être exécuté : {type(exc).__name__}: {exc}")
         return CaseResult.of(self, verdict, started=started, ended=time.time())
