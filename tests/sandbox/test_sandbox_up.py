@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -232,3 +233,25 @@ def test_pinned_ports_survive_a_restart(tmp_path: Path) -> None:
             seen.append((sb.info["dns"]["port"], sb.info["imap"]["psc"]["port"], sb.info["smtp"]["authcli"]["port"],
                          sb.info["api_url"]))
     assert seen[0] == seen[1] == (ports["dns"], ports["imap_psc"], ports["smtp_authcli"], seen[0][3])
+
+
+@pytest.mark.skipif(shutil.which("msmtp") is None, reason="msmtp is not installed (apt-get install msmtp)")
+def test_msmtp_sends_with_passwordeval_sandbox_token(running: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    """msmtp, as documented: XOAUTH2 with `passwordeval "mssante sandbox token ..."`, STARTTLS, the sandbox CA."""
+    info, state = running
+    per = next(b["address"] for b in info["bals"] if b["kind"] == "PER")
+    org = next(b["address"] for b in info["bals"] if b["kind"] == "ORG")
+    smtp = info["smtp"]["psc"]
+    rc = tmp_path / "msmtprc"
+    rc.write_text(
+        "account sandbox\nhost 127.0.0.1\n"
+        f"tls_host_override {smtp['host']}\nport {smtp['port']}\ntls on\ntls_starttls on\n"
+        f"tls_trust_file {info['ca_bundle']}\nauth xoauth2\nuser {per}\nfrom {per}\n"
+        f'passwordeval "{sys.executable} -m mssante sandbox token --state-dir {state} {per}"\n', encoding="utf-8")
+    rc.chmod(0o600)
+    message = f"From: {per}\r\nTo: {org}\r\nSubject: Envoi msmtp\r\nX-MSS-NIL: MSMTP-TEST\r\n\r\nCorps.\r\n"
+    out = subprocess.run(["msmtp", "-C", str(rc), "-a", "sandbox", org], input=message, capture_output=True,
+                         text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    listed = httpx2.get(f"{info['api_url']}/bals/{org}/messages", timeout=10).json()["messages"]
+    assert any(m["subject"] == "Envoi msmtp" for m in listed)
