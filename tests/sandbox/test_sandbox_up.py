@@ -255,3 +255,22 @@ def test_msmtp_sends_with_passwordeval_sandbox_token(running: tuple[dict[str, An
     assert out.returncode == 0, out.stderr
     listed = httpx2.get(f"{info['api_url']}/bals/{org}/messages", timeout=10).json()["messages"]
     assert any(m["subject"] == "Envoi msmtp" for m in listed)
+
+
+def test_fault_cli_drives_the_bench_faults(running: tuple[dict[str, Any], Path]) -> None:
+    info, state = running
+    per = next(b["address"] for b in info["bals"] if b["kind"] == "PER")
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token", "--bal", per,
+               "--crl-outage", "503")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["token_gate"]["bal"] == per and shown["crl_outage"] == {"mode": "503", "requests": 0}
+    assert httpx2.get(info["crl_urls"][0], timeout=10).status_code == 503
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--crl-outage", "off",
+               "--end-psc-sessions", info["professionals"][0]["national_id"])
+    assert out.returncode == 0, out.stderr
+    assert "PSC sessions ended:" in out.stdout and httpx2.get(info["crl_urls"][0], timeout=10).status_code == 200
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--clear")
+    assert json.loads(out.stdout)["token_gate"] is None
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token")
+    assert out.returncode == 2 and "--bal" in out.stderr

@@ -122,8 +122,14 @@ def _api(state_dir: Path, method: str, path: str, payload: dict[str, Any] | None
     show_default=True,
     help="The failure code for --fail-auth.",
 )
-@click.option("--bal", help="Limit --fail-auth or --end-sessions to this BAL.")
+@click.option("--bal", help="Limit --fail-auth, --end-sessions or --reject-next-token to this BAL.")
 @click.option("--end-sessions", type=click.Choice(["bye", "drop"]), help="End live sessions now (of --bal, or all).")
+@click.option("--reject-next-token", is_flag=True,
+              help="Refuse the next PSC token of --bal, and that token again if it comes back.")
+@click.option("--crl-outage", type=click.Choice(["503", "timeout", "off"]),
+              help="CRL downloads answer 503, or hang (timeout); off ends the outage.")
+@click.option("--end-psc-sessions", metavar="NATIONAL_ID",
+              help="End every PSC session of this professional (back-channel logout, refresh refused).")
 @click.option("--clear", is_flag=True, help="Remove every fault.")
 def fault(
     state_dir: Path,
@@ -133,12 +139,29 @@ def fault(
     code: str,
     bal: str | None,
     end_sessions: str | None,
+    reject_next_token: bool,
+    crl_outage: str | None,
+    end_psc_sessions: str | None,
     clear: bool,
 ) -> None:
-    """Inject faults into a running sandbox, then print the fault state."""
+    """Inject faults into a running sandbox, then print the fault state.
+
+    \f
+    Raises:
+        ConfigError: no sandbox.json in STATE_DIR.
+        UsageError: --reject-next-token without --bal.
+        ConnectError: the sandbox does not answer.
+        MssanteError: the sandbox refused the request.
+    """
+    if reject_next_token and not bal:
+        raise UsageError("--reject-next-token a besoin de --bal (une BAL PER/ORG)")
     if clear:
         _api(state_dir, "DELETE", "/faults")
     payload: dict[str, Any] = {}
+    if reject_next_token:
+        payload["reject_next_token"] = {"bal": bal}
+    if crl_outage is not None:
+        payload["crl_outage"] = None if crl_outage == "off" else crl_outage
     if psc_unavailable is not None:
         payload["psc_unavailable"] = psc_unavailable
     if delay is not None:
@@ -151,6 +174,9 @@ def fault(
         target = bal or "*"
         ended = _api(state_dir, "DELETE", f"/sessions/{target}?mode={end_sessions}")
         click.echo(f"sessions ended: {ended['ended']}")
+    if end_psc_sessions:
+        ended = _api(state_dir, "DELETE", f"/psc/sessions/{end_psc_sessions}")
+        click.echo(f"PSC sessions ended: {ended['ended']}")
     click.echo(json.dumps(_api(state_dir, "GET", "/faults"), indent=2))
 
 
