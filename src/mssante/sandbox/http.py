@@ -38,6 +38,7 @@ from mssante.sandbox.annuaire import ANNUAIRE_PATH, AnnuaireMock
 from mssante.sandbox.api import EventHub, Mailboxes, SandboxAPI
 from mssante.sandbox.api.routes import MAX_UPLOAD, error_response
 from mssante.sandbox.psc.web import MAX_BODY as PSC_MAX_BODY
+from mssante.sandbox.api.faults import bench_faults
 from mssante.sandbox.web import Webmail
 from mssante.sandbox.web.compose import MAX_ATTACHMENTS
 
@@ -170,6 +171,9 @@ class SandboxHTTP:
         Raises:
             Nothing.
         """
+        outage = bench_faults(self._sandbox).crl_outage  # ECO.1.1.7: the conformance bench's CRL outage
+        if outage is not None and request.url.path.startswith("/crl/"):
+            return await outage.respond()
         found = self._sandbox.pki.published(request.url.path)
         if found is None:
             return self._answer(request, 404, "no such CRL or CA certificate")
