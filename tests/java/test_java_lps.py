@@ -8,14 +8,30 @@ PLAIN for a BAL APP; the sandbox's own journal is the judge.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from mssante.conformance import (
+    CaseResult,
+    HTTPControl,
+    Profile,
+    RunReport,
+    RunSettings,
+    Status,
+    catalogue,
+    choose_bal,
+    run_job,
+)
+from mssante.conformance._runner import _peer
+from tests.conformance._harness import GREEN
+from tests.java._events import EventsDriver
 from tests.java.conftest import RunningSandbox
 
 pytestmark = pytest.mark.slow
@@ -75,3 +91,97 @@ def test_probe_refuses_a_sandbox_json_that_is_not_json(java_classes: Path, tmp_p
         capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "sandbox.json illisible" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole catalogue, the Java LPS driven only by the event stream and sandbox.json.
+
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "conformance-events.schema.json"
+#: What the test LPS of tests/conformance does: react within a second (GREEN timing of the suite).
+JAVA_TUNING = ["--keepalive", "150", "--psc-check", "500", "--backoff", "400", "--backoff-max", "800"]
+
+
+async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile,
+                    breaks: str = "", settings: RunSettings = GREEN) -> tuple[RunReport, EventsDriver, str, Path]:
+    info = json.loads(sandbox.contract.read_text(encoding="utf-8"))
+    control = HTTPControl(info, sandbox.state_dir)
+    bal = choose_bal(info, profile, None, control.responders)
+    peer = _peer(info, bal, control.responders)
+    events, trace = tmp_path / "events.jsonl", tmp_path / "traces.jsonl"
+    driver = EventsDriver(events, profile=profile, bal=bal, peer=peer, info=info, settings=settings)
+    command = ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(sandbox.contract),
+               "--events", str(events), "--trace", str(trace), *JAVA_TUNING]
+    if breaks:
+        command += ["--break", breaks]
+    log_file = tmp_path / "lps.log"
+    with log_file.open("w", encoding="utf-8") as log_out:
+        lps = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log_out)
+        try:
+            report = await run_job(control, driver, profile=profile, bal=bal, settings=settings, trace_file=trace,
+                                   on_result=driver.on_result())
+            driver.end(report)
+            code = await asyncio.wait_for(lps.wait(), 30)
+        finally:
+            if lps.returncode is None:
+                lps.kill()
+                await lps.wait()
+            await driver.close()
+            await control.aclose()
+    log = log_file.read_text(encoding="utf-8")
+    assert code == 0, log
+    return report, driver, log, events
+
+
+def _unjudgeable(result: CaseResult) -> bool:
+    """PSC logout through the API of a sandbox of another process: not offered by this sandbox yet."""
+    return result.code == "psc-logout" and result.status is Status.ERROR and "DELETE /api/psc/sessions" in \
+        result.explanation
+
+
+def _events_valid(events: Path) -> list[dict[str, Any]]:
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        validator.validate(line)
+    return lines
+
+
+@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP])
+async def test_the_java_lps_passes_the_catalogue(
+    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile
+) -> None:
+    report, driver, log, events = await _campaign(java_classes, sandbox, tmp_path, profile)
+    red = [(r.case_id, r.code, r.status.value, r.explanation) for r in report.results
+           if r.status is not Status.PASS and not _unjudgeable(r)]
+    assert red == [], log
+    assert len(report.results) == len(catalogue(profile))
+    lines = _events_valid(events)
+    assert lines[0]["type"] == "run" and lines[-1]["type"] == "end"
+    steps = {line["step"] for line in lines if line["type"] == "step"}
+    assert steps == {a["step"] for a in driver.acks}, "every step acknowledged by the Java LPS"
+    assert {a["action"] for a in driver.acks} >= {"reconnect", "send", "read"}
+
+
+#: The broken Java variant (``--break``) and, per profile, exactly the cases it must turn red.
+BREAKS = "no-nil,no-mdn,no-cert-check"
+BROKEN = ("x-mss-nil", "mdn-request", "server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
+          "server-cert-revoked")
+EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: set(BROKEN)}
+
+
+@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP])
+async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
+    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile
+) -> None:
+    report, _, log, events = await _campaign(java_classes, sandbox, tmp_path, profile, breaks=BREAKS)
+    red = {r.code: r for r in report.results if r.status is not Status.PASS and not _unjudgeable(r)}
+    table = "\n".join(f"{r.case_id} {r.code} {r.status.value}: {r.explanation}" for r in red.values())
+    assert set(red) == EXPECTED_RED[profile], table + "\n" + log
+    assert all(r.status is Status.FAIL for r in red.values()), table
+    assert "X-MSS-NIL" in red["x-mss-nil"].explanation
+    assert "Disposition-Notification-To" in red["mdn-request"].explanation
+    assert all("Authentification tentée malgré" in red[c].explanation for c in BROKEN if c.startswith("server-cert"))
+    if profile is Profile.PER_ORG:
+        assert "Aucun accusé de lecture" in red["mdn-return"].explanation
+    end = _events_valid(events)[-1]
+    assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
