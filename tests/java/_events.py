@@ -39,11 +39,11 @@ class EventsDriver:
     """Writes the steps to ``path`` and waits for the LPS's acknowledgements."""
 
     def __init__(self, path: Path, *, profile: Profile, bal: str, peer: str, info: dict[str, Any],
-                 settings: RunSettings, step_timeout: float = 30.0) -> None:
+                 settings: RunSettings, cases: tuple[str, ...] = (), step_timeout: float = 30.0) -> None:
         self.path = path
         self.profile = profile
         self.settings = settings
-        self.catalogue = {c.id: c for c in select_cases(profile)}
+        self.catalogue = {c.id: c for c in select_cases(profile, cases)}
         self.run_id = uuid.uuid4().hex
         self.bal = bal
         self.step_timeout = step_timeout

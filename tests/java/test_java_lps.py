@@ -21,16 +21,18 @@ import pytest
 from mssante.conformance import (
     CaseResult,
     HTTPControl,
+    InProcessControl,
     Profile,
     RunReport,
-    RunSettings,
+    SandboxControl,
     Status,
     catalogue,
     choose_bal,
     run_job,
 )
 from mssante.conformance._runner import _peer
-from tests.conformance._harness import GREEN
+from mssante.sandbox.runner import Sandbox
+from tests.conformance._harness import GREEN, sandbox_config
 from tests.java._events import EventsDriver
 from tests.java.conftest import RunningSandbox
 
@@ -101,15 +103,15 @@ SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "conformance
 JAVA_TUNING = ["--keepalive", "150", "--psc-check", "500", "--backoff", "400", "--backoff-max", "800"]
 
 
-async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile,
-                    breaks: str = "", settings: RunSettings = GREEN) -> tuple[RunReport, EventsDriver, str, Path]:
-    info = json.loads(sandbox.contract.read_text(encoding="utf-8"))
-    control = HTTPControl(info, sandbox.state_dir)
+async def _campaign(java_classes: Path, control: SandboxControl, contract: Path, tmp_path: Path, profile: Profile,
+                    breaks: str = "", cases: tuple[str, ...] = ()) -> tuple[RunReport, EventsDriver, str, Path]:
+    """One campaign: the suite (this process) drives the Java LPS (another process) through events."""
+    info = dict(control.info)
     bal = choose_bal(info, profile, None, control.responders)
     peer = _peer(info, bal, control.responders)
     events, trace = tmp_path / "events.jsonl", tmp_path / "traces.jsonl"
-    driver = EventsDriver(events, profile=profile, bal=bal, peer=peer, info=info, settings=settings)
-    command = ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(sandbox.contract),
+    driver = EventsDriver(events, profile=profile, bal=bal, peer=peer, info=info, settings=GREEN, cases=cases)
+    command = ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(contract),
                "--events", str(events), "--trace", str(trace), *JAVA_TUNING]
     if breaks:
         command += ["--break", breaks]
@@ -117,8 +119,8 @@ async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path,
     with log_file.open("w", encoding="utf-8") as log_out:
         lps = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log_out)
         try:
-            report = await run_job(control, driver, profile=profile, bal=bal, settings=settings, trace_file=trace,
-                                   on_result=driver.on_result())
+            report = await run_job(control, driver, profile=profile, bal=bal, case_ids=cases, settings=GREEN,
+                                   trace_file=trace, on_result=driver.on_result())
             driver.end(report)
             code = await asyncio.wait_for(lps.wait(), 30)
         finally:
@@ -126,7 +128,6 @@ async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path,
                 lps.kill()
                 await lps.wait()
             await driver.close()
-            await control.aclose()
     log = log_file.read_text(encoding="utf-8")
     assert code == 0, log
     return report, driver, log, events
@@ -150,7 +151,8 @@ def _events_valid(events: Path) -> list[dict[str, Any]]:
 async def test_the_java_lps_passes_the_catalogue(
     java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile
 ) -> None:
-    report, driver, log, events = await _campaign(java_classes, sandbox, tmp_path, profile)
+    control = HTTPControl(json.loads(sandbox.contract.read_text(encoding="utf-8")), sandbox.state_dir)
+    report, driver, log, events = await _campaign(java_classes, control, sandbox.contract, tmp_path, profile)
     red = [(r.case_id, r.code, r.status.value, r.explanation) for r in report.results
            if r.status is not Status.PASS and not _unjudgeable(r)]
     assert red == [], log
@@ -173,7 +175,9 @@ EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: set(BROKE
 async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
     java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile
 ) -> None:
-    report, _, log, events = await _campaign(java_classes, sandbox, tmp_path, profile, breaks=BREAKS)
+    control = HTTPControl(json.loads(sandbox.contract.read_text(encoding="utf-8")), sandbox.state_dir)
+    report, _, log, events = await _campaign(java_classes, control, sandbox.contract, tmp_path, profile,
+                                             breaks=BREAKS)
     red = {r.code: r for r in report.results if r.status is not Status.PASS and not _unjudgeable(r)}
     table = "\n".join(f"{r.case_id} {r.code} {r.status.value}: {r.explanation}" for r in red.values())
     assert set(red) == EXPECTED_RED[profile], table + "\n" + log
@@ -185,3 +189,24 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
         assert "Aucun accusé de lecture" in red["mdn-return"].explanation
     end = _events_valid(events)[-1]
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
+
+
+async def test_psc_logout_and_token_freshness_with_the_suites_own_sandbox(java_classes: Path, tmp_path: Path) -> None:
+    """The two PER/ORG checks a sandbox of another process cannot make yet (ECO.1.2.6, fresh token).
+
+    Here the suite starts the sandbox itself (``mssante conformance run`` without a running
+    sandbox): it ends the professional's PSC session, and makes the next token presented refused for
+    good. The Java LPS is still a separate process that knows only sandbox.json and the events.
+    """
+    async with Sandbox(sandbox_config(), tmp_path / "state") as sb:
+        control = InProcessControl(sb)
+        try:
+            report, _, log, _ = await _campaign(java_classes, control, sb.state_file, tmp_path, Profile.PER_ORG,
+                                                cases=("authenticationfailed", "psc-logout"))
+        finally:
+            await control.aclose()
+    results = {r.code: r for r in report.results}
+    assert [r.status for r in results.values()] == [Status.PASS, Status.PASS], \
+        "\n".join(f"{r.code}: {r.explanation}" for r in results.values()) + "\n" + log
+    assert "avec un nouveau jeton" in results["authenticationfailed"].explanation
+    assert "PSC : session terminée" in log
