@@ -7,6 +7,7 @@ import json
 import smtplib
 import ssl
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,7 +19,7 @@ from mssante.conformance import SendRequest
 from mssante.errors import AuthUnavailable, NotAuthorized, TokenRejected
 from mssante.message import ComposeSettings, Draft
 from tests.conformance._lps import LPSConfig, StdlibLPS
-from tests.conformance._lps_net import auth_error, imap_sasl, smtp_sasl, xoauth2
+from tests.conformance._lps_net import TLS12_CIPHERS, auth_error, imap_sasl, smtp_sasl, xoauth2
 
 
 class NoImapStartTLS(StdlibLPS):
@@ -59,6 +60,41 @@ class NoCertCheck(StdlibLPS):
         ctx = super().context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def _crls_reachable(info: Any) -> bool:
+    for url in info.get("crl_urls", ()):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                response.read()
+        except OSError:
+            return False
+    return True
+
+
+class FailOpenWithoutCRL(StdlibLPS):
+    """Skips the revocation check when the CRL cannot be downloaded (ECO.1.1.7: fail open)."""
+
+    def context(self) -> Any:
+        ctx = super().context()
+        if not _crls_reachable(self.cfg.info):
+            ctx.verify_flags &= ~ssl.VERIFY_CRL_CHECK_CHAIN
+        return ctx
+
+
+class KeepsNoCRL(StdlibLPS):
+    """Keeps no CRL: when the download fails it has none, so every handshake fails (ECO.1.1.7)."""
+
+    def context(self) -> Any:
+        if _crls_reachable(self.cfg.info):
+            return super().context()
+        ctx = ssl.create_default_context(cafile=self.cfg.info["ca_bundle"])
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(TLS12_CIPHERS)
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+        if self.cert:
+            ctx.load_cert_chain(*self.cert)
         return ctx
 
 
@@ -289,3 +325,39 @@ class IgnoresPscLogout(StdlibLPS):
 
     def on_psc_ended(self) -> None:
         return None
+
+
+class NoTraceFile(StdlibLPS):
+    """Writes no trace at all: the trace file is never created (ECO.4.1.1)."""
+
+    def __init__(self, cfg: LPSConfig) -> None:
+        super().__init__(replace(cfg, trace_file=None))
+
+
+class EmptyTraceFile(StdlibLPS):
+    """Creates its trace file and writes nothing in it (ECO.4.1.1)."""
+
+    def __init__(self, cfg: LPSConfig) -> None:
+        if cfg.trace_file is not None:
+            cfg.trace_file.touch()
+        super().__init__(replace(cfg, trace_file=None))
+
+
+class SmtpAuthOneLine(StdlibLPS):
+    """Sends ``AUTH XOAUTH2 <initial response>`` on one line, over 512 octets (as Jakarta Mail did; RFC 4954 §4)."""
+
+    replies: list[str] = []  # noqa: RUF012 - the sandbox's answers, read by the test
+
+    def smtp_auth(self, smtp: smtplib.SMTP, token: str | None) -> None:
+        payload = base64.b64encode(xoauth2(self.cfg.bal, token or "").encode()).decode()
+        code, text = smtp.docmd("AUTH", f"XOAUTH2 {payload}")
+        SmtpAuthOneLine.replies.append(f"{code} {text.decode()}")
+        if code != 235:
+            raise auth_error(f"{code} {text.decode()}")
+
+
+class ImapOAuthBearer(StdlibLPS):
+    """IMAP AUTHENTICATE OAUTHBEARER (RFC 7628) where the API LPS expects XOAUTH2."""
+
+    def imap_auth(self, imap: Any, token: str | None) -> None:
+        imap_sasl(imap, "OAUTHBEARER", f"n,a={self.cfg.bal},\x01auth=Bearer {token}\x01\x01")

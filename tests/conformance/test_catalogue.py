@@ -32,10 +32,12 @@ def test_catalogue_size_ids_and_requirements(profile: Profile, minimum: int, pre
 
 def test_per_org_specific_cases() -> None:
     codes = [c.code for c in catalogue(Profile.PER_ORG)]
-    # psc-logout ends the PSC session, so it runs after every case that authenticates; only the
-    # server certificate cases (appended later, ids kept) follow it: the LPS must not authenticate there.
-    assert codes[-5] == "psc-logout"
-    assert all(code.startswith("server-cert-") for code in codes[-4:])
+    # psc-logout ends the PSC session, so it runs after the cases that reuse the LPS's session; the
+    # cases appended later (ids kept) follow it: the server certificate ones (no authentication
+    # expected) and the CRL outage (the LPS logs in to PSC again).
+    assert codes[-6] == "psc-logout"
+    assert all(code.startswith("server-cert-") for code in codes[-5:-1])
+    assert codes[-1] == "crl-outage" == [c.code for c in catalogue(Profile.APP)][-1]
     assert {"imap-xoauth2", "smtp-xoauth2", "mdn-return"} <= set(codes)
     app = {c.code for c in catalogue(Profile.APP)}
     assert {"imap-auth-cli", "smtp-auth-cli", "cert-structure"} <= app

@@ -67,5 +67,6 @@ def test_run_external_prints_french_instructions_and_fails_without_evidence(tmp_
     ])
     assert result.exit_code == 1, result.output
     assert "Envoyez depuis votre LPS (BAL dpi.hopital@mss.sandbox.test) un compte rendu de biologie" in result.output
-    assert "Non conforme" in result.output and "Non exécuté" in result.output
+    assert "Non conforme" in result.output and "Non exécuté" not in result.output
+    assert "Aucun fichier de traces fourni (option --trace-file FICHIER)" in result.output
     assert "NON CONFORME" in result.output

@@ -68,11 +68,17 @@ ROWS: list[tuple[type[StdlibLPS], Profile, tuple[str, ...], str]] = [
     (b.NoSentCopy, APP, ("sent-copy",), "Sent"),
     (b.BadTraces, PER, ("traces",), "JWT"),
     (b.BadTraces, APP, ("traces",), "absent"),
+    (b.NoTraceFile, PER, ("traces",), "Fichier de traces absent"),
+    (b.EmptyTraceFile, APP, ("traces",), "Fichier de traces vide"),
     (b.IgnoresPscLogout, PER, ("psc-logout",), "encore ouverte"),
     (b.NoCertCheck, PER, ("server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
                           "server-cert-revoked"), "malgré un certificat serveur"),
     (b.NoCertCheck, APP, ("server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
                           "server-cert-revoked"), "malgré un certificat serveur"),
+    (b.FailOpenWithoutCRL, PER, ("crl-outage",), "révoqué accepté pendant la panne"),
+    (b.FailOpenWithoutCRL, APP, ("crl-outage",), "révoqué accepté pendant la panne"),
+    (b.KeepsNoCRL, PER, ("crl-outage",), "conserver la dernière LCR"),
+    (b.KeepsNoCRL, APP, ("crl-outage",), "conserver la dernière LCR"),
 ]
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from mssante.conformance import HTTPControl, Profile, Status, run_job
-from mssante.errors import ConfigError
 from mssante.message import ComposeSettings, Draft, Sender, compose_message
 from mssante.sandbox.runner import Sandbox
 from tests.conformance._harness import GREEN, holder_of, sandbox_config
@@ -42,12 +41,9 @@ async def test_http_control_reads_journal_mail_and_faults(state_dir: Path) -> No
         assert sb.faults.bad_server_certificate is None
         assert await control.end_sessions(PER, "bye") == 0
         assert await control.records() == []
-        assert await control.reject_next_token(PER) is False
-        try:
-            ended = await control.end_psc_sessions("899700000001")
-        except ConfigError:
-            ended = -1  # the sandbox API does not offer it (yet)
-        assert ended in (-1, 0)
+        assert await control.reject_next_token(PER) is True
+        assert (await control.fault_state())["token_gate"] == {"bal": PER, "armed": True, "refused": 0, "reused": 0}
+        assert await control.end_psc_sessions("899700000001") == 0
 
 
 async def test_cases_run_through_the_http_api(state_dir: Path, tmp_path: Path) -> None:
@@ -69,4 +65,4 @@ async def test_cases_run_through_the_http_api(state_dir: Path, tmp_path: Path) -
             await driver.close()
     assert [(r.code, r.status) for r in report.results if r.status is not Status.PASS] == []
     failed_auth = next(r for r in report.results if r.code == "authenticationfailed")
-    assert "non vérifiable" in failed_auth.explanation
+    assert "avec un nouveau jeton" in failed_auth.explanation

@@ -153,15 +153,25 @@ async def test_events_stream_new_mail_and_journal_updates(sandbox: Sandbox, api:
 
 
 async def test_conformance_results_are_served_when_present(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    from mssante.conformance import CaseResult, Profile, RunReport, Status, write_latest
+
+    result = CaseResult(case_id="APP-03", code="tls-version", title_fr="TLS 1.2 minimum sur IMAP et SMTP",
+                        requirements=("ECO.1.1.1",), profile=Profile.APP, status=Status.FAIL,
+                        explanation="1 session(s) sans TLS 1.2 ou plus.")
+    report = RunReport(profile=Profile.APP, bal=APP, client="LPS externe", sandbox_domain="mss.sandbox.test",
+                       started_at=1_767_000_000.0, ended_at=1_767_000_060.0, results=(result,))
     folder = sandbox.state_dir / "conformance"
-    folder.mkdir(exist_ok=True)
-    (folder / "latest.json").write_text(json.dumps({"results": [{"id": "ECO.1.1.1", "status": "passed"}]}))
+    write_latest(report, sandbox.state_dir)
     try:
-        assert (await api.get("/api/conformance")).json()["results"][0]["id"] == "ECO.1.1.1"
-        page = await api.get("/conformance")
-        assert "ECO.1.1.1" in page.text and "passed" in page.text
+        assert (await api.get("/api/conformance")).json()["results"][0]["case_id"] == "APP-03"
+        page = (await api.get("/conformance")).text
+        for shown in ("APP-03", "TLS 1.2 minimum sur IMAP et SMTP", "Non conforme", "1 session(s) sans TLS 1.2",
+                      "NON CONFORME", APP, "LPS externe", "BAL PER/ORG", "Aucune campagne pour ce profil"):
+            assert shown in page, shown
+        assert ">fail<" not in page
     finally:
-        (folder / "latest.json").unlink()
+        for path in folder.glob("latest*.json"):
+            path.unlink()
 
 
 async def test_openapi_documents_every_route(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:

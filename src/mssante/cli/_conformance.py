@@ -3,27 +3,35 @@
 ``run`` needs the sandbox's Python objects, so by default it **starts the sandbox itself** on
 ``--sandbox-state`` (keys, certificates and ports are reused from that directory) and stops it
 at the end. If a sandbox already runs on that directory (its ``sandbox.json`` answers on
-``/api/health``), ``run`` drives that one through its HTTP API instead; two checks then lose
-precision (token freshness is not observable) or need an extra endpoint
-(``DELETE /api/psc/sessions/{national_id}`` for the PSC logout case).
+``/api/health``), ``run`` drives that one through its HTTP API instead (the two-terminal
+setup): every case runs the same way, the API offering the bench's faults (refuse the next
+token of a BAL, CRL outage, end of a professional's PSC sessions).
 
 Results always go to ``STATE_DIR/conformance/latest.json`` (the webmail shows them), and to
-``--json``, ``--html`` (the French "CR de test") and ``--junit`` when asked. Exit code 0 when
-every case passed or was skipped, 1 otherwise.
+``--json``, ``--html`` (the French "CR de test") and ``--junit`` when asked. ``--events FILE|-``
+writes the machine-readable run (JSON Lines, ``docs/schemas/conformance-events.schema.json``);
+with ``-`` the events go to stdout and the French text to stderr. The same events are served
+by the sandbox API (``GET /api/conformance/events``).
+
+Exit code: 0 CONFORME (every selected case ran and passed), 1 NON CONFORME (a case failed,
+errored or was skipped, or the run stopped early), 2 misuse (bad option, unknown case, a
+``sandbox.json`` whose sandbox does not answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import sys
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
-from mssante.errors import ConfigError
+from mssante.errors import ConfigError, UsageError
 
 __all__ = ["conformance"]
 
@@ -61,16 +69,69 @@ def list_cases(profile: str | None) -> None:
 
 
 def _running_sandbox(state_dir: Path) -> dict[str, Any] | None:
-    """The ``sandbox.json`` of a sandbox that answers on its API, or None."""
-    try:
-        info: dict[str, Any] = json.loads((state_dir / "sandbox.json").read_text(encoding="utf-8"))
-        url = str(info["api_url"])
-        if not url.startswith("http://127.0.0.1"):
-            return None
-        with urllib.request.urlopen(url + "/health", timeout=3) as response:  # noqa: S310 - loopback http
-            return info if response.status == 200 else None
-    except (OSError, ValueError, KeyError):
+    """The ``sandbox.json`` of a sandbox that answers on its API; None when there is no ``sandbox.json``.
+
+    Raises:
+        ConfigError: ``sandbox.json`` exists but is unreadable, or its sandbox does not answer
+            (stale: the sandbox was killed); French message.
+    """
+    path = state_dir / "sandbox.json"
+    if not path.exists():
         return None
+    try:
+        info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        url = str(info["api_url"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} est illisible ({exc}) : supprimez-le ou relancez « mssante sandbox up "
+                          f"--state-dir {state_dir} »") from None
+    try:
+        if not url.startswith("http://127.0.0.1"):
+            raise ValueError("not a loopback URL")
+        with urllib.request.urlopen(url + "/health", timeout=3) as response:  # noqa: S310 - loopback http
+            if response.status == 200:
+                return info
+    except (OSError, ValueError):
+        pass
+    raise ConfigError(
+        f"{path} décrit un bac à sable qui ne répond pas ({url}) : il a été arrêté sans nettoyage. "
+        f"Relancez « mssante sandbox up --state-dir {state_dir} » dans un autre terminal, ou supprimez {path} "
+        "pour que la campagne lance son propre bac à sable.")
+
+
+def _check_cases(profile: str, cases: tuple[str, ...]) -> None:
+    """Refuse unknown case ids before anything starts (French message, exit code 2).
+
+    Raises:
+        UsageError: an id or code is not in the profile's catalogue.
+    """
+    from mssante.conformance import Profile, catalogue
+
+    known = catalogue(Profile(profile))
+    names = {c.id for c in known} | {c.code.upper() for c in known}
+    unknown = [c for c in cases if c.upper() not in names]
+    if unknown:
+        raise UsageError(
+            f"cas inconnu(s) pour le profil {profile} : {', '.join(unknown)}. Cas connus : "
+            f"{', '.join(c.id for c in known)} (ou leur code, voir « mssante conformance list --profile {profile} »)")
+
+
+class _EventsFile:
+    """The ``--events`` sink: one JSON object per line, flushed at once (a harness follows the file)."""
+
+    def __init__(self, target: str) -> None:
+        self._own = target != "-"
+        try:
+            self._out: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
+        except OSError as exc:
+            raise ConfigError(f"impossible d'écrire {target} : {exc.strerror}") from None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self._out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self._out.close()
 
 
 def _write_outputs(report: Any, state_dir: Path, json_file: Path | None, html_file: Path | None,
@@ -89,8 +150,8 @@ def _write_outputs(report: Any, state_dir: Path, json_file: Path | None, html_fi
     return written
 
 
-def _progress(result: Any) -> None:
-    click.echo(f"  {_MARK[result.status.value]} {result.status.label_fr} — {result.explanation}")
+def _progress(result: Any, echo: Callable[[str], None] = click.echo) -> None:
+    echo(f"  {_MARK[result.status.value]} {result.status.label_fr} — {result.explanation}")
 
 
 def _summary(info: Mapping[str, Any]) -> str:
@@ -105,13 +166,14 @@ def _summary(info: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _run(options: dict[str, Any]) -> Any:
+async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file: _EventsFile | None) -> Any:
     from mssante.conformance import (
         DriverSetup,
         ExternalDriver,
         HTTPControl,
         InProcessControl,
         Profile,
+        RunEvents,
         RunSettings,
         SandboxControl,
         choose_bal,
@@ -128,15 +190,16 @@ async def _run(options: dict[str, Any]) -> Any:
     sandbox: Sandbox | None = None
     control: SandboxControl
     if running is not None:
-        click.echo(f"Bac à sable déjà lancé sur {state_dir} : pilotage par son API HTTP.")
+        echo(f"Bac à sable déjà lancé sur {state_dir} : pilotage par son API HTTP.")
         control = HTTPControl(running, state_dir)
     else:
         sandbox = Sandbox(load_config(options["config_file"]), state_dir)
         await sandbox.__aenter__()
         control = InProcessControl(sandbox)
     try:
-        click.echo(_summary(control.info))
+        echo(_summary(control.info))
         bal = choose_bal(control.info, profile, options["bal"], control.responders)
+        events = RunEvents(control=control, sinks=[events_file] if events_file is not None else [])
         login: Callable[[], Awaitable[Mapping[str, Any]]] | None = None
         if sandbox is not None and profile is Profile.PER_ORG:
             started = sandbox
@@ -150,11 +213,13 @@ async def _run(options: dict[str, Any]) -> Any:
             driver = load_builtin_driver(DriverSetup(info=control.info, bal=bal, profile=profile, login=login,
                                                      trace_file=options["trace_file"]))
         else:
-            driver = ExternalDriver(bal=bal, profile=profile, echo=click.echo)
-        click.echo(f"Profil {profile.value}, BAL testée {bal}, LPS : {driver.name}\n")
+            driver = ExternalDriver(bal=bal, profile=profile, echo=echo, announce=events.step)
+        echo(f"Profil {profile.value}, BAL testée {bal}, LPS : {driver.name}")
+        echo(f"Événements de la campagne : {events.api_url}/conformance/events?run_id={events.run_id}\n")
         try:
             return await run_job(control, driver, profile=profile, bal=bal, case_ids=options["cases"],
-                                 settings=settings, trace_file=options["trace_file"], on_result=_progress)
+                                 settings=settings, trace_file=options["trace_file"],
+                                 on_result=functools.partial(_progress, echo=echo), events=events)
         finally:
             await driver.close()
     finally:
@@ -181,22 +246,40 @@ async def _run(options: dict[str, Any]) -> Any:
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON results.")
 @click.option("--time-scale", type=click.FloatRange(0.001, 10.0), default=1.0, show_default=True,
               help="Multiply every case timeout (below 1 for a fast automated LPS).")
+@click.option("--events", "events_target", metavar="FILE|-",
+              help="Write the run as JSON Lines events (docs/schemas/conformance-events.schema.json); - = stdout.")
 @click.pass_context
 def run(ctx: click.Context, /, **options: Any) -> None:
     """Run the conformance cases of a profile against an LPS and write the test report.
 
+    Exit code: 0 CONFORME, 1 NON CONFORME (failed, errored, skipped or not run), 2 misuse.
+
     \f
     Raises:
-        ConfigError: bad sandbox configuration, unwritable output, builtin driver unavailable.
+        ConfigError: bad sandbox configuration, stale sandbox.json, unwritable output, builtin
+            driver unavailable.
         UsageError: unknown case id, or a BAL that does not fit the profile.
-        TransportError: a sandbox port is busy or the running sandbox stopped answering.
+        TransportError: a sandbox port is busy, or the running sandbox does not answer at the start.
     """
     from mssante.conformance import Status
 
-    report = asyncio.run(_run(options))
+    _check_cases(options["profile"], options["cases"])
+    target = options.pop("events_target")
+    echo: Callable[[str], None] = functools.partial(click.echo, err=True) if target == "-" else click.echo
+    events_file = _EventsFile(target) if target else None
+    try:
+        report = asyncio.run(_run(options, echo, events_file))
+    finally:
+        if events_file is not None:
+            events_file.close()
     for path in _write_outputs(report, options["state_dir"], options["json_file"], options["html_file"],
                                options["junit_file"]):
-        click.echo(f"Résultats écrits : {path}")
+        echo(f"Résultats écrits : {path}")
     counts = ", ".join(f"{s.label_fr.lower()} {report.count(s)}" for s in Status)
-    click.echo(f"\n{'CONFORME' if report.ok else 'NON CONFORME'} — {counts}")
+    if report.not_run:
+        counts += f", non exécutés {len(report.not_run)}"
+    echo(f"\n{report.verdict} — {counts}")
+    reason = report.reason_fr()
+    if reason:
+        echo(f"Motif : {reason}")
     ctx.exit(0 if report.ok else 1)

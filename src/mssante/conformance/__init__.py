@@ -14,6 +14,8 @@ checked with :func:`mssante.message.check_message`.
 * :class:`ExternalDriver` — any LPS (French instructions, bounded waits for evidence);
   :func:`load_builtin_driver` — our client library, once it provides
   ``mssante.client.conformance:create_driver``;
+* :class:`RunEvents` — the machine-readable run (``--events``, JSON Lines, schema in
+  ``docs/schemas/conformance-events.schema.json``), also served by the sandbox API;
 * :func:`to_html`, :func:`to_json`, :func:`to_junit` — the "CR de test".
 
 Layering: this package sits on top of the sandbox and the message toolkit; nothing imports it.
@@ -31,8 +33,9 @@ from mssante.conformance._driver import (
     SendRequest,
     load_builtin_driver,
 )
+from mssante.conformance._events import RunEvents
 from mssante.conformance._html import to_html
-from mssante.conformance._model import Case, CaseResult, Evidence, Profile, RunReport, Status, Verdict
+from mssante.conformance._model import Case, CaseResult, Cause, Evidence, Profile, RunReport, Status, Verdict
 from mssante.conformance._remote import HTTPControl
 from mssante.conformance._reports import from_json, to_json, to_junit
 from mssante.conformance._runner import LATEST_FILE, choose_bal, run_job, write_latest
@@ -43,6 +46,7 @@ __all__ = [
     "Case",
     "CaseContext",
     "CaseResult",
+    "Cause",
     "DocumentKind",
     "DriverSetup",
     "Evidence",
@@ -52,6 +56,7 @@ __all__ = [
     "LPSDriver",
     "MessageSummary",
     "Profile",
+    "RunEvents",
     "RunReport",
     "RunSettings",
     "SandboxControl",

@@ -221,7 +221,7 @@ def check_receive_xdm() -> Check:
             found = [(r.id, c) for r in records for c in body_fetches(r, since)]
             return found or None
 
-        reads = await ctx.wait_for(fetched, ctx.bound())
+        reads = await ctx.wait_for(fetched, ctx.bound(), asked=True)
         evidence = [*notes, Evidence(title="Réponse du répondeur automatique",
                                      lines=(f"UID {reply[0]}", f"Objet : {reply[1]}",
                                             f"Arrivée {arrival - since:.2f} s après l'envoi"))]

@@ -18,9 +18,10 @@ import itertools
 import time
 from collections.abc import Sequence
 
+from mssante.conformance._causes import named
 from mssante.conformance._context import CaseContext
 from mssante.conformance._judge import Attempt, attempts_evidence, auth_attempts, session_evidence
-from mssante.conformance._model import Check, Evidence, Verdict
+from mssante.conformance._model import Check, Evidence, Status, Verdict
 from mssante.sandbox.fronts.journal import SessionRecord
 
 __all__ = [
@@ -78,7 +79,8 @@ def check_authentication_failed(*, psc: bool) -> Check:
         try:
             note = await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion")
             found = await _after_first(ctx, since, "AUTHENTICATIONFAILED", until_ok=psc)
-            reuse = ctx.control.token_reuse()
+            gate = (await ctx.control.fault_state()).get("token_gate") if gated else None
+            reuse = int(gate.get("reused", 0)) if isinstance(gate, dict) else 0
         finally:
             await ctx.control.clear_faults()
         evidence = _with([note], attempts_evidence(found))
@@ -98,10 +100,9 @@ def check_authentication_failed(*, psc: bool) -> Check:
             return Verdict.passed(f"{len(after)} nouvelle(s) tentative(s) après le refus, puis arrêt : pas de boucle.",
                                   evidence)
         if reuse:
-            return Verdict.failed(
+            return Verdict(status=Status.FAIL, evidence=tuple(evidence), cause=named("token-reused"), explanation=(
                 f"Le jeton refusé a été présenté de nouveau ({reuse} fois) : après AUTHENTICATIONFAILED, le LPS doit "
-                "abandonner ce jeton et en obtenir un nouveau auprès de Pro Santé Connect (ECO.1.2.1 ; RFC 5530).",
-                evidence)
+                "abandonner ce jeton et en obtenir un nouveau auprès de Pro Santé Connect (ECO.1.2.1 ; RFC 5530)."))
         if not after:
             return Verdict.failed(
                 "Aucune nouvelle tentative : après AUTHENTICATIONFAILED, le LPS doit obtenir un nouveau jeton "

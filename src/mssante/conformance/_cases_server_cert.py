@@ -24,7 +24,7 @@ from mssante.conformance._model import Check, Evidence, Verdict
 from mssante.sandbox.fronts.faults import BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
 
-__all__ = ["BAD_CERT_DEFECTS", "check_bad_server_certificate"]
+__all__ = ["BAD_CERT_DEFECTS", "check_bad_server_certificate", "check_crl_outage"]
 
 #: What is wrong with each certificate, and the rule it breaks (French, for the CR).
 BAD_CERT_DEFECTS: dict[BadServerCertificate, tuple[str, str]] = {
@@ -95,5 +95,89 @@ def check_bad_server_certificate(kind: BadServerCertificate) -> Check:
             how += ("; " if how else "") + f"{completed} session(s) fermée(s) juste après la poignée de main"
         return Verdict.passed(
             f"Certificat serveur {defect} refusé : {how}, aucune authentification ({rule}).", evidence)
+
+    return check
+
+
+def check_crl_outage() -> Check:
+    """CRL outage: the LPS keeps the last valid CRL (ECO.1.1.7, SC.MSS/CONF.22).
+
+    Three phases, judged from the journal: (1) a normal reconnection, so the LPS holds a current
+    CRL; (2) the CRL distribution points answer 503 and the fronts present the *revoked*
+    certificate: the LPS must still refuse it (a client that fails open when the CRL cannot be
+    downloaded authenticates); (3) still no CRL, the real certificate again: the LPS must
+    connect, its last CRL being still valid (a client that keeps no CRL cannot check and stays
+    disconnected).
+
+    Raises:
+        Nothing.
+    """
+
+    async def authenticated(ctx: CaseContext, since: float) -> bool:
+        async def probe() -> bool | None:
+            return True if any(a.outcome == "OK" for a in auth_attempts(await ctx.sessions(since))
+                               if a.at >= since) else None
+
+        return bool(await ctx.wait_for(probe, ctx.bound()))
+
+    async def check(ctx: CaseContext) -> Verdict:
+        notes: list[Evidence] = []
+
+        async def reconnect(what: str) -> None:
+            note = await ctx.act(ctx.driver.open_session(fresh=True), what)
+            if note is not None:
+                notes.append(note)
+
+        t0 = time.time()
+        await reconnect("reconnexion avant la panne")
+        if not await authenticated(ctx, t0):
+            return Verdict.failed("Aucune session authentifiée avant la panne de LCR : le cas ne peut pas être "
+                                  "conduit (ECO.1.1.7).", [*notes, *(session_evidence(r) for r in
+                                                                    (await ctx.sessions(t0))[:_MAX_SHOWN])])
+        try:
+            await ctx.control.set_crl_outage("503")
+            await ctx.control.set_bad_server_certificate("revoked")
+            t1 = time.time()
+            await reconnect("reconnexion pendant la panne, certificat révoqué")
+
+            async def probe() -> bool | None:
+                return True if any(_reached_tls(r) for r in await ctx.sessions(t1)) else None
+
+            await ctx.wait_for(probe, ctx.bound())
+            await asyncio.sleep(ctx.settings.quiet_window)
+            revoked_phase = [r for r in await ctx.sessions(t1) if r.started_at >= t1]
+            await ctx.control.set_bad_server_certificate(None)
+            t2 = time.time()
+            await reconnect("reconnexion pendant la panne, certificat valide")
+            reconnected = await authenticated(ctx, t2)
+            state = await ctx.control.fault_state()
+        finally:
+            await ctx.control.clear_faults()
+        outage = state.get("crl_outage") if isinstance(state.get("crl_outage"), dict) else {}
+        requests = int(outage.get("requests", 0)) if isinstance(outage, dict) else 0
+        head = Evidence(title="Panne de LCR simulée", lines=(
+            "Les points de distribution des LCR répondent 503 pendant les phases 2 et 3.",
+            f"{requests} téléchargement(s) de LCR refusé(s) pendant la panne.",
+        ))
+        shown = [session_evidence(r) for r in revoked_phase[:_MAX_SHOWN]]
+        attempts = [a for a in auth_attempts(revoked_phase) if a.at >= t1]
+        if attempts or any(r.credentials_before_tls for r in revoked_phase):
+            return Verdict.failed(
+                "Certificat serveur révoqué accepté pendant la panne de LCR : faute de pouvoir télécharger la LCR, "
+                "le LPS doit continuer à vérifier la révocation avec la dernière LCR valide qu'il a conservée, et "
+                "refuser la connexion si aucune n'est disponible (ECO.1.1.7, SC.MSS/CONF.22 ; ECO.1.1.6).",
+                [*notes, head, *shown])
+        if not any(_reached_tls(r) for r in revoked_phase):
+            return Verdict.failed("Aucune connexion avec STARTTLS observée pendant la panne de LCR : le refus du "
+                                  "certificat révoqué ne peut pas être constaté (ECO.1.1.7).", [*notes, head])
+        if not reconnected:
+            return Verdict.failed(
+                "Pas de session authentifiée pendant la panne de LCR avec le certificat valide de l'opérateur : le "
+                "LPS doit conserver la dernière LCR non expirée et s'en servir quand la LCR ne peut pas être "
+                "téléchargée (ECO.1.1.7, SC.MSS/CONF.22).",
+                [*notes, head, *(session_evidence(r) for r in (await ctx.sessions(t2))[:_MAX_SHOWN])])
+        return Verdict.passed(
+            "Pendant la panne de LCR, le certificat révoqué a été refusé et le certificat valide accepté : la "
+            "dernière LCR valide est conservée et utilisée (ECO.1.1.7).", [head, *shown])
 
     return check

@@ -1,9 +1,11 @@
 """Functional traces of the LPS (ECO.4.1.1 / ECO.4.1.2, SC.MSS/CONF.17 / .18), from a trace file.
 
-The file is given by the person running the suite (``--trace-file``) in the
-:mod:`mssante.trace` JSON Lines format: one object per line with ``at`` (local time of the
-workstation, ISO 8601 with its offset), ``author``, ``bal``, ``action``, ``request``,
-``response`` and ``ok``. The check covers the records written since the job started:
+The file is given by the person running the suite (``--trace-file``) in the JSON Lines format
+published as ``docs/schemas/trace.schema.json`` (what :mod:`mssante.trace` writes): one object
+per line with ``at`` (local time of the workstation, ISO 8601 with its offset), ``author``,
+``bal``, ``action``, ``request``, ``response`` and ``ok``. No trace file, a missing file or an
+empty one is *non conforme*, with the reason: traces are a requirement, not an option. The
+check covers the records written since the job started:
 
 * every field is present and filled (author, local time, action, request, server answer);
 * sending is traced (the ANS FAQ names sending and deleting as the minimum);
@@ -86,14 +88,32 @@ def check_traces() -> Check:
 
     async def check(ctx: CaseContext) -> Verdict:
         if ctx.trace_file is None:
-            return Verdict.skipped("Aucun fichier de traces fourni (option --trace-file) : les traces du LPS n'ont "
-                                   "pas été examinées.")
-        if await ctx.document_message() is None:
+            return Verdict.failed(
+                "Aucun fichier de traces fourni (option --trace-file FICHIER) : toute action sur la BAL doit être "
+                "tracée (auteur, heure locale, action, requête, réponse du serveur) et les traces ne peuvent pas "
+                "être examinées. Format attendu : docs/schemas/trace.schema.json (ECO.4.1.1, SC.MSS/CONF.17).")
+        sent = await ctx.document_message()
+        if sent is None:
             return Verdict.failed(f"Aucun message envoyé à {ctx.peer} : l'envoi n'a pas pu être tracé.")
+
+        def about(state: str) -> list[Evidence]:
+            return [Evidence(title="Fichier de traces", lines=(str(ctx.trace_file), state)), sent[0].evidence()]
+
         try:
             lines = ctx.trace_file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            return Verdict.errored(f"Fichier de traces illisible : {ctx.trace_file} ({exc.strerror}).")
+        except FileNotFoundError:
+            return Verdict.failed(
+                f"Fichier de traces absent : {ctx.trace_file} n'existe pas après les envois de la campagne ; le LPS "
+                "doit y écrire une ligne JSON par action (docs/schemas/trace.schema.json ; ECO.4.1.1).",
+                about("absent"))
+        except (OSError, UnicodeDecodeError) as exc:
+            return Verdict.failed(f"Fichier de traces illisible : {ctx.trace_file} ({exc}) ; attendu : JSON Lines "
+                                  "en UTF-8 (docs/schemas/trace.schema.json ; ECO.4.1.1).", about("illisible"))
+        if not any(line.strip() for line in lines):
+            return Verdict.failed(
+                f"Fichier de traces vide : {ctx.trace_file} ne contient aucune trace alors que le LPS a agi sur la "
+                "BAL (connexion, envoi) ; chaque action doit être tracée (ECO.4.1.1, SC.MSS/CONF.17).",
+                about("vide (aucune ligne)"))
         records, problems = trace_problems(lines, ctx.job_started)
         sample = Evidence(title=f"Traces depuis le début de la campagne ({len(records)})",
                           lines=tuple(json.dumps(r, ensure_ascii=False)[:220] for r in records[-8:]))

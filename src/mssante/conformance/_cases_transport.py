@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mssante.conformance._context import CaseContext
 from mssante.conformance._driver import SendRequest
-from mssante.conformance._judge import auth_attempts, cert_ou, cipher_allowed, session_evidence
+from mssante.conformance._judge import auth_attempts, cert_ou, cipher_allowed, mechanism_of, session_evidence
 from mssante.conformance._model import Check, Evidence, Verdict
 from mssante.sandbox.fronts.journal import SessionRecord
 
@@ -69,6 +69,7 @@ async def connection_window(ctx: CaseContext) -> Window:
     if isinstance(cached, Window):
         return cached
     t0 = time.time()
+    ctx.shared["window_since"] = t0
     notes = [n for n in (
         await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion IMAP"),
         await ctx.act(ctx.driver.send_message(SendRequest(to=ctx.peer)), "envoi d'un message simple"),
@@ -79,7 +80,7 @@ async def connection_window(ctx: CaseContext) -> Window:
         imap_ok = any(r.protocol == "imap" and r.auth_result == "OK" for r in found)
         return True if imap_ok and await ctx.submissions(t0) else None
 
-    await ctx.wait_for(probe, ctx.bound())
+    await ctx.wait_for(probe, ctx.bound(), asked=True)
     await asyncio.sleep(ctx.settings.poll_interval)
     sessions = tuple(r for r in await ctx.control.records(since=t0) if not _known_other_bal(ctx, r))
     window = Window(sessions=sessions, notes=tuple(notes))
@@ -209,14 +210,6 @@ def check_srv_front(front: str) -> Check:
     return check
 
 
-def _mechanism(command: str, protocol: str) -> str:
-    words = command.split(" ")
-    at = 2 if protocol == "imap" else 1
-    if len(words) > at - 1 and words[at - 1].upper() == "LOGIN":
-        return "LOGIN"
-    return words[at].upper() if len(words) > at else "?"
-
-
 def check_psc_mechanism(protocol: str) -> Check:
     """SASL XOAUTH2 with ``user=`` the BAL address (ECO.1.2.1 / SC.MSS/CONF.07).
 
@@ -230,7 +223,7 @@ def check_psc_mechanism(protocol: str) -> Check:
         if not records:
             return _none(protocol, window)
         attempts = auth_attempts(records)
-        other = sorted({_mechanism(a.command, protocol) for a in attempts} - {"XOAUTH2"})
+        other = sorted({mechanism_of(a.command, protocol) for a in attempts} - {"XOAUTH2"})
         if other:
             return Verdict.failed(
                 f"Mécanisme(s) {', '.join(other)} utilisé(s) : une BAL PER/ORG s'authentifie en SASL XOAUTH2 avec le "
@@ -270,7 +263,7 @@ def check_app_auth(protocol: str) -> Check:
                 "Session(s) sans certificat client : une BAL APP présente son certificat IGC Santé ORG AUTH_CLI "
                 "lors de la négociation STARTTLS (SC.MSS/CONF.12, ECO.1.1.10).", _evidence(no_cert, window.notes))
         attempts = auth_attempts(records)
-        other = sorted({_mechanism(a.command, protocol) for a in attempts} - {"PLAIN"})
+        other = sorted({mechanism_of(a.command, protocol) for a in attempts} - {"PLAIN"})
         if other:
             return Verdict.failed(
                 f"Mécanisme(s) {', '.join(other)} : une BAL APP s'authentifie en SASL PLAIN, l'identifiant étant "

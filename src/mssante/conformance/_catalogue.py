@@ -30,7 +30,7 @@ from mssante.conformance._cases_reactions import (
     check_reopen,
     check_unavailable,
 )
-from mssante.conformance._cases_server_cert import check_bad_server_certificate
+from mssante.conformance._cases_server_cert import check_bad_server_certificate, check_crl_outage
 from mssante.conformance._cases_traces import check_traces
 from mssante.conformance._cases_transport import (
     check_app_auth,
@@ -160,6 +160,9 @@ def _server_certificates() -> list[_Row]:
          ("RFC 6125 §6", "RFC 7817 §3", "ECO.1.1.10"), True, _CONNECT, check_bad_server_certificate("wrong-host")),
         ("server-cert-revoked", "Certificat serveur révoqué : connexion abandonnée avant toute authentification",
          ("ECO.1.1.6", "ECO.1.1.7", "SC.MSS/CONF.22"), True, _CONNECT, check_bad_server_certificate("revoked")),
+        ("crl-outage",
+         "Panne de LCR : la dernière LCR valide reste utilisée (révoqué refusé, certificat valide accepté)",
+         ("ECO.1.1.7", "SC.MSS/CONF.22", "ECO.1.1.6"), True, _CONNECT, check_crl_outage()),
     ]
 
 

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mssante.conformance._causes import diagnose
 from mssante.conformance._control import SandboxControl
 from mssante.conformance._driver import DocumentKind, LPSDriver, SendRequest
+from mssante.conformance._events import ACK_GRACE, RunEvents
 from mssante.conformance._judge import Submission, header, submissions
-from mssante.conformance._model import Case, Evidence, Profile
+from mssante.conformance._model import Case, Cause, Evidence, Profile
 from mssante.errors import MssanteError, UsageError
 from mssante.sandbox.fronts.journal import SessionRecord
 
@@ -70,6 +72,7 @@ class CaseContext:
     responder: str | None
     settings: RunSettings = field(default_factory=RunSettings)
     trace_file: Path | None = None
+    events: RunEvents | None = None
     job_started: float = field(default_factory=time.time)
     case: Case | None = None
     shared: dict[str, Any] = field(default_factory=dict)
@@ -88,20 +91,44 @@ class CaseContext:
             seconds = self.case.timeout
         return seconds * self.settings.time_scale
 
-    async def wait_for(self, probe: Callable[[], Awaitable[T | None]], within: float) -> T | None:
+    async def wait_for(self, probe: Callable[[], Awaitable[T | None]], within: float, *,
+                       asked: bool = False) -> T | None:
         """Poll ``probe`` until it returns a value (returned) or ``within`` seconds pass (None).
 
+        ``asked``: the evidence is what the case's steps asked the LPS to do; once the LPS has
+        acknowledged them all (``--events``), the wait ends :data:`ACK_GRACE` seconds after the
+        last acknowledgement instead of at the deadline.
+
         Raises:
-            Whatever ``probe`` raises.
+            Whatever ``probe`` raises; TransportError: the sandbox cannot be reached.
         """
         deadline = time.monotonic() + within
+        shortened = False
         while True:
             found = await probe()
             if found is not None:
                 return found
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return None
+            if asked and not shortened and self.events is not None:
+                acked = await self.events.acked_at()
+                if acked is not None:
+                    shortened = True
+                    deadline = min(deadline, now + max(0.0, acked + ACK_GRACE - time.time()))
             await asyncio.sleep(min(self.settings.poll_interval, max(0.0, deadline - time.monotonic())))
+
+    async def diagnose(self, since: float) -> Cause | None:
+        """The known client-side mistake behind a failure, from the BAL's sessions since ``since``
+        (or since the shared connection window, when a case judges it).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        window = self.shared.get("window_since")
+        start = min(since, window) if isinstance(window, float) else since
+        records = [r for r in await self.control.records(since=start) if self._mine(r)]
+        return diagnose(records, self.case.code if self.case is not None else "")
 
     # ------------------------------------------------------------------ driver actions
 
@@ -162,7 +189,7 @@ class CaseContext:
             found = await self.live_sessions()
             return found[-1] if found else None
 
-        return await self.wait_for(probe, self.bound(120.0) if within is None else within)
+        return await self.wait_for(probe, self.bound(120.0) if within is None else within, asked=True)
 
     # ------------------------------------------------------------------ messages
 
@@ -186,7 +213,7 @@ class CaseContext:
         async def probe() -> Submission | None:
             return next((s for s in await self.submissions(since) if accept(s)), None)
 
-        return await self.wait_for(probe, within)
+        return await self.wait_for(probe, within, asked=True)
 
     async def stored_copy(self, submission: Submission, within: float | None = None) -> bytes | None:
         """The submitted message as delivered to its first sandbox recipient (matched by Message-ID).

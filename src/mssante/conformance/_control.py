@@ -10,23 +10,20 @@ which has two implementations:
 * :class:`~mssante.conformance._remote.HTTPControl`: a sandbox already running in another
   process, driven through its ``/api``.
 
-Token freshness (ECO.1.2.1 error handling). A fault "fail the next authentication" cannot
-tell a client that retries with the *same* token from one that fetched a *fresh* one. So
-:meth:`InProcessControl.reject_next_token` makes the next token presented for a BAL really
-invalid: that token (by ``jti``) is refused now and every time it comes back, while a new
-token from the same PSC session is accepted. It wraps the mock PSC's public
-``validate_access_token`` for the time of the case (local token check only).
+Both implementations offer the same faults, including the bench's own ones
+(:mod:`mssante.sandbox.api.faults`): refusing the next PSC token of a BAL for good (token
+freshness, ECO.1.2.1) and a CRL outage (ECO.1.1.7).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from mssante.errors import TokenRejected, UsageError
+from mssante.errors import UsageError
+from mssante.sandbox.api.events import conformance_feed
+from mssante.sandbox.api.faults import bench_faults, clear_faults, faults_json
 from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
 from mssante.sandbox.runner import Sandbox
@@ -117,11 +114,20 @@ class SandboxControl(Protocol):
         """
         ...
 
-    def token_reuse(self) -> int | None:
-        """How many times a rejected token was presented again (None if not observable).
+    async def fault_state(self) -> dict[str, Any]:
+        """The faults in force, as ``GET /api/faults`` answers (``token_gate.reused`` counts the
+        refused token presented again; ``crl_outage.requests`` the CRL downloads refused).
 
         Raises:
-            Nothing.
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def set_crl_outage(self, mode: Literal["503", "timeout"] | None) -> None:
+        """Make the CRL distribution points fail (``503`` at once, or ``timeout``), or work again (None).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
         """
         ...
 
@@ -186,6 +192,31 @@ class SandboxControl(Protocol):
         """
         ...
 
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """Give one run event to the sandbox (``POST /api/conformance/events``).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+            UsageError: the sandbox refused the event.
+        """
+        ...
+
+    async def step_ack(self, step: str) -> dict[str, Any] | None:
+        """The LPS's acknowledgement of ``step`` (``{"at", "ok", "detail"}``), or None.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def alive(self) -> bool:
+        """Whether the sandbox still answers.
+
+        Raises:
+            Nothing.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release what the control holds (restores any wrapped sandbox method).
 
@@ -193,41 +224,6 @@ class SandboxControl(Protocol):
             Nothing.
         """
         ...
-
-
-def token_fingerprint(jti: str) -> str:
-    """A short, non-reversible fingerprint of a token id, for evidence (never the token itself).
-
-    Raises:
-        Nothing.
-    """
-    return hashlib.sha256(jti.encode()).hexdigest()[:12]
-
-
-@dataclass
-class _TokenGate:
-    """Refuses the next token presented by a holder of a BAL, and that token forever after."""
-
-    holders: frozenset[str]
-    armed: bool = True
-    poisoned: set[str] = field(default_factory=set)
-    reused: int = 0
-
-    def wrap(self, inner: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
-        def validate(token: str) -> dict[str, Any]:
-            claims = inner(token)
-            jti = str(claims.get("jti", ""))
-            who = str(claims.get("preferred_username") or claims.get("SubjectNameID") or "")
-            if jti in self.poisoned:
-                self.reused += 1
-                raise TokenRejected(f"token {token_fingerprint(jti)} was refused before and presented again")
-            if self.armed and who in self.holders:
-                self.armed = False
-                self.poisoned.add(jti)
-                raise TokenRejected(f"token {token_fingerprint(jti)} refused by the conformance suite")
-            return claims
-
-        return validate
 
 
 class InProcessControl:
@@ -242,7 +238,7 @@ class InProcessControl:
         if not sandbox.info:
             raise UsageError("the sandbox is not started")
         self._sb = sandbox
-        self._gate: _TokenGate | None = None
+        self._bench = bench_faults(sandbox)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -286,9 +282,7 @@ class InProcessControl:
         Raises:
             Nothing.
         """
-        self._sb.faults.clear()
-        self._sb.psc.unavailable = False
-        self._remove_gate()
+        clear_faults(self._sb)
 
     async def fail_next_auth(self, count: int, code: AuthFailureCode, bal: str) -> None:
         """See :class:`SandboxControl`.
@@ -304,34 +298,23 @@ class InProcessControl:
         Raises:
             UsageError: ``bal`` is not a PER/ORG BAL of the sandbox.
         """
-        config = self._sb.config
-        target = config.bal(bal)
-        if target is None or not target.holders:
-            raise UsageError(f"{bal} is not a PER/ORG BAL of the sandbox")
-        if config.token_check != "local":  # noqa: S105 - a mode name
-            return False
-        self._remove_gate()
-        gate = _TokenGate(holders=frozenset(target.holders))
-        psc = self._sb.psc
-        original = psc.validate_access_token  # the class's bound method: the previous gate is gone
-        setattr(psc, "validate_access_token", gate.wrap(original))  # noqa: B010 - instance override, removed after the case
-        self._gate = gate
-        return True
+        return self._bench.reject_next_token(bal)
 
-    def token_reuse(self) -> int | None:
-        """How many times a refused token came back (None when no gate was set).
+    async def fault_state(self) -> dict[str, Any]:
+        """See :class:`SandboxControl`.
 
         Raises:
             Nothing.
         """
-        return None if self._gate is None else self._gate.reused
+        return faults_json(self._sb)
 
-    def _remove_gate(self) -> None:
-        if self._gate is not None:
-            psc = self._sb.psc
-            if "validate_access_token" in vars(psc):
-                del psc.validate_access_token
-            self._gate = None
+    async def set_crl_outage(self, mode: Literal["503", "timeout"] | None) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: unknown mode.
+        """
+        self._bench.set_crl_outage(mode)
 
     async def set_psc_unavailable(self, unavailable: bool) -> None:
         """See :class:`SandboxControl`.
@@ -390,10 +373,34 @@ class InProcessControl:
         """
         await self._sb.store.deliver(bal, message)
 
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: not a version 1 event.
+        """
+        await conformance_feed(self._sb).publish(event)
+
+    async def step_ack(self, step: str) -> dict[str, Any] | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return conformance_feed(self._sb).ack(step)
+
+    async def alive(self) -> bool:
+        """Always True: the sandbox runs in this process.
+
+        Raises:
+            Nothing.
+        """
+        return True
+
     async def aclose(self) -> None:
         """Restore the mock PSC.
 
         Raises:
             Nothing.
         """
-        self._remove_gate()
+        self._bench.clear()

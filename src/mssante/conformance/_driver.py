@@ -180,10 +180,22 @@ def load_builtin_driver(setup: DriverSetup) -> LPSDriver:
     return driver
 
 
-class ExternalDriver:
-    """Any LPS: prints instructions in French and lets the cases wait for evidence."""
+#: The kinds of step an LPS harness is asked to do (``action`` of a ``step`` event).
+StepAction = Literal["open-session", "reconnect", "send", "read", "reply-mdn", "close", "wait"]
+#: Announces a step to an LPS harness: (action, structured parameters, French text); see RunEvents.step.
+Announce = Callable[[StepAction, Mapping[str, Any], str], Awaitable[object]]
 
-    def __init__(self, *, bal: str, profile: Profile, echo: Callable[[str], None] = print) -> None:
+
+class ExternalDriver:
+    """Any LPS: prints instructions in French and lets the cases wait for evidence.
+
+    With ``announce`` (the ``--events`` stream), every instruction is also a structured step
+    for a harness: action, BAL, recipients, document kind, MDN wanted (see
+    :class:`~mssante.conformance._events.RunEvents`).
+    """
+
+    def __init__(self, *, bal: str, profile: Profile, echo: Callable[[str], None] = print,
+                 announce: Announce | None = None) -> None:
         """Address the person running the LPS through ``echo`` (``click.echo`` in the CLI).
 
         Raises:
@@ -192,6 +204,7 @@ class ExternalDriver:
         self._bal = bal
         self._profile = profile
         self._echo = echo
+        self._announce = announce
 
     @property
     def name(self) -> str:
@@ -202,8 +215,10 @@ class ExternalDriver:
         """
         return "LPS externe"
 
-    def _say(self, text: str) -> None:
+    async def _say(self, action: StepAction, params: Mapping[str, Any], text: str) -> None:
         self._echo(f"  ➜ {text}")
+        if self._announce is not None:
+            await self._announce(action, {"bal": self._bal, **params}, text)
 
     async def inform(self, text: str) -> None:
         """Print ``text``.
@@ -217,40 +232,45 @@ class ExternalDriver:
         """Ask for a (re)connection of the BAL.
 
         Raises:
-            Nothing.
+            OSError: the events file cannot be written.
         """
-        how = ("avec Pro Santé Connect (CPS ou e-CPS)" if self._profile is Profile.PER_ORG
-               else "avec le certificat ORG AUTH_CLI de la structure")
+        psc = self._profile is Profile.PER_ORG
+        how = "avec Pro Santé Connect (CPS ou e-CPS)" if psc else "avec le certificat ORG AUTH_CLI de la structure"
+        auth = {"auth": "psc" if psc else "certificate"}
         if fresh:
-            self._say(f"Fermez la messagerie de votre LPS pour la BAL {self._bal}, puis rouvrez-la {how}.")
+            await self._say("reconnect", auth, f"Fermez la messagerie de votre LPS pour la BAL {self._bal}, puis "
+                                               f"rouvrez-la {how}.")
         else:
-            self._say(f"Vérifiez que votre LPS est connecté à la BAL {self._bal} {how}, messagerie ouverte.")
+            await self._say("open-session", auth,
+                            f"Vérifiez que votre LPS est connecté à la BAL {self._bal} {how}, messagerie ouverte.")
 
     async def send_message(self, request: SendRequest) -> None:
         """Ask for a message to be sent.
 
         Raises:
-            Nothing.
+            OSError: the events file cannot be written.
         """
         what = "un message texte simple" if request.document is None else _DOCUMENT_FR[request.document]
         extra = ", en demandant un accusé de lecture" if request.request_mdn else ""
-        self._say(f"Envoyez depuis votre LPS (BAL {self._bal}) {what} à {request.to}{extra}.")
+        params = {"to": [request.to], "document": request.document, "mdn": request.request_mdn, "dsn": None}
+        await self._say("send", params, f"Envoyez depuis votre LPS (BAL {self._bal}) {what} à {request.to}{extra}.")
 
     async def read_new_messages(self) -> None:
         """Ask for the new messages to be opened.
 
         Raises:
-            Nothing.
+            OSError: the events file cannot be written.
         """
-        self._say(f"Ouvrez et lisez dans votre LPS les nouveaux messages de la BAL {self._bal}.")
+        await self._say("read", {"folder": "INBOX"},
+                        f"Ouvrez et lisez dans votre LPS les nouveaux messages de la BAL {self._bal}.")
 
     async def answer_mdns(self) -> None:
         """Ask for the requested read receipts to be sent.
 
         Raises:
-            Nothing.
+            OSError: the events file cannot be written.
         """
-        self._say("Acceptez l'envoi de l'accusé de lecture demandé par le message ouvert.")
+        await self._say("reply-mdn", {}, "Acceptez l'envoi de l'accusé de lecture demandé par le message ouvert.")
 
     async def close(self) -> None:
         """Tell the person the run is over.

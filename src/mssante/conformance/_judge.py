@@ -31,6 +31,7 @@ __all__ = [
     "cipher_allowed",
     "classify",
     "header",
+    "mechanism_of",
     "session_evidence",
     "submissions",
 ]
@@ -80,6 +81,19 @@ def _verb(command: str, protocol: str) -> str:
     words = command.split(" ")
     at = 1 if protocol == "imap" else 0
     return words[at].upper() if len(words) > at else ""
+
+
+def mechanism_of(command: str, protocol: str) -> str:
+    """The SASL mechanism of an ``AUTHENTICATE``/``AUTH`` command (``LOGIN`` for IMAP LOGIN), upper case.
+
+    Raises:
+        Nothing.
+    """
+    words = command.split(" ")
+    at = 2 if protocol == "imap" else 1
+    if len(words) > at - 1 and words[at - 1].upper() == "LOGIN":
+        return "LOGIN"
+    return words[at].upper() if len(words) > at else "?"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Case",
     "CaseResult",
+    "Cause",
     "Evidence",
     "Profile",
     "RunReport",
@@ -92,6 +93,27 @@ class Evidence:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Cause:
+    """A known client-side protocol mistake recognised in the journal, and its fix.
+
+    Attributes:
+        code: stable English code (``auth-line-too-long``, ``oauthbearer``...).
+        fr: the cause and the fix, in French, for the person reading the report.
+    """
+
+    code: str
+    fr: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form.
+
+        Raises:
+            Nothing.
+        """
+        return {"code": self.code, "fr": self.fr}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Verdict:
     """What a case's check concludes: a status, a French explanation and the evidence.
 
@@ -101,6 +123,18 @@ class Verdict:
     status: Status
     explanation: str
     evidence: tuple[Evidence, ...] = ()
+    cause: Cause | None = None
+
+    def because(self, cause: Cause | None) -> Verdict:
+        """This verdict with ``cause`` named (its French text appended to the explanation).
+
+        Raises:
+            Nothing.
+        """
+        if cause is None:
+            return self
+        return Verdict(status=self.status, explanation=f"{self.explanation} Cause probable : {cause.fr}",
+                       evidence=self.evidence, cause=cause)
 
     @classmethod
     def passed(cls, explanation: str, evidence: Sequence[Evidence] = ()) -> Verdict:
@@ -178,8 +212,9 @@ class Case:
     async def run(self, ctx: CaseContext) -> CaseResult:
         """Run the check and wrap its verdict with the case's identity and timing.
 
-        Unexpected exceptions become an ``error`` result (never propagated), so that a job
-        always produces a complete report.
+        A failure gets its probable cause named when the journal shows a known client-side
+        mistake (:mod:`mssante.conformance._causes`). Unexpected exceptions become an ``error``
+        result (never propagated), so that a job always produces a complete report.
 
         Raises:
             Nothing (``asyncio.CancelledError`` excepted).
@@ -187,6 +222,8 @@ class Case:
         started = time.time()
         try:
             verdict = await self.check(ctx)
+            if verdict.status is Status.FAIL and verdict.cause is None:
+                verdict = verdict.because(await ctx.diagnose(started))
         except Exception as exc:  # a broken check or sandbox must not stop the job
             verdict = Verdict.errored(f"Le cas n'a pas pu être exécuté : {type(exc).__name__}: {exc}")
         return CaseResult.of(self, verdict, started=started, ended=time.time())
@@ -206,6 +243,7 @@ class CaseResult:
     evidence: tuple[Evidence, ...] = ()
     started_at: float = 0.0
     duration: float = 0.0
+    cause: Cause | None = None
 
     @classmethod
     def of(cls, case: Case, verdict: Verdict, *, started: float, ended: float) -> CaseResult:
@@ -217,7 +255,7 @@ class CaseResult:
         return cls(
             case_id=case.id, code=case.code, title_fr=case.title_fr, requirements=case.requirements,
             profile=case.profile, status=verdict.status, explanation=verdict.explanation,
-            evidence=verdict.evidence, started_at=started, duration=max(0.0, ended - started),
+            evidence=verdict.evidence, started_at=started, duration=max(0.0, ended - started), cause=verdict.cause,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +269,7 @@ class CaseResult:
             "requirements": list(self.requirements), "profile": self.profile.value, "status": self.status.value,
             "explanation": self.explanation, "evidence": [e.to_dict() for e in self.evidence],
             "started_at": self.started_at, "duration": self.duration,
+            "cause": None if self.cause is None else self.cause.to_dict(),
         }
 
     @classmethod
@@ -247,9 +286,16 @@ class CaseResult:
                 status=Status(data["status"]), explanation=str(data["explanation"]),
                 evidence=tuple(Evidence.from_dict(e) for e in data.get("evidence", ())),
                 started_at=float(data.get("started_at", 0.0)), duration=float(data.get("duration", 0.0)),
+                cause=_cause(data.get("cause")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ContentError(f"invalid conformance result: {exc}") from exc
+
+
+def _cause(data: Any) -> Cause | None:
+    if not isinstance(data, Mapping):
+        return None
+    return Cause(code=str(data.get("code", "")), fr=str(data.get("fr", "")))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +310,8 @@ class RunReport:
     ended_at: float
     results: tuple[CaseResult, ...]
     tool_version: str = ""
+    not_run: tuple[str, ...] = ()
+    interruption: str = ""
 
     def count(self, status: Status) -> int:
         """How many results have ``status``.
@@ -274,13 +322,53 @@ class RunReport:
         return sum(1 for r in self.results if r.status == status)
 
     @property
-    def ok(self) -> bool:
-        """True when no case failed or errored.
+    def complete(self) -> bool:
+        """True when every selected case was judged (the run was not interrupted).
 
         Raises:
             Nothing.
         """
-        return not any(r.status in (Status.FAIL, Status.ERROR) for r in self.results)
+        return not self.not_run and not self.interruption
+
+    @property
+    def ok(self) -> bool:
+        """The overall verdict, CONFORME: every selected case ran and passed.
+
+        A case that failed, errored or was skipped, or a run that stopped early, is never
+        CONFORME: the report claims no more than was judged.
+
+        Raises:
+            Nothing.
+        """
+        return bool(self.results) and self.complete and all(r.status is Status.PASS for r in self.results)
+
+    @property
+    def verdict(self) -> str:
+        """``CONFORME`` or ``NON CONFORME``.
+
+        Raises:
+            Nothing.
+        """
+        return "CONFORME" if self.ok else "NON CONFORME"
+
+    def reason_fr(self) -> str:
+        """Why the run is not CONFORME (French), or an empty string.
+
+        Raises:
+            Nothing.
+        """
+        parts = []
+        if self.interruption:
+            parts.append(self.interruption)
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} cas non exécuté(s) : {', '.join(self.not_run)}")
+        for status in (Status.FAIL, Status.ERROR, Status.SKIPPED):
+            ids = [r.case_id for r in self.results if r.status is status]
+            if ids:
+                parts.append(f"{status.label_fr.lower()} : {', '.join(ids)}")
+        if not self.results and not parts:
+            parts.append("aucun cas jugé")
+        return " ; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``latest.json``, ``--json``).
@@ -292,7 +380,10 @@ class RunReport:
             "format": FORMAT_VERSION, "profile": self.profile.value, "bal": self.bal, "client": self.client,
             "sandbox_domain": self.sandbox_domain, "started_at": self.started_at, "ended_at": self.ended_at,
             "tool_version": self.tool_version,
-            "summary": {s.value: self.count(s) for s in Status} | {"total": len(self.results), "ok": self.ok},
+            "summary": {s.value: self.count(s) for s in Status} | {
+                "not_run": len(self.not_run), "total": len(self.results) + len(self.not_run), "ok": self.ok,
+                "verdict": self.verdict, "complete": self.complete},
+            "not_run": list(self.not_run), "interruption": self.interruption,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -311,6 +402,7 @@ class RunReport:
                 sandbox_domain=str(data["sandbox_domain"]), started_at=float(data["started_at"]),
                 ended_at=float(data["ended_at"]), tool_version=str(data.get("tool_version", "")),
                 results=tuple(CaseResult.from_dict(r) for r in data["results"]),
+                not_run=tuple(str(i) for i in data.get("not_run", ())), interruption=str(data.get("interruption", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ContentError(f"invalid conformance run: {exc}") from exc

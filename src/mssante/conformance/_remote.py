@@ -1,12 +1,11 @@
 """Drive a sandbox that runs in another process, through its HTTP API (``/api``).
 
 Used by ``mssante conformance run`` when ``STATE_DIR/sandbox.json`` names a sandbox that
-answers. Standard library only (``urllib``, in a worker thread). What the API cannot do:
-
-* *reject the next token for good* (token freshness after AUTHENTICATIONFAILED): the case
-  falls back to "fail the next authentication" and says freshness was not verifiable;
-* *end a professional's PSC sessions* (ECO.1.2.6): the suite calls
-  ``DELETE /api/psc/sessions/{national_id}``; until the sandbox offers it, that case errors.
+answers (the two-terminal setup: ``mssante sandbox up`` in one, the suite in the other).
+Standard library only (``urllib``, in a worker thread). Every case runs as with a sandbox of
+the suite's own process: the API refuses the next token of a BAL for good
+(``POST /api/faults {"reject_next_token"}``), simulates a CRL outage (``"crl_outage"``) and
+ends a professional's PSC sessions (``DELETE /api/psc/sessions/{national_id}``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mssante.conformance._control import EndMode, MessageSummary
 from mssante.errors import ConfigError, ConnectError, UsageError
@@ -144,28 +143,46 @@ class HTTPControl:
         await self._json("POST", "/faults", {"fail_auth": {"count": count, "code": code, "bal": bal}})
 
     async def reject_next_token(self, bal: str) -> bool:
-        """Not offered by the API: returns False (the case falls back to ``fail_next_auth``).
-
-        Raises:
-            Nothing.
-        """
-        return False
-
-    def token_reuse(self) -> int | None:
-        """Not observable through the API.
-
-        Raises:
-            Nothing.
-        """
-        return None
-
-    async def set_psc_unavailable(self, unavailable: bool) -> None:
-        """``POST /api/faults`` with ``psc_unavailable``.
+        """``POST /api/faults`` with ``reject_next_token``; False when the sandbox introspects tokens.
 
         Raises:
             ConnectError: the API does not answer.
         """
-        await self._json("POST", "/faults", {"psc_unavailable": unavailable})
+        try:
+            await self._json("POST", "/faults", {"reject_next_token": {"bal": bal}})
+        except UsageError as exc:
+            if "introspect" in str(exc):
+                return False
+            raise
+        return True
+
+    async def fault_state(self) -> dict[str, Any]:
+        """``GET /api/faults``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API answered something else than an object.
+        """
+        data = await self._json("GET", "/faults")
+        if not isinstance(data, dict):
+            raise UsageError("GET /api/faults did not return an object")
+        return data
+
+    async def set_crl_outage(self, mode: Literal["503", "timeout"] | None) -> None:
+        """``POST /api/faults`` with ``crl_outage``.
+
+        Raises:
+            ConnectError: the API does not answer.
+        """
+        await self._json("POST", "/faults", {"crl_outage": mode})
+
+    async def set_psc_unavailable(self, unavailable: bool) -> None:
+        """``POST /api/faults`` with ``token_check_unavailable`` (the fronts' PSC token checks only).
+
+        Raises:
+            ConnectError: the API does not answer.
+        """
+        await self._json("POST", "/faults", {"token_check_unavailable": unavailable})
 
     async def set_bad_server_certificate(self, kind: BadServerCertificate | None) -> None:
         """``POST /api/faults`` with ``bad_server_certificate``.
@@ -186,17 +203,18 @@ class HTTPControl:
         return int(data.get("ended", 0)) if isinstance(data, dict) else 0
 
     async def end_psc_sessions(self, national_id: str) -> int:
-        """``DELETE /api/psc/sessions/{national_id}`` (to be provided by the sandbox API).
+        """``DELETE /api/psc/sessions/{national_id}``.
 
         Raises:
-            ConfigError: the running sandbox does not offer it.
+            ConfigError: the running sandbox is older and does not offer it.
             ConnectError: the API does not answer.
         """
         try:
             data = await self._json("DELETE", f"/psc/sessions/{urllib.parse.quote(national_id)}")
         except UsageError as exc:
-            raise ConfigError("this sandbox cannot end PSC sessions through its API "
-                              "(DELETE /api/psc/sessions/{national_id}); run the suite with its own sandbox") from exc
+            raise ConfigError("ce bac à sable ne sait pas terminer une session PSC par son API "
+                              "(DELETE /api/psc/sessions/{national_id}) : mettez mssante à jour puis relancez "
+                              "« mssante sandbox up »") from exc
         return int(data.get("ended", 0)) if isinstance(data, dict) else 0
 
     async def list_messages(self, bal: str, folder: str = "INBOX") -> list[MessageSummary]:
@@ -235,6 +253,37 @@ class HTTPControl:
             ConnectError: the API does not answer.
         """
         await self._acall("POST", f"/bals/{urllib.parse.quote(bal, safe='@')}/messages", message, "message/rfc822")
+
+    async def publish_event(self, event: dict[str, Any]) -> None:
+        """``POST /api/conformance/events``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused the event.
+        """
+        await self._json("POST", "/conformance/events", event)
+
+    async def step_ack(self, step: str) -> dict[str, Any] | None:
+        """``GET /api/conformance/steps/{step}``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused.
+        """
+        data = await self._json("GET", f"/conformance/steps/{urllib.parse.quote(step)}")
+        return data if isinstance(data, dict) and data.get("done") else None
+
+    async def alive(self) -> bool:
+        """``GET /api/health`` answers 200.
+
+        Raises:
+            Nothing.
+        """
+        try:
+            data = await self._json("GET", "/health")
+        except (ConnectError, UsageError):
+            return False
+        return isinstance(data, dict) and data.get("status") == "ok"
 
     async def aclose(self) -> None:
         """Nothing to release.

@@ -19,8 +19,9 @@ from mssante.conformance._catalogue import select_cases
 from mssante.conformance._context import CaseContext, RunSettings
 from mssante.conformance._control import SandboxControl
 from mssante.conformance._driver import LPSDriver
+from mssante.conformance._events import RunEvents
 from mssante.conformance._model import CaseResult, Profile, RunReport, Verdict
-from mssante.errors import ConfigError, UsageError
+from mssante.errors import ConfigError, MssanteError, UsageError
 
 __all__ = ["LATEST_FILE", "choose_bal", "run_job", "write_latest"]
 
@@ -77,15 +78,19 @@ async def run_job(
     settings: RunSettings | None = None,
     trace_file: Path | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
+    events: RunEvents | None = None,
 ) -> RunReport:
     """Run the cases of ``profile`` against the LPS behind ``driver`` and return the report.
 
-    ``on_result`` is called after each case (the CLI prints progress with it). The driver is
-    not closed here: its owner closes it.
+    ``on_result`` is called after each case (the CLI prints progress with it); ``events``
+    receives the machine-readable run (``--events``). The driver is not closed here: its owner
+    closes it. When the sandbox stops answering, the run stops: the cases left are listed as
+    not run and the report is incomplete (never CONFORME).
 
     Raises:
         UsageError: unknown case id, or a BAL that does not fit the profile.
-        TransportError: the sandbox cannot be reached between cases.
+        TransportError: the sandbox cannot be reached at the start.
+        OSError: the events file cannot be written.
     """
     cases = select_cases(profile, case_ids)
     responders = control.responders
@@ -93,12 +98,17 @@ async def run_job(
     ctx = CaseContext(control=control, driver=driver, profile=profile, bal=target,
                       peer=_peer(control.info, target, responders),
                       responder=responders[0] if responders else None,
-                      settings=settings or RunSettings(), trace_file=trace_file)
+                      settings=settings or RunSettings(), trace_file=trace_file, events=events)
     await control.clear_faults()
+    if events is not None:
+        await events.run_started(profile=profile.value, bal=target, peer=ctx.peer, lps=driver.name, cases=cases)
     results: list[CaseResult] = []
-    for case in cases:
+    interruption = ""
+    for index, case in enumerate(cases, start=1):
         ctx.case = case
         await driver.inform(f"[{case.id}] {case.title_fr} ({', '.join(case.requirements)})")
+        if events is not None:
+            await events.case_started(case, index=index, total=len(cases), bound=ctx.bound(), bal=target)
         started = time.time()
         try:
             result = await asyncio.wait_for(case.run(ctx), _hard_limit(ctx))
@@ -106,29 +116,58 @@ async def run_job(
             result = CaseResult.of(case, Verdict.errored(
                 f"Délai maximal du cas dépassé ({_hard_limit(ctx):.0f} s) : le bac à sable ou le LPS ne répond plus."),
                 started=started, ended=time.time())
-        finally:
-            await control.clear_faults()
+        if not await _cleared(control):
+            interruption = _gone(control, case.id)
+            result = CaseResult.of(case, Verdict.errored(interruption), started=started, ended=time.time())
         results.append(result)
         if on_result is not None:
             on_result(result)
-    return RunReport(profile=profile, bal=target, client=driver.name,
-                     sandbox_domain=str(control.info.get("domain", "")), started_at=ctx.job_started,
-                     ended_at=time.time(), results=tuple(results), tool_version=__version__)
+        if events is not None:
+            await events.verdict(result)
+        if interruption:
+            break
+    report = RunReport(profile=profile, bal=target, client=driver.name,
+                       sandbox_domain=str(control.info.get("domain", "")), started_at=ctx.job_started,
+                       ended_at=time.time(), results=tuple(results), tool_version=__version__,
+                       not_run=tuple(c.id for c in cases[len(results):]), interruption=interruption)
+    if events is not None:
+        await events.ended(report)
+    return report
+
+
+async def _cleared(control: SandboxControl) -> bool:
+    """Remove the case's faults; False when the sandbox no longer answers."""
+    try:
+        await control.clear_faults()
+    except MssanteError:
+        return await control.alive()
+    return True
+
+
+def _gone(control: SandboxControl, case_id: str) -> str:
+    api = control.info.get("api_url", "?")
+    return (f"Le bac à sable ne répond plus ({api}) pendant le cas {case_id} : la campagne s'arrête ; "
+            "les cas restants ne sont pas jugés. Relancez « mssante sandbox up » puis la campagne.")
 
 
 def write_latest(report: RunReport, state_dir: Path) -> Path:
-    """Write ``report`` to ``STATE_DIR/conformance/latest.json`` (atomically) and return the path.
+    """Write ``report`` to ``STATE_DIR/conformance/latest.json`` and ``latest-<profile>.json``; the first path.
+
+    The webmail's « Conformité » page shows the last run of each profile from the second one.
+    Both are written atomically.
 
     Raises:
-        ConfigError: the directory or file cannot be written.
+        ConfigError: the directory or a file cannot be written.
     """
     from mssante.sandbox.runner import write_json_atomically
 
     path = state_dir / LATEST_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(path, report.to_dict())
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    data = report.to_dict()
+    for target in (path.with_name(f"latest-{report.profile.value}.json"), path):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(target, data)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc.strerror}") from exc
     return path
 

@@ -183,10 +183,16 @@ class SandboxConfig:
     #: Addresses answered by the XDM auto-responder (ANS webinar's "répondeur automatique"):
     #: address -> document kind ("vsm" or "crbio"). Each must also be listed as an APP BAL.
     responders: tuple[tuple[str, str], ...] = ()
+    #: Octets allowed on an SMTP ``AUTH`` command line, CRLF included (RFC 4954 §4 keeps the
+    #: 512-octet command line of RFC 5321 §4.5.3.1.4; Dovecot submission enforces it). A PSC
+    #: token sent as the initial response exceeds it: send it after ``334``. 0: no limit.
+    smtp_auth_line_limit: int = 512
 
     def __post_init__(self) -> None:
         if self.token_check not in ("local", "introspection"):
             raise ConfigError("token_check must be 'local' or 'introspection'")
+        if self.smtp_auth_line_limit != 0 and not 16 <= self.smtp_auth_line_limit <= 65536:
+            raise ConfigError("smtp_auth_line_limit must be 0 (no limit) or between 16 and 65536 octets")
         for address, kind in self.responders:
             if kind not in ("vsm", "crbio"):
                 raise ConfigError(f"responder {address}: kind must be 'vsm' or 'crbio', not {kind!r}")
@@ -312,6 +318,11 @@ def load_config(path: Path | None) -> SandboxConfig:
     for key in ("domain", "host", "token_check"):
         if key in data:
             changes[key] = str(data.pop(key))
+    if "smtp_auth_line_limit" in data:
+        limit = data.pop("smtp_auth_line_limit")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise ConfigError(f"{path}: smtp_auth_line_limit must be an integer (0: no limit)")
+        changes["smtp_auth_line_limit"] = limit
     if "responders" in data:
         table = data.pop("responders")
         if not isinstance(table, dict):

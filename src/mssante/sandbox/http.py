@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from mssante.errors import TransportError
 from mssante.sandbox.api import EventHub, Mailboxes, SandboxAPI
+from mssante.sandbox.api.faults import bench_faults
 from mssante.sandbox.web import Webmail
 
 if TYPE_CHECKING:
@@ -102,6 +103,9 @@ class SandboxHTTP:
         Raises:
             Nothing.
         """
+        outage = bench_faults(self._sandbox).crl_outage  # ECO.1.1.7: the conformance bench's CRL outage
+        if outage is not None and request.url.path.startswith("/crl/"):
+            return await outage.respond()
         found = self._sandbox.pki.published(request.url.path)
         if found is None:
             return PlainTextResponse("introuvable", status_code=404)

@@ -35,7 +35,7 @@ from mssante.sandbox.fronts.faults import BadServerCertificate, Faults
 from mssante.sandbox.fronts.imap import IMAPFront
 from mssante.sandbox.fronts.introspect import IntrospectionTokenVerifier
 from mssante.sandbox.fronts.journal import Journal
-from mssante.sandbox.fronts.smtp import SubmissionFront
+from mssante.sandbox.fronts.smtp import SubmissionFront, SubmissionOptions
 from mssante.sandbox.fronts.store import MailStore
 from mssante.sandbox.http import SandboxHTTP
 from mssante.sandbox.pki import IssuedCert, TestPKI
@@ -235,14 +235,16 @@ class Sandbox:
         psc_ctx = pki.server_ssl_context(require_client_cert=False)
         cli_ctx = pki.server_ssl_context(require_client_cert=True)
         common = (cfg, decider, self.journal, self.faults, store)
+        submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None)
         wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {
             "imap_psc": (IMAPFront(*common, psc_ctx, front="psc"), cfg.ports.imap_psc),
             "imap_authcli": (IMAPFront(*common, cli_ctx, front="authcli"), cfg.ports.imap_authcli),
             "smtp_psc": (
-                SubmissionFront(*common, psc_ctx, front="psc", responders=self.responders), cfg.ports.smtp_psc
+                SubmissionFront(*common, psc_ctx, front="psc", responders=self.responders, options=submission),
+                cfg.ports.smtp_psc
             ),
             "smtp_authcli": (
-                SubmissionFront(*common, cli_ctx, front="authcli", responders=self.responders),
+                SubmissionFront(*common, cli_ctx, front="authcli", responders=self.responders, options=submission),
                 cfg.ports.smtp_authcli,
             ),
         }

@@ -24,17 +24,21 @@ import email.header
 import itertools
 import json
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from mssante.errors import UsageError
+from mssante.sandbox.api.faults import attached
 from mssante.sandbox.api.messages import FOLDERS, Mailboxes
+from mssante.sandbox.fronts.faults import Faults
 
 if TYPE_CHECKING:
     from mssante.sandbox.runner import Sandbox
 
-__all__ = ["Event", "EventHub", "format_sse"]
+__all__ = ["MAX_WAIT", "ConformanceFeed", "Event", "EventHub", "conformance_feed", "format_sse"]
 
 log = logging.getLogger(__name__)
 
@@ -250,3 +254,149 @@ class EventHub:
             gone = sorted(set(old) - set(messages))
             if gone:
                 self.publish("expunge", {"bal": bal, "folder": folder, "uids": gone})
+
+
+# -- the conformance run's event stream ------------------------------------------------------------
+
+#: Events kept by :class:`ConformanceFeed` (the oldest go first); a run of both profiles writes ~300.
+_FEED_SIZE: Final = 5000
+#: Step acknowledgements kept.
+_ACKS_SIZE: Final = 10_000
+#: Longest long-poll wait (``GET /api/conformance/events?wait=``), in seconds.
+MAX_WAIT: Final = 60.0
+
+
+class ConformanceFeed:
+    """The events of conformance runs (``docs/schemas/conformance-events.schema.json``) and step acks.
+
+    The suite publishes each event here (``POST /api/conformance/events``, or in-process), so a
+    harness in any language, or the webmail, follows a run from the sandbox alone: long-poll
+    (``GET /api/conformance/events?after=N&wait=S``, JSON Lines) or server-sent events. The
+    harness says a step is done with ``POST /api/conformance/steps/{step}/done``; the suite
+    reads it back (:meth:`ack`) and stops waiting for evidence early.
+    """
+
+    def __init__(self) -> None:
+        """An empty feed.
+
+        Raises:
+            Nothing.
+        """
+        self._events: list[tuple[int, dict[str, Any]]] = []
+        self._seq = 0
+        self._changed = asyncio.Condition()
+        self._acks: dict[str, dict[str, Any]] = {}
+        self.closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the last event published (0: none).
+
+        Raises:
+            Nothing.
+        """
+        return self._seq
+
+    async def publish(self, event: dict[str, Any]) -> int:
+        """Append one run event; its sequence number.
+
+        Raises:
+            UsageError: not a version 1 event object with a ``type`` and a ``run_id``.
+        """
+        if event.get("v") != 1 or not isinstance(event.get("type"), str) or not isinstance(event.get("run_id"), str):
+            raise UsageError('a conformance event is an object with "v": 1, "type" and "run_id"')
+        async with self._changed:
+            self._seq += 1
+            self._events.append((self._seq, dict(event)))
+            del self._events[:-_FEED_SIZE]
+            self._changed.notify_all()
+            return self._seq
+
+    def since(self, after: int, run_id: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """The events after sequence ``after`` (of one run when ``run_id`` is given).
+
+        Raises:
+            Nothing.
+        """
+        return [(n, e) for n, e in self._events if n > after and (run_id is None or e.get("run_id") == run_id)]
+
+    def latest_run(self) -> list[dict[str, Any]]:
+        """The events of the last run published (from its ``run`` event), oldest first.
+
+        Raises:
+            Nothing.
+        """
+        start = next((i for i in range(len(self._events) - 1, -1, -1) if self._events[i][1].get("type") == "run"),
+                     None)
+        return [] if start is None else [e for _, e in self._events[start:]]
+
+    async def wait_after(self, after: int, within: float) -> None:
+        """Return once an event after ``after`` exists, or ``within`` seconds passed, or the feed closed.
+
+        Raises:
+            Nothing.
+        """
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._seq > after or self.closed), within)
+
+    async def stream(self, after: int, run_id: str | None, keepalive: float = 15.0) -> AsyncIterator[bytes]:
+        """The SSE byte stream of the events after ``after``, live, until the feed closes.
+
+        Raises:
+            Nothing.
+        """
+        yield b"retry: 2000\n: mssante conformance events\n\n"
+        while not self.closed:
+            cursor = self._seq
+            for seq, event in self.since(after, run_id):
+                data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+                yield f"event: {event.get('type')}\nid: {seq}\ndata: {data}\n\n".encode()
+            after = cursor
+            await self.wait_after(after, keepalive)
+            if self._seq == after and not self.closed:
+                yield b": keep-alive\n\n"
+
+    def acknowledge(self, step: str, *, ok: bool = True, detail: str = "") -> dict[str, Any]:
+        """Record that the LPS did (``ok``) or could not do step ``step``.
+
+        Raises:
+            UsageError: ``step`` is not a step id.
+        """
+        if not step or len(step) > 80 or not all(c.isalnum() or c in "._-" for c in step):
+            raise UsageError("a step id is 1 to 80 characters among letters, digits, '.', '_' and '-'")
+        entry = {"step": step, "done": True, "ok": ok, "detail": detail[:500], "at": time.time()}
+        self._acks[step] = entry
+        while len(self._acks) > _ACKS_SIZE:
+            del self._acks[next(iter(self._acks))]
+        return entry
+
+    def ack(self, step: str) -> dict[str, Any] | None:
+        """The acknowledgement of ``step``, if the LPS sent one.
+
+        Raises:
+            Nothing.
+        """
+        return self._acks.get(step)
+
+    async def aclose(self) -> None:
+        """End the live streams and wake the long polls.
+
+        Raises:
+            Nothing.
+        """
+        self.closed = True
+        async with self._changed:
+            self._changed.notify_all()
+
+
+_FEEDS: weakref.WeakKeyDictionary[Faults, ConformanceFeed] = weakref.WeakKeyDictionary()
+
+
+def conformance_feed(sandbox: Sandbox) -> ConformanceFeed:
+    """The :class:`ConformanceFeed` of ``sandbox`` (created on first use; keyed like the bench faults).
+
+    Raises:
+        Nothing.
+    """
+    return attached(_FEEDS, sandbox, ConformanceFeed)

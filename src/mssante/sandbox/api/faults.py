@@ -1,16 +1,249 @@
-"""Fault injection through the API: ``POST /api/faults`` bodies and the ``GET`` answer."""
+"""Fault injection through the API: ``POST /api/faults`` bodies and the ``GET`` answer.
+
+Besides the fronts' switches (:class:`~mssante.sandbox.fronts.faults.Faults`), two faults serve
+the conformance suite when it drives a sandbox of another process (:class:`BenchFaults`):
+
+* **refuse the next token of a BAL** (ECO.1.2.1, RFC 5530 §3): a fault "fail the next
+  authentication" cannot tell a client that retries with the *same* token from one that fetched
+  a *fresh* one. :class:`TokenGate` makes the next PSC token presented for a BAL really invalid:
+  that token (by ``jti``) is refused now and every time it comes back (counted as *reused*),
+  while a new token of the same PSC session is accepted. It wraps the mock PSC's local token
+  check, so it needs ``token_check = "local"``.
+* **CRL outage** (ECO.1.1.7, keep the last valid CRL): every ``/crl/...`` download answers 503,
+  or hangs until the fault is cleared (at most :data:`CRL_HOLD` seconds) then answers 503.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+import contextlib
+import hashlib
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from mssante.errors import UsageError
-from mssante.sandbox.fronts.faults import BAD_SERVER_CERTIFICATES
+from starlette.responses import PlainTextResponse, Response
+
+from mssante.errors import TokenRejected, UsageError
+from mssante.sandbox.fronts.faults import BAD_SERVER_CERTIFICATES, Faults
 
 if TYPE_CHECKING:
+    from mssante.sandbox.psc.mock import MockPSC
     from mssante.sandbox.runner import Sandbox
 
-__all__ = ["apply_faults", "faults_json"]
+__all__ = [
+    "CRL_HOLD",
+    "BenchFaults",
+    "CRLOutage",
+    "TokenGate",
+    "apply_faults",
+    "attached",
+    "bench_faults",
+    "clear_faults",
+    "faults_json",
+    "token_fingerprint",
+]
+
+CRLOutageMode = Literal["503", "timeout"]
+#: Longest a CRL download is held in the ``timeout`` outage (an LPS gives up well before).
+CRL_HOLD: Final = 60.0
+
+
+def token_fingerprint(jti: str) -> str:
+    """A short, non-reversible fingerprint of a token id, for evidence (never the token itself).
+
+    Raises:
+        Nothing.
+    """
+    return hashlib.sha256(jti.encode()).hexdigest()[:12]
+
+
+@dataclass
+class TokenGate:
+    """Refuses the next token presented by a holder of a BAL, and that token forever after."""
+
+    bal: str
+    holders: frozenset[str]
+    armed: bool = True
+    poisoned: set[str] = field(default_factory=set)
+    refused: int = 0
+    reused: int = 0
+
+    def wrap(self, inner: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+        """A token check that applies the gate after ``inner``.
+
+        Raises:
+            Nothing (the returned callable raises TokenRejected, and whatever ``inner`` raises).
+        """
+
+        def validate(token: str) -> dict[str, Any]:
+            claims = inner(token)
+            jti = str(claims.get("jti", ""))
+            who = str(claims.get("preferred_username") or claims.get("SubjectNameID") or "")
+            if jti in self.poisoned:
+                self.reused += 1
+                raise TokenRejected(f"token {token_fingerprint(jti)} was refused before and presented again")
+            if self.armed and who in self.holders:
+                self.armed = False
+                self.refused += 1
+                self.poisoned.add(jti)
+                raise TokenRejected(f"token {token_fingerprint(jti)} refused by the conformance bench")
+            return claims
+
+        return validate
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"bal", "armed", "refused", "reused"}``.
+
+        Raises:
+            Nothing.
+        """
+        return {"bal": self.bal, "armed": self.armed, "refused": self.refused, "reused": self.reused}
+
+
+@dataclass
+class CRLOutage:
+    """The CRL distribution points fail: 503 at once, or after a hold (``timeout``)."""
+
+    mode: CRLOutageMode
+    requests: int = 0
+    cleared: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def respond(self) -> Response:
+        """The answer to one CRL download during the outage.
+
+        Raises:
+            Nothing.
+        """
+        self.requests += 1
+        if self.mode == "timeout":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cleared.wait(), CRL_HOLD)
+        return PlainTextResponse("LCR indisponible (panne simulée par le bac à sable)", status_code=503,
+                                 headers={"Retry-After": "60", "Cache-Control": "no-store"})
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"mode", "requests"}``.
+
+        Raises:
+            Nothing.
+        """
+        return {"mode": self.mode, "requests": self.requests}
+
+
+class BenchFaults:
+    """The conformance bench's faults of one sandbox (see the module docstring)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        """No fault in force; ``sandbox`` is the one whose faults these are (not kept).
+
+        Raises:
+            Nothing.
+        """
+        self._psc = weakref.ref(sandbox.psc)
+        self._config = sandbox.config
+        self.token_gate: TokenGate | None = None
+        self.crl_outage: CRLOutage | None = None
+
+    def reject_next_token(self, bal: str) -> bool:
+        """Arm a :class:`TokenGate` for ``bal``; False when tokens are checked by introspection.
+
+        Raises:
+            UsageError: ``bal`` is not a PER/ORG BAL of the sandbox.
+        """
+        config = self._config
+        target = config.bal(bal)
+        if target is None or not target.holders:
+            raise UsageError(f"{bal} is not a PER/ORG BAL of the sandbox")
+        if config.token_check != "local":  # noqa: S105 - a mode name
+            return False
+        self.remove_gate()
+        gate = TokenGate(bal=target.address, holders=frozenset(target.holders))
+        psc = self._sandbox_psc()
+        original = psc.validate_access_token  # the class's bound method: any previous gate is gone
+        setattr(psc, "validate_access_token", gate.wrap(original))  # noqa: B010 - instance override, removed by clear
+        self.token_gate = gate
+        return True
+
+    def _sandbox_psc(self) -> MockPSC:
+        psc = self._psc()
+        if psc is None:
+            raise UsageError("the sandbox is stopped")
+        return psc
+
+    def remove_gate(self) -> None:
+        """Restore the mock PSC's own token check.
+
+        Raises:
+            Nothing.
+        """
+        psc = self._psc()
+        if psc is not None and "validate_access_token" in vars(psc):
+            del psc.validate_access_token
+        self.token_gate = None
+
+    def set_crl_outage(self, mode: CRLOutageMode | None) -> None:
+        """Start (``"503"``, ``"timeout"``) or end (None) the CRL outage.
+
+        Raises:
+            UsageError: unknown mode.
+        """
+        if mode is not None and mode not in ("503", "timeout"):
+            raise UsageError('crl_outage must be "503", "timeout" or null')
+        if self.crl_outage is not None:
+            self.crl_outage.cleared.set()
+        self.crl_outage = None if mode is None else CRLOutage(mode=mode)
+
+    def clear(self) -> None:
+        """Remove the token gate and the CRL outage.
+
+        Raises:
+            Nothing.
+        """
+        self.remove_gate()
+        self.set_crl_outage(None)
+
+
+T = TypeVar("T")
+
+
+def attached(table: weakref.WeakKeyDictionary[Faults, T], sandbox: Sandbox, make: Callable[[], T]) -> T:
+    """The object of ``table`` that belongs to ``sandbox``, made by ``make`` on first use.
+
+    Keyed by the sandbox's fronts :class:`Faults` (one per sandbox, hashable; the sandbox is
+    not), so it lives as long as the sandbox and the API and the in-process suite share it.
+
+    Raises:
+        Nothing (``make`` excepted).
+    """
+    found = table.get(sandbox.faults)
+    if found is None:
+        found = table[sandbox.faults] = make()
+    return found
+
+
+_BENCH: weakref.WeakKeyDictionary[Faults, BenchFaults] = weakref.WeakKeyDictionary()
+
+
+def bench_faults(sandbox: Sandbox) -> BenchFaults:
+    """The :class:`BenchFaults` of ``sandbox`` (created on first use).
+
+    Raises:
+        Nothing.
+    """
+    return attached(_BENCH, sandbox, lambda: BenchFaults(sandbox))
+
+
+def clear_faults(sandbox: Sandbox) -> None:
+    """Remove every fault: the fronts' switches, PSC unavailability, the token gate, the CRL outage.
+
+    Raises:
+        Nothing.
+    """
+    sandbox.faults.clear()
+    sandbox.psc.unavailable = False
+    bench_faults(sandbox).clear()
 
 
 def faults_json(sandbox: Sandbox) -> dict[str, Any]:
@@ -20,24 +253,31 @@ def faults_json(sandbox: Sandbox) -> dict[str, Any]:
         Nothing.
     """
     faults = sandbox.faults
+    bench = bench_faults(sandbox)
     return {
         "psc_unavailable": faults.psc_unavailable,
         "delay": faults.delay,
         "pending_auth_failures": faults.pending_auth_failures,
         "bad_server_certificate": faults.bad_server_certificate,
+        "token_gate": None if bench.token_gate is None else bench.token_gate.to_json(),
+        "crl_outage": None if bench.crl_outage is None else bench.crl_outage.to_json(),
         "live_sessions": [{"bal": s.bal, "front": s.front} for s in faults.sessions()],
     }
 
 
 def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
-    """Apply a fault request: ``{"psc_unavailable": bool, "delay": s, "fail_auth": {...},
-    "bad_server_certificate": "expired"|"foreign"|"wrong-host"|"revoked"|null}``.
+    """Apply a fault request: ``{"psc_unavailable": bool, "token_check_unavailable": bool, "delay": s,
+    "fail_auth": {...},
+    "bad_server_certificate": "expired"|"foreign"|"wrong-host"|"revoked"|null,
+    "reject_next_token": {"bal": address}, "crl_outage": "503"|"timeout"|null}``.
 
     Raises:
-        UsageError: a field has the wrong type or an unknown value.
+        UsageError: a field has the wrong type or an unknown value, or ``reject_next_token``
+            cannot be honoured (unknown BAL, tokens checked by introspection).
     """
     faults = sandbox.faults
-    known = {"psc_unavailable", "delay", "fail_auth", "bad_server_certificate"}
+    known = {"psc_unavailable", "token_check_unavailable", "delay", "fail_auth", "bad_server_certificate",
+             "reject_next_token", "crl_outage"}
     unknown = set(payload) - known
     if unknown:
         raise UsageError(f"unknown fault fields: {sorted(unknown)}")
@@ -51,6 +291,10 @@ def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
             raise UsageError("psc_unavailable must be true or false")
         faults.psc_unavailable = payload["psc_unavailable"]
         sandbox.psc.unavailable = payload["psc_unavailable"]
+    if "token_check_unavailable" in payload:  # the fronts' token checks only; PSC's endpoints keep working
+        if not isinstance(payload["token_check_unavailable"], bool):
+            raise UsageError("token_check_unavailable must be true or false")
+        faults.psc_unavailable = payload["token_check_unavailable"]
     if "delay" in payload:
         delay = payload["delay"]
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 60:
@@ -64,3 +308,11 @@ def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
         if isinstance(count, bool) or not isinstance(count, int):
             raise UsageError("fail_auth.count must be an integer")
         faults.fail_next_auth(count, spec.get("code", "AUTHENTICATIONFAILED"), bal=spec.get("bal"))
+    if "crl_outage" in payload:
+        bench_faults(sandbox).set_crl_outage(payload["crl_outage"])
+    if "reject_next_token" in payload:
+        spec = payload["reject_next_token"]
+        if not isinstance(spec, dict) or not isinstance(spec.get("bal"), str):
+            raise UsageError('reject_next_token must be {"bal": "address of a BAL PER/ORG"}')
+        if not bench_faults(sandbox).reject_next_token(spec["bal"]):
+            raise UsageError("reject_next_token needs token_check = 'local' (this sandbox introspects tokens)")

@@ -102,7 +102,11 @@ SCHEMAS: Final[dict[str, Any]] = {
     "Faults": {
         "type": "object",
         "properties": {"psc_unavailable": {"type": "boolean"}, "delay": {"type": "number"},
-                       "pending_auth_failures": _INT, "live_sessions": _array({"type": "object"})},
+                       "pending_auth_failures": _INT, "bad_server_certificate": {"type": ["string", "null"]},
+                       "token_gate": {"type": ["object", "null"], "description": "reject_next_token in force: "
+                                      "bal, armed, refused, reused (refused token presented again)"},
+                       "crl_outage": {"type": ["object", "null"], "description": "mode (503|timeout), requests"},
+                       "live_sessions": _array({"type": "object"})},
     },
 }
 
@@ -164,13 +168,34 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               media="text/event-stream", errors=(400, 404)),
     Operation(path="/api/conformance", method="get", summary="Last conformance results (conformance/latest.json)",
               response={"type": "object"}, errors=(404,)),
+    Operation(path="/api/conformance/events", method="get",
+              summary="Conformance run events (docs/schemas/conformance-events.schema.json): long poll or SSE",
+              params=(("after", "query", False, "sequence number already seen (default 0)"),
+                      ("run_id", "query", False, "only this run's events"),
+                      ("wait", "query", False, "seconds to wait for a new event (long poll, at most 60)"),
+                      ("format", "query", False, "json (default: {next, events}), jsonl (X-Next header) or sse")),
+              response={"type": "object"}, errors=(400,)),
+    Operation(path="/api/conformance/events", method="post", summary="Publish one run event (the suite does)",
+              response={"type": "object"}, status="201", errors=(400,), body="application/json"),
+    Operation(path="/api/conformance/steps/{step}", method="get", summary="Whether the LPS acknowledged a step",
+              params=(("step", "path", True, "the step id of a step event"),), response={"type": "object"}),
+    Operation(path="/api/conformance/steps/{step}/done", method="post",
+              summary="The LPS did the step (optional body {ok, detail}): the suite stops waiting early",
+              params=(("step", "path", True, "the step id of a step event"),), response={"type": "object"},
+              errors=(400,), body="application/json"),
     Operation(path="/api/faults", method="get", summary="Faults in force and live sessions", response=_ref("Faults")),
-    Operation(path="/api/faults", method="post", summary="Inject faults: psc_unavailable, delay, fail_auth",
+    Operation(path="/api/faults", method="post",
+              summary="Inject faults: psc_unavailable, token_check_unavailable, delay, fail_auth, "
+              " bad_server_certificate, reject_next_token {bal}, crl_outage (503|timeout|null)",
               response=_ref("Faults"), errors=(400,), body="application/json"),
     Operation(path="/api/faults", method="delete", summary="Clear every fault", response=_ref("Faults")),
     Operation(path="/api/sessions/{bal}", method="delete", summary="End live IMAP/SMTP sessions of a BAL (* = all)",
               params=(("bal", "path", True, "BAL address or *"), ("mode", "query", False, "bye (default) or drop")),
               response={"type": "object"}, errors=(400,)),
+    Operation(path="/api/psc/sessions/{national_id}", method="delete",
+              summary="End every PSC session of a professional: back-channel logout, refresh tokens refused",
+              params=(("national_id", "path", True, "the professional's national id"),),
+              response={"type": "object"}, errors=(404,)),
 )
 
 _ERROR_TEXT: Final = {400: "Bad request", 404: "Unknown BAL, folder, message or path", 413: "Message too large",

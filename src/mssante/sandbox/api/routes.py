@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from mssante.errors import MssanteError, UsageError
-from mssante.sandbox.api.events import Event, EventHub
-from mssante.sandbox.api.faults import apply_faults, faults_json
+from mssante.sandbox.api.events import MAX_WAIT, Event, EventHub, conformance_feed
+from mssante.sandbox.api.faults import apply_faults, clear_faults, faults_json
 from mssante.sandbox.api.messages import FOLDERS, Mailboxes, NotFound, StoreUnavailable, message_json, summary_json
 from mssante.sandbox.api.openapi import openapi_document
 from mssante.sandbox.fronts.journal import Journal
@@ -96,6 +96,26 @@ def parse_since(value: str | None) -> float | None:
     return moment.timestamp()
 
 
+def _int_param(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise UsageError(f"{name} must be an integer") from None
+    if number < 0:
+        raise UsageError(f"{name} must be >= 0")
+    return number
+
+
+def _float_param(value: str, name: str, maximum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds") from None
+    if not 0 <= number <= maximum:
+        raise UsageError(f"{name} must be between 0 and {maximum:g}")
+    return number
+
+
 def _uid(request: Request) -> int:
     return int(request.path_params["uid"])
 
@@ -131,8 +151,12 @@ class SandboxAPI:
             ("/api/journal", self.journal, ["GET"]),
             ("/api/events", self.events, ["GET"]),
             ("/api/conformance", self.conformance, ["GET"]),
+            ("/api/conformance/events", self.conformance_events, ["GET", "POST"]),
+            ("/api/conformance/steps/{step}", self.step, ["GET"]),
+            ("/api/conformance/steps/{step}/done", self.step_done, ["POST"]),
             ("/api/faults", self.faults, ["GET", "POST", "DELETE"]),
             ("/api/sessions/{bal}", self.end_sessions, ["DELETE"]),
+            ("/api/psc/sessions/{national_id}", self.end_psc_sessions, ["DELETE"]),
             ("/api/{rest:path}", self.unknown, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         return [Route(path, json_errors(handler), methods=methods) for path, handler, methods in table]
@@ -302,6 +326,76 @@ class SandboxAPI:
         """
         return JSONResponse(read_conformance(self._sandbox))
 
+    async def conformance_events(self, request: Request) -> Response:
+        """``GET /api/conformance/events?after=&run_id=&wait=&format=``: the run events; ``POST``: publish one.
+
+        ``GET`` answers ``{"next": seq, "events": [...]}`` (``format=jsonl``: JSON Lines, the
+        next cursor in the ``X-Next`` header), waiting up to ``wait`` seconds for an event after
+        ``after`` (long poll); with ``Accept: text/event-stream`` it streams them live (SSE,
+        ``Last-Event-ID`` honoured). Events follow ``docs/schemas/conformance-events.schema.json``.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        feed = conformance_feed(self._sandbox)
+        if request.method == "POST":
+            try:
+                payload: Any = await request.json()
+            except ValueError:
+                return error_response(400, "invalid_request", "the body is not JSON")
+            if not isinstance(payload, dict):
+                raise UsageError("expected one event object")
+            return JSONResponse({"seq": await feed.publish(payload)}, status_code=201)
+        q = request.query_params
+        after = _int_param(request.headers.get("last-event-id") or q.get("after") or "0", "after")
+        run_id = q.get("run_id") or None
+        if "text/event-stream" in request.headers.get("accept", "") or q.get("format") == "sse":
+            headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+            return StreamingResponse(feed.stream(after, run_id), media_type="text/event-stream", headers=headers)
+        wait = _float_param(q.get("wait") or "0", "wait", MAX_WAIT)
+        if wait > 0 and not feed.since(after, run_id):
+            await feed.wait_after(after, wait)
+        found = feed.since(after, run_id)
+        # The next ``after``: past what was returned; with nothing new, the feed's end (so that
+        # ``after=<huge>`` asks where the feed is now, and a restarted sandbox is followed again).
+        cursor = found[-1][0] if found else feed.last_seq if run_id is None else min(after, feed.last_seq)
+        if q.get("format") == "jsonl":
+            body = "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for _, e in found)
+            return PlainTextResponse(body, media_type="application/x-ndjson", headers={"X-Next": str(cursor)})
+        return JSONResponse({"next": cursor, "events": [e for _, e in found]})
+
+    async def step(self, request: Request) -> Response:
+        """``GET /api/conformance/steps/{step}``: ``{"step", "done", "ok", "detail", "at"}``.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        step = request.path_params["step"]
+        found = conformance_feed(self._sandbox).ack(step)
+        return JSONResponse(found or {"step": step, "done": False})
+
+    async def step_done(self, request: Request) -> Response:
+        """``POST /api/conformance/steps/{step}/done``: the LPS did the step (body optional: ``{"ok", "detail"}``).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        body = await request.body()
+        payload: Any = {}
+        if body.strip():
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                return error_response(400, "invalid_request", "the body is not JSON")
+            if not isinstance(payload, dict):
+                raise UsageError('expected {"ok": true|false, "detail": "..."}')
+        ok = payload.get("ok", True)
+        if not isinstance(ok, bool):
+            raise UsageError("ok must be true or false")
+        entry = conformance_feed(self._sandbox).acknowledge(request.path_params["step"], ok=ok,
+                                                            detail=str(payload.get("detail", "")))
+        return JSONResponse(entry)
+
     # -- faults (kept from the first API) --------------------------------------------------------
     async def faults(self, request: Request) -> Response:
         """``GET``/``POST``/``DELETE /api/faults``: read, set or clear the injected faults.
@@ -310,7 +404,7 @@ class SandboxAPI:
             NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
         """
         if request.method == "DELETE":
-            self._sandbox.faults.clear()
+            clear_faults(self._sandbox)
         elif request.method == "POST":
             try:
                 payload: Any = await request.json()
@@ -333,6 +427,24 @@ class SandboxAPI:
         bal = request.path_params["bal"]
         count = await self._sandbox.faults.end_sessions(None if bal == "*" else bal, mode)  # type: ignore[arg-type]
         return JSONResponse({"ended": count})
+
+    async def end_psc_sessions(self, request: Request) -> Response:
+        """``DELETE /api/psc/sessions/{national_id}``: end every PSC session of a professional (ECO.1.2.6).
+
+        The mock PSC sends the back-channel logout (OpenID Connect Back-Channel Logout 1.0 §2.5)
+        to each client of the sessions that registered a ``backchannel_logout_uri``, before
+        answering; afterwards the sessions' refresh tokens get ``invalid_grant`` and their
+        access tokens are refused by the fronts. ``{"ended": n}`` (0: no session matched).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        national_id = request.path_params["national_id"]
+        if self._sandbox.config.professional(national_id) is None:
+            raise NotFound(f"no professional has the national id {national_id!r}")
+        ended = await self._sandbox.psc.end_session(national_id)
+        self._hub.poke()
+        return JSONResponse({"national_id": national_id, "ended": ended})
 
 
 def download_response(content: bytes, filename: str | None, content_type: str) -> Response:

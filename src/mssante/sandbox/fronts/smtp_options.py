@@ -40,6 +40,10 @@ class Replies:
     AUTH_BASE64: Final = "501 5.5.2 Cannot decode base64"
     AUTH_EXCHANGE_TOO_LONG: Final = "500 5.5.6 Authentication Exchange line is too long"
     LINE_TOO_LONG: Final = "500 5.5.2 Line too long"
+    #: RFC 4954 §4: the initial response must fit the 512-octet command line; else send ``AUTH <mech>``
+    #: alone and the response after ``334`` (what Dovecot expects too).
+    AUTH_LINE_TOO_LONG: Final = ("500 5.5.2 Line too long: send AUTH <mechanism> alone, then the initial response "
+                                 "after 334 (RFC 4954 section 4)")
     SEND_EHLO: Final = "503 5.5.1 Error: send EHLO first"
     SENDER_NOT_OWNED: Final = "553 5.7.1 Sender address not owned by the authenticated user"
     TOO_BIG: Final = "552 5.3.4 Message size exceeds fixed maximum message size"

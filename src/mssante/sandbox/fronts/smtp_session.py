@@ -230,7 +230,7 @@ class SubmissionSession(AuthMixin, SMTP):
             await self.push(Replies.STARTTLS_FIRST)  # RFC 3207 §4, before any other check
             return
         if limit is not None and len(line.encode("utf-8", "surrogateescape")) + 2 > limit:
-            await self.push(Replies.LINE_TOO_LONG)  # RFC 4954 §4, RFC 5321 §4.5.3.1.4
+            await self.push(Replies.AUTH_LINE_TOO_LONG if verb == "AUTH" else Replies.LINE_TOO_LONG)  # RFC 4954 §4
             return
         await method(arg)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,11 +11,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mssante.errors import UsageError
-from mssante.sandbox.api.events import EventHub
-from mssante.sandbox.api.messages import Mailboxes, NotFound
-from mssante.sandbox.api.routes import parse_since, read_conformance
+from mssante.sandbox.api.events import EventHub, conformance_feed
+from mssante.sandbox.api.messages import Mailboxes
+from mssante.sandbox.api.routes import parse_since
 from mssante.sandbox.web.auth import CALLBACK_PATH, AuthPages
 from mssante.sandbox.web.compose import ComposePages
+from mssante.sandbox.web.conformance import live_run, profile_runs
 from mssante.sandbox.web.context import WebContext, html_errors
 from mssante.sandbox.web.mail import MailPages
 
@@ -114,44 +114,12 @@ class Webmail:
                                bals=[b.address for b in self.ctx.sandbox.config.bals])
 
     async def conformance(self, request: Request) -> Response:
-        """``GET /conformance``: the last conformance results, when a run left some.
+        """``GET /conformance``: the last run of each profile and the run going on (``?fragment=1``: its body).
 
         Raises:
             LoginRequired, Forbidden, NotFound, StoreUnavailable, UsageError: French pages (:func:`html_errors`).
         """
-        results: Any = None
-        error = None
-        try:
-            results = read_conformance(self.ctx.sandbox)
-        except NotFound:
-            pass
-        except UsageError as exc:
-            error = exc.message
-        pretty = json.dumps(results, indent=2, ensure_ascii=False) if results is not None else ""
-        cases = _cases(results)
-        return self.ctx.render(request, "conformance.html", results=results, pretty=pretty, cases=cases,
-                               error=error)
-
-
-def _cases(results: Any) -> list[dict[str, str]]:
-    """Rows for a results table when the JSON holds a list of cases (``results``/``cases``/``checks``).
-
-    Each row shows ``id``/``requirement``, ``status``/``outcome`` and ``message``/``detail``
-    when present; anything else is shown as the raw JSON below the table.
-    """
-    items: Any = results
-    if isinstance(results, dict):
-        items = next((results[k] for k in ("results", "cases", "checks") if isinstance(results.get(k), list)), None)
-    if not isinstance(items, list):
-        return []
-    rows = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-
-        def pick(*keys: str, source: dict[str, Any] = item) -> str:
-            return next((str(source[k]) for k in keys if source.get(k) not in (None, "")), "")
-
-        rows.append({"id": pick("id", "requirement", "name", "case"), "status": pick("status", "outcome", "result"),
-                     "message": pick("message", "detail", "details", "title", "summary")})
-    return rows
+        feed = conformance_feed(self.ctx.sandbox)
+        template = "_conformance.html" if request.query_params.get("fragment") else "conformance.html"
+        return self.ctx.render(request, template, runs=profile_runs(self.ctx.sandbox.state_dir),
+                               live=live_run(feed.latest_run()), seq=feed.last_seq)
