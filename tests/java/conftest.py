@@ -7,6 +7,7 @@ over loopback. Its readiness is the line ``Contrat : …/sandbox.json`` on its s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -22,11 +23,13 @@ import pytest
 
 JAVA_SOURCES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "java" / "src"
 
-#: Short PSC lifetimes so token refreshes happen within a test run.
+#: Short PSC lifetimes so token refreshes happen within a test run; the simulated professional
+#: approves a CIBA request after half a second.
 SANDBOX_TOML = """
 [lifetimes]
 access_token = 30
 refresh_token = 300
+ciba_approve_delay = 0.5
 """
 
 
@@ -77,10 +80,8 @@ def _wait_ready(process: subprocess.Popen[bytes], within: float) -> str:
     raise AssertionError("the sandbox did not start:\n" + seen.decode("utf-8", "replace"))
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    """``mssante sandbox up`` in its own process (a fresh state directory), stopped after the module."""
-    state = tmp_path_factory.mktemp("java-sandbox")
+@contextlib.contextmanager
+def _running_sandbox(state: Path) -> Iterator[RunningSandbox]:
     config = state.parent / f"{state.name}.toml"
     config.write_text(SANDBOX_TOML, encoding="utf-8")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -99,3 +100,22 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
             process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """``mssante sandbox up`` in its own process (a fresh state directory), stopped after the module."""
+    with _running_sandbox(tmp_path_factory.mktemp("java-sandbox")) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """A sandbox of its own for one campaign.
+
+    The sandbox keeps step acknowledgements by step id only (``PERORG-01.1``), and step ids
+    repeat from one run of a profile to the next: a second campaign of the same profile on the
+    same sandbox would find the first one's acknowledgements and judge before the LPS acts.
+    """
+    with _running_sandbox(tmp_path_factory.mktemp("java-campaign")) as running:
+        yield running

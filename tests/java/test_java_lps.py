@@ -3,7 +3,10 @@
 What it proves: a non-Python LPS configured only from ``sandbox.json`` finds the fronts by SRV
 through the sandbox DNS, checks the operator certificate (IGC Santé bundle, host name, CRLs),
 and logs in with PSC (CIBA + XOAUTH2) for a BAL PER/ORG or with the ORG AUTH_CLI certificate +
-PLAIN for a BAL APP; the sandbox's own journal is the judge.
+PLAIN for a BAL APP; the sandbox's own journal is the judge. Driven only by the suite's event
+stream (``--events``, docs/schemas/conformance-events.schema.json) and acknowledging each step on
+the sandbox API, it passes every case of both profiles; a deliberately broken variant fails
+exactly the cases it breaks.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,21 +23,17 @@ import jsonschema
 import pytest
 
 from mssante.conformance import (
-    CaseResult,
+    ExternalDriver,
     HTTPControl,
-    InProcessControl,
     Profile,
+    RunEvents,
     RunReport,
-    SandboxControl,
     Status,
     catalogue,
     choose_bal,
     run_job,
 )
-from mssante.conformance._runner import _peer
-from mssante.sandbox.runner import Sandbox
-from tests.conformance._harness import GREEN, sandbox_config
-from tests.java._events import EventsDriver
+from tests.conformance._harness import GREEN
 from tests.java.conftest import RunningSandbox
 
 pytestmark = pytest.mark.slow
@@ -98,87 +98,100 @@ def test_probe_refuses_a_sandbox_json_that_is_not_json(java_classes: Path, tmp_p
 # ---------------------------------------------------------------------------------------------
 # The whole catalogue, the Java LPS driven only by the event stream and sandbox.json.
 
-SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "conformance-events.schema.json"
-#: What the test LPS of tests/conformance does: react within a second (GREEN timing of the suite).
-JAVA_TUNING = ["--keepalive", "150", "--psc-check", "500", "--backoff", "400", "--backoff-max", "800"]
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+#: React within a second, like the Python test LPS (the suite runs with its GREEN timing).
+FAST = ["--keepalive", "150", "--psc-check", "500", "--backoff", "400", "--backoff-max", "800"]
 
 
-async def _campaign(java_classes: Path, control: SandboxControl, contract: Path, tmp_path: Path, profile: Profile,
-                    breaks: str = "", cases: tuple[str, ...] = ()) -> tuple[RunReport, EventsDriver, str, Path]:
-    """One campaign: the suite (this process) drives the Java LPS (another process) through events."""
-    info = dict(control.info)
+def _java(java_classes: Path, sandbox: RunningSandbox, events: Path, trace: Path, *extra: str) -> list[str]:
+    return ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(sandbox.contract),
+            "--events", str(events), "--trace", str(trace), *extra]
+
+
+async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile,
+                    breaks: str = "") -> tuple[RunReport, str, Path, Path]:
+    """What ``mssante conformance run --events FILE`` does, with the suite's fast timing, in this process.
+
+    The suite's own event machinery (:class:`RunEvents`, the external driver announcing steps)
+    writes the events file; the Java LPS (another process) follows it and acknowledges each step on
+    the sandbox API; the sandbox is a third process.
+    """
+    info = json.loads(sandbox.contract.read_text(encoding="utf-8"))
+    control = HTTPControl(info, sandbox.state_dir)
+    events_file, trace = tmp_path / "events.jsonl", tmp_path / "traces.jsonl"
+    events_file.touch()
+
+    def write(event: dict[str, Any]) -> None:
+        with events_file.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(event, ensure_ascii=False) + "\n")
+
+    events = RunEvents(control=control, sinks=[write])
     bal = choose_bal(info, profile, None, control.responders)
-    peer = _peer(info, bal, control.responders)
-    events, trace = tmp_path / "events.jsonl", tmp_path / "traces.jsonl"
-    driver = EventsDriver(events, profile=profile, bal=bal, peer=peer, info=info, settings=GREEN, cases=cases)
-    command = ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(contract),
-               "--events", str(events), "--trace", str(trace), *JAVA_TUNING]
-    if breaks:
-        command += ["--break", breaks]
+    driver = ExternalDriver(bal=bal, profile=profile, echo=lambda _: None, announce=events.step)
+    command = _java(java_classes, sandbox, events_file, trace, *FAST, *(["--break", breaks] if breaks else []))
     log_file = tmp_path / "lps.log"
     with log_file.open("w", encoding="utf-8") as log_out:
         lps = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log_out)
         try:
-            report = await run_job(control, driver, profile=profile, bal=bal, case_ids=cases, settings=GREEN,
-                                   trace_file=trace, on_result=driver.on_result())
-            driver.end(report)
-            code = await asyncio.wait_for(lps.wait(), 30)
+            report = await run_job(control, driver, profile=profile, bal=bal, settings=GREEN, trace_file=trace,
+                                   events=events)
+            code = await asyncio.wait_for(lps.wait(), 30)  # the ``end`` event stops it
         finally:
             if lps.returncode is None:
                 lps.kill()
                 await lps.wait()
             await driver.close()
+            await control.aclose()
     log = log_file.read_text(encoding="utf-8")
     assert code == 0, log
-    return report, driver, log, events
+    return report, log, events_file, trace
 
 
-def _unjudgeable(result: CaseResult) -> bool:
-    """PSC logout through the API of a sandbox of another process: not offered by this sandbox yet."""
-    return result.code == "psc-logout" and result.status is Status.ERROR and "DELETE /api/psc/sessions" in \
-        result.explanation
-
-
-def _events_valid(events: Path) -> list[dict[str, Any]]:
-    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
-    lines = [json.loads(line) for line in events.read_text(encoding="utf-8").splitlines()]
+def _valid(path: Path, schema: str) -> list[dict[str, Any]]:
+    validator = jsonschema.Draft202012Validator(json.loads((SCHEMAS / schema).read_text(encoding="utf-8")))
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     for line in lines:
         validator.validate(line)
     return lines
 
 
-@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP])
-async def test_the_java_lps_passes_the_catalogue(
-    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile
+@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP], ids=lambda p: p.value)
+async def test_the_java_lps_passes_every_case(
+    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, profile: Profile
 ) -> None:
-    control = HTTPControl(json.loads(sandbox.contract.read_text(encoding="utf-8")), sandbox.state_dir)
-    report, driver, log, events = await _campaign(java_classes, control, sandbox.contract, tmp_path, profile)
-    red = [(r.case_id, r.code, r.status.value, r.explanation) for r in report.results
-           if r.status is not Status.PASS and not _unjudgeable(r)]
-    assert red == [], log
+    report, log, events_file, trace = await _campaign(java_classes, fresh_sandbox, tmp_path, profile)
+    not_green = [(r.case_id, r.code, r.status.value, r.explanation) for r in report.results
+                 if r.status is not Status.PASS]
+    assert not_green == [], log
     assert len(report.results) == len(catalogue(profile))
-    lines = _events_valid(events)
-    assert lines[0]["type"] == "run" and lines[-1]["type"] == "end"
-    steps = {line["step"] for line in lines if line["type"] == "step"}
-    assert steps == {a["step"] for a in driver.acks}, "every step acknowledged by the Java LPS"
-    assert {a["action"] for a in driver.acks} >= {"reconnect", "send", "read"}
+    events = _valid(events_file, "conformance-events.schema.json")
+    assert events[0]["type"] == "run" and events[-1]["type"] == "end"
+    assert events[-1]["verdict"] == "CONFORME" and events[-1]["exit_code"] == 0
+    steps = [e for e in events if e["type"] == "step"]
+    assert {"reconnect", "send", "read"} <= {e["action"] for e in steps}
+    assert log.count("] ") >= len(steps), "the Java LPS took every step"
+    assert "accusé de l'étape" not in log, "every acknowledgement was accepted by the sandbox"
+    records = _valid(trace, "trace.schema.json")
+    assert {"authenticate", "send", "append", "fetch"} <= {r["action"] for r in records}
+    if profile is Profile.PER_ORG:
+        fresh = next(r for r in report.results if r.code == "authenticationfailed")
+        assert "avec un nouveau jeton" in fresh.explanation
+        assert "PSC : session terminée" in log
 
 
 #: The broken Java variant (``--break``) and, per profile, exactly the cases it must turn red.
 BREAKS = "no-nil,no-mdn,no-cert-check"
 BROKEN = ("x-mss-nil", "mdn-request", "server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
-          "server-cert-revoked")
+          "server-cert-revoked", "crl-outage")
 EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: set(BROKEN)}
 
 
-@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP])
+@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP], ids=lambda p: p.value)
 async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
-    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile
+    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, profile: Profile
 ) -> None:
-    control = HTTPControl(json.loads(sandbox.contract.read_text(encoding="utf-8")), sandbox.state_dir)
-    report, _, log, events = await _campaign(java_classes, control, sandbox.contract, tmp_path, profile,
-                                             breaks=BREAKS)
-    red = {r.code: r for r in report.results if r.status is not Status.PASS and not _unjudgeable(r)}
+    report, log, events_file, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, profile, breaks=BREAKS)
+    red = {r.code: r for r in report.results if r.status is not Status.PASS}
     table = "\n".join(f"{r.case_id} {r.code} {r.status.value}: {r.explanation}" for r in red.values())
     assert set(red) == EXPECTED_RED[profile], table + "\n" + log
     assert all(r.status is Status.FAIL for r in red.values()), table
@@ -187,26 +200,31 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
     assert all("Authentification tentée malgré" in red[c].explanation for c in BROKEN if c.startswith("server-cert"))
     if profile is Profile.PER_ORG:
         assert "Aucun accusé de lecture" in red["mdn-return"].explanation
-    end = _events_valid(events)[-1]
+    end = _valid(events_file, "conformance-events.schema.json")[-1]
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
 
 
-async def test_psc_logout_and_token_freshness_with_the_suites_own_sandbox(java_classes: Path, tmp_path: Path) -> None:
-    """The two PER/ORG checks a sandbox of another process cannot make yet (ECO.1.2.6, fresh token).
-
-    Here the suite starts the sandbox itself (``mssante conformance run`` without a running
-    sandbox): it ends the professional's PSC session, and makes the next token presented refused for
-    good. The Java LPS is still a separate process that knows only sandbox.json and the events.
-    """
-    async with Sandbox(sandbox_config(), tmp_path / "state") as sb:
-        control = InProcessControl(sb)
-        try:
-            report, _, log, _ = await _campaign(java_classes, control, sb.state_file, tmp_path, Profile.PER_ORG,
-                                                cases=("authenticationfailed", "psc-logout"))
-        finally:
-            await control.aclose()
-    results = {r.code: r for r in report.results}
-    assert [r.status for r in results.values()] == [Status.PASS, Status.PASS], \
-        "\n".join(f"{r.code}: {r.explanation}" for r in results.values()) + "\n" + log
-    assert "avec un nouveau jeton" in results["authenticationfailed"].explanation
-    assert "PSC : session terminée" in log
+def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """The walkthrough as written: ``mssante conformance run --events FILE`` and the LPS following FILE."""
+    events_file, trace, report = tmp_path / "events.jsonl", tmp_path / "traces.jsonl", tmp_path / "report.json"
+    cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-codecda", "mdn-return", "traces")
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "mssante", "conformance", "run", "--profile", "per-org",
+         "--sandbox-state", str(sandbox.state_dir), "--events", str(events_file), "--trace-file", str(trace),
+         "--time-scale", "0.05", "--json", str(report), *(f"--case={c}" for c in cases)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lps = subprocess.Popen(_java(java_classes, sandbox, events_file, trace),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        out, _ = suite.communicate(timeout=240)
+        _, log = lps.communicate(timeout=30)
+    finally:
+        for process in (suite, lps):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert suite.returncode == 0, out + log
+    assert "CONFORME — conforme 5" in out
+    assert lps.returncode == 0 and "fin de campagne : CONFORME" in log
+    results = json.loads(report.read_text(encoding="utf-8"))["results"]
+    assert [(r["code"], r["status"]) for r in results] == [(c, "pass") for c in cases]

@@ -136,7 +136,26 @@ final class Lps implements AutoCloseable {
         return "user=" + bal + "\u0001auth=Bearer " + token + "\u0001\u0001";
     }
 
+    /** The professional logs in with PSC first (CIBA, when not logged in yet): then the LPS connects. */
+    private void loggedIn() throws LpsException {
+        if (psc) {
+            tokens.token();
+        }
+    }
+
+    /** At start: the professional logs in now rather than at the first connection (errors wait for it). */
+    void start() {
+        if (psc) {
+            try {
+                tokens.token();
+            } catch (LpsException ex) {
+                System.err.println("PSC : connexion différée (" + ex.getMessage() + ")");
+            }
+        }
+    }
+
     private Imap openImap() throws LpsException {
+        loggedIn();
         Dns.Endpoint ep = dns.discover("imap", domain(), priority());
         Imap session = new Imap(new Wire(ep, tuning.timeout()));
         try {
@@ -219,6 +238,7 @@ final class Lps implements AutoCloseable {
 
     /** An authenticated submission session on the BAL's front (EHLO, STARTTLS, EHLO, AUTH). */
     private Smtp openSmtp() throws LpsException {
+        loggedIn();
         Dns.Endpoint ep = dns.discover("submission", domain(), priority());
         Smtp smtp = new Smtp(new Wire(ep, tuning.timeout()));
         try {

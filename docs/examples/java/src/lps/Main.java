@@ -189,6 +189,7 @@ public final class Main {
                         System.err.println("campagne " + Json.str(ev, "profile") + " sur la BAL " + bal);
                         try {
                             lps = new Lps(info, bal, psc, trace, nil, breaks, tuning);
+                            lps.start();
                         } catch (LpsException ex) {
                             System.err.println("erreur de configuration : " + ex.getMessage());
                             return 2;
