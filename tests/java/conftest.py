@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -59,10 +60,10 @@ class RunningSandbox:
         return self.state_dir / "sandbox.json"
 
 
-def _wait_ready(process: subprocess.Popen[bytes], within: float) -> str:
-    """Read the sandbox's standard output until the ``Contrat`` line (raw reads: no hidden buffer)."""
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
+def wait_line(process: subprocess.Popen[bytes], stream: IO[bytes] | None, marker: bytes, within: float) -> str:
+    """Read ``stream`` of ``process`` until a line holding ``marker`` (raw reads: no hidden buffer)."""
+    assert stream is not None
+    fd = stream.fileno()
     seen = b""
     deadline = time.monotonic() + within
     with selectors.DefaultSelector() as sel:
@@ -74,10 +75,10 @@ def _wait_ready(process: subprocess.Popen[bytes], within: float) -> str:
             if not chunk:
                 break
             seen += chunk
-            if b"\nContrat" in seen and seen.endswith(b"\n"):
+            if marker in seen and seen.endswith(b"\n"):
                 return seen.decode("utf-8", "replace")
     process.kill()
-    raise AssertionError("the sandbox did not start:\n" + seen.decode("utf-8", "replace"))
+    raise AssertionError(f"no {marker!r} line:\n" + seen.decode("utf-8", "replace"))
 
 
 @contextlib.contextmanager
@@ -89,7 +90,7 @@ def _running_sandbox(state: Path) -> Iterator[RunningSandbox]:
         [sys.executable, "-m", "mssante", "sandbox", "up", "--state-dir", str(state), "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
-        _wait_ready(process, 120.0)
+        wait_line(process, process.stdout, b"\nContrat", 120.0)
         yield RunningSandbox(state_dir=state, process=process)
     finally:
         process.send_signal(signal.SIGINT)

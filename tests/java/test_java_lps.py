@@ -34,7 +34,7 @@ from mssante.conformance import (
     run_job,
 )
 from tests.conformance._harness import GREEN
-from tests.java.conftest import RunningSandbox
+from tests.java.conftest import RunningSandbox, wait_line
 
 pytestmark = pytest.mark.slow
 
@@ -205,26 +205,30 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
 
 
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """The walkthrough as written: ``mssante conformance run --events FILE`` and the LPS following FILE."""
+    """The walkthrough as written: the LPS follows the sandbox API, ``mssante conformance run`` drives it."""
     events_file, trace, report = tmp_path / "events.jsonl", tmp_path / "traces.jsonl", tmp_path / "report.json"
     cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-codecda", "mdn-return", "traces")
-    suite = subprocess.Popen(
-        [sys.executable, "-m", "mssante", "conformance", "run", "--profile", "per-org",
-         "--sandbox-state", str(sandbox.state_dir), "--events", str(events_file), "--trace-file", str(trace),
-         "--time-scale", "0.05", "--json", str(report), *(f"--case={c}" for c in cases)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lps = subprocess.Popen(_java(java_classes, sandbox, events_file, trace),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lps = subprocess.Popen(_java(java_classes, sandbox, Path("api"), trace), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    suite: subprocess.Popen[str] | None = None
     try:
+        wait_line(lps, lps.stderr, "LPS prêt".encode(), 60.0)
+        suite = subprocess.Popen(
+            [sys.executable, "-m", "mssante", "conformance", "run", "--profile", "per-org",
+             "--sandbox-state", str(sandbox.state_dir), "--events", str(events_file), "--trace-file", str(trace),
+             "--time-scale", "0.05", "--json", str(report), *(f"--case={c}" for c in cases)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out, _ = suite.communicate(timeout=240)
-        _, log = lps.communicate(timeout=30)
+        _, err = lps.communicate(timeout=30)
     finally:
         for process in (suite, lps):
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.kill()
                 process.communicate()
+    log = err.decode("utf-8", "replace")
     assert suite.returncode == 0, out + log
     assert "CONFORME — conforme 5" in out
     assert lps.returncode == 0 and "fin de campagne : CONFORME" in log
     results = json.loads(report.read_text(encoding="utf-8"))["results"]
     assert [(r["code"], r["status"]) for r in results] == [(c, "pass") for c in cases]
+    assert [e["type"] for e in _valid(events_file, "conformance-events.schema.json")][-1] == "end"

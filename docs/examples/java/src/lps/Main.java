@@ -24,11 +24,13 @@ import java.util.Set;
  * conformance suite's event stream ({@code mssante conformance run --events FILE|-}).
  *
  * <pre>
+ * java -cp build lps.Main --sandbox .sandbox/sandbox.json --events api --trace traces.jsonl
  * java -cp build lps.Main --sandbox .sandbox/sandbox.json --events events.jsonl --trace traces.jsonl
  * java -cp build lps.Main --sandbox .sandbox/sandbox.json --probe --bal marie.curie@mss.sandbox.test
  * </pre>
  *
- * <p>Each {@code step} event is performed, then acknowledged by a POST to its {@code ack.url}; the
+ * <p>The events come from the sandbox API ({@code api}), a file followed as it grows, or standard input
+ * ({@code -}). Each {@code step} event is performed, then acknowledged by a POST to its {@code ack.url}; the
  * {@code end} event stops the LPS. A deliberately broken variant is selected with {@code --break} (or the
  * system property {@code lps.break}): {@code no-nil}, {@code no-mdn}, {@code no-cert-check}.
  */
@@ -40,7 +42,7 @@ public final class Main {
 
     private static void usage(String why) {
         System.err.println("erreur : " + why);
-        System.err.println("usage : java -cp build lps.Main --sandbox FICHIER [--events FICHIER|-] [--trace FICHIER]\n"
+        System.err.println("usage : java -cp build lps.Main --sandbox FICHIER [--events FICHIER|-|api] [--trace FICHIER]\n"
             + "          [--nil REFERENCE] [--break no-nil,no-mdn,no-cert-check] [--probe --bal ADRESSE]\n"
             + "          [--keepalive MS] [--psc-check MS] [--backoff MS] [--backoff-max MS]");
         System.exit(2);
@@ -123,7 +125,10 @@ public final class Main {
         String next() throws IOException, InterruptedException;
     }
 
-    private static Lines open(String events) throws IOException {
+    private static Lines open(String events, Map<String, Object> info) throws IOException {
+        if (events.equals("api")) {
+            return follow(Json.str(info, "api_url"));
+        }
         if (events.equals("-")) {
             BufferedReader r = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             return r::readLine;
@@ -159,9 +164,49 @@ public final class Main {
         };
     }
 
+    /**
+     * The same stream from the sandbox API: {@code GET /api/conformance/events?after=N&wait=S&format=jsonl}
+     * (long poll, the next cursor in {@code X-Next}), from the runs started after the LPS.
+     */
+    private static Lines follow(String api) throws IOException {
+        if (api == null) {
+            throw new IOException("sandbox.json has no api_url");
+        }
+        java.util.ArrayDeque<String> queue = new java.util.ArrayDeque<>();
+        long[] cursor = {Long.MAX_VALUE / 2};
+        Lines poll = () -> {
+            while (queue.isEmpty()) {
+                HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(
+                        URI.create(api + "/conformance/events?format=jsonl&wait=30&after=" + cursor[0]))
+                    .timeout(Duration.ofSeconds(40)).GET().build(), HttpResponse.BodyHandlers.ofString());
+                if (r.statusCode() != 200) {
+                    throw new IOException("GET /api/conformance/events: HTTP " + r.statusCode());
+                }
+                cursor[0] = Long.parseLong(r.headers().firstValue("X-Next").orElse(Long.toString(cursor[0])));
+                for (String line : r.body().split("\n")) {
+                    if (!line.isBlank()) {
+                        queue.add(line);
+                    }
+                }
+            }
+            return queue.poll();
+        };
+        try {
+            HttpResponse<String> now = HTTP.send(HttpRequest.newBuilder(
+                    URI.create(api + "/conformance/events?format=jsonl&after=" + cursor[0])).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
+            cursor[0] = Long.parseLong(now.headers().firstValue("X-Next").orElse("0"));
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrompu");
+        }
+        return poll;
+    }
+
     private static int drive(Map<String, Object> info, String events, Path trace, String nil, Set<String> breaks,
                              Lps.Tuning tuning) throws IOException, InterruptedException {
-        Lines lines = open(events);
+        Lines lines = open(events, info);
+        System.err.println("LPS prêt : en attente des étapes de la campagne (" + events + ")");
         Lps lps = null;
         String line;
         int exit = 0;
