@@ -79,20 +79,71 @@ def test_probe_logs_in_through_srv_starttls_and_the_right_mechanism(
         assert record["mechanism"] == mechanism
     if bal == APP:
         assert all("OU=1750000001" in (r.get("client_cert_subject") or "") for r in mine)
+    else:  # a PSC token makes the AUTH line longer than 512 octets: the response goes after 334 (RFC 4954 §4)
+        smtp = next(r for r in mine if r["protocol"] == "smtp")
+        assert "AUTH XOAUTH2" in [c["command"] for c in smtp["commands"]]
     records = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines()]
     assert {"authenticate", "connect", "logout"} <= {r["action"] for r in records}
     assert all(set(r) == {"action", "at", "author", "bal", "ok", "request", "response"} for r in records)
     assert "Bearer" not in trace.read_text(encoding="utf-8")
 
 
-def test_probe_refuses_a_sandbox_json_that_is_not_json(java_classes: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "sandbox.json"
-    bad.write_text("{not json", encoding="utf-8")
+@pytest.mark.parametrize(("contract", "extra", "message"), [
+    ("{not json", (), "sandbox.json illisible"),
+    ('{"domain": "mss.sandbox.test"}', (), "sandbox.json incomplet"),
+    (None, ("--break", "no-tls"), "--break accepte no-nil, no-mdn, no-cert-check"),
+    (None, ("--keepalive", "0"), "nombre de millisecondes"),
+])
+def test_bad_input_is_a_clear_french_error_with_exit_code_2(
+    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, contract: str | None, extra: tuple[str, ...],
+    message: str,
+) -> None:
+    path = sandbox.contract
+    if contract is not None:
+        path = tmp_path / "sandbox.json"
+        path.write_text(contract, encoding="utf-8")
     done = subprocess.run(
-        ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(bad), "--probe", "--bal", PER],
+        ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(path), "--probe", "--bal", PER, *extra],
         capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
-    assert "sandbox.json illisible" in done.stderr
+    assert message in done.stderr
+    assert "Exception" not in done.stderr
+
+
+def test_the_event_loop_skips_what_is_not_a_step_and_acknowledges_on_the_sandbox_api(
+    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    info = json.loads(sandbox.contract.read_text(encoding="utf-8"))
+    api = info["api_url"]
+    step = "APP-99.1"
+
+    def event(kind: str, **fields: Any) -> str:
+        return json.dumps({"v": 1, "type": kind, "time": "2026-01-31T10:00:00.000Z", "run_id": "r1", **fields})
+
+    lines = [
+        "Bac à sable déjà lancé : pilotage par son API HTTP.",  # French text for people, not an event
+        "[1, 2]",
+        event("step", case="APP-01", step="early", action="read", params={"bal": APP}),  # before ``run``
+        event("run", profile="app", bal=APP, peer=PER, lps="x", cases=["APP-99"], sandbox={"domain": "d"}),
+        event("novelty", detail="an event type of a later version"),
+        event("step", case="APP-99", step=step, action="wait", params={"bal": APP, "reason": "test"},
+              deadline="2026-01-31T10:00:10.000Z", text_fr="Rien à faire.",
+              ack={"method": "POST", "url": f"{api}/conformance/steps/{step}/done"}),
+        event("end", verdict="CONFORME", complete=True, counts={}, exit_code=0),
+        event("step", case="APP-99", step="after-end", action="read", params={"bal": APP}),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = subprocess.run(_java(java_classes, sandbox, events, tmp_path / "traces.jsonl"),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "étape reçue avant l'événement « run » : ignorée" in done.stderr
+    assert "after-end" not in done.stderr and "Exception" not in done.stderr
+    with urllib.request.urlopen(f"{api}/conformance/steps/{step}", timeout=10) as response:
+        ack = json.loads(response.read())
+    assert ack["done"] is True and ack["ok"] is True
+    with urllib.request.urlopen(f"{api}/conformance/steps/early", timeout=10) as response:
+        assert json.loads(response.read())["done"] is False
 
 
 # ---------------------------------------------------------------------------------------------

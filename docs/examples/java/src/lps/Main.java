@@ -76,16 +76,27 @@ public final class Main {
         }
         @SuppressWarnings("unchecked")
         Map<String, Object> info = (Map<String, Object>) parsed;
+        List<String> missing = missing(info);
+        if (!missing.isEmpty()) {
+            usage("sandbox.json incomplet (bac à sable d'une autre version ?) : " + String.join(", ", missing));
+        }
         Set<String> breaks = new HashSet<>();
         for (String b : (opt.getOrDefault("break", System.getProperty("lps.break", ""))).split(",")) {
             if (!b.isBlank()) {
                 breaks.add(b.trim());
             }
         }
-        Lps.Tuning tuning = new Lps.Tuning(
-            Long.parseLong(opt.getOrDefault("keepalive", "1000")), Long.parseLong(opt.getOrDefault("psc-check", "5000")),
-            Long.parseLong(opt.getOrDefault("backoff", "1500")), Long.parseLong(opt.getOrDefault("backoff-max", "30000")),
-            10_000);
+        if (!BREAKS.containsAll(breaks)) {
+            usage("--break accepte " + String.join(", ", BREAKS) + " ; reçu : " + String.join(",", breaks));
+        }
+        Lps.Tuning tuning = null;
+        try {
+            tuning = new Lps.Tuning(
+                millis(opt, "keepalive", "1000"), millis(opt, "psc-check", "5000"),
+                millis(opt, "backoff", "1500"), millis(opt, "backoff-max", "30000"), 10_000);
+        } catch (NumberFormatException ex) {
+            usage("--keepalive, --psc-check, --backoff et --backoff-max attendent un nombre de millisecondes > 0");
+        }
         Path trace = opt.containsKey("trace") ? Path.of(opt.get("trace")) : null;
         String nil = opt.getOrDefault("nil", "LPSJAVA001");
         if (opt.containsKey("probe")) {
@@ -96,6 +107,39 @@ public final class Main {
             System.exit(probe(info, bal, trace, nil, breaks, tuning));
         }
         System.exit(drive(info, opt.getOrDefault("events", "-"), trace, nil, breaks, tuning));
+    }
+
+    /** The broken variants this LPS knows. */
+    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check");
+
+    private static long millis(Map<String, String> opt, String name, String fallback) {
+        long value = Long.parseLong(opt.getOrDefault(name, fallback));
+        if (value <= 0) {
+            throw new NumberFormatException(name);
+        }
+        return value;
+    }
+
+    /** The keys of sandbox.json this LPS needs and does not find. */
+    private static List<String> missing(Map<String, Object> info) {
+        List<String> out = new ArrayList<>();
+        for (String key : new String[] {"domain", "ca_bundle", "api_url"}) {
+            if (Json.str(info, key) == null) {
+                out.add(key);
+            }
+        }
+        if (Json.str(Json.obj(info, "dns"), "host") == null || Json.num(Json.obj(info, "dns"), "port", -1) <= 0) {
+            out.add("dns.host/dns.port");
+        }
+        for (String key : new String[] {"discovery_url", "client_id", "client_secret"}) {
+            if (Json.str(Json.obj(info, "psc"), key) == null) {
+                out.add("psc." + key);
+            }
+        }
+        if (Json.list(info, "bals").isEmpty()) {
+            out.add("bals");
+        }
+        return out;
     }
 
     private static boolean isPsc(Map<String, Object> info, String bal) {
