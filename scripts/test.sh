@@ -9,11 +9,12 @@ cd "$(dirname "$0")/.."
 # Debian packages used by the tests: openssl (PKI checks), curl and msmtp (independent IMAP/SMTP
 # clients), redis-server (bridge replicas), dovecot (a real operator for interop tests),
 # poppler-utils and fonts-dejavu-core (PDF/A companions: text extraction, embedded fonts),
-# chromium (webmail tests through playwright, which drives Debian's browser; it never downloads one).
+# chromium (webmail tests through playwright, which drives Debian's browser; it never downloads one),
+# openjdk-17-jdk-headless (javac and java for the Java LPS of docs/examples/java, tests/java).
 # The tests start their own server instances on loopback ports; the system services are stopped.
 DEB_PACKAGES=(openssl curl ca-certificates msmtp redis-server
   dovecot-core dovecot-imapd dovecot-submissiond dovecot-lmtpd poppler-utils fonts-dejavu-core
-  chromium)
+  chromium openjdk-17-jdk-headless)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
