@@ -28,13 +28,16 @@ from mssante.errors import UsageError
 from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.imapd import Mailbox, Session, Store
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "SPECIAL_USE", "MailStore", "StoredMessage"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "MAIL_DB", "SPECIAL_USE", "MailStore", "StoredMessage", "remove_mail_state"]
 
 #: Largest message (and IMAP literal) accepted by default: above the 25 MB SMTP size.
 DEFAULT_MAX_MESSAGE: Final = 50 * 1024 * 1024
 
 #: Folder name → RFC 6154 §2 special-use attribute (without the backslash).
 SPECIAL_USE: Final[Mapping[str, str]] = {"Sent": "Sent", "Drafts": "Drafts", "Trash": "Trash"}
+
+#: The mailbox database's file name in the sandbox state directory.
+MAIL_DB: Final = "mail.sqlite3"
 
 _FOLDERS: Final = ("INBOX", *SPECIAL_USE)
 _HEADERS: Final = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
@@ -57,6 +60,27 @@ class StoredMessage:
     internal_date: datetime
     size: int
     headers: Mapping[str, str]
+
+
+def remove_mail_state(state_dir: Path) -> bool:
+    """Delete the mailbox database of ``state_dir`` (``sandbox up --reset``); True if there was one.
+
+    The PKI, the mock PSC's keys and the ports are kept, so an LPS configuration stays valid.
+
+    Raises:
+        UsageError: a file exists but cannot be removed.
+    """
+    found = False
+    for suffix in ("", "-wal", "-shm"):
+        path = state_dir / (MAIL_DB + suffix)
+        try:
+            path.unlink()
+            found = True
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"cannot remove {path}: {exc.strerror}") from exc
+    return found
 
 
 class MailStore:

@@ -102,14 +102,13 @@ class Session:
             self.close()
             return Answer(b"* BYE Selected mailbox was deleted, have to disconnect.\r\n", "BYE", logout=True)
         name = command.upper()
-        uid = False
-        if name == b"UID":
-            reader.sp()
-            name = b"UID " + reader.atom().upper()
-            uid = True
+        uid = name == b"UID"
         out: list[bytes] = []
-        handler = _HANDLERS.get(name)
         try:
+            if uid:
+                reader.sp()
+                name = b"UID " + reader.atom().upper()
+            handler = _HANDLERS.get(name)
             if handler is None:
                 raise BadCommand(f"unknown command {name.decode('ascii', 'replace')}")
             needs, method = handler
