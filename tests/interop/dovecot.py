@@ -367,6 +367,7 @@ class DovecotServer:
         debug: bool = False,
         start_timeout: float = 15.0,
         special_use: bool = False,
+        login_service_count: int | None = None,
     ) -> None:
         """Prepare (but do not start) a Dovecot for ``config``'s BALs.
 
@@ -386,6 +387,9 @@ class DovecotServer:
             special_use: give every BAL the sandbox's folders (``Sent``, ``Drafts``, ``Trash``
                 with their RFC 6154 attributes, subscribed), as the sandbox store does; the
                 differential tests compare LIST answers with it.
+            login_service_count: ``service_count`` of imap-login; 0 is Dovecot's
+                high-performance mode (one login process serves many connections), which the
+                benchmarks compare against. None keeps Dovecot's default (1, one process each).
         """
         parts = urlsplit(introspection_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
@@ -399,6 +403,7 @@ class DovecotServer:
         self.debug = debug
         self.start_timeout = start_timeout
         self.special_use = special_use
+        self.login_service_count = login_service_count
         self._given_work_dir = work_dir
         self.work_dir: Path = work_dir or Path()
         self.imap_port = 0
@@ -601,6 +606,8 @@ class DovecotServer:
             ssl_dh=f"ssl_dh = <{dh}" if dh.exists() else "# no ssl_dh: DHE suites disabled",
             instance=f"mssante-{os.getpid()}-{self.imap_port}",
             mailboxes=_SPECIAL_USE_MAILBOXES if self.special_use else "",
+            login_service_count="" if self.login_service_count is None
+            else f"service_count = {self.login_service_count}",
         ))
         with contextlib.suppress(FileNotFoundError):
             self.log_path.unlink()
@@ -783,6 +790,7 @@ submission_relay_ssl = no
 
 service imap-login {{
   chroot =
+  {login_service_count}
   inet_listener imap {{
     address = 127.0.0.1
     port = {imap_port}
