@@ -366,6 +366,8 @@ class DovecotServer:
         deliver: bool = True,
         debug: bool = False,
         start_timeout: float = 15.0,
+        special_use: bool = False,
+        login_service_count: int | None = None,
     ) -> None:
         """Prepare (but do not start) a Dovecot for ``config``'s BALs.
 
@@ -382,6 +384,12 @@ class DovecotServer:
             deliver: relay sink delivers local recipients to Maildirs through LMTP.
             debug: ``auth_debug`` and ``verbose_ssl`` in the log.
             start_timeout: seconds to wait for the listeners.
+            special_use: give every BAL the sandbox's folders (``Sent``, ``Drafts``, ``Trash``
+                with their RFC 6154 attributes, subscribed), as the sandbox store does; the
+                differential tests compare LIST answers with it.
+            login_service_count: ``service_count`` of imap-login; 0 is Dovecot's
+                high-performance mode (one login process serves many connections), which the
+                benchmarks compare against. None keeps Dovecot's default (1, one process each).
         """
         parts = urlsplit(introspection_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
@@ -394,6 +402,8 @@ class DovecotServer:
         self.deliver = deliver
         self.debug = debug
         self.start_timeout = start_timeout
+        self.special_use = special_use
+        self.login_service_count = login_service_count
         self._given_work_dir = work_dir
         self.work_dir: Path = work_dir or Path()
         self.imap_port = 0
@@ -595,6 +605,9 @@ class DovecotServer:
             lmtp_port=self.lmtp_port, sink_port=self.sink.port, debug="yes" if self.debug else "no",
             ssl_dh=f"ssl_dh = <{dh}" if dh.exists() else "# no ssl_dh: DHE suites disabled",
             instance=f"mssante-{os.getpid()}-{self.imap_port}",
+            mailboxes=_SPECIAL_USE_MAILBOXES if self.special_use else "",
+            login_service_count="" if self.login_service_count is None
+            else f"service_count = {self.login_service_count}",
         ))
         with contextlib.suppress(FileNotFoundError):
             self.log_path.unlink()
@@ -645,6 +658,23 @@ class DovecotServer:
         # never leak the introspection credentials into a test report
         secret = re.escape(quote(self.client_secret, safe=""))
         return re.sub(secret, "***", "\n".join(text[-lines:]))
+
+
+# The sandbox store's folders (RFC 6154 §2 attributes), created and subscribed at first login.
+_SPECIAL_USE_MAILBOXES = """\
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+"""
 
 
 # Dovecot 2.3 oauth2 passdb settings (doc.dovecot.org/2.3/configuration_manual/authentication/oauth2/).
@@ -751,7 +781,7 @@ mail_privileged_group =
 namespace inbox {{
   inbox = yes
   separator = /
-}}
+{mailboxes}}}
 
 submission_relay_host = 127.0.0.1
 submission_relay_port = {sink_port}
@@ -760,6 +790,7 @@ submission_relay_ssl = no
 
 service imap-login {{
   chroot =
+  {login_service_count}
   inet_listener imap {{
     address = 127.0.0.1
     port = {imap_port}

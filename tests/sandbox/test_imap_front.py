@@ -156,7 +156,8 @@ async def test_sasl_ir_and_list_special_use_selection(imap_env: IMAPEnv) -> None
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 async def test_curl_oauth2_bearer_reads_message(imap_env: IMAPEnv) -> None:
     await imap_env.store.deliver(PER, message("curl subject"))
-    url = f"imap://{HOST}:{imap_env.psc_port}/INBOX;UID=101"
+    [stored] = await imap_env.store.list_messages(PER)
+    url = f"imap://{HOST}:{imap_env.psc_port}/INBOX;UID={stored.uid}"
     code, out, err = await run(
         "curl", "-sS", "--ssl-reqd", "--cacert", str(imap_env.ca_file), "--user", PER,
         "--oauth2-bearer", imap_env.token(), url,
@@ -171,7 +172,8 @@ async def test_curl_oauth2_bearer_reads_message(imap_env: IMAPEnv) -> None:
 async def test_curl_client_certificate_plain_on_authcli(imap_env: IMAPEnv) -> None:
     await imap_env.store.deliver(APP, message("pour le DPI", to=APP))
     cert = imap_env.world.certs.hospital
-    url = f"imap://{HOST}:{imap_env.authcli_port}/INBOX;UID=101"
+    [stored] = await imap_env.store.list_messages(APP)
+    url = f"imap://{HOST}:{imap_env.authcli_port}/INBOX;UID={stored.uid}"
     code, out, err = await run(
         "curl", "-sS", "--ssl-reqd", "--cacert", str(imap_env.ca_file), "--cert", str(cert.cert_path),
         "--key", str(cert.key_path), "--login-options", "AUTH=PLAIN", "-u", f"{APP}:x", url,

@@ -55,17 +55,20 @@ def _summary(info: dict[str, Any], state_file: Path) -> str:
     return "\n".join(lines)
 
 
-async def _serve(config_file: Path | None, state_dir: Path) -> None:
+async def _serve(config_file: Path | None, state_dir: Path, reset: bool = False) -> None:
     from mssante.sandbox.config import load_config
+    from mssante.sandbox.fronts.store import remove_mail_state
     from mssante.sandbox.runner import Sandbox
 
     config = load_config(config_file)
+    if reset and remove_mail_state(state_dir):
+        click.echo("Boîtes aux lettres vidées (--reset).")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with Sandbox(config, state_dir) as sb:
+    async with Sandbox(config, state_dir, persist_mail=True) as sb:
         click.echo(_summary(sb.info, sb.state_file))
         sys.stdout.flush()
         await stop.wait()
@@ -80,9 +83,13 @@ async def _serve(config_file: Path | None, state_dir: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML configuration (professionals, BALs, lifetimes, ports); defaults work without it.",
 )
-def up(state_dir: Path, config_file: Path | None) -> None:
-    """Start every sandbox service on loopback, write STATE_DIR/sandbox.json, serve until interrupted."""
-    asyncio.run(_serve(config_file, state_dir))
+@click.option("--reset", is_flag=True, help="Start with empty mailboxes (the PKI and ports are kept).")
+def up(state_dir: Path, config_file: Path | None, reset: bool) -> None:
+    """Start every sandbox service on loopback, write STATE_DIR/sandbox.json, serve until interrupted.
+
+    Mailboxes, messages and flags persist in STATE_DIR between runs; ``--reset`` empties them.
+    """
+    asyncio.run(_serve(config_file, state_dir, reset))
 
 
 def _read_state(state_dir: Path) -> dict[str, Any]:

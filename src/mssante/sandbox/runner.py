@@ -43,7 +43,7 @@ from mssante.sandbox.fronts.imap import IMAPFront
 from mssante.sandbox.fronts.introspect import IntrospectionTokenVerifier
 from mssante.sandbox.fronts.journal import Journal
 from mssante.sandbox.fronts.smtp import SubmissionFront, SubmissionOptions
-from mssante.sandbox.fronts.store import MailStore
+from mssante.sandbox.fronts.store import MAIL_DB, MailStore
 from mssante.sandbox.http import SandboxHTTP
 from mssante.sandbox.pki import IssuedCert, TestPKI
 from mssante.sandbox.psc import MockPSC
@@ -217,6 +217,9 @@ class Sandbox:
     #: Automatic responders by address, plugged into both submission fronts (see
     #: :mod:`mssante.sandbox.fronts.delivery`). The XDM auto-responder is added at start.
     responders: dict[str, Responder] = field(default_factory=dict)
+    #: Keep mailboxes, messages and flags in ``state_dir/mail.sqlite3`` across runs (``mssante
+    #: sandbox up`` does); otherwise every start has empty mailboxes (tests, conformance runs).
+    persist_mail: bool = False
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.expanduser().resolve()
@@ -351,7 +354,8 @@ class Sandbox:
 
     async def _start_fronts(self, pki: TestPKI, issuer: str) -> FrontPorts:
         cfg, host = self.config, self.config.host
-        store = MailStore(cfg)
+        store = MailStore(cfg, path=self.state_dir / MAIL_DB if self.persist_mail else None)
+        self._stack.callback(store.close)
         await store.start()
         self._store = store
         self._install_responders()

@@ -1,7 +1,7 @@
 """The sandbox operator's IMAP fronts (EX_LPS_0300): ``imap.psc`` and ``imap.authcli``.
 
-Both fronts are pymap (dict backend, shared :class:`~mssante.sandbox.fronts.store.MailStore`)
-embedded in-process behind our own :func:`asyncio.start_server`:
+Both fronts run the sandbox's own IMAP engine (:mod:`mssante.sandbox.imapd`, over the shared
+:class:`~mssante.sandbox.fronts.store.MailStore`) behind :func:`asyncio.start_server`:
 
 * **PSC front** (``front="psc"``, BAL PER/ORG): STARTTLS, then SASL ``XOAUTH2`` or
   ``OAUTHBEARER`` with a Pro Santé Connect access token (ECO.1.2.1). ``LOGIN`` and ``PLAIN``
@@ -12,8 +12,9 @@ embedded in-process behind our own :func:`asyncio.start_server`:
   password is ignored.
 
 On both, ``AUTHENTICATE``/``LOGIN`` before STARTTLS is refused with ``NO [PRIVACYREQUIRED]``,
-even from loopback (pymap would trust it). The mailbox service is IMAP4rev1 with IDLE,
-UIDPLUS, MOVE, LITERAL+, SASL-IR and SPECIAL-USE (INBOX, Sent, Drafts, Trash).
+even from loopback. The mailbox service is IMAP4rev1 with IDLE, NAMESPACE, UNSELECT, UIDPLUS,
+MOVE, LITERAL+, SASL-IR, BINARY, CHILDREN and SPECIAL-USE (INBOX, Sent, Drafts, Trash); its
+answers are checked against Dovecot's by ``tests/interop/test_imap_differential.py``.
 
 Example::
 
@@ -32,17 +33,13 @@ import socket
 import ssl
 from typing import Final
 
-from pymap.parsing.commands import Commands
-
 from mssante.errors import UsageError
 from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.fronts.authz import AccessDecider, FrontKind
 from mssante.sandbox.fronts.faults import Faults
 from mssante.sandbox.fronts.imap_conn import FrontConnection, FrontContext
-from mssante.sandbox.fronts.imap_sasl import AuthenticateIRCommand
-from mssante.sandbox.fronts.imap_state import ListExtendedCommand
 from mssante.sandbox.fronts.journal import Journal
-from mssante.sandbox.fronts.store import MailStore, pymap_config
+from mssante.sandbox.fronts.store import MailStore
 
 __all__ = ["DEFAULT_MAX_LINE", "IMAPFront"]
 
@@ -96,15 +93,9 @@ class IMAPFront:
         self.config = config
         self.front: FrontKind = front
         self._max_line = max_line
-        commands = Commands()
-        commands.register(AuthenticateIRCommand)
-        commands.register(ListExtendedCommand)
-        pymap_cfg = pymap_config(
-            ssl_context=ssl_context, max_append_len=max_literal, bad_command_limit=_BAD_COMMAND_LIMIT
-        )
         self._ctx = FrontContext(
-            front=front, pymap_config=pymap_cfg, commands=commands, decider=decider, journal=journal,
-            faults=faults, store=store, ssl_context=ssl_context, max_literal=max_literal,
+            front=front, decider=decider, journal=journal, faults=faults, store=store, ssl_context=ssl_context,
+            max_literal=max_literal, max_line=max_line, bad_command_limit=_BAD_COMMAND_LIMIT,
             preauth_timeout=preauth_timeout, autologout=autologout,
         )
         self._server: asyncio.Server | None = None

@@ -1,14 +1,18 @@
-"""One connection to a sandbox IMAP front: pymap's command cycle with the operator's rules.
+"""One connection to a sandbox IMAP front: reading commands, STARTTLS, SASL, then the mailbox session.
 
-Subclasses pymap's :class:`~pymap.imap.IMAPConnection` and replaces its run loop to:
+The mailbox commands run in :class:`mssante.sandbox.imapd.Session` (no I/O); this module adds
+what makes the sandbox an API LPS operator:
 
-* refuse ``AUTHENTICATE``/``LOGIN`` before STARTTLS with ``NO [PRIVACYREQUIRED]`` (RFC 3501
+* ``AUTHENTICATE``/``LOGIN`` before STARTTLS refused with ``NO [PRIVACYREQUIRED]`` (RFC 3501
   §6.2.2–6.2.3, RFC 5530 §3; ECO.1.2.1), whatever the peer address;
-* run SASL itself (SASL-IR, RFC 4959) and decide with the shared ``AccessDecider`` — the token
-  check is asynchronous; a refused bearer attempt gets the RFC 7628 §3.2.2 JSON challenge first;
-* cap line and literal sizes (``BAD``/``BYE`` instead of unbounded buffering, RFC 7888 §4);
-* journal every command (redacted) and the TLS parameters, and register authenticated sessions
-  for fault injection (``* BYE [UNAVAILABLE]`` or an abrupt drop).
+* SASL (SASL-IR, RFC 4959) decided by the shared ``AccessDecider`` — the token check is
+  asynchronous; a refused bearer attempt gets the RFC 7628 §3.2.2 JSON challenge first;
+* line and literal caps (``BAD [TOOBIG]``, then ``BYE`` when the rest of the input cannot be
+  skipped, RFC 7888 §4), a limit of consecutive bad commands, pre-auth and autologout timers;
+* every command journalled (redacted), the TLS parameters too, authenticated sessions registered
+  for fault injection (``* BYE [UNAVAILABLE]`` or an abrupt drop), the injected response delay.
+
+Each answer is written with a single ``write()`` (one TLS record for a whole FETCH).
 """
 
 from __future__ import annotations
@@ -21,47 +25,40 @@ import re
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from cryptography import x509
-from pymap.exceptions import ResponseError
-from pymap.imap import IMAPConnection
-from pymap.parsing.command import Command
-from pymap.parsing.command.nonauth import AuthenticateCommand, LoginCommand, StartTLSCommand
-from pymap.parsing.command.select import IdleCommand
-from pymap.parsing.commands import Commands, InvalidCommand
-from pymap.parsing.response import (
-    CommandResponse,
-    Response,
-    ResponseBad,
-    ResponseBye,
-    ResponseCode,
-    ResponseContinuation,
-    ResponseNo,
-    ResponseOk,
-)
-from pymap.parsing.state import ParsingInterrupt, ParsingState
 
 from mssante.sandbox.fronts.authz import AccessDecider, AuthOutcome, FrontKind
 from mssante.sandbox.fronts.faults import Faults, LiveSession
 from mssante.sandbox.fronts.imap_sasl import (
-    AuthenticateIRCommand,
     SaslMalformed,
     decode_response,
     json_error,
+    parse_authenticate,
     parse_oauthbearer,
     parse_plain,
     parse_xoauth2,
 )
-from mssante.sandbox.fronts.imap_state import FRONT_MECHANISMS, FrontState
 from mssante.sandbox.fronts.journal import Journal, SessionRecord
-from mssante.sandbox.fronts.store import MailStore
+from mssante.sandbox.fronts.store import SPECIAL_USE, MailStore
+from mssante.sandbox.imapd import BadCommand, Reader, Session
 
-__all__ = ["FrontConnection", "FrontContext"]
+__all__ = ["FRONT_MECHANISMS", "FrontConnection", "FrontContext"]
 
 _log = logging.getLogger(__name__)
-_LITERAL_PLUS: Final = re.compile(rb"\{(\d{1,20})\+\}\r?\n$")
+_LITERAL: Final = re.compile(rb"~?\{(\d{1,20})(\+?)\}\r?\n$")
 _HANDSHAKE_TIMEOUT: Final = 30.0
+
+#: SASL mechanisms offered after STARTTLS, per front (EX_LPS_0300 fronts; §2.2 / §2.3 of the requirements).
+FRONT_MECHANISMS: Final[dict[FrontKind, tuple[bytes, ...]]] = {
+    "psc": (b"XOAUTH2", b"OAUTHBEARER"),
+    "authcli": (b"PLAIN",),
+}
+_BASE_CAPS: Final = b"IMAP4rev1 LITERAL+"
+_SESSION_CAPS: Final = (b"IMAP4rev1 LITERAL+ SASL-IR IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
+                        b"LIST-EXTENDED BINARY ENABLE")
+_NOT_AUTHENTICATED: Final = frozenset({b"CAPABILITY", b"NOOP", b"LOGOUT", b"STARTTLS", b"AUTHENTICATE", b"LOGIN"})
 
 
 @dataclass(kw_only=True)
@@ -69,34 +66,28 @@ class FrontContext:
     """What every connection of one front shares."""
 
     front: FrontKind
-    pymap_config: Any
-    commands: Commands
     decider: AccessDecider
     journal: Journal
     faults: Faults
     store: MailStore
     ssl_context: ssl.SSLContext
     max_literal: int
+    max_line: int
+    bad_command_limit: int = 10
     preauth_timeout: float = 60.0
     autologout: float = 1800.0
 
 
 class _TooBig(Exception):
-    def __init__(self, message: bytes, tag: bytes | None) -> None:
+    def __init__(self, message: bytes, tag: bytes | None, *, skippable: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.tag = tag
+        self.skippable = skippable
 
 
-class FrontConnection(IMAPConnection):
+class FrontConnection:
     """Serves one client of a sandbox IMAP front, from greeting to close."""
-
-    @classmethod
-    def _print(cls, log_format: str, output: str | bytes) -> None:
-        # pymap dumps raw protocol lines at DEBUG, AUTHENTICATE responses (tokens) included, and
-        # needs a context variable we do not set. The session journal records redacted commands
-        # instead (ECO.1.2.5: no token in a log).
-        return
 
     def __init__(self, ctx: FrontContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Bind the connection to its front (the socket is already accepted) and open its journal record.
@@ -105,78 +96,88 @@ class FrontConnection(IMAPConnection):
             Nothing of ours.
         """
         self.ctx = ctx
-        self.commands = ctx.commands
-        self.config = ctx.pymap_config
-        self.params = ctx.pymap_config.parsing_params
-        self.bad_command_limit = ctx.pymap_config.bad_command_limit
         self.reader = reader
         self.writer = writer
-        self.state = FrontState(None, ctx.pymap_config, ctx.front)
         peer = writer.get_extra_info("peername")
         self.record: SessionRecord = ctx.journal.open(
             front=f"imap-{ctx.front}", protocol="imap", peer=f"{peer[0]}:{peer[1]}" if peer else "?"
         )
         self.peer_der: bytes | None = None
         self.tls_context = ctx.ssl_context
+        self.tls = False
+        self.session: Session | None = None
         self.live: LiveSession | None = None
         self.closing = False
+        self.bad = 0  # consecutive BAD answers
+
+    # ------------------------------------------------------------------ capabilities
+
+    def capability(self) -> bytes:
+        """The CAPABILITY list for the current step (RFC 3501 §7.2.1, RFC 4959 §3, RFC 6154 §5)."""
+        if self.session is not None:
+            return _SESSION_CAPS
+        if not self.tls:
+            return _BASE_CAPS + b" STARTTLS LOGINDISABLED"
+        mechs = b" ".join(b"AUTH=" + m for m in FRONT_MECHANISMS[self.ctx.front])
+        return _BASE_CAPS + b" SASL-IR " + mechs + (b" LOGINDISABLED" if self.ctx.front == "psc" else b"")
 
     # ------------------------------------------------------------------ input with limits
 
-    async def _line(self) -> bytes:
+    async def _line(self, tag: bytes | None = None) -> bytes:
         try:
-            return await self.reader.readline()
+            line = await self.reader.readline()
         except ValueError:  # asyncio's LimitOverrunError: the line exceeds the reader's limit
-            raise _TooBig(b"Command line too long.", None) from None
+            raise _TooBig(b"Command line too long.", tag) from None
+        if not line.endswith(b"\n"):
+            raise EOFError
+        return line
 
-    async def readline(self) -> memoryview:
-        """Read one command line, with its LITERAL+ literals (RFC 7888), within the size caps.
-
-        Raises:
-            EOFError: the peer closed the connection.
-        """
-        buf = bytearray(await self._line())
-        while True:
-            if not buf.endswith(b"\n"):
-                raise EOFError
-            match = _LITERAL_PLUS.search(buf) if buf.endswith((b"+}\n", b"+}\r\n")) else None
-            if match is None:
-                return memoryview(buf)
-            length = int(match.group(1))
-            if length > self.ctx.max_literal or len(buf) + length > 2 * self.ctx.max_literal:
-                raise _TooBig(b"Literal too large.", bytes(buf.split(b" ", 1)[0]))
-            buf += await self.reader.readexactly(length)
-            buf += await self._line()
-
-    async def read_command(self, state: Any) -> tuple[bytes, Command]:  # type: ignore[override]
-        """Read and parse one command; also return its first line for the journal.
+    async def read_command(self) -> bytes:
+        """Read one command: its line and literals (synchronizing ones get ``+``), within the caps.
 
         Raises:
             EOFError, OSError: the connection ended.
+            _TooBig: a line or literal over the caps.
         """
-        line = await self.readline()
-        first = bytes(line).split(b"\n", 1)[0]
-        conts: list[memoryview] = []
+        buf = bytearray(await self._line())
         while True:
-            params = self.params.copy(ParsingState(continuations=conts))
-            try:
-                cmd, _ = self.commands.parse(line, params)
-            except ParsingInterrupt as interrupt:
-                await self._interrupt(state, interrupt, conts)
-            else:
-                return first, cmd
+            match = _LITERAL.search(buf)
+            if match is None:
+                return bytes(buf)
+            size = int(match.group(1))
+            plus = bool(match.group(2))
+            tag = bytes(buf.split(b" ", 1)[0])
+            if size > self.ctx.max_literal or len(buf) + size > 2 * self.ctx.max_literal:
+                # RFC 7888 §4: a synchronizing literal can be refused before it is sent.
+                raise _TooBig(b"Literal too large.", tag, skippable=not plus)
+            if not plus:
+                await self._write(b"+ OK\r\n")
+            buf += await self.reader.readexactly(size)
+            buf += await self._line(tag)
 
     # ------------------------------------------------------------------ output
 
-    async def respond(self, first: bytes, response: Response) -> None:
-        """Send a tagged response after the injected delay, and journal the command.
+    async def _write(self, data: bytes) -> None:
+        self.writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    async def respond(self, first: bytes, data: bytes, result: str) -> None:
+        """Send an answer after the injected delay, and journal the command.
 
         Raises:
-            Nothing of ours (a closed connection is ignored, as pymap does).
+            Nothing of ours (a closed connection is ignored).
         """
+        if result.startswith("BAD"):
+            self.bad += 1
+            if self.bad >= self.ctx.bad_command_limit:
+                data = b"* BYE Too many invalid IMAP commands.\r\n" + data
+                self.closing = True
+        else:
+            self.bad = 0
         await self.ctx.faults.wait_delay()
-        await self.write_response(response)
-        self.ctx.journal.command(self.record, first, bytes(response.text).decode("utf-8", "replace"))
+        await self._write(data)
+        self.ctx.journal.command(self.record, first, result)
 
     # ------------------------------------------------------------------ the cycle
 
@@ -188,101 +189,164 @@ class FrontConnection(IMAPConnection):
         """
         try:
             await self.ctx.faults.wait_delay()
-            await self.write_response(await self.state.do_greeting())
+            front = self.ctx.front.encode()
+            await self._write(b"* OK [CAPABILITY " + self.capability() + b"] MSSante sandbox IMAP (" + front
+                              + b" front) ready.\r\n")
             await self._cycle()
         finally:
             if self.live is not None:
                 self.ctx.faults.unregister(self.live)
-            with contextlib.suppress(Exception):
-                await self.state.do_cleanup()
+            if self.session is not None:
+                self.session.close()
             self.ctx.journal.close(self.record)
             self.writer.close()
 
     async def _cycle(self) -> None:
-        bad = 0
         while not self.closing:
             # RFC 3501 §5.4: autologout timer (at least 30 minutes once authenticated).
-            timeout = self.ctx.autologout if self.state.authenticated else self.ctx.preauth_timeout
+            timeout = self.ctx.autologout if self.session is not None else self.ctx.preauth_timeout
             try:
-                first, cmd = await asyncio.wait_for(self.read_command(self.state), timeout)
+                data = await asyncio.wait_for(self.read_command(), timeout)
             except TimeoutError:
-                await self.write_response(ResponseBye(b"Autologout; idle for too long."))
+                await self._write(b"* BYE Autologout; idle for too long.\r\n")
                 return
             except _TooBig as exc:
+                if exc.tag and exc.skippable:
+                    await self.respond(exc.tag + b" <literal too large>",
+                                       exc.tag + b" BAD [TOOBIG] " + exc.message + b"\r\n", "BAD [TOOBIG]")
+                    continue
                 if exc.tag:  # RFC 7888 §4: refuse the non-synchronizing literal, then close
-                    bad_literal = ResponseBad(exc.tag, exc.message, ResponseCode.of(b"TOOBIG"))
-                    await self.respond(exc.tag + b" <literal too large>", bad_literal)
+                    await self.respond(exc.tag + b" <literal too large>",
+                                       exc.tag + b" BAD [TOOBIG] " + exc.message + b"\r\n", "BAD [TOOBIG]")
                 else:
-                    await self.write_response(ResponseBad(b"*", exc.message, ResponseCode.of(b"TOOBIG")))
-                await self.write_response(ResponseBye(b"Input limit exceeded."))
+                    await self._write(b"* BAD [TOOBIG] " + exc.message + b"\r\n")
+                await self._write(b"* BYE Input limit exceeded.\r\n")
                 return
             except (OSError, EOFError, asyncio.IncompleteReadError):
                 return
-            except Exception:  # a parser crash on odd input must not end the session
-                _log.exception("IMAP %s front: unparseable input", self.ctx.front)
-                await self.write_response(ResponseBad(b"*", b"Unparseable command."))
-                continue
-            response = await self._execute(first, cmd)
-            if response is None:
-                return
-            if response.is_bad:
-                bad += 1
-                if self.bad_command_limit and bad >= self.bad_command_limit:
-                    response.add_untagged(ResponseBye(b"Too many errors, disconnecting."))
-            else:
-                bad = 0
-            await self.respond(first, response)
-            if response.is_terminal or self.closing:
-                return
-            if isinstance(cmd, StartTLSCommand) and isinstance(response, ResponseOk) and not await self._start_tls():
+            first = data.split(b"\n", 1)[0].rstrip(b"\r")
+            if await self._execute(first, data) is None:
                 return
 
-    async def _execute(self, first: bytes, cmd: Command) -> CommandResponse | None:
+    async def _execute(self, first: bytes, data: bytes) -> str | None:
+        reader = Reader(data)
         try:
-            if isinstance(cmd, InvalidCommand):
-                code = cmd.parse_exc.code if cmd.parse_exc is not None else None
-                return ResponseBad(cmd.tag, cmd.message, code)  # keeps [TOOBIG] (RFC 7889 §4)
-            if isinstance(cmd, StartTLSCommand):
-                return await self._starttls_check(cmd)
-            if isinstance(cmd, AuthenticateCommand | LoginCommand) and not self.state.authenticated:
-                return await self._authenticate(cmd)
-            if isinstance(cmd, IdleCommand):
-                response: CommandResponse = await self.idle(self.state, cmd)
-                return response
-            response = await self._exec(self.state.do_command(cmd))
-            return response
-        except ResponseError as exc:
-            resp = exc.get_response(cmd.tag)
-            return resp if isinstance(resp, CommandResponse) else ResponseNo(cmd.tag, bytes(resp.text))
+            tag = reader.tag()
+            reader.sp()
+            command = reader.atom().upper()
+        except BadCommand:
+            head = first.split(b" ", 1)[0] if first[:1] not in (b"", b" ") else b"*"
+            tag = head if re.fullmatch(rb"[A-Za-z0-9.\-_]{1,64}", head) else b"*"
+            await self.respond(first, tag + b" BAD Error in IMAP command received by server.\r\n", "BAD")
+            return "BAD"
+        try:
+            if command == b"STARTTLS":
+                return await self._starttls(tag, first, reader)
+            if self.session is None:
+                if command in (b"AUTHENTICATE", b"LOGIN"):
+                    return await self._authenticate(tag, first, command, reader)
+                if command not in _NOT_AUTHENTICATED:
+                    await self.respond(first, tag + b" BAD Please authenticate first.\r\n", "BAD")
+                    return "BAD"
+                return await self._preauth(tag, first, command, reader)
+            if command in (b"AUTHENTICATE", b"LOGIN"):
+                await self.respond(first, tag + b" BAD Already authenticated.\r\n", "BAD")
+                return "BAD"
+            answer = self.session.run(tag, command, reader)
+            if answer.idle:
+                return await self._idle(tag, first, answer.data)
+            await self.respond(first, answer.data, _result(answer.data, tag))
+            if answer.logout:
+                self.closing = True
+                return None
+            return answer.status
         except SaslMalformed as exc:
             self.record.auth_result = f"BAD: {exc.message}"
-            return ResponseBad(cmd.tag, exc.message.encode())
+            await self.respond(first, tag + b" BAD " + exc.message.encode() + b"\r\n", "BAD")
+            return "BAD"
+        except BadCommand as exc:
+            await self.respond(first, tag + b" BAD " + exc.message.encode() + b"\r\n", "BAD")
+            return "BAD"
         except (OSError, EOFError, asyncio.IncompleteReadError):
             return None
         except _TooBig as exc:  # an over-long SASL line: the rest of it is still unread, so close
             self.closing = True
-            bad = ResponseBad(cmd.tag, exc.message, ResponseCode.of(b"TOOBIG"))
-            bad.add_untagged(ResponseBye(b"Input limit exceeded."))
-            return bad
+            await self.respond(first, b"* BYE Input limit exceeded.\r\n" + tag + b" BAD [TOOBIG] " + exc.message
+                               + b"\r\n", "BAD [TOOBIG]")
+            return None
         except Exception:
-            _log.exception("IMAP %s front: command %s failed", self.ctx.front, cmd.command)
-            return ResponseNo(cmd.tag, b"Server error.", ResponseCode.of(b"SERVERBUG"))
-        finally:
-            await self.state.do_cleanup()
+            _log.exception("IMAP %s front: command %r failed", self.ctx.front, command)
+            await self.respond(first, tag + b" NO [SERVERBUG] Server error.\r\n", "NO [SERVERBUG]")
+            return "NO"
+
+    async def _preauth(self, tag: bytes, first: bytes, command: bytes, reader: Reader) -> str | None:
+        reader.end()
+        if command == b"CAPABILITY":
+            await self.respond(first, b"* CAPABILITY " + self.capability() + b"\r\n" + tag
+                               + b" OK Pre-login capabilities listed, post-login capabilities have more.\r\n", "OK")
+        elif command == b"NOOP":
+            await self.respond(first, tag + b" OK NOOP completed.\r\n", "OK")
+        else:  # LOGOUT
+            await self.respond(first, b"* BYE Logging out\r\n" + tag + b" OK Logout completed.\r\n", "OK")
+            self.closing = True
+            return None
+        return "OK"
+
+    # ------------------------------------------------------------------ IDLE (RFC 2177)
+
+    async def _idle(self, tag: bytes, first: bytes, pending: bytes) -> str | None:
+        session = self.session
+        assert session is not None and self.session is not None
+        await self._write(pending + b"+ idling\r\n")
+        done = asyncio.ensure_future(self._line(tag))
+        try:
+            while True:
+                view = session.view
+                waiters: set[asyncio.Future[object]] = {done}  # type: ignore[arg-type]
+                changed = asyncio.ensure_future(view.changed.wait()) if view is not None else None
+                if changed is not None:
+                    waiters.add(changed)  # type: ignore[arg-type]
+                finished, _ = await asyncio.wait(waiters, timeout=self.ctx.autologout,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                if changed is not None and not changed.done():
+                    changed.cancel()
+                if not finished:
+                    await self._write(b"* BYE Autologout; idle for too long.\r\n")
+                    return None
+                if done in finished:
+                    break
+                updates = session.updates()
+                if updates:
+                    await self._write(updates)
+        except BaseException:
+            done.cancel()
+            raise
+        line = done.result()
+        if line.rstrip(b"\r\n").upper() != b"DONE":
+            await self.respond(first, tag + b" BAD Expected DONE.\r\n", "BAD")
+            return "BAD"
+        await self.respond(first, session.updates() + tag + b" OK IDLE completed.\r\n", "OK")
+        return "OK"
 
     # ------------------------------------------------------------------ STARTTLS
 
-    async def _starttls_check(self, cmd: StartTLSCommand) -> CommandResponse:
-        if self.state.tls:
-            return ResponseBad(cmd.tag, b"TLS is already active.")
+    async def _starttls(self, tag: bytes, first: bytes, reader: Reader) -> str | None:
+        reader.end()
+        if self.tls:
+            await self.respond(first, tag + b" BAD TLS is already active.\r\n", "BAD")
+            return "BAD"
         if self.reader.at_eof() or len(getattr(self.reader, "_buffer", ())):
             # Plaintext pipelined after STARTTLS would be read as if it came over TLS.
+            await self.respond(first, tag + b" BAD Data after STARTTLS in the same packet; closing.\r\n", "BAD")
             self.closing = True
-            return ResponseBad(cmd.tag, b"Data after STARTTLS in the same packet; closing.")
+            return None
         # Chosen before the OK is sent: once it is, the ClientHello may arrive at any moment.
         self.tls_context = await self.ctx.faults.tls_context(self.ctx.ssl_context)  # fault: bad server certificate
-        response: CommandResponse = await self._exec(self.state.do_command(cmd))
-        return response
+        await self.respond(first, tag + b" OK Begin TLS negotiation now.\r\n", "OK")
+        if not await self._start_tls():
+            self.closing = True
+            return None
+        return "OK"
 
     async def _start_tls(self) -> bool:
         try:
@@ -293,7 +357,7 @@ class FrontConnection(IMAPConnection):
             self.ctx.journal.update(self.record)
             return False
         ssl_object = self.writer.get_extra_info("ssl_object")
-        self.state.tls = True
+        self.tls = True
         self.record.starttls_at = time.time()
         if ssl_object is not None:
             self.record.tls_version = ssl_object.version()
@@ -310,64 +374,71 @@ class FrontConnection(IMAPConnection):
 
     # ------------------------------------------------------------------ authentication
 
-    async def _sasl_line(self) -> bytes:
+    async def _sasl_line(self, tag: bytes) -> bytes:
         """Read one SASL line within the pre-authentication timeout."""
         try:
-            return bytes(await asyncio.wait_for(self.read_continuation(0), self.ctx.preauth_timeout))
+            return await asyncio.wait_for(self._line(tag), self.ctx.preauth_timeout)
         except TimeoutError:
             self.closing = True
             raise EOFError from None
 
-    async def _client_response(self, cmd: AuthenticateIRCommand) -> bytes | None:
-        """The SASL client response: the initial one (RFC 4959) or after an empty ``+``."""
-        if cmd.initial is not None:
-            return decode_response(cmd.initial)
-        await self.write_response(ResponseContinuation(b""))
-        line = await self._sasl_line()
-        if line.rstrip(b"\r\n") == b"*":
-            return None
-        return decode_response(line)
-
-    async def _authenticate(self, cmd: AuthenticateCommand | LoginCommand) -> CommandResponse:
+    async def _authenticate(self, tag: bytes, first: bytes, command: bytes, reader: Reader) -> str | None:
         record = self.record
-        is_login = isinstance(cmd, LoginCommand)
-        mech = b"LOGIN" if isinstance(cmd, LoginCommand) else cmd.mech_name
+        is_login = command == b"LOGIN"
+        initial: bytes | None = None
+        if is_login:
+            reader.sp()
+            userid = reader.astring()
+            reader.sp()
+            reader.astring()  # the password is ignored: the certificate authenticates
+            reader.end()
+            mech = b"LOGIN"
+        else:
+            mech, initial = parse_authenticate(reader)
         record.auth_at = record.auth_at or time.time()
         record.mechanism = mech.decode("ascii", "replace")
-        if not self.state.tls:  # RFC 3501 §6.2.2-6.2.3, RFC 5530 §3: credentials only over TLS
-            if is_login or (isinstance(cmd, AuthenticateIRCommand) and cmd.initial):
+        if not self.tls:  # RFC 3501 §6.2.2-6.2.3, RFC 5530 §3: credentials only over TLS
+            if is_login or initial:
                 record.credentials_before_tls = True
             record.auth_result = "PRIVACYREQUIRED"
             self.ctx.journal.update(record)
-            return ResponseNo(cmd.tag, b"Use STARTTLS before authenticating.", ResponseCode.of(b"PRIVACYREQUIRED"))
+            await self.respond(first, tag + b" NO [PRIVACYREQUIRED] Use STARTTLS before authenticating.\r\n",
+                               "NO [PRIVACYREQUIRED]")
+            return "NO"
         front = self.ctx.front
         if (is_login and front != "authcli") or (not is_login and mech not in FRONT_MECHANISMS[front]):
             record.auth_result = "CANNOT: mechanism not offered"
             self.ctx.journal.update(record)
             offered = b" ".join(FRONT_MECHANISMS[front])
-            return ResponseNo(cmd.tag, b"Mechanism not offered on this front; use " + offered + b".",
-                              ResponseCode.of(b"CANNOT"))
-        if isinstance(cmd, LoginCommand):
-            userid = cmd.userid.decode("utf-8", "replace")
-            outcome, subject = await self.ctx.decider.certificate_plain(front, "", userid, self.peer_der)
-            return await self._finish(cmd.tag, outcome, subject, bearer=False)
-        if not isinstance(cmd, AuthenticateIRCommand):
-            return ResponseBad(cmd.tag, b"Unexpected AUTHENTICATE form.")
-        data = await self._client_response(cmd)
-        if data is None:
-            record.auth_result = "BAD: cancelled"
-            return ResponseBad(cmd.tag, b"Authentication cancelled.")  # RFC 3501 §6.2.2
+            await self.respond(first, tag + b" NO [CANNOT] Mechanism not offered on this front; use " + offered
+                               + b".\r\n", "NO [CANNOT]")
+            return "NO"
+        if is_login:
+            outcome, subject = await self.ctx.decider.certificate_plain(
+                front, "", userid.decode("utf-8", "replace"), self.peer_der)
+            return await self._finish(tag, first, outcome, subject, bearer=False)
+        if initial is not None:
+            data = decode_response(initial)
+        else:
+            await self._write(b"+ \r\n")
+            line = await self._sasl_line(tag)
+            if line.rstrip(b"\r\n") == b"*":
+                record.auth_result = "BAD: cancelled"
+                await self.respond(first, tag + b" BAD Authentication cancelled.\r\n", "BAD")  # RFC 3501 §6.2.2
+                return "BAD"
+            data = decode_response(line)
         if mech == b"PLAIN":
             plain = parse_plain(data)
             outcome, subject = await self.ctx.decider.certificate_plain(front, plain.authzid, plain.authcid,
                                                                          self.peer_der)
-            return await self._finish(cmd.tag, outcome, subject, bearer=False)
+            return await self._finish(tag, first, outcome, subject, bearer=False)
         bearer = parse_xoauth2(data) if mech == b"XOAUTH2" else parse_oauthbearer(data)
         record.bal = bearer.user
         outcome = await self.ctx.decider.bearer(front, bearer.user, bearer.token)
-        return await self._finish(cmd.tag, outcome, None, bearer=True)
+        return await self._finish(tag, first, outcome, None, bearer=True)
 
-    async def _finish(self, tag: bytes, outcome: AuthOutcome, subject: str | None, *, bearer: bool) -> CommandResponse:
+    async def _finish(self, tag: bytes, first: bytes, outcome: AuthOutcome, subject: str | None, *,
+                      bearer: bool) -> str:
         record = self.record
         record.identity = outcome.identity or record.identity
         record.bal = outcome.bal or record.bal
@@ -378,17 +449,22 @@ class FrontConnection(IMAPConnection):
         if not outcome.ok:
             if bearer:  # RFC 7628 §3.2.2: error JSON as a challenge; the client answers ^A (or empty)
                 status = "403" if outcome.code == "AUTHORIZATIONFAILED" else "401"
-                await self.write_response(ResponseContinuation(base64.b64encode(json_error(status))))
-                await self._sasl_line()
+                await self._write(b"+ " + base64.b64encode(json_error(status)) + b"\r\n")
+                await self._sasl_line(tag)
             text = {"AUTHENTICATIONFAILED": b"Authentication failed.",
                     "AUTHORIZATIONFAILED": b"Not authorized on this BAL.",
                     "UNAVAILABLE": b"Authentication service unavailable, try again later."}[outcome.code]
-            return ResponseNo(tag, text, ResponseCode.of(outcome.code.encode()))
+            code = outcome.code.encode()
+            await self.respond(first, tag + b" NO [" + code + b"] " + text + b"\r\n", f"NO [{outcome.code}]")
+            return "NO"
         assert outcome.bal is not None
-        self.state.open_session(await self.ctx.store.open_session(outcome.bal))
+        self.session = await self.ctx.store.open_session(
+            outcome.bal, special_use=SPECIAL_USE, capability=self.capability, max_append=self.ctx.max_literal)
         self.live = LiveSession(bal=outcome.bal, front=f"imap-{self.ctx.front}", close=self.end)
         self.ctx.faults.register(self.live)
-        return ResponseOk(tag, b"Authentication successful.", self.state.capability)
+        await self.respond(first, tag + b" OK [CAPABILITY " + self.capability() + b"] Authentication successful.\r\n",
+                           "OK")
+        return "OK"
 
     # ------------------------------------------------------------------ ending
 
@@ -404,5 +480,16 @@ class FrontConnection(IMAPConnection):
             transport.abort()
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.write_response(ResponseBye(text, ResponseCode.of(b"UNAVAILABLE"))), 5)
+            await asyncio.wait_for(self._write(b"* BYE [UNAVAILABLE] " + text + b"\r\n"), 5)
         self.writer.close()
+
+
+def _result(data: bytes, tag: bytes) -> str:
+    """The journal's result: the tagged line without tag and text beyond the status and code."""
+    at = data.rfind(b"\r\n" + tag + b" ")
+    line = data[at + 2:] if at >= 0 else data if data.startswith(tag + b" ") else b""
+    words = line.rstrip(b"\r\n").split(b" ")[1:]
+    if len(words) > 1 and words[1].startswith(b"["):
+        code = words[1] if words[1].endswith(b"]") else words[1] + b"]"
+        return (words[0] + b" " + code.split(b" ")[0].rstrip(b"]") + b"]").decode("ascii", "replace")
+    return words[0].decode("ascii", "replace") if words else "BYE"

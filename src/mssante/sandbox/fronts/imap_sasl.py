@@ -1,8 +1,7 @@
 """SASL pieces of the sandbox IMAP fronts: AUTHENTICATE with SASL-IR, and the three mechanisms.
 
-pymap's ``AUTHENTICATE`` parser refuses an initial response and pysasl mechanisms are
-synchronous, while the sandbox checks tokens asynchronously. So the fronts parse the SASL
-messages here and decide with :class:`~mssante.sandbox.fronts.authz.AccessDecider`:
+The sandbox checks tokens asynchronously, so the fronts parse the SASL messages here and decide
+with :class:`~mssante.sandbox.fronts.authz.AccessDecider`:
 
 * ``XOAUTH2`` (Google's format, reused by ECO.1.2.1): ``user=<BAL>^Aauth=Bearer <token>^A^A``;
 * ``OAUTHBEARER`` (RFC 7628 §3.1): GS2 header ``n,a=<BAL>,`` then ``^Aauth=Bearer <token>^A^A``;
@@ -21,21 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from pymap.parsing import EndLine, Params
-from pymap.parsing.command.nonauth import AuthenticateCommand
-from pymap.parsing.exceptions import NotParseable
-
 from mssante.errors import RemoteProtocolError
+from mssante.sandbox.imapd import BadCommand, Reader
 from mssante.secret import Secret
 from mssante.wire import sasl
 
 __all__ = [
-    "AuthenticateIRCommand",
     "BearerResponse",
     "PlainResponse",
     "SaslMalformed",
     "decode_response",
     "json_error",
+    "parse_authenticate",
     "parse_oauthbearer",
     "parse_plain",
     "parse_xoauth2",
@@ -52,36 +48,26 @@ class SaslMalformed(RemoteProtocolError):
     error = "sasl_malformed"
 
 
-class AuthenticateIRCommand(AuthenticateCommand):
-    """``AUTHENTICATE`` with an optional initial response (SASL-IR, RFC 4959 §4).
+def parse_authenticate(reader: Reader) -> tuple[bytes, bytes | None]:
+    """Parse ``SP auth-type [SP (base64 / "=")]`` after ``AUTHENTICATE`` (RFC 3501 §6.2.2, RFC 4959 §4).
 
-    ``initial`` is None without an initial response, ``b""`` for ``=`` (an empty one), else the
-    still base64-encoded response.
+    Returns the upper-cased mechanism and the initial response: None without one, ``b""`` for
+    ``=`` (an empty one), else the still base64-encoded response.
+
+    Raises:
+        BadCommand: any other shape (the command gets ``BAD``).
     """
-
-    def __init__(self, tag: bytes, mech_name: bytes, initial: bytes | None = None) -> None:
-        """Build the command (called by the parser); never raises."""
-        super().__init__(tag, mech_name)
-        self.initial = initial
-
-    @classmethod
-    def parse(cls, buf: memoryview, params: Params) -> tuple[AuthenticateIRCommand, memoryview]:
-        """Parse the arguments after ``AUTHENTICATE``.
-
-        Raises:
-            NotParseable: pymap's parse failure (the command gets ``BAD``).
-        """
-        match = _AUTH_ARGS.match(bytes(buf))
-        if match is None:
-            raise NotParseable(buf)
-        mech = match.group(1).upper()
-        initial = match.group(2)
-        if initial == b"=":
-            initial = b""
-        elif initial is not None and initial == b"":
-            raise NotParseable(buf)
-        _, after = EndLine.parse(buf[match.end(0):], params)
-        return cls(params.tag, mech, initial), after
+    match = _AUTH_ARGS.fullmatch(reader.data[reader.pos:].rstrip(b"\r\n"))
+    if match is None:
+        raise BadCommand("AUTHENTICATE expects a mechanism and an optional initial response (RFC 4959 §4)")
+    reader.pos = len(reader.data)
+    mech = match.group(1).upper()
+    initial = match.group(2)
+    if initial == b"=":
+        return mech, b""
+    if initial is not None and initial == b"":
+        raise BadCommand("empty initial response: send '=' (RFC 4959 §4)")
+    return mech, initial
 
 
 def decode_response(line: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The sandbox mailbox store: every BAL's folders, in memory, on pymap's dict backend.
+"""The sandbox mailbox store: every BAL's folders, kept by the sandbox's IMAP engine.
 
 Both IMAP fronts open sessions on the same :class:`MailStore`, and the SMTP front delivers into
 it through :class:`~mssante.sandbox.fronts.delivery.MailDelivery`; a delivery appends to the
@@ -6,40 +6,38 @@ INBOX, which wakes the IDLE sessions of that BAL (``* n EXISTS``, RFC 2177).
 
 Every configured BAL gets the four folders an LPS expects (RFC 6154 §2 special uses):
 ``INBOX``, ``Sent`` (``\\Sent``), ``Drafts`` (``\\Drafts``) and ``Trash`` (``\\Trash``), all
-subscribed. pymap identities and passwords are not used: the fronts decide access with
+subscribed. There are no IMAP passwords: the fronts decide access with
 :class:`~mssante.sandbox.fronts.authz.AccessDecider` and then open a session here by BAL
 address (:meth:`MailStore.open_session`), so no password can ever open a mailbox.
+
+Given a ``path`` (the runner passes ``<state>/mail.sqlite3``), mailboxes, messages, flags, UIDs and
+UIDVALIDITY survive a restart; without one the store lives in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.parser
 import email.policy
-from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final
-
-from pymap.backend.dict import Config as DictConfig
-from pymap.backend.dict import Session as DictSession
-from pymap.backend.dict.filter import FilterSet
-from pymap.backend.dict.mailbox import MailboxData, MailboxSet
-from pymap.concurrent import Subsystem
-from pymap.parsing.message import AppendMessage
-from pymap.parsing.specials import FetchRequirement
+from datetime import datetime
+from pathlib import Path
+from typing import Final
 
 from mssante.errors import UsageError
 from mssante.sandbox.config import SandboxConfig
+from mssante.sandbox.imapd import Mailbox, Session, Store
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "SPECIAL_USE", "MailStore", "StoredMessage"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "MAIL_DB", "SPECIAL_USE", "MailStore", "StoredMessage", "remove_mail_state"]
 
 #: Largest message (and IMAP literal) accepted by default: above the 25 MB SMTP size.
 DEFAULT_MAX_MESSAGE: Final = 50 * 1024 * 1024
 
 #: Folder name → RFC 6154 §2 special-use attribute (without the backslash).
-SPECIAL_USE: Final[Mapping[str, bytes]] = {"Sent": b"Sent", "Drafts": b"Drafts", "Trash": b"Trash"}
+SPECIAL_USE: Final[Mapping[str, str]] = {"Sent": "Sent", "Drafts": "Drafts", "Trash": "Trash"}
+
+#: The mailbox database's file name in the sandbox state directory.
+MAIL_DB: Final = "mail.sqlite3"
 
 _FOLDERS: Final = ("INBOX", *SPECIAL_USE)
 _HEADERS: Final = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
@@ -64,95 +62,88 @@ class StoredMessage:
     headers: Mapping[str, str]
 
 
-def pymap_config(cls: type[DictConfig] = DictConfig, **overrides: Any) -> DictConfig:
-    """Build a pymap dict-backend configuration without the pymap command line.
+def remove_mail_state(state_dir: Path) -> bool:
+    """Delete the mailbox database of ``state_dir`` (``sandbox up --reset``); True if there was one.
 
-    ``overrides`` go to the config constructor (``ssl_context``, ``max_append_len``...).
-    Remote checks (DNSBL) and password hashing threads are disabled.
+    The PKI, the mock PSC's keys and the ports are kept, so an LPS configuration stays valid.
 
     Raises:
-        UsageError: an override is not accepted by pymap.
+        UsageError: a file exists but cannot be removed.
     """
-    args = Namespace(
-        debug=False, passlib_cfg=None, proxy_protocol=None, inherited_sockets=None, tls=True, cert=None, key=None,
-        host=None, port=0, demo_data=False, demo_user="-", demo_password="-",  # noqa: S106 - pymap demo user, never enabled
-    )
-    kwargs: dict[str, Any] = {
-        "host": None, "port": 0, "reject_dnsbl": False, "cpu_subsystem": Subsystem.for_asyncio(),
-        "invalid_user_sleep": 0.0, "demo_data": False, "demo_user": "-", "demo_password": "-",
-    }
-    kwargs.update(overrides)
-    try:
-        return cls(args, **kwargs)
-    except TypeError as exc:
-        raise UsageError(f"invalid pymap setting: {exc}") from exc
+    found = False
+    for suffix in ("", "-wal", "-shm"):
+        path = state_dir / (MAIL_DB + suffix)
+        try:
+            path.unlink()
+            found = True
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"cannot remove {path}: {exc.strerror}") from exc
+    return found
 
 
 class MailStore:
-    """In-memory mailboxes of every configured BAL; implements ``MailDelivery``."""
+    """The mailboxes of every configured BAL; implements ``MailDelivery``."""
 
-    def __init__(self, config: SandboxConfig, *, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
-        """Prepare the store for ``config``'s BALs; call :meth:`start` before use.
+    def __init__(self, config: SandboxConfig, *, max_message: int = DEFAULT_MAX_MESSAGE,
+                 path: Path | None = None) -> None:
+        """Prepare the store for ``config``'s BALs (persisted at ``path`` if given); call :meth:`start` before use.
 
         Raises:
-            UsageError: ``max_message`` is not positive.
+            UsageError: ``max_message`` is not positive, or the database at ``path`` cannot be opened.
         """
         if max_message <= 0:
             raise UsageError("max_message must be > 0")
         self._config = config
         self.max_message = max_message
-        self.pymap_config = pymap_config(max_append_len=max_message)
-        self._sets: dict[str, tuple[MailboxSet, FilterSet]] = {}
+        self.engine = Store(path)
         self._started = False
 
     async def start(self) -> None:
-        """Create the folders of every configured BAL (idempotent); never raises."""
+        """Create the missing folders of every configured BAL (idempotent); never raises."""
         if self._started:
             return
         for bal in self._config.bals:
-            await self._create(bal.address.lower())
+            self._ensure_folders(bal.address)
         self._started = True
 
-    async def _create(self, key: str) -> tuple[MailboxSet, FilterSet]:
-        mailbox_set, filter_set = MailboxSet(), FilterSet()
+    def close(self) -> None:
+        """Close the database (never raises)."""
+        self.engine.close()
+
+    def _ensure_folders(self, address: str) -> None:
+        account = self.engine.account(address)
         for name in _FOLDERS:
-            if name != "INBOX":
-                await mailbox_set.add_mailbox(name)
-            await mailbox_set.set_subscribed(name, True)
-        self._sets[key] = (mailbox_set, filter_set)
-        return mailbox_set, filter_set
+            if account.get(name) is None:
+                self.engine.create(account, name, subscribed=True)
 
     def has_mailbox(self, address: str) -> bool:
         """True when ``address`` is a BAL of this operator (case-insensitive); never raises."""
         return self._config.bal(address) is not None
 
-    async def _set_of(self, address: str) -> MailboxSet:
-        key = address.lower()
-        if self._config.bal(key) is None:
+    def _folder(self, address: str, folder: str) -> Mailbox:
+        if self._config.bal(address) is None:
             raise UsageError(f"{address} is not a BAL of this sandbox")
-        pair = self._sets.get(key)
-        if pair is None:
-            pair = await self._create(key)
-        return pair[0]
+        self._ensure_folders(address)
+        box = self.engine.account(address).get(folder)
+        if box is None:
+            raise UsageError(f"BAL {address} has no folder {folder!r}")
+        return box
 
-    async def _folder(self, address: str, folder: str) -> MailboxData:
-        mailbox_set = await self._set_of(address)
-        try:
-            return await mailbox_set.get_mailbox(folder)
-        except KeyError:
-            raise UsageError(f"BAL {address} has no folder {folder!r}") from None
-
-    async def open_session(self, address: str) -> DictSession:
-        """Return a pymap session on BAL ``address`` (called by a front after access is granted).
+    async def open_session(self, address: str, *, special_use: Mapping[str, str] = SPECIAL_USE,
+                           capability: Callable[[], bytes] = lambda: b"IMAP4rev1",
+                           max_append: int | None = None) -> Session:
+        """Return an IMAP session on BAL ``address`` (called by a front after access is granted).
 
         Raises:
             UsageError: ``address`` is not a BAL of this sandbox.
         """
-        mailbox_set = await self._set_of(address)
-        filter_set = self._sets[address.lower()][1]
-        bal = self._config.bal(address)
-        assert bal is not None
-        return DictSession(bal.address, self.pymap_config, mailbox_set, filter_set)
+        if self._config.bal(address) is None:
+            raise UsageError(f"{address} is not a BAL of this sandbox")
+        self._ensure_folders(address)
+        return Session(self.engine, self.engine.account(address), special_use=dict(special_use),
+                       capability=capability, max_append=max_append or self.max_message)
 
     async def deliver(self, address: str, message: bytes, *, folder: str = "INBOX") -> None:
         """Store ``message`` in ``folder`` of BAL ``address`` as a new (\\Recent) message.
@@ -165,8 +156,7 @@ class MailStore:
         """
         if len(message) > self.max_message:
             raise UsageError(f"message of {len(message)} octets exceeds {self.max_message}")
-        mailbox = await self._folder(address, folder)
-        await mailbox.append(AppendMessage(message, datetime.now(UTC), frozenset()), recent=True)
+        self.engine.append(self._folder(address, folder), message)
 
     async def list_messages(self, address: str, folder: str = "INBOX") -> list[StoredMessage]:
         """Summaries of the messages in ``folder`` of BAL ``address``, by ascending UID.
@@ -174,18 +164,14 @@ class MailStore:
         Raises:
             UsageError: ``address`` is not a BAL or the folder does not exist.
         """
-        mailbox = await self._folder(address, folder)
         parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
         out = []
-        async for msg in mailbox.messages():
-            loaded = await msg.load_content(FetchRequirement.CONTENT)
-            raw = bytes(loaded)
-            parsed = parser.parsebytes(raw)
+        for msg in self._folder(address, folder).messages:
+            parsed = parser.parsebytes(msg.parsed.header)
             headers = {name: str(parsed[name]) for name in _HEADERS if parsed[name] is not None}
-            flags = tuple(sorted(flag.value.decode("ascii", "replace") for flag in msg.permanent_flags))
-            out.append(StoredMessage(uid=msg.uid, flags=flags, internal_date=msg.internal_date, size=len(raw),
-                                     headers=headers))
-        return sorted(out, key=lambda m: m.uid)
+            out.append(StoredMessage(uid=msg.uid, flags=tuple(sorted(msg.flags)), internal_date=msg.internal_date,
+                                     size=len(msg.raw), headers=headers))
+        return out
 
     async def get_message(self, address: str, folder: str, uid: int) -> bytes:
         """Return the raw message with ``uid`` in ``folder`` of BAL ``address``.
@@ -193,12 +179,10 @@ class MailStore:
         Raises:
             UsageError: unknown BAL, folder or UID.
         """
-        mailbox = await self._folder(address, folder)
-        async for msg in mailbox.messages():
-            if msg.uid == uid:
-                loaded = await msg.load_content(FetchRequirement.CONTENT)
-                return bytes(loaded)
-        raise UsageError(f"no message with UID {uid} in {folder} of {address}")
+        msg = self._folder(address, folder).by_uid(uid)
+        if msg is None:
+            raise UsageError(f"no message with UID {uid} in {folder} of {address}")
+        return msg.raw
 
     async def reset(self, address: str) -> None:
         """Empty BAL ``address``: expunge every message, remove extra folders, keep the four folders.
@@ -208,25 +192,12 @@ class MailStore:
         Raises:
             UsageError: ``address`` is not a BAL of this sandbox.
         """
-        mailbox_set = await self._set_of(address)
-        tree = await mailbox_set.list_mailboxes()
-        names = [entry.name for entry in tree.list()]
-        for name in names:
-            try:
-                mailbox = await mailbox_set.get_mailbox(name)
-            except KeyError:
-                continue
-            uids = [msg.uid async for msg in mailbox.messages()]
-            if uids:
-                await mailbox.delete(uids)
-        for name in sorted(names, key=len, reverse=True):
-            if name not in _FOLDERS:
-                try:
-                    await mailbox_set.delete_mailbox(name)
-                except KeyError:
-                    continue
-        for name in _FOLDERS:
-            if name != "INBOX":
-                with contextlib.suppress(ValueError):
-                    await mailbox_set.add_mailbox(name)
-            await mailbox_set.set_subscribed(name, True)
+        self._folder(address, "INBOX")
+        account = self.engine.account(address)
+        for name in sorted(account.mailboxes, key=len, reverse=True):
+            box = account.mailboxes[name]
+            if name in _FOLDERS:
+                self.engine.expunge(box, {m.uid for m in box.messages})
+                self.engine.subscribe(box, True)
+            else:
+                self.engine.delete(box)
