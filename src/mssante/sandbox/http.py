@@ -36,9 +36,9 @@ from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
 from mssante.errors import TransportError
 from mssante.sandbox.annuaire import ANNUAIRE_PATH, AnnuaireMock
 from mssante.sandbox.api import EventHub, Mailboxes, SandboxAPI
+from mssante.sandbox.api.faults import bench_faults
 from mssante.sandbox.api.routes import MAX_UPLOAD, error_response
 from mssante.sandbox.psc.web import MAX_BODY as PSC_MAX_BODY
-from mssante.sandbox.api.faults import bench_faults
 from mssante.sandbox.web import Webmail
 from mssante.sandbox.web.compose import MAX_ATTACHMENTS
 
