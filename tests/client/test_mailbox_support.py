@@ -5,13 +5,13 @@ Kept in a ``test_mailbox*`` module (the tests of this directory share it by impo
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mssante import testing
 from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, TrustSettings
 from mssante.credentials import CallbackTokenSource, ClientCertificate
 from mssante.discovery import DNSPythonResolver
@@ -31,11 +31,9 @@ CLIENT_ID = "mssante-sandbox"
 PRODUCT = "DEV000001"
 
 
-@contextlib.asynccontextmanager
-async def running_sandbox(tmp_path: Path, config: SandboxConfig | None = None) -> AsyncIterator[Sandbox]:
+def running_sandbox(tmp_path: Path, config: SandboxConfig | None = None) -> AbstractAsyncContextManager[Sandbox]:
     """A sandbox operator on loopback for one test."""
-    async with Sandbox(config or default_config(), tmp_path / "sandbox") as sb:
-        yield sb
+    return testing.running_sandbox(tmp_path / "sandbox", config)
 
 
 def short_tokens(seconds: float = 2.0) -> SandboxConfig:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
@@ -23,7 +22,7 @@ from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.psc import PSCClient, PSCSettings
 from mssante.sandbox.config import Lifetimes, PSCClientConfig, default_config
 from mssante.sandbox.psc import MockPSC
-from mssante.testing import FakeClock
+from mssante.testing import FakeClock, login_through_page
 from tests._asgi_server import ThreadedASGIServer
 
 REALM = "/auth/realms/esante-wallet"
@@ -106,28 +105,7 @@ async def box(psc_server: Server, psc_state_dir: Path, lifetimes: Lifetimes) -> 
         await client.aclose()
 
 
-class _Form(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = a["action"]
-        elif tag == "input" and a.get("type") == "hidden":
-            self.fields.append((a["name"], a["value"]))
-
-
-async def login(url: str, national_id: str = MARIE, *, action: str = "login") -> str:
+async def login(url: str, national_id: str = MARIE, *, action: Literal["login", "cancel"] = "login") -> str:
     """Play the browser: open the login page, choose a professional, return the redirect Location."""
     async with httpx2.AsyncClient(trust_env=False) as browser:
-        page = await browser.get(url)
-        assert page.status_code == 200, page.text
-        form = _Form()
-        form.feed(page.text)
-        data = dict(form.fields) | {"national_id": national_id, "auth_mode": "CARD", "action": action}
-        answer = await browser.post(form.action, data=data)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["location"]
+        return await login_through_page(browser, url, national_id, action=action)

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from mssante.sandbox.config import default_config
 from mssante.sandbox.runner import Sandbox
+from mssante.testing import running_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ APP = "dpi.hopital@mss.sandbox.test"
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox(default_config(), tmp_path / "state") as sb:
+    async with running_sandbox(tmp_path / "state") as sb:
         yield sb
 
 

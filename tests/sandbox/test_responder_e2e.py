@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from mssante.message import parse_message
-from mssante.sandbox.config import default_config
 from mssante.sandbox.runner import Sandbox
+from mssante.testing import running_sandbox
 from mssante.xdm import read_archive
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ PER = "marie.curie@mss.sandbox.test"
 
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    async with Sandbox(default_config(), tmp_path / "state") as sb:
+    async with running_sandbox(tmp_path / "state") as sb:
         yield sb
 
 
