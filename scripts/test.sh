@@ -43,6 +43,8 @@ echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 echo "== mypy --strict src/"
 .venv/bin/mypy src
+echo "== lint-imports (the layer order in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== pytest"
 if (($#)); then
   # A chosen subset (e.g. a file or -k): no coverage gates, which hold for the whole suite only.

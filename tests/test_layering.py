@@ -1,4 +1,9 @@
-"""Protocol cores do no I/O: the layering the project is built on, enforced (as trio does for _core)."""
+"""Protocol cores do no I/O: the layering the project is built on, enforced (as trio does for _core).
+
+The order between the project's own layers is import-linter's contract in pyproject.toml, run
+by scripts/test.sh (lint-imports); this test adds what it cannot see: the standard library
+and third-party network modules a core may not import.
+"""
 
 from __future__ import annotations
 
@@ -37,18 +42,3 @@ def test_protocol_cores_import_no_network_layer(core: str) -> None:
             if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN):
                 offenders.append(f"{path.relative_to(SRC)}: {name}")
     assert not offenders, offenders
-
-
-def test_nothing_imports_the_cli_or_the_conformance_suite() -> None:
-    offenders = []
-    for path in sorted(SRC.rglob("*.py")):
-        rel = path.relative_to(SRC)
-        if rel.parts[0] in ("cli", "conformance") or rel.name == "__main__.py":
-            continue
-        for name in _imports(path):
-            if any(name == top or name.startswith(top + ".") for top in ("mssante.cli", "mssante.conformance")):
-                offenders.append(f"{rel}: {name}")
-    # The demo (sandbox/demo.py) shows the conformance suite at work: the one allowed consumer,
-    # and the client's builtin conformance driver implements the suite's protocol.
-    allowed = {"sandbox/demo.py", "client/conformance.py"}
-    assert [o for o in offenders if o.split(":")[0] not in allowed] == []

@@ -1,4 +1,4 @@
-"""A stand-in for ``mssante.client.conformance:create_driver``: the stdlib LPS behind the builtin hook."""
+"""A stand-in for ``mssante.conformance.builtin:create_driver``: the stdlib LPS behind the builtin hook."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from mssante.client import Backoff
-from mssante.client.conformance import ClientDriver, DriverTuning, create_driver
 from mssante.conformance import (
     DriverSetup,
     InProcessControl,
@@ -22,6 +21,7 @@ from mssante.conformance import (
     load_builtin_driver,
     run_job,
 )
+from mssante.conformance.builtin import ClientDriver, DriverTuning, create_driver
 from mssante.sandbox.config import SandboxConfig, default_config
 from mssante.sandbox.runner import Sandbox
 from tests.conformance._harness import GREEN, holder_of

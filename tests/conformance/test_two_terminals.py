@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mssante.client.conformance import create_driver
 from mssante.conformance import DriverSetup, HTTPControl, Profile, Status, choose_bal, run_job
+from mssante.conformance.builtin import create_driver
 from tests.conformance._harness import GREEN
 from tests.conformance._separate import separate_sandbox
 from tests.conformance.test_builtin_client import FAST

@@ -11,7 +11,6 @@ from typing import Any
 import httpx2
 import pytest
 
-from mssante.client.conformance import create_driver
 from mssante.conformance import (
     DriverSetup,
     ExternalDriver,
@@ -23,6 +22,7 @@ from mssante.conformance import (
     run_job,
     write_latest,
 )
+from mssante.conformance.builtin import create_driver
 from mssante.sandbox.runner import Sandbox
 from tests.conformance.test_builtin_client import FAST
 from tests.web.conftest import APP, PER

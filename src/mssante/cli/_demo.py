@@ -13,7 +13,7 @@ __all__ = ["demo"]
 
 
 async def _main(state_dir: Path, once: bool) -> None:
-    from mssante.sandbox.demo import run_demo
+    from mssante.demo import run_demo
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ checked with :func:`mssante.message.check_message`.
   running one through its ``/api``;
 * :class:`ExternalDriver` — any LPS (French instructions, bounded waits for evidence);
   :func:`load_builtin_driver` — our client library, once it provides
-  ``mssante.client.conformance:create_driver``;
+  ``mssante.conformance.builtin:create_driver``;
 * :class:`RunEvents` — the machine-readable run (``--events``, JSON Lines, schema in
   ``docs/schemas/conformance-events.schema.json``), also served by the sandbox API;
 * :func:`to_html`, :func:`to_json`, :func:`to_junit` — the "CR de test".

@@ -8,7 +8,7 @@ session journal, the mailboxes). A driver never reports success itself: an actio
   ("Envoyez depuis votre LPS un CR de biologie à ...") and returns at once; the case then
   waits, bounded, for the evidence.
 * the **builtin** driver: our own client library (:mod:`mssante.client`). It is loaded by
-  :func:`load_builtin_driver` from ``mssante.client.conformance:create_driver``, a factory
+  :func:`load_builtin_driver` from ``mssante.conformance.builtin:create_driver``, a factory
   taking a :class:`DriverSetup` and returning an :class:`LPSDriver`. Until that module exists
   the builtin driver is unavailable (the test suite ships a stdlib-based one).
 
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: Where the builtin driver factory is looked up ("module:attribute").
-BUILTIN_FACTORY = "mssante.client.conformance:create_driver"
+BUILTIN_FACTORY = "mssante.conformance.builtin:create_driver"
 
 #: The documents a case may ask the LPS to send in an IHE_XDM archive.
 DocumentKind = Literal["crbio", "vsm"]

@@ -48,8 +48,8 @@ from mssante.client import (
     SupervisorEvent,
     TrustSettings,
 )
-from mssante.client._conformance_parts import bal_entry, compose_draft, psc_login, sender_of
 from mssante.conformance import DriverSetup, LPSDriver, Profile, SendRequest
+from mssante.conformance._builtin_parts import bal_entry, compose_draft, psc_login, sender_of
 from mssante.credentials import ClientCertificate
 from mssante.discovery import DNSPythonResolver
 from mssante.errors import ConfigError, ConnectError, MssanteError, UsageError

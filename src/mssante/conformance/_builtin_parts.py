@@ -1,7 +1,7 @@
-"""The parts of the builtin conformance LPS (:mod:`mssante.client.conformance`) that are plain library use.
+"""The parts of the builtin conformance LPS (:mod:`mssante.conformance.builtin`) that are plain library use.
 
 Package-private. They do not import :mod:`mssante.conformance` (only
-:mod:`mssante.client.conformance` implements the suite's protocol): reading a BAL out of the
+:mod:`mssante.conformance.builtin` implements the suite's protocol): reading a BAL out of the
 sandbox description, the professional's PSC login, and the messages the driver composes.
 """
 

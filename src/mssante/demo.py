@@ -33,7 +33,6 @@ from mssante.bridge import Bridge, BridgeConfig, TokenCipher
 from mssante.bridge.client import BridgeClient
 from mssante.cda import generate_cr_bio, generate_vsm
 from mssante.client import Backoff, Mailbox, MessageSummary, TrustSettings
-from mssante.client.conformance import DriverTuning, create_driver
 from mssante.conformance import (
     DriverSetup,
     InProcessControl,
@@ -47,6 +46,7 @@ from mssante.conformance import (
     to_junit,
     write_latest,
 )
+from mssante.conformance.builtin import DriverTuning, create_driver
 from mssante.credentials import ClientCertificate, TokenSource
 from mssante.discovery import DNSPythonResolver
 from mssante.errors import MssanteError
