@@ -6,7 +6,9 @@ import pytest
 
 from mssante.cda import INS, Patient, hl7_to_utc, nir_key_ok, parse_cda_header
 from mssante.errors import ContentError
-from tests.xdm._util import CRBIO, VSM
+from tests.xdm._util import CRBIO, VSM, needs_samples
+
+pytestmark = needs_samples
 
 
 def test_cr_bio_header() -> None:

@@ -9,7 +9,9 @@ from click.testing import CliRunner
 
 from mssante.cli._xdm import xdm
 from mssante.errors import ConfigError, ContentError, UnsafeContentError
-from tests.xdm._util import CRBIO, VSM, read_entry, rezip
+from tests.xdm._util import CRBIO, VSM, needs_samples, read_entry, rezip
+
+pytestmark = needs_samples
 
 META = "IHE_XDM/SUBSET01/METADATA.XML"
 

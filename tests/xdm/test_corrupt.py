@@ -12,7 +12,9 @@ import pytest
 from mssante.cda import SamplePatient, generate_cr_bio, generate_vsm
 from mssante.errors import ContentError, LimitError, UnsafeContentError
 from mssante.xdm import XDMLimits, build_archive, read_archive, validate_archive, xmss_headers
-from tests.xdm._util import CRBIO, read_entry, rezip, zeros_bomb
+from tests.xdm._util import CRBIO, needs_samples, read_entry, rezip, zeros_bomb
+
+pytestmark = needs_samples
 
 NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 META = "IHE_XDM/SUBSET01/METADATA.XML"

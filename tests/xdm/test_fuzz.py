@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from mssante.cda import parse_cda_header, parse_xml
 from mssante.errors import ContentError, LimitError
 from mssante.xdm import XDMLimits, read_metadata, validate_archive
-from tests.xdm._util import CRBIO, read_entry, rezip
+from tests.xdm._util import CRBIO, needs_samples, read_entry, rezip
+
+pytestmark = needs_samples
 
 META = "IHE_XDM/SUBSET01/METADATA.XML"
 DOC1 = "IHE_XDM/SUBSET01/DOC0001.XML"

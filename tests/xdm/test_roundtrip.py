@@ -18,7 +18,9 @@ from mssante.xdm import (
     write_metadata,
     xmss_headers,
 )
-from tests.xdm._util import CRBIO, VSM, read_entry
+from tests.xdm._util import CRBIO, VSM, needs_samples, read_entry
+
+pytestmark = needs_samples
 
 NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 INS_CX = "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
