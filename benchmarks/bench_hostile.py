@@ -1,4 +1,4 @@
-"""Benchmark: the IMAP client's memory against hostile servers (issue 13, "bounded memory").
+"""Benchmark: the IMAP and SMTP clients' memory against hostile servers (issue 13, "bounded memory").
 
 Run: ``.venv/bin/python benchmarks/bench_hostile.py [--mb 16] [--only flood,...]`` (not a test; loopback
 only; bounded: each pattern sends at most ``--mb`` MiB, or ``4 × --mb`` for the literal patterns, and the
@@ -19,7 +19,9 @@ Patterns:
 * ``held-literal``: ``* LIST () "/" {n}`` with a literal of ``4 × --mb`` MiB (a literal that is held);
 * ``many-literals``: one FETCH response made of 900 KiB literals, ``4 × --mb`` MiB in all;
 * ``endless-line``: one line that never ends (``--mb`` MiB sent);
-* ``slow-drip``: a line dripped one octet every 20 ms for ``--drip`` s (``connect_timeout`` = 3 s).
+* ``slow-drip``: a line dripped one octet every 20 ms for ``--drip`` s (``connect_timeout`` = 3 s);
+* ``smtp-flood``, ``smtp-endless``: the SMTP client (``SMTPSubmission.open``) facing a multi-line
+  greeting of ``--mb`` MiB, or one greeting line that never ends.
 """
 
 from __future__ import annotations
@@ -46,13 +48,22 @@ from mssante.client._imap import IMAPConnection
 from mssante.client._tls import TLSClient
 from mssante.errors import MssanteError
 
-async def main(port, connect_timeout):
+async def main(port, connect_timeout, protocol):
     settings = ConnectionSettings(connect_timeout=connect_timeout, command_timeout=connect_timeout)
     tls = TLSClient(context=ssl.create_default_context(), bundle=None, crls=None)
     start = time.monotonic()
     try:
-        conn = await IMAPConnection.open("127.0.0.1", port, tls=tls, settings=settings, server_name="localhost")
-        conn.abort()
+        if protocol == "smtp":
+            from mssante.client._smtp import SMTPSubmission
+            from mssante.secret import Secret
+            from mssante.wire.sasl import PlainClient
+
+            mechanism = PlainClient("u", Secret("p"))
+            conn = await SMTPSubmission.open("127.0.0.1", port, tls=tls, settings=settings, mechanism=mechanism,
+                                             server_name="localhost")
+        else:
+            conn = await IMAPConnection.open("127.0.0.1", port, tls=tls, settings=settings, server_name="localhost")
+            conn.abort()
         outcome = {"error": None}
     except MssanteError as exc:
         outcome = {"error": type(exc).__name__, "fault": exc.fault, "message": str(exc)[:160]}
@@ -60,7 +71,7 @@ async def main(port, connect_timeout):
     outcome["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(outcome))
 
-asyncio.run(main(int(sys.argv[1]), float(sys.argv[2])))
+asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]))
 """
 
 Writer = asyncio.StreamWriter
@@ -127,6 +138,15 @@ async def endless_line(reader: asyncio.StreamReader, writer: Writer, mb: int) ->
     await _send_volume(writer, b"e" * 65536, mb << 20)
 
 
+async def smtp_flood(reader: asyncio.StreamReader, writer: Writer, mb: int) -> None:
+    await _send_volume(writer, b"220-" + b"g" * 70 + b"\r\n", mb << 20)  # a greeting that never ends
+
+
+async def smtp_endless(reader: asyncio.StreamReader, writer: Writer, mb: int) -> None:
+    writer.write(b"220 ")
+    await _send_volume(writer, b"e" * 65536, mb << 20)
+
+
 def slow_drip(seconds: float) -> Pattern:
     async def drip(reader: asyncio.StreamReader, writer: Writer, mb: int) -> None:
         await _after_starttls(reader, writer)
@@ -154,7 +174,7 @@ async def run_pattern(name: str, pattern: Pattern, mb: int, connect_timeout: flo
     port = server.sockets[0].getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, str(port), str(connect_timeout),
+        sys.executable, "-c", CHILD, str(port), str(connect_timeout), name.split("-")[0],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     out, err = await child.communicate()
@@ -182,6 +202,8 @@ async def main() -> int:
         "many-literals": (many_literals, 10.0),
         "endless-line": (endless_line, 10.0),
         "slow-drip": (slow_drip(args.drip), 3.0),
+        "smtp-flood": (smtp_flood, 10.0),
+        "smtp-endless": (smtp_endless, 10.0),
     }
     chosen = [n for n in patterns if not args.only or n in args.only.split(",") or n == "baseline"]
     results = [await run_pattern(n, *patterns[n][:1], args.mb, patterns[n][1]) for n in chosen]

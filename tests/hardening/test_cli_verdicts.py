@@ -145,9 +145,10 @@ def test_check_refuses_what_is_not_a_message(content: bytes, reason: str, tmp_pa
 
 def test_check_still_accepts_an_mbox_export_and_a_real_message(tmp_path: Path) -> None:
     path = tmp_path / "m.eml"
-    path.write_bytes(b"From jean@x Thu May  2 09:30:00 2024\r\n" + _samples.message())
-    res = CliRunner().invoke(check_command, [str(path), "--json"])
-    assert "not_a_message" not in json.loads(res.output)
+    for prefix in (b"From jean@x Thu May  2 09:30:00 2024\r\n", b"\xef\xbb\xbf"):  # mbox separator, UTF-8 BOM
+        path.write_bytes(prefix + _samples.message())
+        res = CliRunner().invoke(check_command, [str(path), "--json"])
+        assert "not_a_message" not in json.loads(res.output)
 
 
 @pytest.mark.parametrize("command", [["check"], ["xdm", "validate"], ["xdm", "inspect"], ["xdm", "build"]])

@@ -214,3 +214,53 @@ def test_two_hundred_recipients_fit_the_structured_cap() -> None:
     assert len(to) < ReadSettings().max_structured_header_length
     parsed = parse_message(b"From: a@b.mssante.fr\r\nTo: " + to + b"\r\n\r\nhi\r\n")
     assert len(parsed.to) == 200
+
+
+# -- the MIME reader is fed in chunks (half the memory of one parsebytes) --------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=700), st.binary(max_size=30), st.integers(min_value=0, max_value=10_000))
+def test_feeding_in_chunks_builds_the_same_tree(chunk: int, noise: bytes, at: int) -> None:
+    import email.policy
+    from email.parser import BytesParser
+
+    from mssante.message import _parse
+
+    data = bytearray(_samples.message())
+    data[at % len(data) : at % len(data)] = noise  # CR/LF and 8-bit octets land on chunk edges too
+    policy = _parse._BoundedPolicy(read_settings=ReadSettings())
+    original = _parse._FEED_CHUNK
+    try:
+        _parse._FEED_CHUNK = chunk
+        fed = _parse._feed(bytes(data), policy)
+    finally:
+        _parse._FEED_CHUNK = original
+    whole = BytesParser(policy=email.policy.default).parsebytes(bytes(data))
+
+    def tree(msg: object) -> list[object]:  # raw headers, and raw payloads of the leaves
+        parts = msg.walk()  # type: ignore[attr-defined]
+        return [(list(p.raw_items()), None if p.is_multipart() else p.get_payload(), p.defects) for p in parts]
+
+    assert repr(tree(fed)) == repr(tree(whole))
+
+
+def test_parsing_a_large_message_costs_less_than_one_parsebytes() -> None:
+    import email.policy
+    from email.parser import BytesParser
+
+    body = (b"QUJD" * 19 + b"\r\n") * (8 * 1024 * 1024 // 78)  # 8 MiB of base64 in 76-character lines
+    data = HEAD + b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + body
+    from mssante.message import _parse
+
+    policy = _parse._BoundedPolicy(read_settings=ReadSettings())
+    whole = peak_mib(lambda: BytesParser(policy=email.policy.default).parsebytes(data))
+    fed = peak_mib(lambda: _parse._feed(data, policy))
+    assert fed < whole * 0.6, (fed, whole)
+
+
+def test_an_element_flood_is_refused_before_it_costs_hundreds_of_megabytes() -> None:
+    flood = b"<r>" + b"<a/>" * 600_000 + b"</r>"  # 2.3 MB; 2,000,000 such elements took +179 MB
+    with pytest.raises(LimitError, match="more than 500000 elements"):
+        parse_xml(flood)
+    assert peak_mib(lambda: parse_xml(flood)) < 80
+    for cda in _samples.cda_documents():
+        assert parse_cda_header(cda).code is not None

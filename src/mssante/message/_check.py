@@ -361,6 +361,7 @@ def not_a_message(data: bytes) -> NotAMessage | None:
     for magic, kind in _MAGIC.items():
         if data.startswith(magic):
             return kind
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM written by some editors before the first field
     mbox = _MBOX_FROM.match(data)
     head = data[mbox.end() :] if mbox else data
     section = _header_section(head[: 256 * 1024])
