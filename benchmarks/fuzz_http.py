@@ -39,8 +39,8 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.http._logs import LogTrap
 from tests.http._servers import APP_BAL, MESSAGE, PER, Endpoint, Servers, fill, path_names
-from tests.http.conftest import LogTrap
 
 from mssante.sandbox.config import default_config
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from mssante.bridge._app import MAX_BODY as BRIDGE_MAX_BODY
 from mssante.sandbox.api.routes import MAX_UPLOAD
 from mssante.sandbox.psc.web import MAX_BODY as PSC_MAX_BODY
+from tests.http._logs import LogTrap
 from tests.http._servers import APP_BAL, PER, Endpoint, Servers, fill, path_names
-from tests.http.conftest import LogTrap
 
 pytestmark = pytest.mark.timeout(300)
 #: Examples per route (derandomized: the same inputs on every run).

@@ -19,7 +19,7 @@ from mssante.bridge import BridgeClient, TokenCipher
 from mssante.sandbox.config import default_config
 from mssante.sandbox.runner import Sandbox
 from tests.bridge._support import MARIE, running_bridge, world
-from tests.http.conftest import LogTrap
+from tests.http._logs import LogTrap
 
 NESTED = [b"[" * 5000 + b"]" * 5000, b'{"method": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2000 + b"}"]
 

@@ -20,6 +20,7 @@ from mssante.psc import PSCClient, PSCSettings
 from mssante.sandbox.config import Lifetimes, PSCClientConfig, default_config
 from mssante.sandbox.psc import MockPSC
 from tests._asgi_server import ThreadedASGIServer
+from tests.http._logs import no_log_errors
 
 REALM = "/auth/realms/esante-wallet"
 MARIE, LOUIS, CLAUDE = "899700000001", "899700000002", "899700000003"  # CLAUDE refuses CIBA
@@ -122,3 +123,10 @@ async def login(url: str, national_id: str = MARIE, *, action: str = "login") ->
         answer = await browser.post(form.action, data=data)
     assert answer.status_code == 302, answer.text
     return answer.headers["location"]
+
+
+@pytest.fixture(autouse=True)
+def _no_log_errors() -> Iterator[None]:
+    """No test of this package may leave an error or a traceback in the log."""
+    with no_log_errors():
+        yield
