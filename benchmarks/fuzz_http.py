@@ -13,8 +13,8 @@ lying Content-Length, both framings, a client leaving mid-body).
 
 A crash is a 5xx other than an injected 503, a hang (no answer within 15 s), a server that stops
 answering its health route, or a traceback or error in a server log. The report gives the inputs tried
-per app, each crash with a reproducer, and the peak RSS of the process (client and servers together).
-Exit status 1 when anything crashed.
+per app, each crash with a reproducer, and the RSS of the process (client and servers together): before
+the inputs (the baseline, same run), after them, and its peak. Exit status 1 when anything crashed.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.http._logs import LogTrap
 from tests.http._servers import APP_BAL, MESSAGE, PER, Endpoint, Servers, fill, path_names
-from tests.http.conftest import LogTrap
 
 from mssante.sandbox.config import default_config
 
@@ -75,6 +75,8 @@ class Report:
     skipped: int = 0
     seconds: float = 0.0
     peak_rss_mib: float = 0.0
+    rss_before_mib: float = 0.0
+    rss_after_mib: float = 0.0
 
 
 # -- seeds ------------------------------------------------------------------------------------------------
@@ -265,6 +267,17 @@ def raw_exchange(port: int, data: bytes, leave: bool) -> bytes | None:
 
 # -- the campaign -----------------------------------------------------------------------------------------
 
+def rss_mib() -> float:
+    """The process's resident memory now (Linux ``/proc``; the peak where it is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def healthy(live: Servers) -> bool:
     try:
         with httpx2.Client(trust_env=False, timeout=5) as http:
@@ -284,7 +297,7 @@ def record(report: Report, trap: LogTrap, app: str, what: dict[str, Any], proble
 
 def campaign(live: Servers, trap: LogTrap, seed: int, scale: float) -> Report:
     rng = random.Random(seed)
-    report = Report(seed=seed, scale=scale)
+    report = Report(seed=seed, scale=scale, rss_before_mib=rss_mib())
     with httpx2.Client(base_url=live.sandbox_url, trust_env=False, timeout=10,
                        headers={"Cookie": live.webmail_cookie}) as web:
         match = re.search(r'name="csrf" value="([^"]+)"', web.get(f"/mail/{APP_BAL}/compose").text)
@@ -350,6 +363,7 @@ def campaign(live: Servers, trap: LogTrap, seed: int, scale: float) -> Report:
             client.close()
     report.seconds = round(time.monotonic() - started, 1)
     report.peak_rss_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report.rss_after_mib = rss_mib()
     return report
 
 
@@ -372,7 +386,8 @@ def main() -> int:
     summary = {"seed": report.seed, "scale": report.scale, "routes": routes, "inputs": dict(report.tried),
                "raw_exchanges": report.raw_tried,
                "skipped": report.skipped, "statuses": dict(report.statuses), "crashes": len(report.crashes),
-               "seconds": report.seconds, "peak_rss_mib": report.peak_rss_mib}
+               "seconds": report.seconds, "rss_before_mib": report.rss_before_mib,
+               "rss_after_mib": report.rss_after_mib, "peak_rss_mib": report.peak_rss_mib}
     print(json.dumps(summary, indent=2))
     for crash in report.crashes[:20]:
         print("CRASH", json.dumps(crash, ensure_ascii=False)[:800])

@@ -9,7 +9,9 @@ answer. After the body, ``receive`` is the server's again (streams still learn o
 
 A ``multipart/form-data`` body is refused 415 except on the paths that take uploads: a handler
 reading a small form with Starlette's ``request.form()`` does not close the temporary files
-of a multipart body it did not expect.
+of a multipart body it did not expect. Where uploads are taken, a multipart body without its
+boundary or its close delimiter (RFC 2046 §5.1.1) is refused 400: Starlette's parser leaves the
+temporary file of an unfinished part open.
 
 The refusals themselves (JSON for an API, a page for a browser) are the app's: ``refuse``.
 """
@@ -92,7 +94,19 @@ class BodyLimit:
                 return
             if not message.get("more_body", False):
                 break
+        if ctype.startswith(b"multipart/") and not _complete_multipart(headers.get(b"content-type", b""), body):
+            await self.refuse(scope, 400, "the multipart body lacks its boundary or its end")(scope, receive, send)
+            return
         await self.app(scope, _Replay(bytes(body), receive), send)
+
+
+def _complete_multipart(content_type: bytes, body: bytes | bytearray) -> bool:
+    """Whether ``body`` has the boundary of ``content_type`` and its close delimiter (RFC 2046 §5.1.1)."""
+    match = re.search(rb';\s*boundary\s*=\s*(?:"([^"]{1,70})"|([^\s;"]{1,70}))', content_type, re.IGNORECASE)
+    if match is None:
+        return False
+    close = b"--" + (match.group(1) or match.group(2)) + b"--"
+    return body.startswith(close) or b"\r\n" + close in body
 
 
 class _Replay:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mssante.bridge import TokenCipher
+from tests.http._logs import no_log_errors
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +17,10 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cipher() -> TokenCipher:
     return TokenCipher.generate()
+
+
+@pytest.fixture(autouse=True)
+def _no_log_errors() -> Iterator[None]:
+    """No test of this package may leave an error or a traceback in the log."""
+    with no_log_errors():
+        yield

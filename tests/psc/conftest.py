@@ -24,6 +24,7 @@ from mssante.sandbox.config import Lifetimes, PSCClientConfig, default_config
 from mssante.sandbox.psc import MockPSC
 from mssante.testing import FakeClock, login_through_page
 from tests._asgi_server import ThreadedASGIServer
+from tests.http._logs import no_log_errors
 
 REALM = "/auth/realms/esante-wallet"
 MARIE, LOUIS, CLAUDE = "899700000001", "899700000002", "899700000003"  # CLAUDE refuses CIBA
@@ -109,3 +110,10 @@ async def login(url: str, national_id: str = MARIE, *, action: Literal["login", 
     """Play the browser: open the login page, choose a professional, return the redirect Location."""
     async with httpx2.AsyncClient(trust_env=False) as browser:
         return await login_through_page(browser, url, national_id, action=action)
+
+
+@pytest.fixture(autouse=True)
+def _no_log_errors() -> Iterator[None]:
+    """No test of this package may leave an error or a traceback in the log."""
+    with no_log_errors():
+        yield
