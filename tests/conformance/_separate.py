@@ -32,16 +32,6 @@ class SeparateSandbox:
     state_dir: Path
     info: dict[str, Any]
 
-    def stop(self) -> None:
-        """Ctrl-C, as a person would; kill only if it does not stop."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
 
 def _healthy(info: dict[str, Any]) -> bool:
     try:
@@ -87,8 +77,8 @@ def separate_sandbox(state_dir: Path, config: str | None = FAST_PSC_TOML,
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate(timeout=10)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)

@@ -113,3 +113,38 @@ def test_json_refuses_foreign_documents() -> None:
         from_json('{"format": 99}')
     with pytest.raises(ContentError):
         from_json("not json")
+
+
+def test_an_interrupted_run_reports_what_was_not_judged_and_the_named_cause() -> None:
+    from dataclasses import replace
+
+    from mssante.conformance import Cause
+
+    full = make_report(Profile.APP)
+    first = replace(full.results[0], status=Status.FAIL,
+                    cause=Cause(code="auth-line-too-long", fr="envoyer la réponse après 334"))
+    report = replace(full, results=(first,), not_run=tuple(r.case_id for r in full.results[1:]),
+                     interruption="Le bac à sable ne répond plus.")
+    assert not report.ok and not report.complete and report.verdict == "NON CONFORME"
+    page = to_html(report)
+    assert "NON CONFORME" in page and "Le bac à sable ne répond plus." in page
+    assert all(i in page for i in report.not_run) and "campagne interrompue avant ce cas" in page
+    assert "auth-line-too-long" in page and "envoyer la réponse après 334" in page
+    suite = ET.fromstring(to_junit(report)).find("testsuite")
+    assert suite is not None and int(suite.get("tests", "0")) == len(full.results)
+    assert int(suite.get("skipped", "0")) == len(report.not_run) == len(suite.findall("testcase/skipped"))
+    back = from_json(to_json(report))
+    assert back.not_run == report.not_run and back.results[0].cause == first.cause and not back.ok
+    data = report.to_dict()["summary"]
+    assert data["complete"] is False and data["not_run"] == len(report.not_run) and data["verdict"] == "NON CONFORME"
+
+
+def test_skipped_is_never_conforme() -> None:
+    from dataclasses import replace
+
+    full = make_report(Profile.PER_ORG)
+    passing = tuple(replace(r, status=Status.PASS) for r in full.results)
+    assert replace(full, results=passing).ok
+    skipped = (*passing[:-1], replace(passing[-1], status=Status.SKIPPED))
+    assert not replace(full, results=skipped).ok
+    assert not replace(full, results=()).ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,3 +153,124 @@ def test_cli_without_sandbox_is_a_one_line_error(tmp_path: Path) -> None:
     out = _cli("sandbox", "fault", "--state-dir", str(tmp_path), "--clear")
     assert out.returncode == 2
     assert "no running sandbox" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_curl_reads_a_per_bal_with_only_sandbox_token_and_sandbox_hosts(
+    running: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """A stock client, no trick: --resolve built from `sandbox hosts`, the bearer from `sandbox token`."""
+    info, state = running
+    per = next(b["address"] for b in info["bals"] if b["kind"] == "PER")
+    raw = (f"From: sil.labo@{info['domain']}\r\nTo: {per}\r\nSubject: Lu par curl\r\n"
+           f"Message-ID: <curl-1@{info['domain']}>\r\n\r\nBonjour curl.\r\n").encode()
+    stored = httpx2.post(f"{info['api_url']}/bals/{per}/messages", content=raw,
+                         headers={"Content-Type": "message/rfc822"}, timeout=10).json()
+    script = r"""
+set -eu
+M="$PYTHON -m mssante"
+HOSTS=$($M sandbox hosts --state-dir "$STATE")
+RESOLVE=$(printf '%s\n' "$HOSTS" | awk '!/^#/ {printf "--resolve %s:%s:%s ", $2, $NF, $1}')
+IMAP=$(printf '%s\n' "$HOSTS" | awk '/IMAP front psc/ {print $2 ":" $NF}')
+TOKEN=$($M sandbox token --state-dir "$STATE" "$BAL")
+curl -sS --ssl-reqd --cacert "$CA" $RESOLVE --user "$BAL" --oauth2-bearer "$TOKEN" \
+  --login-options AUTH=XOAUTH2 "imap://$IMAP/INBOX;UID=$UID_"
+"""
+    env = {**os.environ, "PYTHON": sys.executable, "STATE": str(state), "BAL": per, "CA": info["ca_bundle"],
+           "UID_": str(stored["uid"])}
+    out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert "Subject: Lu par curl" in out.stdout and "Bonjour curl." in out.stdout
+    hosts = _cli("sandbox", "hosts", "--state-dir", str(state)).stdout.splitlines()
+    assert hosts[0].startswith("#") and all(line.split()[0] == "127.0.0.1" for line in hosts[1:])
+    assert {line.split()[1] for line in hosts[1:]} == {info[p][f]["host"] for p in ("imap", "smtp")
+                                                       for f in ("psc", "authcli")}
+
+
+def test_sandbox_token_checks_who(running: tuple[dict[str, Any], Path]) -> None:
+    info, state = running
+    out = _cli("sandbox", "token", "--state-dir", str(state), "000000000000")
+    assert out.returncode == 2 and "aucun professionnel" in out.stderr and "Traceback" not in out.stderr
+    app = next(b["address"] for b in info["bals"] if b["kind"] == "APP")
+    out = _cli("sandbox", "token", "--state-dir", str(state), app)
+    assert out.returncode == 2 and "BAL APP" in out.stderr
+    nid = info["professionals"][0]["national_id"]
+    token = _cli("sandbox", "token", "--state-dir", str(state), nid).stdout.strip()
+    assert token.count(".") == 2 and "\n" not in token  # one JWT, nothing else on stdout
+
+
+def test_psc_curl_recipes_of_the_guide(running: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    """docs/examples/psc_curl.sh: discovery, CIBA (scope_all, acr_values=eidas1), refresh, code + PKCE."""
+    info, state = running
+    script = Path(__file__).resolve().parents[2] / "docs" / "examples" / "psc_curl.sh"
+    nid = info["professionals"][0]["national_id"]
+    out = subprocess.run(["sh", str(script), str(state / "sandbox.json"), nid], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for line in ("CIBA: access token of", "refresh: new access token of", "code + PKCE: access token of"):
+        assert line in out.stdout
+    for name in ("tokens.json", "refreshed.json", "code-tokens.json"):
+        assert '"access_token"' in (tmp_path / name).read_text()
+
+
+def test_pinned_ports_survive_a_restart(tmp_path: Path) -> None:
+    """[ports] in the configuration: an LPS configured once keeps working after `sandbox up` restarts."""
+    import socket
+
+    from tests.conformance._separate import separate_sandbox
+
+    def free() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    ports = {name: free() for name in ("dns", "imap_psc", "imap_authcli", "smtp_psc", "smtp_authcli")}
+    config = "[ports]\n" + "".join(f"{k} = {v}\n" for k, v in ports.items())
+    state = tmp_path / "state"
+    state.mkdir()
+    seen = []
+    for _ in range(2):
+        with separate_sandbox(state, config) as sb:
+            seen.append((sb.info["dns"]["port"], sb.info["imap"]["psc"]["port"], sb.info["smtp"]["authcli"]["port"],
+                         sb.info["api_url"]))
+    assert seen[0] == seen[1] == (ports["dns"], ports["imap_psc"], ports["smtp_authcli"], seen[0][3])
+
+
+@pytest.mark.skipif(shutil.which("msmtp") is None, reason="msmtp is not installed (apt-get install msmtp)")
+def test_msmtp_sends_with_passwordeval_sandbox_token(running: tuple[dict[str, Any], Path], tmp_path: Path) -> None:
+    """msmtp, as documented: XOAUTH2 with `passwordeval "mssante sandbox token ..."`, STARTTLS, the sandbox CA."""
+    info, state = running
+    per = next(b["address"] for b in info["bals"] if b["kind"] == "PER")
+    org = next(b["address"] for b in info["bals"] if b["kind"] == "ORG")
+    smtp = info["smtp"]["psc"]
+    rc = tmp_path / "msmtprc"
+    rc.write_text(
+        "account sandbox\nhost 127.0.0.1\n"
+        f"tls_host_override {smtp['host']}\nport {smtp['port']}\ntls on\ntls_starttls on\n"
+        f"tls_trust_file {info['ca_bundle']}\nauth xoauth2\nuser {per}\nfrom {per}\n"
+        f'passwordeval "{sys.executable} -m mssante sandbox token --state-dir {state} {per}"\n', encoding="utf-8")
+    rc.chmod(0o600)
+    message = f"From: {per}\r\nTo: {org}\r\nSubject: Envoi msmtp\r\nX-MSS-NIL: MSMTP-TEST\r\n\r\nCorps.\r\n"
+    out = subprocess.run(["msmtp", "-C", str(rc), "-a", "sandbox", org], input=message, capture_output=True,
+                         text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    listed = httpx2.get(f"{info['api_url']}/bals/{org}/messages", timeout=10).json()["messages"]
+    assert any(m["subject"] == "Envoi msmtp" for m in listed)
+
+
+def test_fault_cli_drives_the_bench_faults(running: tuple[dict[str, Any], Path]) -> None:
+    info, state = running
+    per = next(b["address"] for b in info["bals"] if b["kind"] == "PER")
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token", "--bal", per,
+               "--crl-outage", "503")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["token_gate"]["bal"] == per and shown["crl_outage"] == {"mode": "503", "requests": 0}
+    assert httpx2.get(info["crl_urls"][0], timeout=10).status_code == 503
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--crl-outage", "off",
+               "--end-psc-sessions", info["professionals"][0]["national_id"])
+    assert out.returncode == 0, out.stderr
+    assert "PSC sessions ended:" in out.stdout and httpx2.get(info["crl_urls"][0], timeout=10).status_code == 200
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--clear")
+    assert json.loads(out.stdout)["token_gate"] is None
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token")
+    assert out.returncode == 2 and "--bal" in out.stderr

@@ -164,6 +164,9 @@ async def test_conformance_results_are_served_when_present(sandbox: Sandbox, api
     write_latest(report, sandbox.state_dir)
     try:
         assert (await api.get("/api/conformance")).json()["results"][0]["case_id"] == "APP-03"
+        assert (await api.get("/api/conformance?profile=app")).json()["profile"] == "app"
+        assert (await api.get("/api/conformance?profile=per-org")).status_code == 404
+        assert (await api.get("/api/conformance?profile=x")).status_code == 400
         page = (await api.get("/conformance")).text
         for shown in ("APP-03", "TLS 1.2 minimum sur IMAP et SMTP", "Non conforme", "1 session(s) sans TLS 1.2",
                       "NON CONFORME", APP, "LPS externe", "BAL PER/ORG", "Aucune campagne pour ce profil"):

@@ -240,7 +240,8 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
               help="external: any LPS, driven by printed instructions; builtin: mssante.client.")
 @click.option("--bal", help="BAL under test (default: the first PER/ORG or APP BAL of the sandbox).")
 @click.option("--trace-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="The LPS's trace file (mssante.trace JSON Lines) to judge ECO.4.1.x.")
+              help="The LPS's trace file (JSON Lines, docs/schemas/trace.schema.json) to judge ECO.4.1.x; "
+                   "without it the traces case is non conforme.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML report.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON results.")

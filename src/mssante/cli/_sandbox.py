@@ -1,4 +1,10 @@
-"""``mssante sandbox``: run the sandbox operator and drive it (faults, journal, PKI)."""
+"""``mssante sandbox``: run the sandbox operator and drive it (faults, journal, PKI, hosts, tokens).
+
+``hosts`` and ``token`` let stock clients (curl, msmtp, neomutt, Thunderbird, Jakarta Mail) use
+the sandbox without tricks: the front host names as hosts-file lines, and a PSC access token
+obtained by CIBA on the sandbox's PSC (``--token-command``, ``curl --oauth2-bearer``,
+msmtp's ``passwordeval``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Any
 
 import click
 
-from mssante.errors import ConfigError, ConnectError, MssanteError
+from mssante.errors import ConfigError, ConnectError, MssanteError, UsageError
 
 __all__ = ["sandbox"]
 
@@ -116,8 +122,14 @@ def _api(state_dir: Path, method: str, path: str, payload: dict[str, Any] | None
     show_default=True,
     help="The failure code for --fail-auth.",
 )
-@click.option("--bal", help="Limit --fail-auth or --end-sessions to this BAL.")
+@click.option("--bal", help="Limit --fail-auth, --end-sessions or --reject-next-token to this BAL.")
 @click.option("--end-sessions", type=click.Choice(["bye", "drop"]), help="End live sessions now (of --bal, or all).")
+@click.option("--reject-next-token", is_flag=True,
+              help="Refuse the next PSC token of --bal, and that token again if it comes back.")
+@click.option("--crl-outage", type=click.Choice(["503", "timeout", "off"]),
+              help="CRL downloads answer 503, or hang (timeout); off ends the outage.")
+@click.option("--end-psc-sessions", metavar="NATIONAL_ID",
+              help="End every PSC session of this professional (back-channel logout, refresh refused).")
 @click.option("--clear", is_flag=True, help="Remove every fault.")
 def fault(
     state_dir: Path,
@@ -127,12 +139,29 @@ def fault(
     code: str,
     bal: str | None,
     end_sessions: str | None,
+    reject_next_token: bool,
+    crl_outage: str | None,
+    end_psc_sessions: str | None,
     clear: bool,
 ) -> None:
-    """Inject faults into a running sandbox, then print the fault state."""
+    """Inject faults into a running sandbox, then print the fault state.
+
+    \f
+    Raises:
+        ConfigError: no sandbox.json in STATE_DIR.
+        UsageError: --reject-next-token without --bal.
+        ConnectError: the sandbox does not answer.
+        MssanteError: the sandbox refused the request.
+    """
+    if reject_next_token and not bal:
+        raise UsageError("--reject-next-token a besoin de --bal (une BAL PER/ORG)")
     if clear:
         _api(state_dir, "DELETE", "/faults")
     payload: dict[str, Any] = {}
+    if reject_next_token:
+        payload["reject_next_token"] = {"bal": bal}
+    if crl_outage is not None:
+        payload["crl_outage"] = None if crl_outage == "off" else crl_outage
     if psc_unavailable is not None:
         payload["psc_unavailable"] = psc_unavailable
     if delay is not None:
@@ -145,6 +174,9 @@ def fault(
         target = bal or "*"
         ended = _api(state_dir, "DELETE", f"/sessions/{target}?mode={end_sessions}")
         click.echo(f"sessions ended: {ended['ended']}")
+    if end_psc_sessions:
+        ended = _api(state_dir, "DELETE", f"/psc/sessions/{end_psc_sessions}")
+        click.echo(f"PSC sessions ended: {ended['ended']}")
     click.echo(json.dumps(_api(state_dir, "GET", "/faults"), indent=2))
 
 
@@ -157,6 +189,85 @@ def journal(state_dir: Path, bal: str | None, front: str | None) -> None:
     query = "&".join(f"{k}={v}" for k, v in (("bal", bal), ("front", front)) if v)
     for record in _api(state_dir, "GET", "/journal" + (f"?{query}" if query else "")):
         click.echo(json.dumps(record, ensure_ascii=False, sort_keys=True))
+
+
+def _fronts(info: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    """(protocol, front, host name, port) of the four fronts."""
+    try:
+        return [(proto, front, str(info[proto][front]["host"]), int(info[proto][front]["port"]))
+                for proto in ("imap", "smtp") for front in ("psc", "authcli")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"sandbox.json ne décrit pas les fronts IMAP/SMTP ({exc})") from None
+
+
+@sandbox.command("hosts")
+@_STATE_DIR
+def hosts(state_dir: Path) -> None:
+    """Print hosts-file lines for the sandbox's front host names (append them to /etc/hosts).
+
+    With them, curl, msmtp, neomutt or Jakarta Mail reach the fronts by name, and check the
+    server certificates against those names, without the sandbox DNS. Ports stay those of
+    sandbox.json (pin them with [ports] in the configuration, see docs/sandbox-config.md).
+
+    \f
+    Raises:
+        ConfigError: no sandbox.json in STATE_DIR, or it is unreadable.
+    """
+    info = _read_state(state_dir)
+    address = str(info.get("dns", {}).get("host") or "127.0.0.1")
+    click.echo(f"# Bac à sable MSSanté ({state_dir / 'sandbox.json'}) : lignes pour /etc/hosts")
+    for proto, front, host, port in _fronts(info):
+        click.echo(f"{address}\t{host}\t# {proto.upper()} front {front}, port {port}")
+
+
+async def _access_token(info: dict[str, Any], national_id: str, channel: str, wait: float) -> str:
+    from mssante.psc import PSCClient, PSCSettings
+
+    client = PSCClient(PSCSettings.from_sandbox(info))
+    try:
+        request = await client.start_ciba(national_id, channel="CARD" if channel == "CARD" else "MOBILE")
+        tokens = await client.wait_ciba(request, timeout=wait)
+    finally:
+        await client.aclose()
+    return tokens.access_token.reveal()
+
+
+@sandbox.command("token")
+@_STATE_DIR
+@click.argument("who", metavar="NATIONAL_ID|BAL")
+@click.option("--channel", type=click.Choice(["MOBILE", "CARD"]), default="MOBILE", show_default=True,
+              help="CIBA channel: e-CPS (MOBILE) or CPx card (CARD).")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=120, show_default=True,
+              help="Seconds to wait for the simulated professional's approval.")
+def token(state_dir: Path, who: str, channel: str, timeout: float) -> None:
+    """Print a PSC access token for a test professional (CIBA done for you), and nothing else.
+
+    WHO is the professional's national id, or a BAL address (its first holder). The request
+    carries what PSC requires: scope "openid scope_all", acr_values=eidas1, login_hint = the
+    national id, the sandbox's registered client. The token lives as the sandbox's lifetimes
+    say (2 minutes by default): run the command again for a new one. Use it as
+    `--token-command "mssante sandbox token --state-dir DIR ID"`, with
+    `curl --oauth2-bearer "$(mssante sandbox token ...)"`, or msmtp's passwordeval.
+
+    \f
+    Raises:
+        ConfigError: no sandbox.json, or it does not describe PSC.
+        UsageError: WHO is neither a professional nor a PER/ORG BAL of the sandbox.
+        PSCError: PSC refused (e.g. a professional configured to deny CIBA).
+        TransportError: the sandbox does not answer.
+    """
+    info = _read_state(state_dir)
+    national_id = who
+    if "@" in who:
+        bal = next((b for b in info.get("bals", ()) if str(b.get("address", "")).lower() == who.lower()), None)
+        if bal is None or not bal.get("holders"):
+            raise UsageError(f"{who} n'est pas une BAL PER/ORG de ce bac à sable (une BAL APP n'a pas de jeton PSC)")
+        national_id = str(bal["holders"][0])
+    known = {str(p.get("national_id")) for p in info.get("professionals", ())}
+    if national_id not in known:
+        raise UsageError(f"aucun professionnel de ce bac à sable n'a l'identifiant national {national_id} "
+                         f"(connus : {', '.join(sorted(known))})")
+    click.echo(asyncio.run(_access_token(info, national_id, channel, timeout)))
 
 
 with contextlib.suppress(ImportError):

@@ -129,12 +129,14 @@ class RunEvents:
                             "sable.", track=False)
 
     async def step(self, action: StepAction, params: Mapping[str, Any], text_fr: str, *, track: bool = True) -> str:
-        """A ``step`` event in the current case; its id.
+        """A ``step`` event in the current case; its id (empty, and no event, outside a case).
 
         Raises:
             OSError: a sink cannot be written.
         """
-        case_id = self._case.id if self._case is not None else "RUN"
+        if self._case is None:
+            return ""
+        case_id = self._case.id
         self._steps += 1
         step_id = f"{case_id}.{self._steps}"
         if track:

@@ -85,6 +85,8 @@ def _case_section(r: CaseResult) -> str:
         f"code <code>{_e(r.code)}</code> · {r.duration:.1f} s</p>",
         f'<p class="explanation">{_e(r.explanation)}</p>',
     ]
+    if r.cause is not None:
+        parts.append(f'<p class="cause">Cause identifiée (<code>{_e(r.cause.code)}</code>) : {_e(r.cause.fr)}</p>')
     for evidence in r.evidence:  # always shown: a printed CR keeps its evidence
         parts.append(f'<div class="evidence"><p class="ev-title">{_e(evidence.title)}</p>'
                      f"<pre>{_e(chr(10).join(evidence.lines))}</pre></div>")
@@ -98,9 +100,14 @@ def to_html(report: RunReport) -> str:
     Raises:
         Nothing.
     """
-    verdict = "CONFORME" if report.ok else "NON CONFORME"
+    verdict = report.verdict
     totals = " ".join(f'<span class="st-{s.value}">{_e(s.label_fr)} : {report.count(s)}</span>' for s in Status)
+    if report.not_run:
+        totals += f' <span class="st-skipped">Non exécutés (campagne interrompue) : {len(report.not_run)}</span>'
+    reason = report.reason_fr()
     rows = "\n".join(_summary_row(r) for r in report.results)
+    rows += "".join(f'<tr><td>{_e(i)}</td><td colspan="3">{_status(Status.SKIPPED)} — campagne interrompue avant '
+                    "ce cas</td><td></td></tr>" for i in report.not_run)
     sections = "\n".join(_case_section(r) for r in report.results)
     return f"""<!DOCTYPE html>
 <html lang="fr">
@@ -117,6 +124,7 @@ def to_html(report: RunReport) -> str:
 (équivalent local de MOTCO2).</p>
 <dl class="facts">
 <dt>Résultat</dt><dd class="status st-{"pass" if report.ok else "fail"}">{verdict}</dd>
+{f"<dt>Motif</dt><dd>{_e(reason)}</dd>" if reason else ""}
 <dt>Profil</dt><dd>{_e(_PROFILE_FR[report.profile])}</dd>
 <dt>BAL testée</dt><dd>{_e(report.bal)}</dd>
 <dt>LPS</dt><dd>{_e(report.client)}</dd>

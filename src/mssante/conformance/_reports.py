@@ -61,10 +61,10 @@ def to_junit(report: RunReport) -> str:
     """
     suite = ET.Element("testsuite", {
         "name": f"mssante-conformance-{report.profile.value}",
-        "tests": str(len(report.results)),
+        "tests": str(len(report.results) + len(report.not_run)),
         "failures": str(report.count(Status.FAIL)),
         "errors": str(report.count(Status.ERROR)),
-        "skipped": str(report.count(Status.SKIPPED)),
+        "skipped": str(report.count(Status.SKIPPED) + len(report.not_run)),
         "time": f"{max(0.0, report.ended_at - report.started_at):.3f}",
         "timestamp": datetime.fromtimestamp(report.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
     })
@@ -86,6 +86,9 @@ def to_junit(report: RunReport) -> str:
             ET.SubElement(case, "skipped", {"message": message})
         else:
             ET.SubElement(case, "system-out").text = _strip_controls(_evidence_text(r))
+    for case_id in report.not_run:  # the run stopped before them: shown, never counted as passed
+        case = ET.SubElement(suite, "testcase", {"classname": report.profile.value, "name": case_id, "time": "0"})
+        ET.SubElement(case, "skipped", {"message": _strip_controls(f"Non exécuté : {report.interruption}")})
     root = ET.Element("testsuites", {"name": "mssante conformance"})
     root.append(suite)
     ET.indent(root)

@@ -183,12 +183,13 @@ class EventHub:
             self.unlisten(queue)
 
     async def aclose(self) -> None:
-        """End every stream and stop the watchers (idempotent).
+        """End every stream (the conformance feed's too) and stop the watchers (idempotent).
 
         Raises:
             Nothing.
         """
         self._closed = True
+        await conformance_feed(self._sandbox).aclose()  # its SSE streams and long polls end too
         for queue in list(self._listeners):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(_CLOSE)

@@ -319,12 +319,15 @@ class SandboxAPI:
         return sse_response(self._hub, accept)
 
     async def conformance(self, request: Request) -> Response:
-        """``GET /api/conformance``: the last conformance results (``STATE_DIR/conformance/latest.json``).
+        """``GET /api/conformance?profile=``: the last conformance results (of one profile when asked).
 
         Raises:
             NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
         """
-        return JSONResponse(read_conformance(self._sandbox))
+        profile = request.query_params.get("profile")
+        if profile not in (None, "", "per-org", "app"):
+            raise UsageError("profile must be per-org or app")
+        return JSONResponse(read_conformance(self._sandbox, profile or None))
 
     async def conformance_events(self, request: Request) -> Response:
         """``GET /api/conformance/events?after=&run_id=&wait=&format=``: the run events; ``POST``: publish one.
@@ -471,14 +474,15 @@ def sse_response(hub: EventHub, accept: Callable[[Event], bool]) -> Response:
     return StreamingResponse(hub.stream(accept), media_type="text/event-stream", headers=headers)
 
 
-def read_conformance(sandbox: Sandbox) -> Any:
-    """The content of ``STATE_DIR/conformance/latest.json``.
+def read_conformance(sandbox: Sandbox, profile: str | None = None) -> Any:
+    """The content of ``STATE_DIR/conformance/latest.json`` (``latest-<profile>.json`` for one profile).
 
     Raises:
         NotFound: no results yet.
         UsageError: the file is not JSON.
     """
-    path = sandbox.state_dir / "conformance" / "latest.json"
+    name = "latest.json" if profile is None else f"latest-{profile}.json"
+    path = sandbox.state_dir / "conformance" / name
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
