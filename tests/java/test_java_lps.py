@@ -160,7 +160,7 @@ def _java(java_classes: Path, sandbox: RunningSandbox, events: Path, trace: Path
 
 
 async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile,
-                    breaks: str = "") -> tuple[RunReport, str, Path, Path]:
+                    breaks: str = "", cases: tuple[str, ...] = ()) -> tuple[RunReport, str, Path, Path]:
     """What ``mssante conformance run --events FILE`` does, with the suite's fast timing, in this process.
 
     The suite's own event machinery (:class:`RunEvents`, the external driver announcing steps)
@@ -184,8 +184,8 @@ async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path,
     with log_file.open("w", encoding="utf-8") as log_out:
         lps = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log_out)
         try:
-            report = await run_job(control, driver, profile=profile, bal=bal, settings=GREEN, trace_file=trace,
-                                   events=events)
+            report = await run_job(control, driver, profile=profile, bal=bal, case_ids=cases, settings=GREEN,
+                                   trace_file=trace, events=events)
             code = await asyncio.wait_for(lps.wait(), 30)  # the ``end`` event stops it
         finally:
             if lps.returncode is None:
@@ -253,6 +253,20 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
         assert "Aucun accusé de lecture" in red["mdn-return"].explanation
     end = _valid(events_file, "conformance-events.schema.json")[-1]
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
+
+
+async def test_the_verdict_names_the_cause_of_an_auth_line_over_512_octets(
+    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """``--break auth-line``: the token on the ``AUTH XOAUTH2`` line, as some mail libraries do (issue 11)."""
+    cases = ("imap-xoauth2", "smtp-xoauth2")
+    report, log, _, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, Profile.PER_ORG, breaks="auth-line",
+                                        cases=cases)
+    imap, smtp = report.results
+    assert imap.status is Status.PASS, imap.explanation
+    assert smtp.status is Status.FAIL, smtp.explanation + log
+    assert smtp.cause is not None and smtp.cause.code == "auth-line-too-long"
+    assert "« 334 »" in smtp.explanation
 
 
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:

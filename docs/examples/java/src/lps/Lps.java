@@ -244,7 +244,7 @@ final class Lps implements AutoCloseable {
         try {
             smtp.hello();
             smtp.startTls(trust, false);
-            authenticate((mech, response) -> smtp.authenticate(mech, response));
+            authenticate((mech, response) -> smtp.authenticate(mech, response, breaks.contains("auth-line")));
             return smtp;
         } catch (LpsException ex) {
             smtp.close();
