@@ -361,3 +361,15 @@ class ImapOAuthBearer(StdlibLPS):
 
     def imap_auth(self, imap: Any, token: str | None) -> None:
         imap_sasl(imap, "OAUTHBEARER", f"n,a={self.cfg.bal},\x01auth=Bearer {token}\x01\x01")
+
+
+class ConnectsByAddress(StdlibLPS):
+    """Opens TLS to the SRV target's IP address (no SNI) and checks the certificate for that address."""
+
+    def imap_starttls(self, imap: Any) -> None:
+        imap.host = imap._address  # imaplib: server_hostname = host; an IP literal sends no SNI
+        super().imap_starttls(imap)
+
+    def smtp_starttls(self, smtp: smtplib.SMTP) -> None:
+        smtp._host = smtp._address  # type: ignore[attr-defined]  # smtplib: server_hostname = _host
+        super().smtp_starttls(smtp)

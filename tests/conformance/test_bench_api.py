@@ -54,6 +54,31 @@ async def test_reject_next_token_refuses_it_for_good_and_counts_its_reuse(state_
         assert (await control.fault_state())["token_gate"] is None
 
 
+async def test_tls_handshakes_record_the_server_name(state_dir: Path) -> None:
+    import socket
+    import ssl
+    import time
+
+    async with Sandbox(sandbox_config(), state_dir) as sb:
+        control = HTTPControl(sb.info, sb.state_dir)
+        since = time.time()
+        front = sb.info["imap"]["psc"]
+        ctx = ssl.create_default_context(cafile=sb.info["ca_bundle"])
+
+        def starttls(name: str) -> None:
+            with socket.create_connection(("127.0.0.1", front["port"]), timeout=10) as raw:
+                raw.recv(1000)
+                raw.sendall(b"a STARTTLS\r\n")
+                raw.recv(1000)
+                with ctx.wrap_socket(raw, server_hostname=name) as tls:
+                    tls.sendall(b"b LOGOUT\r\n")
+                    tls.recv(1000)
+
+        await asyncio.to_thread(starttls, front["host"])
+        await asyncio.to_thread(starttls, "127.0.0.1")  # an IP literal: no SNI (the IP SAN still verifies)
+        assert await control.server_names(since) == [front["host"], None]
+
+
 @pytest.mark.parametrize("mode", ["503", "timeout"])
 async def test_crl_outage(state_dir: Path, mode: str) -> None:
     async with Sandbox(sandbox_config(), state_dir) as sb:

@@ -22,11 +22,14 @@ ROWS: list[tuple[type[StdlibLPS], Profile, str, str, str]] = [
     (b.ImapPlainOnPsc, PER, "imap-xoauth2", "plain-on-psc", "PLAIN est réservé au front AUTH_CLI"),
     (b.SmtpNoClientCert, APP, "smtp-auth-cli", "no-client-certificate", "charger le certificat"),
     (b.RetryLoop, PER, "authenticationfailed", "token-reused", "en obtenir un nouveau"),
+    (b.ConnectsByAddress, PER, "srv-front", "no-sni", "nom cible de l'enregistrement SRV"),
+    (b.ConnectsByAddress, APP, "srv-front", "no-sni", "nom cible de l'enregistrement SRV"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("variant", "profile", "code", "cause", "fix"), ROWS, ids=[r[3] for r in ROWS])
+@pytest.mark.parametrize(("variant", "profile", "code", "cause", "fix"), ROWS,
+                         ids=[f"{r[3]}-{r[1].value}" for r in ROWS])
 async def test_the_verdict_names_the_cause_and_the_fix(
     variant: type[StdlibLPS], profile: Profile, code: str, cause: str, fix: str, state_dir: Path, tmp_path: Path
 ) -> None:
@@ -61,7 +64,7 @@ def test_a_mistake_the_lps_recovered_from_is_not_the_cause() -> None:
     assert diagnose([long_line, recovered]) is None
     assert diagnose([_session("imap-psc", "A1 AUTHENTICATE XOAUTH2 <redacted>", "A1 OK")]) is None
     assert set(CAUSES) == {"auth-line-too-long", "oauthbearer", "plain-on-psc", "no-client-certificate",
-                           "token-reused"}
+                           "token-reused", "no-sni"}
 
 
 @pytest.mark.slow

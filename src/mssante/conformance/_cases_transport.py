@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mssante.conformance._causes import named
 from mssante.conformance._context import CaseContext
 from mssante.conformance._driver import SendRequest
 from mssante.conformance._judge import auth_attempts, cert_ou, cipher_allowed, mechanism_of, session_evidence
@@ -197,6 +198,16 @@ def check_srv_front(front: str) -> Check:
                 f"Connexion(s) au mauvais front ({fronts}) : pour ce type de BAL, les enregistrements SRV "
                 f"_imap._tcp et _submission._tcp de priorité {priority} désignent le front « {front} » "
                 "(ECO.1.1.9, SC.MSS/CONF.04, EX_LPS_0300).", _evidence(wrong, window.notes))
+        secured = [r for r in window.sessions if r.tls_version]
+        names = await ctx.control.server_names(float(ctx.shared.get("window_since", ctx.job_started)))
+        hosts = {str(ctx.control.info[p][f]["host"]).lower() for p in ("imap", "smtp") for f in ("psc", "authcli")}
+        if secured and names and not any(n is not None and n.lower() in hosts for n in names):
+            shown = sorted({n or "(aucun)" for n in names})
+            return Verdict.failed(
+                f"Aucune négociation TLS n'a indiqué le nom d'hôte cible du SRV (SNI reçus : {', '.join(shown)}) : le "
+                "LPS doit joindre le front par le nom que donne l'enregistrement SRV et vérifier le certificat pour "
+                "ce nom (ECO.1.1.9, RFC 6125 §6, RFC 7817 §3).",
+                _evidence(secured, window.notes)).because(named("no-sni"))
         missing = [p for p in ("imap", "smtp") if not any(r.protocol == p and r.auth_result == "OK"
                                                           for r in window.sessions)]
         if missing:

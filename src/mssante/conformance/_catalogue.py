@@ -70,7 +70,8 @@ def _transport(profile: Profile) -> list[_Row]:
         ("srv-front",
          "Autoconfiguration DNS SRV : front PSC (priorité 10)" if psc
          else "Autoconfiguration DNS SRV : front AUTH_CLI (priorité 20)",
-         ("ECO.1.1.9", "SC.MSS/CONF.04", "EX_LPS_0300"), True, _CONNECT, check_srv_front("psc" if psc else "authcli")),
+         ("ECO.1.1.9", "SC.MSS/CONF.04", "EX_LPS_0300", "RFC 7817 §3"), True, _CONNECT,
+         check_srv_front("psc" if psc else "authcli")),
     ]
     if psc:
         rows += [

@@ -12,6 +12,9 @@ after it) is named in the verdict, with the fix:
 * ``plain-on-psc``: PLAIN or LOGIN on the PSC front (a BAL PER/ORG has no password; PLAIN is
   for the AUTH_CLI front, after the client certificate);
 * ``no-client-certificate``: PLAIN on the AUTH_CLI front without a certificate in the handshake;
+* ``no-sni``: the LPS's TLS handshakes carried no server name (RFC 6066 §3): it connects by IP
+  address and checks the certificate against the address, which only the sandbox's certificate
+  (with its IP SAN) accepts; judged by the ``srv-front`` case, which names it itself;
 * ``token-reused``: a PSC token refused with ``AUTHENTICATIONFAILED`` was presented again
   instead of a fresh one (RFC 5530 §3, ECO.1.2.1); only the sandbox's token gate sees it, so
   the ``authenticationfailed`` case names it itself (:func:`named`).
@@ -46,6 +49,12 @@ CAUSES: dict[str, str] = {
         "le LPS s'authentifie sur le front AUTH_CLI sans présenter de certificat client lors de la négociation "
         "TLS. Correction : charger le certificat IGC Santé ORG AUTH_CLI de la structure (et sa clé) dans le "
         "contexte TLS avant STARTTLS, puis SASL PLAIN avec l'adresse de la BAL."),
+    "no-sni": (
+        "le LPS n'envoie pas d'indication de nom de serveur (SNI, RFC 6066 §3) : il se connecte à l'adresse IP "
+        "et vérifie le certificat pour cette adresse, ce que seul le certificat du bac à sable accepte ; chez "
+        "l'opérateur, le certificat ne porte que le nom d'hôte et la connexion échouera. Correction : ouvrir la "
+        "session TLS avec le nom cible de l'enregistrement SRV (server_hostname, donc SNI) et vérifier le "
+        "certificat pour ce nom (RFC 6125, RFC 7817)."),
     "token-reused": (
         "après le refus AUTHENTICATIONFAILED, le LPS a présenté de nouveau le même jeton d'accès. Correction : "
         "abandonner ce jeton, en obtenir un nouveau (jeton de rafraîchissement auprès de Pro Santé Connect), puis "

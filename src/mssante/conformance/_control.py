@@ -192,6 +192,14 @@ class SandboxControl(Protocol):
         """
         ...
 
+    async def server_names(self, since: float) -> list[str | None]:
+        """The TLS server names (SNI) of the fronts' handshakes begun since ``since`` (None: no SNI sent).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
     async def publish_event(self, event: dict[str, Any]) -> None:
         """Give one run event to the sandbox (``POST /api/conformance/events``).
 
@@ -372,6 +380,14 @@ class InProcessControl:
             UsageError: unknown BAL or message too large.
         """
         await self._sb.store.deliver(bal, message)
+
+    async def server_names(self, since: float) -> list[str | None]:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return [name for _, name in self._bench.server_names(since)]
 
     async def publish_event(self, event: dict[str, Any]) -> None:
         """See :class:`SandboxControl`.

@@ -254,6 +254,17 @@ class HTTPControl:
         """
         await self._acall("POST", f"/bals/{urllib.parse.quote(bal, safe='@')}/messages", message, "message/rfc822")
 
+    async def server_names(self, since: float) -> list[str | None]:
+        """``GET /api/tls/handshakes?since=``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused.
+        """
+        data = await self._json("GET", f"/tls/handshakes?since={since:.6f}")
+        items = data.get("handshakes", ()) if isinstance(data, dict) else ()
+        return [str(h["server_name"]) if h.get("server_name") else None for h in items if isinstance(h, dict)]
+
     async def publish_event(self, event: dict[str, Any]) -> None:
         """``POST /api/conformance/events``.
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mssante.errors import ConfigError, TransportError
+from mssante.sandbox.api.faults import bench_faults
 from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.dns import DNSResponder, FrontPorts, build_zone
 from mssante.sandbox.fronts._adapters import PKICertificateChecker, PSCTokenVerifier
@@ -234,6 +235,8 @@ class Sandbox:
         self.faults.bad_context_factory = self._bad_server_context
         psc_ctx = pki.server_ssl_context(require_client_cert=False)
         cli_ctx = pki.server_ssl_context(require_client_cert=True)
+        for context in (psc_ctx, cli_ctx):  # the conformance bench reads the SNI of each handshake
+            context.sni_callback = bench_faults(self).record_sni
         common = (cfg, decider, self.journal, self.faults, store)
         submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None)
         wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {

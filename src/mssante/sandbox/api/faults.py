@@ -11,6 +11,11 @@ the conformance suite when it drives a sandbox of another process (:class:`Bench
   check, so it needs ``token_check = "local"``.
 * **CRL outage** (ECO.1.1.7, keep the last valid CRL): every ``/crl/...`` download answers 503,
   or hangs until the fault is cleared (at most :data:`CRL_HOLD` seconds) then answers 503.
+
+It also keeps the **TLS server names** (SNI, RFC 6066 §3) the fronts' handshakes received
+(:meth:`BenchFaults.record_sni`, installed as the fronts' ``sni_callback``): an LPS that
+connects by IP address sends none, and checks the certificate against the address, which only
+the sandbox's certificate (with its IP SAN) accepts.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ssl
+import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CRL_HOLD",
+    "HANDSHAKES_KEPT",
     "BenchFaults",
     "CRLOutage",
     "TokenGate",
@@ -48,6 +57,8 @@ __all__ = [
 CRLOutageMode = Literal["503", "timeout"]
 #: Longest a CRL download is held in the ``timeout`` outage (an LPS gives up well before).
 CRL_HOLD: Final = 60.0
+#: TLS handshakes remembered by :meth:`BenchFaults.record_sni`.
+HANDSHAKES_KEPT: Final = 2000
 
 
 def token_fingerprint(jti: str) -> str:
@@ -145,6 +156,23 @@ class BenchFaults:
         self._config = sandbox.config
         self.token_gate: TokenGate | None = None
         self.crl_outage: CRLOutage | None = None
+        self.handshakes: deque[tuple[float, str | None]] = deque(maxlen=HANDSHAKES_KEPT)
+
+    def record_sni(self, _conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        """``SSLContext.sni_callback`` of the fronts: remember when a handshake began and its SNI (or None).
+
+        Raises:
+            Nothing (it never aborts the handshake).
+        """
+        self.handshakes.append((time.time(), server_name))
+
+    def server_names(self, since: float) -> list[tuple[float, str | None]]:
+        """The handshakes begun at or after ``since``: (time, server name or None).
+
+        Raises:
+            Nothing.
+        """
+        return [h for h in self.handshakes if h[0] >= since]
 
     def reject_next_token(self, bal: str) -> bool:
         """Arm a :class:`TokenGate` for ``bal``; False when tokens are checked by introspection.

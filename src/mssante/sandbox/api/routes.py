@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from mssante.errors import MssanteError, UsageError
 from mssante.sandbox.api.events import MAX_WAIT, Event, EventHub, conformance_feed
-from mssante.sandbox.api.faults import apply_faults, clear_faults, faults_json
+from mssante.sandbox.api.faults import apply_faults, bench_faults, clear_faults, faults_json
 from mssante.sandbox.api.messages import FOLDERS, Mailboxes, NotFound, StoreUnavailable, message_json, summary_json
 from mssante.sandbox.api.openapi import openapi_document
 from mssante.sandbox.fronts.journal import Journal
@@ -157,6 +157,7 @@ class SandboxAPI:
             ("/api/faults", self.faults, ["GET", "POST", "DELETE"]),
             ("/api/sessions/{bal}", self.end_sessions, ["DELETE"]),
             ("/api/psc/sessions/{national_id}", self.end_psc_sessions, ["DELETE"]),
+            ("/api/tls/handshakes", self.handshakes, ["GET"]),
             ("/api/{rest:path}", self.unknown, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         return [Route(path, json_errors(handler), methods=methods) for path, handler, methods in table]
@@ -430,6 +431,16 @@ class SandboxAPI:
         bal = request.path_params["bal"]
         count = await self._sandbox.faults.end_sessions(None if bal == "*" else bal, mode)  # type: ignore[arg-type]
         return JSONResponse({"ended": count})
+
+    async def handshakes(self, request: Request) -> Response:
+        """``GET /api/tls/handshakes?since=``: the fronts' TLS handshakes and their SNI (``null`` when none sent).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        since = parse_since(request.query_params.get("since")) or 0.0
+        found = bench_faults(self._sandbox).server_names(since)
+        return JSONResponse({"handshakes": [{"at": at, "server_name": name} for at, name in found]})
 
     async def end_psc_sessions(self, request: Request) -> Response:
         """``DELETE /api/psc/sessions/{national_id}``: end every PSC session of a professional (ECO.1.2.6).
