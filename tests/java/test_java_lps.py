@@ -255,18 +255,24 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
 
 
-async def test_the_verdict_names_the_cause_of_an_auth_line_over_512_octets(
-    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path
+@pytest.mark.parametrize(("breaks", "broken", "cause", "fix"), [
+    ("auth-line", "smtp-xoauth2", "auth-line-too-long", "« 334 »"),
+    ("no-sni", "srv-front", "no-sni", "SNI"),
+])
+async def test_the_verdict_names_the_cause_of_a_known_client_mistake(
+    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, breaks: str, broken: str, cause: str, fix: str
 ) -> None:
-    """``--break auth-line``: the token on the ``AUTH XOAUTH2`` line, as some mail libraries do (issue 11)."""
-    cases = ("imap-xoauth2", "smtp-xoauth2")
-    report, log, _, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, Profile.PER_ORG, breaks="auth-line",
+    """``--break auth-line``: the token on the ``AUTH XOAUTH2`` line, as some mail libraries send it;
+    ``--break no-sni``: no server name in the handshake, like a client that connects by address (issue 11)."""
+    cases = ("imap-xoauth2", broken)
+    report, log, _, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, Profile.PER_ORG, breaks=breaks,
                                         cases=cases)
-    imap, smtp = report.results
-    assert imap.status is Status.PASS, imap.explanation
-    assert smtp.status is Status.FAIL, smtp.explanation + log
-    assert smtp.cause is not None and smtp.cause.code == "auth-line-too-long"
-    assert "« 334 »" in smtp.explanation
+    by_code = {r.code: r for r in report.results}
+    sound, red = by_code["imap-xoauth2"], by_code[broken]
+    assert sound.status is Status.PASS, sound.explanation + log
+    assert red.status is Status.FAIL, red.explanation + log
+    assert red.cause is not None and red.cause.code == cause
+    assert fix in red.explanation
 
 
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
