@@ -160,7 +160,7 @@ def _java(java_classes: Path, sandbox: RunningSandbox, events: Path, trace: Path
 
 
 async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile,
-                    breaks: str = "") -> tuple[RunReport, str, Path, Path]:
+                    breaks: str = "", cases: tuple[str, ...] = ()) -> tuple[RunReport, str, Path, Path]:
     """What ``mssante conformance run --events FILE`` does, with the suite's fast timing, in this process.
 
     The suite's own event machinery (:class:`RunEvents`, the external driver announcing steps)
@@ -184,8 +184,8 @@ async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path,
     with log_file.open("w", encoding="utf-8") as log_out:
         lps = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log_out)
         try:
-            report = await run_job(control, driver, profile=profile, bal=bal, settings=GREEN, trace_file=trace,
-                                   events=events)
+            report = await run_job(control, driver, profile=profile, bal=bal, case_ids=cases, settings=GREEN,
+                                   trace_file=trace, events=events)
             code = await asyncio.wait_for(lps.wait(), 30)  # the ``end`` event stops it
         finally:
             if lps.returncode is None:
@@ -253,6 +253,26 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
         assert "Aucun accusé de lecture" in red["mdn-return"].explanation
     end = _valid(events_file, "conformance-events.schema.json")[-1]
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
+
+
+@pytest.mark.parametrize(("breaks", "broken", "cause", "fix"), [
+    ("auth-line", "smtp-xoauth2", "auth-line-too-long", "« 334 »"),
+    ("no-sni", "srv-front", "no-sni", "SNI"),
+])
+async def test_the_verdict_names_the_cause_of_a_known_client_mistake(
+    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, breaks: str, broken: str, cause: str, fix: str
+) -> None:
+    """``--break auth-line``: the token on the ``AUTH XOAUTH2`` line, as some mail libraries send it;
+    ``--break no-sni``: no server name in the handshake, like a client that connects by address (issue 11)."""
+    cases = ("imap-xoauth2", broken)
+    report, log, _, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, Profile.PER_ORG, breaks=breaks,
+                                        cases=cases)
+    by_code = {r.code: r for r in report.results}
+    sound, red = by_code["imap-xoauth2"], by_code[broken]
+    assert sound.status is Status.PASS, sound.explanation + log
+    assert red.status is Status.FAIL, red.explanation + log
+    assert red.cause is not None and red.cause.code == cause
+    assert fix in red.explanation
 
 
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import java.util.Map;
  * {@code Long} or {@code Double}, and {@code true}/{@code false}/{@code null} the Java values.
  */
 public final class Json {
+    private static final java.util.regex.Pattern NUMBER =
+        java.util.regex.Pattern.compile("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
     private final String text;
     private int pos;
 
@@ -214,9 +216,16 @@ public final class Json {
         if (s.isEmpty()) {
             throw error("unexpected character");
         }
+        if (!NUMBER.matcher(s).matches()) { // RFC 8259 §6: no "+", no leading zero, digits around "."
+            throw error("bad number");
+        }
         try {
             if (s.contains(".") || s.contains("e") || s.contains("E")) {
-                return Double.parseDouble(s);
+                double d = Double.parseDouble(s);
+                if (Double.isInfinite(d)) {
+                    throw error("number out of range");
+                }
+                return d;
             }
             return Long.parseLong(s);
         } catch (NumberFormatException ex) {

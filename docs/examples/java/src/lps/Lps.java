@@ -67,7 +67,7 @@ final class Lps implements AutoCloseable {
         this.dns = new Dns(Json.str(d, "host"), Json.num(d, "port", 53));
         Path cert = psc || Json.str(entry, "cert") == null ? null : Path.of(Json.str(entry, "cert"));
         Path key = cert == null ? null : Path.of(Json.str(entry, "key"));
-        this.trust = new Trust(info, cert, key, !breaks.contains("no-cert-check"));
+        this.trust = new Trust(info, cert, key, !breaks.contains("no-cert-check"), !breaks.contains("no-sni"));
         if (psc) {
             List<Object> holders = Json.list(entry, "holders");
             if (holders.isEmpty()) {
@@ -244,7 +244,7 @@ final class Lps implements AutoCloseable {
         try {
             smtp.hello();
             smtp.startTls(trust, false);
-            authenticate((mech, response) -> smtp.authenticate(mech, response));
+            authenticate((mech, response) -> smtp.authenticate(mech, response, breaks.contains("auth-line")));
             return smtp;
         } catch (LpsException ex) {
             smtp.close();

@@ -32,7 +32,8 @@ import java.util.Set;
  * <p>The events come from the sandbox API ({@code api}), a file followed as it grows, or standard input
  * ({@code -}). Each {@code step} event is performed, then acknowledged by a POST to its {@code ack.url}; the
  * {@code end} event stops the LPS. A deliberately broken variant is selected with {@code --break} (or the
- * system property {@code lps.break}): {@code no-nil}, {@code no-mdn}, {@code no-cert-check}.
+ * system property {@code lps.break}): {@code no-nil}, {@code no-mdn}, {@code no-cert-check}, {@code auth-line},
+ * {@code no-sni}.
  */
 public final class Main {
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -43,7 +44,7 @@ public final class Main {
     private static void usage(String why) {
         System.err.println("erreur : " + why);
         System.err.println("usage : java -cp build lps.Main --sandbox FICHIER [--events FICHIER|-|api] [--trace FICHIER]\n"
-            + "          [--nil REFERENCE] [--break no-nil,no-mdn,no-cert-check] [--probe --bal ADRESSE]\n"
+            + "          [--nil REFERENCE] [--break no-nil,no-mdn,no-cert-check,auth-line,no-sni] [--probe --bal ADRESSE]\n"
             + "          [--keepalive MS] [--psc-check MS] [--backoff MS] [--backoff-max MS]");
         System.exit(2);
     }
@@ -110,7 +111,7 @@ public final class Main {
     }
 
     /** The broken variants this LPS knows. */
-    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check");
+    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check", "auth-line", "no-sni");
 
     private static long millis(Map<String, String> opt, String name, String fallback) {
         long value = Long.parseLong(opt.getOrDefault(name, fallback));

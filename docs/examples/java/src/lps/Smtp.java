@@ -83,10 +83,15 @@ final class Smtp implements AutoCloseable {
      * An error challenge ({@code 334} after the response, RFC 7628 §3.2.2) is answered with an empty line.
      */
     void authenticate(String mechanism, String response) throws LpsException {
+        authenticate(mechanism, response, false);
+    }
+
+    /** {@code oneLine}: the broken variant's mistake (a common one): the initial response always on the AUTH line. */
+    void authenticate(String mechanism, String response, boolean oneLine) throws LpsException {
         String b64 = Base64.getEncoder().encodeToString(response.getBytes(StandardCharsets.UTF_8));
         String first = "AUTH " + mechanism + " " + b64;
         Reply r;
-        if (first.length() + 2 <= 512) {
+        if (oneLine || first.length() + 2 <= 512) {
             r = command(first);
         } else {
             r = command("AUTH " + mechanism);

@@ -82,9 +82,13 @@ final class Trust {
     private final KeyManager[] keyManagers;
     /** The broken variant "no-cert-check" trusts any certificate (to show the suite catches it). */
     private final boolean checkServer;
+    /** The broken variant "no-sni" names no server in the handshake, like a client that connects by address. */
+    private final boolean sni;
 
-    Trust(Map<String, Object> info, Path clientCert, Path clientKey, boolean checkServer) throws LpsException {
+    Trust(Map<String, Object> info, Path clientCert, Path clientKey, boolean checkServer, boolean sni)
+            throws LpsException {
         this.checkServer = checkServer;
+        this.sni = sni;
         this.configuredCrls = new ArrayList<>();
         for (Object url : Json.list(info, "crl_urls")) {
             configuredCrls.add(String.valueOf(url));
@@ -154,7 +158,7 @@ final class Trust {
             if (!oldTls) {
                 params.setCipherSuites(SUITES);
             }
-            params.setServerNames(List.of(new SNIHostName(host)));
+            params.setServerNames(sni ? List.of(new SNIHostName(host)) : List.of());
             params.setEndpointIdentificationAlgorithm(checkServer ? "HTTPS" : null); // RFC 6125 host name check
             tls.setSSLParameters(params);
             tls.startHandshake();
