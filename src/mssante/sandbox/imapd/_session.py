@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Final
 
 from mssante.sandbox.imapd._command import BadCommand, FetchAtt, Reader, SeqSet
-from mssante.sandbox.imapd._fetch import body_text, decoded_header, flag_list, item, sent_date
+from mssante.sandbox.imapd._fetch import Undecodable, body_text, decoded_header, flag_list, item, sent_date
 from mssante.sandbox.imapd._mime import quote
 from mssante.sandbox.imapd._store import SYSTEM_FLAGS, Account, Mailbox, Message, Store, View, canonical_flag
 from mssante.wire.imap import encode_mutf7
@@ -496,7 +496,7 @@ class Session:
         sets_seen = not view.readonly and any(
             (a.section is not None and not a.peek and a.name != "BINARY.SIZE") or a.name in ("RFC822", "RFC822.TEXT")
             for a in atts)
-        failed = False
+        failed: str | None = None
         for number, msg in chosen:
             items = []
             if sets_seen and _SEEN not in msg.flags and view.mailbox.by_uid(msg.uid) is msg:
@@ -504,14 +504,18 @@ class Session:
                 if not any(a.name == "FLAGS" for a in atts):
                     items.append(b"FLAGS " + flag_list(msg.flags))
             for att in atts:
-                data = item(msg, att)
-                if data is None:
-                    failed = True
+                try:
+                    data = item(msg, att)
+                except Undecodable as exc:  # RFC 3516 §4.3; Dovecot still reports the message's UID
+                    failed = exc.code
                     continue
-                items.append(data)
-            out.append(b"* %d FETCH (" % number + b" ".join(items) + b")\r\n")
-        if failed:
+                if data is not None:
+                    items.append(data)
+            out.append(b"* %d FETCH (" % number + b" ".join(items or [b"UID %d" % msg.uid]) + b")\r\n")
+        if failed == "UNKNOWN-CTE":
             raise _No("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+        if failed:
+            raise _No("Invalid data in the message's MIME part", "PARSE")
         return b"Fetch completed."
 
     def store_cmd(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
