@@ -96,6 +96,19 @@ def test_any_command_gets_an_answer(line: bytes) -> None:
         assert answer.idle or answer.data.endswith(b"\r\n")  # IDLE: the connection sends "+" and waits
 
 
+def test_enable_enables_nothing_and_answers_enabled() -> None:
+    # RFC 5161 §3.2: ENABLED lists what was enabled; no capability of the sandbox needs enabling.
+    store = Store()
+    account = store.account(PER)
+    session = Session(store, account, special_use={}, capability=lambda: b"IMAP4rev1", max_append=1000)
+    for text, expected in ((b"e1 ENABLE CONDSTORE UTF8=ACCEPT", b"* ENABLED\r\ne1 OK Enabled.\r\n"),
+                           (b"e2 ENABLE", b"e2 BAD")):
+        reader = Reader(text)
+        tag = reader.tag()
+        reader.sp()
+        assert session.run(tag, reader.atom(), reader).data.startswith(expected)
+
+
 # ---------------------------------------------------------------------------- RFC 3501 §7
 
 

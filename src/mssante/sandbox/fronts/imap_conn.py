@@ -57,8 +57,10 @@ FRONT_MECHANISMS: Final[dict[FrontKind, tuple[bytes, ...]]] = {
     "authcli": (b"PLAIN",),
 }
 _BASE_CAPS: Final = b"IMAP4rev1 LITERAL+"
+#: After authentication. LIST's "(SPECIAL-USE)" selection and "RETURN (...)" are accepted without
+#: announcing LIST-EXTENDED, whose other options (RECURSIVEMATCH, REMOTE...) are not implemented.
 _SESSION_CAPS: Final = (b"IMAP4rev1 LITERAL+ SASL-IR IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
-                        b"LIST-EXTENDED BINARY ENABLE")
+                        b"BINARY ENABLE")
 _NOT_AUTHENTICATED: Final = frozenset({b"CAPABILITY", b"NOOP", b"LOGOUT", b"STARTTLS", b"AUTHENTICATE", b"LOGIN"})
 
 

@@ -225,6 +225,15 @@ class Session:
         self._updates(out, expunge=True, uid=False)
         return b""
 
+    def enable(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
+        r.sp()  # RFC 5161 §3.1: at least one capability; none of ours needs enabling
+        r.atom()
+        while r.take(b" "):
+            r.atom()
+        r.end()
+        out.append(b"* ENABLED\r\n")
+        return b"Enabled."
+
     def namespace(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
         r.end()  # RFC 2342 / RFC 9051 §6.3.10: one personal namespace, no shared or other users'
         out.append(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
@@ -725,6 +734,7 @@ _HANDLERS: Final[dict[bytes, tuple[str, _Handler]]] = {
     b"LOGOUT": ("auth", Session.logout),
     b"IDLE": ("auth", Session.idle),
     b"NAMESPACE": ("auth", Session.namespace),
+    b"ENABLE": ("auth", Session.enable),
     b"SELECT": ("auth", Session.select),
     b"EXAMINE": ("auth", Session.examine),
     b"CREATE": ("auth", Session.create),
