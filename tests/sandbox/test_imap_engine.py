@@ -109,6 +109,22 @@ def test_enable_enables_nothing_and_answers_enabled() -> None:
         assert session.run(tag, reader.atom(), reader).data.startswith(expected)
 
 
+def test_hostile_search_and_list_patterns_get_bad_quickly() -> None:
+    # Deep NOT nesting would exhaust Python's recursion; many wildcards would make the pattern's
+    # regex backtrack for ages. Both are refused (BAD) instead of stalling the front's event loop.
+    store = Store()
+    account = store.account(PER)
+    store.append(store.create(account, "INBOX"), message("x"))
+    store.create(account, "a" * 200)
+    session = Session(store, account, special_use={}, capability=lambda: b"IMAP4rev1", max_append=1000)
+    for text, status in ((b"s SELECT INBOX", "OK"), (b"n SEARCH " + b"NOT " * 5000 + b"ALL", "BAD"),
+                         (b'l LIST "" "' + b"*a" * 40 + b'b"', "BAD"), (b'm LIST "" "*%*%*b"', "OK")):
+        reader = Reader(text)
+        tag = reader.tag()
+        reader.sp()
+        assert session.run(tag, reader.atom(), reader).status == status, text[:30]
+
+
 # ---------------------------------------------------------------------------- RFC 3501 §7
 
 

@@ -60,7 +60,12 @@ def _name(mailbox: str) -> bytes:
     return raw if _ATOM_NAME.fullmatch(raw) else quote(raw)
 
 
+_MAX_WILDCARDS: Final = 16  # a LIST pattern's regex backtracks at most this deep
+
+
 def _match(pattern: str, name: str) -> bool:
+    """RFC 3501 §6.3.8 LIST pattern matching (``*`` any, ``%`` any but the separator)."""
+    pattern = re.sub(r"[*%]*\*[*%]*", "*", pattern)  # "*%*" is "*": fewer nested repeats
     regex = "".join(".*" if c == "*" else f"[^{re.escape(SEP)}]*" if c == "%" else re.escape(c) for c in pattern)
     return re.fullmatch(regex, name, re.DOTALL) is not None
 
@@ -356,9 +361,15 @@ class Session:
                 raise BadCommand("unsupported LIST selection option")
             special_only = b"SPECIAL-USE" in opts
             lsub = b"SUBSCRIBED" in opts
-        ref = r.mailbox() if not r.peek(b'""') else (r.string() and "")
+        if r.peek(b'""'):
+            r.string()
+            ref = ""
+        else:
+            ref = r.mailbox()
         r.sp()
         pattern = r.list_mailbox()
+        if sum(pattern.count(c) for c in "*%") > _MAX_WILDCARDS:
+            raise BadCommand(f"at most {_MAX_WILDCARDS} wildcards in a LIST pattern")
         if not lsub and r.take(b" RETURN ("):
             while not r.take(b")"):
                 r.take(b" ")
@@ -615,10 +626,14 @@ def _uid_set(uids: list[int]) -> bytes:
 _Matcher = Callable[[int, Message], bool]
 
 
+_MAX_SEARCH_DEPTH: Final = 64  # nested NOT / OR / parentheses
+
+
 class _SearchParser:
     def __init__(self, reader: Reader, view: View) -> None:
         self.r = reader
         self.view = view
+        self.depth = 0
 
     def keys(self) -> _Matcher:
         matchers = [self.key()]
@@ -631,6 +646,15 @@ class _SearchParser:
         return self.r.astring().decode("utf-8", "replace")
 
     def key(self) -> _Matcher:
+        self.depth += 1
+        if self.depth > _MAX_SEARCH_DEPTH:
+            raise BadCommand(f"search keys nested deeper than {_MAX_SEARCH_DEPTH}")
+        try:
+            return self._key()
+        finally:
+            self.depth -= 1
+
+    def _key(self) -> _Matcher:
         r = self.r
         if r.take(b"("):
             inner = self.keys()
