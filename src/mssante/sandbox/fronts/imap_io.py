@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, Final
@@ -69,10 +70,21 @@ class Channel(asyncio.Protocol):
                 self._do_handshake()
             else:
                 self._decrypt()
+        if self._waiter is not None:  # a command is still incomplete: do not let the client wait on our ACK
+            self._quickack()
         self._wake()
         if len(self._buf) > _PAUSE_ABOVE and self.transport is not None and not self._paused:
             self._paused = True
             self.transport.pause_reading()
+
+    def _quickack(self) -> None:
+        """ACK now: the client may hold the rest of a command (an APPEND literal's final CRLF, sent
+        separately by imaplib) until this data is acknowledged (Nagle), and Linux would delay the
+        ACK by up to 40 ms since the server has nothing to answer yet."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     def eof_received(self) -> bool:
         """The peer closed its side (called by asyncio); the transport closes."""
