@@ -2,7 +2,8 @@
 
 Not a test module. :data:`MESSAGES` holds realistic MSSanté messages (an ``IHE_XDM.ZIP`` built by
 :mod:`mssante.xdm`, a PDF with a non-ASCII RFC 2231 name, an MDN, a DSN) and deliberately odd ones
-(no Date, group syntax, encoded words, raw 8-bit headers, an empty display name). :data:`SEQUENCES`
+(no Date, group syntax, encoded words, raw 8-bit headers, an empty display name) and broken MIME
+(a multipart never closed, one without boundary, undecodable transfer encodings). :data:`SEQUENCES`
 holds the command sequences: per message, what a mail client fetches (ENVELOPE, BODYSTRUCTURE,
 parts, header fields, sizes), then the LPS's and a stock client's session shapes and the
 commands whose answers the issue found wrong.
@@ -241,6 +242,63 @@ Content-Description: Compte rendu
 --b64b--
 """)
 
+_UNCLOSED = _crlf("""\
+From: robot@mss.sandbox.test
+To: marie.curie@mss.sandbox.test
+Subject: multipart jamais fermé
+Date: Fri, 14 Mar 2025 10:15:00 +0100
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="open"
+
+preamble
+--open
+Content-Type: text/plain
+
+premier
+--open
+Content-Type: application/pdf
+Content-Transfer-Encoding: base64
+
+JVBERi0xLjQK
+""")
+
+_NO_BOUNDARY = _crlf("""\
+From: robot@mss.sandbox.test
+To: marie.curie@mss.sandbox.test
+Subject: multipart sans boundary
+Date: Fri, 14 Mar 2025 10:15:00 +0100
+MIME-Version: 1.0
+Content-Type: multipart/mixed
+
+--x
+Content-Type: text/plain
+
+texte
+--x--
+""")
+
+_BAD_ENCODING = _crlf("""\
+From: robot@mss.sandbox.test
+To: marie.curie@mss.sandbox.test
+Subject: encodages cassés
+Date: Fri, 14 Mar 2025 10:15:00 +0100
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary=b
+Content-Disposition: inline; filename
+
+--b
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: base64
+
+pas du base64 !!!
+--b
+Content-Type: text; charset
+Content-Transfer-Encoding: x-uuencode
+
+begin 644 x
+--b--
+""")
+
 #: name -> raw message (CRLF line ends).
 MESSAGES: dict[str, bytes] = {
     "xdm": _xdm_message(),
@@ -254,6 +312,9 @@ MESSAGES: dict[str, bytes] = {
     "plain": _PLAIN,
     "forward": _FORWARD,
     "base64": _BASE64_PART,
+    "unclosed": _UNCLOSED,
+    "no-boundary": _NO_BOUNDARY,
+    "bad-encoding": _BAD_ENCODING,
 }
 
 #: INTERNALDATE given to every APPEND of the setup.
@@ -308,11 +369,18 @@ _FETCHES: dict[str, tuple[str, ...]] = {
 }
 
 
+_MESSAGE_ALLOWED: dict[str, dict[str, str]] = {
+    "bad-encoding-bodystructure": {"FETCH 1 (BODYSTRUCTURE)": "invalid-content-type",
+                                   "FETCH 1 (BODY)": "invalid-content-type"},
+}
+
+
 def _message_sequences() -> list[Sequence]:
     out = []
     for name in MESSAGES:
         for kind, commands in _FETCHES.items():
-            out.append(Sequence(f"{name}-{kind}", _s("SELECT %F", *commands, "LOGOUT"), messages=(name,)))
+            out.append(Sequence(f"{name}-{kind}", _s("SELECT %F", *commands, "LOGOUT"), messages=(name,),
+                                allowed=_MESSAGE_ALLOWED.get(f"{name}-{kind}", {})))
     return out
 
 
@@ -333,7 +401,7 @@ _BEHAVIOUR: list[Sequence] = [
         messages=("plain", "forward", "8bit")),
     Sequence("imapclient-style", _s(
         "SELECT %F", "FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE UID)", "LOGOUT"),
-        messages=_ALL),
+        messages=_ALL, allowed={"FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE UID)": "invalid-content-type"}),
     Sequence("select-counts", _s("SELECT %F", "LOGOUT"), messages=("plain", "pdf"), flags=("\\Seen", "")),
     Sequence("examine-then-close", _s("EXAMINE %F", "CLOSE", "NOOP", "SELECT %F", "LOGOUT"),
              messages=("plain",)),
@@ -417,6 +485,9 @@ _BEHAVIOUR: list[Sequence] = [
     Sequence("partial-fetch", _s("SELECT %F", "FETCH 1 (BODY.PEEK[TEXT]<0.5>)", "FETCH 1 (BODY.PEEK[1]<2.8>)",
                                  "FETCH 1 (BINARY.PEEK[1])", "FETCH 1 (BINARY.SIZE[1])", "LOGOUT"),
              messages=("base64",)),
+    Sequence("binary-broken", _s("SELECT %F", "FETCH 1 (BINARY.PEEK[1])", "FETCH 1 (BINARY.PEEK[2])",
+                                 "FETCH 1 (BINARY.SIZE[2])", "FETCH 1 (BODY.PEEK[2])", "NOOP", "LOGOUT"),
+             messages=("bad-encoding",)),
     Sequence("rfc822-items", _s("SELECT %F", "FETCH 1 (RFC822.TEXT)", "FETCH 1 (FLAGS)", "FETCH 1 (RFC822)",
                                 "LOGOUT"), messages=("plain",)),
     Sequence("authenticated-state-fetch", _s("FETCH 1 (FLAGS)", "CLOSE", "UNSELECT", "EXPUNGE", "LOGOUT")),

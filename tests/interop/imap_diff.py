@@ -69,6 +69,9 @@ ALLOWED: dict[str, str] = {
     "lenient-syntax": "Dovecot accepts some commands the RFC 3501 §9 grammar forbids (STORE with no flag "
                       "at all); the sandbox's BAD follows the grammar. Tolerated only as sandbox BAD "
                       "vs Dovecot OK.",
+    "invalid-content-type": "RFC 2045 §5.2: a Content-Type without a subtype is taken as text/plain; "
+                            "charset=us-ascii, which the sandbox does; Dovecot 2.3 shows an empty type and "
+                            "subtype (\"\" \"\") instead. Tolerated only for that part.",
     "keepalive": "Untagged OK responses without a code during IDLE are keepalives (RFC 2177 §3).",
     "flag-list-order": "FLAGS, PERMANENTFLAGS and a message's flags are sets (RFC 3501 §2.3.2).",
 }

@@ -93,7 +93,36 @@ def test_any_command_gets_an_answer(line: bytes) -> None:
             continue
         answer = session.run(tag, command, reader)
         assert answer.status in ("OK", "NO", "BAD", "BYE")
-        assert answer.data.endswith(b"\r\n")
+        assert answer.idle or answer.data.endswith(b"\r\n")  # IDLE: the connection sends "+" and waits
+
+
+def test_enable_enables_nothing_and_answers_enabled() -> None:
+    # RFC 5161 §3.2: ENABLED lists what was enabled; no capability of the sandbox needs enabling.
+    store = Store()
+    account = store.account(PER)
+    session = Session(store, account, special_use={}, capability=lambda: b"IMAP4rev1", max_append=1000)
+    for text, expected in ((b"e1 ENABLE CONDSTORE UTF8=ACCEPT", b"* ENABLED\r\ne1 OK Enabled.\r\n"),
+                           (b"e2 ENABLE", b"e2 BAD")):
+        reader = Reader(text)
+        tag = reader.tag()
+        reader.sp()
+        assert session.run(tag, reader.atom(), reader).data.startswith(expected)
+
+
+def test_hostile_search_and_list_patterns_get_bad_quickly() -> None:
+    # Deep NOT nesting would exhaust Python's recursion; many wildcards would make the pattern's
+    # regex backtrack for ages. Both are refused (BAD) instead of stalling the front's event loop.
+    store = Store()
+    account = store.account(PER)
+    store.append(store.create(account, "INBOX"), message("x"))
+    store.create(account, "a" * 200)
+    session = Session(store, account, special_use={}, capability=lambda: b"IMAP4rev1", max_append=1000)
+    for text, status in ((b"s SELECT INBOX", "OK"), (b"n SEARCH " + b"NOT " * 5000 + b"ALL", "BAD"),
+                         (b'l LIST "" "' + b"*a" * 40 + b'b"', "BAD"), (b'm LIST "" "*%*%*b"', "OK")):
+        reader = Reader(text)
+        tag = reader.tag()
+        reader.sp()
+        assert session.run(tag, reader.atom(), reader).status == status, text[:30]
 
 
 # ---------------------------------------------------------------------------- RFC 3501 §7

@@ -1,7 +1,8 @@
 """The sandbox operator's IMAP fronts (EX_LPS_0300): ``imap.psc`` and ``imap.authcli``.
 
 Both fronts run the sandbox's own IMAP engine (:mod:`mssante.sandbox.imapd`, over the shared
-:class:`~mssante.sandbox.fronts.store.MailStore`) behind :func:`asyncio.start_server`:
+:class:`~mssante.sandbox.fronts.store.MailStore`) on an asyncio server whose connections are
+:class:`~mssante.sandbox.fronts.imap_io.Channel` (TCP, then TLS on memory BIOs after STARTTLS):
 
 * **PSC front** (``front="psc"``, BAL PER/ORG): STARTTLS, then SASL ``XOAUTH2`` or
   ``OAUTHBEARER`` with a Pro Santé Connect access token (ECO.1.2.1). ``LOGIN`` and ``PLAIN``
@@ -38,6 +39,7 @@ from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.fronts.authz import AccessDecider, FrontKind
 from mssante.sandbox.fronts.faults import Faults
 from mssante.sandbox.fronts.imap_conn import FrontConnection, FrontContext
+from mssante.sandbox.fronts.imap_io import Channel
 from mssante.sandbox.fronts.journal import Journal
 from mssante.sandbox.fronts.store import MailStore
 
@@ -130,23 +132,28 @@ class IMAPFront:
         if self._server is not None:
             raise UsageError("the IMAP front is already started")
         await self._ctx.store.start()
+        loop = asyncio.get_running_loop()
+
+        def factory() -> Channel:
+            return Channel(self._max_line, on_connect=lambda channel: loop.create_task(self._handle(channel)))
+
         if sock is not None:
-            server = await asyncio.start_server(self._handle, sock=sock, limit=self._max_line)
+            server = await loop.create_server(factory, sock=sock)
         else:
-            server = await asyncio.start_server(self._handle, host=host, port=port, limit=self._max_line)
+            server = await loop.create_server(factory, host=host, port=port)
         self._server = server
         self._port = int(server.sockets[0].getsockname()[1])
         _log.info("IMAP %s front listening on %s:%d", self.front, host, self._port)
         return self._port
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, channel: Channel) -> None:
         task = asyncio.current_task()
         assert task is not None
         try:
-            conn = FrontConnection(self._ctx, reader, writer)
+            conn = FrontConnection(self._ctx, channel)
         except Exception:  # never let a traceback reach asyncio's server
             _log.exception("IMAP %s front: cannot set up a connection", self.front)
-            writer.close()
+            channel.abort()
             return
         self._connections[task] = conn
         try:

@@ -31,6 +31,7 @@ from cryptography import x509
 
 from mssante.sandbox.fronts.authz import AccessDecider, AuthOutcome, FrontKind
 from mssante.sandbox.fronts.faults import Faults, LiveSession
+from mssante.sandbox.fronts.imap_io import Channel, LineTooLong
 from mssante.sandbox.fronts.imap_sasl import (
     SaslMalformed,
     decode_response,
@@ -56,8 +57,10 @@ FRONT_MECHANISMS: Final[dict[FrontKind, tuple[bytes, ...]]] = {
     "authcli": (b"PLAIN",),
 }
 _BASE_CAPS: Final = b"IMAP4rev1 LITERAL+"
+#: After authentication. LIST's "(SPECIAL-USE)" selection and "RETURN (...)" are accepted without
+#: announcing LIST-EXTENDED, whose other options (RECURSIVEMATCH, REMOTE...) are not implemented.
 _SESSION_CAPS: Final = (b"IMAP4rev1 LITERAL+ SASL-IR IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
-                        b"LIST-EXTENDED BINARY ENABLE")
+                        b"BINARY ENABLE")
 _NOT_AUTHENTICATED: Final = frozenset({b"CAPABILITY", b"NOOP", b"LOGOUT", b"STARTTLS", b"AUTHENTICATE", b"LOGIN"})
 
 
@@ -89,16 +92,15 @@ class _TooBig(Exception):
 class FrontConnection:
     """Serves one client of a sandbox IMAP front, from greeting to close."""
 
-    def __init__(self, ctx: FrontContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, ctx: FrontContext, channel: Channel) -> None:
         """Bind the connection to its front (the socket is already accepted) and open its journal record.
 
         Raises:
             Nothing of ours.
         """
         self.ctx = ctx
-        self.reader = reader
-        self.writer = writer
-        peer = writer.get_extra_info("peername")
+        self.channel = channel
+        peer = channel.get_extra_info("peername")
         self.record: SessionRecord = ctx.journal.open(
             front=f"imap-{ctx.front}", protocol="imap", peer=f"{peer[0]}:{peer[1]}" if peer else "?"
         )
@@ -125,8 +127,8 @@ class FrontConnection:
 
     async def _line(self, tag: bytes | None = None) -> bytes:
         try:
-            line = await self.reader.readline()
-        except ValueError:  # asyncio's LimitOverrunError: the line exceeds the reader's limit
+            line = await self.channel.readline()
+        except LineTooLong:
             raise _TooBig(b"Command line too long.", tag) from None
         if not line.endswith(b"\n"):
             raise EOFError
@@ -152,15 +154,14 @@ class FrontConnection:
                 raise _TooBig(b"Literal too large.", tag, skippable=not plus)
             if not plus:
                 await self._write(b"+ OK\r\n")
-            buf += await self.reader.readexactly(size)
+            buf += await self.channel.readexactly(size)
             buf += await self._line(tag)
 
     # ------------------------------------------------------------------ output
 
     async def _write(self, data: bytes) -> None:
-        self.writer.write(data)
-        with contextlib.suppress(ConnectionError):
-            await self.writer.drain()
+        self.channel.write(data)
+        await self.channel.drain()
 
     async def respond(self, first: bytes, data: bytes, result: str) -> None:
         """Send an answer after the injected delay, and journal the command.
@@ -199,7 +200,7 @@ class FrontConnection:
             if self.session is not None:
                 self.session.close()
             self.ctx.journal.close(self.record)
-            self.writer.close()
+            self.channel.close()
 
     async def _cycle(self) -> None:
         while not self.closing:
@@ -335,7 +336,7 @@ class FrontConnection:
         if self.tls:
             await self.respond(first, tag + b" BAD TLS is already active.\r\n", "BAD")
             return "BAD"
-        if self.reader.at_eof() or len(getattr(self.reader, "_buffer", ())):
+        if self.channel.has_buffered():
             # Plaintext pipelined after STARTTLS would be read as if it came over TLS.
             await self.respond(first, tag + b" BAD Data after STARTTLS in the same packet; closing.\r\n", "BAD")
             self.closing = True
@@ -350,13 +351,13 @@ class FrontConnection:
 
     async def _start_tls(self) -> bool:
         try:
-            await self.writer.start_tls(self.tls_context, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT)
+            await self.channel.start_tls(self.tls_context, handshake_timeout=_HANDSHAKE_TIMEOUT)
         except (OSError, EOFError, TimeoutError) as exc:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             self.ctx.journal.command(self.record, "<tls-handshake>", f"failed: {reason}")
             self.ctx.journal.update(self.record)
             return False
-        ssl_object = self.writer.get_extra_info("ssl_object")
+        ssl_object = self.channel.get_extra_info("ssl_object")
         self.tls = True
         self.record.starttls_at = time.time()
         if ssl_object is not None:
@@ -476,12 +477,11 @@ class FrontConnection:
         """
         self.closing = True
         if mode == "drop":
-            transport = self.writer.transport
-            transport.abort()
+            self.channel.abort()
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._write(b"* BYE [UNAVAILABLE] " + text + b"\r\n"), 5)
-        self.writer.close()
+        self.channel.close()
 
 
 def _result(data: bytes, tag: bytes) -> str:

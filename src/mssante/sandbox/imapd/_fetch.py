@@ -15,7 +15,7 @@ from mssante.sandbox.imapd._command import FetchAtt
 from mssante.sandbox.imapd._mime import Part, fetch_section, quote, render_body, render_envelope
 from mssante.sandbox.imapd._store import Message
 
-__all__ = ["body_text", "date_text", "decoded_header", "flag_list", "item", "sent_date"]
+__all__ = ["Undecodable", "body_text", "date_text", "decoded_header", "flag_list", "item", "sent_date"]
 
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -37,13 +37,21 @@ def flag_list(flags: set[str]) -> bytes:
     return b"(" + " ".join(ordered).encode("ascii", "replace") + b")"
 
 
+class Undecodable(Exception):
+    """BINARY cannot decode a part: ``code`` is UNKNOWN-CTE (RFC 3516 §4.3) or PARSE (bad content)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _decode_cte(part: Part, data: bytes) -> bytes | None:
     cte = (part.get(b"content-transfer-encoding") or b"7bit").strip().lower()
     if cte == b"base64":
         try:
-            return base64.b64decode(b"".join(data.split()), validate=False)
+            return base64.b64decode(b"".join(data.split()), validate=True)
         except (binascii.Error, ValueError):
-            return None
+            raise Undecodable("PARSE") from None
     if cte == b"quoted-printable":
         return quopri.decodestring(data)
     if cte in (b"7bit", b"8bit", b"binary"):
@@ -66,7 +74,11 @@ def _binary_part(root: Part, path: tuple[int, ...]) -> tuple[Part, bytes] | None
 
 
 def item(msg: Message, att: FetchAtt) -> bytes | None:
-    """``NAME value`` of one FETCH item; None when BINARY cannot decode the part (``NO [UNKNOWN-CTE]``)."""
+    """``NAME value`` of one FETCH item (None for an unknown item name).
+
+    Raises:
+        Undecodable: BINARY of a part whose transfer encoding is unknown or whose content is broken.
+    """
     name = att.name
     if att.section is None:
         if name == "UID":
@@ -77,12 +89,13 @@ def item(msg: Message, att: FetchAtt) -> bytes | None:
             return b"INTERNALDATE " + date_text(msg.internal_date)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % len(msg.raw)
-        if name == "ENVELOPE":
-            return b"ENVELOPE " + render_envelope(msg.parsed)
-        if name == "BODYSTRUCTURE":
-            return b"BODYSTRUCTURE " + render_body(msg.parsed, extensible=True)
-        if name == "BODY":
-            return b"BODY " + render_body(msg.parsed, extensible=False)
+        if name in ("ENVELOPE", "BODYSTRUCTURE", "BODY"):
+            cached = msg.rendered.get(name)
+            if cached is None:
+                cached = msg.rendered[name] = (
+                    render_envelope(msg.parsed) if name == "ENVELOPE"
+                    else render_body(msg.parsed, extensible=name == "BODYSTRUCTURE"))
+            return name.encode() + b" " + cached
         if name == "RFC822":
             return b"RFC822 " + quote(msg.raw) if msg.raw else b'RFC822 ""'
         if name == "RFC822.HEADER":
@@ -96,7 +109,7 @@ def item(msg: Message, att: FetchAtt) -> bytes | None:
             return att.key() + b" NIL"
         decoded = _decode_cte(*found)
         if decoded is None:
-            return None
+            raise Undecodable("UNKNOWN-CTE")
         if name == "BINARY.SIZE":
             return att.key() + b" %d" % len(decoded)
         data = _partial(decoded, att)
@@ -154,6 +167,9 @@ def body_text(part: Part, on_leaf: Callable[[Part, bytes], None]) -> None:
         body_text(part.message, on_leaf)
         return
     if part.ctype[0].lower() == b"text":
-        decoded = _decode_cte(part, part.body)
+        try:
+            decoded = _decode_cte(part, part.body)
+        except Undecodable:
+            decoded = part.body  # search the raw text of a broken part
         if decoded is not None:
             on_leaf(part, decoded)

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Final
 
 from mssante.sandbox.imapd._command import BadCommand, FetchAtt, Reader, SeqSet
-from mssante.sandbox.imapd._fetch import body_text, decoded_header, flag_list, item, sent_date
+from mssante.sandbox.imapd._fetch import Undecodable, body_text, decoded_header, flag_list, item, sent_date
 from mssante.sandbox.imapd._mime import quote
 from mssante.sandbox.imapd._store import SYSTEM_FLAGS, Account, Mailbox, Message, Store, View, canonical_flag
 from mssante.wire.imap import encode_mutf7
@@ -60,7 +60,12 @@ def _name(mailbox: str) -> bytes:
     return raw if _ATOM_NAME.fullmatch(raw) else quote(raw)
 
 
+_MAX_WILDCARDS: Final = 16  # a LIST pattern's regex backtracks at most this deep
+
+
 def _match(pattern: str, name: str) -> bool:
+    """RFC 3501 §6.3.8 LIST pattern matching (``*`` any, ``%`` any but the separator)."""
+    pattern = re.sub(r"[*%]*\*[*%]*", "*", pattern)  # "*%*" is "*": fewer nested repeats
     regex = "".join(".*" if c == "*" else f"[^{re.escape(SEP)}]*" if c == "%" else re.escape(c) for c in pattern)
     return re.fullmatch(regex, name, re.DOTALL) is not None
 
@@ -225,6 +230,15 @@ class Session:
         self._updates(out, expunge=True, uid=False)
         return b""
 
+    def enable(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
+        r.sp()  # RFC 5161 §3.1: at least one capability; none of ours needs enabling
+        r.atom()
+        while r.take(b" "):
+            r.atom()
+        r.end()
+        out.append(b"* ENABLED\r\n")
+        return b"Enabled."
+
     def namespace(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
         r.end()  # RFC 2342 / RFC 9051 §6.3.10: one personal namespace, no shared or other users'
         out.append(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
@@ -347,9 +361,15 @@ class Session:
                 raise BadCommand("unsupported LIST selection option")
             special_only = b"SPECIAL-USE" in opts
             lsub = b"SUBSCRIBED" in opts
-        ref = r.mailbox() if not r.peek(b'""') else (r.string() and "")
+        if r.peek(b'""'):
+            r.string()
+            ref = ""
+        else:
+            ref = r.mailbox()
         r.sp()
         pattern = r.list_mailbox()
+        if sum(pattern.count(c) for c in "*%") > _MAX_WILDCARDS:
+            raise BadCommand(f"at most {_MAX_WILDCARDS} wildcards in a LIST pattern")
         if not lsub and r.take(b" RETURN ("):
             while not r.take(b")"):
                 r.take(b" ")
@@ -496,7 +516,7 @@ class Session:
         sets_seen = not view.readonly and any(
             (a.section is not None and not a.peek and a.name != "BINARY.SIZE") or a.name in ("RFC822", "RFC822.TEXT")
             for a in atts)
-        failed = False
+        failed: str | None = None
         for number, msg in chosen:
             items = []
             if sets_seen and _SEEN not in msg.flags and view.mailbox.by_uid(msg.uid) is msg:
@@ -504,14 +524,18 @@ class Session:
                 if not any(a.name == "FLAGS" for a in atts):
                     items.append(b"FLAGS " + flag_list(msg.flags))
             for att in atts:
-                data = item(msg, att)
-                if data is None:
-                    failed = True
+                try:
+                    data = item(msg, att)
+                except Undecodable as exc:  # RFC 3516 §4.3; Dovecot still reports the message's UID
+                    failed = exc.code
                     continue
-                items.append(data)
-            out.append(b"* %d FETCH (" % number + b" ".join(items) + b")\r\n")
-        if failed:
+                if data is not None:
+                    items.append(data)
+            out.append(b"* %d FETCH (" % number + b" ".join(items or [b"UID %d" % msg.uid]) + b")\r\n")
+        if failed == "UNKNOWN-CTE":
             raise _No("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+        if failed:
+            raise _No("Invalid data in the message's MIME part", "PARSE")
         return b"Fetch completed."
 
     def store_cmd(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
@@ -602,10 +626,14 @@ def _uid_set(uids: list[int]) -> bytes:
 _Matcher = Callable[[int, Message], bool]
 
 
+_MAX_SEARCH_DEPTH: Final = 64  # nested NOT / OR / parentheses
+
+
 class _SearchParser:
     def __init__(self, reader: Reader, view: View) -> None:
         self.r = reader
         self.view = view
+        self.depth = 0
 
     def keys(self) -> _Matcher:
         matchers = [self.key()]
@@ -618,6 +646,15 @@ class _SearchParser:
         return self.r.astring().decode("utf-8", "replace")
 
     def key(self) -> _Matcher:
+        self.depth += 1
+        if self.depth > _MAX_SEARCH_DEPTH:
+            raise BadCommand(f"search keys nested deeper than {_MAX_SEARCH_DEPTH}")
+        try:
+            return self._key()
+        finally:
+            self.depth -= 1
+
+    def _key(self) -> _Matcher:
         r = self.r
         if r.take(b"("):
             inner = self.keys()
@@ -721,6 +758,7 @@ _HANDLERS: Final[dict[bytes, tuple[str, _Handler]]] = {
     b"LOGOUT": ("auth", Session.logout),
     b"IDLE": ("auth", Session.idle),
     b"NAMESPACE": ("auth", Session.namespace),
+    b"ENABLE": ("auth", Session.enable),
     b"SELECT": ("auth", Session.select),
     b"EXAMINE": ("auth", Session.examine),
     b"CREATE": ("auth", Session.create),

@@ -60,6 +60,8 @@ class Message:
     flags: set[str] = field(default_factory=set)
     recent: bool = False
     _parsed: Part | None = None
+    #: Rendered ENVELOPE / BODY / BODYSTRUCTURE, computed once (the octets never change).
+    rendered: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def parsed(self) -> Part:
