@@ -321,3 +321,30 @@ class CRLServer:
         finally:
             self._server.shutdown()
             self._server.server_close()
+
+
+class Responder:
+    """The OCSP responder of the test PKI: ``answer(request DER) -> response DER``, set per test."""
+
+    path = "/ocsp"
+
+    def __init__(self, server: CRLServer) -> None:
+        self.server = server
+        self.url = server.base_url + self.path
+        self.answer: Callable[[bytes], bytes] | None = None
+
+    def serve(self, answer: Callable[[bytes], bytes]) -> None:
+        self.answer = answer
+        self.server.post_routes[self.path] = answer
+
+    def down(self) -> None:
+        self.server.post_routes.pop(self.path, None)  # 404
+
+    @property
+    def requests(self) -> list[bytes]:
+        return [body for path, _, body in self.server.posts if path == self.path]
+
+
+def fixed(data: bytes) -> Callable[[bytes], bytes]:
+    """An OCSP answer that ignores the request."""
+    return lambda _request: data

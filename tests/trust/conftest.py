@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trust._pki import CRLServer, MiniPKI
+from tests.trust._pki import CRLServer, MiniPKI, Responder
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +31,13 @@ def published(pki: MiniPKI, crl_server: CRLServer) -> Iterator[CRLServer]:
     yield crl_server
     crl_server.routes.clear()
     crl_server.hits.clear()
+
+
+@pytest.fixture
+def responder(published: CRLServer) -> Iterator[Responder]:
+    """The OCSP responder of the test PKI on the loopback server, answering 404 until ``serve``."""
+    published.post_routes.clear()
+    published.posts.clear()
+    yield Responder(published)
+    published.post_routes.clear()
+    published.posts.clear()

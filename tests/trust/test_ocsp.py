@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import httpx2
@@ -23,7 +22,7 @@ from mssante.trust import (
     check_revocation,
     ocsp_urls,
 )
-from tests.trust._pki import NOW, CRLServer, Issued, MiniPKI
+from tests.trust._pki import NOW, CRLServer, Issued, MiniPKI, Responder, fixed
 
 GOOD, REVOKED, UNKNOWN = ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED, ocsp.OCSPCertStatus.UNKNOWN
 
@@ -36,44 +35,9 @@ class Clock:
         return self.now
 
 
-class Responder:
-    """The OCSP responder of the test PKI: ``answer(request DER) -> response DER``, set per test."""
-
-    path = "/ocsp"
-
-    def __init__(self, server: CRLServer) -> None:
-        self.server = server
-        self.url = server.base_url + self.path
-        self.answer: Callable[[bytes], bytes] | None = None
-
-    def serve(self, answer: Callable[[bytes], bytes]) -> None:
-        self.answer = answer
-        self.server.post_routes[self.path] = answer
-
-    def down(self) -> None:
-        self.server.post_routes.pop(self.path, None)  # 404
-
-    @property
-    def requests(self) -> list[bytes]:
-        return [body for path, _, body in self.server.posts if path == self.path]
-
-
-@pytest.fixture
-def responder(published: CRLServer) -> Iterator[Responder]:
-    published.post_routes.clear()
-    published.posts.clear()
-    yield Responder(published)
-    published.post_routes.clear()
-    published.posts.clear()
-
-
 @pytest.fixture
 def bundle(pki: MiniPKI) -> CABundle:
     return CABundle([pki.root.cert, pki.org.cert])
-
-
-def fixed(data: bytes) -> Callable[[bytes], bytes]:
-    return lambda _request: data
 
 
 async def check(leaf: Issued, bundle: CABundle, client: OCSPClient | None = None, **kwargs: object) -> None:

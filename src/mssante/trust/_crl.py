@@ -11,6 +11,7 @@ fine; their integrity comes from the issuer's signature, checked here (RFC 5280 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -226,12 +227,16 @@ class CRLCache:
             return None
 
     def _write_disk(self, path: Path, data: bytes) -> None:
+        tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".crl-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
         except OSError as exc:
+            if tmp is not None:  # a failed write or replace leaves no temporary file behind
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             log.warning("cannot store CRL in %s: %s", path.parent, exc.strerror)
 
     async def _load_cached(self, key: tuple[str, bytes], issuer: x509.Certificate, now: datetime) -> _Entry | None:
