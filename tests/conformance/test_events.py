@@ -115,7 +115,7 @@ async def test_the_api_serves_the_stream_and_an_ack_ends_the_wait(state_dir: Pat
         await asyncio.wait_for(follower, 20)
         assert time.monotonic() - started < 30
         assert report.results[0].status.value == "fail" and not report.ok
-        assert acked and acked[0].startswith("APP-")
+        assert acked and acked[0].startswith(f"{events.run_id[:12]}.APP-")
         async with httpx2.AsyncClient() as http:
             page = (await http.get(f"{api}/conformance/events", params={"run_id": events.run_id})).json()
             lines = (await http.get(f"{api}/conformance/events", params={"format": "jsonl"})).text.splitlines()
@@ -128,6 +128,24 @@ async def test_the_api_serves_the_stream_and_an_ack_ends_the_wait(state_dir: Pat
         assert step["done"] and step["ok"] is False and step["detail"] == "test"
         assert missing == {"step": "APP-99.1", "done": False}
         assert bad.status_code == 400
+
+
+async def test_a_second_run_does_not_find_the_first_runs_acknowledgements(state_dir: Path) -> None:
+    """Two campaigns of one profile against one sandbox: the second's steps are its own (a bug seen
+    with the Java LPS: the second run was judged at once on the first run's acknowledgements)."""
+    async with Sandbox(sandbox_config(), state_dir) as sb:
+        control = InProcessControl(sb)
+        case = next(c for c in catalogue(Profile.APP) if c.code == "x-mss-nil")
+        bal = "dpi.hopital@mss.sandbox.test"
+        steps = []
+        for _ in range(2):
+            events = RunEvents(control=control)
+            await events.case_started(case, index=1, total=1, bound=5.0, bal=bal)
+            steps.append(await events.step("send", {"bal": bal}, "Envoyez un message."))
+        assert steps[0] != steps[1]
+        async with httpx2.AsyncClient() as http:
+            await http.post(f"{sb.info['api_url']}/conformance/steps/{steps[0]}/done", json={"ok": True})
+        assert await events.acked_at() is None  # the first run's acknowledgement is not the second's
 
 
 async def test_sse_stream(state_dir: Path) -> None:

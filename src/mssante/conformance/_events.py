@@ -138,7 +138,9 @@ class RunEvents:
             return ""
         case_id = self._case.id
         self._steps += 1
-        step_id = f"{case_id}.{self._steps}"
+        # The run's prefix makes the id unique across runs: the sandbox keeps acknowledgements by
+        # step id, and a second run of the same profile must not find the first run's.
+        step_id = f"{self.run_id[:12]}.{case_id}.{self._steps}"
         if track:
             self._pending.append(_Pending(step=step_id))
         await self.emit("step", case=case_id, step=step_id, action=action, params=dict(params),
