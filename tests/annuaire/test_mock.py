@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mssante.annuaire._fhir import EMAIL_TYPE_URL, MAILBOX_META_URL, TYPE_BAL_SYSTEM
+from tests._hypothesis import examples
 from tests.annuaire.conftest import Served
 
 KEY = "ESANTE-API-KEY"
@@ -169,7 +170,7 @@ _ALLOWED = {200, 400, 401, 404, 405}
 _raw = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     path=st.sampled_from(["/Practitioner", "/PractitionerRole", "/Organization", "/metadata", "/Practitioner/x",
                           "/Organization/org-1750000001", "/a/b/c", "/Practitioner/"]),

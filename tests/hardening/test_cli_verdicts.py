@@ -24,6 +24,7 @@ from mssante.cli._check import check as check_command
 from mssante.cli._check import count_fr
 from mssante.cli._xdm import xdm
 from mssante.message import check_message, not_a_message
+from tests._hypothesis import examples
 from tests.hardening import _samples
 from tests.xdm._util import zeros_bomb
 
@@ -169,7 +170,7 @@ FIELD_NAMES = st.sampled_from(["From", "To", "Subject", "Date", "Message-ID", "X
 FIELD_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="\r\n"), max_size=40)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(FIELD_NAMES, FIELD_VALUES), min_size=1, max_size=6), st.binary(max_size=200))
 def test_a_header_section_with_a_message_field_is_never_refused(fields: list[tuple[str, str]], body: bytes) -> None:
     head = "".join(f"{name}: {value}\r\n" for name, value in fields).encode()
@@ -178,7 +179,7 @@ def test_a_header_section_with_a_message_field_is_never_refused(fields: list[tup
     assert verdict is None if kinds - {"x-mailer"} else verdict == "no_message_field"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes_get_a_verdict_and_refusals_are_one_finding(data: bytes) -> None:
     verdict = not_a_message(data)

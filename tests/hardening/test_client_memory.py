@@ -20,6 +20,7 @@ from mssante.client._imap import IMAPConnection
 from mssante.client._tls import TLSClient
 from mssante.errors import LimitError, PeerLimitError, RemoteProtocolError
 from mssante.wire.imap import ClientState
+from tests._hypothesis import examples
 from tests.wire.test_imap_properties import drain, ready
 
 Writer = asyncio.StreamWriter
@@ -155,7 +156,7 @@ async def test_an_oversized_or_invalid_smtp_greeting_gives_a_peer_error(greeting
     assert info.value.fault == "peer"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=3000), min_size=1, max_size=6), st.integers(1000, 12_000))
 def test_a_response_is_refused_exactly_when_it_holds_more_than_the_cap(sizes: list[int], cap: int) -> None:
     lines = [b"* 1 FETCH (UID 1"]

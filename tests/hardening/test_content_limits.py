@@ -13,6 +13,7 @@ from mssante.cda import XMLLimits, hl7_to_utc, parse_cda_header, parse_xml
 from mssante.errors import ContentError, LimitError, MssanteError
 from mssante.message import ReadSettings, check_message, parse_message
 from mssante.xdm import read_archive, validate_archive
+from tests._hypothesis import examples
 from tests.hardening import _samples
 
 HEAD = b"From: a@b.mssante.fr\r\nTo: c@d.mssante.fr\r\nMessage-ID: <a@b>\r\nSubject: x\r\n"
@@ -94,7 +95,7 @@ def test_check_reports_an_unread_header_instead_of_decoding_it() -> None:
     assert any(f.rule == "RFC 2047 §2" and "X-Note" in f.message for f in report.errors)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.integers(min_value=0, max_value=80), st.integers(min_value=0, max_value=700), st.booleans())
 def test_header_caps_refuse_exactly_what_is_beyond(params: int, words: int, quoted: bool) -> None:
     limits = ReadSettings(max_header_params=32, max_encoded_words=300)
@@ -123,7 +124,7 @@ def test_a_ts_just_in_range_converts() -> None:
     assert hl7_to_utc("999912311000-1300") == "999912312300"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.from_regex(r"\A[0-9]{4,14}(\.[0-9]{1,4})?([+-][0-9]{4})?\Z"))
 def test_hl7_to_utc_raises_only_content_errors(value: str) -> None:
     try:
@@ -217,7 +218,7 @@ def test_two_hundred_recipients_fit_the_structured_cap() -> None:
 
 
 # -- the MIME reader is fed in chunks (half the memory of one parsebytes) --------------------------
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(min_value=1, max_value=700), st.binary(max_size=30), st.integers(min_value=0, max_value=10_000))
 def test_feeding_in_chunks_builds_the_same_tree(chunk: int, noise: bytes, at: int) -> None:
     import email.policy

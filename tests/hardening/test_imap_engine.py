@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from mssante.errors import MssanteError, RemoteProtocolError
 from mssante.wire.imap import ClientState
 from mssante.wire.imap._parser import parse_uid_set
+from tests._hypothesis import examples
 from tests.wire.test_imap_properties import drain
 from tests.wire.test_imap_properties import ready as selected
 
@@ -54,7 +55,7 @@ def test_the_largest_uid_range_is_accepted_and_measurable() -> None:
 UIDS = st.integers(min_value=0, max_value=10**25)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(UIDS, st.one_of(st.none(), UIDS)), min_size=1, max_size=8))
 def test_uid_sets_are_parsed_within_range_or_refused(parts: list[tuple[int, int | None]]) -> None:
     raw = b",".join(b"%d" % a if b is None else b"%d:%d" % (a, b) for a, b in parts)
@@ -68,7 +69,7 @@ def test_uid_sets_are_parsed_within_range_or_refused(parts: list[tuple[int, int 
     assert len(uids) == sum(abs((a if b is None else b) - a) + 1 for a, b in parts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.sampled_from([b"* 1 FETCH (", b"* VANISHED (EARLIER) ", b"* OK [COPYUID 1 ", b"* OK [APPENDUID ", b"* SEARCH "]),
     st.binary(max_size=40),

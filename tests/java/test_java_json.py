@@ -19,6 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests._hypothesis import examples
+
 HELPER = Path(__file__).with_name("JsonEcho.java")
 
 _text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
@@ -71,7 +73,7 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(value=_values, ascii_only=st.booleans())
 def test_what_python_writes_java_reads_and_writes_back(echo: Echo, value: Any, ascii_only: bool) -> None:
     answer = echo(json.dumps(value, ensure_ascii=ascii_only))
@@ -79,7 +81,7 @@ def test_what_python_writes_java_reads_and_writes_back(echo: Echo, value: Any, a
     assert _same(json.loads(answer[3:]), value)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(line=st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\r\n"), max_size=60))
 def test_any_line_is_read_or_refused_with_a_message(echo: Echo, line: str) -> None:
     answer = echo(line)

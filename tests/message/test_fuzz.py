@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 
 from mssante.errors import ContentError, LimitError, MssanteError, UsageError
 from mssante.message import Draft, ReadSettings, _xdm_bridge, check_message, compose_message, parse_message
+from tests._hypothesis import examples
 
 from .conftest import NOW, PRO_ADDRESS, SENDER, SETTINGS, FakeXDM, xdm_draft
 
 DATA = Path(__file__).parent / "data"
 SMALL = ReadSettings(max_size=64 * 1024, max_parts=50, max_depth=8)
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @contextmanager

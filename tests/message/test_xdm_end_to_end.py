@@ -24,6 +24,7 @@ from mssante.message import (
 )
 from mssante.message._xdm_bridge import inspect_archive
 from mssante.xdm import build_archive, read_archive, xmss_headers
+from tests._hypothesis import examples
 from tests.xdm._util import SAMPLES, SAMPLES_ABSENT
 
 from .conftest import NOW, PATIENT_ADDRESS, PDF, PRO_ADDRESS, SENDER, SETTINGS
@@ -138,7 +139,7 @@ def test_mdn_for_real_message_keeps_original() -> None:
     assert check_message(mdn.to_bytes()).ok
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_real_archive_only_gives_typed_outcomes(data: st.DataObject) -> None:
     archive = bytearray(ONE)

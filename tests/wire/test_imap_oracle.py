@@ -22,8 +22,9 @@ from mssante.wire.imap import (
     Select,
     SinglePart,
 )
+from tests._hypothesis import examples
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def ours(response: bytes) -> FetchResponse:

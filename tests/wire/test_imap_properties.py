@@ -21,8 +21,9 @@ from mssante.wire.imap import (
     Select,
     UidStore,
 )
+from tests._hypothesis import examples
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # A blob of server data exercising every response kind, literals included.
 BLOB = (

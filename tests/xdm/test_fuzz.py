@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 from mssante.cda import parse_cda_header, parse_xml
 from mssante.errors import ContentError, LimitError
 from mssante.xdm import XDMLimits, read_metadata, validate_archive
+from tests._hypothesis import examples
 from tests.xdm._util import CRBIO_DOC, read_entry, rezip
 
 META = "IHE_XDM/SUBSET01/METADATA.XML"
 DOC1 = "IHE_XDM/SUBSET01/DOC0001.XML"
 TYPED = (ContentError, LimitError)  # UnsafeContentError is a ContentError
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = XDMLimits(max_xml_depth=64)
 
 
