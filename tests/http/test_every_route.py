@@ -130,6 +130,8 @@ def check(app: str, method: str, url: str, response: httpx2.Response, trap: LogT
             assert ctype.startswith("application/json") and "error" in response.json(), where
         elif app == "psc":
             assert ctype.startswith(("application/json", "text/html")), where
+        elif url.startswith("/annuaire/"):  # the mock Annuaire: FHIR's OperationOutcome, or the server's JSON
+            assert ctype.startswith(("application/fhir+json", "application/json")), where
         else:
             assert ctype.startswith("text/html") or url.startswith("/api"), where
     failures = trap.failures()

@@ -144,7 +144,8 @@ class SandboxHTTP:
 
     def _answer(self, request: Request, status: int, message: str) -> Response:
         path = request.url.path
-        if path == "/api" or path.startswith(("/api/", _realm_path(self._sandbox.psc.issuer) + "/")):
+        json_prefixes = ("/api/", ANNUAIRE_PATH + "/", _realm_path(self._sandbox.psc.issuer) + "/")
+        if path == "/api" or path.startswith(json_prefixes):
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
                     415: "unsupported_media_type"}.get(status, "invalid_request")
             return error_response(status, code, message)

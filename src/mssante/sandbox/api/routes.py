@@ -343,12 +343,7 @@ class SandboxAPI:
         """
         feed = conformance_feed(self._sandbox)
         if request.method == "POST":
-            try:
-                payload: Any = await request.json()
-            except ValueError:
-                return error_response(400, "invalid_request", "the body is not JSON")
-            if not isinstance(payload, dict):
-                raise UsageError("expected one event object")
+            payload = await _json_object(request, "expected one event object")
             return JSONResponse({"seq": await feed.publish(payload)}, status_code=201)
         q = request.query_params
         after = _int_param(request.headers.get("last-event-id") or q.get("after") or "0", "after")
@@ -384,15 +379,7 @@ class SandboxAPI:
         Raises:
             NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
         """
-        body = await request.body()
-        payload: Any = {}
-        if body.strip():
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                return error_response(400, "invalid_request", "the body is not JSON")
-            if not isinstance(payload, dict):
-                raise UsageError('expected {"ok": true|false, "detail": "..."}')
+        payload = await _json_object(request, 'expected {"ok": true|false, "detail": "..."}', empty_ok=True)
         ok = payload.get("ok", True)
         if not isinstance(ok, bool):
             raise UsageError("ok must be true or false")
@@ -410,13 +397,7 @@ class SandboxAPI:
         if request.method == "DELETE":
             clear_faults(self._sandbox)
         elif request.method == "POST":
-            try:
-                payload: Any = await request.json()
-            except (ValueError, RecursionError):  # RecursionError: nested too deeply for json
-                return error_response(400, "invalid_request", "the body is not JSON")
-            if not isinstance(payload, dict):
-                raise UsageError("expected a JSON object")
-            apply_faults(self._sandbox, payload)
+            apply_faults(self._sandbox, await _json_object(request, "expected a JSON object"))
         return JSONResponse(faults_json(self._sandbox))
 
     async def end_sessions(self, request: Request) -> Response:
@@ -504,3 +485,30 @@ def read_conformance(sandbox: Sandbox, profile: str | None = None) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise UsageError(f"{path} is not JSON: {exc}") from exc
+
+
+async def _json_object(request: Request, what: str, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object body (``{}`` for an empty body when ``empty_ok``).
+
+    Every JSON body of the API is read here, so each route refuses the same way: 400 for what
+    is not JSON, for JSON nested deeper than the parser's recursion limit, and for another type.
+
+    Raises:
+        InvalidBody: the body is not a JSON object (answered 400 by :func:`json_errors`).
+    """
+    body = await request.body()  # bounded by the server's BodyLimit
+    if empty_ok and not body.strip():
+        return {}
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can follow
+        raise InvalidBody("the body is not JSON (or is nested too deeply)") from None
+    if not isinstance(payload, dict):
+        raise InvalidBody(what)
+    return payload
+
+
+class InvalidBody(UsageError):
+    """A request body that is not the JSON object the route reads (400 ``invalid_request``)."""
+
+    error = "invalid_request"
