@@ -104,10 +104,11 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp: Path, sandbox_dir: Path, cipher: TokenCipher) -> AsyncIterator[Rig]:
+async def rig(tmp: Path, sandbox_dir: Path, cipher: TokenCipher, *,
+              access_token: float = ACCESS_TOKEN_LIFE) -> AsyncIterator[Rig]:
     sock = bind()  # the bridge's port must be known before the sandbox registers its back-channel URI
     url = base_url(sock)
-    async with Sandbox(sandbox_config_for_bridge(url, access_token=ACCESS_TOKEN_LIFE), sandbox_dir) as sb, \
+    async with Sandbox(sandbox_config_for_bridge(url, access_token=access_token), sandbox_dir) as sb, \
             sandbox_bridge(sb.info, sock, tmp, cipher=cipher) as bridge:
         secret = await bridge.core.add_installation("poste-e2e")
         async with BridgeClient(url, "poste-e2e", secret, margin=0.8, timeout=10) as client:
@@ -163,7 +164,9 @@ async def test_browser_login_in_chromium(tmp_path: Path, sandbox_dir: Path, ciph
     pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install playwright)")
     if shutil.which(str(CHROMIUM)) is None:
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    async with rig(tmp_path, sandbox_dir, cipher) as r:
+    # A token that outlives the browser's run, however slow the machine: this test is about the
+    # login; renewal across short lifetimes is test_per_mailbox_works_across_token_lifetimes's.
+    async with rig(tmp_path, sandbox_dir, cipher, access_token=120) as r:
         pending = await r.client.begin_browser_login()
         assert pending.url.startswith(r.sb.info["psc"]["issuer"] + "/protocol/openid-connect/auth?")
         landed, text = await chromium_login(pending.url, tmp_path / "chromium-profile", national_id=MARIE,

@@ -18,8 +18,6 @@ remaining lifetime (~120 s), so that a replica can answer with the token another
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
@@ -218,7 +216,7 @@ class BridgeCore:
     # -- access tokens ------------------------------------------------------------------------
     async def _cache(self, session_id: str, tokens: TokenSet, version: int) -> float:
         now = self.clock()
-        expires = expiry(tokens)
+        expires = tokens.expires_at  # the earlier of expires_in and the JWT's exp (TokenSet)
         self._memory[session_id] = (tokens.access_token, now, expires, version)
         if self.store.shared:
             sealed = self.cipher.encrypt(tokens.access_token, context=f"{session_id}/access")
@@ -423,26 +421,3 @@ class BridgeCore:
             answer = await self.psc.introspect(entry[0], token_type_hint="access_token")  # noqa: S106
             if answer.get("active") is False:
                 await self.end(session_id, "introspection_inactive")
-
-
-def expiry(tokens: TokenSet) -> float:
-    """When the access token really expires: ``now + expires_in``, or its ``exp`` claim if earlier.
-
-    Keycloak (PSC) truncates ``iat`` to the second and sets ``exp = iat + lifespan``, so a
-    token dies up to a second before ``now + expires_in``. PSC access tokens are JWTs; their
-    ``exp`` is read, unverified, only to renew them in time (RFC 7519 §4.1.4), never to trust them.
-
-    Raises:
-        Nothing.
-    """
-    parts = tokens.access_token.reveal().split(".")
-    if len(parts) != 3:
-        return tokens.expires_at
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error, RecursionError):
-        return tokens.expires_at
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        return tokens.expires_at
-    return min(tokens.expires_at, float(exp))

@@ -7,6 +7,9 @@ are kept out of reprs as well.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,9 +97,10 @@ class TokenSet:
             if id_token is None and previous.id_token is not None:
                 id_token, claims = previous.id_token.reveal(), dict(previous.id_claims)
         session_state = _text(body, "session_state") or _text(claims, "sid")
+        expires_at = now + (expires_in if expires_in is not None else _DEFAULT_EXPIRES_IN)
         return cls(
             access_token=Secret(access), token_type="Bearer",  # noqa: S106
-            expires_at=now + (expires_in if expires_in is not None else _DEFAULT_EXPIRES_IN),
+            expires_at=min(expires_at, jwt_exp(access) or expires_at),
             refresh_token=Secret(refresh) if refresh else None,
             # Keycloak sends refresh_expires_in 0 for offline tokens: no expiry known.
             refresh_expires_at=now + refresh_in if refresh_in else None,
@@ -233,3 +237,27 @@ def parse_callback(callback: str | Mapping[str, str]) -> dict[str, str]:
     if len(names) != len(set(names)):  # RFC 6749 §3.1: parameters must not repeat
         raise PSCError("a callback parameter is repeated", oauth_error="invalid_callback")
     return dict(pairs)
+
+
+def jwt_exp(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, read without verification; None for anything else.
+
+    Keycloak (PSC) truncates ``iat`` to the second and sets ``exp = iat + lifespan``, so an
+    access token dies up to a second before ``now + expires_in``: :meth:`TokenSet.from_response`
+    takes the earlier of the two. The claim is used only to renew in time (RFC 7519 §4.1.4),
+    never to trust the token, and a later ``exp`` never extends ``expires_in``.
+
+    Raises:
+        Nothing.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > 16_384:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        return None
+    return float(exp)
