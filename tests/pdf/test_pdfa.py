@@ -4,8 +4,8 @@ Checked: ``%PDF-1.4`` header with a binary comment; XMP with ``pdfaid:part=1``/`
 whose Dublin Core/XMP/PDF properties equal the Info entries; a ``GTS_PDFA1`` OutputIntent with an ICC v2 RGB
 ``DestOutputProfile``; every font embedded (``FontFile``/``FontFile2``/``FontFile3``); no ``/Encrypt``; a
 trailer ``/ID``; no JavaScript, actions, annotations or transparency; qpdf finds no syntax problem.
-Two validators we did not write judge the files: pikepdf's PDF/A-1b allowlist validator (``pikepdf[pdfa]``, built
-from the veraPDF rules) always, and veraPDF itself when it is on the PATH (it is neither in Debian nor on PyPI).
+A validator we did not write judges every file: pikepdf's PDF/A-1b allowlist validator (``pikepdf[pdfa]``,
+built from the veraPDF rules; veraPDF itself is neither in Debian nor on PyPI).
 :func:`mssante.pdf.check_pdfa1` (the structural check the conformance suite uses) is shown to pass our files and
 to flag each kind of broken file.
 """
