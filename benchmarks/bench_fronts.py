@@ -315,7 +315,9 @@ def main(args: argparse.Namespace) -> int:
             token = info["token"]
             sandbox = Target("sandbox", info["imap"], info["smtp"], info["ca"], _rss_of(lambda: [proc.pid]))
             results["sandbox"] = bench(sandbox, token, args)
-            if dovecot_available() is not None:
+            if args.sandbox_only:
+                pass
+            elif dovecot_available() is not None:
                 print(f"dovecot: not measured ({dovecot_available()})")
             else:
                 pki = TestPKI.load_or_create(state / "pki", server_names=default_config().server_names)
@@ -362,6 +364,8 @@ if __name__ == "__main__":
     parser.add_argument("--max-sessions", type=int, default=400, help="count bound of the IMAP session load")
     parser.add_argument("--max-messages", type=int, default=600, help="count bound of each message load")
     parser.add_argument("--idle", type=int, default=300, help="idle authenticated sessions held for the memory load")
+    parser.add_argument("--sandbox-only", action="store_true",
+                        help="skip Dovecot (e.g. --idle 1000: Dovecot would fork 1000 imap processes)")
     parser.add_argument("--engine-src", type=Path, help="run the sandbox child from this source directory")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parsed = parser.parse_args()

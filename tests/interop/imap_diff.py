@@ -72,6 +72,9 @@ ALLOWED: dict[str, str] = {
     "invalid-content-type": "RFC 2045 §5.2: a Content-Type without a subtype is taken as text/plain; "
                             "charset=us-ascii, which the sandbox does; Dovecot 2.3 shows an empty type and "
                             "subtype (\"\" \"\") instead. Tolerated only for that part.",
+    "invalid-mutf7": "RFC 3501 §5.1.3 does not say how to refuse a mailbox name that is not valid modified "
+                     "UTF-7: the sandbox answers BAD (a malformed argument), Dovecot NO. Tolerated only "
+                     "as sandbox BAD vs Dovecot NO.",
     "keepalive": "Untagged OK responses without a code during IDLE are keepalives (RFC 2177 §3).",
     "flag-list-order": "FLAGS, PERMANENTFLAGS and a message's flags are sets (RFC 3501 §2.3.2).",
 }

@@ -124,6 +124,8 @@ _TOLERATED: dict[str, tuple[str, Any]] = {
     "invalid-content-type": ("fetch", lambda left, right: repr(left["fetch"]).replace(
         "(b'text', b'plain', (b'charset', b'us-ascii'), None, None, b'x-uuencode', '11', '0'",
         "(b'', b'', None, None, None, b'x-uuencode', '11'") == repr(right["fetch"])),
+    "invalid-mutf7": ("tagged", lambda left, right: left.get("tagged") == ("TAG", "BAD")
+                      and right.get("tagged") == ("TAG", "NO")),
     "lenient-syntax": ("tagged", lambda left, right: left.get("tagged") == ("TAG", "BAD")
                        and right.get("tagged") == ("TAG", "OK")),
     "unsolicited-flags": ("fetch", lambda left, right: all(

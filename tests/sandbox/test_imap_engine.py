@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -94,6 +95,46 @@ def test_any_command_gets_an_answer(line: bytes) -> None:
         answer = session.run(tag, command, reader)
         assert answer.status in ("OK", "NO", "BAD", "BYE")
         assert answer.idle or answer.data.endswith(b"\r\n")  # IDLE: the connection sends "+" and waits
+
+
+_TRANSCRIPT_MESSAGE = (b"From: =?utf-8?q?Fran=C3=A7oise?= <f@mss.sandbox.test>\r\nTo: undisclosed-recipients:;\r\n"
+                       b"Subject: CR\r\nDate: Fri, 14 Mar 2025 10:15:00 +0100\r\n"
+                       b"Content-Type: text/plain; charset=utf-8\r\n\r\nBonjour.\r\n")
+
+
+_FROM = b'(("=?utf-8?q?Fran=C3=A7oise?=" NIL "f" "mss.sandbox.test")) '
+
+
+def test_wire_transcript_of_select_fetch_store_and_close() -> None:
+    # Exact octets for a short LPS session (RFC 3501 §6.3.1, §6.4.5, §6.4.6, §6.4.2; RFC 3503 §2).
+    store = Store()
+    account = store.account(PER)
+    inbox = store.create(account, "INBOX")
+    store.append(inbox, _TRANSCRIPT_MESSAGE, (), datetime(2025, 3, 14, 10, 15, tzinfo=timezone(timedelta(hours=1))))
+    session = Session(store, account, special_use={}, capability=lambda: b"IMAP4rev1", max_append=1000)
+    flags = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+    select = (b"* FLAGS " + flags + b")\r\n* OK [PERMANENTFLAGS " + flags + b" \\*)] Flags permitted.\r\n"
+              b"* 1 EXISTS\r\n* 1 RECENT\r\n* OK [UNSEEN 1] First unseen.\r\n"
+              + b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % inbox.uidvalidity
+              + b"* OK [UIDNEXT 2] Predicted next UID\r\na1 OK [READ-WRITE] Select completed.\r\n")
+    envelope = (b'("Fri, 14 Mar 2025 10:15:00 +0100" "CR" ' + _FROM * 3
+                + b'((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL)) NIL NIL NIL NIL)')
+    expected = [
+        (b"a1 SELECT inbox", select),
+        (b"a2 UID FETCH 1 (ENVELOPE BODYSTRUCTURE INTERNALDATE)",
+         b"* 1 FETCH (UID 1 ENVELOPE " + envelope + b' BODYSTRUCTURE ("text" "plain" ("charset" "utf-8") NIL NIL '
+         b'"7bit" 10 1 NIL NIL NIL NIL) INTERNALDATE "14-Mar-2025 10:15:00 +0100")\r\na2 OK Fetch completed.\r\n'),
+        (b"a3 STORE 1 +FLAGS ($MDNSent)",
+         b"* FLAGS " + flags + b" $MDNSent)\r\n* OK [PERMANENTFLAGS " + flags + b" $MDNSent \\*)] Flags permitted.\r\n"
+         b"* 1 FETCH (FLAGS ($MDNSent))\r\na3 OK Store completed.\r\n"),
+        (b"a4 FETCH 2 (FLAGS)", b"a4 BAD Error in IMAP command: Invalid messageset\r\n"),
+        (b"a5 CLOSE", b"a5 OK Close completed.\r\n"),
+    ]
+    for command, answer in expected:
+        reader = Reader(command)
+        tag = reader.tag()
+        reader.sp()
+        assert session.run(tag, reader.atom(), reader).data == answer, command
 
 
 def test_enable_enables_nothing_and_answers_enabled() -> None:

@@ -87,10 +87,14 @@ class Channel(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     def eof_received(self) -> bool:
-        """The peer closed its side (called by asyncio); the transport closes."""
+        """The peer closed its sending side (called by asyncio).
+
+        The transport stays open so that answers to commands already received still go out
+        (``printf 'a LOGOUT\r\n' | nc``); the connection closes when the front is done.
+        """
         self._eof = True
         self._wake()
-        return False
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The connection is gone (called by asyncio)."""

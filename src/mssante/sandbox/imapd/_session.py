@@ -161,7 +161,7 @@ class Session:
             view.expunged.clear()
         if view.flags_changed:
             view.flags_changed = False
-            out.append(b"* FLAGS " + flag_list(set(view.mailbox.flags())) + b"\r\n")
+            out.append(b"* FLAGS " + _mailbox_flags(view.mailbox) + b"\r\n")
             if not view.readonly:
                 out.append(b"* OK [PERMANENTFLAGS " + self._permanent(view.mailbox) + b"] Flags permitted.\r\n")
         if view.new:
@@ -255,7 +255,7 @@ class Session:
             out.append(b"* OK [CLOSED] Previous mailbox closed.\r\n")
         box = self._mailbox(name)
         view = self.view = box.open_view(readonly=readonly)
-        out.append(b"* FLAGS " + flag_list(set(box.flags())) + b"\r\n")
+        out.append(b"* FLAGS " + _mailbox_flags(box) + b"\r\n")
         permanent = b"()" if readonly else self._permanent(box)
         out.append(b"* OK [PERMANENTFLAGS " + permanent + b"] " + (
             b"Read-only mailbox." if readonly else b"Flags permitted.") + b"\r\n")
@@ -605,6 +605,11 @@ class Session:
 
     def move(self, r: Reader, out: list[bytes], uid: bool) -> bytes:
         return self._copy(r, out, uid, move=True)
+
+
+def _mailbox_flags(box: Mailbox) -> bytes:
+    """The FLAGS list: system flags in RFC 3501 §2.3.2 order, then the keywords (as Dovecot lists them)."""
+    return b"(" + " ".join(box.flags()).encode("ascii", "replace") + b")"
 
 
 def _uid_set(uids: list[int]) -> bytes:
