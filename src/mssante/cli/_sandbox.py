@@ -57,18 +57,17 @@ def _summary(info: dict[str, Any], state_file: Path) -> str:
 
 async def _serve(config_file: Path | None, state_dir: Path, reset: bool = False) -> None:
     from mssante.sandbox.config import load_config
-    from mssante.sandbox.fronts.store import remove_mail_state
     from mssante.sandbox.runner import Sandbox
 
     config = load_config(config_file)
-    if reset and remove_mail_state(state_dir):
-        click.echo("Boîtes aux lettres vidées (--reset).")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with Sandbox(config, state_dir, persist_mail=True) as sb:
+    async with Sandbox(config, state_dir, persist_mail=True, reset=reset) as sb:
+        if sb.was_reset:
+            click.echo("Boîtes aux lettres et journal vidés (--reset).")
         click.echo(_summary(sb.info, sb.state_file))
         sys.stdout.flush()
         await stop.wait()
@@ -83,11 +82,12 @@ async def _serve(config_file: Path | None, state_dir: Path, reset: bool = False)
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML configuration (professionals, BALs, lifetimes, ports); defaults work without it.",
 )
-@click.option("--reset", is_flag=True, help="Start with empty mailboxes (the PKI and ports are kept).")
+@click.option("--reset", is_flag=True, help="Start with empty mailboxes and journal (the PKI and ports are kept).")
 def up(state_dir: Path, config_file: Path | None, reset: bool) -> None:
     """Start every sandbox service on loopback, write STATE_DIR/sandbox.json, serve until interrupted.
 
-    Mailboxes, messages and flags persist in STATE_DIR between runs; ``--reset`` empties them.
+    Mailboxes, messages, flags and the session journal persist in STATE_DIR between runs, and
+    the ports stay the same; ``--reset`` empties the mailboxes and the journal.
     """
     asyncio.run(_serve(config_file, state_dir, reset))
 

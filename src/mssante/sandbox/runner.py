@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -27,9 +29,10 @@ import ssl
 import sys
 import tempfile
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mssante.errors import ConfigError, TransportError
 from mssante.sandbox.annuaire import annuaire_info
@@ -44,7 +47,7 @@ from mssante.sandbox.fronts.imap import IMAPFront
 from mssante.sandbox.fronts.introspect import IntrospectionTokenVerifier
 from mssante.sandbox.fronts.journal import Journal
 from mssante.sandbox.fronts.smtp import SubmissionFront, SubmissionOptions
-from mssante.sandbox.fronts.store import MAIL_DB, MailStore
+from mssante.sandbox.fronts.store import MAIL_DB, MailStore, remove_mail_state
 from mssante.sandbox.http import SandboxHTTP
 from mssante.sandbox.pki import IssuedCert, TestPKI
 from mssante.sandbox.psc import MockPSC
@@ -62,8 +65,29 @@ log = logging.getLogger(__name__)
 STATE_FILE = "sandbox.json"
 LOCK_FILE = "sandbox.lock"
 _WINDOWS_LOCK_OFFSET = 1 << 20
+_P = TypeVar("_P")
 _PORTS_FILE = "ports.json"
+#: The session journal of a persistent sandbox (JSON Lines, one session per line).
+JOURNAL_FILE = "journal.jsonl"
 REALM_PATH = "/auth/realms/esante-wallet"
+
+
+async def _on_sticky_port(start: Callable[[int], Awaitable[_P]], pinned: int, last: int, what: str) -> _P:
+    """Start a service on its pinned port, else on the port of the last run, else on a free one.
+
+    A port of the last run that another program took meanwhile is given up (with a warning)
+    rather than failing the start; a pinned port that is busy fails it.
+
+    Raises:
+        TransportError, OSError: the pinned port (or a free one) cannot be bound.
+    """
+    if pinned or not last:
+        return await start(pinned)
+    try:
+        return await start(last)
+    except (TransportError, OSError):
+        log.warning("%s: port %d of the last run is taken; a new port is chosen", what, last)
+        return await start(0)
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
@@ -221,6 +245,11 @@ class Sandbox:
     #: Keep mailboxes, messages and flags in ``state_dir/mail.sqlite3`` across runs (``mssante
     #: sandbox up`` does); otherwise every start has empty mailboxes (tests, conformance runs).
     persist_mail: bool = False
+    #: With :attr:`persist_mail`: start with empty mailboxes and journal (``sandbox up --reset``);
+    #: done once this instance holds the state directory's lock, never to a running sandbox.
+    reset: bool = False
+    #: Set at start: whether :attr:`reset` found something to empty.
+    was_reset: bool = False
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.expanduser().resolve()
@@ -259,15 +288,19 @@ class Sandbox:
         """Path of ``sandbox.json``."""
         return self.state_dir / STATE_FILE
 
+    def _saved_ports(self) -> dict[str, int]:
+        """The ports of the last run of this state directory (``ports.json``); {} on a first run."""
+        try:
+            saved = json.loads((self.state_dir / _PORTS_FILE).read_text(encoding="utf-8"))
+            return {str(k): int(v) for k, v in saved.items() if isinstance(v, int) and 0 < v < 65536}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return {}
+
     def _sticky_http_port(self) -> int:
         # Certificates carry the CRL URL, so the HTTP port chosen on the first run is kept.
         if self.config.ports.http:
             return self.config.ports.http
-        try:
-            saved = json.loads((self.state_dir / _PORTS_FILE).read_text(encoding="utf-8"))
-            return int(saved["http"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0
+        return self._saved_ports().get("http", 0)
 
     async def __aenter__(self) -> Sandbox:
         try:
@@ -301,6 +334,11 @@ class Sandbox:
         self._stack.callback(self._forget_state_file)
         with contextlib.suppress(OSError):
             self.state_file.unlink()  # ours now: a stale file would lie about what listens
+        if self.reset:
+            self.was_reset = remove_mail_state(self.state_dir)
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / JOURNAL_FILE).unlink()
+                self.was_reset = True
 
         wanted = self._sticky_http_port()
         try:
@@ -314,7 +352,6 @@ class Sandbox:
             raise
         self._stack.callback(http_sock.close)
         http_port = http_sock.getsockname()[1]
-        write_json_atomically(self.state_dir / _PORTS_FILE, {"http": http_port})
         base_url = f"http://{host}:{http_port}"
 
         pki = await asyncio.to_thread(
@@ -335,10 +372,17 @@ class Sandbox:
         await http.start(http_sock)
         self._stack.push_async_callback(http.aclose)
 
-        front_ports = await self._start_fronts(pki, issuer)
+        saved = self._saved_ports()
+        front_ports = await self._start_fronts(pki, issuer, saved)
         dns_server = DNSResponder(build_zone(cfg.domain, host, front_ports))
-        dns_host, dns_port = await dns_server.start(host, cfg.ports.dns)
+        dns_host, dns_port = await _on_sticky_port(
+            lambda port: dns_server.start(host, port), cfg.ports.dns, saved.get("dns", 0), "DNS"
+        )
         self._stack.push_async_callback(dns_server.aclose)
+        # Ports stay the same across restarts of one state directory, so an LPS configured
+        # against this sandbox keeps working (unless pinned otherwise in the configuration).
+        write_json_atomically(self.state_dir / _PORTS_FILE,
+                              {"http": http_port, **dataclasses.asdict(front_ports), "dns": dns_port})
 
         self.info = self._describe(base_url, issuer, dns_host, dns_port, front_ports)
         write_json_atomically(self.state_file, self.info)
@@ -353,9 +397,11 @@ class Sandbox:
         url = issuer + "/protocol/openid-connect/token/introspect"
         return IntrospectionTokenVerifier(url, client.client_id, Secret(client.client_secret))
 
-    async def _start_fronts(self, pki: TestPKI, issuer: str) -> FrontPorts:
+    async def _start_fronts(self, pki: TestPKI, issuer: str, saved: dict[str, int]) -> FrontPorts:
         cfg, host = self.config, self.config.host
         store = MailStore(cfg, path=self.state_dir / MAIL_DB if self.persist_mail else None)
+        if self.persist_mail:  # the journal lives as long as the mailboxes
+            await asyncio.to_thread(self.journal.persist_to, self.state_dir / JOURNAL_FILE)
         self._stack.callback(store.close)
         await store.start()
         self._store = store
@@ -382,7 +428,7 @@ class Sandbox:
         }
         ports: dict[str, int] = {}
         for name, (front, port) in wanted.items():
-            ports[name] = await front.start(host, port)
+            ports[name] = await _on_sticky_port(functools.partial(front.start, host), port, saved.get(name, 0), name)
             self._stack.push_async_callback(front.aclose)
             self.fronts[name] = front
         return FrontPorts(**ports)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import tempfile
 import time
@@ -32,6 +33,7 @@ _SMTP_VERBS = frozenset(
 )
 _MAX_ARG_CHARS = 200
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 def redact_command(line: bytes | str) -> str:
@@ -103,6 +105,18 @@ class SessionRecord:
         data["starttls_before_auth"] = self.starttls_before_auth
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
+        """Read back :meth:`to_dict`'s form (the persisted journal).
+
+        Raises:
+            KeyError, TypeError, ValueError: not a session record.
+        """
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "commands"}
+        record = cls(**fields)
+        record.commands = [CommandRecord(**c) for c in data.get("commands", ())]
+        return record
+
 
 class Journal:
     """An in-memory, bounded journal of sessions, shared by every front of one sandbox."""
@@ -113,6 +127,41 @@ class Journal:
         self._ids = itertools.count(1)
         self._max_commands = max_commands
         self._subscribers: set[asyncio.Queue[SessionRecord]] = set()
+        self._path: Path | None = None
+
+    def persist_to(self, path: Path) -> None:
+        """Keep the journal in ``path`` (JSON Lines) across restarts: load what it holds, then
+        append each session as it ends. The file is compacted to the last ``max_sessions``.
+
+        Raises:
+            OSError: the file cannot be read or written.
+        """
+        lines: list[str] = []
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+        loaded = []
+        for line in lines:
+            try:
+                loaded.append(SessionRecord.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a crash: the others still count
+        keep = loaded[-(self._records.maxlen or len(loaded)) :]
+        self._records.extendleft(reversed(keep))
+        self._ids = itertools.count(max((r.id for r in self._records), default=0) + 1)
+        if len(keep) != len(lines):
+            self._write_atomically(path, keep)
+        self._path = path
+
+    def _write_atomically(self, path: Path, records: Iterable[SessionRecord]) -> None:
+        text = self.dumps_jsonl(records)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".journal-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def open(self, *, front: str, protocol: str, peer: str) -> SessionRecord:
         """Start the record of a new connection."""
@@ -133,6 +182,12 @@ class Journal:
         if record.ended_at is None:
             record.ended_at = time.time()
             self._publish(record)
+            if self._path is not None:
+                try:
+                    with self._path.open("a", encoding="utf-8") as fh:
+                        fh.write(self.dumps_jsonl([record]))
+                except OSError as exc:  # the session itself is over and fine: say it, carry on
+                    log.warning("cannot persist the journal to %s: %s", self._path, exc.strerror)
 
     def update(self, record: SessionRecord) -> None:
         """Tell live subscribers that ``record`` changed (authentication, message...)."""
@@ -215,12 +270,4 @@ class Journal:
         Raises:
             OSError: the file cannot be written.
         """
-        text = self.dumps_jsonl(self._records)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".journal-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self._write_atomically(path, self._records)
