@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,32 @@ def test_demo_once_runs_the_whole_system(tmp_path: Path) -> None:
     ):
         assert expected in text, f"missing {expected!r} in:\n{text}"
     assert text.count("accusé de lecture (MDN) envoyé") == 2
+
+
+def test_ctrl_c_during_the_conformance_step_exits_130_within_2_s_and_writes_no_report(tmp_path: Path) -> None:
+    """SIGINT while the suite runs: the demo stops at once, exits 130, and no report claims that run."""
+    state = tmp_path / "state"
+    with subprocess.Popen(
+        [sys.executable, "-m", "mssante", "demo", "--state-dir", str(state), "--once"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            for line in proc.stdout:  # wait for the event itself: the conformance step has begun
+                if line.startswith("6. La suite de conformité"):
+                    break
+            else:
+                raise AssertionError(f"the demo ended before its conformance step ({proc.wait()})")
+            signalled = time.time()
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=10)
+            elapsed = time.time() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err = proc.stderr.read()
+    assert code == 130, err
+    assert "Traceback" not in err and "interrompu" in err, err
+    assert elapsed < 2.0, f"stopped {elapsed:.2f} s after SIGINT"
+    reports = [p for p in (state / "conformance").glob("*") if p.is_file()]
+    assert [p.name for p in reports if p.stat().st_mtime >= signalled] == []

@@ -203,10 +203,18 @@ def _report_dir(state_dir: Path) -> Path:
     return out_dir
 
 
-async def _conformance(state_dir: Path, say: Say) -> list[Path]:
+class DemoFailed(MssanteError):
+    """A step of the demo, or a case of the conformance suite, did not succeed (exit code 1)."""
+
+    error = "demo_failed"
+
+
+async def _conformance(state_dir: Path, say: Say) -> list[str]:
+    """Judge our client on both profiles; the French names of the profiles not conformant."""
     say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
     out_dir = await asyncio.to_thread(_report_dir, state_dir)
     written: list[Path] = []
+    failed: list[str] = []
     # A sandbox of its own: the cases inject faults and reset BALs, which must not disturb the demo's.
     async with Sandbox(_conformance_config(), state_dir / "conformance-sandbox") as csb:
         control = InProcessControl(csb)
@@ -230,6 +238,8 @@ async def _conformance(state_dir: Path, say: Say) -> list[Path]:
                 await driver.close()
             passed = sum(r.status is Status.PASS for r in report.results)
             say(f"    profil {profile.value} : {passed}/{len(report.results)} cas conformes (BAL {bal})")
+            if not report.ok:
+                failed.append(profile.value)
             for suffix, render in (("html", to_html), ("json", to_json), ("xml", to_junit)):
                 path = out_dir / f"{profile.value}.{suffix}"
                 path.write_text(render(report), encoding="utf-8")
@@ -237,16 +247,19 @@ async def _conformance(state_dir: Path, say: Say) -> list[Path]:
             written.append(write_latest(report, state_dir))
         await control.aclose()
     say(f"    compte rendu de test : {out_dir / 'per-org.html'} (et app.html, JSON, JUnit)")
-    return written
+    return failed
 
 
 async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
-                   stop: asyncio.Event | None = None) -> dict[str, Any]:
+                   stop: asyncio.Event | None = None, serving: asyncio.Event | None = None) -> dict[str, Any]:
     """Run the demo in ``state_dir``; return the sandbox's ``sandbox.json`` content.
 
-    With ``once``, stop after the demo; otherwise keep serving until ``stop`` is set.
+    With ``once``, stop after the demo; otherwise set ``serving`` and keep serving until ``stop``
+    is set. An interruption before ``serving`` is the caller's to handle (cancel the task: no
+    report is written for a run that did not finish).
 
     Raises:
+        DemoFailed: with ``once``, a profile of the conformance suite was not conformant.
         MssanteError: a step failed (the message says which, in French).
         TimeoutError: an expected message did not arrive within 30 s.
     """
@@ -281,10 +294,16 @@ async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
             with contextlib.suppress(MssanteError):
                 await stack.aclose()
             await stop_bridge()
-        await _conformance(state_dir, say)
+        failed = await _conformance(state_dir, say)
+        if failed:
+            say(f"\nNON CONFORME : profil(s) {', '.join(failed)} — voir le compte rendu de test.")
+            if once:
+                raise DemoFailed(f"la suite de conformité juge le client non conforme (profils : {', '.join(failed)})")
         say(f"\nWebmail : {info['webmail_url']}  (connexion « Marie CURIE » sur la page PSC simulée)")
         say(f"Journal des sessions : {info['webmail_url']}journal — API : {info['api_url']}/openapi.json")
         if not once:
             say("Le bac à sable continue de servir ; Ctrl-C pour arrêter.")
+            if serving is not None:
+                serving.set()
             await (stop or asyncio.Event()).wait()
         return info

@@ -87,15 +87,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="mssante", standalone_mode=False)
     except MssanteError as exc:
-        click.echo(f"mssante: error: {exc}", err=True)
+        click.echo(f"mssante : erreur : {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("mssante: interrupted", err=True)
+        click.echo("mssante : interrompu", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("mssante: interrupted", err=True)
+        click.echo("mssante : interrompu", err=True)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)

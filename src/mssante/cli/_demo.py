@@ -13,14 +13,35 @@ __all__ = ["demo"]
 
 
 async def _main(state_dir: Path, once: bool) -> None:
+    """Run the demo; Ctrl-C (or SIGTERM) before it serves stops it at once.
+
+    Raises:
+        KeyboardInterrupt: interrupted before the demo finished (the CLI exits 130); the task is
+            cancelled, so no conformance report is written for a run that did not finish.
+        MssanteError: a step failed (see :func:`mssante.demo.run_demo`).
+    """
     from mssante.demo import run_demo
 
-    stop = asyncio.Event()
+    stop, serving = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await run_demo(state_dir, once=once, say=lambda line: click.echo(line), stop=stop)
+    task = asyncio.create_task(run_demo(state_dir, once=once, say=lambda line: click.echo(line), stop=stop,
+                                        serving=serving))
+    interrupt = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        interrupt.cancel()
+        task.result()  # the demo's own outcome (its exception, if any)
+        return
+    if serving.is_set():  # Ctrl-C while serving the webmail: the normal end
+        await task
+        return
+    task.cancel()  # interrupted mid-demo: stop now, write nothing more
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise KeyboardInterrupt
 
 
 @click.command("demo")
@@ -30,5 +51,9 @@ async def _main(state_dir: Path, once: bool) -> None:
 )
 @click.option("--once", is_flag=True, help="Stop after the demo instead of serving the sandbox (CI).")
 def demo(state_dir: Path, once: bool) -> None:
-    """Start the sandbox and show an LPS PER (via the bridge) and an LPS APP exchanging documents."""
+    """Start the sandbox and show an LPS PER (via the bridge) and an LPS APP exchanging documents.
+
+    Exit codes: 0 the demo ran and our client is conformant, 1 a step or a conformance case
+    failed, 130 interrupted (Ctrl-C) before the end: no report is written for that run.
+    """
     asyncio.run(_main(state_dir, once))
