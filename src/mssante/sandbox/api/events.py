@@ -36,7 +36,7 @@ from mssante.sandbox.api.messages import FOLDERS, Mailboxes
 from mssante.sandbox.fronts.faults import Faults
 
 if TYPE_CHECKING:
-    from mssante.sandbox.runner import Sandbox
+    from mssante.sandbox.services import SandboxServices
 
 __all__ = ["MAX_WAIT", "ConformanceFeed", "Event", "EventHub", "conformance_feed", "format_sse"]
 
@@ -95,7 +95,7 @@ class EventHub:
         keepalive: seconds of silence after which a comment line is sent.
     """
 
-    def __init__(self, sandbox: Sandbox, mailboxes: Mailboxes, *, poll_interval: float = 0.5,
+    def __init__(self, sandbox: SandboxServices, mailboxes: Mailboxes, *, poll_interval: float = 0.5,
                  keepalive: float = 15.0) -> None:
         """Prepare the hub; its watchers start with the first listener.
 
@@ -394,7 +394,7 @@ class ConformanceFeed:
 _FEEDS: weakref.WeakKeyDictionary[Faults, ConformanceFeed] = weakref.WeakKeyDictionary()
 
 
-def conformance_feed(sandbox: Sandbox) -> ConformanceFeed:
+def conformance_feed(sandbox: SandboxServices) -> ConformanceFeed:
     """The :class:`ConformanceFeed` of ``sandbox`` (created on first use; keyed like the bench faults).
 
     Raises:

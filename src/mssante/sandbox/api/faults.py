@@ -39,6 +39,7 @@ from mssante.sandbox.fronts.faults import BAD_SERVER_CERTIFICATES, Faults
 if TYPE_CHECKING:
     from mssante.sandbox.psc.mock import MockPSC
     from mssante.sandbox.runner import Sandbox
+    from mssante.sandbox.services import SandboxServices
 
 __all__ = [
     "CRL_HOLD",
@@ -236,7 +237,7 @@ class BenchFaults:
 T = TypeVar("T")
 
 
-def attached(table: weakref.WeakKeyDictionary[Faults, T], sandbox: Sandbox, make: Callable[[], T]) -> T:
+def attached(table: weakref.WeakKeyDictionary[Faults, T], sandbox: SandboxServices, make: Callable[[], T]) -> T:
     """The object of ``table`` that belongs to ``sandbox``, made by ``make`` on first use.
 
     Keyed by the sandbox's fronts :class:`Faults` (one per sandbox, hashable; the sandbox is

@@ -30,7 +30,7 @@ from mssante.message import (
 )
 
 if TYPE_CHECKING:
-    from mssante.sandbox.runner import Sandbox
+    from mssante.sandbox.services import SandboxServices
 
 __all__ = ["FOLDERS", "MailboxStore", "Mailboxes", "NotFound", "ReadMessage", "StoreUnavailable"]
 
@@ -126,7 +126,7 @@ class ReadMessage:
 class Mailboxes:
     """The sandbox's BALs seen through its store, with parsing and a bytes-keyed cache."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxServices) -> None:
         """Read ``sandbox``'s store (looked up on each call: the runner may attach it late).
 
         Raises:

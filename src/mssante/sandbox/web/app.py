@@ -21,7 +21,7 @@ from mssante.sandbox.web.context import WebContext, html_errors
 from mssante.sandbox.web.mail import MailPages
 
 if TYPE_CHECKING:
-    from mssante.sandbox.runner import Sandbox
+    from mssante.sandbox.services import SandboxServices
 
 __all__ = ["Webmail"]
 
@@ -31,7 +31,7 @@ _STATIC = Path(__file__).parent / "static"
 class Webmail:
     """The sandbox webmail (French UI): login, folders, messages, compose, journal, conformance."""
 
-    def __init__(self, sandbox: Sandbox, mailboxes: Mailboxes, hub: EventHub) -> None:
+    def __init__(self, sandbox: SandboxServices, mailboxes: Mailboxes, hub: EventHub) -> None:
         """Build the pages over ``mailboxes``; live updates come from ``hub``.
 
         Raises:

@@ -28,7 +28,7 @@ from mssante.sandbox.web.cda_view import format_hl7
 from mssante.sandbox.web.sessions import SESSION_COOKIE, SessionStore, WebSession
 
 if TYPE_CHECKING:
-    from mssante.sandbox.runner import Sandbox
+    from mssante.sandbox.services import SandboxServices
 
 __all__ = ["FOLDER_LABELS", "Forbidden", "LoginRequired", "WebContext", "html_errors"]
 
@@ -85,7 +85,7 @@ def _epoch(value: float | None) -> str:
 class WebContext:
     """Shared state of the webmail pages."""
 
-    def __init__(self, sandbox: Sandbox, mailboxes: Mailboxes, hub: EventHub) -> None:
+    def __init__(self, sandbox: SandboxServices, mailboxes: Mailboxes, hub: EventHub) -> None:
         """Load the templates.
 
         Raises:
