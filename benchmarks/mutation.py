@@ -70,7 +70,7 @@ def _toml_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def _prepare(name: str, target: Target, workdir: Path, *, again: bool = False) -> Path:
+def _prepare(name: str, target: Target, workdir: Path, *, again: bool = False, skip: tuple[str, ...] = ()) -> Path:
     """A scratch copy of the project with a ``[tool.mutmut]`` section for ``target``.
 
     ``again``: keep the copied sources and the mutants of the last run, refresh only the tests.
@@ -90,7 +90,7 @@ def _prepare(name: str, target: Target, workdir: Path, *, again: bool = False) -
         shutil.copytree(ROOT / "tests", scratch / "tests", ignore=ignore)
     pyproject = (ROOT / "pyproject.toml").read_text("utf-8")
     pyproject = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[|\Z)", "", pyproject)
-    tests = [t for t in target.tests if (ROOT / t).exists()]
+    tests = [t for t in target.tests if (ROOT / t).exists() and t not in skip]
     deselect = [arg for test in target.deselect for arg in ("--deselect", test)]
     pyproject += (
         "\n[tool.mutmut]\n"
@@ -98,6 +98,8 @@ def _prepare(name: str, target: Target, workdir: Path, *, again: bool = False) -
         f"only_mutate = {_toml_list(target.mutate)}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
         f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider', '--hypothesis-seed=0', *deselect])}\n"
+        # A mutant that makes a loop spin is a kill; do not wait 30x the tests' CPU time to call it.
+        "timeout_multiplier = 3.0\n"
     )
     (scratch / "pyproject.toml").write_text(pyproject, "utf-8")
     if again:
@@ -116,15 +118,19 @@ def _outcomes(scratch: Path) -> dict[str, str]:
     return statuses
 
 
-def run(name: str, *, workdir: Path, children: int, show: bool, again: bool = False) -> tuple[int, int]:
+def run(
+    name: str, *, workdir: Path, children: int, show: bool, again: bool = False, skip: tuple[str, ...] = ()
+) -> tuple[int, int]:
     """Run one target; print its score and survivors; return (killed, survived)."""
     target = TARGETS[name]
     retry: list[str] = []
+    previous: dict[str, str] = {}
     if again:
         if not (workdir / name / "mutants").is_dir():
             raise SystemExit(f"--again needs a previous run of {name} in {workdir}")
-        retry = sorted(k for k, s in _outcomes(workdir / name).items() if s in _SURVIVED)
-    scratch = _prepare(name, target, workdir, again=again)
+        previous = _outcomes(workdir / name)
+        retry = sorted(k for k, s in previous.items() if s in _SURVIVED)
+    scratch = _prepare(name, target, workdir, again=again, skip=skip)
     started = time.monotonic()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(
@@ -133,6 +139,8 @@ def run(name: str, *, workdir: Path, children: int, show: bool, again: bool = Fa
     )
     elapsed = time.monotonic() - started
     statuses = _outcomes(scratch)
+    if again:  # a new test selection makes mutmut forget its verdicts: keep the old kills, take the retried
+        statuses = {**previous, **{key: statuses[key] for key in retry if key in statuses}}
     if done.returncode != 0 or not statuses:
         print(f"{name}: mutmut failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
         return 0, 0
@@ -163,6 +171,8 @@ def main() -> int:
     parser.add_argument("--again", action="store_true",
                         help="re-test only the survivors of the last run in --workdir against the current tests "
                              "(the sources under test must not have changed since)")
+    parser.add_argument("--skip-tests", action="append", default=[], metavar="FILE",
+                        help="leave a test file out of the selection (to measure what it adds); repeatable")
     args = parser.parse_args()
     if args.again and args.workdir is None:
         parser.error("--again needs the --workdir of the previous run")
@@ -170,7 +180,8 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mssante-mutation-"))
     print(f"scratch copies in {workdir}")
     for name in names:
-        run(name, workdir=workdir, children=args.children, show=args.show_survivors, again=args.again)
+        run(name, workdir=workdir, children=args.children, show=args.show_survivors, again=args.again,
+            skip=tuple(args.skip_tests))
     return 0
 
 
