@@ -179,3 +179,24 @@ def test_error_challenge_members_and_encoding() -> None:
     assert BearerError(status="401", scope="accès").to_bytes() == '{"status":"401","scope":"accès"}'.encode()
     with pytest.raises(MssanteError):
         b64decode(b"dXNl*cg==")  # a stray character is refused, not skipped (RFC 4648 §3.3)
+
+
+@pytest.mark.parametrize(
+    ("challenge", "expected"),
+    [
+        (b"\xff", "SASL error challenge is not JSON"),
+        (b"{", "SASL error challenge is not JSON"),
+        (b'["401"]', "SASL error challenge is not a JSON object"),
+        (b'{"scope":"x"}', "SASL error challenge has no 'status'"),
+    ],
+)
+def test_error_challenge_refusals_name_rfc7628(challenge: bytes, expected: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        BearerError.parse(challenge)
+    assert (info.value.message, info.value.requirement) == (expected, "RFC 7628 §3.2.2")
+
+
+def test_bad_base64_names_rfc4954() -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        b64decode(b"%%%")
+    assert (info.value.message, info.value.requirement) == ("SASL data is not valid base64", "RFC 4954 §4")
