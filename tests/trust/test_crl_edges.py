@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from mssante.errors import RevocationError, TransportError
+from mssante.errors import ConfigError, RevocationError, TimeoutError, TransportError
 from mssante.trust import CRLCache, HTTPCRLFetcher, crl_urls
 from tests.trust import _forge
 from tests.trust._pki import NOW, CRLServer, MiniPKI
@@ -174,3 +174,111 @@ async def test_an_unreachable_crl_server_is_a_transport_failure(pki: MiniPKI) ->
     with pytest.raises(RevocationError, match="no valid CRL") as info:  # fail closed (ECO.1.1.7)
         await CRLCache().check(leaf, pki.org.cert)
     assert isinstance(info.value.__cause__, TransportError)
+
+
+# -- edges found by mutation testing (benchmarks/mutation.py --target trust-crl) --
+
+
+async def test_the_time_edges_are_inclusive(pki: MiniPKI, published: CRLServer) -> None:
+    url = pki.crl_url("org")
+    clock = Clock()
+    # thisUpdate exactly at now + max_clock_skew is accepted (RFC 5280 §6.3.3 with our tolerance).
+    published.publish(url, pki.crl(pki.org, this_update=NOW + timedelta(minutes=5)))
+    await CRLCache(clock=clock, max_clock_skew=timedelta(minutes=5)).get(url, pki.org.cert)
+    # A stale CRL serves up to nextUpdate + grace exactly (ECO.1.1.7), not a second more.
+    published.publish(url, pki.crl(pki.org, next_update=NOW + timedelta(hours=1)))
+    cache = CRLCache(clock=clock, grace=timedelta(hours=1))
+    await cache.get(url, pki.org.cert)
+    published.unpublish(url)
+    clock.now = NOW + timedelta(hours=2)
+    await cache.get(url, pki.org.cert)
+    clock.now = NOW + timedelta(hours=2, seconds=1)
+    with pytest.raises(RevocationError, match="no valid CRL"):
+        await cache.get(url, pki.org.cert)
+
+
+async def test_a_disk_copy_is_read_once(pki: MiniPKI, published: CRLServer, tmp_path: Path) -> None:
+    leaf = pki.leaf("disk-once")
+    await CRLCache(directory=tmp_path / "crls").check(leaf.cert, pki.org.cert)
+    published.unpublish(pki.crl_url("org"))
+    restarted = CRLCache(directory=tmp_path / "crls")
+    await restarted.check(leaf.cert, pki.org.cert)  # from disk, the download failing
+    for path in (tmp_path / "crls").glob("*.crl"):
+        path.unlink()
+    await restarted.check(leaf.cert, pki.org.cert)  # kept in memory since
+
+
+async def test_refusals_name_the_rule(pki: MiniPKI, published: CRLServer) -> None:
+    url = pki.crl_url("org")
+    published.publish(url, pki.crl(pki.root))
+    with pytest.raises(RevocationError) as info:
+        await CRLCache().get(url, pki.org.cert)
+    assert info.value.__cause__ is not None
+    assert str(info.value.__cause__) == "CRL issuer does not match the certificate's issuer"
+    published.publish(url, pki.crl(pki.org, signer=_forge.ca("forger").key))
+    with pytest.raises(RevocationError) as info:
+        await CRLCache().get(url, pki.org.cert)
+    cause = info.value.__cause__
+    assert isinstance(cause, RevocationError)
+    assert (cause.message, cause.requirement) == ("CRL signature does not verify", "ECO.1.1.6")
+    bare = pki.leaf("no-dp", crl_url=None)
+    with pytest.raises(RevocationError) as info:
+        await CRLCache().check(bare.cert, pki.org.cert)
+    assert info.value.message == (
+        f"{bare.cert.subject.rfc4514_string()} names no HTTP CRL distribution point; revocation cannot be checked"
+    )
+    assert info.value.requirement == "ECO.1.1.6"
+
+
+async def test_refresh_edges_and_an_identical_republication(pki: MiniPKI, published: CRLServer) -> None:
+    url = pki.crl_url("org")
+    path = url.removeprefix(published.base_url)
+    published.publish(url, pki.crl(pki.org, this_update=NOW - timedelta(hours=1), next_update=NOW + timedelta(hours=1)))
+    clock = Clock()
+    cache = CRLCache(clock=clock, refresh_after=timedelta(minutes=10))
+    await cache.get(url, pki.org.cert)
+    clock.now = NOW + timedelta(minutes=9, seconds=59)
+    await cache.get(url, pki.org.cert)
+    assert published.hits.count(path) == 1  # current and recent: not downloaded again
+    clock.now = NOW + timedelta(minutes=10)
+    await cache.get(url, pki.org.cert)  # refresh_after reached: the same CRL again, accepted as is
+    assert published.hits.count(path) == 2
+    clock.now = NOW + timedelta(minutes=19, seconds=59)
+    await cache.get(url, pki.org.cert)  # the identical republication counted as a fresh download
+    assert published.hits.count(path) == 2
+
+
+async def test_a_crl_is_current_up_to_its_next_update_inclusive(pki: MiniPKI, published: CRLServer) -> None:
+    url = pki.crl_url("org")
+    path = url.removeprefix(published.base_url)
+    published.publish(url, pki.crl(pki.org, next_update=NOW + timedelta(hours=1)))
+    clock = Clock()
+    clock.now = NOW + timedelta(hours=1)  # a download at nextUpdate exactly is still valid (ECO.1.1.7)
+    cache = CRLCache(clock=clock, refresh_after=timedelta(days=1))
+    await cache.get(url, pki.org.cert)
+    await cache.get(url, pki.org.cert)  # and it is still current: no second download
+    assert published.hits.count(path) == 1
+
+
+def test_the_cache_directory_is_created_with_its_parents(tmp_path: Path) -> None:
+    CRLCache(directory=tmp_path / "a" / "b" / "crls")
+    assert (tmp_path / "a" / "b" / "crls").is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(ConfigError, match=f"cannot create the CRL cache directory {blocker / 'sub'}: "):
+        CRLCache(directory=blocker / "sub")
+
+
+async def test_the_download_timeout_is_applied(pki: MiniPKI) -> None:
+    held: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda _r, w: held.append(w), "127.0.0.1", 0)  # accepts, never answers
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(10):  # the fetcher's own 0.3 s must fire long before this
+            with pytest.raises(TimeoutError, match="CRL download timed out"):
+                await HTTPCRLFetcher(timeout=0.3)(f"http://127.0.0.1:{port}/x.crl")
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
