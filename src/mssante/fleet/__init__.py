@@ -10,20 +10,26 @@
 Needs the ``fleet`` extra (``pip install 'mssante[fleet]'``). See ``docs/fleet.md``.
 """
 
+from ._connect import Connector, MailboxConnector
 from ._limiter import ConnectLimiter
 from ._model import BALSpec, FleetEvent, Keys, message_fields
 from ._reader import EventReader
 from ._store import Checkpoint, FleetStore, Lease, Published
+from ._worker import Worker, WorkerSettings
 
 __all__ = [
     "BALSpec",
     "Checkpoint",
     "ConnectLimiter",
+    "Connector",
     "EventReader",
     "FleetEvent",
     "FleetStore",
     "Keys",
     "Lease",
+    "MailboxConnector",
     "Published",
+    "Worker",
+    "WorkerSettings",
     "message_fields",
 ]
