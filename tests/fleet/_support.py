@@ -17,6 +17,7 @@ from tests.client.test_mailbox_support import options, resolver, trust
 DOMAIN = "mss.sandbox.test"
 STRUCTURE = "1750000001"
 APPS = tuple(f"service{i}@{DOMAIN}" for i in range(4))
+TOKEN_LIKE = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI4OTk3MDAwMDAwMDEifQ.c2lnbmF0dXJl"
 
 
 def fleet_config(base: SandboxConfig | None = None) -> SandboxConfig:
