@@ -168,3 +168,45 @@ async def test_a_psc_session_end_stops_that_bal_with_an_event(tmp_path: Path, st
             await events.until(lambda seen: (APPS[0], "encore") in events.messages())
         assert sorted(events.messages()) == sorted([(PER, "pour marie"), (APPS[0], "pour le service"),
                                                     (APPS[0], "encore")])
+
+
+async def _curl(url: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec("curl", "-s", "-w", "\n%{http_code}", url,
+                                                stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    body, _, code = out.decode().rpartition("\n")
+    return int(code), body.strip()
+
+
+async def test_health_and_metrics_read_with_curl(tmp_path: Path, store: FleetStore,
+                                                 redis_server: RedisServer) -> None:
+    from mssante.fleet import serve_http
+
+    async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(60):
+        await store.add(app(APPS[0]))
+        worker = Worker(store, connector(sb, tmp_path), settings=QUICK, worker_id="w-http")
+        server = await serve_http(worker, "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        events = Events(store)
+        try:
+            assert await _curl(f"{base}/healthz") == (503, "leases not renewed (Redis unreachable or not started)")
+            async with running(worker):
+                await sb.store.deliver(APPS[0], raw(APPS[0], "m1"))
+                await events.until(lambda seen: len(events.messages()) == 1)
+                assert await _curl(f"{base}/healthz") == (200, "ok")
+                code, metrics = await _curl(f"{base}/metrics")
+                assert code == 200
+                assert 'mssante_fleet_published_total{worker="w-http"} 1.0' in metrics
+                assert 'mssante_fleet_bals{worker="w-http"} 1.0' in metrics
+                assert 'mssante_fleet_healthy{worker="w-http"} 1.0' in metrics
+                assert (await _curl(f"{base}/autre"))[0] == 404
+                redis_server.stop()  # leases cannot be renewed: unhealthy after two TTLs
+                async with asyncio.timeout(10):
+                    while (await _curl(f"{base}/healthz"))[0] != 503:  # noqa: ASYNC110 - the endpoint is the event
+                        await asyncio.sleep(0.1)
+                redis_server.start()
+                async with asyncio.timeout(10):
+                    while (await _curl(f"{base}/healthz"))[0] != 200:  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+        finally:
+            server.close()

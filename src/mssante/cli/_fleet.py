@@ -22,7 +22,16 @@ import click
 from mssante.client import ConnectionSettings, MailboxOptions, TrustSettings
 from mssante.discovery import DNSPythonResolver
 from mssante.errors import UsageError
-from mssante.fleet import BALSpec, EventReader, FleetStore, Keys, MailboxConnector, Worker, WorkerSettings
+from mssante.fleet import (
+    BALSpec,
+    EventReader,
+    FleetStore,
+    Keys,
+    MailboxConnector,
+    Worker,
+    WorkerSettings,
+    serve_http,
+)
 
 __all__ = ["fleet"]
 
@@ -245,6 +254,13 @@ def _describe(fields: dict[str, str]) -> str:
 
 
 # -- the worker --------------------------------------------------------------------------------------
+def _host_port(value: str, what: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"{what} must be HOST:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
 def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for value in values:
@@ -275,11 +291,12 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--idle-refresh", type=click.FloatRange(min=1), default=29 * 60.0, show_default=True,
               help="Seconds before IDLE is renewed (RFC 2177: at most 29 min).")
 @click.option("--id", "worker_id", help="Worker name (default: random).")
+@click.option("--http", "http_at", metavar="HOST:PORT", help="Serve /healthz and /metrics (Prometheus) here.")
 @_redis_option
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
            installation_id: str | None, session_secrets: Path | None, lease_ttl: float, connect_rate: float,
            connect_burst: int, dns_server: str | None, resolve: tuple[str, ...], idle_refresh: float,
-           worker_id: str | None, redis_url: str, prefix: str) -> None:
+           worker_id: str | None, http_at: str | None, redis_url: str, prefix: str) -> None:
     """Run a fleet worker until SIGTERM or Ctrl-C (then its leases are released).
 
     \f
@@ -288,10 +305,9 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     """
     resolver = None
     if dns_server:
-        host, _, port = dns_server.rpartition(":")
-        if not host or not port.isdigit():
-            raise UsageError(f"--dns must be HOST:PORT, not {dns_server!r}")
-        resolver = DNSPythonResolver(nameservers=[host], port=int(port))
+        host, port = _host_port(dns_server, "--dns")
+        resolver = DNSPythonResolver(nameservers=[host], port=port)
+    http = _host_port(http_at, "--http") if http_at else None
     options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
     settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
                               connect_burst=connect_burst)
@@ -313,10 +329,16 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runner.shutdown)
+        server = await serve_http(runner, *http) if http else None
+        if server is not None:
+            bound = server.sockets[0].getsockname()
+            click.echo(f"Santé et métriques : http://{bound[0]}:{bound[1]}/healthz et /metrics", err=True)
         click.echo(f"Worker {runner.id} démarré (capacité {capacity} BAL, bail {lease_ttl:g} s)", err=True)
         try:
             await runner.run()
         finally:
+            if server is not None:
+                server.close()
             await store.aclose()
             if bridge is not None:
                 await bridge.aclose()

@@ -11,6 +11,7 @@ Needs the ``fleet`` extra (``pip install 'mssante[fleet]'``). See ``docs/fleet.m
 """
 
 from ._connect import Connector, MailboxConnector
+from ._http import WorkerCollector, serve_http
 from ._limiter import ConnectLimiter
 from ._model import BALSpec, FleetEvent, Keys, message_fields
 from ._reader import EventReader
@@ -30,6 +31,8 @@ __all__ = [
     "MailboxConnector",
     "Published",
     "Worker",
+    "WorkerCollector",
     "WorkerSettings",
     "message_fields",
+    "serve_http",
 ]

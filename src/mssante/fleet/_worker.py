@@ -121,6 +121,7 @@ class Worker:
         self.watches: dict[str, _Watch] = {}
         self.alive_workers = 0
         self.ticks = 0
+        self.last_tick_ok: float | None = None  # loop time of the last tick that reached Redis
         self._stop = asyncio.Event()
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
 
@@ -142,6 +143,7 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     await self.tick()
+                    self.last_tick_ok = asyncio.get_running_loop().time()
                 except _REDIS_DOWN as exc:
                     self.figures.redis_errors += 1
                     log.warning("redis unreachable, watches go on", extra={"worker": self.id, "error": str(exc)})
@@ -157,6 +159,16 @@ class Worker:
             Nothing.
         """
         self._stop.set()
+
+    def healthy(self) -> bool:
+        """True when the last tick reached Redis less than two lease TTLs ago (leases are being renewed).
+
+        Raises:
+            Nothing.
+        """
+        if self.last_tick_ok is None:
+            return False
+        return asyncio.get_running_loop().time() - self.last_tick_ok < 2 * self.settings.lease_ttl
 
     def _figures(self) -> dict[str, str | int]:
         reconnects = sum(w.state.reconnects for w in self.watches.values() if w.state is not None)
