@@ -25,8 +25,9 @@ def _free_port() -> int:
 class RedisServer:
     """redis-server with an append-only file (fsync always), so a restart keeps the fleet's state."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, durable: bool = True) -> None:
         self.dir = directory
+        self.durable = durable
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -37,7 +38,7 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"],
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always", "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
