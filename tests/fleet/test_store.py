@@ -88,7 +88,7 @@ async def test_nothing_is_published_twice(store: FleetStore) -> None:
                                                                          ("message", BAL, 7, 3)]
     fields = events[0].fields
     assert fields["message_id"] == "<1@test>" and fields["size"] == "123" and fields["from"] == "a@b.test"
-    assert fields["to"] == BAL and fields["x_mss"] == "{}"
+    assert fields["to"] == BAL and "x_mss" not in fields  # not fetched
 
 
 async def test_a_uidvalidity_change_is_reported_and_the_checkpoint_restarts(store: FleetStore) -> None:
@@ -143,3 +143,14 @@ async def test_an_unreachable_redis_is_a_transport_error() -> None:
     with pytest.raises(TransportError, match="Redis is unreachable"):
         await unreachable.bals()
     await unreachable.aclose()
+
+
+def test_x_mss_fields_are_parsed_bounded_and_repeated_ones_joined() -> None:
+    from mssante.fleet._headers import parse_x_mss
+
+    block = (b"X-MSS-NIL: DEV000001\r\nX-MSS-CODECDA: 11488-4^1.0^LOINC\r\nX-MSS-CODECDA: 34133-9\r\n"
+             b"X-MSS-INS: 1234567890123\r\n ^1.2.250.1.213.1.4.8^INS-NIR\r\nX-Autre: non\r\n\r\n")
+    assert parse_x_mss(block) == {"X-MSS-NIL": "DEV000001", "X-MSS-CODECDA": "11488-4^1.0^LOINC, 34133-9",
+                                  "X-MSS-INS": "1234567890123 ^1.2.250.1.213.1.4.8^INS-NIR"}
+    assert parse_x_mss(b"X-MSS-NIL: " + b"A" * 100_000 + b"\r\n")["X-MSS-NIL"] == "A" * (16 * 1024 - 11)
+    assert parse_x_mss(b"") == {}

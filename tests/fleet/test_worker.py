@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -75,6 +76,7 @@ async def test_workers_balance_and_take_over_a_dead_one_nothing_missed_or_double
             await events.until(lambda seen: len(events.messages()) == 16)
         expected = {(a, f"{a}-{n}") for a in APPS for n in range(1, 5)}
         assert Counter(events.messages()) == Counter(expected)  # each once: none missed, none doubled
+        assert all(json.loads(e.fields["x_mss"]) == {"X-MSS-NIL": "DEV000001"} for e in events.seen)
         assert w1.figures.takeovers >= 2
         # w1 shut down cleanly: its leases are released at once
         assert set((await until_held(store, APPS, lambda h: True)).values()) == {None}

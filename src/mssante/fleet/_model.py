@@ -135,10 +135,12 @@ def _s(value: str | bytes) -> str:
 def message_fields(bal: str, summary: MessageSummary, x_mss: dict[str, str] | None = None) -> dict[str, str]:
     """The fields of a ``message`` event: BAL, UIDVALIDITY, UID, Message-ID, envelope summary, X-MSS, size.
 
+    ``x_mss`` (JSON) is present when the headers were fetched (``WorkerSettings.x_mss``).
+
     Raises:
         Nothing.
     """
-    return {
+    fields = {
         "kind": "message",
         "bal": bal,
         "folder": summary.folder,
@@ -150,8 +152,10 @@ def message_fields(bal: str, summary: MessageSummary, x_mss: dict[str, str] | No
         "to": ",".join(summary.to),
         "date": summary.date or "",
         "size": str(summary.size or 0),
-        "x_mss": json.dumps(x_mss or {}, separators=(",", ":"), ensure_ascii=False),
     }
+    if x_mss is not None:
+        fields["x_mss"] = json.dumps(x_mss, separators=(",", ":"), ensure_ascii=False)
+    return fields
 
 
 @dataclass(frozen=True)

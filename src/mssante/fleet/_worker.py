@@ -26,10 +26,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mssante.client import MessageSummary, WatchState
+from mssante.client import Mailbox, MessageSummary, WatchState
 from mssante.errors import MssanteError, PSCError, UsageError
 
 from ._connect import Connector
+from ._headers import x_mss_headers
 from ._limiter import ConnectLimiter
 from ._model import BALSpec, message_fields
 from ._store import _REDIS_DOWN, FleetStore, Lease, Published
@@ -50,6 +51,9 @@ class WorkerSettings:
         connect_rate, connect_burst: the connect limiter (connections per second, back to back).
         connect_jitter: share of one connect interval each start is randomly delayed by.
         redis_retry_max: longest pause between two attempts while Redis is unreachable (s).
+        x_mss: fetch each new message's X-MSS header fields for its event (one more IMAP
+            command, on the mailbox's command connection, opened on the BAL's first message).
+        header_fetches: the most such fetches at once in this worker (bounded catch-up).
 
     Raises:
         UsageError: a non-positive capacity, TTL or rate.
@@ -61,8 +65,12 @@ class WorkerSettings:
     connect_burst: int = 5
     connect_jitter: float = 0.5
     redis_retry_max: float = 2.0
+    x_mss: bool = True
+    header_fetches: int = 16
 
     def __post_init__(self) -> None:
+        if self.header_fetches < 1:
+            raise UsageError("header_fetches must be positive")
         if self.capacity < 1 or self.lease_ttl <= 0 or self.connect_rate <= 0 or self.redis_retry_max <= 0:
             raise UsageError("capacity, lease_ttl, connect_rate and redis_retry_max must be positive")
 
@@ -123,6 +131,7 @@ class Worker:
         self.ticks = 0
         self.last_tick_ok: float | None = None  # loop time of the last tick that reached Redis
         self._stop = asyncio.Event()
+        self._fetches = asyncio.Semaphore(self.settings.header_fetches)
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
 
     def __repr__(self) -> str:
@@ -261,7 +270,7 @@ class Worker:
             await self.limiter.acquire()
             async with box, contextlib.aclosing(box.watch(spec.folder, state=state)) as watcher:
                 async for summary in watcher:
-                    result = await self._publish(watch, summary)
+                    result = await self._publish(watch, summary, await self._x_mss(box, summary))
                     if result.status == "stale":
                         self.figures.stale += 1
                         log.info("fencing token stale, BAL left", extra={"worker": self.id, "bal": spec.address})
@@ -282,8 +291,21 @@ class Worker:
             watch.done = True
             await box.aclose()
 
-    async def _publish(self, watch: _Watch, summary: MessageSummary) -> Published:
-        fields = message_fields(watch.spec.address, summary)
+    async def _x_mss(self, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
+        if not self.settings.x_mss:
+            return None
+        async with self._fetches:
+            try:
+                return await x_mss_headers(box, summary.folder, summary.uid)
+            except PSCError:
+                raise
+            except MssanteError as exc:  # the event goes out anyway: the LPS can fetch the message itself
+                log.warning("X-MSS header fetch failed", extra={"worker": self.id, "bal": box.address,
+                                                                "uid": summary.uid, "error": str(exc)})
+                return {"error": f"{type(exc).__name__}: {exc}"}
+
+    async def _publish(self, watch: _Watch, summary: MessageSummary, x_mss: dict[str, str] | None) -> Published:
+        fields = message_fields(watch.spec.address, summary, x_mss)
         return await self._redis(lambda: self.store.publish(watch.lease, summary.uidvalidity or 0, summary.uid,
                                                             fields))
 
