@@ -42,6 +42,17 @@ async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
             await asyncio.sleep(0.02)
 
 
+async def redis_contents(store: FleetStore) -> str:
+    """Every key and value of the Redis database, as one string."""
+    out = []
+    async for key in store.redis.scan_iter():
+        kind = await store.redis.type(key)
+        value = {"string": store.redis.get, "hash": store.redis.hgetall, "zset": lambda k: store.redis.zrange(k, 0, -1),
+                 "stream": store.redis.xrange}[kind](key)
+        out.append(f"{key}={await value}")
+    return "\n".join(out)
+
+
 async def deliver(sb: Sandbox, subjects: dict[str, list[str]]) -> None:
     for address, names in subjects.items():
         for name in names:
@@ -158,6 +169,7 @@ async def test_a_psc_session_end_stops_that_bal_with_an_event(tmp_path: Path, st
                                           settings=QUICK)) :
             await deliver(sb, {PER: ["pour marie"], APPS[0]: ["pour le service"]})
             await events.until(lambda seen: len(events.messages()) == 2)
+            token = (await session.token()).reveal()
             # PSC logout (ECO.1.2.6): the session's next refresh is refused, the BAL's watch stops
             assert await sb.psc.end_session(MARIE) >= 1
             with pytest.raises(PSCError):
@@ -170,6 +182,8 @@ async def test_a_psc_session_end_stops_that_bal_with_an_event(tmp_path: Path, st
             await events.until(lambda seen: (APPS[0], "encore") in events.messages())
         assert sorted(events.messages()) == sorted([(PER, "pour marie"), (APPS[0], "pour le service"),
                                                     (APPS[0], "encore")])
+        everything = await redis_contents(store)
+        assert PER in everything and token not in everything  # nothing secret was ever written to Redis
 
 
 async def _curl(url: str) -> tuple[int, str]:
