@@ -88,7 +88,8 @@ class Bench:
             [sys.executable, "-m", "mssante", "fleet", "worker", "--redis", self.redis_url, "--id", name,
              "--capacity", str(capacity), "--ca-bundle", self.sb.info["ca_bundle"], "--certificates",
              str(self.certs), "--dns", self.dns, *(f"--resolve={h}=127.0.0.1" for h in self.hosts),
-             "--lease-ttl", str(LEASE_TTL), "--connect-rate", str(self.args.connect_rate), "--idle-refresh", "5"],
+             "--lease-ttl", str(LEASE_TTL), "--connect-rate", str(self.args.connect_rate), "--idle-refresh", "5",
+             *(["--no-x-mss"] if self.args.no_x_mss else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def watched(self) -> bool:
@@ -328,6 +329,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=10.0, help="messages delivered per second")
     parser.add_argument("--connect-rate", type=float, default=20.0, help="connections per second per worker")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-x-mss", action="store_true", help="workers do not fetch X-MSS header fields")
     parser.add_argument("--baseline-child", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.workers < 2:

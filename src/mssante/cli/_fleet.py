@@ -291,12 +291,13 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--idle-refresh", type=click.FloatRange(min=1), default=29 * 60.0, show_default=True,
               help="Seconds before IDLE is renewed (RFC 2177: at most 29 min).")
 @click.option("--id", "worker_id", help="Worker name (default: random).")
+@click.option("--no-x-mss", is_flag=True, help="Do not fetch the X-MSS header fields for message events.")
 @click.option("--http", "http_at", metavar="HOST:PORT", help="Serve /healthz and /metrics (Prometheus) here.")
 @_redis_option
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
            installation_id: str | None, session_secrets: Path | None, lease_ttl: float, connect_rate: float,
            connect_burst: int, dns_server: str | None, resolve: tuple[str, ...], idle_refresh: float,
-           worker_id: str | None, http_at: str | None, redis_url: str, prefix: str) -> None:
+           worker_id: str | None, no_x_mss: bool, http_at: str | None, redis_url: str, prefix: str) -> None:
     """Run a fleet worker until SIGTERM or Ctrl-C (then its leases are released).
 
     \f
@@ -310,7 +311,7 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     http = _host_port(http_at, "--http") if http_at else None
     options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
     settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
-                              connect_burst=connect_burst)
+                              connect_burst=connect_burst, x_mss=not no_x_mss)
 
     async def run() -> None:
         bridge = None

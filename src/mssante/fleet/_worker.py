@@ -4,6 +4,8 @@ Each tick (a third of the lease TTL) the worker says it is alive, renews its lea
 trip, drops the BALs removed from the desired set, and balances: it aims at
 ``min(capacity, ceil(active BALs / live workers))`` BALs, releasing extras when a worker joins
 and claiming free ones (in random order, so workers do not contend) when one leaves or dies.
+It claims nothing on its first tick (workers started together see each other first) and no more
+per tick than its connect limiter lets through meanwhile.
 
 A watched BAL resumes from its checkpoint: ``Mailbox.watch`` scans ``UID SEARCH UID n+1:*``
 (RFC 3501 §6.4.4) at every (re)connection, so a message delivered while nobody watched is
@@ -217,14 +219,20 @@ class Worker:
             extras = self._rng.sample(sorted(self.watches), len(self.watches) - target)
             await self._stop_watches(extras, release=True)
             return
+        if self.ticks == 1:
+            return  # first tick: only say we are here, so workers started together see each other first
         free = [a for a in active if a not in self.watches]
         self._rng.shuffle(free)
+        # no more claims per tick than the connect limiter lets through meanwhile: a lease held while
+        # waiting for the limiter is a BAL another worker could already be watching
+        budget = self.settings.connect_burst + int(self.settings.connect_rate * self.settings.lease_ttl / 3)
         for address in free:
-            if len(self.watches) >= target:
+            if len(self.watches) >= target or budget <= 0:
                 break
             lease = await self.store.acquire(address, self.id, ttl)
             if lease is None:
                 continue
+            budget -= 1
             if lease.fence > 1:
                 self.figures.takeovers += 1
             watch = _Watch(desired[address], lease)
