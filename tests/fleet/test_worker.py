@@ -158,6 +158,9 @@ class SessionConnector:
             return per_mailbox(self.sb, self.session, address=spec.address)
         return await self.standard.mailbox(spec)
 
+    async def close(self, box: Mailbox) -> None:
+        await box.aclose()  # the PSC session belongs to the test
+
 
 async def test_a_psc_session_end_stops_that_bal_with_an_event(tmp_path: Path, store: FleetStore) -> None:
     async with running_sandbox(tmp_path, fleet_config(short_tokens(2.0))) as sb, asyncio.timeout(60):

@@ -38,6 +38,14 @@ class Connector(Protocol):
         """
         ...
 
+    async def close(self, box: Mailbox) -> None:
+        """Close ``box`` and whatever :meth:`mailbox` started for it (a bridge event listener).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
 
 @dataclass
 class MailboxConnector:
@@ -85,3 +93,17 @@ class MailboxConnector:
         """
         return Mailbox(spec.address, kind=spec.kind, credentials=self._credentials(spec), servers=self.servers,
                        resolver=self.resolver, tls=self.tls, options=self.options)
+
+    async def close(self, box: Mailbox) -> None:
+        """Close ``box`` and stop its bridge session's event listener (the session stays open at the bridge).
+
+        Raises:
+            Nothing.
+        """
+        await box.aclose()
+        if self.bridge is not None:
+            from mssante.bridge.client import BridgeTokenSource
+
+            source = box.token_source
+            if isinstance(source, BridgeTokenSource):
+                await source.aclose()

@@ -297,7 +297,7 @@ class Worker:
             await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
         finally:
             watch.done = True
-            await box.aclose()
+            await self.connector.close(box)
 
     async def _x_mss(self, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
         if not self.settings.x_mss:
