@@ -229,3 +229,30 @@ async def test_health_and_metrics_read_with_curl(tmp_path: Path, store: FleetSto
                         await asyncio.sleep(0.1)
         finally:
             server.close()
+
+
+async def test_a_uidvalidity_change_is_reported_and_the_folder_published_again(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(60):
+        address = APPS[0]
+        engine = sb.store.engine
+        engine.create(engine.account(address), "Suivi", subscribed=True)
+        await store.add(BALSpec(address=address, kind="APP", ref=app(address).ref, folder="Suivi"))
+        events = Events(store)
+        for name in ("s1", "s2"):
+            await sb.store.deliver(address, raw(address, name), folder="Suivi")
+        async with running(Worker(store, connector(sb, tmp_path), settings=QUICK)):
+            await events.until(lambda seen: len(events.messages()) == 2)
+        before = await store.checkpoint(address)
+        # the folder is deleted and created again while no worker watches: every UID changed (RFC 3501 §2.3.1.1)
+        await sb.store.reset(address)
+        engine.create(engine.account(address), "Suivi", subscribed=True)
+        await sb.store.deliver(address, raw(address, "nouveau"), folder="Suivi")
+        async with running(Worker(store, connector(sb, tmp_path), settings=QUICK)):
+            seen = await events.until(lambda seen: len(events.messages()) == 3)
+        changed = [e for e in seen if e.kind == "uidvalidity-changed"]
+        assert before is not None and len(changed) == 1 and changed[0].fields["previous"] == str(before.uidvalidity)
+        assert changed[0].uidvalidity != before.uidvalidity and changed[0].fields["previous_uid"] == "2"
+        last = seen[-1]
+        assert (last.fields["subject"], last.uid, last.uidvalidity) == ("nouveau", 1, changed[0].uidvalidity)
+        assert seen.index(changed[0]) < seen.index(last)
