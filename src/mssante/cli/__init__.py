@@ -26,6 +26,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "conformance": ("mssante.cli._conformance:conformance", "Run the conformance suite (the local MOTCO2) on an LPS."),
     "discover": ("mssante.cli._client:discover_command", "Find a BAL's API LPS servers by DNS SRV (priority 10/20)."),
     "fetch": ("mssante.cli._client:fetch", "Fetch messages of a BAL (IMAP)."),
+    "fleet": ("mssante.cli._fleet:fleet", "Watch many BALs with worker processes coordinated through Redis."),
     "send": ("mssante.cli._client:send", "Send a message from a BAL (SMTP submission)."),
     "watch": ("mssante.cli._client:watch", "Watch a BAL for new messages (IDLE, or polling)."),
     "demo": ("mssante.cli._demo:demo", "Start the sandbox and run the end-to-end demo (PER via the bridge, APP)."),

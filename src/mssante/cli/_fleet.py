@@ -1,0 +1,348 @@
+"""``mssante fleet``: watch many BALs with worker processes coordinated through Redis.
+
+``worker`` runs one worker; ``add``/``remove``/``list`` edit the desired set (credential
+*references* only: a structure id for APP, a bridge session id for PER/ORG); ``status`` shows
+the workers and their figures; ``events`` reads the event stream with a consumer group, the way
+an LPS does (XREADGROUP, then XACK once handled). Output is in French; ``--json`` for programs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mssante.client import ConnectionSettings, MailboxOptions, TrustSettings
+from mssante.discovery import DNSPythonResolver
+from mssante.errors import UsageError
+from mssante.fleet import (
+    BALSpec,
+    EventReader,
+    FleetStore,
+    Keys,
+    MailboxConnector,
+    Worker,
+    WorkerSettings,
+    serve_http,
+)
+
+__all__ = ["fleet"]
+
+T = TypeVar("T")
+_KINDS = click.Choice(["PER", "ORG", "APP"], case_sensitive=False)
+_KIND_FR = {"PER": "personnelle", "ORG": "organisationnelle", "APP": "applicative"}
+
+
+def _redis_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--prefix", default="mssante:fleet", show_default=True,
+                      help="Prefix of the fleet's Redis keys (several fleets can share a Redis).")(fn)
+    return click.option("--redis", "redis_url", envvar="MSSANTE_FLEET_REDIS", default="redis://127.0.0.1:6379/0",
+                        show_default=True, help="Redis URL (or MSSANTE_FLEET_REDIS).")(fn)
+
+
+def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of French text.")(fn)
+
+
+def _with_store(redis_url: str, prefix: str, work: Callable[[FleetStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        try:
+            store = FleetStore.from_url(redis_url, keys=Keys(prefix))
+        except ValueError as exc:
+            raise UsageError(f"--redis: {exc}") from None
+        async with store.session():
+            return await work(store)
+
+    return asyncio.run(run())
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+@click.group("fleet")
+def fleet() -> None:
+    """Watch many BALs with worker processes coordinated through Redis."""
+
+
+# -- the desired set -------------------------------------------------------------------------------
+@fleet.command("add")
+@click.argument("address")
+@click.option("--kind", type=_KINDS, required=True, help="BAL kind.")
+@click.option("--ref", required=True,
+              help="Credential reference: structure id (APP, names <dir>/<ref>.pem/.key) or bridge session id "
+                   "(PER/ORG). Never a secret.")
+@click.option("--folder", default="INBOX", show_default=True, help="Folder to watch.")
+@_redis_option
+@_json_option
+def add(address: str, kind: str, ref: str, folder: str, redis_url: str, prefix: str, as_json: bool) -> None:
+    """Watch ADDRESS (or change how it is reached; clears a stopped mark).
+
+    \f
+    Raises:
+        UsageError: bad address, kind or reference (a token instead of a reference).
+        TransportError: Redis is unreachable.
+    """
+    spec = BALSpec(address=address, kind=kind.upper(), ref=ref, folder=folder)  # type: ignore[arg-type]
+    _with_store(redis_url, prefix, lambda store: store.add(spec))
+    if as_json:
+        _echo_json({"added": address, "kind": spec.kind, "ref": spec.ref, "folder": spec.folder})
+    else:
+        click.echo(f"BAL ajoutée : {address} ({_KIND_FR[spec.kind]}, référence {spec.ref}, dossier {spec.folder})")
+
+
+@fleet.command("remove")
+@click.argument("address")
+@_redis_option
+@_json_option
+def remove(address: str, redis_url: str, prefix: str, as_json: bool) -> None:
+    """Stop watching ADDRESS (its worker lets it go at its next tick).
+
+    \f
+    Raises:
+        UsageError: ADDRESS is not watched.
+        TransportError: Redis is unreachable.
+    """
+    if not _with_store(redis_url, prefix, lambda store: store.remove(address)):
+        raise UsageError(f"BAL inconnue de la flotte : {address}")
+    if as_json:
+        _echo_json({"removed": address})
+    else:
+        click.echo(f"BAL retirée : {address}")
+
+
+async def _listing(store: FleetStore) -> list[dict[str, Any]]:
+    bals = await store.bals()
+    stopped = await store.stopped()
+    rows = []
+    for address, spec in sorted(bals.items()):
+        holder = await store.holder(address)
+        checkpoint = await store.redis.hgetall(store.keys.checkpoint(address))
+        rows.append({"address": address, "kind": spec.kind, "ref": spec.ref, "folder": spec.folder,
+                     "worker": holder.split("|")[0] if holder else None,
+                     "uidvalidity": int(checkpoint["uidvalidity"]) if checkpoint else None,
+                     "last_uid": int(checkpoint["uid"]) if checkpoint else None,
+                     "stopped": stopped.get(address)})
+    return rows
+
+
+@fleet.command("list")
+@_redis_option
+@_json_option
+def list_command(redis_url: str, prefix: str, as_json: bool) -> None:
+    """List the watched BALs: kind, reference, worker, checkpoint, stop reason.
+
+    \f
+    Raises:
+        TransportError: Redis is unreachable.
+    """
+    rows = _with_store(redis_url, prefix, _listing)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("Aucune BAL dans la flotte.")
+    for row in rows:
+        where = f"surveillée par {row['worker']}" if row["worker"] else "non surveillée"
+        if row["stopped"]:
+            where = f"arrêtée ({row['stopped']})"
+        mark = f", dernier UID publié {row['last_uid']}" if row["last_uid"] is not None else ""
+        click.echo(f"{row['address']} [{row['kind']}, référence {row['ref']}] {where}{mark}")
+
+
+async def _status(store: FleetStore) -> dict[str, Any]:
+    workers = await store.workers()
+    bals = await store.bals()
+    stopped = await store.stopped()
+    groups: list[dict[str, Any]] = []
+    with contextlib.suppress(Exception):  # no stream yet
+        groups = [{k: v for k, v in g.items() if k in ("name", "consumers", "pending", "lag")}
+                  for g in await store.redis.xinfo_groups(store.keys.events)]
+    length = int(await store.redis.xlen(store.keys.events))
+    held = sum(int(w.get("bals", 0)) for w in workers.values())
+    return {"bals": len(bals), "held": held, "stopped": len(stopped), "unwatched": len(bals) - len(stopped) - held,
+            "events": length, "groups": groups,
+            "workers": {wid: {k: int(v) if v.lstrip("-").isdigit() else v for k, v in figures.items()}
+                        for wid, figures in sorted(workers.items())}}
+
+
+@fleet.command("status")
+@_redis_option
+@_json_option
+def status(redis_url: str, prefix: str, as_json: bool) -> None:
+    """Workers alive and their BALs, lag, reconnections and failures; the stream and its readers.
+
+    \f
+    Raises:
+        TransportError: Redis is unreachable.
+    """
+    data = _with_store(redis_url, prefix, _status)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"BAL : {data['bals']} dans la flotte, {data['held']} surveillées, {data['unwatched']} en attente "
+               f"d'un worker, {data['stopped']} arrêtées")
+    click.echo(f"Workers actifs : {len(data['workers'])}")
+    for wid, w in data["workers"].items():
+        click.echo(f"  {wid} : {w.get('bals', 0)}/{w.get('capacity', '?')} BAL, {w.get('published', 0)} messages "
+                   f"publiés, retard {w.get('lag_ms', 0)} ms, {w.get('reconnects', 0)} reconnexions, "
+                   f"{w.get('failures', 0)} échecs, {w.get('redis_errors', 0)} erreurs Redis")
+    click.echo(f"Flux d'événements : {data['events']} entrées")
+    for g in data["groups"]:
+        click.echo(f"  groupe {g.get('name')} : {g.get('pending')} en attente d'acquittement, "
+                   f"{g.get('lag')} non lus")
+
+
+# -- the LPS's side ----------------------------------------------------------------------------------
+@fleet.command("events")
+@click.option("--group", required=True, help="Consumer group (one per application).")
+@click.option("--consumer", required=True, help="This reader's name in the group.")
+@click.option("--count", type=click.IntRange(min=1), default=100, show_default=True, help="Most events per read.")
+@click.option("--follow", is_flag=True, help="Keep reading (XREADGROUP BLOCK) until interrupted.")
+@click.option("--no-ack", is_flag=True, help="Do not acknowledge what was printed (XACK).")
+@_redis_option
+@_json_option
+def events(group: str, consumer: str, count: int, follow: bool, no_ack: bool, redis_url: str, prefix: str,
+           as_json: bool) -> None:
+    """Read the fleet's events with a consumer group and acknowledge them, as an LPS does.
+
+    \f
+    Raises:
+        TransportError: Redis is unreachable.
+    """
+
+    async def work(store: FleetStore) -> None:
+        reader = EventReader(store, group=group, consumer=consumer)
+        await reader.ensure_group()
+        pending = True  # first what this consumer read and did not acknowledge (a crash)
+        while True:
+            batch = await reader.read(count=count, pending=pending, block_ms=5000 if follow and not pending else None)
+            for event in batch:
+                if as_json:
+                    _echo_json({"id": event.id, **event.fields})
+                else:
+                    click.echo(_describe(event.fields))
+            if batch and not no_ack:
+                await reader.ack(*batch)
+            if pending and not batch:
+                pending = False
+            elif not batch and not follow:
+                return
+
+    _with_store(redis_url, prefix, work)
+
+
+def _describe(fields: dict[str, str]) -> str:
+    kind, bal = fields.get("kind"), fields.get("bal")
+    if kind == "message":
+        return (f"{bal} : nouveau message UID {fields.get('uid')} (UIDVALIDITY {fields.get('uidvalidity')}) de "
+                f"{fields.get('from')} « {fields.get('subject')} » {fields.get('message_id')}, "
+                f"{fields.get('size')} octets")
+    if kind == "uidvalidity-changed":
+        return (f"{bal} : UIDVALIDITY changée ({fields.get('previous')} → {fields.get('uidvalidity')}), "
+                "le dossier est republié")
+    if kind == "psc-session-ended":
+        return f"{bal} : session PSC terminée, surveillance arrêtée ({fields.get('reason')})"
+    return f"{bal} : erreur, surveillance arrêtée ({fields.get('reason')})"
+
+
+# -- the worker --------------------------------------------------------------------------------------
+def _host_port(value: str, what: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UsageError(f"{what} must be HOST:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        host, sep, address = value.partition("=")
+        if not sep or not host or not address:
+            raise UsageError(f"--resolve must be HOST=IP, not {value!r}")
+        out[host] = address
+    return out
+
+
+@fleet.command("worker")
+@click.option("--capacity", type=click.IntRange(min=1), required=True, help="Most BALs this worker watches.")
+@click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
+              help="PEM file of the IGC Santé CAs.")
+@click.option("--certificates", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Directory of <structure>.pem / <structure>.key (BAL APP).")
+@click.option("--bridge", "bridge_url", help="Bridge URL (BAL PER/ORG).")
+@click.option("--installation-id", help="The bridge installation id (its secret: MSSANTE_BRIDGE_SECRET).")
+@click.option("--session-secrets", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Directory of <session id> files holding each bridge session's secret.")
+@click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
+              help="Seconds before a dead worker's BALs move to the others.")
+@click.option("--connect-rate", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
+              help="Most new IMAP connections per second from this worker.")
+@click.option("--connect-burst", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--dns", "dns_server", metavar="HOST:PORT", help="Ask this DNS server for SRV records.")
+@click.option("--resolve", multiple=True, metavar="HOST=IP", help="Connect to IP for HOST (checked by name).")
+@click.option("--idle-refresh", type=click.FloatRange(min=1), default=29 * 60.0, show_default=True,
+              help="Seconds before IDLE is renewed (RFC 2177: at most 29 min).")
+@click.option("--id", "worker_id", help="Worker name (default: random).")
+@click.option("--no-x-mss", is_flag=True, help="Do not fetch the X-MSS header fields for message events.")
+@click.option("--http", "http_at", metavar="HOST:PORT", help="Serve /healthz and /metrics (Prometheus) here.")
+@_redis_option
+def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
+           installation_id: str | None, session_secrets: Path | None, lease_ttl: float, connect_rate: float,
+           connect_burst: int, dns_server: str | None, resolve: tuple[str, ...], idle_refresh: float,
+           worker_id: str | None, no_x_mss: bool, http_at: str | None, redis_url: str, prefix: str) -> None:
+    """Run a fleet worker until SIGTERM or Ctrl-C (then its leases are released).
+
+    \f
+    Raises:
+        UsageError: bad options (a bridge without installation or secret).
+    """
+    resolver = None
+    if dns_server:
+        host, port = _host_port(dns_server, "--dns")
+        resolver = DNSPythonResolver(nameservers=[host], port=port)
+    http = _host_port(http_at, "--http") if http_at else None
+    options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
+    settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
+                              connect_burst=connect_burst, x_mss=not no_x_mss)
+
+    async def run() -> None:
+        bridge = None
+        if bridge_url:
+            secret = os.environ.get("MSSANTE_BRIDGE_SECRET")
+            if not installation_id or not secret:
+                raise UsageError("--bridge needs --installation-id and the MSSANTE_BRIDGE_SECRET variable")
+            from mssante.bridge.client import BridgeClient
+
+            bridge = BridgeClient(bridge_url, installation_id, secret)
+        connector = MailboxConnector(tls=TrustSettings(ca_bundle=ca_bundle), certificates=certificates,
+                                     bridge=bridge, session_secrets=session_secrets, resolver=resolver,
+                                     options=options)
+        store = FleetStore.from_url(redis_url, keys=Keys(prefix))
+        runner = Worker(store, connector, settings=settings, worker_id=worker_id)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runner.shutdown)
+        server = await serve_http(runner, *http) if http else None
+        if server is not None:
+            bound = server.sockets[0].getsockname()
+            click.echo(f"Santé et métriques : http://{bound[0]}:{bound[1]}/healthz et /metrics", err=True)
+        click.echo(f"Worker {runner.id} démarré (capacité {capacity} BAL, bail {lease_ttl:g} s)", err=True)
+        try:
+            await runner.run()
+        finally:
+            if server is not None:
+                server.close()
+            await store.aclose()
+            if bridge is not None:
+                await bridge.aclose()
+        click.echo(f"Worker {runner.id} arrêté, baux rendus", err=True)
+
+    asyncio.run(run())

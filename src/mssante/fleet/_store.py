@@ -1,0 +1,363 @@
+"""The fleet's state in Redis: desired BALs, leases with fencing tokens, checkpoints, the event stream.
+
+Every write that matters is one Lua script, so it is atomic (Redis runs scripts alone):
+
+* ``acquire``: ``SET lease NX`` then ``INCR fence``; the lease value is ``worker|fence``.
+* ``publish``: refuses a fencing token older than the last one issued for the BAL (a worker that
+  lost its lease while paused cannot publish), refuses a UID already published under the same
+  UIDVALIDITY (nothing doubled), reports a UIDVALIDITY change (RFC 3501 §2.3.1.1) as an event,
+  then ``XADD`` the message event and moves the checkpoint, together.
+* ``stop``: the same fencing check, an event (``psc-session-ended``, ECO.1.2.6; ``bal-error``),
+  the BAL marked stopped and its lease released.
+
+No secret is ever written: BALs are stored with a credential *reference* (:class:`BALSpec`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from mssante.errors import TransportError
+
+from ._model import BALSpec, FleetEvent, Keys, _s
+
+__all__ = ["Checkpoint", "FleetStore", "Lease", "Published", "redis_errors"]
+
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[2])
+return fence
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: fence, checkpoint, stream. ARGV: fence, uidvalidity, uid, maxlen, then field/value pairs.
+_PUBLISH = """
+local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
+local fence = tonumber(ARGV[1])
+if fence < issued then return {-1, ''} end
+local ck = redis.call('HMGET', KEYS[2], 'uidvalidity', 'uid')
+local last = tonumber(ck[2] or '0')
+local function xadd(fields)
+  local args = {'XADD', KEYS[3]}
+  if tonumber(ARGV[4]) > 0 then args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[4] end
+  args[#args + 1] = '*'
+  for _, v in ipairs(fields) do args[#args + 1] = v end
+  return redis.call(unpack(args))
+end
+if ck[1] and ck[1] ~= ARGV[2] then
+  xadd({'kind', 'uidvalidity-changed', 'bal', ARGV[8], 'previous', ck[1], 'uidvalidity', ARGV[2],
+        'previous_uid', ck[2] or '0'})
+  last = 0
+end
+if tonumber(ARGV[3]) <= last then return {0, ''} end
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = xadd(fields)
+redis.call('HSET', KEYS[2], 'uidvalidity', ARGV[2], 'uid', ARGV[3], 'fence', ARGV[1])
+return {1, id}
+"""
+
+# KEYS: fence, lease, stopped hash, stream. ARGV: fence, lease value, address, reason, maxlen, field/value pairs.
+_STOP = """
+local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < issued then return -1 end
+local args = {'XADD', KEYS[4]}
+if tonumber(ARGV[5]) > 0 then args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[5] end
+args[#args + 1] = '*'
+for i = 6, #ARGV do args[#args + 1] = ARGV[i] end
+redis.call(unpack(args))
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+# KEYS: workers zset, worker hash. ARGV: worker id, ttl ms, then field/value pairs. Returns live workers.
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if #ARGV > 2 then
+  local fields = {}
+  for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', KEYS[2], unpack(fields))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return redis.call('ZCARD', KEYS[1])
+"""
+
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+@contextlib.contextmanager
+def redis_errors() -> Iterator[None]:
+    """Turn Redis being unreachable into :class:`~mssante.errors.TransportError`.
+
+    Raises:
+        TransportError: Redis could not be reached or timed out.
+    """
+    try:
+        yield
+    except _REDIS_DOWN as exc:
+        raise TransportError(f"Redis is unreachable: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: the BAL, the value stored in Redis (``worker|fence``) and the fencing token."""
+
+    address: str
+    value: str
+    fence: int
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The highest UID published for a BAL under a UIDVALIDITY."""
+
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class Published:
+    """The outcome of :meth:`FleetStore.publish`: ``status`` is ``published``, ``duplicate`` or ``stale``."""
+
+    status: str
+    entry_id: str | None = None
+
+
+class FleetStore:
+    """The fleet's Redis state, shared by workers, the CLI and the LPS's readers.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` client.
+        keys: the key names (a prefix per fleet).
+        stream_maxlen: approximate cap of the event stream (0: never trimmed; the LPS trims
+            after XACK, or sizes Redis for it).
+    """
+
+    def __init__(self, client: aioredis.Redis, *, keys: Keys | None = None, stream_maxlen: int = 0) -> None:
+        self.redis: Any = client
+        self.keys = keys or Keys()
+        self.stream_maxlen = stream_maxlen
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._publish = client.register_script(_PUBLISH)
+        self._stop = client.register_script(_STOP)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> FleetStore:
+        """A store on a new client for ``url`` (``redis://host:port/db``).
+
+        Raises:
+            ValueError: a malformed URL.
+        """
+        return cls(aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10),
+                   **kwargs)
+
+    async def aclose(self) -> None:
+        """Close the Redis client.
+
+        Raises:
+            Nothing.
+        """
+        with contextlib.suppress(*_REDIS_DOWN):
+            await self.redis.aclose()
+
+    # -- the desired set ------------------------------------------------------------------------
+    async def add(self, spec: BALSpec) -> None:
+        """Watch ``spec`` (replaces its previous description; clears a stopped mark).
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.keys.bals, spec.address, spec.to_json())
+                pipe.hdel(self.keys.stopped, spec.address)
+                await pipe.execute()
+
+    async def remove(self, address: str) -> bool:
+        """Stop watching ``address``; its worker notices at its next tick. Returns whether it was watched.
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(self.keys.bals, address)
+                pipe.hdel(self.keys.stopped, address)
+                removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def bals(self) -> dict[str, BALSpec]:
+        """Every BAL of the desired set, by address.
+
+        Raises:
+            TransportError: Redis is unreachable.
+            UsageError: a stored description is unreadable.
+        """
+        with redis_errors():
+            raw = await self.redis.hgetall(self.keys.bals)
+        return {_s(a): BALSpec.from_json(_s(a), v) for a, v in raw.items()}
+
+    async def stopped(self) -> dict[str, str]:
+        """BALs whose watch stopped (PSC session ended, bad reference) → why; add them again to resume.
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            raw = await self.redis.hgetall(self.keys.stopped)
+        return {_s(a): _s(v) for a, v in raw.items()}
+
+    # -- leases ---------------------------------------------------------------------------------
+    async def acquire(self, address: str, worker_id: str, ttl_ms: int) -> Lease | None:
+        """Take the lease of ``address`` if nobody holds it, with a new fencing token.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable (the worker retries).
+        """
+        fence = int(await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address)],
+                                        args=[worker_id, ttl_ms]))
+        return Lease(address, f"{worker_id}|{fence}", fence) if fence else None
+
+    async def renew(self, leases: list[Lease], ttl_ms: int) -> list[bool]:
+        """Extend each lease still held (one round trip); False for a lease that was lost.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                await self._renew(keys=[self.keys.lease(lease.address)], args=[lease.value, ttl_ms], client=pipe)
+            results = await pipe.execute()
+        return [bool(r) for r in results]
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the lease back (only if still ours).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        return bool(await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value]))
+
+    async def holder(self, address: str) -> str | None:
+        """Who holds the lease of ``address`` (``worker|fence``), if anyone.
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            value = await self.redis.get(self.keys.lease(address))
+        return _s(value) if value else None
+
+    # -- checkpoints and events -----------------------------------------------------------------
+    async def checkpoint(self, address: str) -> Checkpoint | None:
+        """The highest UID published for ``address``, with its UIDVALIDITY.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        raw = await self.redis.hmget(self.keys.checkpoint(address), ["uidvalidity", "uid"])
+        if raw[0] is None:
+            return None
+        return Checkpoint(int(raw[0]), int(raw[1] or 0))
+
+    async def publish(self, lease: Lease, uidvalidity: int, uid: int, fields: dict[str, str]) -> Published:
+        """Publish a message event and move the checkpoint, atomically; see the module docstring.
+
+        ``fields`` must hold ``bal`` as its third pair (after ``kind``), as :func:`message_fields` builds it.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable (nothing was published).
+        """
+        flat: list[str] = [x for pair in fields.items() for x in pair]
+        args: list[str | int] = [lease.fence, uidvalidity, uid, self.stream_maxlen, *flat]
+        status, entry = await self._publish(
+            keys=[self.keys.fence(lease.address), self.keys.checkpoint(lease.address), self.keys.events], args=args)
+        name = {1: "published", 0: "duplicate", -1: "stale"}[int(status)]
+        return Published(name, _s(entry) or None)
+
+    async def stop(self, lease: Lease, kind: str, reason: str, extra: dict[str, str] | None = None) -> bool:
+        """Emit ``kind`` (``psc-session-ended``, ``bal-error``) for the BAL, mark it stopped, release its lease.
+
+        Returns False when the fencing token is stale (another worker owns the BAL now).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        fields = {"kind": kind, "bal": lease.address, "reason": reason, **(extra or {})}
+        flat = [x for pair in fields.items() for x in pair]
+        keys = [self.keys.fence(lease.address), self.keys.lease(lease.address), self.keys.stopped, self.keys.events]
+        done = await self._stop(keys=keys, args=[lease.fence, lease.value, lease.address, f"{kind}: {reason}",
+                                                 self.stream_maxlen, *flat])
+        return int(done) == 1
+
+    async def heartbeat(self, worker_id: str, ttl_ms: int, figures: dict[str, str | int]) -> int:
+        """Say this worker is alive for ``ttl_ms`` and store its figures; returns how many workers are alive.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        flat = [str(x) for pair in figures.items() for x in pair]
+        return int(await self._heartbeat(keys=[self.keys.workers, self.keys.worker(worker_id)],
+                                         args=[worker_id, ttl_ms, *flat]))
+
+    async def workers(self) -> dict[str, dict[str, str]]:
+        """The live workers and their last figures.
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            now_s, now_us = await self.redis.time()
+            now = now_s * 1000 + now_us // 1000
+            ids = [_s(w) for w in await self.redis.zrangebyscore(self.keys.workers, now, "+inf")]
+            out: dict[str, dict[str, str]] = {}
+            for worker_id in ids:
+                raw = await self.redis.hgetall(self.keys.worker(worker_id))
+                out[worker_id] = {_s(k): _s(v) for k, v in raw.items()}
+        return out
+
+    async def events(self, after: str = "0", *, count: int = 1000, block_ms: int | None = None
+                     ) -> list[FleetEvent]:
+        """Events after entry ``after`` (XREAD; for tests and tools: the LPS uses :class:`EventReader`).
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            answer = await self.redis.xread({self.keys.events: after}, count=count, block=block_ms)
+        return [FleetEvent.from_entry(eid, raw) for _, entries in answer or [] for eid, raw in entries]
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[FleetStore]:
+        """``async with store.session():`` closes the client at the end.
+
+        Raises:
+            Nothing.
+        """
+        try:
+            yield self
+        finally:
+            await self.aclose()

@@ -1,0 +1,327 @@
+"""A fleet worker: claims BALs with leases, watches each with ``Mailbox.watch``, publishes every message once.
+
+Each tick (a third of the lease TTL) the worker says it is alive, renews its leases in one round
+trip, drops the BALs removed from the desired set, and balances: it aims at
+``min(capacity, ceil(active BALs / live workers))`` BALs, releasing extras when a worker joins
+and claiming free ones (in random order, so workers do not contend) when one leaves or dies.
+It claims nothing on its first tick (workers started together see each other first) and no more
+per tick than its connect limiter lets through meanwhile.
+
+A watched BAL resumes from its checkpoint: ``Mailbox.watch`` scans ``UID SEARCH UID n+1:*``
+(RFC 3501 §6.4.4) at every (re)connection, so a message delivered while nobody watched is
+published, once (the publish script refuses a UID already published and a stale fencing token).
+
+Redis going away does not stop the watches: the IMAP sessions stay open, publishing waits and
+retries, leases are renewed (or taken back with a new fencing token) once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from mssante.client import Mailbox, MessageSummary, WatchState
+from mssante.errors import MssanteError, PSCError, UsageError
+
+from ._connect import Connector
+from ._headers import x_mss_headers
+from ._limiter import ConnectLimiter
+from ._model import BALSpec, message_fields
+from ._store import _REDIS_DOWN, FleetStore, Lease, Published
+
+__all__ = ["Worker", "WorkerSettings"]
+
+log = logging.getLogger("mssante.fleet.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    """How a worker behaves.
+
+    Attributes:
+        capacity: the most BALs this worker watches.
+        lease_ttl: seconds a lease lives without renewal (a dead worker's BALs move after this).
+        connect_rate, connect_burst: the connect limiter (connections per second, back to back).
+        connect_jitter: share of one connect interval each start is randomly delayed by.
+        redis_retry_max: longest pause between two attempts while Redis is unreachable (s).
+        x_mss: fetch each new message's X-MSS header fields for its event (one more IMAP
+            command, on the mailbox's command connection, opened on the BAL's first message).
+        header_fetches: the most such fetches at once in this worker (bounded catch-up).
+
+    Raises:
+        UsageError: a non-positive capacity, TTL or rate.
+    """
+
+    capacity: int = 1000
+    lease_ttl: float = 15.0
+    connect_rate: float = 20.0
+    connect_burst: int = 5
+    connect_jitter: float = 0.5
+    redis_retry_max: float = 2.0
+    x_mss: bool = True
+    header_fetches: int = 16
+
+    def __post_init__(self) -> None:
+        if self.header_fetches < 1:
+            raise UsageError("header_fetches must be positive")
+        if self.capacity < 1 or self.lease_ttl <= 0 or self.connect_rate <= 0 or self.redis_retry_max <= 0:
+            raise UsageError("capacity, lease_ttl, connect_rate and redis_retry_max must be positive")
+
+    @property
+    def ttl_ms(self) -> int:
+        """The lease TTL in milliseconds.
+
+        Raises:
+            Nothing.
+        """
+        return max(1, int(self.lease_ttl * 1000))
+
+
+@dataclass
+class _Watch:
+    spec: BALSpec
+    lease: Lease
+    task: asyncio.Task[None] | None = None
+    state: WatchState | None = None
+    done: bool = False
+
+
+@dataclass
+class WorkerFigures:
+    """What a worker reports (``mssante fleet status``, metrics)."""
+
+    published: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    failures: int = 0
+    redis_errors: int = 0
+    takeovers: int = 0
+    lag_ms: int = 0
+    stops: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """One fleet worker process (or task): see the module docstring.
+
+    Args:
+        store: the fleet's Redis state.
+        connector: builds each BAL's mailbox from its reference (:class:`MailboxConnector`).
+        settings: capacity, lease TTL, connect limiter.
+        worker_id: a unique name (default: random).
+    """
+
+    def __init__(self, store: FleetStore, connector: Connector, *, settings: WorkerSettings | None = None,
+                 worker_id: str | None = None) -> None:
+        self.store = store
+        self.connector = connector
+        self.settings = settings or WorkerSettings()
+        self.id = worker_id or uuid.uuid4().hex[:12]
+        self.limiter = ConnectLimiter(self.settings.connect_rate, self.settings.connect_burst,
+                                      jitter=self.settings.connect_jitter)
+        self.figures = WorkerFigures()
+        self.watches: dict[str, _Watch] = {}
+        self.alive_workers = 0
+        self.ticks = 0
+        self.last_tick_ok: float | None = None  # loop time of the last tick that reached Redis
+        self._stop = asyncio.Event()
+        self._fetches = asyncio.Semaphore(self.settings.header_fetches)
+        self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
+
+    def __repr__(self) -> str:
+        return f"Worker({self.id!r}, bals={len(self.watches)})"
+
+    # -- life -----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Work until :meth:`shutdown`; then stop every watch and release the leases.
+
+        Cancelling the task instead stops the watches *without* releasing the leases, like a
+        crash: the other workers take the BALs over once the leases expire.
+
+        Raises:
+            Nothing: Redis failures are retried, BAL failures become events.
+        """
+        period = self.settings.lease_ttl / 3
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.tick()
+                    self.last_tick_ok = asyncio.get_running_loop().time()
+                except _REDIS_DOWN as exc:
+                    self.figures.redis_errors += 1
+                    log.warning("redis unreachable, watches go on", extra={"worker": self.id, "error": str(exc)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), period)
+        finally:
+            await self._stop_watches(list(self.watches), release=self._stop.is_set())
+
+    def shutdown(self) -> None:
+        """Ask :meth:`run` to stop cleanly (leases released).
+
+        Raises:
+            Nothing.
+        """
+        self._stop.set()
+
+    def healthy(self) -> bool:
+        """True when the last tick reached Redis less than two lease TTLs ago (leases are being renewed).
+
+        Raises:
+            Nothing.
+        """
+        if self.last_tick_ok is None:
+            return False
+        return asyncio.get_running_loop().time() - self.last_tick_ok < 2 * self.settings.lease_ttl
+
+    def _figures(self) -> dict[str, str | int]:
+        reconnects = sum(w.state.reconnects for w in self.watches.values() if w.state is not None)
+        return {"bals": len(self.watches), "capacity": self.settings.capacity, "published": self.figures.published,
+                "duplicates": self.figures.duplicates, "failures": self.figures.failures,
+                "reconnects": reconnects, "redis_errors": self.figures.redis_errors,
+                "takeovers": self.figures.takeovers, "lag_ms": self.figures.lag_ms,
+                "connects": self.limiter.granted}
+
+    async def tick(self) -> None:
+        """One round: heartbeat, renew, drop removed BALs, balance.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable (:meth:`run` retries).
+        """
+        self.ticks += 1
+        ttl = self.settings.ttl_ms
+        self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
+        for address in [a for a, w in self.watches.items() if w.done]:
+            del self.watches[address]
+        held = list(self.watches.values())
+        for watch, kept in zip(held, await self.store.renew([w.lease for w in held], ttl), strict=True):
+            if not kept:
+                lease = await self.store.acquire(watch.spec.address, self.id, ttl)
+                if lease is not None:
+                    watch.lease = lease  # expired while Redis was away: ours again, with a new fencing token
+                else:
+                    log.info("lease lost", extra={"worker": self.id, "bal": watch.spec.address})
+                    await self._stop_watches([watch.spec.address], release=False)
+        desired = await self.store.bals()
+        stopped = await self.store.stopped()
+        gone = [a for a, w in self.watches.items() if desired.get(a) != w.spec or a in stopped]
+        await self._stop_watches(gone, release=True)
+        active = [a for a in desired if a not in stopped]
+        target = min(self.settings.capacity, math.ceil(len(active) / max(1, self.alive_workers)))
+        if len(self.watches) > target:
+            extras = self._rng.sample(sorted(self.watches), len(self.watches) - target)
+            await self._stop_watches(extras, release=True)
+            return
+        if self.ticks == 1:
+            return  # first tick: only say we are here, so workers started together see each other first
+        free = [a for a in active if a not in self.watches]
+        self._rng.shuffle(free)
+        # no more claims per tick than the connect limiter lets through meanwhile: a lease held while
+        # waiting for the limiter is a BAL another worker could already be watching
+        budget = self.settings.connect_burst + int(self.settings.connect_rate * self.settings.lease_ttl / 3)
+        for address in free:
+            if len(self.watches) >= target or budget <= 0:
+                break
+            lease = await self.store.acquire(address, self.id, ttl)
+            if lease is None:
+                continue
+            budget -= 1
+            if lease.fence > 1:
+                self.figures.takeovers += 1
+            watch = _Watch(desired[address], lease)
+            self.watches[address] = watch
+            watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
+
+    async def _stop_watches(self, addresses: list[str], *, release: bool) -> None:
+        watches = [self.watches.pop(a) for a in addresses if a in self.watches]
+        tasks = [w.task for w in watches if w.task is not None and not w.task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if release:
+            for watch in watches:
+                with contextlib.suppress(*_REDIS_DOWN):
+                    await self.store.release(watch.lease)
+
+    # -- one BAL --------------------------------------------------------------------------------
+    async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` until Redis answers (the IMAP session stays open meanwhile)."""
+        pause = 0.05
+        while True:
+            try:
+                return await call()
+            except _REDIS_DOWN:
+                self.figures.redis_errors += 1
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.settings.redis_retry_max)
+
+    async def _watch(self, watch: _Watch) -> None:
+        spec = watch.spec
+        try:
+            box = await self.connector.mailbox(spec)
+        except MssanteError as exc:
+            await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            checkpoint = await self._redis(lambda: self.store.checkpoint(spec.address))
+            watch.state = state = WatchState(folder=spec.folder,
+                                             uidvalidity=checkpoint.uidvalidity if checkpoint else None,
+                                             last_uid=checkpoint.uid if checkpoint else 0)
+            await self.limiter.acquire()
+            async with box, contextlib.aclosing(box.watch(spec.folder, state=state)) as watcher:
+                async for summary in watcher:
+                    result = await self._publish(watch, summary, await self._x_mss(box, summary))
+                    if result.status == "stale":
+                        self.figures.stale += 1
+                        log.info("fencing token stale, BAL left", extra={"worker": self.id, "bal": spec.address})
+                        watch.done = True
+                        return
+                    if result.status == "duplicate":
+                        self.figures.duplicates += 1
+                        continue
+                    self.figures.published += 1
+                    if summary.internaldate is not None:
+                        lag = dt.datetime.now(dt.UTC) - summary.internaldate
+                        self.figures.lag_ms = max(0, int(lag.total_seconds() * 1000))
+        except PSCError as exc:
+            await self._end(watch, "psc-session-ended", str(exc))  # ECO.1.2.6
+        except MssanteError as exc:
+            await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
+        finally:
+            watch.done = True
+            await self.connector.close(box)
+
+    async def _x_mss(self, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
+        if not self.settings.x_mss:
+            return None
+        async with self._fetches:
+            try:
+                return await x_mss_headers(box, summary.folder, summary.uid)
+            except PSCError:
+                raise
+            except MssanteError as exc:  # the event goes out anyway: the LPS can fetch the message itself
+                log.warning("X-MSS header fetch failed", extra={"worker": self.id, "bal": box.address,
+                                                                "uid": summary.uid, "error": str(exc)})
+                return {"error": f"{type(exc).__name__}: {exc}"}
+
+    async def _publish(self, watch: _Watch, summary: MessageSummary, x_mss: dict[str, str] | None) -> Published:
+        fields = message_fields(watch.spec.address, summary, x_mss)
+        return await self._redis(lambda: self.store.publish(watch.lease, summary.uidvalidity or 0, summary.uid,
+                                                            fields))
+
+    async def _end(self, watch: _Watch, kind: str, reason: str) -> None:
+        self.figures.failures += kind == "bal-error"
+        self.figures.stops[kind] = self.figures.stops.get(kind, 0) + 1
+        log.warning("BAL stopped", extra={"worker": self.id, "bal": watch.spec.address, "event": kind,
+                                          "reason": reason})
+        await self._redis(lambda: self.store.stop(watch.lease, kind, reason,
+                                                  {"bal_kind": watch.spec.kind, "worker": self.id}))
+        watch.done = True
