@@ -25,7 +25,7 @@ async def check_logout_token(psc: PSCClient, token: str, seen: dict[str, float])
         PSCError: (``invalid_logout_token``) invalid or replayed token.
         AuthUnavailable, TransportError, TrustError: PSC's JWKS could not be fetched.
     """
-    now = psc._clock()  # the client's clock, as the token checks use it
+    now = psc.clock()  # the client's clock, as the token checks use it
     claims = await _check(psc._discovery, psc.settings, token, now=now)
     for jti, until in list(seen.items()):
         if until < now:

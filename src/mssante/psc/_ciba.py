@@ -16,7 +16,7 @@ from mssante.psc._models import Channel, CibaRequest, TokenSet
 from mssante.secret import Secret
 
 if TYPE_CHECKING:
-    from mssante.psc._client import PSCClient
+    from mssante.psc._party import RelyingParty
 
 __all__ = ["CIBA_GRANT_TYPE", "poll", "start", "wait"]
 
@@ -31,7 +31,7 @@ def _binding_message() -> str:
     return f"{secrets.randbelow(100):02d}"
 
 
-async def start(client: PSCClient, national_id: str, *, binding_message: str | None = None,
+async def start(client: RelyingParty, national_id: str, *, binding_message: str | None = None,
                 channel: Channel = "MOBILE") -> CibaRequest:
     """Send a backchannel authentication request (CIBA Core §7.1) and return the pending request.
 
@@ -57,7 +57,7 @@ async def start(client: PSCClient, national_id: str, *, binding_message: str | N
     meta = await client.metadata()
     form = {"scope": client.settings.scope, "acr_values": client.settings.acr_values, "login_hint": national_id,
             "binding_message": message, "channel": channel}
-    http = client._http
+    http = client.http
     response = await http.post_form(meta.endpoint("backchannel_authentication_endpoint"), form, "CIBA request")
     body = http.json(response, "CIBA request")
     auth_req_id, expires_in = body.get("auth_req_id"), body.get("expires_in")
@@ -65,13 +65,13 @@ async def start(client: PSCClient, national_id: str, *, binding_message: str | N
         raise RemoteProtocolError("PSC's CIBA answer lacks auth_req_id or expires_in (CIBA Core §7.3)")
     interval = body.get("interval")
     interval = float(interval) if isinstance(interval, int | float) and interval > 0 else _DEFAULT_INTERVAL
-    now = client._clock()
+    now = client.clock()
     return CibaRequest(auth_req_id=Secret(auth_req_id), expires_at=now + float(expires_in), interval=interval,
                        binding_message=message, channel=channel, national_id=national_id,
                        next_poll_at=now + interval)
 
 
-async def poll(client: PSCClient, request: CibaRequest) -> TokenSet | None:
+async def poll(client: RelyingParty, request: CibaRequest) -> TokenSet | None:
     """Poll the token endpoint once (CIBA Core §10.1); None while the professional has not answered.
 
     ``slow_down`` raises ``request.interval`` by ``settings.ciba_slow_down_step`` (CIBA Core
@@ -83,7 +83,7 @@ async def poll(client: PSCClient, request: CibaRequest) -> TokenSet | None:
             already redeemed ``auth_req_id``), ``invalid_id_token``, other OAuth errors.
         AuthUnavailable, TransportError, TrustError, RemoteProtocolError: see :class:`PSCClient`.
     """
-    now = client._clock()
+    now = client.clock()
     if now >= request.expires_at:
         raise PSCError("the CIBA request has expired", oauth_error="expired_token")
     form = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": request.auth_req_id.reveal()}
@@ -93,7 +93,7 @@ async def poll(client: PSCClient, request: CibaRequest) -> TokenSet | None:
         if exc.oauth_error == "slow_down":
             request.interval += client.settings.ciba_slow_down_step
         if exc.oauth_error in ("authorization_pending", "slow_down"):
-            request.next_poll_at = client._clock() + request.interval
+            request.next_poll_at = client.clock() + request.interval
             return None
         raise
     return tokens
@@ -101,7 +101,7 @@ async def poll(client: PSCClient, request: CibaRequest) -> TokenSet | None:
 
 # The deadline also decides whether one more poll fits, so it is a parameter, not asyncio.timeout.
 async def wait(
-    client: PSCClient, request: CibaRequest, timeout: float | None = None  # noqa: ASYNC109
+    client: RelyingParty, request: CibaRequest, timeout: float | None = None  # noqa: ASYNC109
 ) -> TokenSet:
     """Poll at ``request.interval`` until tokens come (CIBA Core §7.3: never faster).
 
@@ -110,16 +110,16 @@ async def wait(
         TimeoutError: ``timeout`` seconds elapsed before an answer.
         AuthUnavailable, TransportError, TrustError, RemoteProtocolError: see :class:`PSCClient`.
     """
-    deadline = None if timeout is None else client._clock() + timeout
+    deadline = None if timeout is None else client.clock() + timeout
     while True:
-        now = client._clock()
+        now = client.clock()
         wake = max(request.next_poll_at, now)
         if deadline is not None and wake > deadline:
             raise TimeoutError(f"no CIBA answer within {timeout:g} s")
         if wake >= request.expires_at:  # PSC forgets the request before the next allowed poll
-            await client._clock.sleep(request.expires_at - now)
+            await client.clock.sleep(request.expires_at - now)
             raise PSCError("the CIBA request has expired", oauth_error="expired_token")
-        await client._clock.sleep(wake - now)
+        await client.clock.sleep(wake - now)
         tokens = await poll(client, request)
         if tokens is not None:
             return tokens

@@ -92,6 +92,27 @@ class PSCClient:
         await self._http.aclose()
 
     # -- discovery -------------------------------------------------------------------------------
+    # -- what the CIBA and logout flows use (the RelyingParty protocol of ._party) ---------------
+    @property
+    def clock(self) -> Clock:
+        """The clock this client reads and waits on."""
+        return self._clock
+
+    @property
+    def http(self) -> HTTP:
+        """The bounded HTTP exchange with PSC."""
+        return self._http
+
+    @property
+    def discovery(self) -> Discovery:
+        """PSC's discovery document and keys."""
+        return self._discovery
+
+    @property
+    def logout_jtis(self) -> dict[str, float]:
+        """The back-channel logout tokens seen (``jti`` → until when a replay is refused)."""
+        return self._logout_jtis
+
     async def metadata(self, *, refresh: bool = False) -> ProviderMetadata:
         """Return PSC's discovery document, checked and cached (``discovery_ttl``).
 

@@ -26,14 +26,14 @@ from mssante.psc._settings import check_url
 from mssante.secret import Secret
 
 if TYPE_CHECKING:
-    from mssante.psc._client import PSCClient
+    from mssante.psc._party import RelyingParty
 
 __all__ = ["backchannel", "logout"]
 
 log = logging.getLogger("mssante.psc")
 
 
-async def logout(client: PSCClient, session: PSCSession, *, post_logout_redirect_uri: str | None = None,
+async def logout(client: RelyingParty, session: PSCSession, *, post_logout_redirect_uri: str | None = None,
                  state: str | None = None, server_side: bool = True) -> LogoutResult:
     """Revoke the refresh token, end the PSC session, and end ``session`` locally.
 
@@ -81,9 +81,9 @@ async def logout(client: PSCClient, session: PSCSession, *, post_logout_redirect
     return LogoutResult(front_channel_url=url, revoked=revoked, ended_at_psc=ended_at_psc)
 
 
-async def _end_at_psc(client: PSCClient, endpoint: str, form: dict[str, str]) -> bool:
+async def _end_at_psc(client: RelyingParty, endpoint: str, form: dict[str, str]) -> bool:
     try:
-        response = await client._http.post_form(endpoint, form, "end-session request", authenticate=False)
+        response = await client.http.post_form(endpoint, form, "end-session request", authenticate=False)
     except MssanteError as exc:
         log.warning("PSC end-session request failed: %s", exc.error)
         return False
@@ -93,7 +93,7 @@ async def _end_at_psc(client: PSCClient, endpoint: str, form: dict[str, str]) ->
     return True
 
 
-async def backchannel(client: PSCClient, logout_token: str) -> list[PSCSession]:
+async def backchannel(client: RelyingParty, logout_token: str) -> list[PSCSession]:
     """Handle a back-channel logout token; return the sessions that it ended.
 
     §2.7: a ``sid`` names one session (whose ``sub`` must match when both are given); a ``sub``
@@ -105,9 +105,9 @@ async def backchannel(client: PSCClient, logout_token: str) -> list[PSCSession]:
             ``invalid_request`` (§2.8).
         AuthUnavailable, TransportError, TrustError: the JWKS could not be fetched.
     """
-    now = client._clock()
-    claims = await check_logout_token(client._discovery, client.settings, logout_token, now=now)
-    seen = client._logout_jtis
+    now = client.clock()
+    claims = await check_logout_token(client.discovery, client.settings, logout_token, now=now)
+    seen = client.logout_jtis
     for jti, until in list(seen.items()):
         if until < now:
             del seen[jti]
