@@ -164,7 +164,8 @@ class Worker:
                     self.last_tick_ok = asyncio.get_running_loop().time()
                 except _REDIS_DOWN as exc:
                     self.figures.redis_errors += 1
-                    log.warning("redis unreachable, watches go on", extra={"worker": self.id, "error": str(exc)})
+                    log.warning("redis unreachable, watches go on", extra={"worker": self.id, "event": "redis-down",
+                                                                          "error": str(exc)})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), period)
         finally:
@@ -226,6 +227,8 @@ class Worker:
         if len(self.watches) > target:
             extras = self._rng.sample(sorted(self.watches), len(self.watches) - target)
             await self._stop_watches(extras, release=True)
+            log.info("BALs released for balance", extra={"worker": self.id, "event": "released",
+                                                         "count": len(extras), "target": target})
             return
         if self.ticks == 1:
             return  # first tick: only say we are here, so workers started together see each other first
@@ -234,6 +237,7 @@ class Worker:
         # no more claims per tick than the connect limiter lets through meanwhile: a lease held while
         # waiting for the limiter is a BAL another worker could already be watching
         budget = self.settings.connect_burst + int(self.settings.connect_rate * self.settings.lease_ttl / 3)
+        claimed = 0
         for address in free:
             if len(self.watches) >= target or budget <= 0:
                 break
@@ -246,6 +250,10 @@ class Worker:
             watch = _Watch(desired[address], lease)
             self.watches[address] = watch
             watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
+            claimed += 1
+        if claimed:
+            log.info("BALs claimed", extra={"worker": self.id, "event": "claimed", "count": claimed,
+                                            "bals": len(self.watches), "target": target})
 
     async def _stop_watches(self, addresses: list[str], *, release: bool) -> None:
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
