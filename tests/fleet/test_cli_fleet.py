@@ -96,4 +96,7 @@ async def test_a_worker_process_publishes_and_the_lps_reads_with_a_group(
             _, err = await asyncio.to_thread(worker.communicate, timeout=20)
         assert worker.returncode == 0, err
         assert "Worker w-cli arrêté, baux rendus" in err
+        logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        claimed = [entry for entry in logs if entry.get("event") == "claimed"]
+        assert claimed and claimed[0]["worker"] == "w-cli" and claimed[0]["level"] == "INFO"
         assert set((await until_held(store, bals, lambda h: True)).values()) == {None}  # released at once

@@ -9,6 +9,7 @@ import pytest
 from mssante.client import MessageSummary
 from mssante.errors import TransportError, UsageError
 from mssante.fleet import BALSpec, EventReader, FleetStore, message_fields
+from tests.fleet.conftest import RedisServer
 
 BAL = "dpi.hopital@mss.sandbox.test"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI4OTk3MDAwMDAwMDEifQ.c2lnbmF0dXJl"
@@ -154,3 +155,16 @@ def test_x_mss_fields_are_parsed_bounded_and_repeated_ones_joined() -> None:
                                   "X-MSS-INS": "1234567890123 ^1.2.250.1.213.1.4.8^INS-NIR"}
     assert parse_x_mss(b"X-MSS-NIL: " + b"A" * 100_000 + b"\r\n")["X-MSS-NIL"] == "A" * (16 * 1024 - 11)
     assert parse_x_mss(b"") == {}
+
+
+async def test_the_operator_bucket_is_shared_by_every_worker(store: FleetStore, redis_server: RedisServer) -> None:
+    other = FleetStore.from_url(redis_server.url)
+    try:
+        # burst 2 at 10/s: two workers (two clients) get one each, the third asks too early
+        assert await store.take_connect("mss.sandbox.test", 10, 2) == 0
+        assert await other.take_connect("mss.sandbox.test", 10, 2) == 0
+        wait = await store.take_connect("mss.sandbox.test", 10, 2)
+        assert 0 < wait <= 0.1
+        assert await other.take_connect("autre-operateur.test", 10, 2) == 0  # one bucket per operator
+    finally:
+        await other.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -254,6 +255,22 @@ def _describe(fields: dict[str, str]) -> str:
 
 
 # -- the worker --------------------------------------------------------------------------------------
+#: ``extra`` keys of the fleet's log records (never a secret: addresses, counts, error texts).
+_LOG_FIELDS = ("worker", "bal", "event", "reason", "error", "uid", "count", "bals", "target")
+
+
+class _JSONLines(logging.Formatter):
+    """One JSON object per log record: time, level, logger, message and the fleet's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
+                                "logger": record.name, "message": record.getMessage()}
+        data.update({k: getattr(record, k) for k in _LOG_FIELDS if hasattr(record, k)})
+        if record.exc_info and record.exc_info[0] is not None:
+            data["exception"] = record.exc_info[0].__name__  # the type only: a message could carry anything
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
 def _host_port(value: str, what: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
@@ -286,24 +303,35 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--connect-rate", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
               help="Most new IMAP connections per second from this worker.")
 @click.option("--connect-burst", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--operator-rate", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="Most new connections per second toward one operator, for the whole fleet (0: no limit).")
 @click.option("--dns", "dns_server", metavar="HOST:PORT", help="Ask this DNS server for SRV records.")
 @click.option("--resolve", multiple=True, metavar="HOST=IP", help="Connect to IP for HOST (checked by name).")
 @click.option("--idle-refresh", type=click.FloatRange(min=1), default=29 * 60.0, show_default=True,
               help="Seconds before IDLE is renewed (RFC 2177: at most 29 min).")
 @click.option("--id", "worker_id", help="Worker name (default: random).")
 @click.option("--no-x-mss", is_flag=True, help="Do not fetch the X-MSS header fields for message events.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
+              show_default=True, help="Structured logs (JSON lines on stderr) from this level.")
 @click.option("--http", "http_at", metavar="HOST:PORT", help="Serve /healthz and /metrics (Prometheus) here.")
 @_redis_option
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
            installation_id: str | None, session_secrets: Path | None, lease_ttl: float, connect_rate: float,
-           connect_burst: int, dns_server: str | None, resolve: tuple[str, ...], idle_refresh: float,
-           worker_id: str | None, no_x_mss: bool, http_at: str | None, redis_url: str, prefix: str) -> None:
+           connect_burst: int, operator_rate: float, dns_server: str | None, resolve: tuple[str, ...],
+           idle_refresh: float, worker_id: str | None, no_x_mss: bool, log_level: str, http_at: str | None,
+           redis_url: str, prefix: str) -> None:
     """Run a fleet worker until SIGTERM or Ctrl-C (then its leases are released).
 
     \f
     Raises:
         UsageError: bad options (a bridge without installation or secret).
     """
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JSONLines())
+    fleet_log = logging.getLogger("mssante.fleet")
+    fleet_log.addHandler(handler)
+    fleet_log.setLevel(log_level)
+    fleet_log.propagate = False
     resolver = None
     if dns_server:
         host, port = _host_port(dns_server, "--dns")
@@ -311,7 +339,7 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     http = _host_port(http_at, "--http") if http_at else None
     options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
     settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
-                              connect_burst=connect_burst, x_mss=not no_x_mss)
+                              connect_burst=connect_burst, operator_rate=operator_rate or None, x_mss=not no_x_mss)
 
     async def run() -> None:
         bridge = None

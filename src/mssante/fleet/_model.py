@@ -188,6 +188,10 @@ class Keys:
         """Hash of one worker's figures (expires with its heartbeat)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def operator(self, domain: str) -> str:
+        """Hash: the fleet-wide connect bucket of an operator (by BAL domain)."""
+        return f"{self.prefix}:connect:{domain.lower()}"
+
     def lease(self, address: str) -> str:
         """String ``worker|fence``, with a TTL: who watches this BAL."""
         return f"{self.prefix}:lease:{address}"

@@ -102,6 +102,22 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return redis.call('ZCARD', KEYS[1])
 """
 
+# KEYS: bucket hash. ARGV: rate (per s), burst. Returns 0 (go) or the milliseconds to wait before asking again.
+_CONNECT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or burst
+local at = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait
+"""
+
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -163,6 +179,7 @@ class FleetStore:
         self._publish = client.register_script(_PUBLISH)
         self._stop = client.register_script(_STOP)
         self._heartbeat = client.register_script(_HEARTBEAT)
+        self._connect = client.register_script(_CONNECT)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> FleetStore:
@@ -312,6 +329,17 @@ class FleetStore:
         done = await self._stop(keys=keys, args=[lease.fence, lease.value, lease.address, f"{kind}: {reason}",
                                                  self.stream_maxlen, *flat])
         return int(done) == 1
+
+    async def take_connect(self, operator: str, rate: float, burst: int) -> float:
+        """Take a connection token from the fleet-wide bucket of ``operator`` (shared by every worker).
+
+        Returns:
+            0 when the connection may be opened now, else the seconds to wait before asking again.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        return int(await self._connect(keys=[self.keys.operator(operator)], args=[rate, burst])) / 1000
 
     async def heartbeat(self, worker_id: str, ttl_ms: int, figures: dict[str, str | int]) -> int:
         """Say this worker is alive for ``ttl_ms`` and store its figures; returns how many workers are alive.

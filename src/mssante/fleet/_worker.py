@@ -52,6 +52,8 @@ class WorkerSettings:
         lease_ttl: seconds a lease lives without renewal (a dead worker's BALs move after this).
         connect_rate, connect_burst: the connect limiter (connections per second, back to back).
         connect_jitter: share of one connect interval each start is randomly delayed by.
+        operator_rate, operator_burst: the fleet-wide connect limit toward one operator (BALs of
+            one domain), shared by every worker through Redis; None: no fleet-wide limit.
         redis_retry_max: longest pause between two attempts while Redis is unreachable (s).
         x_mss: fetch each new message's X-MSS header fields for its event (one more IMAP
             command, on the mailbox's command connection, opened on the BAL's first message).
@@ -66,11 +68,15 @@ class WorkerSettings:
     connect_rate: float = 20.0
     connect_burst: int = 5
     connect_jitter: float = 0.5
+    operator_rate: float | None = 100.0
+    operator_burst: int = 20
     redis_retry_max: float = 2.0
     x_mss: bool = True
     header_fetches: int = 16
 
     def __post_init__(self) -> None:
+        if self.operator_rate is not None and (self.operator_rate <= 0 or self.operator_burst < 1):
+            raise UsageError("operator_rate and operator_burst must be positive")
         if self.header_fetches < 1:
             raise UsageError("header_fetches must be positive")
         if self.capacity < 1 or self.lease_ttl <= 0 or self.connect_rate <= 0 or self.redis_retry_max <= 0:
@@ -105,6 +111,7 @@ class WorkerFigures:
     failures: int = 0
     redis_errors: int = 0
     takeovers: int = 0
+    operator_waits: int = 0
     lag_ms: int = 0
     stops: dict[str, int] = field(default_factory=dict)
 
@@ -157,7 +164,8 @@ class Worker:
                     self.last_tick_ok = asyncio.get_running_loop().time()
                 except _REDIS_DOWN as exc:
                     self.figures.redis_errors += 1
-                    log.warning("redis unreachable, watches go on", extra={"worker": self.id, "error": str(exc)})
+                    log.warning("redis unreachable, watches go on", extra={"worker": self.id, "event": "redis-down",
+                                                                          "error": str(exc)})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), period)
         finally:
@@ -186,7 +194,8 @@ class Worker:
         return {"bals": len(self.watches), "capacity": self.settings.capacity, "published": self.figures.published,
                 "duplicates": self.figures.duplicates, "failures": self.figures.failures,
                 "reconnects": reconnects, "redis_errors": self.figures.redis_errors,
-                "takeovers": self.figures.takeovers, "lag_ms": self.figures.lag_ms,
+                "takeovers": self.figures.takeovers, "operator_waits": self.figures.operator_waits,
+                "lag_ms": self.figures.lag_ms,
                 "connects": self.limiter.granted}
 
     async def tick(self) -> None:
@@ -218,6 +227,8 @@ class Worker:
         if len(self.watches) > target:
             extras = self._rng.sample(sorted(self.watches), len(self.watches) - target)
             await self._stop_watches(extras, release=True)
+            log.info("BALs released for balance", extra={"worker": self.id, "event": "released",
+                                                         "count": len(extras), "target": target})
             return
         if self.ticks == 1:
             return  # first tick: only say we are here, so workers started together see each other first
@@ -226,6 +237,7 @@ class Worker:
         # no more claims per tick than the connect limiter lets through meanwhile: a lease held while
         # waiting for the limiter is a BAL another worker could already be watching
         budget = self.settings.connect_burst + int(self.settings.connect_rate * self.settings.lease_ttl / 3)
+        claimed = 0
         for address in free:
             if len(self.watches) >= target or budget <= 0:
                 break
@@ -238,6 +250,10 @@ class Worker:
             watch = _Watch(desired[address], lease)
             self.watches[address] = watch
             watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
+            claimed += 1
+        if claimed:
+            log.info("BALs claimed", extra={"worker": self.id, "event": "claimed", "count": claimed,
+                                            "bals": len(self.watches), "target": target})
 
     async def _stop_watches(self, addresses: list[str], *, release: bool) -> None:
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
@@ -275,7 +291,7 @@ class Worker:
             watch.state = state = WatchState(folder=spec.folder,
                                              uidvalidity=checkpoint.uidvalidity if checkpoint else None,
                                              last_uid=checkpoint.uid if checkpoint else 0)
-            await self.limiter.acquire()
+            await self._connect_permit(spec)
             async with box, contextlib.aclosing(box.watch(spec.folder, state=state)) as watcher:
                 async for summary in watcher:
                     result = await self._publish(watch, summary, await self._x_mss(box, summary))
@@ -298,6 +314,23 @@ class Worker:
         finally:
             watch.done = True
             await self.connector.close(box)
+
+    async def _connect_permit(self, spec: BALSpec) -> None:
+        """The worker's own limiter, then the operator's fleet-wide bucket (Redis down: the local one only)."""
+        await self.limiter.acquire()
+        rate = self.settings.operator_rate
+        if rate is None:
+            return
+        operator = spec.address.rpartition("@")[2]
+        while True:
+            try:
+                wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
+            except _REDIS_DOWN:
+                return
+            if not wait:
+                return
+            self.figures.operator_waits += 1
+            await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
 
     async def _x_mss(self, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
         if not self.settings.x_mss:
