@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Iterator
 from datetime import timedelta
@@ -85,3 +86,28 @@ async def test_bad_certificate_is_refused_before_any_credential(
     assert info.value.fault == "trust"
     # no credential reached the server (it only saw STARTTLS in clear, at most CAPABILITY under TLS)
     assert not seen[0].saw_credentials(), bytes(seen[0].received)
+
+
+async def test_an_update_sent_before_idles_continuation_is_not_lost(pki: MiniPKI) -> None:
+    """RFC 3501 §7: a server may send '* 1 EXISTS' before '+ idling' (a delivery as IDLE starts).
+
+    The driver used to drop it, so a watcher learned of the message only at the next IDLE
+    renewal (29 minutes by default): found by the fleet's Redis-restart test.
+    """
+    ctx = _server_context(pki.leaf("good", dns_names=(HOST,)))
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rec: Recorder) -> None:
+        await tls_imap_session(reader, writer, rec, ctx, before_idle=b"* 1 EXISTS\r\n")
+
+    trust = TrustSettings(ca_bundle=pki.bundle())
+    async with scripted_server(script) as (port, _), asyncio.timeout(20), mailbox(port, trust) as box:
+        conn = await box.open_imap()
+        await conn.select("INBOX")
+        seen = []
+        async with contextlib.aclosing(conn.idle(duration=3)) as updates:
+            async for event in updates:
+                seen.append(event)
+                break
+        assert [type(e).__name__ for e in seen] == ["ExistsResponse"] and seen[0].count == 1
+        assert conn.usable and conn.last_tagged is not None and conn.last_tagged.status == "OK"
+        box.release(conn)

@@ -74,8 +74,11 @@ def mailbox(port: int, trust: TrustSettings, *, host: str = HOST, smtp: bool = F
 
 
 async def tls_imap_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, recorder: Recorder,
-                           context: ssl.SSLContext) -> None:
-    """A well-behaved server: STARTTLS with ``context``, then XOAUTH2 and a tiny empty INBOX."""
+                           context: ssl.SSLContext, *, before_idle: bytes = b"") -> None:
+    """A well-behaved server: STARTTLS with ``context``, then XOAUTH2 and a tiny empty INBOX.
+
+    IDLE is answered with ``before_idle`` (untagged updates) then ``+ idling``, until ``DONE``.
+    """
     writer.write(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] scripted\r\n")
     tag = (await read_line(reader, recorder)).split(b" ")[0]
     writer.write(tag + b" OK Begin TLS now\r\n")
@@ -93,6 +96,12 @@ async def tls_imap_session(reader: asyncio.StreamReader, writer: asyncio.StreamW
             writer.write(selected + tag + b" OK [READ-WRITE] s\r\n")
         elif verb == b"UID":
             writer.write(b"* SEARCH\r\n" + tag + b" OK done\r\n")
+        elif verb == b"IDLE":
+            writer.write(before_idle + b"+ idling\r\n")
+            await writer.drain()
+            if (await read_line(reader, recorder)).strip().upper() != b"DONE":
+                return
+            writer.write(tag + b" OK IDLE terminated\r\n")
         elif verb == b"LOGOUT":
             writer.write(b"* BYE bye\r\n" + tag + b" OK done\r\n")
             await writer.drain()

@@ -364,12 +364,18 @@ class IMAPConnection:
         Leaving the iteration (break, ``aclose()``, end of ``duration``) sends ``DONE`` and reads the
         tagged answer; use it with :func:`contextlib.aclosing`.
 
+        Untagged updates the server sends before its ``+`` are yielded first.
+
         Raises:
             CommandFailed: the server refused IDLE.
             LocalProtocolError: IDLE is not advertised.
+            PeerLimitError: the server flooded untagged responses before its ``+``.
             ConnectionClosed, TimeoutError, RemoteProtocolError: the connection failed.
         """
         await self._write(self.engine.send(Idle()))
+        # A server may send untagged updates before its "+" (RFC 3501 §7: at any time): a
+        # delivery made just as IDLE starts. They are the caller's first updates, not noise.
+        early: list[Event] = []
         while True:
             event = await self._next()
             if isinstance(event, Tagged):
@@ -378,10 +384,16 @@ class IMAPConnection:
                 raise CommandFailed(f"IDLE {event.status}: {event.text[:200]}", imap_code=code)
             if isinstance(event, Continuation) and event.purpose is ContinuationPurpose.IDLE:
                 break
+            if len(early) >= self.max_kept_responses:
+                self.abort()
+                raise PeerLimitError(f"more than {self.max_kept_responses} untagged responses before IDLE's '+'")
+            early.append(event)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + duration
         ended = False
         try:
+            for event in early:
+                yield event
             while (remaining := deadline - loop.time()) > 0:
                 try:
                     event = await self._next(wait=remaining)
