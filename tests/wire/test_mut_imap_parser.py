@@ -17,12 +17,14 @@ from mssante.wire.imap import (
     ExistsResponse,
     ExpungeResponse,
     FlagsResponse,
+    Greeting,
     IdResponse,
     ListResponse,
     RecentResponse,
     SearchResponse,
     StatusResponse,
     UidSet,
+    UntaggedStatus,
     VanishedResponse,
     parse_uid_set,
 )
@@ -116,5 +118,40 @@ def test_id_values_that_are_not_utf8_stay_readable() -> None:
     ],
 )
 def test_malformed_responses_name_what_was_expected(data: bytes, named: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=named):
+        one(data)
+
+
+def test_response_code_data_is_typed() -> None:
+    caps = one(b"* OK [CAPABILITY imap4rev1 (idle)] x\r\n")
+    assert isinstance(caps, UntaggedStatus) and caps.code is not None
+    assert caps.code.data == ("IMAP4REV1", "IDLE")  # capability names are case-insensitive: upper-cased
+    charsets = one(b"* NO [BADCHARSET (UTF-8 us-ascii)] x\r\n")
+    assert isinstance(charsets, UntaggedStatus) and charsets.code is not None
+    assert charsets.code.data == ("UTF-8", "us-ascii")  # charset names are kept as sent
+    assert charsets.code.raw == "BADCHARSET (UTF-8 us-ascii)"
+    other = one(b"* OK [X-THING \xc3\xa9] x\r\n")
+    assert isinstance(other, UntaggedStatus) and other.code is not None and other.code.data == "é"
+    assert one(b"* OK [ALERT] x\r\n").code.data is None  # type: ignore[union-attr]
+
+
+def test_a_preauth_greeting_keeps_its_code_and_text() -> None:
+    conn = ClientConnection(tls=True)
+    conn.receive_data(b"* PREAUTH [CAPABILITY IMAP4rev1] bienvenue\r\n")
+    (greeting,) = drain(conn)
+    assert isinstance(greeting, Greeting) and greeting.status == "PREAUTH" and greeting.text == "bienvenue"
+    assert greeting.code is not None and greeting.code.name == "CAPABILITY"
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"* OK [ALERT x\r\n", "expected ']' closing the response code"),
+        (b"a1 MAYBE done\r\n", "expected OK, NO or BAD after a tag"),
+        (b"* OK [APPENDUID 1] x\r\n", r"bad \[APPENDUID\] response code data"),
+        (b"* OK [COPYUID 1 2] x\r\n", r"bad \[COPYUID\] response code data"),
+    ],
+)
+def test_malformed_codes_and_tags_name_what_was_expected(data: bytes, named: str) -> None:
     with pytest.raises(RemoteProtocolError, match=named):
         one(data)
