@@ -120,8 +120,14 @@ class OAuthBearerClient(_BearerClient):
         """
         if user is not None:
             _check_text(user, "the OAUTHBEARER user", _CONTROLS)
-        if host is not None and _VALUE.fullmatch(host.encode("utf-8", "replace")) is None:
-            raise LocalProtocolError("the OAUTHBEARER host contains a forbidden character", requirement="RFC 7628 §3.1")
+        if host is not None:
+            try:
+                encoded = host.encode("utf-8")  # a lone surrogate is not text: refused here, not later
+            except UnicodeEncodeError:
+                encoded = b"\x00"
+            if _VALUE.fullmatch(encoded) is None:
+                raise LocalProtocolError("the OAUTHBEARER host contains a forbidden character",
+                                         requirement="RFC 7628 §3.1")
         if port is not None and not 0 < port < 65536:
             raise LocalProtocolError("the OAUTHBEARER port is out of range", requirement="RFC 7628 §3.1")
         super().__init__(user, token)
