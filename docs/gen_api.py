@@ -51,6 +51,7 @@ MODULES: tuple[str, ...] = (
     "mssante.sandbox.fronts.faults",
     "mssante.sandbox.fronts.journal",
     "mssante.conformance",
+    "mssante.fleet",
     "mssante",
 )
 OUTPUT = Path(__file__).resolve().parent / "api.md"

@@ -87,3 +87,9 @@ def test_api_reference_generator_is_deterministic() -> None:
     for module in ("mssante.client", "mssante.psc", "mssante.bridge.client", "mssante.errors"):
         assert f"\n## {module}\n" in first
     assert "### `Mailbox`" in first and "**Raises**" in first
+
+
+def test_api_reference_is_up_to_date() -> None:
+    """docs/api.md is what docs/gen_api.py writes today (regenerate with: python docs/gen_api.py)."""
+    gen = _generator()
+    assert gen.generate() == (DOCS / "api.md").read_text(encoding="utf-8"), "run: .venv/bin/python docs/gen_api.py"

@@ -26,12 +26,13 @@ from hypothesis import strategies as st
 from mssante.bridge._app import MAX_BODY as BRIDGE_MAX_BODY
 from mssante.sandbox.api.routes import MAX_UPLOAD
 from mssante.sandbox.psc.web import MAX_BODY as PSC_MAX_BODY
+from tests._hypothesis import examples
 from tests.http._logs import LogTrap
 from tests.http._servers import APP_BAL, PER, Endpoint, Servers, fill, path_names
 
 pytestmark = pytest.mark.timeout(300)
 #: Examples per route (derandomized: the same inputs on every run).
-EXAMPLES = 15
+EXAMPLES = examples(15)
 
 HOSTILE = ["", "\x00", "%00", "..", "../../etc/passwd", "a" * 3000, "é", '"', "\\", "-1", "0", "1",
            "99999999999999999999999", "1e309", "nan", "*", "[]", "{}", "<script>", "\r\nX: y", "\udcff"]

@@ -23,6 +23,7 @@ from mssante.sandbox.fronts.store import MAIL_DB, MailStore, remove_mail_state
 from mssante.sandbox.imapd import BadCommand, Reader, Session, Store
 from mssante.sandbox.imapd._mime import fetch_section, parse_message, render_body, render_envelope
 from mssante.sandbox.runner import Sandbox
+from tests._hypothesis import examples
 from tests.interop.imap_diff import tokenize
 from tests.sandbox._imap_support import PER, IMAPEnv, RawIMAP, b64, imap_env, message, pki_world, xoauth2
 
@@ -50,7 +51,7 @@ def _messages(draw: st.DrawFn) -> bytes:
     return out + draw(st.binary(max_size=40))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_messages())
 def test_any_message_gives_well_formed_envelope_and_bodystructure(raw: bytes) -> None:
     part = parse_message(raw)
@@ -60,7 +61,7 @@ def test_any_message_gives_well_formed_envelope_and_bodystructure(raw: bytes) ->
     assert isinstance(fetch_section(part, [1, 2, 3], b"MIME", []), bytes | None)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=40), min_size=1,
                 max_size=4))
 def test_part_bodies_are_the_parts_octets(texts: list[str]) -> None:
@@ -77,7 +78,7 @@ def test_part_bodies_are_the_parts_octets(texts: list[str]) -> None:
         assert got is not None and expected.startswith(got) and expected[len(got):] in (b"", b"\r\n")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=120))
 def test_any_command_gets_an_answer(line: bytes) -> None:
     store = Store()

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mssante.sandbox.psc import ENDPOINTS
+from tests._hypothesis import examples
 from tests.sandbox.test_psc import (
     CLAUDE,
     MARIE,
@@ -243,7 +244,7 @@ def garbage_client() -> Iterator[httpx2.Client]:
         yield http
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     fields=st.lists(st.tuples(_NAMES, st.one_of(_GRANTS, st.text(max_size=60))), max_size=6),
     raw=st.one_of(st.none(), st.binary(max_size=200)),
