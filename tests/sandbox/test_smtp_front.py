@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import smtplib
 import socket
 import ssl
@@ -270,6 +272,32 @@ async def test_malformed_commands_get_5xx_and_the_server_keeps_serving(psc: Env,
     replies = await in_thread(run)
     assert [code for code, _ in replies] == [500, 530, 553, 555, 503, 501, 250, 501, 503, 503, 500]
     assert await psc.delivery.wait_for(APP)
+    other = await in_thread(lambda: smtp_connect(psc).quit())
+    assert other[0] == 221
+
+
+async def test_a_burst_of_unknown_verbs_is_sent_away_without_a_traceback(
+    psc: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """40 unknown verbs in one write after STARTTLS: aiosmtpd closes after its bogus-command budget,
+    then its loop still reads the buffered lines and answers a closed TLS transport. That is the
+    client being sent away, not a server error: no ERROR record, no traceback (issue 13, fuzzing)."""
+
+    def run() -> bytes:
+        with smtp_connect(psc) as client:
+            assert client.sock is not None
+            client.sock.sendall(b"FROBNICATE\r\n" * 40)
+            received = b""
+            with contextlib.suppress(OSError):
+                while chunk := client.sock.recv(65536):
+                    received += chunk
+            return received
+
+    with caplog.at_level(logging.INFO):
+        received = await in_thread(run)
+        await psc.journal.wait_for(lambda: all(r.ended_at is not None for r in psc.records()))
+    assert b"Too many unrecognized commands" in received
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
     other = await in_thread(lambda: smtp_connect(psc).quit())
     assert other[0] == 221
 

@@ -141,6 +141,22 @@ class SubmissionSession(AuthMixin, SMTP):
         """
         return self._record
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A failure inside a command: an error log with the traceback, unless the client was sent away.
+
+        aiosmtpd closes the transport after a client's bogus-command budget (or a call limit) and
+        its loop then still reads the lines buffered behind, answering a closed transport. That is
+        the client being sent away, not a server fault: logged at info, without a traceback.
+
+        Raises:
+            Nothing.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            log.info("submission session: client sent away (%s)", type(error).__name__)
+            return "421 4.7.0 Closing connection"
+        return await super().handle_exception(error)
+
     def _create_envelope(self) -> SubmissionEnvelope:
         return SubmissionEnvelope()
 
