@@ -135,8 +135,17 @@ class IMAPEnv:
     def client_context(self, cert: IssuedCert | None = None) -> ssl.SSLContext:
         return self.world.pki.client_ssl_context(cert)
 
-    def records(self, front: str) -> list[Any]:
-        return self.journal.records(front=front)
+    async def records(self, front: str) -> list[Any]:
+        """The front's sessions, once the server has closed every one of them.
+
+        The client a test drives has finished when the test looks; the server may still be
+        recording its side (a TLS 1.3 refusal is seen by the client first): wait for that event.
+        """
+        def ended() -> list[Any]:
+            found = self.journal.records(front=front)
+            return found if found and all(r.ended_at is not None for r in found) else []
+
+        return await self.journal.wait_for(ended)
 
 
 async def start_env(world: PKIWorld, *, max_literal: int | None = None) -> IMAPEnv:

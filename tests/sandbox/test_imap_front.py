@@ -58,7 +58,7 @@ async def test_imaplib_xoauth2_reads_delivered_message_and_special_use(imap_env:
     flat = b"\n".join(listing)
     assert b'(\\HasNoChildren \\Sent) "/" Sent' in flat
     assert b"\\Drafts" in flat and b"\\Trash" in flat and b"INBOX" in flat
-    [record] = imap_env.records("imap-psc")
+    [record] = await imap_env.records("imap-psc")
     assert record.mechanism == "XOAUTH2" and record.identity == "899700000001" and record.bal == PER
     assert record.starttls_before_auth is True and record.tls_version in ("TLSv1.2", "TLSv1.3")
     assert record.auth_result == "OK" and record.tls_cipher
@@ -164,7 +164,7 @@ async def test_curl_oauth2_bearer_reads_message(imap_env: IMAPEnv) -> None:
     )
     assert code == 0, err
     assert "Subject: curl subject" in out
-    [record] = imap_env.records("imap-psc")
+    [record] = await imap_env.records("imap-psc")
     assert record.mechanism == "OAUTHBEARER" and record.auth_result == "OK"
 
 
@@ -180,7 +180,7 @@ async def test_curl_client_certificate_plain_on_authcli(imap_env: IMAPEnv) -> No
     )
     assert code == 0, err
     assert "Subject: pour le DPI" in out
-    [record] = imap_env.records("imap-authcli")
+    [record] = await imap_env.records("imap-authcli")
     assert record.mechanism == "PLAIN" and record.identity == "1750000001" and record.bal == APP
     assert record.client_cert_subject and "OU=1750000001" in record.client_cert_subject
 
@@ -215,7 +215,7 @@ async def test_openssl_s_client_starttls_and_client_cert(imap_env: IMAPEnv) -> N
         "-verify_return_error", "-ign_eof", "-quiet", stdin=script,
     )
     assert "a1 OK [CAPABILITY" in out, (out, err)
-    [record] = imap_env.records("imap-authcli")
+    [record] = await imap_env.records("imap-authcli")
     assert record.starttls_before_auth and record.auth_result == "OK"
 
 

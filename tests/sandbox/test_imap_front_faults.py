@@ -172,7 +172,7 @@ async def test_journal_records_tls_and_auth_without_secrets(imap_env: IMAPEnv, t
     text = path.read_text()
     assert token not in text and b64(xoauth2(PER, token)) not in text
     assert token.split(".")[1] not in text  # not even the JWT payload
-    first, second = imap_env.records("imap-psc")
+    first, second = await imap_env.records("imap-psc")
     for record in (first, second):
         assert record.starttls_before_auth is True and record.tls_version and record.tls_cipher
         assert record.identity == "899700000001" and record.auth_result == "OK" and record.ended_at

@@ -52,7 +52,7 @@ async def test_valid_token_without_starttls_is_privacyrequired(imap_env: IMAPEnv
         assert ok[-1].startswith("a3 OK"), ok
     finally:
         await raw.close()
-    [record] = imap_env.records("imap-psc")
+    [record] = await imap_env.records("imap-psc")
     assert record.credentials_before_tls is True
     assert record.starttls_before_auth is False  # the first attempt came before STARTTLS
     assert token not in imap_env.journal.dumps_jsonl(imap_env.journal)
@@ -71,7 +71,7 @@ def _imaplib_login_in_clear(env: IMAPEnv) -> str:
 
 async def test_login_in_clear_on_authcli_is_privacyrequired(imap_env: IMAPEnv) -> None:
     assert "[PRIVACYREQUIRED]" in await in_thread(_imaplib_login_in_clear, imap_env)
-    [record] = imap_env.records("imap-authcli")
+    [record] = await imap_env.records("imap-authcli")
     assert record.credentials_before_tls is True and record.mechanism == "LOGIN"
 
 
@@ -89,7 +89,7 @@ async def test_tls_1_1_is_refused_by_the_server(imap_env: IMAPEnv, version: str)
         "openssl", "s_client", "-starttls", "imap", "-connect", f"{HOST}:{imap_env.psc_port}",
         version, "-cipher", "DEFAULT:@SECLEVEL=0", "-CAfile", str(imap_env.ca_file), stdin=b"",
     )
-    [record] = imap_env.records("imap-psc")
+    [record] = await imap_env.records("imap-psc")
     handshake = record.commands[-1]
     assert handshake.command == "<tls-handshake>"
     assert "no protocols available" not in err
@@ -127,7 +127,7 @@ async def test_expired_token_is_authenticationfailed_after_json_challenge(imap_e
     result, challenges = await in_thread(_xoauth2_with_challenges, imap_env, PER, token)
     assert "[AUTHENTICATIONFAILED]" in result
     assert challenges == [b"", DOVECOT_JSON]
-    [record] = imap_env.records("imap-psc")
+    [record] = await imap_env.records("imap-psc")
     assert record.auth_result is not None and "expired" in record.auth_result
 
 
@@ -135,7 +135,7 @@ async def test_other_professionals_token_is_authorizationfailed(imap_env: IMAPEn
     result, challenges = await in_thread(_xoauth2_with_challenges, imap_env, PER, imap_env.token(LOUIS))
     assert "[AUTHORIZATIONFAILED]" in result
     assert json.loads(challenges[-1])["status"] == "403"
-    [record] = imap_env.records("imap-psc")
+    [record] = await imap_env.records("imap-psc")
     assert record.identity == LOUIS and record.bal == PER
 
 
@@ -205,7 +205,7 @@ async def test_valid_certificate_is_accepted(imap_env: IMAPEnv) -> None:
 async def test_revoked_certificate_is_refused_at_sasl(imap_env: IMAPEnv) -> None:
     result = await in_thread(_cert_plain, imap_env, "revoked")
     assert "[AUTHENTICATIONFAILED]" in result
-    [record] = imap_env.records("imap-authcli")
+    [record] = await imap_env.records("imap-authcli")
     assert record.tls_version is not None  # the handshake passed: revocation is checked at SASL
     assert record.auth_result is not None and "revoked" in record.auth_result.lower()
 
@@ -214,7 +214,7 @@ async def test_revoked_certificate_is_refused_at_sasl(imap_env: IMAPEnv) -> None
 async def test_foreign_or_expired_certificate_ends_at_the_handshake(imap_env: IMAPEnv, name: str) -> None:
     result = await in_thread(_cert_plain, imap_env, name)
     assert result.startswith(("SSLError", "abort", "ConnectionResetError", "SSLEOFError")), result
-    [record] = imap_env.records("imap-authcli")
+    [record] = await imap_env.records("imap-authcli")
     assert record.tls_version is None and record.auth_at is None
     assert record.commands[-1].result.startswith("failed")
 
@@ -222,7 +222,7 @@ async def test_foreign_or_expired_certificate_ends_at_the_handshake(imap_env: IM
 async def test_certificate_of_another_structure_is_authorizationfailed(imap_env: IMAPEnv) -> None:
     result = await in_thread(_cert_plain, imap_env, "lab")  # OU 318751275100020, BAL of 1750000001
     assert "[AUTHORIZATIONFAILED]" in result
-    [record] = imap_env.records("imap-authcli")
+    [record] = await imap_env.records("imap-authcli")
     assert record.identity == "318751275100020" and record.bal == APP
 
 
