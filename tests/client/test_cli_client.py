@@ -10,6 +10,7 @@ import pytest
 
 import mssante.cli
 from mssante.sandbox.runner import Sandbox
+from tests.cli._run import exit_code
 from tests.client.test_mailbox_support import APP, CLIENT_ID, MARIE, PER, running_sandbox
 
 pytestmark = pytest.mark.slow
@@ -26,12 +27,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(mssante.cli._COMMANDS, name, entry)
 
 
-def _cli(argv: list[str]) -> int:
-    try:
-        mssante.cli.main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+_cli = exit_code
 
 
 def _common(sb: Sandbox, address: str, kind: str) -> list[str]:
