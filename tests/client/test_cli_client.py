@@ -100,8 +100,9 @@ async def test_errors_are_one_line_without_traceback(tmp_path: Path, capsys: pyt
         code = await asyncio.to_thread(_cli, ["fetch", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN"])
         err = capsys.readouterr().err
         assert code == 5, err  # authentication family
-        assert err.count("\n") == 1 and err.startswith("mssante : erreur : ") and "Traceback" not in err
-        assert "rejected" in err
+        assert err.startswith("mssante : erreur : ") and "Traceback" not in err
+        assert err.splitlines()[1:] == ["  [ref2 §2.4]"]  # the message on one line, the rule on the second
+        assert "refusé" in err and "120 s" in err
 
         code = await asyncio.to_thread(_cli, ["fetch", *_common(sb, PER, "PER")])  # no credentials
         err = capsys.readouterr().err

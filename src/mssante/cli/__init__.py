@@ -100,6 +100,13 @@ def cli() -> None:
     """mssante: the MSSanté API LPS toolkit (client, sandbox operator, PSC bridge, conformance)."""
 
 
+def _describe(exc: MssanteError) -> str:
+    """The message and the server's codes on one line; the rule it enforces on a second line."""
+    codes = [str(c) for c in (exc.imap_code, exc.smtp_code, exc.enhanced_code) if c is not None]
+    text = exc.message + (f" ({' '.join(codes)})" if codes else "")
+    return text + (f"\n  [{exc.requirement}]" if exc.requirement else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the code of the outcome.
 
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="mssante", standalone_mode=False)
     except MssanteError as exc:
-        click.echo(f"mssante : erreur : {exc}", err=True)
+        click.echo(f"mssante : erreur : {_describe(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("mssante : interrompu", err=True)
