@@ -7,6 +7,7 @@ French; the ref2 rule goes on a second line. Run through the main CLI against th
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,15 @@ async def test_a_revoked_app_certificate_is_named_with_what_to_check(
     assert "révoqué" in first and "CRL" in first
     assert first != "mssante : erreur : Authentication failed."
     assert "Réponse du serveur : Authentication failed." in first
+
+
+async def test_a_refused_token_command_token_says_to_sign_in_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with running_sandbox(tmp_path) as sb:
+        command = f"{sys.executable} -c \"print('eyJub3QiOiJ2YWxpZCJ9.eyJzdWIiOiJ4In0.c2ln')\""
+        argv = ["fetch", *_common(sb, PER, "PER"), "--ca-bundle", sb.info["ca_bundle"], "--token-command", command]
+        lines = await _err(capsys, argv, 5)
+    first = lines[0]
+    assert "--token-command" in first and "second jeton" in first and "Reconnectez-vous" in first
+    assert lines[1:] == ["  [ref2 §2.4]"]
