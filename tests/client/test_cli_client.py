@@ -10,6 +10,7 @@ import pytest
 
 import mssante.cli
 from mssante.sandbox.runner import Sandbox
+from tests.cli._run import exit_code
 from tests.client.test_mailbox_support import APP, CLIENT_ID, MARIE, PER, running_sandbox
 
 pytestmark = pytest.mark.slow
@@ -26,12 +27,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(mssante.cli._COMMANDS, name, entry)
 
 
-def _cli(argv: list[str]) -> int:
-    try:
-        mssante.cli.main(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+_cli = exit_code
 
 
 def _common(sb: Sandbox, address: str, kind: str) -> list[str]:
@@ -104,8 +100,9 @@ async def test_errors_are_one_line_without_traceback(tmp_path: Path, capsys: pyt
         code = await asyncio.to_thread(_cli, ["fetch", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN"])
         err = capsys.readouterr().err
         assert code == 5, err  # authentication family
-        assert err.count("\n") == 1 and err.startswith("mssante : erreur : ") and "Traceback" not in err
-        assert "rejected" in err
+        assert err.startswith("mssante : erreur : ") and "Traceback" not in err
+        assert err.splitlines()[1:] == ["  [ref2 §2.4]"]  # the message on one line, the rule on the second
+        assert "refusé" in err and "120 s" in err
 
         code = await asyncio.to_thread(_cli, ["fetch", *_common(sb, PER, "PER")])  # no credentials
         err = capsys.readouterr().err

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from mssante.cli._conformance import conformance
 from mssante.conformance import Profile, catalogue, from_json
-from mssante.errors import ConfigError
+from mssante.errors import ConfigError, UsageError
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +43,41 @@ def test_run_builtin_through_the_hook(tmp_path: Path, monkeypatch: pytest.Monkey
         "--html", str(out["html"]), "--junit", str(out["xml"]), "--json", str(out["json"]),
     ])
     assert result.exit_code == 0, result.output
-    assert "CONFORME" in result.output
+    assert "CONFORME" in result.output and "--json FICHIER est l'ancien nom de --json-file" in result.stderr
     report = from_json(out["json"].read_text(encoding="utf-8"))
     assert [r.case_id for r in report.results] == ["PERORG-01", "PERORG-12", "PERORG-14", "PERORG-25"]
     assert json.loads((state / "conformance" / "latest.json").read_text(encoding="utf-8"))["summary"]["ok"]
     assert ET.fromstring(out["xml"].read_text(encoding="utf-8")).find("testsuite") is not None
     assert "PERORG-25" in out["html"].read_text(encoding="utf-8")
+
+
+def test_run_writes_the_new_file_options_and_json_alone_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mssante.conformance._driver.BUILTIN_FACTORY",
+                        "tests.conformance._builtin_stub:create_driver")
+    out = {name: tmp_path / f"cr.{name}" for name in ("html", "xml", "json")}
+    result = CliRunner().invoke(conformance, [
+        "run", "--profile", "per-org", "--client", "builtin", "--sandbox-state", str(tmp_path / "state"),
+        "--case", "PERORG-01", "--trace-file", str(tmp_path / "traces.jsonl"), "--time-scale", "0.02",
+        "--html-file", str(out["html"]), "--junit-file", str(out["xml"]), "--json-file", str(out["json"]), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)  # stdout is the JSON and nothing else; the French text went to stderr
+    assert printed == json.loads(out["json"].read_text(encoding="utf-8"))
+    assert "CONFORME" in result.stderr and "ancien nom" not in result.stderr
+    assert ET.fromstring(out["xml"].read_text(encoding="utf-8")).find("testsuite") is not None
+    assert "PERORG-01" in out["html"].read_text(encoding="utf-8")
+
+
+def test_run_old_output_names_warn_and_cannot_clash_with_the_new(tmp_path: Path) -> None:
+    result = CliRunner().invoke(conformance, ["run", "--profile", "app", "--sandbox-state", str(tmp_path / "s"),
+                                              "--html", str(tmp_path / "a.html"),
+                                              "--html-file", str(tmp_path / "b.html")])
+    assert isinstance(result.exception, UsageError) and "--html-file" in str(result.exception)
+    result = CliRunner().invoke(conformance, ["run", "--profile", "app", "--sandbox-state", str(tmp_path / "s"),
+                                              "--json", "--events", "-"])
+    assert isinstance(result.exception, UsageError) and "stdout" in str(result.exception)
 
 
 def test_run_builtin_without_client_library_is_a_config_error(

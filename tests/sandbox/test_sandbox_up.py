@@ -269,7 +269,7 @@ def test_fault_cli_drives_the_bench_faults(running: tuple[dict[str, Any], Path])
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--crl-outage", "off",
                "--end-psc-sessions", info["professionals"][0]["national_id"])
     assert out.returncode == 0, out.stderr
-    assert "PSC sessions ended:" in out.stdout and httpx2.get(info["crl_urls"][0], timeout=10).status_code == 200
+    assert "PSC sessions ended:" in out.stderr and httpx2.get(info["crl_urls"][0], timeout=10).status_code == 200
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--clear")
     assert json.loads(out.stdout)["token_gate"] is None
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token")

@@ -17,7 +17,32 @@ import click
 from mssante._version import __version__
 from mssante.errors import MssanteError
 
-__all__ = ["cli", "main"]
+__all__ = ["EXIT_CODES", "cli", "main"]
+
+#: The exit codes of every command (shown at the end of each ``--help``; the guides carry the same table).
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "succès"),
+    (1, "échec, ou constats de niveau erreur"),
+    (2, "usage ou configuration"),
+    (3, "réseau ou découverte (DNS SRV)"),
+    (4, "confiance (TLS, certificat)"),
+    (5, "authentification ou PSC"),
+    (6, "protocole, ou commande refusée par le serveur"),
+    (7, "contenu invalide ou limite dépassée"),
+    (130, "interrompu (Ctrl-C)"),
+)
+#: ``\b`` keeps click from rewrapping the table; a command with codes of its own sets its own epilog.
+_EXIT_CODES_EPILOG = "\b\nCodes de sortie :\n" + "".join(f"  {code:<4} {text}\n" for code, text in EXIT_CODES)
+
+
+def _with_exit_codes(command: click.Command) -> click.Command:
+    """Give ``command`` and each of its sub-commands the exit-code table as epilog (idempotent)."""
+    if not command.epilog:
+        command.epilog = _EXIT_CODES_EPILOG
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_exit_codes(sub)
+    return command
 
 #: command name -> ("module:attribute", short help); a module is imported only when its command runs.
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,7 +79,7 @@ class _LazyGroup(click.Group):
             ) from exc
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
-        return command
+        return _with_exit_codes(command)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help lists the lazy commands from the registry, without importing them.
@@ -69,18 +94,26 @@ class _LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES_EPILOG)
 @click.version_option(__version__, prog_name="mssante")
 def cli() -> None:
     """mssante: the MSSanté API LPS toolkit (client, sandbox operator, PSC bridge, conformance)."""
 
 
+def _describe(exc: MssanteError) -> str:
+    """The message and the server's codes on one line; the rule it enforces on a second line."""
+    codes = [str(c) for c in (exc.imap_code, exc.smtp_code, exc.enhanced_code) if c is not None]
+    text = exc.message + (f" ({' '.join(codes)})" if codes else "")
+    return text + (f"\n  [{exc.requirement}]" if exc.requirement else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the code of the outcome.
 
-    Exit codes: 0 success, 1 generic failure or error findings, 2 usage or configuration error,
-    3 network or discovery, 4 trust (TLS/certificate), 5 authentication or PSC, 6 protocol or
-    refused command, 7 invalid content or limit, 130 interrupted.
+    Exit codes (:data:`EXIT_CODES`, shown in every ``--help``): 0 success, 1 generic failure or
+    error findings, 2 usage or configuration error, 3 network or discovery, 4 trust
+    (TLS/certificate), 5 authentication or PSC, 6 protocol or refused command, 7 invalid content
+    or limit, 130 interrupted.
 
     Raises:
         SystemExit: always, with the exit code above.
@@ -88,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="mssante", standalone_mode=False)
     except MssanteError as exc:
-        click.echo(f"mssante : erreur : {exc}", err=True)
+        click.echo(f"mssante : erreur : {_describe(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("mssante : interrompu", err=True)

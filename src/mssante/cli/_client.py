@@ -20,10 +20,11 @@ import click
 import dns.asyncresolver
 import dns.exception
 
+from mssante.cli._advice import missing_ca_bundle, rejected_credentials
 from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, MessageSummary, TrustSettings
 from mssante.credentials import ClientCertificate, CommandTokenSource, EnvTokenSource
 from mssante.discovery import DNSPythonResolver, Front, MailServers, ManualServers, discover
-from mssante.errors import DiscoveryError, UsageError
+from mssante.errors import DiscoveryError, TokenRejected, UsageError
 from mssante.message import Draft, DSNRequest, Sender
 
 __all__ = ["discover_command", "fetch", "send", "watch"]
@@ -165,6 +166,8 @@ async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent
         servers = await discover(opts.address, front=_front(opts.kind), resolver=_resolver(opts.dns))
         if opts.dns:  # the SRV targets' names may exist only in that DNS (the sandbox's)
             resolve.update(await _a_records({e.host for e in (*servers.imap, *servers.submission)}, opts.dns))
+    if opts.ca_bundle is None:
+        raise missing_ca_bundle()
     credentials: Any
     if opts.kind == "APP":
         if opts.cert is None or opts.key is None:
@@ -186,8 +189,12 @@ async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent
 def _run(opts: _BoxOptions, work: Callable[[Mailbox], Awaitable[T]], **open_kw: Any) -> T:
     async def main() -> T:
         box = await _open(opts, **open_kw)
-        async with box:
-            return await work(box)
+        try:
+            async with box:
+                return await work(box)
+        except TokenRejected as exc:
+            raise rejected_credentials(exc, kind=opts.kind, address=opts.address, token_env=opts.token_env,
+                                       token_command=opts.token_command, cert=opts.cert) from exc
 
     return asyncio.run(main())
 

@@ -8,7 +8,9 @@ setup): every case runs the same way, the API offering the bench's faults (refus
 token of a BAL, CRL outage, end of a professional's PSC sessions).
 
 Results always go to ``STATE_DIR/conformance/latest.json`` (the webmail shows them), and to
-``--json``, ``--html`` (the French "CR de test") and ``--junit`` when asked. ``--events FILE|-``
+``--json-file``, ``--html-file`` (the French "CR de test") and ``--junit-file`` when asked
+(``--json`` alone prints the JSON results on stdout). The old names ``--json FILE``, ``--html``
+and ``--junit`` still work for one release. ``--events FILE|-``
 writes the machine-readable run (JSON Lines, ``docs/schemas/conformance-events.schema.json``);
 with ``-`` the events go to stdout and the French text to stderr. The same events are served
 by the sandbox API (``GET /api/conformance/events``).
@@ -35,6 +37,7 @@ from mssante.errors import ConfigError, UsageError
 
 __all__ = ["conformance"]
 
+_OUT = click.Path(dir_okay=False, path_type=Path)
 _MARK = {"pass": "✔", "fail": "✘", "error": "!", "skipped": "–"}
 
 
@@ -242,9 +245,13 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
 @click.option("--trace-file", type=click.Path(dir_okay=False, path_type=Path),
               help="The LPS's trace file (JSON Lines, docs/schemas/trace.schema.json) to judge ECO.4.1.x; "
                    "without it the traces case is non conforme.")
-@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML report.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON results.")
+@click.option("--junit-file", "junit_file", type=_OUT, help="Write JUnit XML to this file.")
+@click.option("--html-file", "html_file", type=_OUT, help="Write the HTML report (the French CR de test) to this file.")
+@click.option("--json-file", "json_file", type=_OUT, help="Write the JSON results to this file.")
+@click.option("--json", "as_json", is_flag=False, flag_value="-", default=None, metavar="",
+              help="Print the JSON results on stdout (the French text goes to stderr).")
+@click.option("--junit", "old_junit", type=_OUT, hidden=True)  # the names before --junit-file, for one release
+@click.option("--html", "old_html", type=_OUT, hidden=True)
 @click.option("--time-scale", type=click.FloatRange(0.001, 10.0), default=1.0, show_default=True,
               help="Multiply every case timeout (below 1 for a fast automated LPS).")
 @click.option("--events", "events_target", metavar="FILE|-",
@@ -265,8 +272,13 @@ def run(ctx: click.Context, /, **options: Any) -> None:
     from mssante.conformance import Status
 
     _check_cases(options["profile"], options["cases"])
+    _old_output_names(options)
+    to_stdout = options.pop("as_json") == "-"
     target = options.pop("events_target")
-    echo: Callable[[str], None] = functools.partial(click.echo, err=True) if target == "-" else click.echo
+    if to_stdout and target == "-":
+        raise UsageError("--json et --events - écrivent tous deux sur stdout : choisissez l'un, ou --events FICHIER")
+    echo: Callable[[str], None] = (functools.partial(click.echo, err=True) if target == "-" or to_stdout
+                                   else click.echo)
     events_file = _EventsFile(target) if target else None
     try:
         report = asyncio.run(_run(options, echo, events_file))
@@ -283,4 +295,30 @@ def run(ctx: click.Context, /, **options: Any) -> None:
     reason = report.reason_fr()
     if reason:
         echo(f"Motif : {reason}")
+    if to_stdout:
+        from mssante.conformance import to_json
+
+        click.echo(to_json(report))
     ctx.exit(0 if report.ok else 1)
+
+
+def _old_output_names(options: dict[str, Any]) -> None:
+    """Fold the pre-0.x names (``--json FILE``, ``--html FILE``, ``--junit FILE``) into the new ones.
+
+    Raises:
+        UsageError: an old and a new name both given for the same output.
+    """
+    old_json = options["as_json"] if options["as_json"] not in (None, "-") else None
+    if old_json is not None:
+        options["as_json"] = None
+    for new, old, value in (("json_file", "--json", old_json and Path(old_json)),
+                            ("html_file", "--html", options.pop("old_html")),
+                            ("junit_file", "--junit", options.pop("old_junit"))):
+        if value is None:
+            continue
+        flag = "--" + new.replace("_", "-")
+        if options[new] is not None:
+            raise UsageError(f"{old} FICHIER et {flag} désignent le même résultat : gardez {flag}")
+        click.echo(f"mssante : {old} FICHIER est l'ancien nom de {flag} ; il disparaîtra à la prochaine version",
+                   err=True)
+        options[new] = value

@@ -151,7 +151,7 @@ def fault(
     end_psc_sessions: str | None,
     clear: bool,
 ) -> None:
-    """Inject faults into a running sandbox, then print the fault state.
+    """Inject faults into a running sandbox, then print the fault state (JSON, alone on stdout).
 
     \f
     Raises:
@@ -180,10 +180,10 @@ def fault(
     if end_sessions:
         target = bal or "*"
         ended = _api(state_dir, "DELETE", f"/sessions/{target}?mode={end_sessions}")
-        click.echo(f"sessions ended: {ended['ended']}")
+        click.echo(f"sessions ended: {ended['ended']}", err=True)  # stdout is the JSON fault state only
     if end_psc_sessions:
         ended = _api(state_dir, "DELETE", f"/psc/sessions/{end_psc_sessions}")
-        click.echo(f"PSC sessions ended: {ended['ended']}")
+        click.echo(f"PSC sessions ended: {ended['ended']}", err=True)
     click.echo(json.dumps(_api(state_dir, "GET", "/faults"), indent=2))
 
 

@@ -37,12 +37,14 @@ Codes de sortie :
   1  archive refusée : au moins une erreur, archive dangereuse ou hors limites
   2  fichier illisible (introuvable, droits) ou option invalide
   7  le fichier n'est pas une archive ZIP
+  130  interrompu (Ctrl-C)
 """
 _INSPECT_EXIT_CODES = """\b
 Codes de sortie :
   0  archive XDM lue
   2  fichier illisible (introuvable, droits) ou option invalide
   7  pas une archive IHE XDM lisible : pas un ZIP, ZIP sans IHE_XDM/, archive dangereuse ou hors limites
+  130  interrompu (Ctrl-C)
 """
 
 
