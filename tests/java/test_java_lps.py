@@ -287,7 +287,7 @@ def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox,
         suite = subprocess.Popen(
             [sys.executable, "-m", "mssante", "conformance", "run", "--profile", "per-org",
              "--sandbox-state", str(sandbox.state_dir), "--events", str(events_file), "--trace-file", str(trace),
-             "--time-scale", "0.05", "--json", str(report), *(f"--case={c}" for c in cases)],
+             "--time-scale", "0.05", "--json-file", str(report), *(f"--case={c}" for c in cases)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out, _ = suite.communicate(timeout=240)
         _, err = lps.communicate(timeout=30)
