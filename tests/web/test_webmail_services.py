@@ -47,7 +47,7 @@ async def webmail(tmp_path: Path) -> AsyncIterator[tuple[FakeServices, httpx2.As
     store = MailStore(config)
     await store.start()
     services = FakeServices(config=config, state_dir=tmp_path, store=store)
-    typed: SandboxServices = services  # the fake satisfies the interface (checked by mypy in src's users)
+    typed: SandboxServices = services  # the interface the webmail is typed against (the runner satisfies it too)
     mailboxes = Mailboxes(typed)
     app = Starlette(routes=Webmail(typed, mailboxes, EventHub(typed, mailboxes)).routes())
     transport = httpx2.ASGITransport(app=app)
