@@ -102,6 +102,9 @@ class _LazyGroup(click.Group):
 
 def _choose_lang(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     choose(parse_lang(value))  # None (no --lang): the locale's, also after an earlier run in this process
+    from mssante.cli._progress import reset
+
+    reset()
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES_EPILOG)
