@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import uvicorn
 from mssante.bridge import Bridge, BridgeConfig, TokenCipher
 from mssante.bridge.client import BridgeClient
 from mssante.cda import generate_cr_bio, generate_vsm
+from mssante.cli._progress import CaseProgress
 from mssante.client import Backoff, Mailbox, MessageSummary, TrustSettings
 from mssante.conformance import (
     DriverSetup,
@@ -41,6 +42,7 @@ from mssante.conformance import (
     Status,
     choose_bal,
     run_job,
+    select_cases,
     to_html,
     to_json,
     to_junit,
@@ -57,7 +59,7 @@ from mssante.sandbox.config import SandboxConfig, default_config
 from mssante.sandbox.runner import Sandbox
 from mssante.xdm import build_archive
 
-__all__ = ["DEMO_PRODUCT_REFERENCE", "demo_config", "run_demo"]
+__all__ = ["DEMO_PRODUCT_REFERENCE", "SuiteOptions", "demo_config", "run_demo"]
 
 DEMO_PRODUCT_REFERENCE = "DEMO000001"
 PER = "marie.curie@{domain}"
@@ -209,7 +211,21 @@ class DemoFailed(MssanteError):
     error = "demo_failed"
 
 
-async def _conformance(state_dir: Path, say: Say) -> list[str]:
+@dataclass(frozen=True)
+class SuiteOptions:
+    """How the demo's conformance step runs (the defaults judge our client on every case).
+
+    Attributes:
+        product_reference: the X-MSS-NIL our judged client declares (ECO.2.4.3); a wrong one
+            makes the suite fail, which is how the tests check that ``demo --once`` exits 1.
+        cases: only these case ids (both profiles); empty: every case.
+    """
+
+    product_reference: str = DEMO_PRODUCT_REFERENCE
+    cases: tuple[str, ...] = ()
+
+
+async def _conformance(state_dir: Path, say: Say, suite: SuiteOptions) -> list[str]:
     """Judge our client on both profiles; the French names of the profiles not conformant."""
     say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
     out_dir = await asyncio.to_thread(_report_dir, state_dir)
@@ -230,10 +246,14 @@ async def _conformance(state_dir: Path, say: Say) -> list[str]:
             traces = out_dir / f"traces-{profile.value}.jsonl"  # the LPS's ECO.4.1.x traces, judged too
             traces.unlink(missing_ok=True)
             driver = create_driver(DriverSetup(info=csb.info, bal=bal, profile=profile, login=login,
-                                               product_reference=DEMO_PRODUCT_REFERENCE, trace_file=traces),
+                                               product_reference=suite.product_reference, trace_file=traces),
                                    tuning=_TUNING)
+            cases = select_cases(profile, suite.cases)
             try:
-                report = await run_job(control, driver, profile=profile, bal=bal, settings=_SUITE, trace_file=traces)
+                with CaseProgress(len(cases), profile.value) as bar:
+                    report = await run_job(control, driver, profile=profile, bal=bal, settings=_SUITE,
+                                           case_ids=[c.id for c in cases], trace_file=traces,
+                                           on_result=lambda result: bar.done(result.case_id))
             finally:
                 await driver.close()
             passed = sum(r.status is Status.PASS for r in report.results)
@@ -251,7 +271,8 @@ async def _conformance(state_dir: Path, say: Say) -> list[str]:
 
 
 async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
-                   stop: asyncio.Event | None = None, serving: asyncio.Event | None = None) -> dict[str, Any]:
+                   stop: asyncio.Event | None = None, serving: asyncio.Event | None = None,
+                   suite: SuiteOptions | None = None) -> dict[str, Any]:
     """Run the demo in ``state_dir``; return the sandbox's ``sandbox.json`` content.
 
     With ``once``, stop after the demo; otherwise set ``serving`` and keep serving until ``stop``
@@ -294,7 +315,7 @@ async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
             with contextlib.suppress(MssanteError):
                 await stack.aclose()
             await stop_bridge()
-        failed = await _conformance(state_dir, say)
+        failed = await _conformance(state_dir, say, suite or SuiteOptions())
         if failed:
             say(f"\nNON CONFORME : profil(s) {', '.join(failed)} — voir le compte rendu de test.")
             if once:

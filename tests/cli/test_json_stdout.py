@@ -55,9 +55,9 @@ async def test_every_json_output_is_alone_on_stdout(tmp_path: Path, capsys: pyte
 
         # the sessions-ended counts go to stderr (they used to precede the JSON on stdout)
         faults = await _stdout(capsys, ["sandbox", "fault", "--state-dir", state, "--end-sessions", "bye",
-                                        "--end-psc-sessions", sb.info["professionals"][0]["national_id"]])
+                                        "--end-psc-sessions", sb.info["professionals"][0]["national_id"], "--json"])
         assert "pending_auth_failures" in faults
-        assert await _stdout(capsys, ["sandbox", "journal", "--state-dir", state], lines=True)
+        assert await _stdout(capsys, ["sandbox", "journal", "--state-dir", state, "--json"], lines=True)
         found = await _stdout(capsys, ["annuaire", "search", "--sandbox", state, "--name", "a", "--json"])
         assert "results" in found
 

@@ -152,7 +152,7 @@ def test_fault_and_journal_cli_drive_the_running_sandbox(running: tuple[dict[str
 def test_cli_without_sandbox_is_a_one_line_error(tmp_path: Path) -> None:
     out = _cli("sandbox", "fault", "--state-dir", str(tmp_path), "--clear")
     assert out.returncode == 2
-    assert "no running sandbox" in out.stderr and "Traceback" not in out.stderr
+    assert "aucun bac à sable lancé" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_curl_reads_a_per_bal_with_only_sandbox_token_and_sandbox_hosts(
@@ -269,7 +269,7 @@ def test_fault_cli_drives_the_bench_faults(running: tuple[dict[str, Any], Path])
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--crl-outage", "off",
                "--end-psc-sessions", info["professionals"][0]["national_id"])
     assert out.returncode == 0, out.stderr
-    assert "PSC sessions ended:" in out.stderr and httpx2.get(info["crl_urls"][0], timeout=10).status_code == 200
+    assert "PSC terminée" in out.stderr and httpx2.get(info["crl_urls"][0], timeout=10).status_code == 200
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--clear")
     assert json.loads(out.stdout)["token_gate"] is None
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token")

@@ -5,6 +5,9 @@ and the server extras are only needed by the commands that use them.
 
 Errors from :mod:`mssante.errors` become a one-line message on stderr and the exit code of their
 family; a user error never prints a traceback.
+
+Messages are in French or English (:mod:`mssante._i18n`): ``--lang``, else the locale
+(``LC_ALL``, ``LC_MESSAGES``, ``LANG``); French when the locale names no language.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 
 import click
 
+from mssante._i18n import choose, parse_lang
+from mssante._i18n import gettext as _
 from mssante._version import __version__
 from mssante.errors import MssanteError
 
@@ -75,7 +80,8 @@ class _LazyGroup(click.Group):
         except ImportError as exc:
             missing = exc.name or "a dependency"
             raise click.ClickException(
-                f"'{cmd_name}' needs {missing}; install the extra: pip install 'mssante[sandbox,bridge]'"
+                _("'{command}' needs {module}; install the extra: pip install 'mssante[sandbox,bridge]'").format(
+                    command=cmd_name, module=missing)
             ) from exc
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
@@ -94,8 +100,17 @@ class _LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _choose_lang(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    choose(parse_lang(value))  # None (no --lang): the locale's, also after an earlier run in this process
+    from mssante.cli._progress import reset
+
+    reset()
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES_EPILOG)
 @click.version_option(__version__, prog_name="mssante")
+@click.option("--lang", type=click.Choice(["fr", "en"]), expose_value=False, is_eager=True, callback=_choose_lang,
+              help="Langue des messages (par défaut : celle de LC_ALL, LC_MESSAGES ou LANG ; français sinon).")
 def cli() -> None:
     """mssante: the MSSanté API LPS toolkit (client, sandbox operator, PSC bridge, conformance)."""
 
@@ -121,15 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="mssante", standalone_mode=False)
     except MssanteError as exc:
-        click.echo(f"mssante : erreur : {_describe(exc)}", err=True)
+        click.echo(_("mssante: error: {message}").format(message=_describe(exc)), err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("mssante : interrompu", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(_("mssante: interrupted"), err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("mssante : interrompu", err=True)
-        sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)

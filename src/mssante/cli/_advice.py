@@ -1,18 +1,23 @@
 """Errors of the library told again in the CLI user's words (issue 13, item 7).
 
 The library's messages speak of its API (``ca_bundle``, a token source); the CLI knows which
-flag, file or variable the user gave, so it says that, the likely cause and what to do, in
-French. The library's texts stay as they are (other code and logs rely on them); the typed
-error, its codes and its rule are kept, and the original is chained as ``__cause__``.
+flag, file or variable the user gave, so it says that, the likely cause and what to do, in the
+user's language (:mod:`mssante._i18n`). The library's texts stay as they are (other code and logs
+rely on them); the typed error, its codes and its rule are kept, and the original is chained as
+``__cause__``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mssante.errors import TokenRejected, UsageError
+from mssante._i18n import gettext as _
+from mssante._i18n import ngettext
+from mssante.errors import CommandFailed, TokenRejected, UsageError
 
-__all__ = ["missing_ca_bundle", "rejected_credentials"]
+__all__ = ["missing_ca_bundle", "refused_recipients", "rejected_credentials"]
+
+_EVERY_RECIPIENT_REFUSED = "every recipient was refused: "  # the SMTP client's text (mssante.client)
 
 #: A PSC access token's lifetime (ref2 §2.4; Keycloak's default for Pro Santé Connect).
 _PSC_ACCESS_LIFETIME_S = 120
@@ -21,9 +26,9 @@ _PSC_ACCESS_LIFETIME_S = 120
 def missing_ca_bundle() -> UsageError:
     """The error for a mailbox command run without ``--ca-bundle``."""
     return UsageError(
-        "--ca-bundle manquant : donnez le fichier PEM des autorités de l'IGC Santé "
-        "(--ca-bundle CHEMIN.pem ; pour le bac à sable, le « ca_bundle » de sandbox.json). "
-        "Il sert à vérifier le certificat du serveur et sa révocation (CRL), toujours contrôlés",
+        _("--ca-bundle is missing: give the PEM file of the IGC Santé authorities (--ca-bundle PATH.pem; for "
+          "the sandbox, the \"ca_bundle\" of sandbox.json). It is used to verify the server certificate and its "
+          "revocation (CRL), always checked"),
         requirement="ECO.1.1.6",
     )
 
@@ -37,29 +42,53 @@ def rejected_credentials(exc: TokenRejected, *, kind: str, address: str, token_e
     first = exc.__cause__ if isinstance(exc.__cause__, TokenRejected) else exc  # the retry chains the first refusal
     reply = first.message.removeprefix("credentials rejected: ")
     if kind == "APP":
-        message = (
-            f"le serveur a refusé le certificat --cert {cert} de la BAL APP {address} : il est "
-            "sans doute révoqué (publié dans la CRL de l'IGC Santé), expiré, ou pas celui de cette "
-            "structure. Vérifiez ses dates et son numéro de série (openssl x509 -in FICHIER -noout "
-            "-dates -serial) et la CRL de l'IGC Santé ; si besoin, demandez un nouveau certificat "
-            f"ORG AUTH_CLI. Réponse du serveur : {reply}"
-        )
+        message = _(
+            "the server refused the certificate --cert {cert} of the BAL APP {address}: it is probably revoked "
+            "(published in the IGC Santé CRL), expired, or not this organisation's. Check its dates and serial "
+            "number (openssl x509 -in FILE -noout -dates -serial) and the IGC Santé CRL; if needed, ask for a new "
+            "ORG AUTH_CLI certificate. Server reply: {reply}"
+        ).format(cert=cert, address=address, reply=reply)
         requirement = exc.requirement or "ref2 §2.3"
     elif token_env is not None:
-        message = (
-            f"le serveur a refusé le jeton PSC lu dans ${token_env} (--token-env), deux fois : il a "
-            f"sans doute expiré (un jeton d'accès PSC vit {_PSC_ACCESS_LIFETIME_S} s) ou ce n'est pas un "
-            f"jeton PSC de la BAL {address}. Utilisez --token-command CMD pour qu'un jeton neuf soit "
-            f"demandé à chaque connexion. Réponse du serveur : {reply}"
-        )
+        message = _(
+            "the server refused the PSC token read from ${variable} (--token-env), twice: it has probably expired "
+            "(a PSC access token lives {lifetime} s) or it is not a PSC token of the BAL {address}. Use "
+            "--token-command CMD so that a fresh token is asked for at each connection. Server reply: {reply}"
+        ).format(variable=token_env, lifetime=_PSC_ACCESS_LIFETIME_S, address=address, reply=reply)
         requirement = "ref2 §2.4"
     else:
-        message = (
-            f"le serveur a refusé le jeton PSC imprimé par --token-command ({token_command}), puis un "
-            f"second jeton demandé aussitôt : la session Pro Santé Connect est sans doute terminée ou "
-            f"ne donne pas accès à la BAL {address}. Reconnectez-vous à Pro Santé Connect. "
-            f"Réponse du serveur : {reply}"
-        )
+        message = _(
+            "the server refused the PSC token printed by --token-command ({command}), then a second token asked "
+            "for at once: the Pro Santé Connect session has probably ended or gives no access to the BAL "
+            "{address}. Sign in to Pro Santé Connect again. Server reply: {reply}"
+        ).format(command=token_command, address=address, reply=reply)
         requirement = "ref2 §2.4"
     return TokenRejected(message, requirement=requirement, imap_code=exc.imap_code, smtp_code=exc.smtp_code,
+                         enhanced_code=exc.enhanced_code)
+
+
+def refused_recipients(exc: CommandFailed, recipients: tuple[str, ...]) -> CommandFailed:
+    """``exc`` told with the addresses the server refused, when it refused every recipient of a send.
+
+    Any other refusal is returned as it is.
+    """
+    if not exc.message.startswith(_EVERY_RECIPIENT_REFUSED):
+        return exc
+    detail = exc.message.removeprefix(_EVERY_RECIPIENT_REFUSED)
+    replies = []
+    for address in recipients:
+        start = detail.find(f"{address}: ")
+        if start < 0:
+            continue
+        reply = detail[start + len(address) + 2:].split("; ", 1)[0]
+        replies.append(f"{address} ({reply})")
+    n = len(replies) or len(recipients)
+    message = ngettext(
+        "the server refused the recipient: {replies}. Check the address (mssante annuaire search finds a "
+        "professional's MSSanté addresses); nothing was sent",
+        "the server refused all {n} recipients: {replies}. Check the addresses (mssante annuaire search finds a "
+        "professional's MSSanté addresses); nothing was sent",
+        n,
+    ).format(n=n, replies=", ".join(replies) or detail)
+    return CommandFailed(message, requirement=exc.requirement or "RFC 5321 §3.3", smtp_code=exc.smtp_code,
                          enhanced_code=exc.enhanced_code)

@@ -1,6 +1,8 @@
 """``mssante check MESSAGE.eml``: check a message against Référentiel socle MSSanté #2.
 
-Prints one line per finding with its rule (ECO id or RFC section), in French; exits 0 when there
+Prints one line per finding with its rule (ECO id or RFC section), in the user's language
+(:mod:`mssante._i18n`; the JSON keeps the library's English messages, the CLI's own refusals are
+in the user's language there too); exits 0 when there
 is no error finding and 1 otherwise, also for input that is not a message at all (empty, a ZIP,
 a PDF, binary data, markdown: :func:`mssante.message.not_a_message`) and for a message over a
 read limit (size, header caps).
@@ -11,27 +13,28 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 import click
 
+from mssante._i18n import N_
+from mssante._i18n import gettext as _
+from mssante.cli._text import counts, findings_table
 from mssante.errors import LimitError
 from mssante.message import CheckReport, Finding, NotAMessage, ReadSettings, check_message, not_a_message
 
-__all__ = ["check", "count_fr", "findings_table_fr", "summary_fr"]
+__all__ = ["check", "count_fr"]
 
-SEVERITY_FR = {"error": "ERREUR", "warning": "AVERTISSEMENT", "info": "INFO"}
-_NOT_A_MESSAGE_FR: dict[NotAMessage, str] = {
-    "empty": "entrée vide : ce n'est pas un message RFC 5322",
-    "zip": "c'est une archive ZIP, pas un message RFC 5322 (une archive IHE_XDM.ZIP se vérifie avec "
-    "« mssante xdm validate »)",
-    "pdf": "c'est un document PDF, pas un message RFC 5322",
-    "binary": "données binaires (octet NUL ou de contrôle) à la place des champs d'en-tête : "
-    "ce n'est pas un message RFC 5322",
-    "no_header": "le contenu ne commence pas par un champ d'en-tête « Nom: valeur » : "
-    "ce n'est pas un message RFC 5322",
-    "no_message_field": "aucun champ d'en-tête de message (From, Date, To, Subject, Message-ID…) : "
-    "ce n'est pas un message RFC 5322",
+_NOT_A_MESSAGE: dict[NotAMessage, str] = {
+    "empty": N_("empty input: this is not an RFC 5322 message"),
+    "zip": N_("this is a ZIP archive, not an RFC 5322 message (an IHE_XDM.ZIP archive is checked with "
+              "\"mssante xdm validate\")"),
+    "pdf": N_("this is a PDF document, not an RFC 5322 message"),
+    "binary": N_("binary data (a NUL or control byte) where the header fields should be: "
+                 "this is not an RFC 5322 message"),
+    "no_header": N_("the content does not start with a \"Name: value\" header field: "
+                    "this is not an RFC 5322 message"),
+    "no_message_field": N_("no message header field (From, Date, To, Subject, Message-ID...): "
+                           "this is not an RFC 5322 message"),
 }
 
 
@@ -40,30 +43,12 @@ def count_fr(count: int, singular: str, plural: str | None = None) -> str:
     return f"{count} {singular if count < 2 else (plural or singular + 's')}"
 
 
-def findings_table_fr(rows: Sequence[tuple[str, str, str]], where: Sequence[str] | None = None) -> list[str]:
-    """The ``GRAVITÉ RÈGLE MESSAGE`` table of ``(severity, rule, message)`` rows, in French."""
-    shown = [(SEVERITY_FR.get(s, s.upper()), r, m + (f" [{where[i]}]" if where else "")) for i, (s, r, m) in
-             enumerate(rows)]  # fmt: skip
-    head = ("GRAVITÉ", "RÈGLE", "MESSAGE")
-    widths = [max(len(r[i]) for r in [head, *shown]) for i in range(2)]
-    lines = [f"{head[0]:<{widths[0]}}  {head[1]:<{widths[1]}}  {head[2]}"]
-    lines += [f"{s:<{widths[0]}}  {r:<{widths[1]}}  {m}" for s, r, m in shown]
-    return lines
-
-
-def summary_fr(severities: Sequence[str]) -> str:
-    """``"1 erreur, 2 avertissements, 0 info"``."""
-    errors, warnings = severities.count("error"), severities.count("warning")
-    infos = severities.count("info")
-    return f"{count_fr(errors, 'erreur')}, {count_fr(warnings, 'avertissement')}, {count_fr(infos, 'info')}"
-
-
 def _table(report: CheckReport) -> str:
     rows = [(f.severity, f.rule, f.message) for f in report.findings]
     if not rows:
-        return "aucun constat : le message suit les règles vérifiées"
-    lines = findings_table_fr(rows)
-    lines.append("\n" + summary_fr([f.severity for f in report.findings]))
+        return _("no finding: the message follows the rules checked")
+    lines = findings_table(rows)
+    lines.append("\n" + counts([f.severity for f in report.findings]))
     return "\n".join(lines)
 
 
@@ -105,15 +90,15 @@ def check(ctx: click.Context, message: str, as_json: bool, patient_domain: str, 
             raise click.FileError(message, hint=str(exc.strerror)) from exc
     refusal = not_a_message(data) if len(data) <= settings.max_size else None
     if refusal is not None:
-        # The same verdict as check_message's, worded in French for people.
-        finding = Finding(severity="error", rule="RFC 5322 §2.1", message=_NOT_A_MESSAGE_FR[refusal])
+        # The same verdict as check_message's, worded for people in their language.
+        finding = Finding(severity="error", rule="RFC 5322 §2.1", message=_(_NOT_A_MESSAGE[refusal]))
         report = CheckReport(findings=(finding,))
     else:
         try:
             report = check_message(data, settings=settings, validate_xdm=not no_xdm_validation)
         except LimitError as exc:  # too large, or a header field over a parsing cap: refused, said so
-            text = f"message refusé, limite de lecture dépassée : {exc.message}"
-            report = CheckReport(findings=(Finding(severity="error", rule=exc.requirement or "limite", message=text),))
+            text = _("message refused, over a read limit: {reason}").format(reason=exc.message)
+            report = CheckReport(findings=(Finding(severity="error", rule=exc.requirement or "limit", message=text),))
     if as_json:
         payload = {
             "file": message,

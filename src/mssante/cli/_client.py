@@ -20,11 +20,13 @@ import click
 import dns.asyncresolver
 import dns.exception
 
-from mssante.cli._advice import missing_ca_bundle, rejected_credentials
+from mssante._i18n import gettext as _
+from mssante._i18n import ngettext as _n
+from mssante.cli._advice import missing_ca_bundle, refused_recipients, rejected_credentials
 from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, MessageSummary, TrustSettings
 from mssante.credentials import ClientCertificate, CommandTokenSource, EnvTokenSource
 from mssante.discovery import DNSPythonResolver, Front, MailServers, ManualServers, discover
-from mssante.errors import DiscoveryError, TokenRejected, UsageError
+from mssante.errors import CommandFailed, DiscoveryError, TokenRejected, UsageError
 from mssante.message import Draft, DSNRequest, Sender
 
 __all__ = ["discover_command", "fetch", "send", "watch"]
@@ -38,7 +40,7 @@ def _host_port(value: str | None, what: str) -> tuple[str, int] | None:
         return None
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"{what} must be HOST:PORT, not {value!r}")
+        raise UsageError(_("{option} must be HOST:PORT, not {value!r}").format(option=what, value=value))
     return host.strip("[]"), int(port)
 
 
@@ -85,8 +87,8 @@ def discover_command(address: str, kind: str | None, dns_server: str | None, as_
     for servers in found:
         for service in ("imap", "submission"):
             for e in getattr(servers, service):
-                click.echo(f"{servers.front.name:<8} {service:<10} {e.host}:{e.port} (priority {e.priority}, "
-                           f"weight {e.weight})")
+                click.echo(f"{servers.front.name:<8} {service:<10} {e.host}:{e.port} " + _(
+                    "(priority {priority}, weight {weight})").format(priority=e.priority, weight=e.weight))
 
 
 # -- the options shared by send / fetch / watch -----------------------------------------------------
@@ -146,7 +148,8 @@ async def _a_records(names: set[str], dns_server: str) -> dict[str, str]:
         try:
             answer = await resolver.resolve(name, "A", search=False)
         except dns.exception.DNSException as exc:
-            raise DiscoveryError(f"{name}: no address from {dns_server}: {type(exc).__name__}") from exc
+            raise DiscoveryError(_("{name}: no address from {server}: {reason}").format(
+                name=name, server=dns_server, reason=type(exc).__name__)) from exc
         out[name] = answer[0].to_text()
     return out
 
@@ -157,7 +160,7 @@ async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent
     if opts.tls_name:
         hosts = {hp[0] for hp in (imap, smtp) if hp is not None}
         if len(hosts) != 1:
-            raise UsageError("--tls-name needs --imap and/or --smtp on one host")
+            raise UsageError(_("--tls-name needs --imap and/or --smtp on one host"))
         resolve[opts.tls_name.lower()] = hosts.pop()
         imap = (opts.tls_name, imap[1]) if imap else None
         smtp = (opts.tls_name, smtp[1]) if smtp else None
@@ -171,14 +174,15 @@ async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent
     credentials: Any
     if opts.kind == "APP":
         if opts.cert is None or opts.key is None:
-            raise UsageError("a BAL APP needs --cert and --key (IGC Santé ORG AUTH_CLI)")
+            raise UsageError(_("a BAL APP needs --cert and --key (IGC Santé ORG AUTH_CLI)"))
         credentials = ClientCertificate(cert=opts.cert, key=opts.key)
     elif opts.token_env:
         credentials = EnvTokenSource(opts.token_env)
     elif opts.token_command:
         credentials = CommandTokenSource(opts.token_command)
     else:
-        raise UsageError(f"a BAL {opts.kind} needs --token-env VAR or --token-command CMD (PSC access token)")
+        raise UsageError(_("a BAL {kind} needs --token-env VAR or --token-command CMD (PSC access token)").format(
+            kind=opts.kind))
     connection = ConnectionSettings(connect_timeout=opts.timeout, command_timeout=opts.timeout, resolve=resolve)
     return Mailbox(opts.address, kind=opts.kind, credentials=credentials, servers=servers,  # type: ignore[arg-type]
                    resolver=_resolver(opts.dns),
@@ -235,16 +239,23 @@ def send(**kw: Any) -> None:
     text = kw["text"] if kw["text"] not in (None, "-") else sys.stdin.read()
     draft = Draft(sender=Sender(address=opts.address), to=tuple(kw["to"]), cc=tuple(kw["cc"]),
                   subject=kw["subject"], text=text, request_mdn=kw["mdn"], dsn=DSNRequest() if kw["dsn"] else None)
-    result = _run(opts, lambda box: box.send(draft), product_reference=kw["product_reference"],
-                  sent_copy=not kw["no_sent_copy"])
+    try:
+        result = _run(opts, lambda box: box.send(draft), product_reference=kw["product_reference"],
+                      sent_copy=not kw["no_sent_copy"])
+    except CommandFailed as exc:
+        raise refused_recipients(exc, draft.to + draft.cc) from exc
     if opts.as_json:
         _echo_json({"message_id": result.message_id, "accepted": list(result.accepted),
                     "refused": [list(r) for r in result.refused], "reply": result.reply,
                     "sent_folder": result.sent_folder, "sent_uid": result.sent_uid})
     else:
-        click.echo(f"sent {result.message_id} to {', '.join(result.accepted)}: {result.reply}")
+        click.echo(_("sent {message_id} to {recipients}: {reply}").format(
+            message_id=result.message_id, recipients=", ".join(result.accepted), reply=result.reply))
+        if result.refused:
+            n = len(result.refused)
+            click.echo(_n("{n} recipient refused:", "{n} recipients refused:", n).format(n=n))
         for address, reply in result.refused:
-            click.echo(f"refused {address}: {reply}")
+            click.echo(f"  {address}: {reply}")
 
 
 # -- fetch --------------------------------------------------------------------------------------------
@@ -283,7 +294,7 @@ def fetch(**kw: Any) -> None:
     click.echo(f"From: {p.sender}\nTo: {', '.join(p.to)}\nSubject: {p.subject}\nDate: {p.date}\n")
     click.echo(p.text or "")
     for a in p.attachments:
-        click.echo(f"[attachment] {a.filename} ({a.kind})")
+        click.echo(_("[attachment] {filename} ({kind})").format(filename=a.filename, kind=a.kind))
 
 
 # -- watch --------------------------------------------------------------------------------------------

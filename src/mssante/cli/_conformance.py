@@ -33,6 +33,7 @@ from typing import Any, TextIO
 
 import click
 
+from mssante.cli._progress import CaseProgress, disable
 from mssante.errors import ConfigError, UsageError
 
 __all__ = ["conformance"]
@@ -179,6 +180,7 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
         RunEvents,
         RunSettings,
         SandboxControl,
+        catalogue,
         choose_bal,
         load_builtin_driver,
         run_job,
@@ -219,10 +221,16 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
             driver = ExternalDriver(bal=bal, profile=profile, echo=echo, announce=events.step)
         echo(f"Profil {profile.value}, BAL testée {bal}, LPS : {driver.name}")
         echo(f"Événements de la campagne : {events.api_url}/conformance/events?run_id={events.run_id}\n")
+        total = len(options["cases"]) or len(catalogue(profile))
         try:
-            return await run_job(control, driver, profile=profile, bal=bal, case_ids=options["cases"],
-                                 settings=settings, trace_file=options["trace_file"],
-                                 on_result=functools.partial(_progress, echo=echo), events=events)
+            with CaseProgress(total, f"{profile.value}") as bar:
+                def on_result(result: Any) -> None:
+                    _progress(result, echo=echo)
+                    bar.done(result.case_id)
+
+                return await run_job(control, driver, profile=profile, bal=bal, case_ids=options["cases"],
+                                     settings=settings, trace_file=options["trace_file"], on_result=on_result,
+                                     events=events)
         finally:
             await driver.close()
     finally:
@@ -279,6 +287,8 @@ def run(ctx: click.Context, /, **options: Any) -> None:
         raise UsageError("--json et --events - écrivent tous deux sur stdout : choisissez l'un, ou --events FICHIER")
     echo: Callable[[str], None] = (functools.partial(click.echo, err=True) if target == "-" or to_stdout
                                    else click.echo)
+    if target == "-" or to_stdout:
+        disable()  # machine output: no progress display either
     events_file = _EventsFile(target) if target else None
     try:
         report = asyncio.run(_run(options, echo, events_file))

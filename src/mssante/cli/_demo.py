@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from mssante.demo import SuiteOptions
 
 __all__ = ["demo"]
 
 
-async def _main(state_dir: Path, once: bool) -> None:
+async def _main(state_dir: Path, once: bool, suite: SuiteOptions) -> None:
     """Run the demo; Ctrl-C (or SIGTERM) before it serves stops it at once.
 
     Raises:
@@ -28,7 +32,7 @@ async def _main(state_dir: Path, once: bool) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(run_demo(state_dir, once=once, say=lambda line: click.echo(line), stop=stop,
-                                        serving=serving))
+                                        serving=serving, suite=suite))
     interrupt = asyncio.create_task(stop.wait())
     await asyncio.wait({task, interrupt}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
@@ -50,10 +54,18 @@ async def _main(state_dir: Path, once: bool) -> None:
     help="Sandbox state directory (keys, certificates, sandbox.json, reports).",
 )
 @click.option("--once", is_flag=True, help="Stop after the demo instead of serving the sandbox (CI).")
-def demo(state_dir: Path, once: bool) -> None:
+# Test knobs (hidden): the product reference the judged client declares, the cases the suite runs.
+@click.option("--suite-product-reference", default=None, hidden=True)
+@click.option("--suite-case", "suite_cases", multiple=True, hidden=True)
+def demo(state_dir: Path, once: bool, suite_product_reference: str | None, suite_cases: tuple[str, ...]) -> None:
     """Start the sandbox and show an LPS PER (via the bridge) and an LPS APP exchanging documents.
 
     Exit codes: 0 the demo ran and our client is conformant, 1 a step or a conformance case
     failed, 130 interrupted (Ctrl-C) before the end: no report is written for that run.
     """
-    asyncio.run(_main(state_dir, once))
+    from mssante.demo import SuiteOptions
+
+    suite = SuiteOptions(cases=suite_cases)
+    if suite_product_reference is not None:
+        suite = SuiteOptions(product_reference=suite_product_reference, cases=suite_cases)
+    asyncio.run(_main(state_dir, once, suite))

@@ -18,6 +18,9 @@ from typing import Any
 
 import click
 
+from mssante._i18n import gettext as _
+from mssante._i18n import ngettext
+from mssante.cli._progress import progress_status
 from mssante.errors import ConfigError, ConnectError, MssanteError, UsageError
 
 __all__ = ["sandbox"]
@@ -38,24 +41,31 @@ def sandbox() -> None:
 
 def _summary(info: dict[str, Any], state_file: Path) -> str:
     lines = [
-        f"Bac à sable MSSanté prêt — domaine {info['domain']}",
-        f"  PSC (simulé)   {info['psc']['issuer']}",
-        f"  DNS            {info['dns']['host']}:{info['dns']['port']} (UDP et TCP)",
+        _("MSSanté sandbox ready — domain {domain}").format(domain=info["domain"]),
+        "  " + _("PSC (mock)     {issuer}").format(issuer=info["psc"]["issuer"]),
+        "  " + _("DNS            {host}:{port} (UDP and TCP)").format(host=info["dns"]["host"],
+                                                                   port=info["dns"]["port"]),
     ]
     for proto in ("imap", "smtp"):
         for front in ("psc", "authcli"):
             end = info[proto][front]
             lines.append(f"  {proto.upper():4} {front:8}  {end['host']}:{end['port']}")
     lines.append(f"  Webmail        {info['webmail_url']}")
-    lines.append(f"  Racines IGC    {info['ca_bundle']}")
+    lines.append("  " + _("IGC roots      {path}").format(path=info["ca_bundle"]))
     lines.append("  BAL:")
     for bal in info["bals"]:
         lines.append(f"    {bal['kind']:3}  {bal['address']}")
-    lines.append(f"Contrat : {state_file}  (Ctrl-C pour arrêter)")
+    lines.append(_("Contract: {path}  (Ctrl-C to stop)").format(path=state_file))
     return "\n".join(lines)
 
 
 async def _serve(config_file: Path | None, state_dir: Path, reset: bool = False) -> None:
+    """Start the sandbox, serve until SIGINT/SIGTERM.
+
+    Raises:
+        KeyboardInterrupt: interrupted while starting (the CLI exits 130); the start is
+            cancelled and the sandbox undoes it (services stopped, no ``sandbox.json``, lock released).
+    """
     from mssante.sandbox.config import load_config
     from mssante.sandbox.runner import Sandbox
 
@@ -65,13 +75,27 @@ async def _serve(config_file: Path | None, state_dir: Path, reset: bool = False)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with Sandbox(config, state_dir, persist_mail=True, reset=reset) as sb:
+    sb = Sandbox(config, state_dir, persist_mail=True, reset=reset)
+    with progress_status(_("Starting the sandbox (test PKI, PSC, DNS, IMAP/SMTP fronts)…")):
+        start = asyncio.create_task(sb.__aenter__())
+        interrupt = asyncio.create_task(stop.wait())
+        await asyncio.wait({start, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+    if not start.done():  # Ctrl-C while starting: stop now
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start
+        raise KeyboardInterrupt
+    interrupt.cancel()
+    start.result()
+    try:
         if sb.was_reset:
-            click.echo("Boîtes aux lettres et journal vidés (--reset).")
+            click.echo(_("Mailboxes and journal emptied (--reset)."))
         click.echo(_summary(sb.info, sb.state_file))
         sys.stdout.flush()
         await stop.wait()
-    click.echo("Bac à sable arrêté.")
+    finally:
+        await sb.aclose()
+    click.echo(_("Sandbox stopped."))
 
 
 @sandbox.command("up")
@@ -97,9 +121,10 @@ def _read_state(state_dir: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"no running sandbox: {path} does not exist (start one with 'mssante sandbox up')") from None
+        raise ConfigError(_("no running sandbox: {path} does not exist (start one with 'mssante sandbox up')").format(
+            path=path)) from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(_("cannot read {path}: {reason}").format(path=path, reason=exc)) from exc
     return data
 
 
@@ -110,10 +135,10 @@ def _api(state_dir: Path, method: str, path: str, payload: dict[str, Any] | None
     try:
         response = httpx2.request(method, url, json=payload, timeout=10)
     except httpx2.HTTPError as exc:
-        raise ConnectError(f"the sandbox at {url} does not answer: {exc}") from exc
+        raise ConnectError(_("the sandbox at {url} does not answer: {reason}").format(url=url, reason=exc)) from exc
     body = response.json()
     if response.status_code >= 400:
-        raise MssanteError(f"the sandbox refused: {body.get('message', body)}")
+        raise MssanteError(_("the sandbox refused: {reason}").format(reason=body.get("message", body)))
     return body
 
 
@@ -138,6 +163,8 @@ def _api(state_dir: Path, method: str, path: str, payload: dict[str, Any] | None
 @click.option("--end-psc-sessions", metavar="NATIONAL_ID",
               help="End every PSC session of this professional (back-channel logout, refresh refused).")
 @click.option("--clear", is_flag=True, help="Remove every fault.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the fault state as JSON, alone on stdout (the default output; the flag says so).")
 def fault(
     state_dir: Path,
     psc_unavailable: bool | None,
@@ -150,6 +177,7 @@ def fault(
     crl_outage: str | None,
     end_psc_sessions: str | None,
     clear: bool,
+    as_json: bool,
 ) -> None:
     """Inject faults into a running sandbox, then print the fault state (JSON, alone on stdout).
 
@@ -161,7 +189,7 @@ def fault(
         MssanteError: the sandbox refused the request.
     """
     if reject_next_token and not bal:
-        raise UsageError("--reject-next-token a besoin de --bal (une BAL PER/ORG)")
+        raise UsageError(_("--reject-next-token needs --bal (a BAL PER/ORG)"))
     if clear:
         _api(state_dir, "DELETE", "/faults")
     payload: dict[str, Any] = {}
@@ -180,10 +208,12 @@ def fault(
     if end_sessions:
         target = bal or "*"
         ended = _api(state_dir, "DELETE", f"/sessions/{target}?mode={end_sessions}")
-        click.echo(f"sessions ended: {ended['ended']}", err=True)  # stdout is the JSON fault state only
+        n = int(ended["ended"])  # stdout is the JSON fault state only
+        click.echo(ngettext("{n} session ended", "{n} sessions ended", n).format(n=n), err=True)
     if end_psc_sessions:
         ended = _api(state_dir, "DELETE", f"/psc/sessions/{end_psc_sessions}")
-        click.echo(f"PSC sessions ended: {ended['ended']}", err=True)
+        n = int(ended["ended"])
+        click.echo(ngettext("{n} PSC session ended", "{n} PSC sessions ended", n).format(n=n), err=True)
     click.echo(json.dumps(_api(state_dir, "GET", "/faults"), indent=2))
 
 
@@ -191,8 +221,10 @@ def fault(
 @_STATE_DIR
 @click.option("--bal", help="Only this BAL's sessions.")
 @click.option("--front", help="Only this front (imap-psc, imap-authcli, smtp-psc, smtp-authcli).")
-def journal(state_dir: Path, bal: str | None, front: str | None) -> None:
-    """Print the session journal of a running sandbox as JSON Lines."""
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines alone on stdout (the default output; the flag says so).")
+def journal(state_dir: Path, bal: str | None, front: str | None, as_json: bool) -> None:
+    """Print the session journal of a running sandbox as JSON Lines (one session per line)."""
     query = "&".join(f"{k}={v}" for k, v in (("bal", bal), ("front", front)) if v)
     for record in _api(state_dir, "GET", "/journal" + (f"?{query}" if query else "")):
         click.echo(json.dumps(record, ensure_ascii=False, sort_keys=True))
@@ -204,7 +236,8 @@ def _fronts(info: dict[str, Any]) -> list[tuple[str, str, str, int]]:
         return [(proto, front, str(info[proto][front]["host"]), int(info[proto][front]["port"]))
                 for proto in ("imap", "smtp") for front in ("psc", "authcli")]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"sandbox.json ne décrit pas les fronts IMAP/SMTP ({exc})") from None
+        raise ConfigError(
+            _("sandbox.json does not describe the IMAP/SMTP fronts ({reason})").format(reason=exc)) from None
 
 
 @sandbox.command("hosts")
@@ -222,7 +255,7 @@ def hosts(state_dir: Path) -> None:
     """
     info = _read_state(state_dir)
     address = str(info.get("dns", {}).get("host") or "127.0.0.1")
-    click.echo(f"# Bac à sable MSSanté ({state_dir / 'sandbox.json'}) : lignes pour /etc/hosts")
+    click.echo("# " + _("MSSanté sandbox ({path}): lines for /etc/hosts").format(path=state_dir / "sandbox.json"))
     for proto, front, host, port in _fronts(info):
         click.echo(f"{address}\t{host}\t# {proto.upper()} front {front}, port {port}")
 
@@ -268,12 +301,13 @@ def token(state_dir: Path, who: str, channel: str, timeout: float) -> None:
     if "@" in who:
         bal = next((b for b in info.get("bals", ()) if str(b.get("address", "")).lower() == who.lower()), None)
         if bal is None or not bal.get("holders"):
-            raise UsageError(f"{who} n'est pas une BAL PER/ORG de ce bac à sable (une BAL APP n'a pas de jeton PSC)")
+            raise UsageError(
+                _("{who} is not a BAL PER/ORG of this sandbox (a BAL APP has no PSC token)").format(who=who))
         national_id = str(bal["holders"][0])
     known = {str(p.get("national_id")) for p in info.get("professionals", ())}
     if national_id not in known:
-        raise UsageError(f"aucun professionnel de ce bac à sable n'a l'identifiant national {national_id} "
-                         f"(connus : {', '.join(sorted(known))})")
+        raise UsageError(_("no professional of this sandbox has the national id {id} (known: {known})").format(
+            id=national_id, known=", ".join(sorted(known))))
     click.echo(asyncio.run(_access_token(info, national_id, channel, timeout)))
 
 

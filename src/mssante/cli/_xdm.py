@@ -3,7 +3,9 @@
 Verdicts a CI job can trust: ``validate`` exits 1 with findings (JSON on stdout with ``--json``)
 for every archive it refuses, unsafe ones (path traversal, zip bomb, DOCTYPE/XXE) and ones over a
 limit included; 7 when the file is not a ZIP archive at all; 2 when it cannot be read. ``inspect``
-refuses a ZIP that is not an XDM archive. People read French.
+refuses a ZIP that is not an XDM archive. People read their language (:mod:`mssante._i18n`); the
+JSON keeps the library's findings as they are (English messages, rule ids); the CLI's own findings
+(a refused archive) are in the user's language there too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import click
 
+from mssante._i18n import gettext as _
+from mssante._i18n import ngettext as _n
 from mssante.errors import ConfigError, ContentError, LimitError
 from mssante.xdm import (
     Finding,
@@ -27,7 +31,7 @@ from mssante.xdm import (
     xmss_headers,
 )
 
-from ._check import count_fr, findings_table_fr, summary_fr
+from ._text import counts, findings_table
 
 __all__ = ["xdm"]
 
@@ -52,7 +56,7 @@ def _read(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"impossible de lire {path} : {exc.strerror or exc}") from None
+        raise ConfigError(_("cannot read {path}: {reason}").format(path=path, reason=exc.strerror or exc)) from None
 
 
 def _not_a_zip(data: bytes) -> bool:
@@ -84,33 +88,35 @@ def build_cmd(cda: tuple[str, ...], output: str, sender: str) -> None:
     try:
         Path(output).write_bytes(data)
     except OSError as exc:
-        raise ConfigError(f"impossible d'écrire {output} : {exc.strerror or exc}") from None
-    click.echo(f"{output} écrit ({count_fr(len(data), 'octet')}, {count_fr(len(docs), 'document')})")
+        raise ConfigError(_("cannot write {path}: {reason}").format(path=output, reason=exc.strerror or exc)) from None
+    size = _n("{n} byte", "{n} bytes", len(data)).format(n=len(data))
+    click.echo(_("{path} written ({size}, {documents})").format(
+        path=output, size=size, documents=_n("{n} document", "{n} documents", len(docs)).format(n=len(docs))))
 
 
 def _describe(a: XDMArchive) -> list[str]:
-    lines = [
-        f"entrées : {len(a.names)}  sous-ensembles : {len(a.subsets)}  documents : {len(a.documents)}"
-    ]
+    lines = [_("entries: {entries}  subsets: {subsets}  documents: {documents}").format(
+        entries=len(a.names), subsets=len(a.subsets), documents=len(a.documents))]
     pat = a.patient
     if pat is not None:
-        ins = f"{pat.ins.matricule} ({pat.ins.kind})" if pat.ins else "pas d'INS"
-        lines.append(
-            f"patient : {pat.birth_family or '?'} {pat.first_given or '?'} {pat.birth_time or '?'} "
-            f"{pat.gender or '?'}  INS {ins}  qualifiée={'oui' if a.has_qualified_ins else 'non'}"
-        )
+        ins = f"{pat.ins.matricule} ({pat.ins.kind})" if pat.ins else _("no INS")
+        lines.append(_("patient: {name}  INS {ins}  qualified={qualified}").format(
+            name=f"{pat.birth_family or '?'} {pat.first_given or '?'} {pat.birth_time or '?'} {pat.gender or '?'}",
+            ins=ins, qualified=_("yes") if a.has_qualified_ins else _("no")))
     elif a.patients:
-        lines.append(f"patients : {count_fr(len(a.patients), 'patient différent', 'patients différents')}")
+        n = len(a.patients)
+        lines.append(_n("patients: {n} different patient", "patients: {n} different patients", n).format(n=n))
     if a.patient_id:
-        lines.append(f"patientId des métadonnées : {a.patient_id}")
+        lines.append(_("patientId of the metadata: {id}").format(id=a.patient_id))
     for name, value in xmss_headers(a).items():
         lines.append(f"{name}: {value}")
     for d in a.documents:
         e = d.entry
         code = d.cda.code.code if d.cda and d.cda.code else "-"
         title = (d.cda.title if d.cda else None) or (e.title if e else None) or ""
-        size = d.size if d.size is not None else "absent"
-        lines.append(f"  {d.path}  code={code}  taille={size}  {title}")
+        size = d.size if d.size is not None else _("absent")
+        lines.append("  " + _("{path}  code={code}  size={size}  {title}").format(path=d.path, code=code, size=size,
+                                                                                 title=title))
         if e is not None:
             cls = e.class_code.code if e.class_code else "-"
             fmt = e.format_code.code if e.format_code else "-"
@@ -132,12 +138,12 @@ def inspect_cmd(archive: str) -> None:
     """
     data = _read(archive)
     if _not_a_zip(data):
-        raise ContentError(f"{archive} n'est pas une archive ZIP", requirement="XDM-ZIP")
+        raise ContentError(_("{path} is not a ZIP archive").format(path=archive), requirement="XDM-ZIP")
     a = read_archive(data)
     if not a.subsets or (not any(s.metadata_path for s in a.subsets) and not a.documents):
         raise ContentError(
-            f"{archive} est une archive ZIP mais pas une archive IHE XDM : aucun répertoire "
-            "IHE_XDM/SUBSETnn avec METADATA.XML ou documents",
+            _("{path} is a ZIP archive but not an IHE XDM archive: no IHE_XDM/SUBSETnn directory with "
+              "METADATA.XML or documents").format(path=archive),
             requirement="IHE ITI TF-1 §16.1.2",
         )
     for line in _describe(a):
@@ -158,17 +164,20 @@ def _json(ok: bool, findings: tuple[Finding, ...], headers: dict[str, str] | Non
 
 def _report_table(findings: tuple[Finding, ...], ok: bool) -> list[str]:
     if not findings:
-        return ["aucun constat", "VALIDE : 0 erreur, 0 avertissement, 0 constat"]
-    lines = findings_table_fr([(f.severity, f.rule, f.message) for f in findings], [f.where for f in findings])
-    verdict = "VALIDE" if ok else "REFUSÉE"
-    lines.append(f"{verdict} : {summary_fr([f.severity for f in findings])}, {count_fr(len(findings), 'constat')}")
+        return [_("no finding"), _("VALID: {counts}, {findings}").format(
+            counts=counts([]), findings=_n("{n} finding", "{n} findings", 0).format(n=0))]
+    lines = findings_table([(f.severity, f.rule, f.message) for f in findings], [f.where for f in findings])
+    verdict = _("VALID: {counts}, {findings}") if ok else _("REFUSED: {counts}, {findings}")
+    n = len(findings)
+    lines.append(verdict.format(counts=counts([f.severity for f in findings]),
+                                findings=_n("{n} finding", "{n} findings", n).format(n=n)))
     return lines
 
 
 def _refusal(exc: ContentError | LimitError) -> Finding:
     """The one finding of an archive refused before it could be validated (unsafe, over a limit...)."""
     return Finding("error", exc.requirement or ("XDM-LIMIT" if isinstance(exc, LimitError) else "XDM-ZIP"),
-                   f"archive refusée : {exc.message}")  # fmt: skip
+                   _("archive refused: {reason}").format(reason=exc.message))  # fmt: skip
 
 
 @xdm.command("validate", epilog=_EXIT_CODES)
@@ -186,11 +195,11 @@ def validate_cmd(ctx: click.Context, archive: str, as_json: bool) -> None:
     """
     data = _read(archive)
     if _not_a_zip(data):
-        finding = Finding("error", "XDM-ZIP", f"{archive} n'est pas une archive ZIP", archive)
+        finding = Finding("error", "XDM-ZIP", _("{path} is not a ZIP archive").format(path=archive), archive)
         if as_json:
             click.echo(_json(False, (finding,), None, refused=True))
         else:
-            click.echo(f"mssante: erreur : {finding.message} [XDM-ZIP]", err=True)
+            click.echo(_("mssante: error: {message}").format(message=finding.message) + " [XDM-ZIP]", err=True)
         ctx.exit(7)
     report: ValidationReport | None = None
     try:

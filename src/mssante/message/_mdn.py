@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Literal
 
+from mssante._i18n import N_, Lang, translator
 from mssante._version import __version__
 from mssante.errors import UsageError
 from mssante.message._compose import ComposedMessage, ComposeSettings, new_message_id
@@ -23,11 +24,18 @@ DispositionType = Literal["displayed", "deleted", "dispatched", "processed"]
 ActionMode = Literal["manual-action", "automatic-action"]
 SendingMode = Literal["MDN-sent-manually", "MDN-sent-automatically"]
 
+#: The human part (RFC 8098 §3: a text for people) and the subject prefix of each disposition.
 _HUMAN = {
-    "displayed": "Le message a été affiché sur le poste du destinataire.",
-    "deleted": "Le message a été supprimé sans avoir été affiché.",
-    "dispatched": "Le message a été transmis sans avoir été affiché.",
-    "processed": "Le message a été traité sans avoir été affiché.",
+    "displayed": N_("The message was displayed on the recipient's computer."),
+    "deleted": N_("The message was deleted without being displayed."),
+    "dispatched": N_("The message was forwarded without being displayed."),
+    "processed": N_("The message was processed without being displayed."),
+}
+_SUBJECT = {
+    "displayed": N_("Read receipt"),
+    "deleted": N_("Deletion notice"),
+    "dispatched": N_("Forwarding notice"),
+    "processed": N_("Processing notice"),
 }
 
 
@@ -45,6 +53,7 @@ def generate_mdn(
     include_original: Literal["full", "headers", "none"] = "headers",
     text: str | None = None,
     now: datetime | None = None,
+    lang: Lang = "fr",
 ) -> ComposedMessage:
     """Build the RFC 8098 MDN that answers ``original`` (ECO.3.1.6).
 
@@ -56,6 +65,7 @@ def generate_mdn(
     ``include_original`` adds the original message (``full``, as in the ANS IG example) or
     its header (``headers``, the default: no health data goes back) as third part.
     ``error`` adds the RFC 8098 ``Error`` field (with the ``error`` disposition modifier).
+    ``lang`` is the language of the subject and of the human-readable part (French by default).
 
     Raises:
         UsageError: the original asked for no MDN, is itself an MDN or DSN (RFC 8098 §2.1:
@@ -90,8 +100,8 @@ def generate_mdn(
     # The quoted subject comes from the received (untrusted) message: neutralise line breaks
     # and controls an encoded word may have smuggled in (RFC 2047 §5) rather than fail.
     subject = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") else c for c in original.subject or "")
-    prefix = "Accusé de lecture" if disposition == "displayed" else f"Accusé ({disposition})"
-    msg["Subject"] = f"{prefix} : {subject}"
+    t = translator(lang)
+    msg["Subject"] = t.gettext("{notice}: {subject}").format(notice=t.gettext(_SUBJECT[disposition]), subject=subject)
     msg["Date"] = format_datetime(when)
     message_id = new_message_id(domain, now=when)
     msg["Message-ID"] = message_id
@@ -103,7 +113,8 @@ def generate_mdn(
     msg.set_param("report-type", "disposition-notification")  # RFC 8098 §3, RFC 6522
 
     human = EmailMessage(policy=email.policy.SMTP)
-    body = text if text is not None else f"{_HUMAN[disposition]}\n\nMessage : {subject}\n"
+    body = text if text is not None else t.gettext("{explanation}\n\nMessage: {subject}\n").format(
+        explanation=t.gettext(_HUMAN[disposition]), subject=subject)
     human.set_content(body, charset="utf-8", cte="quoted-printable")
     del human["MIME-Version"]
 

@@ -353,6 +353,8 @@ class Sandbox:
         self._stack.callback(http_sock.close)
         http_port = http_sock.getsockname()[1]
         base_url = f"http://{host}:{http_port}"
+        # Kept before the PKI is created: its certificates carry this URL, even if the start is interrupted.
+        write_json_atomically(self.state_dir / _PORTS_FILE, {**self._saved_ports(), "http": http_port})
 
         pki = await asyncio.to_thread(
             TestPKI.load_or_create, self.state_dir / "pki", server_names=cfg.server_names, crl_base_url=base_url
