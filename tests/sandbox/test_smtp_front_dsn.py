@@ -90,7 +90,10 @@ async def test_unknown_and_foreign_recipients_bounce_when_configured(material: M
         assert await env.delivery.wait_for(APP) and await env.delivery.wait_for(LAB_APP)
         (raw,) = await env.delivery.wait_for(PER)
         dsn, status, returned = _report(raw)
-        assert dsn["Subject"] == "Undelivered Mail Returned to Sender"
+        assert dsn["Subject"] == "Message non remis, retourné à l'expéditeur"  # French by default
+        human = next(dsn.iter_parts()).get_content()
+        assert "<nobody@mss.sandbox.test> : adresse inconnue" in human
+        assert "<someone@other-operator.fr> : acheminement impossible" in human
         assert "Final-Recipient: rfc822; nobody@mss.sandbox.test" in status and "Status: 5.1.1" in status
         assert "Final-Recipient: rfc822; someone@other-operator.fr" in status and "Status: 5.4.4" in status
         assert "Action: failed" in status and "Diagnostic-Code: smtp; 550 5.1.1" in status
@@ -99,6 +102,20 @@ async def test_unknown_and_foreign_recipients_bounce_when_configured(material: M
         assert "corps secret" in returned.as_string()
         (entry,) = env.records()[0].messages
         assert sorted(entry["bounced"]) == ["nobody@mss.sandbox.test", "someone@other-operator.fr"]
+    finally:
+        await env.front.aclose()
+
+
+async def test_a_front_configured_in_english_writes_english_reports(material: Material) -> None:
+    env = await start_env(material, "psc", options=SubmissionOptions(unknown_recipients="bounce", report_lang="en"))
+    try:
+        await in_thread(_send, env, material.token(), [], {"nobody@mss.sandbox.test": []},
+                        message(PER, "nobody@mss.sandbox.test", subject="to bounce"))
+        (raw,) = await env.delivery.wait_for(PER)
+        dsn, status, _returned = _report(raw)
+        assert dsn["Subject"] == "Undelivered Mail Returned to Sender"
+        assert "<nobody@mss.sandbox.test>: unknown address" in next(dsn.iter_parts()).get_content()
+        assert "Action: failed" in status and "Status: 5.1.1" in status
     finally:
         await env.front.aclose()
 

@@ -126,6 +126,39 @@ async def test_compose_with_attachment_reaches_the_app_bal(sandbox: Sandbox, pag
     await expect(page.locator("#liste-messages tbody tr")).to_have_count(1)
 
 
+async def test_french_by_default_and_english_by_the_switch(sandbox: Sandbox) -> None:
+    """An English browser still gets French; the banner's switch gives English, kept across pages and live news."""
+    expect = playwright_api.expect
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = await browser.new_context(locale="en-US")  # Accept-Language: en-US
+        page = await context.new_page()
+        page.set_default_timeout(10_000)
+        try:
+            await page.goto(sandbox.info["webmail_url"])
+            assert await page.evaluate("document.documentElement.lang") == "fr"
+            await expect(page.get_by_role("heading", level=1)).to_have_text("Webmail du bac à sable MSSanté")
+            await page.get_by_role("link", name="English").click()
+            assert await page.evaluate("document.documentElement.lang") == "en"
+            await expect(page.get_by_role("heading", level=1)).to_have_text("MSSanté sandbox webmail")
+            await page.get_by_role("button", name="Log in with Pro Santé Connect").click()
+            await page.get_by_label("Marie CURIE", exact=False).check()  # the mock PSC's own page
+            await page.get_by_role("button", name="Se connecter").click()
+            await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()  # the choice was kept
+            await expect(page.get_by_text("No message in this folder.")).to_be_visible()
+            await expect(page.locator("body[data-live=on]")).to_have_count(1)
+            await sandbox.store.deliver(PER, xdm_message())
+            await expect(page.locator("#statut-direct")).to_contain_text("New message: ")
+            await page.locator("#liste-messages tbody tr").first.get_by_role("link").click()
+            await expect(page.get_by_role("heading", name="XDM archive: IHE_XDM.ZIP")).to_be_visible()
+            await expect(page.get_by_role("heading", name="MSSanté headers (X-MSS)")).to_be_visible()
+            await page.get_by_role("link", name="Français").click()
+            await expect(page.get_by_role("heading", name="Archive XDM : IHE_XDM.ZIP")).to_be_visible()
+        finally:
+            await context.close()
+            await browser.close()
+
+
 async def _accessibility_basics(page: Any) -> None:
     """Landmarks, language, labelled controls, named links: what a screen reader needs first."""
     problems = await page.evaluate("""() => {

@@ -72,7 +72,8 @@ def template_catalog(root: Path = PACKAGE) -> Catalog:
     """Every message of the sources, as a Babel template catalogue (the ``.pot``)."""
     catalog = Catalog(domain=DOMAIN, project="mssante", charset="utf-8")
     extracted = extract_from_dir(str(root), method_map=_METHODS, keywords=_KEYWORDS,
-                                 options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+                                 options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n",
+                                                                   "trimmed": "true"}},
                                  strip_comment_tags=True)
     for filename, lineno, message, comments, context in extracted:
         catalog.add(message, None, [(f"mssante/{filename}", lineno)], auto_comments=comments, context=context)

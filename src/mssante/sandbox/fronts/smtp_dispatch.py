@@ -178,6 +178,7 @@ class Dispatcher:
             dsn = build_dsn(
                 reporting_mta=self.hostname, postmaster=f"MAILER-DAEMON@{self.domain}", recipient=msg.mail.address,
                 reports=reports, original=msg.data, arrival=msg.arrival, envid=msg.mail.envid, ret=msg.mail.ret,
+                lang=self._options.report_lang,
             )
             await self._store(msg.mail.address, "", self._trace(new_queue_id(), "DSN") + dsn)
         return {"delivered": delivered, "bounced": bounced}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from mssante._i18n import Lang
 from mssante.errors import ConfigError
 
 __all__ = ["DEFAULT_MAX_SIZE", "RecipientPolicy", "Replies", "SubmissionOptions"]
@@ -86,6 +87,7 @@ class SubmissionOptions:
         hostname: the name in the greeting, ``Received:`` and DSNs; default
             ``smtp.<front>.<domain>``.
         bearer_scope: the ``scope`` of the RFC 7628 §3.2.2 JSON error challenge.
+        report_lang: language of the DSNs' subject and text (``fr`` by default, or ``en``).
     """
 
     max_size: int = DEFAULT_MAX_SIZE
@@ -102,6 +104,7 @@ class SubmissionOptions:
     timeout: float = 300.0
     hostname: str | None = None
     bearer_scope: str = "openid scope_all"
+    report_lang: Lang = "fr"
 
     def __post_init__(self) -> None:
         if self.max_size < 1:

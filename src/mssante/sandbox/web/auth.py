@@ -17,6 +17,7 @@ from typing import Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mssante._i18n import N_, gettext
 from mssante.errors import MssanteError, PSCError
 from mssante.psc import PSCClient, PSCSettings
 from mssante.sandbox.web.context import WebContext
@@ -119,23 +120,24 @@ class AuthPages:
         """
         pending = self.ctx.sessions.take_login(request.cookies.get(LOGIN_COOKIE))
         if pending is None:
-            return self.ctx.message_page(request, 400, "Connexion expirée",
-                                         "Cette connexion n'a pas été demandée depuis ce navigateur ou a expiré. "
-                                         "Recommencez depuis la page d'accueil.")
+            return self.ctx.message_page(request, 400, N_("Login expired"),
+                                         N_("This login was not started from this browser, or it expired. "
+                                            "Start again from the home page."))
         try:
             tokens = await self.psc().complete_authorization(pending.request, str(request.url))
         except PSCError as exc:
             if exc.oauth_error == "access_denied":
-                return self.ctx.message_page(request, 403, "Connexion annulée",
-                                             "La connexion Pro Santé Connect a été annulée.")
-            return self.ctx.message_page(request, 400, "Connexion refusée", f"Pro Santé Connect : {exc.message}")
+                return self.ctx.message_page(request, 403, N_("Login cancelled"),
+                                             N_("The Pro Santé Connect login was cancelled."))
+            return self.ctx.message_page(request, 400, N_("Login refused"),
+                                         gettext("Pro Santé Connect: {message}").format(message=exc.message))
         national_id = str(tokens.id_claims.get("preferred_username", ""))
         cfg = self.ctx.sandbox.config
         pro = cfg.professional(national_id)
         bals = [b.address for b in cfg.bals if b.kind in ("PER", "ORG") and national_id in b.holders]
         if pro is None or not bals:
-            return self.ctx.message_page(request, 403, "Aucune BAL",
-                                         "Ce professionnel n'est titulaire d'aucune BAL du bac à sable.")
+            return self.ctx.message_page(request, 403, N_("No BAL"),
+                                         N_("This professional holds no BAL of the sandbox."))
         session = self.ctx.sessions.create(bals=bals, who=f"{pro.given_name} {pro.family_name}", method="psc",
                                            national_id=national_id, tokens=tokens)
         response = self._start(session, mailbox_url(bals[0]))
@@ -152,7 +154,8 @@ class AuthPages:
         address = str(form.get("bal", ""))
         bal = self.ctx.sandbox.config.bal(address)
         if bal is None or bal.kind != "APP":
-            return self.ctx.message_page(request, 400, "BAL inconnue", "Choisissez une BAL applicative de la liste.")
+            return self.ctx.message_page(request, 400, N_("Unknown BAL"),
+                                         N_("Choose an application BAL from the list."))
         structure = self.ctx.sandbox.config.structure(bal.structure_id or "")
         who = f"Application — {structure.name if structure else bal.structure_id}"
         session = self.ctx.sessions.create(bals=[bal.address], who=who, method="app")

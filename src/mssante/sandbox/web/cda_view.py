@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Final
 
+from mssante._i18n import N_, gettext
 from mssante.cda import CDA_NS, INS_OIDS, Author, CDAHeader, Person, parse_xml
 from mssante.errors import ContentError, LimitError
 
@@ -21,7 +22,7 @@ __all__ = ["Block", "CDAView", "Section", "format_hl7", "person_name", "read_cda
 _N: Final = f"{{{CDA_NS}}}"
 _MAX_SECTIONS: Final = 200
 _MAX_DEPTH: Final = 6
-_GENDER: Final = {"F": "Féminin", "M": "Masculin", "U": "Inconnu"}
+_GENDER: Final = {"F": N_("Female"), "M": N_("Male"), "U": N_("Unknown")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +70,7 @@ class CDAView:
 
     @property
     def gender(self) -> str | None:
-        """The patient's administrative sex, in French.
+        """The patient's administrative sex (a catalogue id: ``Female``, ``Male``, ``Unknown``).
 
         Raises:
             Nothing.
@@ -154,24 +155,25 @@ def read_cda(data: bytes | None, header: CDAHeader | None) -> CDAView:
         Nothing: an unreadable document gives a view with ``error`` set.
     """
     if data is None:
-        return CDAView(header=header, sections=(), error="Document absent de l'archive.")
+        return CDAView(header=header, sections=(), error=gettext("The document is missing from the archive."))
     try:
         root = parse_xml(data, what="CDA")
     except (ContentError, LimitError) as exc:
         return CDAView(header=header, sections=(), error=exc.message)
     if root.tag != _N + "ClinicalDocument":
-        return CDAView(header=header, sections=(), error="Ce fichier n'est pas un document CDA R2.")
+        return CDAView(header=header, sections=(), error=gettext("This file is not a CDA R2 document."))
     body = root.find(f"{_N}component/{_N}structuredBody")
     if body is None:
         media = root.find(f"{_N}component/{_N}nonXMLBody/{_N}text")
         return CDAView(header=header, sections=(),
-                       non_xml_body=(media.get("mediaType") or "inconnu") if media is not None else None)
+                       non_xml_body=(media.get("mediaType") or gettext("unknown")) if media is not None else None)
     sections = tuple(_section(s, 1) for s in body.findall(f"{_N}component/{_N}section")[:_MAX_SECTIONS])
     return CDAView(header=header, sections=sections)
 
 
 def format_hl7(value: str | None) -> str:
-    """An HL7 TS (``YYYYMMDD[HHMM[SS]][+ZZZZ]``) as French text: ``28/03/1979`` or ``05/02/2025 à 10:30 (UTC+01:00)``.
+    """An HL7 TS (``YYYYMMDD[HHMM[SS]][+ZZZZ]``) as text in the language in use: ``28/03/1979`` or
+    ``05/02/2025 à 10:30 (UTC+01:00)`` (English: ``03/28/1979``, ``02/05/2025 at 10:30 (UTC+01:00)``).
 
     Raises:
         Nothing: an unreadable value is returned as written.
@@ -190,12 +192,12 @@ def format_hl7(value: str | None) -> str:
     except (ValueError, IndexError):
         return raw
     if len(core) < 12:
-        return day.strftime("%d/%m/%Y")
+        return day.strftime(gettext("%m/%d/%Y"))
     try:
         moment = datetime(day.year, day.month, day.day, int(core[8:10]), int(core[10:12]))
     except ValueError:
         return raw
-    text = moment.strftime("%d/%m/%Y à %H:%M")
+    text = moment.strftime(gettext("%m/%d/%Y at %H:%M"))
     if offset and len(offset) == 5 and offset[1:].isdigit():
         hours, minutes = int(offset[1:3]), int(offset[3:5])
         delta = timedelta(hours=hours, minutes=minutes) * (1 if offset[0] == "+" else -1)

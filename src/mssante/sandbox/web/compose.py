@@ -27,6 +27,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mssante._i18n import N_, gettext
 from mssante.annuaire import AnnuaireClient, Mailbox
 from mssante.errors import ContentError, LimitError, MssanteError, UsageError
 from mssante.message import (
@@ -55,9 +56,10 @@ _SPLIT: Final = re.compile(r"[,;\s]+")
 #: Results shown per kind (professionals, structures) for one directory search.
 LOOKUP_RESULTS: Final = 10
 _IDENTIFIER: Final = re.compile(r"^(\d{11}|[08]\d{9,11}|[0-4][0-9A-Z]{8,16})$")
-_KIND_LABELS: Final = {"PER": "personnelle", "ORG": "organisationnelle", "APP": "applicative", "CAB": "de cabinet"}
-_PROFESSIONS: Final = {"10": "Médecin", "21": "Pharmacien", "40": "Chirurgien-dentiste", "50": "Sage-femme",
-                       "60": "Infirmier"}
+_KIND_LABELS: Final = {"PER": N_("Personal BAL"), "ORG": N_("Organisational BAL"), "APP": N_("Application BAL"),
+                       "CAB": N_("Practice BAL")}
+_PROFESSIONS: Final = {"10": N_("Physician"), "21": N_("Pharmacist"), "40": N_("Dental surgeon"), "50": N_("Midwife"),
+                       "60": N_("Nurse")}
 
 
 def _addresses(value: object) -> tuple[str, ...]:
@@ -144,7 +146,7 @@ class ComposePages:
     async def _lookup(self, text: str) -> tuple[list[dict[str, Any]], str | None]:
         """Search the sandbox's Annuaire Santé for ``text``: an identifier (RPPS, idNatPs, idNatStruct) or a name.
 
-        Returns the rows to show (label, detail, mailboxes) and a French error, if the directory failed.
+        Returns the rows to show (label, detail, mailboxes) and an error to show, if the directory failed.
 
         Raises:
             Nothing: a directory failure is the second item.
@@ -158,9 +160,10 @@ class ComposePages:
                 orgs = await annuaire.search_organizations(
                     **({"identifier": text} if by_id else {"name": text}), count=LOOKUP_RESULTS)
         except MssanteError as exc:
-            return [], f"L'Annuaire Santé n'a pas pu être interrogé : {exc.message}"
+            return [], gettext("The Annuaire Santé could not be queried: {message}").format(message=exc.message)
         for p in pros.entries:
-            jobs = [_PROFESSIONS.get(c, f"Profession {c}") for c in p.professions]
+            jobs = [gettext(_PROFESSIONS[c]) if c in _PROFESSIONS else gettext("Profession {code}").format(code=c)
+                    for c in p.professions]
             detail = " — ".join(x for x in (", ".join(jobs), f"RPPS {p.rpps}" if p.rpps else "", ", ".join(p.cities))
                                 if x)
             rows.append({"label": f"{p.family_name} {p.given_name}", "detail": detail,
@@ -201,7 +204,7 @@ class ComposePages:
                                                   content_type=item.content_type or "application/octet-stream"))
             mdn, fin = form.get("mdn") == "on", form.get("fin") == "on"
         if total > MAX_ATTACHMENTS:
-            return self._again(request, address, values, "Les pièces jointes dépassent 25 Mo.")
+            return self._again(request, address, values, gettext("The attachments exceed 25 MB."))
         try:
             composed = compose_message(Draft(
                 sender=self._sender(session, address), to=_addresses(values["to"]), cc=_addresses(values["cc"]),
@@ -210,7 +213,8 @@ class ComposePages:
                 in_reply_to=values["in_reply_to"] or None, references=tuple(values["references"].split()),
             ), settings=ComposeSettings(product_reference=PRODUCT_REFERENCE))
         except (ContentError, LimitError, UsageError) as exc:
-            return self._again(request, address, values, f"Le message n'a pas pu être composé : {exc.message}")
+            return self._again(request, address, values,
+                               gettext("The message could not be composed: {message}").format(message=exc.message))
         data = composed.to_bytes()
         result = await self._dispatch(composed.envelope_from, composed.recipients, data)
         await self.ctx.mail.store.deliver(address, data, folder="Sent")

@@ -1,6 +1,7 @@
 """What the webmail's « Conformité » page shows: the last run of each profile, and the run going on.
 
-Two sources, both French for the reader:
+Two sources (their case titles and explanations are French, as the suite writes them; the
+page's own words come from the catalogue, in the reader's language):
 
 * ``STATE_DIR/conformance/latest-<profile>.json`` (written by ``mssante conformance run``): per
   profile, the date, the BAL, the LPS, the overall verdict and, per case, its id, French title,
@@ -20,15 +21,56 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["CaseRow", "LiveRun", "ProfileRun", "live_run", "profile_runs"]
+from mssante._i18n import N_, gettext
 
-PROFILES: Final = (("per-org", "BAL PER/ORG (Pro Santé Connect)"), ("app", "BAL applicative (certificat AUTH_CLI)"))
-STATUS_FR: Final = {"pass": "Conforme", "fail": "Non conforme", "error": "Erreur", "skipped": "Non exécuté",
-                    "running": "En cours…", "not_run": "Non exécuté"}
+__all__ = ["CaseRow", "LiveRun", "ProfileRun", "live_run", "page_words", "profile_runs", "status_label",
+           "verdict_label"]
+
+PROFILES: Final = (("per-org", N_("BAL PER/ORG (Pro Santé Connect)")),
+                   ("app", N_("Application BAL (AUTH_CLI certificate)")))
+#: The label of each case status (catalogue ids); ``pending``: announced, not started yet.
+STATUS_LABELS: Final = {"pass": N_("Conformant"), "fail": N_("Not conformant"), "error": N_("Error"),
+                        "skipped": N_("Not run"), "running": N_("Running…"), "not_run": N_("Not run"),
+                        "pending": N_("Waiting")}
+_VERDICTS: Final = {"CONFORME": N_("CONFORMANT"), "NON CONFORME": N_("NOT CONFORMANT")}
+
+
+def status_label(status: str, fallback: str = "") -> str:
+    """The label of a case status in the language in use (``fallback``, else ``status``, when unknown).
+
+    Raises:
+        Nothing.
+    """
+    label = STATUS_LABELS.get(status)
+    return gettext(label) if label else fallback or status
+
+
+def verdict_label(verdict: str) -> str:
+    """A run's verdict as the suite writes it (``CONFORME``, ``NON CONFORME``) in the language in use.
+
+    Raises:
+        Nothing.
+    """
+    label = _VERDICTS.get(verdict)
+    return gettext(label) if label else verdict
+
+
+def page_words() -> dict[str, str]:
+    """The words the live page's script shows, in the language in use (``data-t`` of the page).
+
+    Raises:
+        Nothing.
+    """
+    words = {status: gettext(label) for status, label in STATUS_LABELS.items()}
+    words |= {verdict: gettext(label) for verdict, label in _VERDICTS.items()}
+    words |= {"over": gettext("Run over: {verdict}").format(verdict=""), "case": "",
+              "colon": gettext("{status}: {count}").format(status="", count="")}
+    return words
 
 
 def french_date(epoch: Any) -> str:
-    """``06/12/2026 à 08:15:02 (UTC+01:00)``, in the sandbox's local time; empty when unknown.
+    """``06/12/2026 à 08:15:02 (UTC+01:00)`` (English: ``12/06/2026 at 08:15:02 (UTC+01:00)``), in the
+    sandbox's local time, in the language in use; empty when unknown.
 
     Raises:
         Nothing.
@@ -38,7 +80,8 @@ def french_date(epoch: Any) -> str:
     except (TypeError, ValueError, OverflowError, OSError):
         return ""
     offset = moment.strftime("%z")
-    return f"{moment:%d/%m/%Y} à {moment:%H:%M:%S} (UTC{offset[:3]}:{offset[3:]})"
+    return gettext("{date} at {time} (UTC{offset})").format(
+        date=moment.strftime(gettext("%m/%d/%Y")), time=f"{moment:%H:%M:%S}", offset=f"{offset[:3]}:{offset[3:]}")
 
 
 def _iso_epoch(value: Any) -> float | None:
@@ -85,7 +128,7 @@ def _rows(results: Any) -> tuple[CaseRow, ...]:
         status = str(item.get("status", ""))
         explanation = str(item.get("explanation", ""))
         out.append(CaseRow(id=str(item.get("case_id", "")), title=str(item.get("title_fr", "")), status=status,
-                           status_fr=STATUS_FR.get(status, status), explanation=explanation,
+                           status_fr=str(item.get("status_fr") or status), explanation=explanation,
                            requirements=", ".join(str(r) for r in item.get("requirements", ()))))
     return tuple(out)
 
@@ -93,8 +136,8 @@ def _rows(results: Any) -> tuple[CaseRow, ...]:
 def _summary(summary: Any) -> str:
     if not isinstance(summary, dict):
         return ""
-    parts = [f"{STATUS_FR[k].lower()} : {summary[k]}" for k in ("pass", "fail", "error", "skipped", "not_run")
-             if isinstance(summary.get(k), int) and summary[k]]
+    parts = [gettext("{status}: {count}").format(status=status_label(k).lower(), count=summary[k])
+             for k in ("pass", "fail", "error", "skipped", "not_run") if isinstance(summary.get(k), int) and summary[k]]
     return ", ".join(parts)
 
 
@@ -131,7 +174,7 @@ def profile_runs(state_dir: Path) -> list[ProfileRun]:
         not_run = [str(i) for i in data.get("not_run", ())]
         reason = str(data.get("interruption", ""))
         rows = _rows(data.get("results"))
-        rows += tuple(CaseRow(id=i, title="", status="not_run", status_fr=STATUS_FR["not_run"]) for i in not_run)
+        rows += tuple(CaseRow(id=i, title="", status="not_run", status_fr="Non exécuté") for i in not_run)
         out.append(ProfileRun(profile=profile, label=label, found=True, date=french_date(data.get("started_at")),
                               bal=str(data.get("bal", "")), lps=str(data.get("client", "")), verdict=verdict,
                               summary=_summary(summary), reason=reason, rows=rows))
@@ -178,14 +221,13 @@ def live_run(events: list[dict[str, Any]]) -> LiveRun | None:
     titles: dict[str, str] = {}
     by_id: dict[str, CaseRow] = {}
     for case_id in head.get("cases", ()):
-        by_id[str(case_id)] = CaseRow(id=str(case_id), title="", status="not_run", status_fr="En attente")
+        by_id[str(case_id)] = CaseRow(id=str(case_id), title="", status="pending", status_fr="En attente")
     for event in events[1:]:
         kind = event.get("type")
         case_id = str(event.get("case", ""))
         if kind == "case":
             titles[case_id] = str(event.get("title_fr", ""))
-            by_id[case_id] = CaseRow(id=case_id, title=titles[case_id], status="running",
-                                     status_fr=STATUS_FR["running"])
+            by_id[case_id] = CaseRow(id=case_id, title=titles[case_id], status="running", status_fr="En cours…")
             run.current = case_id
         elif kind == "step" and case_id in by_id:
             row = by_id[case_id]
@@ -194,7 +236,7 @@ def live_run(events: list[dict[str, Any]]) -> LiveRun | None:
         elif kind == "verdict":
             status = str(event.get("status", ""))
             by_id[case_id] = CaseRow(id=case_id, title=str(event.get("title_fr") or titles.get(case_id, "")),
-                                     status=status, status_fr=str(event.get("status_fr") or STATUS_FR.get(status)),
+                                     status=status, status_fr=str(event.get("status_fr") or status),
                                      explanation=str(event.get("explanation", "")),
                                      requirements=", ".join(str(r) for r in event.get("requirements", ())))
         elif kind == "end":

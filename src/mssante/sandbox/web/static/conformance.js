@@ -8,6 +8,9 @@
   var status = document.getElementById("statut-conformite");
   var source = new EventSource(url);
   var pending = false;
+  var words = {};  // the page's words in its language: status and verdict labels, "Run over: "
+  try { words = JSON.parse(body.getAttribute("data-t") || "{}"); } catch (e) { words = {}; }
+  function word(key, fallback) { return Object.prototype.hasOwnProperty.call(words, key) ? words[key] : fallback; }
 
   function redraw() {
     if (pending || !window.htmx) { return; }
@@ -23,14 +26,14 @@
     source.addEventListener(kind, function (event) {
       var data = {};
       try { data = JSON.parse(event.data); } catch (e) { return; }
-      if (status && kind === "verdict") { status.textContent = data.case + " : " + data.status_fr; }
+      if (status && kind === "verdict") { status.textContent = word("case", "") + data.case + word("colon", ": ") + word(data.status, data.status_fr); }
       redraw();
     });
   });
   source.addEventListener("end", function (event) {
     var data = {};
     try { data = JSON.parse(event.data); } catch (e) { return; }
-    if (status) { status.textContent = "Campagne terminée : " + data.verdict; }
+    if (status) { status.textContent = word("over", "") + word(data.verdict, data.verdict); }
     redraw();
     window.setTimeout(redraw, 1500);  /* the report files are written just after the end event */
   });

@@ -29,7 +29,9 @@
     var el = list();
     if (el && data.folder === el.getAttribute("data-folder")) {
       refresh();
-      announce("Nouveau message : " + (data.subject || "(sans objet)"));
+      // the page gives the words, in its language (data-t-*: catalogue texts)
+      announce((body.getAttribute("data-t-new-message") || "") +
+               (data.subject || body.getAttribute("data-t-no-subject") || ""));
     }
   });
   source.addEventListener("expunge", function (event) {

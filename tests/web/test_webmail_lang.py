@@ -1,0 +1,66 @@
+"""The webmail's language: French by default (whatever the browser asks), English on request, remembered."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+
+from mssante._i18n import translator
+from mssante.message import check_message
+from mssante.sandbox.runner import Sandbox
+from tests.web.conftest import APP, plain_message
+
+MISSING_NIL = "X-MSS-NIL (product reference) is missing"
+
+
+async def test_french_by_default_even_for_an_english_browser(api: httpx2.AsyncClient) -> None:
+    home = await api.get("/", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert '<html lang="fr">' in home.text
+    assert "Webmail du bac à sable MSSanté" in home.text and "Se connecter avec Pro Santé Connect" in home.text
+    assert 'hreflang="en">English</a>' in home.text  # the switch offers the other language
+    assert "mssante_lang" not in home.headers.get("set-cookie", "")
+
+
+async def test_english_on_request_then_remembered(api: httpx2.AsyncClient) -> None:
+    home = await api.get("/?lang=en")
+    assert '<html lang="en">' in home.text
+    assert "MSSanté sandbox webmail" in home.text and "Log in with Pro Santé Connect" in home.text
+    assert "Bac à sable" not in home.text and "Connexion" not in home.text
+    assert "mssante_lang=en" in home.headers["set-cookie"]
+    journal = await api.get("/journal")  # the cookie carries the choice
+    assert '<html lang="en">' in journal.text and "<h1>Session journal</h1>" in journal.text
+    back = await api.get("/journal?lang=fr")
+    assert "<h1>Journal des sessions</h1>" in back.text and "mssante_lang=fr" in back.headers["set-cookie"]
+
+
+async def test_error_pages_in_both_languages(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    await api.post("/login/app", data={"bal": APP})
+    missing = await api.get(f"/mail/{APP}/INBOX/999")
+    assert missing.status_code == 404 and "Introuvable" in missing.text
+    missing_en = await api.get(f"/mail/{APP}/INBOX/999?lang=en")
+    assert missing_en.status_code == 404 and "<h1>Not found</h1>" in missing_en.text
+    journal = await api.get("/journal")  # the English choice stays
+    assert "No session recorded." in journal.text
+    journal = await api.get("/journal?lang=fr")
+    assert "Aucune session enregistrée." in journal.text
+
+
+async def test_findings_shown_in_the_page_language(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    raw = plain_message("Sans référence produit", to=APP)
+    assert MISSING_NIL in [f.message for f in check_message(raw).findings]
+    french = translator("fr").finding(MISSING_NIL)
+    assert french != MISSING_NIL
+    await sandbox.store.deliver(APP, raw)
+    listing = await api.post("/login/app", data={"bal": APP}, follow_redirects=True)
+    assert "1 écart<" in listing.text  # one deviation: the singular, not "écart(s)"
+    uid = re.search(rf"/mail/{re.escape(APP)}/INBOX/(\d+)", listing.text)
+    assert uid
+    page = await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}")
+    assert "Contrôles du message" in page.text and french in page.text and MISSING_NIL not in page.text
+    assert ">erreur</span>" in page.text
+    english = await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}?lang=en")
+    assert "Message checks" in english.text and MISSING_NIL in english.text and french not in english.text
+    assert ">error</span>" in english.text
+    listing_en = await api.get(f"/mail/{APP}/INBOX")
+    assert "1 deviation<" in listing_en.text and "<th scope=\"col\">Subject</th>" in listing_en.text
