@@ -20,7 +20,7 @@ from mssante.cda._model import (
     Person,
     ServiceEvent,
 )
-from mssante.cda._xml import XMLLimits, parse_xml
+from mssante.cda._xml import XMLLimits, parse_pruned
 from mssante.errors import ContentError
 
 __all__ = ["CDA_NS", "header_from_element", "parse_cda_header"]
@@ -28,6 +28,8 @@ __all__ = ["CDA_NS", "header_from_element", "parse_cda_header"]
 CDA_NS = "urn:hl7-org:v3"
 _N = "{" + CDA_NS + "}"
 _MAX_TEXT = 4096
+#: The narrative body: checked like the rest of the document but never built (the header is all we read).
+BODY = (_N + "ClinicalDocument", _N + "component", _N + "structuredBody")
 
 
 def _q(path: str) -> str:
@@ -219,6 +221,10 @@ def header_from_element(root: ET.Element) -> CDAHeader:
 def parse_cda_header(data: bytes, *, limits: XMLLimits | None = None, what: str = "CDA document") -> CDAHeader:
     """Parse CDA R2 bytes safely and return the header.
 
+    The whole document is parsed and checked (well-formedness, no DTD/entity, every limit) in one pass, as
+    :func:`~mssante.cda.parse_xml` does, but the elements of ``component/structuredBody`` are not built into
+    a tree: the header is all this reads, so they would cost time and memory for nothing.
+
     Args:
         data: the document bytes.
         limits: XML size/depth bounds (:class:`~mssante.cda.XMLLimits`).
@@ -229,4 +235,4 @@ def parse_cda_header(data: bytes, *, limits: XMLLimits | None = None, what: str 
         UnsafeContentError: the document has a DOCTYPE or entity declarations (XXE, billion laughs).
         ContentError: the document is not well-formed XML or not a ``ClinicalDocument``.
     """
-    return header_from_element(parse_xml(data, limits=limits, what=what))
+    return header_from_element(parse_pruned(data, prune=BODY, limits=limits, what=what))
