@@ -5,6 +5,7 @@ Element paths follow the CI-SIS "Structuration minimale" header (ANS IG document
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 
 from mssante.cda._model import (
@@ -32,6 +33,7 @@ _MAX_TEXT = 4096
 BODY = (_N + "ClinicalDocument", _N + "component", _N + "structuredBody")
 
 
+@functools.cache  # a fixed set of literal paths
 def _q(path: str) -> str:
     """Qualify a slash path of CDA local names with the HL7 v3 namespace."""
     return "/".join(p if p in (".", "..", "*") else _N + p for p in path.split("/"))
