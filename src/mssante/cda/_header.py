@@ -5,6 +5,7 @@ Element paths follow the CI-SIS "Structuration minimale" header (ANS IG document
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 
 from mssante.cda._model import (
@@ -20,7 +21,7 @@ from mssante.cda._model import (
     Person,
     ServiceEvent,
 )
-from mssante.cda._xml import XMLLimits, parse_xml
+from mssante.cda._xml import XMLLimits, parse_pruned
 from mssante.errors import ContentError
 
 __all__ = ["CDA_NS", "header_from_element", "parse_cda_header"]
@@ -28,8 +29,11 @@ __all__ = ["CDA_NS", "header_from_element", "parse_cda_header"]
 CDA_NS = "urn:hl7-org:v3"
 _N = "{" + CDA_NS + "}"
 _MAX_TEXT = 4096
+#: The narrative body: checked like the rest of the document but never built (the header is all we read).
+BODY = (_N + "ClinicalDocument", _N + "component", _N + "structuredBody")
 
 
+@functools.cache  # a fixed set of literal paths
 def _q(path: str) -> str:
     """Qualify a slash path of CDA local names with the HL7 v3 namespace."""
     return "/".join(p if p in (".", "..", "*") else _N + p for p in path.split("/"))
@@ -219,6 +223,10 @@ def header_from_element(root: ET.Element) -> CDAHeader:
 def parse_cda_header(data: bytes, *, limits: XMLLimits | None = None, what: str = "CDA document") -> CDAHeader:
     """Parse CDA R2 bytes safely and return the header.
 
+    The whole document is parsed and checked (well-formedness, no DTD/entity, every limit) in one pass, as
+    :func:`~mssante.cda.parse_xml` does, but the elements of ``component/structuredBody`` are not built into
+    a tree: the header is all this reads, so they would cost time and memory for nothing.
+
     Args:
         data: the document bytes.
         limits: XML size/depth bounds (:class:`~mssante.cda.XMLLimits`).
@@ -229,4 +237,4 @@ def parse_cda_header(data: bytes, *, limits: XMLLimits | None = None, what: str 
         UnsafeContentError: the document has a DOCTYPE or entity declarations (XXE, billion laughs).
         ContentError: the document is not well-formed XML or not a ``ClinicalDocument``.
     """
-    return header_from_element(parse_xml(data, limits=limits, what=what))
+    return header_from_element(parse_pruned(data, prune=BODY, limits=limits, what=what))

@@ -17,13 +17,14 @@ The tree is built with :class:`xml.etree.ElementTree.TreeBuilder`; names use the
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 from xml.parsers import expat
 
 from mssante.errors import ContentError, LimitError, UnsafeContentError
 
-__all__ = ["XMLLimits", "parse_xml"]
+__all__ = ["XMLLimits", "parse_pruned", "parse_xml"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,49 +63,120 @@ def _refuse(what: str) -> NoReturn:
     raise _Unsafe(what)
 
 
+class _Names(dict[str, str]):
+    """expat ``"uri local"`` names to ElementTree ``"{uri}local"`` ones, memoised: names repeat a lot."""
+
+    __slots__ = ()
+
+    def __missing__(self, raw: str) -> str:
+        uri, sep, local = raw.rpartition(" ")
+        name = f"{{{uri}}}{local}" if sep else raw
+        if len(self) < _MEMO:
+            self[raw] = name
+        return name
+
+
+_MEMO = 10_000
+
+
 class _Builder:
-    def __init__(self, limits: XMLLimits) -> None:
+    """The expat handlers: every element is checked against the limits; elements are built into a tree
+    except the descendants of the element at ``prune`` (a path of tags from the root), which are checked
+    and dropped (no tree, no text): :func:`parse_cda_header` prunes the CDA body this way."""
+
+    def __init__(self, parser: Any, limits: XMLLimits, prune: tuple[str, ...]) -> None:
+        self.parser = parser
         self.tb = ET.TreeBuilder()
         self.limits = limits
         self.depth = 0
         self.count = 0
-        self.names: dict[str, str] = {}
-
-    def _name(self, raw: str) -> str:
-        """``"uri local"`` (expat) to ``"{uri}local"`` (ElementTree), memoised: names repeat a lot."""
-        name = self.names.get(raw)
-        if name is None:
-            uri, sep, local = raw.rpartition(" ")
-            name = f"{{{uri}}}{local}" if sep else raw
-            if len(self.names) < 10_000:
-                self.names[raw] = name
-        return name
+        self.names = _Names()
+        self.plain: set[str] = set()  # attribute names without a namespace: used as they are
+        self.prune = prune
+        self.on_path = 0  # how many of the open elements, from the root, match ``prune``
+        self.max_depth = limits.max_depth
+        self.max_count = limits.max_elements
+        self.max_len = min(limits.max_name_length, limits.max_attribute_length)
 
     def namespace(self, _prefix: str | None, uri: str | None) -> None:
         # Called for each xmlns declaration, before the element that carries it is reported.
         if uri is not None and len(uri) > self.limits.max_namespace_length:
             raise _Limit(f"XML namespace URI longer than {self.limits.max_namespace_length} characters")
 
-    def start(self, name: str, attrs: dict[str, str]) -> None:
-        self.depth += 1
-        self.count += 1
+    def limit(self, name: str, names: Iterable[str], values: Iterable[str]) -> None:
+        """The limits, exactly and in order, once the element was counted (``depth``, ``count``)."""
         lim = self.limits
         if self.depth > lim.max_depth:
             raise _Limit(f"XML nesting deeper than {lim.max_depth}")
         if self.count > lim.max_elements:
             raise _Limit(f"XML has more than {lim.max_elements} elements")
-        if len(name) > lim.max_name_length or any(len(k) > lim.max_name_length for k in attrs):
+        if len(name) > lim.max_name_length or max(map(len, names), default=0) > lim.max_name_length:
             raise _Limit(f"XML element or attribute name longer than {lim.max_name_length} characters")
-        if any(len(v) > lim.max_attribute_length for v in attrs.values()):
+        if max(map(len, values), default=0) > lim.max_attribute_length:
             raise _Limit(f"XML attribute value longer than {lim.max_attribute_length} characters")
-        self.tb.start(self._name(name), {self._name(k): v for k, v in attrs.items()} if attrs else {})
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        # The same cheap test as ``skip_start``, written out in both: these run once per element, and a
+        # shared helper would cost a Python call each time.
+        self.depth += 1
+        self.count += 1
+        if (
+            self.depth > self.max_depth
+            or self.count > self.max_count
+            or len(name) > self.max_len
+            or (attrs and (max(map(len, attrs)) > self.max_len or max(map(len, attrs.values())) > self.max_len))
+        ):
+            self.limit(name, attrs, attrs.values())
+        if attrs and not self.plain.issuperset(attrs):
+            attrs = self._attrs(attrs)
+        tag = self.names[name]
+        self.tb.start(tag, attrs)
+        depth = self.depth
+        if depth == self.on_path + 1 and depth <= len(self.prune) and tag == self.prune[depth - 1]:
+            self.on_path = depth
+            if depth == len(self.prune):
+                p = self.parser
+                p.ordered_attributes = True
+                p.StartElementHandler = self.skip_start
+                p.EndElementHandler = self.skip_end
+                p.CharacterDataHandler = None
+
+    def _attrs(self, attrs: dict[str, str]) -> dict[str, str]:
+        names, plain = self.names, self.plain
+        for k in attrs:
+            if " " not in k and len(plain) < _MEMO:
+                plain.add(k)
+        return {names[k]: v for k, v in attrs.items()}
 
     def end(self, name: str) -> None:
+        if self.depth == self.on_path:
+            self.on_path -= 1
         self.depth -= 1
-        self.tb.end(self._name(name))
+        self.tb.end(self.names[name])
 
-    def data(self, text: str) -> None:
-        self.tb.data(text)
+    def skip_start(self, name: str, attrs: list[str]) -> None:
+        # ``ordered_attributes`` is on while pruning: ``attrs`` is [name, value, name, value...]. One cheap
+        # test against the smallest bound; the exact checks, in order, only when it trips.
+        self.depth += 1
+        self.count += 1
+        if (
+            self.depth > self.max_depth
+            or self.count > self.max_count
+            or len(name) > self.max_len
+            or (attrs and max(map(len, attrs)) > self.max_len)
+        ):
+            self.limit(name, attrs[0::2], attrs[1::2])
+
+    def skip_end(self, name: str) -> None:
+        if self.depth == self.on_path:  # the pruned element itself closes: build again
+            p = self.parser
+            p.ordered_attributes = False
+            p.StartElementHandler = self.start
+            p.EndElementHandler = self.end
+            p.CharacterDataHandler = self.tb.data
+            self.end(name)
+        else:
+            self.depth -= 1
 
 
 def parse_xml(data: bytes, *, limits: XMLLimits | None = None, what: str = "XML document") -> ET.Element:
@@ -124,13 +196,29 @@ def parse_xml(data: bytes, *, limits: XMLLimits | None = None, what: str = "XML 
         UnsafeContentError: the document has a DOCTYPE, an entity declaration or an external entity reference.
         ContentError: the document is not well-formed XML (or uses an unknown encoding).
     """
+    return parse_pruned(data, limits=limits, what=what)
+
+
+def parse_pruned(
+    data: bytes, *, prune: tuple[str, ...] = (), limits: XMLLimits | None = None, what: str = "XML document"
+) -> ET.Element:
+    """:func:`parse_xml`, but the descendants of the element at ``prune`` (tags from the root, e.g.
+    ``ClinicalDocument/component/structuredBody``) are checked against the same rules and limits and not
+    built: the document is accepted or refused exactly as by :func:`parse_xml`, with the same error, and
+    the tree is the same outside the pruned element (which is kept, without children nor text).
+
+    Raises:
+        LimitError: as :func:`parse_xml`.
+        UnsafeContentError: as :func:`parse_xml`.
+        ContentError: as :func:`parse_xml`.
+    """
     lim = limits or XMLLimits()
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ContentError(f"{what}: expected bytes, got {type(data).__name__}")
     if len(data) > lim.max_bytes:
         raise LimitError(f"{what}: {len(data)} bytes exceeds the limit of {lim.max_bytes} bytes")
-    builder = _Builder(lim)
     parser = expat.ParserCreate(namespace_separator=" ")
+    builder = _Builder(parser, lim, prune)
     # Never read external DTD subsets nor parameter entities (XXE defence); then refuse any DTD at all.
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = lambda *_a: _refuse("a DOCTYPE declaration")
@@ -140,7 +228,7 @@ def parse_xml(data: bytes, *, limits: XMLLimits | None = None, what: str = "XML 
     parser.StartNamespaceDeclHandler = builder.namespace
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
-    parser.CharacterDataHandler = builder.data
+    parser.CharacterDataHandler = builder.tb.data
     parser.buffer_text = True
     try:
         parser.Parse(bytes(data), True)

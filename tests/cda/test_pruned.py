@@ -1,0 +1,149 @@
+"""The CDA fast path (:func:`parse_cda_header`, body pruned) against the full safe parser.
+
+:func:`parse_cda_header` parses the whole document once and checks every element, but builds no tree for
+``component/structuredBody``. These properties hold it to the full parser (:func:`parse_xml` then
+:func:`header_from_element`): the same header for every generated CDA, and the same refusal — same error
+class, same message — for every hostile edit, wherever it lands (header, body, after the body).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mssante.cda import (
+    CDAHeader,
+    SampleAuthor,
+    SamplePatient,
+    XMLLimits,
+    generate_cr_bio,
+    generate_vsm,
+    parse_cda_header,
+    parse_xml,
+)
+from mssante.cda._header import BODY, header_from_element
+from mssante.cda._xml import parse_pruned
+from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
+from tests._hypothesis import examples
+from tests.xdm._util import CRBIO_DOC, VSM_DOC
+
+# Printable text without the characters XML 1.0 forbids (the generator escapes &, < and quotes itself).
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"), min_size=1, max_size=24
+)
+_DIGITS = st.text("0123456789", min_size=1, max_size=15)
+
+
+@st.composite
+def _cda(draw: st.DrawFn) -> bytes:
+    patient = SamplePatient(
+        ins=draw(st.text("0123456789AB", min_size=13, max_size=15)),
+        ins_oid=draw(st.sampled_from(["1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10", "1.2.3"])),
+        birth_family=draw(_TEXT),
+        given_names=draw(_TEXT),
+        gender=draw(st.sampled_from("FMU")),
+        birth_date=draw(st.dates(date(1900, 1, 1), date(2030, 1, 1))),
+        birthplace_code=draw(_DIGITS),
+        ipp=draw(st.none() | _DIGITS),
+    )
+    author = SampleAuthor(
+        idnat_ps=draw(_DIGITS), family=draw(_TEXT), given=draw(_TEXT), org_name=draw(_TEXT), org_idnat=draw(_DIGITS)
+    )
+    when = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=draw(st.integers(0, 10**8)))
+    if draw(st.booleans()):
+        return generate_vsm(
+            effective_time=when, patient=patient, author=author, problems=draw(st.lists(_TEXT, max_size=5))
+        )
+    return generate_cr_bio(effective_time=when, patient=patient, author=author)
+
+
+def _full(data: bytes, limits: XMLLimits | None = None) -> CDAHeader | tuple[type, str]:
+    try:
+        return header_from_element(parse_xml(data, limits=limits, what="CDA document"))
+    except MssanteError as exc:
+        return type(exc), exc.message
+
+
+def _fast(data: bytes, limits: XMLLimits | None = None) -> CDAHeader | tuple[type, str]:
+    try:
+        return parse_cda_header(data, limits=limits)
+    except MssanteError as exc:
+        return type(exc), exc.message
+
+
+@settings(max_examples=examples(60))
+@given(_cda())
+def test_the_fast_path_reads_the_header_the_full_parser_reads(doc: bytes) -> None:
+    fast = _fast(doc)
+    assert isinstance(fast, CDAHeader)
+    assert fast == _full(doc)
+
+
+# Hostile edits, each inserted at a chosen tag boundary of a real document. Small limits keep them cheap;
+# the parser applies them exactly as the defaults.
+_LIMITS = XMLLimits(
+    max_depth=40, max_elements=400, max_namespace_length=64, max_name_length=96, max_attribute_length=80
+)
+_EDITS = {
+    "doctype": b'<!DOCTYPE ClinicalDocument [<!ENTITY e "x">]>',
+    "entity reference": b"<x>&e;</x>",
+    "char reference": b"<x a='&#65;'>&#66;&lt;</x>",
+    "long element name": b"<" + b"n" * 97 + b"/>",
+    "long attribute name": b"<x " + b"a" * 97 + b"='1'/>",
+    "long namespaced name": b"<p:" + b"n" * 40 + b" xmlns:p='urn:" + b"u" * 56 + b"'/>",
+    "long attribute value": b"<x a='" + b"v" * 81 + b"'/>",
+    "attribute value at the bound": b"<x a='" + b"v" * 80 + b"'/>",
+    "long namespace": b"<x xmlns='urn:" + b"u" * 61 + b"'/>",
+    "deep nesting": b"<d>" * 40 + b"</d>" * 40,
+    "many elements": b"<e/>" * 400,
+    "comment and PI": b"<!-- <a> --><?pi x?><![CDATA[<b>]]>",
+    "unclosed": b"<x>",
+    "stray end tag": b"</x>",
+    "bad byte": b"\xff",
+    "second body": b"<component><structuredBody><x/></structuredBody></component>",
+    "header after the body": b"<title>late</title>",
+}
+
+
+def _boundaries(doc: bytes) -> list[int]:
+    return [i + 1 for i, c in enumerate(doc) if c == ord(">")]
+
+
+@settings(max_examples=examples(200))
+@given(st.sampled_from([CRBIO_DOC, VSM_DOC]), st.sampled_from(sorted(_EDITS)), st.data())
+def test_the_fast_path_refuses_exactly_what_the_full_parser_refuses(doc: bytes, edit: str, data: st.DataObject) -> None:
+    cut = data.draw(st.sampled_from([0, *_boundaries(doc)]))
+    hostile = doc[:cut] + _EDITS[edit] + doc[cut:]
+    assert _fast(hostile, _LIMITS) == _full(hostile, _LIMITS)
+
+
+def test_the_fast_path_refuses_dtd_entities_and_oversized_names_in_the_body() -> None:
+    body = CRBIO_DOC.index(b"<structuredBody>") + len(b"<structuredBody>")
+    for edit, error in (
+        (b"<x>&e;</x>", ContentError),
+        (b"<" + b"n" * 3000 + b"/>", LimitError),
+        (b"<x " + b"a" * 3000 + b"='1'/>", LimitError),
+        (b"<x a='" + b"v" * 70_000 + b"'/>", LimitError),
+        (b"<x xmlns='urn:" + b"u" * 2000 + b"'/>", LimitError),
+        (b"<d>" * 300 + b"</d>" * 300, LimitError),
+    ):
+        hostile = CRBIO_DOC[:body] + edit + CRBIO_DOC[body:]
+        fast, full = _fast(hostile), _full(hostile)
+        assert fast == full and isinstance(fast, tuple) and fast[0] is error, edit[:40]
+    doctype = CRBIO_DOC.replace(b"<ClinicalDocument ", b"<!DOCTYPE d [<!ENTITY e 'x'>]><ClinicalDocument ", 1)
+    assert _fast(doctype) == _full(doctype) and _fast(doctype)[0] is UnsafeContentError  # type: ignore[index]
+
+
+def test_the_body_is_not_built_but_a_non_xml_body_is() -> None:
+    pdf = CRBIO_DOC[: CRBIO_DOC.index(b"<component><structuredBody>")] + (
+        b'<component><nonXMLBody><text mediaType="application/pdf" representation="B64">JVBERi0=</text>'
+        b"</nonXMLBody></component></ClinicalDocument>"
+    )
+    assert parse_cda_header(pdf).non_xml_media_type == "application/pdf" == _full(pdf).non_xml_media_type  # type: ignore[union-attr]
+    root = parse_pruned(CRBIO_DOC, prune=BODY)
+    body = root.find("/".join(BODY[1:]))
+    assert body is not None and len(body) == 0 and not body.text
+    full = parse_xml(CRBIO_DOC).find("/".join(BODY[1:]))
+    assert full is not None and len(full) > 0
