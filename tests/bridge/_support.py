@@ -45,7 +45,7 @@ def base_url(sock: socket.socket) -> str:
 @contextlib.asynccontextmanager
 async def serving(app: Any, sock: socket.socket, lifespan: str = "off") -> AsyncIterator[uvicorn.Server]:
     """Run ``app`` under uvicorn in this event loop on an already bound socket."""
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none", http="h11",
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, ws="none", http="h11", proxy_headers=False,
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -80,3 +80,36 @@ def test_keygen_as_the_guide_runs_it(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     TokenCipher.load(tmp_path / "bridge.key")
+
+
+def test_serve_deployment_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment flags reach the bridge's settings (the server itself is replaced by a recorder)."""
+    import json
+
+    import mssante.bridge
+
+    seen: list[object] = []
+
+    async def record(config: object, cipher: object) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr(mssante.bridge, "serve", record)
+    monkeypatch.setenv("MSSANTE_BRIDGE_KEY", base64.b64encode(b"k" * 32).decode())
+    settings = tmp_path / "psc.json"
+    settings.write_text(json.dumps({"issuer": "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet",
+                                    "client_id": "lps", "client_secret": "s"}))
+    base = ["serve", "--psc-settings", str(settings), "--store", f"sqlite:{tmp_path / 'b.sqlite3'}"]
+    result = CliRunner().invoke(bridge_cli, base)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(bridge_cli, [*base, "--access-log", "--proxy-headers", "--trusted-proxy", "10.0.0.0/8",
+                                             "--trusted-proxy", "fd00::/8", "--redis-pool-size", "7",
+                                             "--redis-pool-timeout", "0.5"])
+    assert result.exit_code == 0, result.output
+    default, chosen = seen
+    assert (default.access_log, default.proxy_headers, default.trusted_proxies, default.redis_pool_size) == (  # type: ignore[attr-defined]
+        False, False, ("127.0.0.1", "::1"), 50)
+    assert (chosen.access_log, chosen.proxy_headers, chosen.trusted_proxies) == (  # type: ignore[attr-defined]
+        True, True, ("10.0.0.0/8", "fd00::/8"))
+    assert (chosen.redis_pool_size, chosen.redis_pool_timeout) == (7, 0.5)  # type: ignore[attr-defined]
+    bad = CliRunner().invoke(bridge_cli, [*base, "--proxy-headers", "--trusted-proxy", "proxy.example"])
+    assert isinstance(bad.exception, ConfigError)

@@ -85,12 +85,19 @@ async def test_rate_limit_and_cli_installation(tmp_path: Path, state_dir: Path, 
     secret = json.loads(result.output)["installation_secret"]
     assert secret.encode() not in (tmp_path / "bridge.sqlite3").read_bytes()  # only a scrypt hash
     async with world(tmp_path, state_dir) as w, \
-            running_bridge(w, cipher=cipher, per_installation=RateLimit(rate=1, burst=4)):
+            running_bridge(w, cipher=cipher, per_installation=RateLimit(rate=0.01, burst=5),
+                           auth_failures=RateLimit(rate=0.01, burst=2)):
         async with BridgeClient(w.config().base_url, "cab-cli", "wrong") as client:
             with pytest.raises(ConfigError):
                 await client.begin_browser_login()
         async with httpx2.AsyncClient(base_url=w.config().base_url, trust_env=False) as http:
-            codes = [(await http.post("/logins", json={}, auth=("cab-cli", secret))).status_code for _ in range(4)]
-            assert codes == [400, 400, 400, 429]  # the wrong-secret attempt counted too
+            async def post(credential: str, installation: str = "cab-cli") -> int:
+                return (await http.post("/logins", json={}, auth=(installation, credential))).status_code
+
+            assert [await post(secret) for _ in range(3)] == [400] * 3  # the wrong secret did not drain the bucket
+            # Refused credentials are limited per address before their scrypt check...
+            assert [await post("nope"), await post("nope"), await post(secret, "other")] == [401, 429, 429]
+            # ...but a credential verified before costs no scrypt and is not stopped.
+            assert [await post(secret) for _ in range(3)] == [400, 400, 429]  # then its own bucket is empty
             limited = await http.post("/logins", json={}, auth=("cab-cli", secret))
             assert limited.json()["error"] == "rate_limited" and int(limited.headers["Retry-After"]) >= 1

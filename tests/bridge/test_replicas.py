@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from mssante.bridge import BridgeClient, BridgeTokenSource, TokenCipher
 from mssante.secret import Secret
-from tests.bridge._support import MARIE, redis_server, running_bridge, world
+from tests.bridge._support import MARIE, running_bridge, world
 from tests.bridge.test_flows import check_token, scan, wait_ended
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        if url is None:
-            pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-        yield url
 
 
 async def test_two_replicas_refresh_exactly_once(

@@ -64,6 +64,7 @@ class _API:
         self.logins = logins
         self.per_ip = TokenBuckets(core.config.per_ip)
         self.per_installation = TokenBuckets(core.config.per_installation)
+        self.auth_failures = TokenBuckets(core.config.auth_failures)
 
     # -- plumbing ---------------------------------------------------------------------------
     def endpoint(self, handler: Handler, *, limited: bool = True) -> Handler:
@@ -87,8 +88,8 @@ class _API:
 
         return run
 
-    def _limit(self, buckets: TokenBuckets, key: str) -> None:
-        wait = buckets.take(key)
+    def _limit(self, buckets: TokenBuckets, key: str, *, take: bool = True) -> None:
+        wait = buckets.take(key) if take else buckets.blocked(key)
         if wait > 0:
             raise BridgeError(429, "rate_limited", "too many requests", retry_after=TokenBuckets.retry_after(wait))
 
@@ -103,18 +104,26 @@ class _API:
                 raise ValueError("shape")
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise BridgeError(401, "invalid_client", "installation credentials required (HTTP Basic)") from None
-        self._limit(self.per_installation, installation_id)
+        # Refusals are counted per client address and stop the scrypt checks they would cost (a
+        # credential verified before costs none and is not stopped); the installation's own bucket
+        # counts its authenticated requests only, so nobody can drain it with its id and a wrong secret.
+        ip = request.client.host if request.client else ""
+        if not self.core.remembered(installation_id, secret):
+            self._limit(self.auth_failures, ip, take=False)
         if not await self.core.check_installation(installation_id, secret):
-            ip = request.client.host if request.client else ""
+            self.auth_failures.take(ip)
             self.core.audit.record("authenticate", "refused", installation=installation_id, ip=ip)
             raise BridgeError(401, "invalid_client", "unknown installation or wrong secret")
+        self._limit(self.per_installation, installation_id)
         return installation_id
 
-    async def session(self, request: Request, *, allow_ended: bool = False) -> tuple[str, Any]:
-        installation_id = await self.installation(request)
+    async def session(self, request: Request, installation_id: str | None = None, *, allow_ended: bool = False,
+                      fresh: bool = False) -> tuple[str, Any]:
+        if installation_id is None:
+            installation_id = await self.installation(request)
         secret = request.headers.get(SESSION_SECRET_HEADER, "")
         session_id = str(request.path_params["session_id"])
-        record = await self.core.session(installation_id, session_id, secret, allow_ended=allow_ended)
+        record = await self.core.session(installation_id, session_id, secret, allow_ended=allow_ended, fresh=fresh)
         return installation_id, record
 
     async def body(self, request: Request) -> dict[str, Any]:
@@ -199,8 +208,9 @@ class _API:
         return HTMLResponse(_DONE_PAGE, headers=_NO_STORE)
 
     async def token(self, request: Request) -> Response:
-        _, record = await self.session(request)
+        installation_id = await self.installation(request)
         fresh = (await self.body(request)).get("fresh", False) is True
+        _, record = await self.session(request, installation_id, fresh=fresh)
         token, expires_at = await self.core.access_token(record, fresh=fresh)
         expires_in = max(0, int(expires_at - self.core.clock()))
         return JSONResponse({"access_token": token.reveal(), "token_type": "Bearer", "expires_in": expires_in},
@@ -229,7 +239,7 @@ class _API:
                 try:
                     event, data = await asyncio.wait_for(queue.get(), core.config.heartbeat)
                 except TimeoutError:
-                    current = await core.store.get_session(session_id)  # missed a pub/sub message?
+                    current = await core.current_session(session_id)  # ended while events were lost?
                     if current is None or current.ended:
                         yield _sse("session_ended", {"reason": current.ended if current else "unknown"})
                         return

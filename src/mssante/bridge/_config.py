@@ -49,7 +49,25 @@ class BridgeConfig:
         heartbeat: seconds between SSE comments that keep idle event streams open.
         introspect_interval: seconds between introspections of sessions whose client listens
             to events; 0 disables.
-        per_installation, per_ip: token-bucket rate limits (per replica).
+        per_installation: token bucket of each installation's authenticated requests (per replica).
+            200/s with bursts of 5,000 carries 10,000 sessions of one installation: each asks for a
+            token about once per access-token life (PSC: 120 s) and holds one event stream, and a
+            restart of the bridge sees every client reconnect at once (one stream + one token each).
+        per_ip: token bucket of every request of a client address (per replica), before any
+            authentication; generous (a whole hospital may come from one NAT address) but bounded.
+        auth_failures: token bucket of refused installation credentials per client address: each
+            refusal costs a scrypt verification (~50 ms of CPU), so 1/s with bursts of 10.
+        session_cache_ttl: seconds a session record stays in this process's cache (invalidated
+            sooner by the store's events); 0 reads the store on every request.
+        access_log: log one line per request (uvicorn's access log); off by default, it costs
+            several percent of the throughput and the audit log already records what matters.
+        redis_pool_size, redis_pool_timeout: Redis command connections at most, and the seconds a
+            request waits for a free one before answering 503.
+        proxy_headers: behind a reverse proxy, take the client address from ``X-Forwarded-For``
+            and the scheme from ``X-Forwarded-Proto``, only when the peer is in ``trusted_proxies``.
+        trusted_proxies: addresses or networks (CIDR) of the reverse proxies whose forwarding
+            headers are believed; the client is the right-most ``X-Forwarded-For`` entry that is
+            not itself a trusted proxy.
         audit_file: JSON Lines file for audit records; None logs them on ``mssante.bridge.audit``.
     """
 
@@ -65,8 +83,15 @@ class BridgeConfig:
     lock_ttl: float = 15.0
     heartbeat: float = 15.0
     introspect_interval: float = 60.0
-    per_installation: RateLimit = RateLimit(rate=20.0, burst=60)
-    per_ip: RateLimit = RateLimit(rate=50.0, burst=200)
+    per_installation: RateLimit = RateLimit(rate=200.0, burst=5000)
+    per_ip: RateLimit = RateLimit(rate=500.0, burst=10000)
+    auth_failures: RateLimit = RateLimit(rate=1.0, burst=10)
+    session_cache_ttl: float = 30.0
+    access_log: bool = False
+    redis_pool_size: int = 50
+    redis_pool_timeout: float = 5.0
+    proxy_headers: bool = False
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     audit_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -75,9 +100,12 @@ class BridgeConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be in 0..65535")
         for name in ("refresh_margin", "login_ttl", "session_ttl", "tombstone_ttl", "lock_ttl", "heartbeat",
-                     "introspect_interval"):
+                     "introspect_interval", "session_cache_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.redis_pool_size < 1 or self.redis_pool_timeout <= 0:
+            raise ConfigError("redis_pool_size must be >= 1 and redis_pool_timeout > 0")
+        self.proxy_networks  # noqa: B018 - checks every trusted proxy now, not at the first request
         base = self.base_url
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or base.endswith("/"):
@@ -94,6 +122,18 @@ class BridgeConfig:
     def redirect_uri(self) -> str:
         """The OAuth redirect URI this bridge serves."""
         return f"{self.base_url}/callback"
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed (a bare address is a /32 or /128 network).
+
+        Raises:
+            ConfigError: an entry is not an IP address or network.
+        """
+        try:
+            return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from exc
 
     @property
     def sqlite_path(self) -> str | None:

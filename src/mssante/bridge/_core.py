@@ -9,6 +9,13 @@ old token would answer ``invalid_grant`` and kill the session, RFC 9700 §4.14.2
 3. holding the lock, look again (the previous holder may just have refreshed), else refresh,
    write the record with a compare-and-swap on its version, share the new access token, release.
 
+Session records are cached in this process's memory (at most :data:`MAX_CACHED` of them, each
+for ``session_cache_ttl`` seconds), so that a token request answered from the access-token cache
+touches neither the store nor a thread. The cache is invalidated by the store's events: a session
+ended or refreshed by any instance publishes ``session_ended`` / ``session_changed``, and a record is
+served from the cache only while :meth:`SessionStore.events_current` says no event can be missing.
+A ``fresh`` request (after ``[AUTHENTICATIONFAILED]``), a refresh and an end always read the store.
+
 Access tokens are never written to disk. They are kept in process memory (as
 :class:`~mssante.secret.Secret`) until they expire; with Redis they are also shared between
 replicas AES-GCM-encrypted, under a key that never reaches Redis, with a TTL equal to their
@@ -25,7 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from mssante.bridge._audit import Audit
 from mssante.bridge._config import BridgeConfig
@@ -37,7 +44,7 @@ from mssante.bridge._crypto import (
     verify_installation_secret,
 )
 from mssante.bridge._errors import BridgeError, ended, not_found
-from mssante.bridge._records import SessionRecord, SessionStore
+from mssante.bridge._records import RESYNC, SessionRecord, SessionStore
 from mssante.bridge._rp import check_logout_token, logout_at_psc
 from mssante.errors import MssanteError, PSCError
 from mssante.psc import PSCClient, TokenSet
@@ -48,6 +55,10 @@ __all__ = ["BridgeCore"]
 log = logging.getLogger("mssante.bridge")
 _DUMMY_DIGEST = session_secret_digest("not-a-session")
 _WAIT_STEP = 0.02  # seconds between looks at the shared cache while another replica refreshes
+#: Session records kept in memory at most; the oldest cached are dropped first.
+MAX_CACHED: Final = 100_000
+#: Events forwarded to a session's event streams (the others are for the replicas' caches).
+_STREAM_EVENTS: Final = frozenset({"session_ended", "refresh_failed"})
 
 
 class BridgeCore:
@@ -72,6 +83,8 @@ class BridgeCore:
         self.clock = clock
         self.refreshes = 0
         self._memory: dict[str, tuple[Secret, float, float, int]] = {}
+        self._records: dict[str, tuple[SessionRecord, float]] = {}  # id -> (record, cached until)
+        self._events_seen = 0  # bumped by every event: a store read that overlapped one is not cached
         self._verified: dict[str, bytes] = {}
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -123,6 +136,15 @@ class BridgeCore:
         await self.store.add_installation(installation_id, await asyncio.to_thread(hash_installation_secret, secret))
         self._verified.pop(installation_id, None)
         return secret
+
+    def remembered(self, installation_id: str, secret: str) -> bool:
+        """True when this credential was verified before (checking it again costs no scrypt).
+
+        Raises:
+            Nothing.
+        """
+        known = self._verified.get(installation_id)
+        return known is not None and hmac.compare_digest(known, hashlib.sha256(secret.encode("utf-8")).digest())
 
     async def check_installation(self, installation_id: str, secret: str) -> bool:
         """Verify an installation credential (scrypt once, then a SHA-256 memo in memory).
@@ -181,21 +203,24 @@ class BridgeCore:
             subject=tokens.national_id or tokens.subject or "", created_at=now, **self._seal_tokens(session_id, tokens),
         )
         await self.store.create_session(record, self.config.session_ttl)
+        self._remember(record)
         await self._cache(session_id, tokens, record.version)
         self.audit.record("session_open", "ok", installation=installation_id, session=session_id,
                           subject=record.subject)
         return session_id, Secret(secret)
 
-    async def session(self, installation_id: str, session_id: str, secret: str, *, allow_ended: bool = False
-                      ) -> SessionRecord:
+    async def session(self, installation_id: str, session_id: str, secret: str, *, allow_ended: bool = False,
+                      fresh: bool = False) -> SessionRecord:
         """Return the session if this installation owns it and ``secret`` is its session secret.
+
+        With ``fresh`` the record is read from the store, never from this process's cache.
 
         Raises:
             BridgeError: 404 ``session_not_found`` (unknown id, wrong secret, other installation:
                 one answer for all), or 410 ``session_ended``.
             AuthUnavailable: the store is unreachable.
         """
-        record = await self.store.get_session(session_id) if len(session_id) <= 64 else None
+        record = await self.current_session(session_id, fresh=fresh) if len(session_id) <= 64 else None
         digest = session_secret_digest(secret)
         expected = record.secret_digest if record is not None else _DUMMY_DIGEST
         same = hmac.compare_digest(digest.encode(), expected.encode())
@@ -204,6 +229,34 @@ class BridgeCore:
         if record.ended and not allow_ended:
             raise ended(record.ended)
         return record
+
+    async def current_session(self, session_id: str, *, fresh: bool = False) -> SessionRecord | None:
+        """Return the session record, from this process's cache when the store's events allow it.
+
+        Raises:
+            AuthUnavailable: the store is unreachable.
+            ContentError: the stored record is corrupt.
+        """
+        cache = self.config.session_cache_ttl > 0 and self.store.events_current()
+        if cache and not fresh:
+            entry = self._records.get(session_id)
+            if entry is not None and self.clock() < entry[1]:
+                return entry[0]
+        seen = self._events_seen
+        record = await self.store.get_session(session_id)
+        if cache and record is not None and seen == self._events_seen and self.store.events_current() \
+                and seen == self._events_seen:
+            self._remember(record)
+        return record
+
+    def _remember(self, record: SessionRecord) -> None:
+        if self.config.session_cache_ttl <= 0:
+            return
+        records = self._records
+        records.pop(record.session_id, None)
+        records[record.session_id] = (record, self.clock() + self.config.session_cache_ttl)
+        if len(records) > MAX_CACHED:
+            del records[next(iter(records))]
 
     async def count_sessions(self) -> int:
         """Return the number of live sessions in the store.
@@ -299,7 +352,10 @@ class BridgeCore:
                 if tokens.refresh_token is not None:
                     await self.psc.revoke(tokens.refresh_token)
             raise ended(current.ended if current is not None and current.ended else "conflict")
+        self._remember(new)
         expires = await self._cache(session_id, tokens, new.version)
+        with contextlib.suppress(MssanteError):  # the other instances drop their cached record
+            await self.store.publish(session_id, "session_changed", {"version": new.version})
         self.audit.record("refresh", "ok", installation=record.installation_id, session=session_id)
         return tokens.access_token, expires
 
@@ -330,6 +386,7 @@ class BridgeCore:
         else:
             return None
         self._memory.pop(session_id, None)
+        self._records.pop(session_id, None)
         await self.store.publish(session_id, "session_ended", {"reason": reason})
         self.audit.record("session_end", reason, installation=record.installation_id, session=session_id,
                           subject=record.subject)
@@ -392,9 +449,21 @@ class BridgeCore:
             if not queues:
                 del self._subscribers[session_id]
 
-    async def _on_event(self, session_id: str, event: str, data: dict[str, Any]) -> None:
+    def _on_event(self, session_id: str, event: str, data: dict[str, Any]) -> None:
+        self._events_seen += 1
+        if event == RESYNC:
+            self._records.clear()
+            return
         if event == "session_ended":
             self._memory.pop(session_id, None)
+            self._records.pop(session_id, None)
+        elif event == "session_changed":
+            entry = self._records.get(session_id)
+            version = data.get("version")
+            if entry is not None and (not isinstance(version, int) or entry[0].version < version):
+                del self._records[session_id]
+        if event not in _STREAM_EVENTS:
+            return
         for queue in list(self._subscribers.get(session_id, ())):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait((event, data))

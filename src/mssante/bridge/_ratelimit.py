@@ -48,6 +48,18 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
         return wait
 
+    def blocked(self, key: str) -> float:
+        """Return 0 when ``key`` has a token left, else the seconds to wait; take nothing.
+
+        Raises:
+            Nothing.
+        """
+        entry = self._buckets.get(key)
+        if entry is None:
+            return 0.0
+        tokens = min(float(self.limit.burst), entry[0] + (self._clock() - entry[1]) * self.limit.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.limit.rate
+
     @staticmethod
     def retry_after(wait: float) -> str:
         """Format a wait as a ``Retry-After`` value (RFC 9110 §10.2.3: whole seconds).

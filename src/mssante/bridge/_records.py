@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
 
 from mssante.errors import ContentError
 
-__all__ = ["EventListener", "LoginRecord", "SessionRecord", "SessionStore"]
+__all__ = ["RESYNC", "EventListener", "LoginRecord", "SessionRecord", "SessionStore"]
 
 LoginMethod = Literal["browser", "ciba"]
 LoginStatus = Literal["pending", "complete", "failed"]
-#: ``(session_id, event, data)``; events are ``session_ended`` and ``refresh_failed``.
-EventListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+#: ``(session_id, event, data)``, called on the event loop, must not block; events are ``session_ended``,
+#: ``refresh_failed`` (both forwarded to the session's event streams), ``session_changed`` (``{"version": n}``:
+#: the record was rewritten, cached copies older than ``n`` are stale) and :data:`RESYNC` (session id ``""``:
+#: events may have been lost, e.g. the Redis subscription was re-established; forget every cached record).
+EventListener = Callable[[str, str, dict[str, Any]], None]
+RESYNC = "resync"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +146,15 @@ class SessionStore(Protocol):
 
     async def start(self, listener: EventListener) -> None:
         """Open the store; ``listener`` receives session events published by any replica."""
+        ...
+
+    def events_current(self) -> bool:
+        """Deliver the events already published by any process, without waiting; say whether none can be missing.
+
+        True means a record cached by the listener's owner and not invalidated by an event is
+        still the stored one (modulo the delivery delay of an event in flight, see the store);
+        False means the event stream is interrupted and the store must be read.
+        """
         ...
 
     async def aclose(self) -> None:

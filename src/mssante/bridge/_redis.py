@@ -15,6 +15,17 @@ Keys (``<prefix>`` defaults to ``mssante:bridge:``):
 Writes of a session are compare-and-swap on its version (a Lua script), and the refresh lock
 is released only by its holder (Lua compare-and-delete), so a lock that expired under a slow
 holder cannot be released by it after another replica took it.
+
+Commands share a bounded pool (``pool_size`` connections); a command that finds every connection
+busy waits up to ``pool_timeout`` seconds for one (redis-py's ``BlockingConnectionPool``) rather
+than failing at once. The event subscription has its own connection, outside the pool.
+
+Events reach the other replicas by pub/sub. Redis pushes a message to every subscriber before it
+answers the ``PUBLISH``, so a replica has it in its socket before the publisher's HTTP answer
+leaves; until its event loop has read it (a few microseconds), it may still answer from its
+session cache. Requests for a ``fresh`` token always read the store. While the subscription is
+down, :meth:`RedisStore.events_current` is false and every request reads Redis; once it is back,
+the replicas forget their cached sessions (:data:`~mssante.bridge._records.RESYNC`).
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mssante.bridge._records import EventListener, LoginRecord, SessionRecord
+from mssante.bridge._records import RESYNC, EventListener, LoginRecord, SessionRecord
 from mssante.errors import AuthUnavailable, ConfigError
 
 __all__ = ["RedisStore"]
@@ -65,16 +76,25 @@ class RedisStore:
 
     shared = True
 
-    def __init__(self, url: str, *, prefix: str = "mssante:bridge:", clock: Any = time.time) -> None:
-        """Connect lazily to ``url`` (``redis://host:port/db``).
+    def __init__(self, url: str, *, prefix: str = "mssante:bridge:", clock: Any = time.time, pool_size: int = 50,
+                 pool_timeout: float = 5.0) -> None:
+        """Connect lazily to ``url`` (``redis://host:port/db``) with at most ``pool_size`` command connections.
+
+        A command waits up to ``pool_timeout`` seconds for a free connection.
 
         Raises:
-            ConfigError: the URL is not a Redis URL.
+            ConfigError: the URL is not a Redis URL, or the pool settings are out of range.
         """
+        if pool_size < 1 or pool_timeout <= 0:
+            raise ConfigError("the Redis pool needs pool_size >= 1 and pool_timeout > 0")
         try:
-            self._redis: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+            pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=pool_size,
+                                                            timeout=pool_timeout)
+            self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
+            self._events: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, max_connections=1)
         except ValueError as exc:
             raise ConfigError(f"bad Redis URL: {exc}") from exc
+        self._live = False
         self.url = url
         self._p = prefix
         self._clock = clock
@@ -105,24 +125,38 @@ class RedisStore:
         self._task = asyncio.create_task(self._listen(), name="bridge-redis-events")
         await asyncio.wait_for(self._ready.wait(), 10)
 
+    def events_current(self) -> bool:
+        """True while the event subscription is established (no event can have been missed).
+
+        Raises:
+            Nothing.
+        """
+        return self._live
+
     async def _listen(self) -> None:
         channel = self._p + "events"
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._events.pubsub() as pubsub:
                     await pubsub.subscribe(channel)
-                    self._ready.set()
                     async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        await self._dispatch(str(message["data"]))
+                        kind = message.get("type")
+                        if kind == "subscribe":  # from now on every event reaches us: caches may be trusted
+                            if self._listener is not None:
+                                self._listener("", RESYNC, {})
+                            self._live = True
+                            self._ready.set()
+                        elif kind == "message":
+                            self._dispatch(str(message["data"]))
             except asyncio.CancelledError:
+                self._live = False
                 raise
             except (RedisError, OSError) as exc:  # keep listening across Redis restarts
+                self._live = False
                 log.warning("bridge event subscription lost (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
 
-    async def _dispatch(self, raw: str) -> None:
+    def _dispatch(self, raw: str) -> None:
         try:
             data = json.loads(raw)
             session_id, event, payload = str(data["session"]), str(data["event"]), dict(data["data"])
@@ -130,7 +164,7 @@ class RedisStore:
             log.warning("ignored a malformed bridge event")
             return
         if self._listener is not None:
-            await self._listener(session_id, event, payload)
+            self._listener(session_id, event, payload)
 
     async def aclose(self) -> None:
         """Stop listening and close the connection pool.
@@ -143,6 +177,7 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._events.aclose()
         await self._redis.aclose()
 
     async def _do(self, coro: Any) -> Any:

@@ -19,12 +19,13 @@ from mssante.bridge._audit import Audit
 from mssante.bridge._config import BridgeConfig
 from mssante.bridge._core import BridgeCore
 from mssante.bridge._crypto import TokenCipher
+from mssante.bridge._proxy import TrustedProxies
 from mssante.bridge._records import SessionStore
 from mssante.bridge._sqlite import SQLiteStore
 from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.psc import PSCClient
 
-__all__ = ["Bridge", "open_store", "serve"]
+__all__ = ["Bridge", "open_store", "serve", "uvicorn_config"]
 
 log = logging.getLogger("mssante.bridge")
 
@@ -40,7 +41,7 @@ def open_store(config: BridgeConfig) -> SessionStore:
         return SQLiteStore(path)
     from mssante.bridge._redis import RedisStore  # redis-py is only needed for this back end
 
-    return RedisStore(config.store)
+    return RedisStore(config.store, pool_size=config.redis_pool_size, pool_timeout=config.redis_pool_timeout)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -75,8 +76,10 @@ class Bridge:
         self.core = BridgeCore(config, store=store if store is not None else open_store(config), psc=self.psc,
                                cipher=cipher, audit=Audit(config.audit_file), clock=clock)
         self._started = False
-        starlette = Starlette(routes=routes(self.core), lifespan=self._lifespan,
-                              exception_handlers={HTTPException: _http_error})
+        starlette: ASGIApp = Starlette(routes=routes(self.core), lifespan=self._lifespan,
+                                       exception_handlers={HTTPException: _http_error})
+        if config.proxy_headers:
+            starlette = TrustedProxies(starlette, config.proxy_networks)
         self.app: ASGIApp = BodyLimit(starlette, limit=MAX_BODY, refuse=_refuse)
 
     def __repr__(self) -> str:
@@ -109,6 +112,21 @@ class Bridge:
                 await self.psc.aclose()
 
 
+def uvicorn_config(app: ASGIApp, config: BridgeConfig) -> Any:
+    """The ``uvicorn.Config`` :func:`serve` runs ``app`` with (benchmarks serve their baseline with it too).
+
+    Forwarding headers are handled by the bridge itself (:class:`TrustedProxies`, with CIDR
+    networks), so uvicorn's own ``proxy_headers`` stays off.
+
+    Raises:
+        Nothing.
+    """
+    import uvicorn
+
+    return uvicorn.Config(app, host=config.host, port=config.port, log_level="info", lifespan="on",
+                          proxy_headers=False, access_log=config.access_log, timeout_graceful_shutdown=5)
+
+
 async def serve(config: BridgeConfig, cipher: TokenCipher, *, stop: asyncio.Event | None = None) -> None:
     """Serve the bridge with uvicorn on ``config.host:config.port`` until ``stop`` is set (or a signal).
 
@@ -119,8 +137,7 @@ async def serve(config: BridgeConfig, cipher: TokenCipher, *, stop: asyncio.Even
     import uvicorn
 
     bridge = Bridge(config, cipher=cipher)
-    server = uvicorn.Server(uvicorn.Config(bridge.app, host=config.host, port=config.port, log_level="info",
-                                           lifespan="on", proxy_headers=False, timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn_config(bridge.app, config))
     if stop is None:
         await server.serve()
         return

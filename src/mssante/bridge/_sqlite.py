@@ -1,26 +1,44 @@
 """The embedded store: one SQLite file (stdlib ``sqlite3``) driven through ``asyncio.to_thread``.
 
-One bridge process per file: the refresh lock and the access-token cache live in this
-process's memory, so a second process on the same file could refresh a session twice.
+Session events go through an ``events`` table written in the file: every instance on the file
+(a restarted process, a CLI command, a second bridge) reads them. Before the bridge answers from
+its in-memory session cache it calls :meth:`SQLiteStore.events_current`, which asks SQLite on
+the event loop whether another connection committed anything (``PRAGMA data_version``, a read of
+the WAL index that takes microseconds and never waits for a writer) and, only then, reads the new
+events. A session ended or refreshed by another instance is therefore never answered from a stale
+cache. A background task does the same every :data:`POLL_INTERVAL` seconds, so that event streams
+held here learn of it without a request.
+
+The refresh lock and the access-token cache still live in this process's memory: two processes
+on one file could refresh a session twice at the same instant (PSC's rotation would then end it).
 Use :mod:`Redis <mssante.bridge._redis>` to run replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import json
+import logging
 import secrets
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from mssante.bridge._records import EventListener, LoginRecord, SessionRecord
 from mssante.errors import ConfigError
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("mssante.bridge")
 T = TypeVar("T")
+#: Seconds between two looks for events written by another instance (when no request looks first).
+POLL_INTERVAL: Final = 0.5
+#: Seconds an event row is kept: longer than any instance can go without polling.
+EVENT_TTL: Final = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS installations (id TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
@@ -32,6 +50,9 @@ CREATE INDEX IF NOT EXISTS sessions_subject ON sessions (subject);
 CREATE TABLE IF NOT EXISTS logins (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, expires_at REAL NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS logins_state ON logins (state);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, event TEXT NOT NULL, data TEXT NOT NULL,
+    at REAL NOT NULL);
 """
 
 
@@ -57,6 +78,10 @@ class SQLiteStore:
         self._listener: EventListener | None = None
         self._locks: dict[str, str] = {}
         self._tokens: dict[str, tuple[str, float, float, int]] = {}
+        self._reader: sqlite3.Connection | None = None  # event loop thread only: events_current()
+        self._data_version = -1
+        self._seq = 0
+        self._poller: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -82,8 +107,13 @@ class SQLiteStore:
         if self._db is None:
             try:
                 self._db = await asyncio.to_thread(self._open)
+                if self.path != ":memory:":  # an in-memory database is private to its one connection
+                    self._reader = sqlite3.connect(self.path, isolation_level=None, timeout=0.05)
+                    self._seq = int(self._reader.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+                    self._data_version = int(self._reader.execute("PRAGMA data_version").fetchone()[0])
             except (OSError, sqlite3.Error) as exc:
                 raise ConfigError(f"cannot open the bridge store {self.path}: {exc}") from exc
+            self._poller = asyncio.create_task(self._poll_events(), name="bridge-sqlite-events")
 
     async def aclose(self) -> None:
         """Close the database.
@@ -91,9 +121,64 @@ class SQLiteStore:
         Raises:
             Nothing.
         """
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._db is not None:
             db, self._db = self._db, None
             await asyncio.to_thread(db.close)
+
+    # -- events -------------------------------------------------------------------------------
+    def events_current(self) -> bool:
+        """Deliver the events other connections wrote since the last look; true unless SQLite is busy.
+
+        Runs on the event loop: ``PRAGMA data_version`` changes only when another connection
+        committed, and the events table is read only then (by its primary key).
+
+        Raises:
+            Nothing: a busy or failing file answers False (the caller reads the store instead).
+        """
+        reader = self._reader
+        if reader is None:
+            return self._db is not None  # ":memory:": this connection is the only writer
+        try:
+            version = int(reader.execute("PRAGMA data_version").fetchone()[0])
+            if version == self._data_version:
+                return True
+            rows = reader.execute("SELECT seq, session, event, data FROM events WHERE seq > ? ORDER BY seq",
+                                  (self._seq,)).fetchall()
+        except sqlite3.Error:
+            return False
+        self._data_version = version
+        for seq, session_id, event, data in rows:
+            self._seq = int(seq)
+            self._deliver(str(session_id), str(event), data)
+        return True
+
+    def _deliver(self, session_id: str, event: str, data: str) -> None:
+        if event == "session_ended":
+            self._tokens.pop(session_id, None)
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            log.warning("ignored a malformed bridge event")
+            return
+        if self._listener is not None and isinstance(payload, dict):
+            self._listener(session_id, event, payload)
+
+    async def _poll_events(self) -> None:
+        purge_every = int(60 / POLL_INTERVAL)
+        for turn in itertools.count():
+            await asyncio.sleep(POLL_INTERVAL)
+            self.events_current()
+            if turn % purge_every == purge_every - 1:
+                with contextlib.suppress(sqlite3.Error, ConfigError):
+                    await self._exec("DELETE FROM events WHERE at < ?", (self._clock() - EVENT_TTL,))
 
     async def _call(self, sql: str, params: tuple[Any, ...], rows: bool) -> Any:
         def work() -> Any:
@@ -286,12 +371,15 @@ class SQLiteStore:
             del self._locks[session_id]
 
     async def publish(self, session_id: str, event: str, data: dict[str, Any]) -> None:
-        """Deliver the event to this process's listener.
+        """Write the event for every instance on this file, then deliver it here.
 
         Raises:
-            Nothing.
+            ConfigError: the store is not open.
         """
-        if event == "session_ended":
-            self._tokens.pop(session_id, None)
-        if self._listener is not None:
-            await self._listener(session_id, event, data)
+        text = json.dumps(data, separators=(",", ":"))
+        if self._reader is None:  # ":memory:": nobody else can read the table
+            self._deliver(session_id, event, text)
+            return
+        await self._exec("INSERT INTO events (session, event, data, at) VALUES (?, ?, ?, ?)",
+                         (session_id, event, text, self._clock()))
+        self.events_current()

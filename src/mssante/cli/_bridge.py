@@ -63,8 +63,19 @@ def bridge() -> None:
 @click.option("--public-url", default=None, help="Base URL PSC and browsers use (default http://HOST:PORT).")
 @click.option("--audit-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append audit records (JSON Lines) here instead of the log.")
+@click.option("--access-log", is_flag=True, help="Log one line per request (off by default).")
+@click.option("--proxy-headers", is_flag=True,
+              help="Behind a reverse proxy: client address from X-Forwarded-For, from trusted proxies only.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="IP|CIDR",
+              help="A reverse proxy whose X-Forwarded-* headers are believed (repeatable; default 127.0.0.1, ::1).")
+@click.option("--redis-pool-size", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Redis command connections at most.")
+@click.option("--redis-pool-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a request waits for a free Redis connection before answering 503.")
 def serve(psc_settings: Path, client_id: str | None, client_secret_env: str | None, store: str,
-          key_file: Path | None, host: str, port: int, public_url: str | None, audit_file: Path | None) -> None:
+          key_file: Path | None, host: str, port: int, public_url: str | None, audit_file: Path | None,
+          access_log: bool, proxy_headers: bool, trusted_proxies: tuple[str, ...], redis_pool_size: int,
+          redis_pool_timeout: float) -> None:
     """Serve the bridge API (JSON, OpenAPI at /openapi.json) until interrupted.
 
     \f
@@ -75,7 +86,9 @@ def serve(psc_settings: Path, client_id: str | None, client_secret_env: str | No
     from mssante.bridge import serve as run
 
     config = BridgeConfig(psc=_psc_settings(psc_settings, client_id, client_secret_env), store=store, host=host,
-                          port=port, public_url=public_url, audit_file=audit_file)
+                          port=port, public_url=public_url, audit_file=audit_file, access_log=access_log,
+                          proxy_headers=proxy_headers, trusted_proxies=trusted_proxies or ("127.0.0.1", "::1"),
+                          redis_pool_size=redis_pool_size, redis_pool_timeout=redis_pool_timeout)
     cipher = TokenCipher.load(key_file)
     click.echo(f"PSC bridge on {config.base_url} (redirect URI {config.redirect_uri}, "
                f"back-channel logout {config.base_url}/backchannel-logout)", err=True)
@@ -187,7 +200,7 @@ def add_installation(installation_id: str, store: str) -> None:
     async def register() -> None:
         target: Any = SQLiteStore(store.removeprefix("sqlite:")) if store.startswith("sqlite:") else RedisStore(store)
 
-        async def ignore(*_: Any) -> None:
+        def ignore(*_: Any) -> None:
             return None
 
         await target.start(ignore)
