@@ -337,5 +337,9 @@ def test_auth_error_mapping() -> None:
     assert isinstance(auth_error(538, "5.7.11 Encryption required"), StartTLSError)
     assert isinstance(auth_error(535, "Authentication failed"), TokenRejected)
     assert auth_error(535, "Authentication failed").enhanced_code is None
+    # RFC 4954 §6 refusals without an RFC 5530 outcome of their own are still authentication errors ...
     err = auth_error(501, "5.5.2 Can't decode base64")
-    assert isinstance(err, CommandFailed) and err.smtp_code == 501 and err.enhanced_code == "5.5.2"
+    assert type(err) is AuthError and err.smtp_code == 501 and err.enhanced_code == "5.5.2"
+    assert type(auth_error(504, "5.5.4 Unrecognized authentication type")) is AuthError
+    # ... and a reply outside RFC 4954 §6 is a plain refused command.
+    assert type(auth_error(554, "5.7.0 Go away")) is CommandFailed

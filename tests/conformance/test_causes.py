@@ -9,6 +9,7 @@ import pytest
 from mssante.conformance import Profile, Status
 from mssante.conformance._causes import CAUSES, diagnose
 from mssante.sandbox.fronts.journal import CommandRecord, SessionRecord
+from mssante.wire import AuthOutcome
 from tests.conformance import _broken as b
 from tests.conformance._harness import RED, run_suite
 from tests.conformance._lps import StdlibLPS
@@ -50,19 +51,20 @@ async def test_the_smtp_reply_itself_says_to_send_the_response_after_334(state_d
     assert reply.startswith("500 5.5.2 Line too long") and "after 334" in reply and "RFC 4954" in reply
 
 
-def _session(front: str, command: str, answer: str, *, sid: int = 1, cert: str | None = None) -> SessionRecord:
+def _session(front: str, command: str, answer: str, outcome: AuthOutcome, *, sid: int = 1,
+             cert: str | None = None) -> SessionRecord:
     protocol = front.split("-")[0]
     return SessionRecord(id=sid, front=front, protocol=protocol, peer="127.0.0.1:1", started_at=1.0,
                          client_cert_subject=cert, commands=[CommandRecord(at=2.0 + sid, command=command,
-                                                                           result=answer)])
+                                                                           result=answer, outcome=outcome)])
 
 
 def test_a_mistake_the_lps_recovered_from_is_not_the_cause() -> None:
-    long_line = _session("smtp-psc", "AUTH XOAUTH2 dXNlcj0...", "500 5.5.2 Line too long")
+    long_line = _session("smtp-psc", "AUTH XOAUTH2 dXNlcj0...", "500 5.5.2 Line too long", AuthOutcome.TOOBIG)
     assert diagnose([long_line]) is not None and diagnose([long_line]).code == "auth-line-too-long"  # type: ignore[union-attr]
-    recovered = _session("smtp-psc", "AUTH XOAUTH2", "235 2.7.0 Authentication successful", sid=2)
+    recovered = _session("smtp-psc", "AUTH XOAUTH2", "235 2.7.0 Authentication successful", AuthOutcome.OK, sid=2)
     assert diagnose([long_line, recovered]) is None
-    assert diagnose([_session("imap-psc", "A1 AUTHENTICATE XOAUTH2 <redacted>", "A1 OK")]) is None
+    assert diagnose([_session("imap-psc", "A1 AUTHENTICATE XOAUTH2 <redacted>", "A1 OK", AuthOutcome.OK)]) is None
     assert set(CAUSES) == {"auth-line-too-long", "oauthbearer", "plain-on-psc", "no-client-certificate",
                            "token-reused", "no-sni"}
 

@@ -16,6 +16,7 @@ from mssante.sandbox.fronts._adapters import PKICertificateChecker, PSCTokenVeri
 from mssante.sandbox.fronts.authz import AccessDecider
 from mssante.sandbox.fronts.delivery import MailDelivery
 from mssante.sandbox.fronts.imap import IMAPFront
+from mssante.wire import AuthOutcome
 from tests.sandbox._imap_support import (
     CFG,
     ORG,
@@ -101,6 +102,12 @@ async def test_malformed_sasl_gets_bad(imap_env: IMAPEnv) -> None:
         assert ok[-1].startswith("a4 OK")
     finally:
         await raw.close()
+    # The journal keeps each answer's outcome: not base64 and not XOAUTH2 are malformed, "*" cancels.
+    [record] = await imap_env.records("imap-psc")
+    outcomes = [(c.result, c.outcome) for c in record.commands if "AUTHENTICATE" in c.command]
+    assert outcomes == [("BAD", AuthOutcome.MALFORMED), ("BAD", AuthOutcome.MALFORMED),
+                        ("BAD", AuthOutcome.CANCELLED), ("OK", AuthOutcome.OK)]
+    assert record.auth_result is AuthOutcome.OK
 
 
 async def test_oversized_literals_and_lines_are_refused(small_env: IMAPEnv) -> None:
@@ -308,3 +315,6 @@ async def test_over_long_sasl_continuation_is_refused_and_closed(imap_env: IMAPE
     finally:
         await raw.close()
         await other.close()
+    records = await imap_env.records("imap-psc")
+    (too_big,) = [r for r in records if r.auth_result is AuthOutcome.TOOBIG]
+    assert [c.outcome for c in too_big.commands if "AUTHENTICATE" in c.command] == [AuthOutcome.TOOBIG]

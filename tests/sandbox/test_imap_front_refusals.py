@@ -15,6 +15,8 @@ import ssl
 
 import pytest
 
+from mssante.sandbox.fronts.journal import is_auth_command
+from mssante.wire import AuthOutcome
 from tests.sandbox._imap_support import (
     APP,
     HOST,
@@ -55,6 +57,8 @@ async def test_valid_token_without_starttls_is_privacyrequired(imap_env: IMAPEnv
     [record] = await imap_env.records("imap-psc")
     assert record.credentials_before_tls is True
     assert record.starttls_before_auth is False  # the first attempt came before STARTTLS
+    assert [c.outcome for c in record.commands if "AUTHENTICATE" in c.command] == [
+        AuthOutcome.PRIVACYREQUIRED, AuthOutcome.PRIVACYREQUIRED, AuthOutcome.OK]
     assert token not in imap_env.journal.dumps_jsonl(imap_env.journal)
 
 
@@ -128,7 +132,10 @@ async def test_expired_token_is_authenticationfailed_after_json_challenge(imap_e
     assert "[AUTHENTICATIONFAILED]" in result
     assert challenges == [b"", DOVECOT_JSON]
     [record] = await imap_env.records("imap-psc")
-    assert record.auth_result is not None and "expired" in record.auth_result
+    assert record.auth_result is AuthOutcome.AUTHENTICATIONFAILED
+    assert record.auth_detail is not None and "expired" in record.auth_detail
+    (auth,) = [c for c in record.commands if "AUTHENTICATE" in c.command]
+    assert auth.outcome is AuthOutcome.AUTHENTICATIONFAILED and auth.result == "NO [AUTHENTICATIONFAILED]"
 
 
 async def test_other_professionals_token_is_authorizationfailed(imap_env: IMAPEnv) -> None:
@@ -179,6 +186,10 @@ async def test_plain_and_login_not_offered_on_psc_front(imap_env: IMAPEnv) -> No
         assert login[-1].startswith("a2 NO [CANNOT]")
     finally:
         await raw.close()
+    [record] = await imap_env.records("imap-psc")
+    assert [c.outcome for c in record.commands if is_auth_command(c.command, "imap")] == [
+        AuthOutcome.NOMECHANISM, AuthOutcome.NOMECHANISM]
+    assert record.auth_result is AuthOutcome.NOMECHANISM and record.auth_detail == "mechanism not offered"
 
 
 # ---------------------------------------------------------------------------- certificates
@@ -207,7 +218,8 @@ async def test_revoked_certificate_is_refused_at_sasl(imap_env: IMAPEnv) -> None
     assert "[AUTHENTICATIONFAILED]" in result
     [record] = await imap_env.records("imap-authcli")
     assert record.tls_version is not None  # the handshake passed: revocation is checked at SASL
-    assert record.auth_result is not None and "revoked" in record.auth_result.lower()
+    assert record.auth_result is AuthOutcome.AUTHENTICATIONFAILED
+    assert record.auth_detail is not None and "revoked" in record.auth_detail.lower()
 
 
 @pytest.mark.parametrize("name", ["foreign", "expired"])

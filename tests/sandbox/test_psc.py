@@ -1,12 +1,11 @@
 """The mock PSC under a real uvicorn server, driven by Authlib's AsyncOAuth2Client over httpx2.
 
-Time is an offset clock shared with the server: tests jump forward instead of sleeping, and
-one test checks expiry on the real clock with one-second lifetimes.
+Time is a :class:`mssante.testing.FakeClock` shared with the server (it starts at the real time,
+so the HTTP clients' own checks agree): tests move it forward instead of sleeping.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -30,6 +29,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 from mssante.errors import AuthUnavailable, TokenRejected
 from mssante.sandbox.config import Lifetimes, PSCClientConfig, SandboxConfig, default_config
 from mssante.sandbox.psc import BACKCHANNEL_LOGOUT_EVENT, CIBA_GRANT_TYPE, ENDPOINTS, KEY_FILE_NAME, MockPSC
+from mssante.testing import FakeClock
 from tests._asgi_server import ThreadedASGIServer
 
 REALM = "/auth/realms/esante-wallet"
@@ -40,24 +40,11 @@ RP_REDIRECT = "http://127.0.0.1:48123/callback"  # registered without port: RFC 
 TLS = ssl.create_default_context()  # shared by the test clients: creating one per client is slow
 
 
-class Clock:
-    """Real time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 @dataclass
 class Sandbox:
     psc: MockPSC
     base: str
-    clock: Clock
+    clock: FakeClock
     logout_tokens: list[str] = field(default_factory=list)
     clients: list[AsyncOAuth2Client] = field(default_factory=list)
 
@@ -93,11 +80,11 @@ def make_config(base: str, lifetimes: Lifetimes) -> SandboxConfig:
 class HTTPServer(ThreadedASGIServer):
     """One uvicorn server per test module, in a thread; each test installs a fresh MockPSC in it."""
 
-    def install(self, state_dir: Path, lifetimes: Lifetimes = LIFETIMES, clock: Any = None) -> Sandbox:
-        """Serve a new MockPSC (fresh state; the RSA key in ``state_dir`` is reused)."""
-        clock = clock if clock is not None else Clock()
+    def install(self, state_dir: Path, lifetimes: Lifetimes = LIFETIMES) -> Sandbox:
+        """Serve a new MockPSC (fresh state; the RSA key in ``state_dir`` is reused) on a fake clock."""
+        clock = FakeClock(start=float(int(time.time())))  # a whole second: iat is truncated, as Keycloak does
         psc = MockPSC(make_config(self.base, lifetimes), issuer=self.base + REALM, state_dir=state_dir, clock=clock)
-        box = Sandbox(psc, self.base, clock if isinstance(clock, Clock) else Clock())
+        box = Sandbox(psc, self.base, clock)
         self.target, self.logout_tokens = psc.app, box.logout_tokens
         return box
 
@@ -280,25 +267,30 @@ async def test_refresh_extends_idle_and_is_bounded_by_sso_max(box: Sandbox) -> N
     token = box.psc.issue_tokens_for_tests(LOUIS, "rp-web")
     rp = box.oauth()
     for _ in range(5):  # 5 x 150 s = 750 s > sso_idle (200 s): each refresh extends the idle window
-        box.clock.advance(150)
+        await box.clock.advance(150)
         token = dict(await rp.refresh_token(box.url("token_endpoint"), refresh_token=token["refresh_token"]))
     assert 148 <= token["refresh_expires_in"] <= 150  # capped by sso_max: 900 - 750
-    box.clock.advance(151)
+    await box.clock.advance(151)
     with pytest.raises(OAuthError) as err:
         await rp.refresh_token(box.url("token_endpoint"), refresh_token=token["refresh_token"])
     assert err.value.error == "invalid_grant"
 
     idle = box.psc.issue_tokens_for_tests(LOUIS, "rp-web")
-    box.clock.advance(201)  # idle timeout without refresh
+    await box.clock.advance(201)  # idle timeout without refresh
     with pytest.raises(OAuthError):
         await rp.refresh_token(box.url("token_endpoint"), refresh_token=idle["refresh_token"])
 
 
-async def test_access_token_expiry_on_the_real_clock(http_server: HTTPServer, state_dir: Path) -> None:
-    sandbox = http_server.install(state_dir, replace(LIFETIMES, access_token=1), clock=time.time)
+async def test_access_token_expiry_on_the_server_clock(http_server: HTTPServer, state_dir: Path) -> None:
+    # A one-second token, checked in-process, by introspection and by userinfo once the clock passed it:
+    # the mock PSC reads only its clock, so the test moves it instead of sleeping (it was a 1.1 s sleep
+    # on the real clock, and with iat truncated the token could be expired at the first check).
+    sandbox = http_server.install(state_dir, replace(LIFETIMES, access_token=1))
     token = sandbox.psc.issue_tokens_for_tests(MARIE, "rp-web")
     assert sandbox.psc.validate_access_token(token["access_token"])["azp"] == "rp-web"
-    await asyncio.sleep(1.1)
+    await sandbox.clock.advance(0.99)
+    assert sandbox.psc.introspect(token["access_token"])["active"] is True
+    await sandbox.clock.advance(0.02)
     with pytest.raises(TokenRejected, match="expired"):
         sandbox.psc.validate_access_token(token["access_token"])
     assert sandbox.psc.introspect(token["access_token"]) == {"active": False}
@@ -334,9 +326,9 @@ async def test_ciba_pending_slow_down_then_tokens(box: Sandbox) -> None:
         assert (await ciba_poll(http, box, req_id)).json()["error"] == "authorization_pending"
         fast = await ciba_poll(http, box, req_id)
         assert fast.status_code == 400 and fast.json()["error"] == "slow_down"
-        box.clock.advance(2.5)
+        await box.clock.advance(2.5)
         assert (await ciba_poll(http, box, req_id)).json()["error"] == "authorization_pending"
-        box.clock.advance(5)
+        await box.clock.advance(5)
     rp = box.oauth()
     token = await rp.fetch_token(box.url("token_endpoint"), grant_type=CIBA_GRANT_TYPE, auth_req_id=req_id)
     access = await verify(box, token["access_token"], azp="rp-web", preferred_username=MARIE)
@@ -352,10 +344,10 @@ async def test_ciba_denied_and_expired(box: Sandbox) -> None:
     async with httpx2.AsyncClient(trust_env=False, verify=TLS) as http:
         denied = (await ciba_start(http, box, CLAUDE)).json()["auth_req_id"]
         expiring = (await ciba_start(http, box, MARIE)).json()["auth_req_id"]
-        box.clock.advance(6)
+        await box.clock.advance(6)
         answer = await ciba_poll(http, box, denied)
         assert answer.status_code == 400 and answer.json()["error"] == "access_denied"
-        box.clock.advance(30)
+        await box.clock.advance(30)
         assert (await ciba_poll(http, box, expiring)).json()["error"] == "expired_token"
 
 
@@ -415,7 +407,7 @@ async def test_validate_access_token_refuses_forgeries(box: Sandbox, state_dir: 
         with pytest.raises(TokenRejected):
             box.psc.validate_access_token(token)
         assert box.psc.introspect(token) == {"active": False}, name
-    box.clock.advance(61)
+    await box.clock.advance(61)
     with pytest.raises(TokenRejected, match="expired"):
         box.psc.validate_access_token(real)
 

@@ -156,7 +156,7 @@ async def test_redirect_uri_must_match_at_the_token_endpoint(box: Sandbox) -> No
 async def test_expired_code(box: Sandbox) -> None:
     verifier = secrets.token_urlsafe(48)
     code = await _code(box, verifier)
-    box.clock.advance(31)
+    await box.clock.advance(31)
     answer = await token_call(box, {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
                                     "redirect_uri": RP_REDIRECT})
     assert answer.json()["error"] == "invalid_grant"

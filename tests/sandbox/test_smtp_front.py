@@ -19,6 +19,7 @@ from mssante.sandbox.fronts.authz import AccessDecider
 from mssante.sandbox.fronts.faults import Faults
 from mssante.sandbox.fronts.journal import Journal
 from mssante.sandbox.fronts.smtp import Replies, SubmissionFront, SubmissionOptions
+from mssante.wire import AuthOutcome
 from tests.sandbox._smtp_env import (
     APP,
     CFG,
@@ -87,7 +88,10 @@ async def test_auth_before_starttls_with_a_valid_token_gets_530(psc: Env, materi
         assert code == 530 and text.startswith(b"5.7.0 Must issue a STARTTLS command first")
     (record,) = psc.records()
     assert record.credentials_before_tls is True and record.starttls_before_auth is False
-    assert record.auth_result is None and token not in psc.journal.dumps_jsonl(psc.journal)
+    # Refused before any decision: the journal says why with the outcome, on the session and on each AUTH.
+    assert record.auth_result is AuthOutcome.PRIVACYREQUIRED and token not in psc.journal.dumps_jsonl(psc.journal)
+    assert [c.outcome for c in record.commands if c.command.startswith("AUTH")] == [AuthOutcome.PRIVACYREQUIRED] * 2
+    assert [c.outcome for c in record.commands if c.command.startswith("MAIL")] == [None]
 
 
 async def test_long_initial_response_is_refused_but_the_token_after_334_passes(psc: Env, material: Material) -> None:
@@ -183,6 +187,8 @@ async def test_plain_is_not_offered_on_the_psc_front(psc: Env, material: Materia
             return client.docmd("AUTH", "PLAIN " + b64(f"\0{PER}\0secret"))
 
     assert await in_thread(run) == (504, b"5.5.4 Unrecognized authentication type")
+    (record,) = await psc.journal.wait_for(lambda: [r for r in psc.records() if r.ended_at is not None])
+    assert [c.outcome for c in record.commands if c.command.startswith("AUTH")] == [AuthOutcome.NOMECHANISM]
 
 
 async def test_ehlo_is_required_after_starttls_unless_relaxed(psc: Env, material: Material) -> None:
@@ -196,10 +202,16 @@ async def test_ehlo_is_required_after_starttls_unless_relaxed(psc: Env, material
             return reply
 
     assert await in_thread(run, psc) == (503, b"5.5.1 Error: send EHLO first")
+    (record,) = await psc.journal.wait_for(lambda: [r for r in psc.records() if r.ended_at is not None])
+    assert record.auth_result is AuthOutcome.MALFORMED and record.auth_detail == "AUTH before EHLO"
     relaxed = await start_env(material, "psc", options=SubmissionOptions(strict_ehlo_after_starttls=False))
     try:
         code, _ = await in_thread(run, relaxed)
         assert code == 334
+        (record,) = await relaxed.journal.wait_for(
+            lambda: [r for r in relaxed.records() if r.ended_at is not None])
+        assert [(c.result, c.outcome) for c in record.commands if c.command.startswith("AUTH")] == [
+            ("501 5.7.0 Authentication cancelled", AuthOutcome.CANCELLED)]
     finally:
         await relaxed.front.aclose()
     assert token

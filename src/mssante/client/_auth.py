@@ -11,6 +11,9 @@ In one place (house rule 7):
 * :class:`AuthUnavailable` (``[UNAVAILABLE]``, ``454``, PSC unreachable): bounded, jittered
   backoff (:class:`Backoff`), then the error (never a tight loop).
 * :class:`PSCError` (``invalid_grant``: the PSC session is over, ECO.1.2.6) goes up untouched.
+
+The rules are keyed on the :class:`~mssante.wire.AuthOutcome` of the error
+(:func:`~mssante.wire.outcome_of_error`), the vocabulary the fronts and the judge share.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from mssante.credentials import ClientCertificate, TokenSource
-from mssante.errors import AuthUnavailable, TokenRejected, UsageError
+from mssante.errors import AuthError, TokenRejected, UsageError
 from mssante.secret import Secret
+from mssante.wire import AuthOutcome, outcome_of_error
 from mssante.wire.sasl import ClientMechanism, PlainClient, XOAuth2Client
 
 from ._config import Backoff, BALKind
@@ -134,21 +138,21 @@ async def with_auth_retry(
         try:
             mechanism = await credentials.mechanism(fresh=fresh)
             return await attempt(mechanism)
-        except TokenRejected as exc:
-            if credentials.token_source is None:
-                raise
-            if fresh:
-                raise TokenRejected(
-                    f"the server rejected a freshly obtained token too ({exc.message}); "
-                    "sign in with Pro Santé Connect again",
-                    imap_code=exc.imap_code,
-                    smtp_code=exc.smtp_code,
-                    enhanced_code=exc.enhanced_code,
-                    requirement="ref2 §2.4",
-                ) from exc
-            fresh = True  # ref2 §2.4: throw the token away, get a new one, retry once
-        except AuthUnavailable:
-            if unavailable >= backoff.attempts:
-                raise
-            await sleep(backoff.delay(unavailable))
-            unavailable += 1
+        except AuthError as exc:
+            outcome = outcome_of_error(exc)
+            if outcome is AuthOutcome.AUTHENTICATIONFAILED and credentials.token_source is not None:
+                if fresh:
+                    raise TokenRejected(
+                        f"the server rejected a freshly obtained token too ({exc.message}); "
+                        "sign in with Pro Santé Connect again",
+                        imap_code=exc.imap_code,
+                        smtp_code=exc.smtp_code,
+                        enhanced_code=exc.enhanced_code,
+                        requirement="ref2 §2.4",
+                    ) from exc
+                fresh = True  # ref2 §2.4: throw the token away, get a new one, retry once
+            elif outcome is AuthOutcome.UNAVAILABLE and unavailable < backoff.attempts:
+                await sleep(backoff.delay(unavailable))
+                unavailable += 1
+            else:
+                raise  # AUTHORIZATIONFAILED and the rest: never retried

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mssante.errors import AuthError, AuthUnavailable, MssanteError, NotAuthorized, StartTLSError, TokenRejected
+from mssante.errors import AuthError, MssanteError
+from mssante.wire import outcome_from_imap
 from mssante.wire.imap import Event, ExistsResponse, Tagged, UntaggedStatus
 
 __all__ = ["SelectInfo", "imap_auth_error"]
@@ -45,22 +46,16 @@ def imap_auth_error(tagged: Tagged) -> MssanteError:
     """Map a failed AUTHENTICATE answer to our error tree (RFC 5530 codes, ref2 §2.4).
 
     Returns:
-        The error to raise: ``[AUTHENTICATIONFAILED]``/``[EXPIRED]`` or no code →
-        :class:`TokenRejected`; ``[AUTHORIZATIONFAILED]`` → :class:`NotAuthorized`;
-        ``[UNAVAILABLE]`` → :class:`AuthUnavailable`; ``[PRIVACYREQUIRED]`` →
-        :class:`StartTLSError`; BAD or another code → :class:`AuthError`.
+        The error of :func:`~mssante.wire.outcome_from_imap`'s outcome (``[AUTHENTICATIONFAILED]``,
+        ``[EXPIRED]`` or no code → :class:`TokenRejected`; ``[AUTHORIZATIONFAILED]`` →
+        :class:`NotAuthorized`; ``[UNAVAILABLE]`` → :class:`AuthUnavailable`; ``[PRIVACYREQUIRED]``
+        → :class:`StartTLSError`); BAD or another code → :class:`AuthError`.
 
     Raises:
         Nothing: the error is returned.
     """
     code = tagged.code.name if tagged.code is not None else None
-    text = tagged.text[:200]
-    if tagged.status == "NO" and code in (None, "AUTHENTICATIONFAILED", "EXPIRED"):
-        return TokenRejected(f"credentials rejected: {text}", imap_code=code)
-    if code == "AUTHORIZATIONFAILED":
-        return NotAuthorized(f"not allowed on this mailbox: {text}", imap_code=code)
-    if code == "UNAVAILABLE":
-        return AuthUnavailable(f"authentication temporarily unavailable: {text}", imap_code=code)
-    if code == "PRIVACYREQUIRED":
-        return StartTLSError(f"the server wants TLS first: {text}", imap_code=code, requirement="ECO.1.2.1")
-    return AuthError(f"AUTHENTICATE {tagged.status}: {text}", imap_code=code)
+    outcome = outcome_from_imap(tagged.status, code)
+    if outcome is None or outcome.ok:
+        return AuthError(f"AUTHENTICATE {tagged.status}: {tagged.text[:200]}", imap_code=code)
+    return outcome.error(tagged.text, imap_code=code)

@@ -15,7 +15,6 @@ again after STARTTLS. This module drives :mod:`mssante.wire.sasl` mechanisms thr
 
 from __future__ import annotations
 
-import re
 import ssl
 from typing import Final
 
@@ -23,18 +22,16 @@ import aiosmtplib
 
 from mssante.errors import (
     AuthError,
-    AuthUnavailable,
     CommandFailed,
     ConnectionClosed,
     LocalProtocolError,
     MssanteError,
-    NotAuthorized,
     RemoteProtocolError,
     StartTLSError,
     TimeoutError,
-    TokenRejected,
 )
 from mssante.trust import map_ssl_error
+from mssante.wire import enhanced_code, outcome_from_smtp
 from mssante.wire.sasl import SMTP_AUTH_LINE_LIMIT, ClientMechanism, b64decode, b64encode, smtp_auth_lines
 
 __all__ = ["auth_error", "authenticate", "ehlo_after_starttls", "starttls"]
@@ -42,23 +39,20 @@ __all__ = ["auth_error", "authenticate", "ehlo_after_starttls", "starttls"]
 #: A bound on server challenges: the mechanisms here need at most two (empty 334 + error).
 MAX_CHALLENGES: Final = 4
 _TLS_VERSIONS: Final = frozenset({"TLSv1.2", "TLSv1.3"})  # ECO.1.1.1: TLS 1.2 minimum
-# RFC 3463 §2: class "." subject "." detail, at the start of the reply text (RFC 2034 §4).
-_ENHANCED: Final = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
-_AUTHORIZATION: Final = re.compile(r"authori[sz]", re.IGNORECASE)
-
-
-def _enhanced_code(text: str) -> str | None:
-    m = _ENHANCED.match(text.strip())
-    return ".".join(m.groups()) if m else None
+_enhanced_code = enhanced_code  # the name client/_smtp.py imports
 
 
 def auth_error(code: int, text: str) -> MssanteError:
-    """Map a failed SMTP AUTH reply to our error tree (Ref #2 research note §2.4).
+    """Map a failed SMTP AUTH reply to our error tree (RFC 4954 §6, ref2 §2.4).
+
+    The outcome is :func:`~mssante.wire.outcome_from_smtp`'s:
 
     * ``535`` → :class:`TokenRejected` (``5.7.8``), or :class:`NotAuthorized` when the enhanced
       code is ``5.7.1`` or the text speaks of authorization;
     * ``454`` → :class:`AuthUnavailable` (``4.7.0``, temporary, retry later);
     * ``530``/``538`` → :class:`StartTLSError` (the server wants TLS first, RFC 4954 §6);
+    * ``500``/``501``/``503``/``504`` → :class:`AuthError` (too long, cancelled, malformed, no
+      such mechanism);
     * any other code → :class:`CommandFailed`.
 
     Every error carries ``smtp_code`` and ``enhanced_code``.
@@ -69,24 +63,11 @@ def auth_error(code: int, text: str) -> MssanteError:
     Raises:
         Nothing: this function returns the error.
     """
-    enhanced = _enhanced_code(text)
-    detail = text.strip()[:200]
-    if code == 535:
-        if enhanced == "5.7.1" or _AUTHORIZATION.search(text):
-            return NotAuthorized(f"not allowed on this mailbox: {detail}", smtp_code=code, enhanced_code=enhanced)
-        return TokenRejected(f"credentials rejected: {detail}", smtp_code=code, enhanced_code=enhanced)
-    if code == 454:
-        return AuthUnavailable(
-            f"authentication temporarily unavailable: {detail}", smtp_code=code, enhanced_code=enhanced
-        )
-    if code in (530, 538):
-        return StartTLSError(
-            f"the server requires TLS before AUTH: {detail}",
-            requirement="ECO.1.2.1",
-            smtp_code=code,
-            enhanced_code=enhanced,
-        )
-    return CommandFailed(f"AUTH failed: {detail}", smtp_code=code, enhanced_code=enhanced)
+    enhanced = enhanced_code(text)
+    outcome = outcome_from_smtp(code, text)
+    if outcome is None or outcome.ok:
+        return CommandFailed(f"AUTH failed: {text.strip()[:200]}", smtp_code=code, enhanced_code=enhanced)
+    return outcome.error(text, smtp_code=code, enhanced_code=enhanced)
 
 
 def _require_tls(smtp: aiosmtplib.SMTP) -> None:

@@ -23,6 +23,7 @@ from mssante.conformance._context import CaseContext
 from mssante.conformance._judge import Attempt, attempts_evidence, auth_attempts, session_evidence
 from mssante.conformance._model import Check, Evidence, Status, Verdict
 from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.wire import AuthOutcome
 
 __all__ = [
     "check_authentication_failed",
@@ -41,15 +42,15 @@ def _with(notes: Sequence[Evidence | None], *more: Evidence) -> list[Evidence]:
     return [*(n for n in notes if n is not None), *more]
 
 
-async def _after_first(ctx: CaseContext, since: float, outcome: str, until_ok: bool) -> list[Attempt]:
+async def _after_first(ctx: CaseContext, since: float, outcome: AuthOutcome, until_ok: bool) -> list[Attempt]:
     """Wait for a first ``outcome`` (and, when ``until_ok``, a later success), then a quiet window."""
 
     async def probe() -> bool | None:
         found = await _attempts(ctx, since)
-        first = next((i for i, a in enumerate(found) if a.outcome == outcome), None)
+        first = next((i for i, a in enumerate(found) if a.outcome is outcome), None)
         if first is None:
             return None
-        if until_ok and not any(a.outcome == "OK" for a in found[first + 1:]):
+        if until_ok and not any(a.outcome is AuthOutcome.OK for a in found[first + 1:]):
             return None
         return True
 
@@ -78,7 +79,7 @@ def check_authentication_failed(*, psc: bool) -> Check:
             await ctx.control.fail_next_auth(1 if psc else 3, "AUTHENTICATIONFAILED", ctx.bal)
         try:
             note = await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion")
-            found = await _after_first(ctx, since, "AUTHENTICATIONFAILED", until_ok=psc)
+            found = await _after_first(ctx, since, AuthOutcome.AUTHENTICATIONFAILED, until_ok=psc)
             gate = (await ctx.control.fault_state()).get("token_gate") if gated else None
             reuse = int(gate.get("reused", 0)) if isinstance(gate, dict) else 0
         finally:
@@ -86,11 +87,11 @@ def check_authentication_failed(*, psc: bool) -> Check:
         evidence = _with([note], attempts_evidence(found))
         if not found:
             return Verdict.failed("Aucune tentative d'authentification après la demande de reconnexion.", evidence)
-        if found[0].outcome != "AUTHENTICATIONFAILED":
+        if found[0].outcome is not AuthOutcome.AUTHENTICATIONFAILED:
             return Verdict.errored(f"Le refus injecté n'a pas été observé (première réponse : {found[0].answer}).",
                                    evidence)
         after = found[1:]
-        failures = [a for a in after if a.outcome != "OK"]
+        failures = [a for a in after if a.outcome is not AuthOutcome.OK]
         if not psc:
             if len(failures) > 1:
                 return Verdict.failed(
@@ -131,11 +132,11 @@ def check_authorization_failed() -> Check:
         await ctx.control.fail_next_auth(1, "AUTHORIZATIONFAILED", ctx.bal)
         try:
             note = await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion")
-            found = await _after_first(ctx, since, "AUTHORIZATIONFAILED", until_ok=False)
+            found = await _after_first(ctx, since, AuthOutcome.AUTHORIZATIONFAILED, until_ok=False)
         finally:
             await ctx.control.clear_faults()
         evidence = _with([note], attempts_evidence(found))
-        first = next((i for i, a in enumerate(found) if a.outcome == "AUTHORIZATIONFAILED"), None)
+        first = next((i for i, a in enumerate(found) if a.outcome is AuthOutcome.AUTHORIZATIONFAILED), None)
         if first is None:
             return Verdict.failed("Aucune tentative d'authentification observée après la demande de reconnexion.",
                                   evidence)
@@ -173,17 +174,17 @@ def check_unavailable(*, psc: bool) -> Check:
                 await ctx.control.set_psc_unavailable(False)
 
             async def probe() -> bool | None:
-                return True if any(a.outcome == "OK" for a in await _attempts(ctx, since)) else None
+                return True if any(a.outcome is AuthOutcome.OK for a in await _attempts(ctx, since)) else None
 
             # APP: the failures are spread over the LPS's own back-off, hence the extra time.
             recovered = await ctx.wait_for(probe, ctx.bound() + (0.0 if psc else ctx.settings.unavailable_for))
         finally:
             await ctx.control.clear_faults()
         found = await _attempts(ctx, since)
-        ok_at = next((i for i, a in enumerate(found) if a.outcome == "OK"), len(found))
+        ok_at = next((i for i, a in enumerate(found) if a.outcome is AuthOutcome.OK), len(found))
         before = found[: ok_at + 1]
         evidence = _with([note], attempts_evidence(found))
-        failures = [a for a in before if a.outcome == "UNAVAILABLE"]
+        failures = [a for a in before if a.outcome is AuthOutcome.UNAVAILABLE]
         if not failures:
             return Verdict.errored("L'indisponibilité injectée n'a pas été observée.", evidence)
         gaps = [b.at - a.at for a, b in itertools.pairwise(before)]
@@ -219,7 +220,7 @@ def check_reopen(mode: str) -> Check:
         ended = await ctx.control.end_sessions(ctx.bal, "bye" if mode == "bye" else "drop")
 
         async def probe() -> SessionRecord | None:
-            return next((r for r in await ctx.sessions(since, "imap") if r.auth_result == "OK"), None)
+            return next((r for r in await ctx.sessions(since, "imap") if r.auth_result is AuthOutcome.OK), None)
 
         found = await ctx.wait_for(probe, ctx.bound())
         evidence = [session_evidence(live, note=f"fermée par l'opérateur ({ended} session(s))")]
@@ -247,7 +248,8 @@ def check_psc_logout() -> Check:
         if live is None or not live.identity:
             return Verdict.failed("Aucune session IMAP authentifiée par PSC : impossible de tester la déconnexion.")
         opened = [r for r in await ctx.control.records(since=ctx.job_started - 3600)
-                  if (r.bal or "").lower() == ctx.bal.lower() and r.ended_at is None and r.auth_result == "OK"]
+                  if (r.bal or "").lower() == ctx.bal.lower() and r.ended_at is None
+                  and r.auth_result is AuthOutcome.OK]
         since = time.time()
         ended = await ctx.control.end_psc_sessions(live.identity)
         ids = {r.id for r in opened}

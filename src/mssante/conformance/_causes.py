@@ -7,7 +7,7 @@ after it) is named in the verdict, with the fix:
 
 * ``auth-line-too-long``: ``AUTH XOAUTH2 <initial response>`` on one SMTP line, over the
   512-octet command line kept by RFC 4954 §4 (the sandbox's ``smtp_auth_line_limit``, as
-  Dovecot): ``500 5.5.2``. Fix: ``AUTH XOAUTH2`` alone, the response after ``334``.
+  Dovecot): ``500 5.5.2``, outcome ``TOOBIG``. Fix: ``AUTH XOAUTH2`` alone, the response after ``334``.
 * ``oauthbearer``: OAUTHBEARER (RFC 7628) where the API LPS expects XOAUTH2;
 * ``plain-on-psc``: PLAIN or LOGIN on the PSC front (a BAL PER/ORG has no password; PLAIN is
   for the AUTH_CLI front, after the client certificate);
@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from mssante.conformance._judge import auth_attempts, mechanism_of
 from mssante.conformance._model import Cause
 from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.wire import AuthOutcome
 
 __all__ = ["CAUSES", "MECHANISM_CASES", "diagnose", "named"]
 
@@ -97,11 +98,11 @@ def diagnose(records: Sequence[SessionRecord], case_code: str = "") -> Cause | N
         mechanism = mechanism_of(attempt.command, protocol)
         if case_code in MECHANISM_CASES and mechanism == "OAUTHBEARER":
             return named("oauthbearer")
-        later_ok = any(a.outcome == "OK" and by_id.get(a.session) is not None
+        later_ok = any(a.outcome is AuthOutcome.OK and by_id.get(a.session) is not None
                        and by_id[a.session].protocol == protocol for a in attempts[index + 1:])
-        if later_ok or attempt.outcome == "OK":
+        if later_ok or attempt.outcome is AuthOutcome.OK:
             continue
-        if protocol == "smtp" and attempt.answer.startswith("500 5.5.2") and len(attempt.command.split(" ")) > 2:
+        if protocol == "smtp" and attempt.outcome is AuthOutcome.TOOBIG and len(attempt.command.split(" ")) > 2:
             return named("auth-line-too-long")
         if mechanism == "OAUTHBEARER":
             return named("oauthbearer")

@@ -3,7 +3,8 @@
 Pure functions over :class:`~mssante.sandbox.fronts.journal.SessionRecord`: no I/O, no clock.
 A session record keeps only the *first* authentication time and the *last* result, so
 attempts are counted from the recorded commands (each ``AUTHENTICATE``/``AUTH``/``LOGIN`` with
-the server's answer).
+the server's answer and the :class:`~mssante.wire.AuthOutcome` the front recorded with it:
+verdicts compare outcomes, never the answer's text).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from email.header import decode_header, make_header
 from typing import Any, Final
 
 from mssante.conformance._model import Evidence
-from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.sandbox.fronts.journal import SessionRecord, is_auth_command
+from mssante.wire import AuthOutcome
 
 __all__ = [
     "TLS12_SUITES",
@@ -29,7 +31,6 @@ __all__ = [
     "body_fetches",
     "cert_ou",
     "cipher_allowed",
-    "classify",
     "header",
     "mechanism_of",
     "session_evidence",
@@ -47,40 +48,10 @@ TLS12_SUITES: Final = frozenset({
 #: TLS 1.3 suites: accepted under "TLS 1.2 minimum" (ECO.1.1.1); an inference ([I]), as the
 #: v1.x text on TLS 1.3 was not read.
 TLS13_SUITES: Final = frozenset({"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"})
-_AUTH_VERBS: Final = frozenset({"AUTHENTICATE", "AUTH", "LOGIN"})
 # RFC 3501 §6.4.5 fetch items that return the message text (not only headers or structure).
 _BODY_ITEM: Final = re.compile(
     r"\b(RFC822(?!\.(HEADER|SIZE))|BODY(\.PEEK)?\[(TEXT|\d[\d.]*|)\]|BINARY(\.PEEK)?\[)", re.IGNORECASE)
 _MAX_COMMANDS: Final = 14
-
-
-def classify(result: str) -> str:
-    """Map an IMAP or SMTP authentication answer to an outcome name.
-
-    ``OK``, ``AUTHENTICATIONFAILED``, ``AUTHORIZATIONFAILED``, ``UNAVAILABLE``,
-    ``PRIVACYREQUIRED`` (credentials before TLS, RFC 5530 §3 / RFC 3207 §4), or ``OTHER``.
-
-    Raises:
-        Nothing.
-    """
-    text = result.upper()
-    if "AUTHORIZATIONFAILED" in text or text.startswith("535 5.7.8 AUTHORIZATION"):
-        return "AUTHORIZATIONFAILED"
-    if "AUTHENTICATIONFAILED" in text or text.startswith("535"):
-        return "AUTHENTICATIONFAILED"
-    if "[UNAVAILABLE]" in text or text.startswith("454"):
-        return "UNAVAILABLE"
-    if "PRIVACYREQUIRED" in text or text.startswith("530"):
-        return "PRIVACYREQUIRED"
-    if text.startswith("OK") or text.startswith("235"):
-        return "OK"
-    return "OTHER"
-
-
-def _verb(command: str, protocol: str) -> str:
-    words = command.split(" ")
-    at = 1 if protocol == "imap" else 0
-    return words[at].upper() if len(words) > at else ""
 
 
 def mechanism_of(command: str, protocol: str) -> str:
@@ -105,7 +76,7 @@ class Attempt:
     at: float
     command: str
     answer: str
-    outcome: str
+    outcome: AuthOutcome | None
 
 
 def auth_attempts(records: Iterable[SessionRecord]) -> list[Attempt]:
@@ -117,9 +88,9 @@ def auth_attempts(records: Iterable[SessionRecord]) -> list[Attempt]:
     out = []
     for r in records:
         for c in r.commands:
-            if _verb(c.command, r.protocol) in _AUTH_VERBS:
+            if is_auth_command(c.command, r.protocol):
                 out.append(Attempt(session=r.id, front=r.front, at=c.at, command=c.command, answer=c.result,
-                                   outcome=classify(c.result)))
+                                   outcome=c.outcome))
     return sorted(out, key=lambda a: a.at)
 
 
@@ -257,7 +228,7 @@ def session_evidence(record: SessionRecord, *, note: str = "") -> Evidence:
         f"fermée {_clock(record.ended_at)}",
         f"TLS : {record.tls_version or 'non établi'} {record.tls_cipher or ''} — {order}".rstrip(),
         f"Mécanisme {record.mechanism or '—'}, BAL {record.bal or '—'}, identité {record.identity or '—'}, "
-        f"résultat {record.auth_result or '—'}",
+        f"résultat {record.auth_result or '—'}" + (f" ({record.auth_detail})" if record.auth_detail else ""),
     ]
     if record.client_cert_subject:
         lines.append(f"Certificat client : {record.client_cert_subject}")

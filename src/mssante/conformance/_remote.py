@@ -21,12 +21,11 @@ from typing import Any, Literal
 from mssante.conformance._control import EndMode, MessageSummary
 from mssante.errors import ConfigError, ConnectError, UsageError
 from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
-from mssante.sandbox.fronts.journal import CommandRecord, SessionRecord
+from mssante.sandbox.fronts.journal import SessionRecord
 
 __all__ = ["HTTPControl", "record_from_dict"]
 
 _TIMEOUT = 15.0
-_RECORD_FIELDS = frozenset(SessionRecord.__dataclass_fields__) - {"commands"}
 
 
 def record_from_dict(data: dict[str, Any]) -> SessionRecord:
@@ -36,10 +35,7 @@ def record_from_dict(data: dict[str, Any]) -> SessionRecord:
         UsageError: the JSON is not a session record.
     """
     try:
-        fields = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
-        commands = [CommandRecord(at=float(c["at"]), command=str(c["command"]), result=str(c["result"]))
-                    for c in data.get("commands", ())]
-        return SessionRecord(**fields, commands=commands)
+        return SessionRecord.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"the sandbox API returned an invalid journal record: {exc}") from exc
 

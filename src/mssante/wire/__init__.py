@@ -6,4 +6,13 @@ Nothing under :mod:`mssante.wire` opens a socket, reads a clock or draws a rando
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from mssante.wire._outcome import (
+    AuthOutcome,
+    SMTPReply,
+    enhanced_code,
+    outcome_from_imap,
+    outcome_from_smtp,
+    outcome_of_error,
+)
+
+__all__ = ["AuthOutcome", "SMTPReply", "enhanced_code", "outcome_from_imap", "outcome_from_smtp", "outcome_of_error"]

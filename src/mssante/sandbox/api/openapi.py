@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mssante._version import __version__
+from mssante.wire import AuthOutcome
 
 __all__ = ["OPERATIONS", "Operation", "openapi_document"]
 
@@ -96,7 +97,9 @@ SCHEMAS: Final[dict[str, Any]] = {
         "type": "object", "description": "one IMAP/SMTP connection: TLS, SASL, commands (redacted), messages",
         "properties": {"id": _INT, "front": _STR, "protocol": _STR, "peer": _STR, "started_at": {"type": "number"},
                        "ended_at": {"type": ["number", "null"]}, "tls_version": _NSTR, "mechanism": _NSTR,
-                       "bal": _NSTR, "auth_result": _NSTR, "starttls_before_auth": {"type": ["boolean", "null"]},
+                       "bal": _NSTR, "auth_detail": _NSTR,
+                       "auth_result": {"type": ["string", "null"], "enum": [*(o.value for o in AuthOutcome), None]},
+                       "starttls_before_auth": {"type": ["boolean", "null"]},
                        "commands": _array({"type": "object"}), "messages": _array({"type": "object"})},
     },
     "Faults": {

@@ -29,7 +29,7 @@ from typing import Final, Literal
 
 from cryptography import x509
 
-from mssante.sandbox.fronts.authz import AccessDecider, AuthOutcome, FrontKind
+from mssante.sandbox.fronts.authz import AccessDecider, AccessDecision, FrontKind
 from mssante.sandbox.fronts.faults import Faults, LiveSession
 from mssante.sandbox.fronts.imap_io import Channel, LineTooLong
 from mssante.sandbox.fronts.imap_sasl import (
@@ -44,6 +44,7 @@ from mssante.sandbox.fronts.imap_sasl import (
 from mssante.sandbox.fronts.journal import Journal, SessionRecord
 from mssante.sandbox.fronts.store import SPECIAL_USE, MailStore
 from mssante.sandbox.imapd import BadCommand, Reader, Session
+from mssante.wire import AuthOutcome
 
 __all__ = ["FRONT_MECHANISMS", "FrontConnection", "FrontContext"]
 
@@ -163,8 +164,9 @@ class FrontConnection:
         self.channel.write(data)
         await self.channel.drain()
 
-    async def respond(self, first: bytes, data: bytes, result: str) -> None:
-        """Send an answer after the injected delay, and journal the command.
+    async def respond(self, first: bytes, data: bytes, result: str, outcome: AuthOutcome | None = None) -> None:
+        """Send an answer after the injected delay, and journal the command (with its ``outcome``
+        when it is an authentication command).
 
         Raises:
             Nothing of ours (a closed connection is ignored).
@@ -178,7 +180,7 @@ class FrontConnection:
             self.bad = 0
         await self.ctx.faults.wait_delay()
         await self._write(data)
-        self.ctx.journal.command(self.record, first, result)
+        self.ctx.journal.command(self.record, first, result, outcome)
 
     # ------------------------------------------------------------------ the cycle
 
@@ -262,18 +264,25 @@ class FrontConnection:
                 return None
             return answer.status
         except SaslMalformed as exc:
-            self.record.auth_result = f"BAD: {exc.message}"
-            await self.respond(first, tag + b" BAD " + exc.message.encode() + b"\r\n", "BAD")
+            await self._refuse(tag, first, AuthOutcome.MALFORMED, exc.message)
             return "BAD"
         except BadCommand as exc:
-            await self.respond(first, tag + b" BAD " + exc.message.encode() + b"\r\n", "BAD")
+            if self.session is None and command in (b"AUTHENTICATE", b"LOGIN"):
+                await self._refuse(tag, first, AuthOutcome.MALFORMED, exc.message)
+            else:
+                await self.respond(first, tag + b" BAD " + exc.message.encode() + b"\r\n", "BAD")
             return "BAD"
         except (OSError, EOFError, asyncio.IncompleteReadError):
             return None
         except _TooBig as exc:  # an over-long SASL line: the rest of it is still unread, so close
             self.closing = True
-            await self.respond(first, b"* BYE Input limit exceeded.\r\n" + tag + b" BAD [TOOBIG] " + exc.message
-                               + b"\r\n", "BAD [TOOBIG]")
+            too_big = AuthOutcome.TOOBIG
+            detail = exc.message.decode("ascii", "replace")
+            during_auth = command in (b"AUTHENTICATE", b"LOGIN")
+            if during_auth:
+                self.ctx.journal.auth(self.record, too_big, detail)
+            await self.respond(first, b"* BYE Input limit exceeded.\r\n" + too_big.imap_response(tag, detail),
+                               too_big.imap_result, too_big if during_auth else None)
             return None
         except Exception:
             _log.exception("IMAP %s front: command %r failed", self.ctx.front, command)
@@ -401,18 +410,13 @@ class FrontConnection:
         if not self.tls:  # RFC 3501 §6.2.2-6.2.3, RFC 5530 §3: credentials only over TLS
             if is_login or initial:
                 record.credentials_before_tls = True
-            record.auth_result = "PRIVACYREQUIRED"
-            self.ctx.journal.update(record)
-            await self.respond(first, tag + b" NO [PRIVACYREQUIRED] Use STARTTLS before authenticating.\r\n",
-                               "NO [PRIVACYREQUIRED]")
+            await self._refuse(tag, first, AuthOutcome.PRIVACYREQUIRED, "credentials offered before STARTTLS")
             return "NO"
         front = self.ctx.front
         if (is_login and front != "authcli") or (not is_login and mech not in FRONT_MECHANISMS[front]):
-            record.auth_result = "CANNOT: mechanism not offered"
-            self.ctx.journal.update(record)
-            offered = b" ".join(FRONT_MECHANISMS[front])
-            await self.respond(first, tag + b" NO [CANNOT] Mechanism not offered on this front; use " + offered
-                               + b".\r\n", "NO [CANNOT]")
+            offered = b" ".join(FRONT_MECHANISMS[front]).decode("ascii")
+            await self._refuse(tag, first, AuthOutcome.NOMECHANISM, "mechanism not offered",
+                               f"Mechanism not offered on this front; use {offered}.")
             return "NO"
         if is_login:
             outcome, subject = await self.ctx.decider.certificate_plain(
@@ -423,9 +427,8 @@ class FrontConnection:
         else:
             await self._write(b"+ \r\n")
             line = await self._sasl_line(tag)
-            if line.rstrip(b"\r\n") == b"*":
-                record.auth_result = "BAD: cancelled"
-                await self.respond(first, tag + b" BAD Authentication cancelled.\r\n", "BAD")  # RFC 3501 §6.2.2
+            if line.rstrip(b"\r\n") == b"*":  # RFC 3501 §6.2.2: the client cancels, the server answers BAD
+                await self._refuse(tag, first, AuthOutcome.CANCELLED, "cancelled by the client")
                 return "BAD"
             data = decode_response(line)
         if mech == b"PLAIN":
@@ -438,33 +441,38 @@ class FrontConnection:
         outcome = await self.ctx.decider.bearer(front, bearer.user, bearer.token)
         return await self._finish(tag, first, outcome, None, bearer=True)
 
-    async def _finish(self, tag: bytes, first: bytes, outcome: AuthOutcome, subject: str | None, *,
+    async def _refuse(self, tag: bytes, first: bytes, outcome: AuthOutcome, detail: str,
+                      text: str | None = None) -> None:
+        """Answer an authentication command that failed before any decision, and journal why."""
+        self.ctx.journal.auth(self.record, outcome, detail)
+        human = text if text is not None else detail if outcome is AuthOutcome.MALFORMED else None
+        if human is not None:
+            human = human.encode("ascii", "replace").decode("ascii")
+        await self.respond(first, outcome.imap_response(tag, human), outcome.imap_result, outcome)
+
+    async def _finish(self, tag: bytes, first: bytes, decision: AccessDecision, subject: str | None, *,
                       bearer: bool) -> str:
         record = self.record
-        record.identity = outcome.identity or record.identity
-        record.bal = outcome.bal or record.bal
+        record.identity = decision.identity or record.identity
+        record.bal = decision.bal or record.bal
         if subject:
             record.client_cert_subject = subject
-        record.auth_result = outcome.code if outcome.ok else f"{outcome.code}: {outcome.reason}"
-        self.ctx.journal.update(record)
+        outcome = decision.code
+        self.ctx.journal.auth(record, outcome, decision.reason)
         if not outcome.ok:
             if bearer:  # RFC 7628 §3.2.2: error JSON as a challenge; the client answers ^A (or empty)
-                status = "403" if outcome.code == "AUTHORIZATIONFAILED" else "401"
+                status = "403" if outcome is AuthOutcome.AUTHORIZATIONFAILED else "401"
                 await self._write(b"+ " + base64.b64encode(json_error(status)) + b"\r\n")
                 await self._sasl_line(tag)
-            text = {"AUTHENTICATIONFAILED": b"Authentication failed.",
-                    "AUTHORIZATIONFAILED": b"Not authorized on this BAL.",
-                    "UNAVAILABLE": b"Authentication service unavailable, try again later."}[outcome.code]
-            code = outcome.code.encode()
-            await self.respond(first, tag + b" NO [" + code + b"] " + text + b"\r\n", f"NO [{outcome.code}]")
+            await self.respond(first, outcome.imap_response(tag), outcome.imap_result, outcome)
             return "NO"
-        assert outcome.bal is not None
+        assert decision.bal is not None
         self.session = await self.ctx.store.open_session(
-            outcome.bal, special_use=SPECIAL_USE, capability=self.capability, max_append=self.ctx.max_literal)
-        self.live = LiveSession(bal=outcome.bal, front=f"imap-{self.ctx.front}", close=self.end)
+            decision.bal, special_use=SPECIAL_USE, capability=self.capability, max_append=self.ctx.max_literal)
+        self.live = LiveSession(bal=decision.bal, front=f"imap-{self.ctx.front}", close=self.end)
         self.ctx.faults.register(self.live)
         await self.respond(first, tag + b" OK [CAPABILITY " + self.capability() + b"] Authentication successful.\r\n",
-                           "OK")
+                           "OK", AuthOutcome.OK)
         return "OK"
 
     # ------------------------------------------------------------------ ending

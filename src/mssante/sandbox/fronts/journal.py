@@ -17,21 +17,29 @@ import itertools
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-__all__ = ["CommandRecord", "Journal", "SessionRecord", "redact_command"]
+from mssante.wire import AuthOutcome, outcome_from_imap, outcome_from_smtp
+
+__all__ = ["CommandRecord", "Journal", "SessionRecord", "is_auth_command", "outcome_of_result", "redact_command"]
 
 # SMTP lines start with one of these verbs; IMAP lines start with a tag (RFC 5321 §4.1, RFC 3501 §2.2.1).
 _SMTP_VERBS = frozenset(
     {"EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "AUTH", "STARTTLS", "QUIT", "RSET", "NOOP", "VRFY"}
 )
 _MAX_ARG_CHARS = 200
+_AUTH_VERBS: Final = frozenset({"AUTHENTICATE", "AUTH", "LOGIN"})
+# Older journals (before AuthOutcome) kept the outcome as prose: "BAD: cancelled", "CANNOT: ...".
+_LEGACY_PREFIX: Final = {"BAD": AuthOutcome.MALFORMED, "CANNOT": AuthOutcome.NOMECHANISM}
+_IMAP_RESULT: Final = re.compile(r"^(OK|NO|BAD)\b(?: \[([A-Za-z0-9-]+))?")
+_SMTP_RESULT: Final = re.compile(r"^(\d{3})(?:[ -](.*))?$", re.DOTALL)
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
@@ -60,13 +68,61 @@ def redact_command(line: bytes | str) -> str:
     return text
 
 
+def is_auth_command(command: str, protocol: str) -> bool:
+    """True for ``AUTHENTICATE``/``LOGIN`` (IMAP, after the tag) and ``AUTH`` (SMTP) lines.
+
+    Raises:
+        Nothing.
+    """
+    words = command.split(" ")
+    at = 1 if protocol == "imap" else 0
+    return len(words) > at and words[at].upper() in _AUTH_VERBS
+
+
+def _outcome(value: object) -> AuthOutcome | None:
+    try:
+        return AuthOutcome(str(value)) if value is not None else None
+    except ValueError:
+        return None  # an outcome this version does not know: the rest of the record still counts
+
+
+def outcome_of_result(result: str, protocol: str) -> AuthOutcome | None:
+    """Read the outcome of an authentication command from its recorded answer (older journals).
+
+    ``NO [AUTHENTICATIONFAILED]`` (IMAP) or ``535 5.7.8 ...`` (SMTP), through the wire mapping.
+
+    Raises:
+        Nothing.
+    """
+    if protocol == "imap":
+        m = _IMAP_RESULT.match(result)
+        return outcome_from_imap(m.group(1), m.group(2)) if m else None
+    m = _SMTP_RESULT.match(result)
+    return outcome_from_smtp(int(m.group(1)), m.group(2) or "") if m else None
+
+
+def _legacy_auth_result(prose: str) -> tuple[AuthOutcome | None, str | None]:
+    """``"AUTHENTICATIONFAILED: token refused"`` → the outcome and the detail."""
+    head, sep, detail = prose.partition(": ")
+    outcome = _outcome(head)
+    if outcome is None and head in _LEGACY_PREFIX:
+        outcome = AuthOutcome.CANCELLED if detail == "cancelled" else _LEGACY_PREFIX[head]
+    if outcome is None:
+        return None, prose
+    return outcome, (detail if sep else None)
+
+
 @dataclass
 class CommandRecord:
-    """One command and its result, as recorded (already redacted)."""
+    """One command and its result, as recorded (already redacted).
+
+    ``outcome`` is set by the fronts on authentication commands only.
+    """
 
     at: float
     command: str
     result: str
+    outcome: AuthOutcome | None = None
 
 
 @dataclass
@@ -87,7 +143,8 @@ class SessionRecord:
     mechanism: str | None = None
     identity: str | None = None
     bal: str | None = None
-    auth_result: str | None = None
+    auth_result: AuthOutcome | None = None
+    auth_detail: str | None = None
     client_cert_subject: str | None = None
     commands: list[CommandRecord] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -107,14 +164,35 @@ class SessionRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
-        """Read back :meth:`to_dict`'s form (the persisted journal).
+        """Read back :meth:`to_dict`'s form (the persisted journal, the sandbox API's JSON).
+
+        Journals written before :class:`~mssante.wire.AuthOutcome` kept the outcome as prose
+        (``"AUTHENTICATIONFAILED: token refused"``, ``"BAD: cancelled"``) and no outcome on the
+        commands: what can be read is read (the prose's outcome and detail, the outcome of each
+        authentication command from its recorded answer); what cannot stays in ``auth_detail``.
 
         Raises:
             KeyError, TypeError, ValueError: not a session record.
         """
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "commands"}
+        prose = fields.pop("auth_result", None)
         record = cls(**fields)
-        record.commands = [CommandRecord(**c) for c in data.get("commands", ())]
+        if prose is not None and "auth_detail" not in data:
+            record.auth_result, record.auth_detail = _legacy_auth_result(str(prose))
+        else:
+            record.auth_result = _outcome(prose)
+        protocol = str(record.protocol)
+        commands = []
+        for c in data.get("commands", ()):
+            command, result = str(c["command"]), str(c["result"])
+            if "outcome" in c:
+                outcome = _outcome(c["outcome"])
+            elif is_auth_command(command, protocol):
+                outcome = outcome_of_result(result, protocol)
+            else:
+                outcome = None
+            commands.append(CommandRecord(at=float(c["at"]), command=command, result=result, outcome=outcome))
+        record.commands = commands
         return record
 
 
@@ -172,10 +250,21 @@ class Journal:
         self._publish(record)
         return record
 
-    def command(self, record: SessionRecord, line: bytes | str, result: str) -> None:
-        """Record one command (redacted here) and its result line."""
+    def command(self, record: SessionRecord, line: bytes | str, result: str, outcome: AuthOutcome | None = None
+                ) -> None:
+        """Record one command (redacted here), its result line and, for authentication, its outcome."""
         if len(record.commands) < self._max_commands:
-            record.commands.append(CommandRecord(at=time.time(), command=redact_command(line), result=result[:300]))
+            record.commands.append(CommandRecord(at=time.time(), command=redact_command(line), result=result[:300],
+                                                 outcome=outcome))
+
+    def auth(self, record: SessionRecord, outcome: AuthOutcome, detail: str | None = None) -> None:
+        """Record the outcome of the session's latest authentication attempt, and tell subscribers.
+
+        ``detail`` is for people (why the decision was made); never a secret.
+        """
+        record.auth_result = outcome
+        record.auth_detail = detail
+        self._publish(record)
 
     def close(self, record: SessionRecord) -> None:
         """Mark the connection as ended."""

@@ -4,12 +4,15 @@
   the server sends the JSON error as a ``334`` challenge, the client answers (an empty line for
   XOAUTH2, ``AQ==`` i.e. ``%x01`` for OAUTHBEARER, RFC 7628 §3.2.3), then the final reply:
   ``535 5.7.8`` (credentials invalid), ``535 5.7.8`` with an authorization text, or
-  ``454 4.7.0`` (temporary failure) — the RFC 4954 §6 codes.
+  ``454 4.7.0`` (temporary failure) — the RFC 4954 §6 codes, from :class:`~mssante.wire.AuthOutcome`.
 * AUTH_CLI front: ``PLAIN`` (RFC 4616) whose authcid is the APP BAL, with the TLS client
   certificate checked by the decider; the password is ignored.
 
 An initial response may be sent on the AUTH line (RFC 4954 §4); ``=`` means an empty one. The
 line itself is limited by the session gate, not here. Answers to ``334`` may be up to 64 KiB.
+
+Every answer to AUTH has its :class:`~mssante.wire.AuthOutcome`, which the journal keeps on the
+session (with the reason as detail) and on the command.
 """
 
 from __future__ import annotations
@@ -24,17 +27,16 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from aiosmtpd.smtp import syntax
 
-from mssante.sandbox.fronts.authz import AccessDecider, AuthOutcome, FrontKind
+from mssante.sandbox.fronts.authz import AccessDecider, AccessDecision, FrontKind
 from mssante.sandbox.fronts.faults import Faults, LiveSession
 from mssante.sandbox.fronts.imap_sasl import SaslMalformed, json_error, parse_oauthbearer, parse_plain, parse_xoauth2
 from mssante.sandbox.fronts.journal import Journal, SessionRecord
 from mssante.sandbox.fronts.smtp_dispatch import Dispatcher
 from mssante.sandbox.fronts.smtp_options import Replies, SubmissionOptions
+from mssante.wire import AuthOutcome
 
 __all__ = ["AuthMixin", "FrontContext"]
 
-_FINAL: Final = {"AUTHENTICATIONFAILED": Replies.AUTH_INVALID, "AUTHORIZATIONFAILED": Replies.AUTHZ_FAILED,
-                 "UNAVAILABLE": Replies.AUTH_TEMPFAIL}
 # RFC 7628 §3.2.2 "status": an OAuth error code for OAUTHBEARER; XOAUTH2 clients expect Google's HTTP-like codes.
 _STATUS: Final = {
     "OAUTHBEARER": {"AUTHENTICATIONFAILED": "invalid_token", "AUTHORIZATIONFAILED": "insufficient_scope",
@@ -96,6 +98,19 @@ class AuthMixin:
     def _init_auth(self) -> None:
         self._bal: str | None = None
         self._live: LiveSession | None = None
+        #: The outcome of the AUTH command in progress, journaled with it by the session's gate.
+        self._auth_outcome: AuthOutcome | None = None
+
+    def _note_auth_outcome(self, outcome: AuthOutcome, detail: str | None) -> None:
+        """Journal the outcome of the current AUTH command (the record's, and the command's)."""
+        self._auth_outcome = outcome
+        if self._record is not None:
+            self._ctx.journal.auth(self._record, outcome, detail)
+
+    async def _auth_reply(self, outcome: AuthOutcome, detail: str, line: str | None = None) -> None:
+        """Answer the AUTH command with ``outcome``'s reply (RFC 4954 §6), or ``line``, and journal it."""
+        self._note_auth_outcome(outcome, detail)
+        await self.push(line if line is not None else outcome.smtp.line())
 
     def _note_auth_attempt(self, arg: str | None, *, in_clear: bool) -> None:
         """Record the first attempt time, and credentials sent before TLS (an initial response)."""
@@ -119,22 +134,24 @@ class AuthMixin:
         Raises:
             Nothing.
         """
+        malformed = AuthOutcome.MALFORMED
         if not self.session.host_name or not self.session.extended_smtp:
-            await self.push(Replies.SEND_EHLO)
+            await self._auth_reply(malformed, "AUTH before EHLO", Replies.SEND_EHLO)
             return
         if self.session.authenticated:
-            await self.push("503 5.5.1 Already authenticated")
+            await self._auth_reply(malformed, "already authenticated", "503 5.5.1 Already authenticated")
             return
         if self.envelope.mail_from:
-            await self.push("503 5.5.1 AUTH not permitted during a mail transaction")
+            await self._auth_reply(malformed, "AUTH during a mail transaction",
+                                   "503 5.5.1 AUTH not permitted during a mail transaction")
             return
         words = (arg or "").split()
         if not 1 <= len(words) <= 2:
-            await self.push("501 5.5.4 Syntax: AUTH mechanism [initial-response]")
+            await self._auth_reply(malformed, "AUTH syntax", "501 5.5.4 Syntax: AUTH mechanism [initial-response]")
             return
         mechanism = words[0].upper()
         if mechanism not in self._ctx.mechanisms:
-            await self.push(Replies.AUTH_MECH)
+            await self._auth_reply(AuthOutcome.NOMECHANISM, f"{mechanism[:40]} is not offered on this front")
             return
         if self._record is not None:
             self._record.mechanism = mechanism
@@ -155,7 +172,7 @@ class AuthMixin:
         try:
             return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
-            await self.push(Replies.AUTH_BASE64)
+            await self._auth_reply(AuthOutcome.MALFORMED, "not base64", Replies.AUTH_BASE64)
             return None
 
     async def _challenge(self, payload: bytes) -> bytes | None:
@@ -165,14 +182,14 @@ class AuthMixin:
             line = await self._reader.readuntil(b"\n")
         except asyncio.LimitOverrunError as exc:
             await self._drain(exc.consumed)
-            await self.push(Replies.AUTH_EXCHANGE_TOO_LONG)  # RFC 4954 §6
+            await self._auth_reply(AuthOutcome.TOOBIG, "SASL response over the line limit")  # RFC 4954 §6
             return None
         except asyncio.IncompleteReadError:
             self.abort(graceful=True)
             return None
         text = line.rstrip(b"\r\n").decode("ascii", "replace").strip()
         if text == "*":
-            await self.push(Replies.AUTH_CANCELLED)  # RFC 4954 §4
+            await self._auth_reply(AuthOutcome.CANCELLED, "cancelled by the client")  # RFC 4954 §4
             return None
         return await self._decode(text) if text else b""
 
@@ -189,54 +206,54 @@ class AuthMixin:
         try:
             response = parse_xoauth2(raw) if mechanism == "XOAUTH2" else parse_oauthbearer(raw)
         except SaslMalformed as exc:
-            await self.push(f"501 5.5.2 Malformed {mechanism} response: {exc.message}"[:200])
+            await self._auth_reply(AuthOutcome.MALFORMED, exc.message,
+                                   f"501 5.5.2 Malformed {mechanism} response: {exc.message}"[:200])
             return
-        outcome = await self._ctx.decider.bearer(self._ctx.kind, response.user, response.token)
-        if outcome.ok:
-            await self._succeed(outcome, None)
+        decision = await self._ctx.decider.bearer(self._ctx.kind, response.user, response.token)
+        if decision.ok:
+            await self._succeed(decision, None)
             return
-        self._journal_outcome(outcome, None)
-        challenge = json_error(_STATUS[mechanism][outcome.code], self._ctx.options.bearer_scope)
+        self._journal_decision(decision, None)
+        challenge = json_error(_STATUS[mechanism][decision.code], self._ctx.options.bearer_scope)
         answer = await self._challenge(challenge)  # RFC 7628 §3.2.2
         if answer is None:
             return
         if answer != _ACK[mechanism] and self._record is not None:
             note = "unexpected client answer (RFC 7628 section 3.2.3)"
             self._ctx.journal.command(self._record, "<sasl-error-ack>", note)
-        await self.push(_FINAL[outcome.code])
+        await self._auth_reply(decision.code, decision.reason)
 
     async def _plain(self, raw: bytes) -> None:
         try:
             response = parse_plain(raw)
         except SaslMalformed as exc:
-            await self.push(f"501 5.5.2 Malformed PLAIN response: {exc.message}"[:200])
+            await self._auth_reply(AuthOutcome.MALFORMED, exc.message,
+                                   f"501 5.5.2 Malformed PLAIN response: {exc.message}"[:200])
             return
         ssl_object = self.transport.get_extra_info("ssl_object") if self.transport is not None else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        outcome, subject = await self._ctx.decider.certificate_plain(
+        decision, subject = await self._ctx.decider.certificate_plain(
             self._ctx.kind, response.authzid, response.authcid, der
         )
-        if outcome.ok:
-            await self._succeed(outcome, subject)
+        if decision.ok:
+            await self._succeed(decision, subject)
             return
-        self._journal_outcome(outcome, subject)
-        await self.push(_FINAL[outcome.code])
+        self._journal_decision(decision, subject)
+        await self._auth_reply(decision.code, decision.reason)
 
-    def _journal_outcome(self, outcome: AuthOutcome, subject: str | None) -> None:
-        if self._record is None:
-            return
-        self._record.auth_result = outcome.code
-        self._record.identity = outcome.identity
-        self._record.bal = outcome.bal
-        if subject is not None:
-            self._record.client_cert_subject = subject
-        self._ctx.journal.update(self._record)
+    def _journal_decision(self, decision: AccessDecision, subject: str | None) -> None:
+        if self._record is not None:
+            self._record.identity = decision.identity
+            self._record.bal = decision.bal
+            if subject is not None:
+                self._record.client_cert_subject = subject
+        self._note_auth_outcome(decision.code, decision.reason)
 
-    async def _succeed(self, outcome: AuthOutcome, subject: str | None) -> None:
+    async def _succeed(self, decision: AccessDecision, subject: str | None) -> None:
         self.session.authenticated = True
-        self._bal = outcome.bal
-        self._journal_outcome(outcome, subject)
-        self._live = LiveSession(bal=outcome.bal or "", front=self._ctx.journal_front, close=self._fault_close)
+        self._bal = decision.bal
+        self._journal_decision(decision, subject)
+        self._live = LiveSession(bal=decision.bal or "", front=self._ctx.journal_front, close=self._fault_close)
         self._ctx.faults.register(self._live)
         await self.push(Replies.AUTH_OK)
 

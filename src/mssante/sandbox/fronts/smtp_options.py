@@ -11,6 +11,7 @@ from typing import Final, Literal
 
 from mssante._i18n import Lang
 from mssante.errors import ConfigError
+from mssante.wire import AuthOutcome
 
 __all__ = ["DEFAULT_MAX_SIZE", "RecipientPolicy", "Replies", "SubmissionOptions"]
 
@@ -26,20 +27,21 @@ RecipientPolicy = Literal["refuse", "bounce"]
 class Replies:
     """The reply lines the fronts send; client libraries may rely on these texts.
 
-    Codes and enhanced codes: RFC 4954 §6 (AUTH), RFC 3207 §4 (STARTTLS), RFC 1870 §6 (SIZE),
+    The AUTH answers are :class:`~mssante.wire.AuthOutcome`'s replies. Codes and enhanced codes:
+    RFC 4954 §6 (AUTH), RFC 3207 §4 (STARTTLS), RFC 1870 §6 (SIZE),
     RFC 6409 §6.1 (sender ownership), RFC 5321 §4.2 and RFC 3463 (everything else).
     """
 
-    STARTTLS_FIRST: Final = "530 5.7.0 Must issue a STARTTLS command first"
+    STARTTLS_FIRST: Final = AuthOutcome.PRIVACYREQUIRED.smtp.line()
     AUTH_FIRST: Final = "530 5.7.0 Authentication required"
-    AUTH_OK: Final = "235 2.7.0 Authentication successful"
-    AUTH_INVALID: Final = "535 5.7.8 Authentication credentials invalid"
-    AUTHZ_FAILED: Final = "535 5.7.8 Authorization failed: not allowed on this BAL (AUTHORIZATIONFAILED)"
-    AUTH_TEMPFAIL: Final = "454 4.7.0 Temporary authentication failure"
-    AUTH_MECH: Final = "504 5.5.4 Unrecognized authentication type"
-    AUTH_CANCELLED: Final = "501 5.7.0 Authentication cancelled"
-    AUTH_BASE64: Final = "501 5.5.2 Cannot decode base64"
-    AUTH_EXCHANGE_TOO_LONG: Final = "500 5.5.6 Authentication Exchange line is too long"
+    AUTH_OK: Final = AuthOutcome.OK.smtp.line()
+    AUTH_INVALID: Final = AuthOutcome.AUTHENTICATIONFAILED.smtp.line()
+    AUTHZ_FAILED: Final = AuthOutcome.AUTHORIZATIONFAILED.smtp.line()
+    AUTH_TEMPFAIL: Final = AuthOutcome.UNAVAILABLE.smtp.line()
+    AUTH_MECH: Final = AuthOutcome.NOMECHANISM.smtp.line()
+    AUTH_CANCELLED: Final = AuthOutcome.CANCELLED.smtp.line()
+    AUTH_BASE64: Final = AuthOutcome.MALFORMED.smtp.line("Cannot decode base64")
+    AUTH_EXCHANGE_TOO_LONG: Final = AuthOutcome.TOOBIG.smtp.line()
     LINE_TOO_LONG: Final = "500 5.5.2 Line too long"
     #: RFC 4954 §4: the initial response must fit the 512-octet command line; else send ``AUTH <mech>``
     #: alone and the response after ``334`` (what Dovecot expects too).

@@ -33,6 +33,7 @@ from mssante.sandbox.fronts.smtp_data import read_data
 from mssante.sandbox.fronts.smtp_dispatch import Accepted, header_map, new_queue_id
 from mssante.sandbox.fronts.smtp_options import Replies
 from mssante.sandbox.fronts.smtp_params import MailRequest, ParamError, RcptRequest, parse_mail, parse_rcpt
+from mssante.wire import AuthOutcome
 
 __all__ = ["SubmissionSession"]
 
@@ -225,13 +226,13 @@ class SubmissionSession(AuthMixin, SMTP):
 
     def _gate(self, verb: str, method: _Verb) -> _Verb:
         async def gated(arg: str | None) -> None:
-            self._verb, self._last_reply = verb, ""
+            self._verb, self._last_reply, self._auth_outcome = verb, "", None
             line = verb if arg is None else f"{verb} {arg}"
             try:
                 await self._checked(verb, arg, line, method)
             finally:
                 if self._record is not None:
-                    self._ctx.journal.command(self._record, line, self._last_reply)
+                    self._ctx.journal.command(self._record, line, self._last_reply, self._auth_outcome)
                 self._verb = None
 
         return gated
@@ -243,9 +244,13 @@ class SubmissionSession(AuthMixin, SMTP):
         else:
             limit = self._ctx.options.command_line_limit
         if self._tls_protocol is None and verb not in _BEFORE_TLS:
+            if verb == "AUTH":
+                self._note_auth_outcome(AuthOutcome.PRIVACYREQUIRED, "AUTH before STARTTLS")
             await self.push(Replies.STARTTLS_FIRST)  # RFC 3207 §4, before any other check
             return
         if limit is not None and len(line.encode("utf-8", "surrogateescape")) + 2 > limit:
+            if verb == "AUTH":
+                self._note_auth_outcome(AuthOutcome.TOOBIG, f"AUTH line over {limit} octets")
             await self.push(Replies.AUTH_LINE_TOO_LONG if verb == "AUTH" else Replies.LINE_TOO_LONG)  # RFC 4954 §4
             return
         await method(arg)

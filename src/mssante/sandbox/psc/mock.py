@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.errors import AuthUnavailable, ConfigError, UsageError
 from mssante.sandbox.config import SandboxConfig
 from mssante.sandbox.psc.discovery import ENDPOINTS, discovery_document
@@ -56,13 +55,16 @@ class MockPSC:
         *,
         issuer: str,
         state_dir: Path,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         backchannel_timeout: float = 5.0,
     ) -> None:
         """Build the mock; the RSA key is created in (or read from) ``state_dir``.
 
         ``issuer`` is e.g. ``http://127.0.0.1:<port>/auth/realms/esante-wallet``: the caller
-        binds the socket first so it knows the port. ``clock`` returns seconds since the epoch.
+        binds the socket first so it knows the port. ``clock`` (:class:`mssante.clock.Clock`) is
+        the only time the mock reads: token lifetimes, code and CIBA expiries, the CIBA approval
+        delay and polling interval, SSO idle and maximum; a test gives a
+        :class:`mssante.testing.FakeClock` and moves it instead of sleeping.
 
         Raises:
             ConfigError: the issuer is not https or loopback http, or the key cannot be stored

@@ -6,11 +6,11 @@ This layer knows nothing about HTTP or Authlib; the web layer and :class:`MockPS
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 from joserfc.jwk import RSAKey
 
+from mssante.clock import Clock
 from mssante.errors import TokenRejected
 from mssante.sandbox.config import Professional, SandboxConfig
 from mssante.sandbox.psc.claims import subject
@@ -29,7 +29,7 @@ class Realm:
     #: Scopes we implement and advertise; anything else is ``invalid_scope``.
     scopes_supported = ("openid", "scope_all", "profile")
 
-    def __init__(self, config: SandboxConfig, *, issuer: str, key: RSAKey, clock: Callable[[], float]) -> None:
+    def __init__(self, config: SandboxConfig, *, issuer: str, key: RSAKey, clock: Clock) -> None:
         self.config = config
         self.issuer = issuer
         self.lifetimes = config.lifetimes

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mssante.clock import Clock
 from mssante.sandbox.config import Lifetimes, Professional
 
 __all__ = ["AuthCode", "CibaRequest", "Grant", "RefreshToken", "SSOSession", "Store"]
@@ -150,7 +150,7 @@ class _AccessRecord:
 class Store:
     """The mutable state of one mock PSC, with liveness rules driven by ``clock``."""
 
-    def __init__(self, lifetimes: Lifetimes, clock: Callable[[], float]) -> None:
+    def __init__(self, lifetimes: Lifetimes, clock: Clock) -> None:
         self.lifetimes = lifetimes
         self.clock = clock
         self.lock = threading.RLock()
