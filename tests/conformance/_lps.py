@@ -188,7 +188,7 @@ class StdlibLPS:
 
     # ------------------------------------------------------------------ sessions
     def _open(self) -> imaplib.IMAP4:
-        imap = IMAP(discover(self.cfg.info, "imap", self.priority()))
+        imap = IMAP(self.endpoint_imap())
         try:
             self.imap_starttls(imap)
             self.authenticate(lambda token: self.imap_auth(imap, token))
@@ -292,6 +292,9 @@ class StdlibLPS:
             with contextlib.suppress(Exception):
                 smtp.quit()
             smtp.close()
+
+    def endpoint_imap(self) -> Endpoint:
+        return discover(self.cfg.info, "imap", self.priority())
 
     def endpoint_smtp(self) -> Endpoint:
         return discover(self.cfg.info, "submission", self.priority())

@@ -1,11 +1,16 @@
-"""The sandbox DNS answers the EX_LPS_0300 SRV records, read with a real dnspython resolver."""
+"""The sandbox DNS answers the EX_LPS_0300 SRV records, read with a real dnspython resolver; it
+journals every query (name, type, source, transport, answer code) and answers repeated questions
+from its cache with each query's own id."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator
 
+import dns.asyncquery
 import dns.asyncresolver
 import dns.exception
 import dns.flags
@@ -16,7 +21,7 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
-from mssante.sandbox.dns import DNSResponder, FrontPorts, answer, build_zone
+from mssante.sandbox.dns import DNSQuery, DNSResponder, FrontPorts, answer, build_zone
 
 DOMAIN = "mss.sandbox.test"
 PORTS = FrontPorts(imap_psc=10143, imap_authcli=10144, smtp_psc=10587, smtp_authcli=10588)
@@ -110,3 +115,65 @@ async def test_garbage_does_not_stop_the_server(responder: DNSResponder) -> None
     # The responder reads its socket in order: the garbage datagram is handled before the query.
     ans = await _resolver(responder).resolve(f"smtp.psc.{DOMAIN}", "A")
     assert ans.rrset is not None
+
+
+# -- the query journal (ECO.1.1.9 judged from it) and the answer cache --------------------------------
+
+
+async def test_every_query_is_journaled(responder: DNSResponder) -> None:
+    t0 = time.time()
+    resolver = _resolver(responder)
+    await resolver.resolve(f"_imap._tcp.{DOMAIN}", "SRV")
+    await resolver.resolve(f"IMAP.PSC.{DOMAIN}", "A", tcp=True)
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        await resolver.resolve(f"nothing.{DOMAIN}", "AAAA")
+    queries = responder.queries.since(t0)
+    assert [(q.name, q.type, q.transport, q.rcode) for q in queries] == [
+        (f"_imap._tcp.{DOMAIN}", "SRV", "udp", "NOERROR"),
+        (f"imap.psc.{DOMAIN}", "A", "tcp", "NOERROR"),
+        (f"nothing.{DOMAIN}", "AAAA", "udp", "NXDOMAIN"),
+    ]
+    assert all(q.source.startswith("127.0.0.1:") and q.at >= t0 for q in queries)
+    assert responder.queries.since(time.time() + 1) == []
+    assert DNSQuery.from_json(queries[0].to_json()) == queries[0]
+
+
+async def test_cached_answers_keep_each_query_id_and_follow_the_zone(responder: DNSResponder) -> None:
+    for query_id in (1, 2, 0xBEEF):
+        query = dns.message.make_query(f"_submission._tcp.{DOMAIN}", "SRV")
+        query.id = query_id
+        reply = await dns.asyncquery.udp(query, responder.host, port=responder.port, timeout=3)
+        assert reply.id == query_id and [r.port for r in reply.answer[0]] in ([10587, 10588], [10588, 10587])
+    responder.zone = build_zone(DOMAIN, "127.0.0.1", FrontPorts(imap_psc=1, imap_authcli=2, smtp_psc=3,
+                                                                smtp_authcli=4))
+    query = dns.message.make_query(f"_submission._tcp.{DOMAIN}", "SRV")
+    reply = await dns.asyncquery.udp(query, responder.host, port=responder.port, timeout=3)
+    assert sorted(r.port for r in reply.answer[0]) == [3, 4]
+
+
+async def test_a_burst_that_fits_the_default_receive_buffer_is_answered_in_full(responder: DNSResponder) -> None:
+    """100 queries sent at once from one socket (the 1,000-query burst is measured in benchmarks/bench_dns.py)."""
+    wires = []
+    for i in range(100):
+        query = dns.message.make_query(f"_imap._tcp.{DOMAIN}", "SRV")
+        query.id = i
+        wires.append(query.to_wire())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        for wire in wires:
+            sock.sendto(wire, (responder.host, responder.port))
+        seen: set[int] = set()
+
+        async def collect() -> None:
+            while len(seen) < len(wires):
+                data = await loop.sock_recv(sock, 4096)
+                seen.add(dns.message.from_wire(data).id)
+
+        await asyncio.wait_for(collect(), 10)
+    finally:
+        sock.close()
+    assert seen == set(range(100))
+    assert len(responder.queries.since(0)) == 100

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import imaplib
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +22,8 @@ import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+
+from mssante.trust import BASELINE_CIPHERS
 
 pytestmark = pytest.mark.slow
 
@@ -274,3 +279,40 @@ def test_fault_cli_drives_the_bench_faults(running: tuple[dict[str, Any], Path])
     assert json.loads(out.stdout)["token_gate"] is None
     out = _cli("sandbox", "fault", "--state-dir", str(state), "--reject-next-token")
     assert out.returncode == 2 and "--bal" in out.stderr
+
+
+def _starttls_imap(info: dict[str, Any]) -> str:
+    """STARTTLS on the PSC IMAP front with a correct client (TLS >= 1.2, ECO.1.1.3 suites): version or error."""
+    ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+    ctx.set_ciphers(BASELINE_CIPHERS)
+    imap = imaplib.IMAP4("127.0.0.1", info["imap"]["psc"]["port"], timeout=10)
+    imap.host = info["imap"]["psc"]["host"]  # server_hostname for the host name check
+    try:
+        imap.starttls(ssl_context=ctx)
+        return str(imap.sock.version())  # type: ignore[attr-defined]
+    except ssl.SSLError as exc:
+        return str(exc.reason)
+    finally:
+        with contextlib.suppress(OSError):
+            imap.shutdown()
+
+
+def test_fault_cli_serves_the_tls_probe_and_the_api_shows_hellos_and_dns(running: tuple[dict[str, Any], Path]) -> None:
+    info, state = running
+    t0 = time.time()
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = [info["dns"]["host"]], info["dns"]["port"]
+    resolver.resolve(f"_imap._tcp.{info['domain']}", "SRV")
+    for mode, refused in (("old-tls", "UNSUPPORTED_PROTOCOL"), ("weak-suites", "SSLV3_ALERT_HANDSHAKE_FAILURE")):
+        out = _cli("sandbox", "fault", "--state-dir", str(state), "--tls-probe", mode)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["tls_probe"] == mode
+        assert _starttls_imap(info) in (refused, "TLSV1_ALERT_PROTOCOL_VERSION")
+    out = _cli("sandbox", "fault", "--state-dir", str(state), "--tls-probe", "off")
+    assert json.loads(out.stdout)["tls_probe"] is None
+    assert _starttls_imap(info) in ("TLSv1.2", "TLSv1.3")
+    hellos = httpx2.get(f"{info['api_url']}/tls/client-hellos", params={"since": t0}, timeout=10).json()
+    assert [h["probe"] for h in hellos["client_hellos"]] == [True, True, False]
+    assert all(h["server_name"] == info["imap"]["psc"]["host"] for h in hellos["client_hellos"])
+    queries = httpx2.get(f"{info['api_url']}/dns/queries", params={"since": t0}, timeout=10).json()["queries"]
+    assert [(q["name"], q["type"]) for q in queries] == [(f"_imap._tcp.{info['domain']}", "SRV")]

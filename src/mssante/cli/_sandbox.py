@@ -160,6 +160,8 @@ def _api(state_dir: Path, method: str, path: str, payload: dict[str, Any] | None
               help="Refuse the next PSC token of --bal, and that token again if it comes back.")
 @click.option("--crl-outage", type=click.Choice(["503", "timeout", "off"]),
               help="CRL downloads answer 503, or hang (timeout); off ends the outage.")
+@click.option("--tls-probe", type=click.Choice(["old-tls", "weak-suites", "off"]),
+              help="Serve at STARTTLS only TLS 1.0/1.1, or only suites outside ECO.1.1.3; off ends it.")
 @click.option("--end-psc-sessions", metavar="NATIONAL_ID",
               help="End every PSC session of this professional (back-channel logout, refresh refused).")
 @click.option("--clear", is_flag=True, help="Remove every fault.")
@@ -175,6 +177,7 @@ def fault(
     end_sessions: str | None,
     reject_next_token: bool,
     crl_outage: str | None,
+    tls_probe: str | None,
     end_psc_sessions: str | None,
     clear: bool,
     as_json: bool,
@@ -197,6 +200,8 @@ def fault(
         payload["reject_next_token"] = {"bal": bal}
     if crl_outage is not None:
         payload["crl_outage"] = None if crl_outage == "off" else crl_outage
+    if tls_probe is not None:
+        payload["tls_probe"] = None if tls_probe == "off" else tls_probe
     if psc_unavailable is not None:
         payload["psc_unavailable"] = psc_unavailable
     if delay is not None:

@@ -10,6 +10,17 @@ Each case makes the sandbox fronts present one bad certificate at STARTTLS (the
 the LPS reached the handshake and then **never authenticated**: the handshake fails, or the
 client closes right after it (a revocation check made after the handshake), with no
 ``AUTHENTICATE``/``AUTH``/``LOGIN`` and no credential. The fault is cleared after the case.
+
+A refused certificate is final until a person looks at it: an LPS that **retries in a loop**
+hammers the operator and hides the problem (ECO.1.2.3: a connection error must not disturb the
+rest of the software, so it is reported, not retried blindly). The case counts the sessions
+that reach STARTTLS after the first refused one, during the quiet window (10 s for a person):
+more than :data:`MAX_RETRIES_AFTER_REFUSAL` is a failure. Two are allowed: one action of the
+person may open IMAP and SMTP, and the person may try once more.
+
+The ``impostor`` certificate comes from a chain that reuses IGC Santé's names with other keys:
+only a client whose trust anchors are the IGC Santé roots themselves (ECO.1.1.10: "IGC santé doit
+être la seule AC autorisée") refuses it; a client that checks the issuer's name accepts it.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from mssante.conformance._model import Check, Evidence, Verdict
 from mssante.sandbox.fronts.faults import BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
 
-__all__ = ["BAD_CERT_DEFECTS", "check_bad_server_certificate", "check_crl_outage"]
+__all__ = ["BAD_CERT_DEFECTS", "MAX_RETRIES_AFTER_REFUSAL", "check_bad_server_certificate", "check_crl_outage"]
 
 #: What is wrong with each certificate, and the rule it breaks (French, for the CR).
 BAD_CERT_DEFECTS: dict[BadServerCertificate, tuple[str, str]] = {
@@ -32,7 +43,11 @@ BAD_CERT_DEFECTS: dict[BadServerCertificate, tuple[str, str]] = {
     "foreign": ("émis par une AC hors IGC Santé", "ECO.1.1.10"),
     "wrong-host": ("émis pour un autre nom d'hôte", "RFC 6125 §6"),
     "revoked": ("révoqué (présent dans la LCR de l'AC)", "ECO.1.1.6, ECO.1.1.7"),
+    "impostor": ("émis par une autre racine qui reprend les noms d'IGC Santé (mêmes DN, autres clés)",
+                 "ECO.1.1.10"),
 }
+#: Sessions reaching STARTTLS after the first refused one that are still tolerated (see the module docstring).
+MAX_RETRIES_AFTER_REFUSAL = 2
 _MAX_SHOWN = 6
 
 
@@ -77,7 +92,7 @@ def check_bad_server_certificate(kind: BadServerCertificate) -> Check:
         finally:
             await ctx.control.clear_faults()
         evidence = _evidence(records, note, kind)
-        tried = [r for r in records if _reached_tls(r)]
+        tried = sorted((r for r in records if _reached_tls(r)), key=lambda r: r.started_at)
         attempts = [a for a in auth_attempts(records) if a.at >= since]
         if attempts or any(r.credentials_before_tls for r in records):
             return Verdict.failed(
@@ -88,13 +103,24 @@ def check_bad_server_certificate(kind: BadServerCertificate) -> Check:
             return Verdict.failed(
                 "Aucune connexion avec STARTTLS observée après la demande de reconnexion : le refus du certificat "
                 f"ne peut pas être constaté ({rule}).", evidence)
+        retries = len(tried) - 1
+        if retries > MAX_RETRIES_AFTER_REFUSAL:
+            first = tried[0].started_at
+            span = max(0.0, tried[-1].started_at - first)
+            return Verdict.failed(
+                f"Certificat serveur {defect} refusé, mais le LPS a réessayé en boucle : {retries} nouvelle(s) "
+                f"connexion(s) jusqu'à STARTTLS en {span:.1f} s après le premier refus (au plus "
+                f"{MAX_RETRIES_AFTER_REFUSAL} tolérées). Un certificat refusé ne se corrige pas en réessayant : le "
+                "LPS doit signaler l'erreur et attendre une action de l'utilisateur, sans harceler l'opérateur "
+                f"({rule} ; ECO.1.2.3).", evidence)
         completed = sum(1 for r in tried if r.tls_version)
         how = (f"poignée de main TLS refusée par le LPS sur {len(tried) - completed} session(s)"
                if completed < len(tried) else "")
         if completed:
             how += ("; " if how else "") + f"{completed} session(s) fermée(s) juste après la poignée de main"
         return Verdict.passed(
-            f"Certificat serveur {defect} refusé : {how}, aucune authentification ({rule}).", evidence)
+            f"Certificat serveur {defect} refusé : {how}, aucune authentification, {retries} nouvelle(s) "
+            f"tentative(s) (au plus {MAX_RETRIES_AFTER_REFUSAL} tolérées) ({rule}).", evidence)
 
     return check
 

@@ -3,7 +3,16 @@
 All of them judge one *connection window*: the LPS is asked to reconnect its IMAP session and
 to send a plain message; every session opened meanwhile is judged. The window is gathered once
 per job and shared by these cases (one action from the person running an external LPS serves
-them all).
+them all). Besides the session journal, the window holds what the sandbox saw of the LPS
+before any session: the ClientHellos the fronts received (the TLS versions and suites the LPS
+*offers*) and the queries its DNS answered (the SRV and address lookups).
+
+The fronts refuse TLS < 1.2 and weak suites themselves, so the sessions alone cannot show that
+an LPS would refuse them. The TLS cases therefore also run a *probe window* each: the sandbox
+serves the TLS probe at STARTTLS (:mod:`mssante.sandbox.fronts.probe`, the real certificate with
+TLS 1.0/1.1 only for ``tls-version``, TLS 1.2 with suites outside the ECO.1.1.3 list only for
+``tls-ciphers``), the LPS is asked to reconnect, and it must not complete that handshake, let
+alone send a credential.
 """
 
 from __future__ import annotations
@@ -18,7 +27,17 @@ from mssante.conformance._context import CaseContext
 from mssante.conformance._driver import SendRequest
 from mssante.conformance._judge import auth_attempts, cert_ou, cipher_allowed, mechanism_of, session_evidence
 from mssante.conformance._model import Check, Evidence, Verdict
+from mssante.sandbox.dns import TTL, DNSQuery
 from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.sandbox.fronts.probe import (
+    ALLOWED_SUITES,
+    ALLOWED_VERSIONS,
+    SIGNALING_SUITES,
+    HelloRecord,
+    TLSProbe,
+    suite_name,
+    version_name,
+)
 
 __all__ = [
     "check_app_auth",
@@ -30,6 +49,7 @@ __all__ = [
     "check_starttls",
     "check_tls_version",
     "connection_window",
+    "probe_window",
 ]
 
 _PROTOCOL_FR = {"imap": "IMAP", "smtp": "SMTP (soumission)"}
@@ -37,10 +57,16 @@ _PROTOCOL_FR = {"imap": "IMAP", "smtp": "SMTP (soumission)"}
 
 @dataclass(frozen=True, kw_only=True)
 class Window:
-    """The sessions opened while the LPS connected and sent, with notes on its actions."""
+    """The sessions opened while the LPS connected and sent (from ``since`` to ``until``), with
+    notes on its actions, the ClientHellos the fronts received and the DNS queries answered
+    (from one TTL before ``since``: a resolver may reuse an answer that long, RFC 2181 §8)."""
 
     sessions: tuple[SessionRecord, ...]
     notes: tuple[Evidence, ...]
+    since: float = 0.0
+    until: float = 0.0
+    hellos: tuple[HelloRecord, ...] = ()
+    queries: tuple[DNSQuery, ...] = ()
 
     def of(self, protocol: str) -> list[SessionRecord]:
         """Sessions of one protocol.
@@ -84,9 +110,113 @@ async def connection_window(ctx: CaseContext) -> Window:
     await ctx.wait_for(probe, ctx.bound(), asked=True)
     await asyncio.sleep(ctx.settings.poll_interval)
     sessions = tuple(r for r in await ctx.control.records(since=t0) if not _known_other_bal(ctx, r))
-    window = Window(sessions=sessions, notes=tuple(notes))
+    until = time.time()
+    hellos = tuple(h for h in await ctx.control.client_hellos(t0) if not h.probe and h.at <= until)
+    queries = tuple(q for q in await ctx.control.dns_queries(t0 - TTL) if q.at <= until)
+    window = Window(sessions=sessions, notes=tuple(notes), since=t0, until=until, hellos=hellos, queries=queries)
     ctx.shared["window"] = window
     return window
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeWindow:
+    """What happened while the TLS probe ``mode`` was served: sessions, ClientHellos, notes."""
+
+    mode: TLSProbe
+    sessions: tuple[SessionRecord, ...]
+    hellos: tuple[HelloRecord, ...]
+    notes: tuple[Evidence, ...]
+
+    @property
+    def reached(self) -> bool:
+        """The LPS began a handshake with the probe (a ClientHello, or STARTTLS in a session).
+
+        Raises:
+            Nothing.
+        """
+        return bool(self.hellos) or any(r.starttls_at is not None or any(
+            "STARTTLS" in c.command.upper() or c.command.startswith("<tls-handshake>") for c in r.commands)
+            for r in self.sessions)
+
+    @property
+    def completed(self) -> list[SessionRecord]:
+        """Sessions whose handshake with the probe succeeded (the LPS accepted a weak version or suite).
+
+        Raises:
+            Nothing.
+        """
+        return [r for r in self.sessions if r.tls_version]
+
+
+async def probe_window(ctx: CaseContext, mode: TLSProbe) -> ProbeWindow:
+    """Serve the TLS probe ``mode``, ask for a reconnection, watch for the quiet window (cached per job).
+
+    The probe is removed afterwards (other faults are left as they were).
+
+    Raises:
+        TransportError: the sandbox cannot be reached.
+    """
+    cached = ctx.shared.get(f"probe:{mode}")
+    if isinstance(cached, ProbeWindow):
+        return cached
+    await connection_window(ctx)  # the LPS's normal connection is judged first, without the probe
+    t0 = time.time()
+    await ctx.control.set_tls_probe(mode)
+    try:
+        note = await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion face à une sonde TLS faible")
+
+        async def reached() -> bool | None:
+            hellos = [h for h in await ctx.control.client_hellos(t0) if h.probe]
+            return True if hellos or any(r.starttls_at is not None for r in await ctx.sessions(t0)) else None
+
+        await ctx.wait_for(reached, ctx.bound())
+        await asyncio.sleep(ctx.settings.quiet_window)  # room for a credential that must not come
+        sessions = tuple(r for r in await ctx.sessions(t0) if r.started_at >= t0)
+        hellos = tuple(h for h in await ctx.control.client_hellos(t0) if h.probe)
+    finally:
+        await ctx.control.set_tls_probe(None)
+    window = ProbeWindow(mode=mode, sessions=sessions, hellos=hellos, notes=(note,) if note is not None else ())
+    ctx.shared[f"probe:{mode}"] = window
+    return window
+
+
+def _hello_evidence(hellos: Sequence[HelloRecord], title: str) -> Evidence:
+    if not hellos:
+        return Evidence(title=title, lines=("aucune ClientHello reçue",))
+    lines = []
+    for h in hellos[:6]:
+        hello = h.hello
+        lines.append(f"{time.strftime('%H:%M:%S', time.localtime(h.at))}  SNI {hello.server_name or '(aucun)'}  "
+                     f"versions {', '.join(version_name(v) for v in hello.versions)}")
+        lines.append("    suites : " + ", ".join(suite_name(c) for c in hello.suites)[:900])
+    if len(hellos) > 6:
+        lines.append(f"… {len(hellos) - 6} autres ClientHello")
+    return Evidence(title=title, lines=tuple(lines))
+
+
+_PROBE_FR = {"old-tls": "seulement TLS 1.0 et TLS 1.1, toutes suites",
+             "weak-suites": "seulement TLS 1.2 et des suites hors de la liste ECO.1.1.3"}
+
+
+def _probe_evidence(probe: ProbeWindow) -> list[Evidence]:
+    head = Evidence(title=f"Sonde TLS (défaut tls_probe = {probe.mode})", lines=(
+        f"Le bac à sable présente à STARTTLS son vrai certificat, mais {_PROBE_FR[probe.mode]} : un LPS conforme "
+        "ne peut pas conclure la négociation.",
+        f"{len(probe.sessions)} session(s) ouverte(s) pendant la sonde, {len(probe.completed)} négociation(s) "
+        "TLS conclue(s) avec la sonde.",
+    ))
+    return [*probe.notes, head, _hello_evidence(probe.hellos, "ClientHello reçues par la sonde"),
+            *(session_evidence(r) for r in probe.sessions[:4])]
+
+
+def _unreached(probe: ProbeWindow, rule: str) -> Verdict:
+    return Verdict.failed(
+        f"Aucune connexion observée face à la sonde TLS ({_PROBE_FR[probe.mode]}) après la demande de reconnexion : "
+        f"son refus ne peut pas être constaté ({rule}).", _probe_evidence(probe))
+
+
+def _credentials(records: Sequence[SessionRecord]) -> bool:
+    return bool(auth_attempts(records)) or any(r.credentials_before_tls for r in records)
 
 
 def _evidence(records: Sequence[SessionRecord], notes: Sequence[Evidence] = ()) -> list[Evidence]:
@@ -130,7 +260,11 @@ def check_starttls(protocol: str, requirement: str) -> Check:
 
 
 def check_tls_version() -> Check:
-    """TLS 1.2 or later on every session (ECO.1.1.1 / SC.MSS/CONF.01).
+    """TLS 1.2 or later, offered and accepted (ECO.1.1.1 / SC.MSS/CONF.01).
+
+    Fails when a session of the window is not in TLS ≥ 1.2, when a ClientHello offers TLS 1.0 or
+    1.1 (``supported_versions``, or a legacy version below 1.2), or when the LPS completes the
+    probe's handshake in TLS < 1.2 (it would talk to such an operator).
 
     Raises:
         Nothing.
@@ -147,14 +281,43 @@ def check_tls_version() -> Check:
             return Verdict.failed(
                 f"{len(bad)} session(s) sans TLS 1.2 ou plus (négociation échouée ou version trop ancienne) : "
                 "le LPS doit proposer TLS 1.2 minimum (ECO.1.1.1, SC.MSS/CONF.01).", _evidence(bad, window.notes))
-        versions = sorted({str(r.tls_version) for r in started})
-        return Verdict.passed(f"{len(started)} session(s) en {', '.join(versions)} (ECO.1.1.1).", _evidence(started))
+        probe = await probe_window(ctx, "old-tls")
+        if not probe.reached:
+            return _unreached(probe, "ECO.1.1.1")
+        if probe.completed:
+            versions = ", ".join(sorted({str(r.tls_version) for r in probe.completed}))
+            sent = " et lui a transmis ses identifiants" if _credentials(probe.completed) else ""
+            return Verdict.failed(
+                f"Le LPS a conclu une négociation en {versions} avec la sonde{sent} : il doit refuser tout "
+                "opérateur qui ne parle pas TLS 1.2 ou plus, et ne rien lui envoyer (ECO.1.1.1, SC.MSS/CONF.01 ; "
+                "ECO.1.2.1).", _probe_evidence(probe))
+        offered = [h for h in window.hellos if any(v not in ALLOWED_VERSIONS and v < 0x0303 for v in h.hello.versions)]
+        if offered:
+            old = sorted({version_name(v) for h in offered for v in h.hello.versions if v < 0x0303})
+            return Verdict.failed(
+                f"Le LPS propose {', '.join(old)} dans sa ClientHello : il accepterait un opérateur qui ne parle "
+                "pas TLS 1.2. Seuls TLS 1.2 et TLS 1.3 doivent être proposés (ECO.1.1.1, SC.MSS/CONF.01 ; "
+                "RFC 8996 retire TLS 1.0 et 1.1).",
+                [*window.notes, _hello_evidence(offered, "ClientHello du LPS")])
+        versions = ", ".join(sorted({str(r.tls_version) for r in started}))
+        return Verdict.passed(
+            f"{len(started)} session(s) en {versions} ; ClientHello sans TLS 1.0/1.1 ; la sonde TLS 1.0/1.1 a été "
+            "refusée (aucune négociation conclue) (ECO.1.1.1).",
+            [*_evidence(started), _hello_evidence(window.hellos, "ClientHello du LPS"), *_probe_evidence(probe)])
 
     return check
 
 
+def _outside_list(hello: HelloRecord) -> list[int]:
+    return [c for c in hello.hello.suites if c not in ALLOWED_SUITES and c not in SIGNALING_SUITES]
+
+
 def check_ciphers() -> Check:
-    """Negotiated suite among the allowed ones (ECO.1.1.3 / SC.MSS/CONF.03).
+    """Only the allowed suites offered and negotiated (ECO.1.1.3 / SC.MSS/CONF.03).
+
+    Fails when a ClientHello offers a suite outside the list (TLS 1.2: 0xC030, 0xC02F, 0xC028,
+    0xC027; TLS 1.3 suites; signalling values aside), when a session negotiated another one, or
+    when the LPS completes the probe's handshake (only suites outside the list are on offer).
 
     Raises:
         Nothing.
@@ -173,16 +336,61 @@ def check_ciphers() -> Check:
                 f"Suite(s) hors liste autorisée : {used}. En TLS 1.2, seules ECDHE-RSA AES-GCM et AES-CBC-SHA2 "
                 "(0xC030, 0xC02F, 0xC028, 0xC027) sont admises (ECO.1.1.3, SC.MSS/CONF.03).",
                 _evidence(bad, window.notes))
+        if not window.hellos:
+            return Verdict.errored(
+                "Aucune ClientHello enregistrée par le bac à sable pour ces sessions : les suites proposées par le LPS "
+                "ne peuvent pas être lues (ECO.1.1.3).", _evidence(secured, window.notes))
+        extra = sorted({c for h in window.hellos for c in _outside_list(h)})
+        if extra:
+            shown = ", ".join(suite_name(c) for c in extra[:40]) + (" …" if len(extra) > 40 else "")
+            return Verdict.failed(
+                f"Le LPS propose {len(extra)} suite(s) hors liste dans sa ClientHello : {shown}. Il accepterait un "
+                "opérateur qui les choisit. En TLS 1.2, seules ECDHE-RSA AES-GCM et AES-CBC-SHA2 (0xC030, 0xC02F, "
+                "0xC028, 0xC027) doivent être proposées, « sinon pas de connexion » (ECO.1.1.3, SC.MSS/CONF.03).",
+                [*window.notes, _hello_evidence([h for h in window.hellos if _outside_list(h)], "ClientHello du LPS")])
+        probe = await probe_window(ctx, "weak-suites")
+        if not probe.reached:
+            return _unreached(probe, "ECO.1.1.3")
+        if probe.completed:
+            used = ", ".join(sorted({f"{r.tls_version} {r.tls_cipher}" for r in probe.completed}))
+            return Verdict.failed(
+                f"Le LPS a accepté une suite hors liste proposée par la sonde ({used}) : il doit refuser la connexion "
+                "quand l'opérateur n'offre aucune suite autorisée (ECO.1.1.3, SC.MSS/CONF.03).",
+                _probe_evidence(probe))
         used = ", ".join(sorted({f"{r.tls_version} {r.tls_cipher}" for r in secured}))
-        return Verdict.passed(f"Suites négociées autorisées : {used} (ECO.1.1.3).", _evidence(secured))
+        return Verdict.passed(
+            f"Suites négociées autorisées : {used} ; la ClientHello ne propose que des suites autorisées ; la sonde "
+            "aux suites faibles a été refusée (ECO.1.1.3).",
+            [*_evidence(secured), _hello_evidence(window.hellos, "ClientHello du LPS"), *_probe_evidence(probe)])
 
     return check
 
 
+def _dns_evidence(queries: Sequence[DNSQuery], domain: str, targets: Sequence[str]) -> Evidence:
+    wanted = {f"_imap._tcp.{domain}", f"_submission._tcp.{domain}", *targets}
+    relevant = [q for q in queries if q.name in wanted] or list(queries)
+    lines = [f"{time.strftime('%H:%M:%S', time.localtime(q.at))}  {q.type:<5} {q.name}  → {q.rcode}  "
+             f"({q.transport} depuis {q.source})" for q in relevant[:12]]
+    if len(relevant) > 12:
+        lines.append(f"… {len(relevant) - 12} autres requêtes")
+    return Evidence(title="Requêtes reçues par le DNS du bac à sable",
+                    lines=tuple(lines) or ("aucune requête DNS pendant la fenêtre de connexion",))
+
+
 def check_srv_front(front: str) -> Check:
-    """Connected to the front the SRV records give for the BAL type (ECO.1.1.9 / SC.MSS/CONF.04).
+    """Connected to the front the SRV records give for the BAL type, found by SRV lookups
+    (ECO.1.1.9 / SC.MSS/CONF.04, EX_LPS_0300, RFC 6186).
 
     ``front`` is ``psc`` (priority 10, BAL PER/ORG) or ``authcli`` (priority 20, BAL APP).
+
+    The sandbox DNS journals its queries: the SRV records ``_imap._tcp.<domain>`` and
+    ``_submission._tcp.<domain>`` must have been asked during the connection window (or within
+    the records' TTL before it: a resolver may reuse an answer that long), so an LPS with host
+    names written in its configuration fails. The target's address may come from an A/AAAA
+    query, the SRV answer's additional section (RFC 2782) or the system resolver (``mssante
+    sandbox hosts``): the A/AAAA queries are shown, not required; the target name is checked
+    in the TLS server name (SNI) instead. Queries are attributed by time, as every client of
+    the sandbox asks from loopback.
 
     Raises:
         Nothing.
@@ -198,6 +406,18 @@ def check_srv_front(front: str) -> Check:
                 f"Connexion(s) au mauvais front ({fronts}) : pour ce type de BAL, les enregistrements SRV "
                 f"_imap._tcp et _submission._tcp de priorité {priority} désignent le front « {front} » "
                 "(ECO.1.1.9, SC.MSS/CONF.04, EX_LPS_0300).", _evidence(wrong, window.notes))
+        domain = str(ctx.control.info["domain"]).lower().rstrip(".")
+        targets = [str(ctx.control.info[p][front]["host"]).lower() for p in ("imap", "smtp")]
+        dns_evidence = _dns_evidence(window.queries, domain, targets)
+        asked = {q.name for q in window.queries if q.type in ("SRV", "ANY")}
+        missing_srv = [n for n in (f"_imap._tcp.{domain}", f"_submission._tcp.{domain}") if n not in asked]
+        if missing_srv:
+            return Verdict.failed(
+                f"Aucune requête DNS SRV {' ni '.join(missing_srv)} pendant la connexion : le LPS a joint les fronts "
+                "sans consulter les enregistrements SRV (noms d'hôte ou adresses écrits dans sa configuration). Il "
+                "doit trouver les serveurs IMAP et SMTP de la BAL par les enregistrements SRV du domaine de "
+                "l'adresse (ECO.1.1.9, SC.MSS/CONF.04, EX_LPS_0300, RFC 6186).",
+                [*window.notes, dns_evidence, *(session_evidence(r) for r in window.sessions[:4])])
         secured = [r for r in window.sessions if r.tls_version]
         names = await ctx.control.server_names(float(ctx.shared.get("window_since", ctx.job_started)))
         hosts = {str(ctx.control.info[p][f]["host"]).lower() for p in ("imap", "smtp") for f in ("psc", "authcli")}
@@ -214,9 +434,14 @@ def check_srv_front(front: str) -> Check:
             return Verdict.failed(
                 f"Pas de session authentifiée {' ni '.join(m.upper() for m in missing)} sur le front « {front} » "
                 f"(priorité SRV {priority}, ECO.1.1.9).", _evidence(window.sessions, window.notes))
+        resolved = sorted({q.name for q in window.queries if q.type in ("A", "AAAA") and q.name in targets})
+        how = (f"adresse(s) demandée(s) pour {', '.join(resolved)}" if resolved
+               else "adresses prises sans requête A/AAAA au DNS du bac à sable (section additionnelle ou résolveur "
+                    "du système)")
         return Verdict.passed(
-            f"IMAP et SMTP joints sur le front « {front} », celui des enregistrements SRV de priorité {priority} "
-            "(ECO.1.1.9).", _evidence(window.sessions))
+            f"Requêtes SRV _imap._tcp et _submission._tcp reçues ; {how} ; IMAP et SMTP joints sur le front "
+            f"« {front} », celui des enregistrements SRV de priorité {priority} (ECO.1.1.9).",
+            [dns_evidence, *_evidence(window.sessions)])
 
     return check
 

@@ -164,6 +164,10 @@ def _server_certificates() -> list[_Row]:
         ("crl-outage",
          "Panne de LCR : la dernière LCR valide reste utilisée (révoqué refusé, certificat valide accepté)",
          ("ECO.1.1.7", "SC.MSS/CONF.22", "ECO.1.1.6"), True, _CONNECT, check_crl_outage()),
+        # conf-probe: a chain from another root that reuses IGC Santé's names (issue 16).
+        ("server-cert-impostor",
+         "Certificat serveur d'une autre racine reprenant les noms d'IGC Santé : connexion abandonnée",
+         ("ECO.1.1.10", "SC.MSS/CONF.27"), True, _CONNECT, check_bad_server_certificate("impostor")),
     ]
 
 

@@ -12,7 +12,8 @@ which has two implementations:
 
 Both implementations offer the same faults, including the bench's own ones
 (:mod:`mssante.sandbox.api.faults`): refusing the next PSC token of a BAL for good (token
-freshness, ECO.1.2.1) and a CRL outage (ECO.1.1.7).
+freshness, ECO.1.2.1), a CRL outage (ECO.1.1.7) and the TLS probe (ECO.1.1.1, ECO.1.1.3); and
+the same observations: the session journal, the ClientHellos and the DNS queries (ECO.1.1.9).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from typing import Any, Literal, Protocol
 
 from mssante.errors import UsageError
 from mssante.sandbox.api.events import conformance_feed
-from mssante.sandbox.api.faults import bench_faults, clear_faults, faults_json
+from mssante.sandbox.api.faults import bench_faults, clear_faults, dns_queries, faults_json
+from mssante.sandbox.dns import DNSQuery
 from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.sandbox.fronts.probe import HelloRecord, TLSProbe
 from mssante.sandbox.runner import Sandbox
 
 __all__ = ["InProcessControl", "MessageSummary", "SandboxControl"]
@@ -194,6 +197,31 @@ class SandboxControl(Protocol):
 
     async def server_names(self, since: float) -> list[str | None]:
         """The TLS server names (SNI) of the fronts' handshakes begun since ``since`` (None: no SNI sent).
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def client_hellos(self, since: float) -> list[HelloRecord]:
+        """The ClientHellos the fronts (and the TLS probe) received since ``since``, oldest first.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def dns_queries(self, since: float) -> list[DNSQuery]:
+        """The queries the sandbox DNS answered since ``since``, oldest first.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def set_tls_probe(self, mode: TLSProbe | None) -> None:
+        """Serve the TLS probe ``mode`` at every STARTTLS (TLS 1.0/1.1 only, or weak suites only), or
+        the real context again (None).
 
         Raises:
             TransportError: the sandbox cannot be reached.
@@ -388,6 +416,30 @@ class InProcessControl:
             Nothing.
         """
         return [name for _, name in self._bench.server_names(since)]
+
+    async def client_hellos(self, since: float) -> list[HelloRecord]:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return self._bench.hellos.since(since)
+
+    async def dns_queries(self, since: float) -> list[DNSQuery]:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return dns_queries(self._sb, since)
+
+    async def set_tls_probe(self, mode: TLSProbe | None) -> None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            UsageError: unknown mode.
+        """
+        self._bench.set_tls_probe(mode)
 
     async def publish_event(self, event: dict[str, Any]) -> None:
         """See :class:`SandboxControl`.

@@ -15,15 +15,20 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from mssante.conformance._control import EndMode, MessageSummary
 from mssante.errors import ConfigError, ConnectError, UsageError
+from mssante.sandbox.dns import DNSQuery
 from mssante.sandbox.fronts.faults import AuthFailureCode, BadServerCertificate
 from mssante.sandbox.fronts.journal import SessionRecord
+from mssante.sandbox.fronts.probe import HelloRecord, TLSProbe
 
 __all__ = ["HTTPControl", "record_from_dict"]
+
+T = TypeVar("T")
 
 _TIMEOUT = 15.0
 
@@ -260,6 +265,40 @@ class HTTPControl:
         data = await self._json("GET", f"/tls/handshakes?since={since:.6f}")
         items = data.get("handshakes", ()) if isinstance(data, dict) else ()
         return [str(h["server_name"]) if h.get("server_name") else None for h in items if isinstance(h, dict)]
+
+    async def _listed(self, path: str, key: str, read: Callable[[Any], T], since: float) -> list[T]:
+        data = await self._json("GET", f"{path}?since={since:.6f}")
+        try:
+            return [read(item) for item in data[key]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"GET /api{path}: unexpected answer ({exc})") from None
+
+    async def client_hellos(self, since: float) -> list[HelloRecord]:
+        """``GET /api/tls/client-hellos?since=``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused, or answered something else.
+        """
+        return await self._listed("/tls/client-hellos", "client_hellos", HelloRecord.from_json, since)
+
+    async def dns_queries(self, since: float) -> list[DNSQuery]:
+        """``GET /api/dns/queries?since=``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused, or answered something else.
+        """
+        return await self._listed("/dns/queries", "queries", DNSQuery.from_json, since)
+
+    async def set_tls_probe(self, mode: TLSProbe | None) -> None:
+        """``POST /api/faults`` with ``tls_probe``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused.
+        """
+        await self._json("POST", "/faults", {"tls_probe": mode})
 
     async def publish_event(self, event: dict[str, Any]) -> None:
         """``POST /api/conformance/events``.

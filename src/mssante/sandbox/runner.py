@@ -259,6 +259,8 @@ class Sandbox:
         self._store: MailStore | None = None
         self.fronts: dict[str, IMAPFront | SubmissionFront] = {}
         self.http: SandboxHTTP | None = None
+        #: The authoritative DNS (its :attr:`~DNSResponder.queries` journal feeds the conformance bench).
+        self.dns: DNSResponder | None = None
         self._bad_contexts: dict[tuple[BadServerCertificate, bool], ssl.SSLContext] = {}
         self._bad_lock = threading.Lock()
 
@@ -376,7 +378,7 @@ class Sandbox:
 
         saved = self._saved_ports()
         front_ports = await self._start_fronts(pki, issuer, saved)
-        dns_server = DNSResponder(build_zone(cfg.domain, host, front_ports))
+        dns_server = self.dns = DNSResponder(build_zone(cfg.domain, host, front_ports))
         dns_host, dns_port = await _on_sticky_port(
             lambda port: dns_server.start(host, port), cfg.ports.dns, saved.get("dns", 0), "DNS"
         )
@@ -412,8 +414,8 @@ class Sandbox:
         self.faults.bad_context_factory = self._bad_server_context
         psc_ctx = pki.server_ssl_context(require_client_cert=False)
         cli_ctx = pki.server_ssl_context(require_client_cert=True)
-        for context in (psc_ctx, cli_ctx):  # the conformance bench reads the SNI of each handshake
-            context.sni_callback = bench_faults(self).record_sni
+        for context in (psc_ctx, cli_ctx):  # the conformance bench reads the SNI and ClientHello of each handshake
+            bench_faults(self).watch(context)
         common = (cfg, decider, self.journal, self.faults, store)
         submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None)
         wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {

@@ -15,15 +15,21 @@ the conformance suite when it drives a sandbox of another process (:class:`Bench
 It also keeps the **TLS server names** (SNI, RFC 6066 §3) the fronts' handshakes received
 (:meth:`BenchFaults.record_sni`, installed as the fronts' ``sni_callback``): an LPS that
 connects by IP address sends none, and checks the certificate against the address, which only
-the sandbox's certificate (with its IP SAN) accepts.
+the sandbox's certificate (with its IP SAN) accepts; and every **ClientHello** (the versions and
+suites the LPS offers, :attr:`BenchFaults.hellos`). The **TLS probe** fault (``tls_probe``)
+serves at STARTTLS a context that only speaks TLS 1.0/1.1 (``old-tls``, ECO.1.1.1) or TLS 1.2
+with suites outside the Ref #2 list (``weak-suites``, ECO.1.1.3), see
+:mod:`mssante.sandbox.fronts.probe`: a correct LPS cannot complete that handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import ssl
+import threading
 import time
 import weakref
 from collections import deque
@@ -35,8 +41,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from mssante.errors import TokenRejected, UsageError
 from mssante.sandbox.fronts.faults import BAD_SERVER_CERTIFICATES, Faults
+from mssante.sandbox.fronts.probe import TLS_PROBES, HelloLog, TLSProbe, probe_context
 
 if TYPE_CHECKING:
+    from mssante.sandbox.dns import DNSQuery
     from mssante.sandbox.psc.mock import MockPSC
     from mssante.sandbox.runner import Sandbox
     from mssante.sandbox.services import SandboxServices
@@ -51,6 +59,7 @@ __all__ = [
     "attached",
     "bench_faults",
     "clear_faults",
+    "dns_queries",
     "faults_json",
     "token_fingerprint",
 ]
@@ -155,9 +164,16 @@ class BenchFaults:
         """
         self._psc = weakref.ref(sandbox.psc)
         self._config = sandbox.config
+        self._faults = weakref.ref(sandbox.faults)
+        pki = sandbox.pki
+        self._probe_files = (pki.server_cert_path, pki.server_key_path, pki.ca_bundle_path)
+        self._probe_contexts: dict[tuple[TLSProbe, bool], ssl.SSLContext] = {}
+        self._probe_lock = threading.Lock()
         self.token_gate: TokenGate | None = None
         self.crl_outage: CRLOutage | None = None
+        self.tls_probe: TLSProbe | None = None
         self.handshakes: deque[tuple[float, str | None]] = deque(maxlen=HANDSHAKES_KEPT)
+        self.hellos = HelloLog()
 
     def record_sni(self, _conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _ctx: ssl.SSLContext) -> None:
         """``SSLContext.sni_callback`` of the fronts: remember when a handshake began and its SNI (or None).
@@ -166,6 +182,39 @@ class BenchFaults:
             Nothing (it never aborts the handshake).
         """
         self.handshakes.append((time.time(), server_name))
+
+    def watch(self, ctx: ssl.SSLContext, *, probe: bool = False) -> None:
+        """Record the SNI and the ClientHello of every handshake ``ctx`` serves.
+
+        Raises:
+            Nothing.
+        """
+        ctx.sni_callback = self.record_sni
+        self.hellos.install(ctx, probe=probe)
+
+    def _probe_context(self, mode: TLSProbe, require_client_cert: bool) -> ssl.SSLContext:
+        # Runs in a worker thread (Faults.tls_context), hence the lock; built once per mode and kind of front.
+        with self._probe_lock:
+            ctx = self._probe_contexts.get((mode, require_client_cert))
+            if ctx is None:
+                chain, key, bundle = self._probe_files
+                ctx = probe_context(mode, chain, key, client_ca=bundle if require_client_cert else None)
+                self.watch(ctx, probe=True)
+                self._probe_contexts[(mode, require_client_cert)] = ctx
+            return ctx
+
+    def set_tls_probe(self, mode: TLSProbe | None) -> None:
+        """Serve the TLS probe ``mode`` at every STARTTLS (``old-tls``, ``weak-suites``), or the real context (None).
+
+        Raises:
+            UsageError: unknown mode.
+        """
+        if mode is not None and mode not in TLS_PROBES:
+            raise UsageError(f"tls_probe must be one of {', '.join(TLS_PROBES)} or null")
+        faults = self._faults()
+        self.tls_probe = mode
+        if faults is not None:
+            faults.probe_context_factory = None if mode is None else functools.partial(self._probe_context, mode)
 
     def server_names(self, since: float) -> list[tuple[float, str | None]]:
         """The handshakes begun at or after ``since``: (time, server name or None).
@@ -232,6 +281,7 @@ class BenchFaults:
         """
         self.remove_gate()
         self.set_crl_outage(None)
+        self.set_tls_probe(None)
 
 
 T = TypeVar("T")
@@ -275,6 +325,15 @@ def clear_faults(sandbox: Sandbox) -> None:
     bench_faults(sandbox).clear()
 
 
+def dns_queries(sandbox: Sandbox, since: float) -> list[DNSQuery]:
+    """The queries the sandbox DNS answered at or after ``since`` (none before it started).
+
+    Raises:
+        Nothing.
+    """
+    return [] if sandbox.dns is None else sandbox.dns.queries.since(since)
+
+
 def faults_json(sandbox: Sandbox) -> dict[str, Any]:
     """The faults in force and the live authenticated sessions.
 
@@ -290,6 +349,7 @@ def faults_json(sandbox: Sandbox) -> dict[str, Any]:
         "bad_server_certificate": faults.bad_server_certificate,
         "token_gate": None if bench.token_gate is None else bench.token_gate.to_json(),
         "crl_outage": None if bench.crl_outage is None else bench.crl_outage.to_json(),
+        "tls_probe": bench.tls_probe,
         "live_sessions": [{"bal": s.bal, "front": s.front} for s in faults.sessions()],
     }
 
@@ -297,8 +357,9 @@ def faults_json(sandbox: Sandbox) -> dict[str, Any]:
 def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
     """Apply a fault request: ``{"psc_unavailable": bool, "token_check_unavailable": bool, "delay": s,
     "fail_auth": {...},
-    "bad_server_certificate": "expired"|"foreign"|"wrong-host"|"revoked"|null,
-    "reject_next_token": {"bal": address}, "crl_outage": "503"|"timeout"|null}``.
+    "bad_server_certificate": "expired"|"foreign"|"wrong-host"|"revoked"|"impostor"|null,
+    "reject_next_token": {"bal": address}, "crl_outage": "503"|"timeout"|null,
+    "tls_probe": "old-tls"|"weak-suites"|null}``.
 
     Raises:
         UsageError: a field has the wrong type or an unknown value, or ``reject_next_token``
@@ -306,7 +367,7 @@ def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
     """
     faults = sandbox.faults
     known = {"psc_unavailable", "token_check_unavailable", "delay", "fail_auth", "bad_server_certificate",
-             "reject_next_token", "crl_outage"}
+             "reject_next_token", "crl_outage", "tls_probe"}
     unknown = set(payload) - known
     if unknown:
         raise UsageError(f"unknown fault fields: {sorted(unknown)}")
@@ -339,6 +400,8 @@ def apply_faults(sandbox: Sandbox, payload: dict[str, Any]) -> None:
         faults.fail_next_auth(count, spec.get("code", "AUTHENTICATIONFAILED"), bal=spec.get("bal"))
     if "crl_outage" in payload:
         bench_faults(sandbox).set_crl_outage(payload["crl_outage"])
+    if "tls_probe" in payload:
+        bench_faults(sandbox).set_tls_probe(payload["tls_probe"])
     if "reject_next_token" in payload:
         spec = payload["reject_next_token"]
         if not isinstance(spec, dict) or not isinstance(spec.get("bal"), str):

@@ -109,6 +109,8 @@ SCHEMAS: Final[dict[str, Any]] = {
                        "token_gate": {"type": ["object", "null"], "description": "reject_next_token in force: "
                                       "bal, armed, refused, reused (refused token presented again)"},
                        "crl_outage": {"type": ["object", "null"], "description": "mode (503|timeout), requests"},
+                       "tls_probe": {"type": ["string", "null"],
+                                     "description": "the TLS probe served: old-tls|weak-suites"},
                        "live_sessions": _array({"type": "object"})},
     },
 }
@@ -190,7 +192,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation(path="/api/faults", method="get", summary="Faults in force and live sessions", response=_ref("Faults")),
     Operation(path="/api/faults", method="post",
               summary="Inject faults: psc_unavailable, token_check_unavailable, delay, fail_auth, "
-              " bad_server_certificate, reject_next_token {bal}, crl_outage (503|timeout|null)",
+              " bad_server_certificate, reject_next_token {bal}, crl_outage (503|timeout|null),"
+              " tls_probe (old-tls|weak-suites|null)",
               response=_ref("Faults"), errors=(400,), body="application/json"),
     Operation(path="/api/faults", method="delete", summary="Clear every fault", response=_ref("Faults")),
     Operation(path="/api/sessions/{bal}", method="delete", summary="End live IMAP/SMTP sessions of a BAL (* = all)",
@@ -198,6 +201,14 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
               response={"type": "object"}, errors=(400,)),
     Operation(path="/api/tls/handshakes", method="get",
               summary="TLS handshakes of the fronts with the server name (SNI) each carried, null when none",
+              params=(("since", "query", False, "epoch seconds or ISO 8601 with offset"),),
+              response={"type": "object"}, errors=(400,)),
+    Operation(path="/api/tls/client-hellos", method="get",
+              summary="ClientHellos the fronts received: offered versions and suites (IANA codes), SNI, probe",
+              params=(("since", "query", False, "epoch seconds or ISO 8601 with offset"),),
+              response={"type": "object"}, errors=(400,)),
+    Operation(path="/api/dns/queries", method="get",
+              summary="Queries the sandbox DNS answered: name, type, source, transport, rcode",
               params=(("since", "query", False, "epoch seconds or ISO 8601 with offset"),),
               response={"type": "object"}, errors=(400,)),
     Operation(path="/api/psc/sessions/{national_id}", method="delete",

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from mssante.errors import MssanteError, UsageError
 from mssante.sandbox.api.events import MAX_WAIT, Event, EventHub, conformance_feed
-from mssante.sandbox.api.faults import apply_faults, bench_faults, clear_faults, faults_json
+from mssante.sandbox.api.faults import apply_faults, bench_faults, clear_faults, dns_queries, faults_json
 from mssante.sandbox.api.messages import FOLDERS, Mailboxes, NotFound, StoreUnavailable, message_json, summary_json
 from mssante.sandbox.api.openapi import openapi_document
 from mssante.sandbox.fronts.journal import Journal
@@ -158,6 +158,8 @@ class SandboxAPI:
             ("/api/sessions/{bal}", self.end_sessions, ["DELETE"]),
             ("/api/psc/sessions/{national_id}", self.end_psc_sessions, ["DELETE"]),
             ("/api/tls/handshakes", self.handshakes, ["GET"]),
+            ("/api/tls/client-hellos", self.client_hellos, ["GET"]),
+            ("/api/dns/queries", self.dns_queries, ["GET"]),
             ("/api/{rest:path}", self.unknown, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         return [Route(path, json_errors(handler), methods=methods) for path, handler, methods in table]
@@ -422,6 +424,24 @@ class SandboxAPI:
         since = parse_since(request.query_params.get("since")) or 0.0
         found = bench_faults(self._sandbox).server_names(since)
         return JSONResponse({"handshakes": [{"at": at, "server_name": name} for at, name in found]})
+
+    async def client_hellos(self, request: Request) -> Response:
+        """``GET /api/tls/client-hellos?since=``: the ClientHellos the fronts received (ECO.1.1.1, ECO.1.1.3).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        since = parse_since(request.query_params.get("since")) or 0.0
+        return JSONResponse({"client_hellos": [r.to_json() for r in bench_faults(self._sandbox).hellos.since(since)]})
+
+    async def dns_queries(self, request: Request) -> Response:
+        """``GET /api/dns/queries?since=``: the queries the sandbox DNS answered (ECO.1.1.9).
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        since = parse_since(request.query_params.get("since")) or 0.0
+        return JSONResponse({"queries": [q.to_json() for q in dns_queries(self._sandbox, since)]})
 
     async def end_psc_sessions(self, request: Request) -> Response:
         """``DELETE /api/psc/sessions/{national_id}``: end every PSC session of a professional (ECO.1.2.6).

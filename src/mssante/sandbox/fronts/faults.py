@@ -6,7 +6,9 @@ From Python (this module), from the CLI and from the sandbox HTTP API:
 * make the next N authentications fail with a chosen code;
 * make PSC unavailable (token checks answer ``[UNAVAILABLE]`` / ``454 4.7.0``);
 * delay every response by some seconds;
-* serve a bad server certificate at STARTTLS (expired, foreign CA, wrong host names, revoked).
+* serve a bad server certificate at STARTTLS (expired, foreign CA, wrong host names, revoked,
+  a chain that reuses IGC Santé's names);
+* serve the TLS probe at STARTTLS (weak versions and suites only, see :mod:`.probe`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ __all__ = ["BAD_SERVER_CERTIFICATES", "AuthFailureCode", "BadServerCertificate",
 
 AuthFailureCode = Literal["AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "UNAVAILABLE"]
 _CODES: tuple[AuthFailureCode, ...] = ("AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "UNAVAILABLE")
-BadServerCertificate = Literal["expired", "foreign", "wrong-host", "revoked"]
-BAD_SERVER_CERTIFICATES: tuple[BadServerCertificate, ...] = ("expired", "foreign", "wrong-host", "revoked")
+BadServerCertificate = Literal["expired", "foreign", "wrong-host", "revoked", "impostor"]
+BAD_SERVER_CERTIFICATES: tuple[BadServerCertificate, ...] = ("expired", "foreign", "wrong-host", "revoked", "impostor")
 #: Builds the server context for a bad certificate kind; the bool asks for client certificates.
 BadContextFactory = Callable[[BadServerCertificate, bool], ssl.SSLContext]
 
@@ -54,6 +56,9 @@ class Faults:
         self.bad_server_certificate: BadServerCertificate | None = None
         #: Set by the sandbox runner: builds (and caches) the bad-certificate contexts.
         self.bad_context_factory: BadContextFactory | None = None
+        #: Set by the ``tls_probe`` fault (:mod:`mssante.sandbox.fronts.probe`): builds the weak
+        #: context served at STARTTLS instead of the real one (the bool asks for client certificates).
+        self.probe_context_factory: Callable[[bool], ssl.SSLContext] | None = None
         self._fail_next: list[tuple[AuthFailureCode, str | None]] = []
         self._sessions: set[LiveSession] = set()
 
@@ -76,6 +81,9 @@ class Faults:
         Raises:
             ConfigError: the bad certificate cannot be issued or loaded.
         """
+        probe = self.probe_context_factory
+        if probe is not None:
+            return await asyncio.to_thread(probe, default.verify_mode != ssl.CERT_NONE)
         kind, factory = self.bad_server_certificate, self.bad_context_factory
         if kind is None or factory is None:
             return default
@@ -113,6 +121,7 @@ class Faults:
         self.psc_unavailable = False
         self.delay = 0.0
         self.bad_server_certificate = None
+        self.probe_context_factory = None
         self._fail_next.clear()
 
     async def wait_delay(self) -> None:

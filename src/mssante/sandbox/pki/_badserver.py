@@ -1,12 +1,17 @@
 """Server certificates an LPS must refuse (Ref #2 ECO.1.1.5, 1.1.6, 1.1.10; RFC 6125).
 
-Four kinds, each with one defect only (the other names, profile and chain are those of the
+Five kinds, each with one defect only (the other names, profile and chain are those of the
 real sandbox server certificate):
 
 * ``expired``: issued by the ORG CA, validity ended yesterday (ECO.1.1.5);
 * ``foreign``: same names, issued by a self-signed CA that is in no bundle (ECO.1.1.10);
 * ``wrong-host``: issued by the ORG CA, valid, but for other host names only (RFC 6125 §6);
-* ``revoked``: issued by the ORG CA, valid, revoked for keyCompromise and in the ORG CRL (ECO.1.1.6).
+* ``revoked``: issued by the ORG CA, valid, revoked for keyCompromise and in the ORG CRL (ECO.1.1.6);
+* ``impostor``: issued by a chain from another root that **reuses IGC Santé's names**: a root
+  and an ORGANISATIONS CA with exactly the subject DNs of the sandbox's (so of IGC Santé's
+  layout), but their own keys. Only a client that trusts by key (the IGC Santé roots are the
+  only trust anchors, ECO.1.1.10) refuses it; one that checks the issuer's *name* accepts it.
+  The chain served is the leaf and the impostor ORGANISATIONS CA, as the real one.
 
 Files: ``server/bad/<kind>.pem`` (leaf + issuing CA) and ``<kind>.key``; the index kind is
 ``bad_server_<kind>`` with the server names it was made for, so that a restart reuses them.
@@ -26,7 +31,7 @@ from mssante.sandbox.pki import _build, _crl, _issue, _store, names
 
 __all__ = ["BAD_SERVER_KINDS", "BadServerKind", "ensure_bad_server"]
 
-BadServerKind = Literal["expired", "foreign", "wrong-host", "revoked"]
+BadServerKind = Literal["expired", "foreign", "wrong-host", "revoked", "impostor"]
 BAD_SERVER_KINDS: tuple[BadServerKind, ...] = get_args(BadServerKind)
 
 _WRONG_NAMES = ("wrong-host.invalid", "autre-operateur.invalid")
@@ -71,6 +76,13 @@ def ensure_bad_server(
         ca = _build.build_ca(subject=names.FOREIGN_CA_NAME, key=ca_key, issuer=None, now=now, base_url=None)
         cert = _build.build_leaf(spec, key.public_key(), issuer_cert=ca, issuer_key=ca_key, issuer_file=None,
                                  base_url=None)
+    elif kind == "impostor":  # the names of the sandbox's IGC Santé chain, other keys (2048 bits: names matter)
+        root_key, ca_key = _build.new_key(), _build.new_key()
+        root = _build.build_ca(subject=names.ROOT_NAME, key=root_key, issuer=None, now=now, base_url=None)
+        ca = _build.build_ca(subject=issuer.org_cert.subject, key=ca_key, issuer=(root, root_key), now=now,
+                             base_url=None)
+        cert = _build.build_leaf(spec, key.public_key(), issuer_cert=ca, issuer_key=ca_key, issuer_file=None,
+                                 base_url=None)
     else:
         ca = issuer.org_cert
         cert = issuer.sign(spec, key)
@@ -78,7 +90,7 @@ def ensure_bad_server(
     cert_path, key_path = rel.with_suffix(".pem"), rel.with_suffix(".key")
     _store.write_private(issuer.state_dir / key_path, _store.key_pem(key))
     _store.write_private(issuer.state_dir / cert_path, _crl.pem(cert) + _crl.pem(ca))
-    serial = _issue.add(index, cert, kind=index_kind, issuer="foreign" if kind == "foreign" else "org",
+    serial = _issue.add(index, cert, kind=index_kind, issuer=kind if kind in ("foreign", "impostor") else "org",
                         cert_path=cert_path, key_path=key_path)
     entry = index["certs"][serial]
     entry["server_names"] = list(server_names)

@@ -367,7 +367,8 @@ class TestPKI:
         """Issue (once per state directory and server names) the server certificates an LPS must refuse.
 
         Kinds (see :mod:`._badserver`): ``expired``, ``foreign`` (CA in no bundle),
-        ``wrong-host`` (other host names only), ``revoked`` (listed in the ORG CRL). The
+        ``wrong-host`` (other host names only), ``revoked`` (listed in the ORG CRL), ``impostor``
+        (a chain from another root with the IGC Santé names). The
         sandbox calls this at start, so that the revoked one is in the CRL before any LPS
         downloads (and caches) it. Returns kind → (chain PEM, key PEM).
 
