@@ -117,8 +117,10 @@ class BALSessions:
         async def attempt(mechanism: ClientMechanism) -> T:
             async def connect(endpoint: Endpoint) -> T:
                 request = f"AUTHENTICATE {mechanism.name} ({service.value} {endpoint.host}:{endpoint.port})"
+                limiter = self._options.connect_limiter
                 try:
-                    result = await self._where.each_address(endpoint, lambda s: open_one(endpoint, mechanism, s))
+                    async with limiter.slot() if limiter is not None else contextlib.nullcontext():
+                        result = await self._where.each_address(endpoint, lambda s: open_one(endpoint, mechanism, s))
                 except MssanteError as exc:
                     box._trace("authenticate", request, str(exc), False)
                     raise

@@ -9,6 +9,8 @@ changed (RFC 3501 §2.3.1.1), old UIDs mean nothing: the whole folder is deliver
 
 Reconnection (ECO.1.2.7) uses the mailbox's backoff; it stops on what a new connection cannot
 fix: authentication refused after the retry rule, PSC session over (ECO.1.2.6), trust errors.
+A discovery failure (DNS timeout, no SRV answer) is retried like a lost connection: a thousand
+watchers started at once must not give up because the DNS was slow to answer them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
-from mssante.errors import AuthUnavailable, CommandFailed, LimitError, RemoteProtocolError, TransportError
+from mssante.errors import (
+    AuthUnavailable,
+    CommandFailed,
+    DiscoveryError,
+    LimitError,
+    RemoteProtocolError,
+    TransportError,
+)
 from mssante.wire.imap import (
     ExistsResponse,
     ExpungeResponse,
@@ -39,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["new_since", "watch"]
 
 _WAKE = (ExistsResponse, RecentResponse, FetchResponse, ExpungeResponse, VanishedResponse)
-_RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError)
+_RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError, DiscoveryError)
 _MAX_RESCANS = 20  # consecutive scans before waiting anyway (a server announcing changes forever)
 
 
