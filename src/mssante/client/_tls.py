@@ -130,6 +130,12 @@ class _SharedBufferSSLProtocol(sslproto.SSLProtocol):
     def get_buffer(self, n: int) -> memoryview:
         return self._ssl_buffer_view
 
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        super()._on_handshake_complete(handshake_exc)
+        # asyncio keeps the peer certificate decoded as a dict (~4 KiB, 70 objects) for
+        # get_extra_info("peercert"), which nothing here reads: ssl_object.getpeercert() gives it.
+        self._extra.pop("peercert", None)
+
 
 _read_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = weakref.WeakKeyDictionary()
 
