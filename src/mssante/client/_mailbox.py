@@ -30,7 +30,7 @@ from typing import Literal, TypeVar
 from mssante.credentials import ClientCertificate, TokenSource
 from mssante.discovery import MailServers, ManualServers, Resolver
 from mssante.errors import CommandFailed, LimitError, MssanteError, PSCError, UsageError
-from mssante.message import ComposedMessage, ComposeSettings, Draft, compose_message, parse_message
+from mssante.message import ComposedMessage, ComposeSettings, Draft, compose_message
 from mssante.trace import Action, TraceSink, make_record
 from mssante.wire.imap import (
     Append,
@@ -395,7 +395,7 @@ class Mailbox:
         return await self.imap_call("list", f"UID SEARCH {'UNSEEN' if unseen_only else 'ALL'} in {folder}", run)
 
     async def fetch(self, uid: int, folder: str = "INBOX", *, mark_seen: bool = False) -> ReceivedMessage:
-        """The whole message ``uid``: raw octets (streamed, bounded) and parsed.
+        """The whole message ``uid``: raw octets (streamed, bounded), parsed on first use of ``.parsed``.
 
         Args:
             uid: the message UID in ``folder``.
@@ -405,7 +405,6 @@ class Mailbox:
         Raises:
             CommandFailed: no such message or folder.
             LimitError: larger than ``options.connection.max_message_size`` (the connection is dropped).
-            ContentError: the message cannot be parsed at all.
             MssanteError: authentication, transport or trust failures (see :meth:`folders`).
         """
         limit = self.options.connection.max_message_size
@@ -433,7 +432,7 @@ class Mailbox:
 
         raw, flags = await self.imap_call("read" if mark_seen else "fetch", f"UID FETCH {uid} ({item}) in {folder}",
                                           run)
-        return ReceivedMessage(folder=folder, uid=uid, flags=flags, raw=raw, parsed=parse_message(raw))
+        return ReceivedMessage(folder=folder, uid=uid, flags=flags, raw=raw)
 
     # -- changing -------------------------------------------------------------------------------
     async def flag(self, uid: int, folder: str = "INBOX", *, seen: bool | None = True, flagged: bool | None = None
