@@ -227,3 +227,96 @@ def test_rfc2782_order_is_a_priority_sorted_permutation(records: list[SRVRecord]
 def test_srv_record_ranges() -> None:
     with pytest.raises(UsageError):
         SRVRecord(priority=0, weight=0, port=70000, target="x")
+
+
+# -- shared answers (DNSCache) ------------------------------------------------------------------
+
+
+async def test_concurrent_lookups_share_one_query_and_the_answer_lives_its_ttl() -> None:
+    from mssante.discovery import DNSCache
+    from mssante.testing import FakeClock
+
+    clock = FakeClock(start=0.0)
+    cache = DNSCache(clock=clock)
+    asked = 0
+    gate = asyncio.Event()
+
+    async def query() -> tuple[str, float]:
+        nonlocal asked
+        asked += 1
+        await gate.wait()
+        return f"answer {asked}", 60.0
+
+    waiters = [asyncio.create_task(cache.get("q", query)) for _ in range(1000)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert set(await asyncio.gather(*waiters)) == {"answer 1"} and asked == 1
+    await clock.advance(59.9)
+    assert await cache.get("q", query) == "answer 1"
+    await clock.advance(0.2)  # the TTL has run out: asked again
+    assert await cache.get("q", query) == "answer 2" and cache.queries == 2
+
+
+async def test_a_failure_reaches_every_waiter_and_is_not_kept() -> None:
+    from mssante.discovery import DNSCache
+
+    cache = DNSCache()
+    calls = 0
+    gate = asyncio.Event()
+
+    async def failing() -> tuple[str, float]:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise DiscoveryError("x: DNS timeout")
+
+    waiters = [asyncio.create_task(cache.get("q", failing)) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, DiscoveryError) for r in results) and calls == 1
+
+    async def working() -> tuple[str, float]:
+        return "ok", 0.0  # TTL 0: shared while in flight, never kept
+
+    assert await cache.get("q", working) == "ok"
+    with pytest.raises(DiscoveryError):
+        await cache.get("q", failing)
+
+
+async def test_a_cancelled_query_does_not_cancel_the_others_waiting() -> None:
+    from mssante.discovery import DNSCache
+
+    cache = DNSCache()
+    started = asyncio.Event()
+
+    async def slow() -> tuple[str, float]:
+        started.set()
+        await asyncio.Event().wait()
+        return "never", 1.0
+
+    owner = asyncio.create_task(cache.get("q", slow))
+    await started.wait()
+    other = asyncio.create_task(cache.get("q", slow))
+    await asyncio.sleep(0)
+    owner.cancel()
+    with pytest.raises(DiscoveryError, match="abandoned"):
+        await other
+    assert owner.cancelled()
+
+
+async def test_the_resolver_asks_the_dns_once_for_many_mailboxes(sandbox_dns: DNSResponder) -> None:
+    resolver = resolver_for(sandbox_dns)
+    found = await asyncio.gather(*(discover(f"app{i}@{DOMAIN}", front=Front.AUTH_CLI, resolver=resolver)
+                                   for i in range(200)))
+    assert len({s.imap for s in found}) == 1
+    addresses = await asyncio.gather(*(resolver.resolve_address(f"imap.authcli.{DOMAIN}") for _ in range(50)))
+    assert addresses[0] == ["127.0.0.1"] and len({tuple(a) for a in addresses}) == 1
+    assert resolver._cache.queries == 4  # SRV imap, SRV submission, A, AAAA (none: kept for the SOA minimum)
+
+
+async def test_resolvers_on_given_servers_do_not_share_answers(sandbox_dns: DNSResponder) -> None:
+    from mssante.discovery import SHARED_DNS_CACHE
+
+    a, b = resolver_for(sandbox_dns), resolver_for(sandbox_dns)
+    assert a._cache is not b._cache and a._cache is not SHARED_DNS_CACHE

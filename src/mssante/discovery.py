@@ -20,19 +20,27 @@ the dnspython adapter, which maps DNS failures to :class:`~mssante.errors.Discov
 The TLS reference identifier of an endpoint is the SRV *target* (the front's host name, which
 is what operator certificates carry, RFC 6125 §6), never the mail domain. An
 :class:`AddressResolver` also gives the targets' addresses (a private DNS then serves both).
+
+Answers are shared (:class:`DNSCache`): a thousand BALs of one domain started at once make one
+SRV query per service and one address query per target, not a thousand each, and reuse the
+answer for as long as its TTL says (RFC 1035 §3.2.1, RFC 2181 §8).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import dns.asyncresolver
 import dns.exception
 import dns.name
+import dns.rdatatype
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
@@ -40,6 +48,7 @@ from mssante.errors import DiscoveryError, UsageError
 
 __all__ = [
     "AddressResolver",
+    "DNSCache",
     "DNSPythonResolver",
     "Endpoint",
     "Front",
@@ -253,6 +262,84 @@ class AddressResolver(Resolver, Protocol):
         ...
 
 
+T = TypeVar("T")
+
+
+class DNSCache:
+    """DNS answers shared by every lookup of the same question, kept for their TTL.
+
+    Concurrent lookups of one question wait for a single query (per event loop); its answer is
+    then reused until its TTL runs out (capped by ``max_ttl``). Failures are not kept: the next
+    lookup asks again. Bounded: the least recently used answers go beyond ``max_entries``.
+
+    Args:
+        clock: monotonic seconds (tests give a fake one).
+        max_ttl: the longest an answer is kept, whatever its TTL.
+        max_entries: answers kept at most.
+
+    Raises:
+        UsageError: a negative ``max_ttl`` or ``max_entries`` below 1.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_ttl: float = 3600.0,
+                 max_entries: int = 4096) -> None:
+        if max_ttl < 0 or max_entries < 1:
+            raise UsageError("DNSCache needs max_ttl >= 0 and max_entries >= 1")
+        self._clock = clock
+        self._max_ttl = max_ttl
+        self._max_entries = max_entries
+        self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._pending: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
+        self.queries = 0  # questions actually sent (the others were shared or cached)
+
+    def clear(self) -> None:
+        """Forget every answer (queries in flight finish and are not kept)."""
+        self._answers.clear()
+
+    async def get(self, key: Hashable, query: Callable[[], Awaitable[tuple[T, float]]]) -> T:
+        """The answer to ``key``: cached, the one in flight, or ``query()`` (answer, TTL in seconds).
+
+        Raises:
+            What ``query`` raised (every waiter of that query gets it).
+        """
+        now = self._clock()
+        hit = self._answers.get(key)
+        if hit is not None:
+            if hit[0] > now:
+                self._answers.move_to_end(key)
+                return hit[1]  # type: ignore[no-any-return]
+            del self._answers[key]
+        flight = (id(asyncio.get_running_loop()), key)
+        pending = self._pending.get(flight)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[flight] = future
+        self.queries += 1
+        try:
+            value, ttl = await query()
+        except BaseException as exc:
+            # The others waiting must not see our cancellation as theirs.
+            shared = DiscoveryError("the DNS query was abandoned") if isinstance(exc, asyncio.CancelledError) else exc
+            future.set_exception(shared)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+            raise
+        else:
+            future.set_result(value)
+            ttl = min(max(ttl, 0.0), self._max_ttl)
+            if ttl > 0:
+                self._answers[key] = (self._clock() + ttl, value)
+                while len(self._answers) > self._max_entries:
+                    self._answers.popitem(last=False)
+            return value
+        finally:
+            del self._pending[flight]
+
+
+#: The cache every :class:`DNSPythonResolver` on the system's DNS configuration shares.
+SHARED_DNS_CACHE: Final = DNSCache()
+
+
 class DNSPythonResolver:
     """The :class:`Resolver` over ``dns.asyncresolver`` (system configuration, or given servers)."""
 
@@ -263,8 +350,21 @@ class DNSPythonResolver:
         port: int = 53,
         lifetime: float = 5.0,
         tcp: bool = False,
+        cache: DNSCache | None = None,
     ) -> None:
         """Use the system's resolvers, or ``nameservers`` on ``port`` (tests: the sandbox DNS).
+
+        Args:
+            nameservers: the DNS servers to ask; None: the system's configuration.
+            port: their port.
+            lifetime: seconds one lookup may take, retries included.
+            tcp: ask over TCP.
+            cache: where answers are shared (by server, port and question) for their TTL.
+                Default: with the system's configuration, one cache for the whole process
+                (:data:`SHARED_DNS_CACHE`); with given ``nameservers`` (a private or test DNS
+                whose answers may change under you), a cache of this resolver's own: share
+                the resolver between mailboxes. ``DNSCache(max_ttl=0)`` keeps nothing and only
+                shares the queries in flight.
 
         Raises:
             DiscoveryError: no system resolver configuration could be read.
@@ -278,6 +378,21 @@ class DNSPythonResolver:
             self._resolver.port = port
         self._resolver.lifetime = lifetime
         self._tcp = tcp
+        self._cache = cache if cache is not None else SHARED_DNS_CACHE if nameservers is None else DNSCache()
+        self._where = (tuple(str(n) for n in self._resolver.nameservers), self._resolver.port, tcp)
+
+    async def _ask(self, name: str, rdtype: str, parse: Callable[[dns.resolver.Answer], T], empty: T | None) -> T:
+        async def query() -> tuple[T, float]:
+            try:
+                answer = await self._resolver.resolve(name, rdtype, tcp=self._tcp, search=False)
+            except dns.resolver.NoAnswer as exc:
+                if empty is None:
+                    raise
+                return empty, _negative_ttl(exc)  # NODATA is kept too (RFC 2308 §5)
+            ttl = float(answer.rrset.ttl) if answer.rrset is not None else 0.0
+            return parse(answer), ttl
+
+        return await self._cache.get((self._where, name.lower().rstrip("."), rdtype), query)
 
     async def resolve_address(self, host: str) -> list[str]:
         """Query ``host`` A, then AAAA: the IPv4 addresses first, then the IPv6 ones.
@@ -288,14 +403,11 @@ class DNSPythonResolver:
         found: list[str] = []
         for rdtype in ("A", "AAAA"):
             try:
-                answer = await self._resolver.resolve(host, rdtype, tcp=self._tcp, search=False)
-            except dns.resolver.NoAnswer:
-                continue
+                found.extend(await self._ask(host, rdtype, lambda a: tuple(rdata.to_text() for rdata in a), ()))
             except dns.exception.DNSException as exc:
                 if found:  # the A records are enough; an AAAA failure must not hide them
                     break
                 raise _dns_failure(host, rdtype, exc) from exc
-            found.extend(rdata.to_text() for rdata in answer)
         if not found:
             raise DiscoveryError(f"{host}: no address (neither A nor AAAA record)")
         return found
@@ -307,22 +419,30 @@ class DNSPythonResolver:
             DiscoveryError: NXDOMAIN, no SRV record (NODATA), timeout, or no server answered.
         """
         try:
-            answer = await self._resolver.resolve(name, "SRV", tcp=self._tcp, search=False)
+            return list(await self._ask(name, "SRV", _srv_records, None))
         except dns.exception.DNSException as exc:
             raise _dns_failure(name, "SRV", exc) from exc
-        records: list[SRVRecord] = []
-        for rdata in answer:
-            if not isinstance(rdata, dns.rdtypes.IN.SRV.SRV):  # pragma: no cover - rdtype was SRV
-                continue
-            records.append(
-                SRVRecord(
-                    priority=rdata.priority,
-                    weight=rdata.weight,
-                    port=rdata.port,
-                    target=rdata.target.to_text(omit_final_dot=True),
-                )
-            )
-        return records
+
+
+def _negative_ttl(exc: dns.resolver.NoAnswer) -> float:
+    # RFC 2308 §5: a negative answer is kept for the SOA's MINIMUM, at most the SOA's own TTL.
+    try:
+        response = exc.response()  # type: ignore[no-untyped-call]
+    except Exception:  # dnspython without the response: do not keep it
+        return 0.0
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return float(min(rrset.ttl, min(getattr(r, "minimum", 0) for r in rrset)))
+    return 0.0
+
+
+def _srv_records(answer: dns.resolver.Answer) -> tuple[SRVRecord, ...]:
+    return tuple(
+        SRVRecord(priority=rdata.priority, weight=rdata.weight, port=rdata.port,
+                  target=rdata.target.to_text(omit_final_dot=True))
+        for rdata in answer
+        if isinstance(rdata, dns.rdtypes.IN.SRV.SRV)
+    )
 
 
 def _dns_failure(name: str, rdtype: str, exc: dns.exception.DNSException) -> DiscoveryError:

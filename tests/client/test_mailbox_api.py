@@ -10,7 +10,8 @@ import mssante.client
 def test_exported_members() -> None:
     assert sorted(mssante.client.__all__) == sorted(
         [
-            "APP_PLAIN_PASSWORD", "BALKind", "BALStatus", "Backoff", "ConnectionSettings", "Folder", "IMAPConnection",
+            "APP_PLAIN_PASSWORD", "BALKind", "BALStatus", "Backoff", "ConnectLimiter", "ConnectionSettings", "Folder",
+            "IMAPConnection",
             "Mailbox", "MailboxEvent", "MailboxOptions", "MessageSummary", "ReceivedMessage", "SMTPSubmission",
             "SelectInfo", "SendResult", "SessionSupervisor", "SubmissionResult", "SupervisorEvent", "SyncMailbox",
             "TrustSettings", "WatchState",

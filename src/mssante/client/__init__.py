@@ -5,7 +5,7 @@
 * :class:`SessionSupervisor`: the sessions of several BALs, reopened while credentials are
   valid (ECO.1.2.7), closed when the PSC session ends (ECO.1.2.6), isolated (ECO.1.2.3).
 * Settings: :class:`TrustSettings` (IGC Santé anchors, revocation), :class:`MailboxOptions`,
-  :class:`ConnectionSettings`, :class:`Backoff`.
+  :class:`ConnectionSettings`, :class:`Backoff`, :class:`ConnectLimiter`.
 * Low level: :class:`IMAPConnection` (asyncio driver over :mod:`mssante.wire.imap`) and
   :class:`SMTPSubmission` (aiosmtplib).
 """
@@ -20,6 +20,7 @@ from mssante.client._config import (
 )
 from mssante.client._imap import IMAPConnection
 from mssante.client._imap_results import SelectInfo
+from mssante.client._limiter import ConnectLimiter
 from mssante.client._mailbox import Mailbox
 from mssante.client._models import Folder, MailboxEvent, MessageSummary, ReceivedMessage, SendResult, WatchState
 from mssante.client._smtp import SMTPSubmission, SubmissionResult
@@ -31,6 +32,7 @@ __all__ = [
     "BALKind",
     "BALStatus",
     "Backoff",
+    "ConnectLimiter",
     "ConnectionSettings",
     "Folder",
     "IMAPConnection",

@@ -19,9 +19,14 @@ from mssante.errors import ConfigError, UsageError
 from mssante.secret import Secret
 from mssante.trust import CABundle, CRLCache, client_ssl_context
 
+from ._limiter import ConnectLimiter
+
 __all__ = ["APP_PLAIN_PASSWORD", "BALKind", "Backoff", "ConnectionSettings", "MailboxOptions", "TrustSettings"]
 
 BALKind = Literal["PER", "ORG", "APP"]
+
+#: The connect limiter of :class:`MailboxOptions` by default: one for the whole process.
+SHARED_LIMITER: Final = ConnectLimiter()
 
 #: SASL PLAIN needs a non-empty password (RFC 4616 §2), but for a BAL APP the certificate
 #: authenticates and the password is not specified (ANS webinar of 19/01/2024; research note
@@ -204,6 +209,9 @@ class MailboxOptions:
             when it has one, else the BAL address (ECO.4.1.1).
         clock: how the mailbox waits (backoff, polling); tests give a
             :class:`mssante.testing.FakeClock`.
+        connect_limiter: paces the connections' handshakes (connect, STARTTLS,
+            authentication); default: one :class:`ConnectLimiter` shared by the whole process,
+            so that many BALs started at once all connect; None: no pacing.
 
     Raises:
         UsageError: a non-positive interval.
@@ -217,6 +225,7 @@ class MailboxOptions:
     app_password: Secret = field(default_factory=lambda: Secret(APP_PLAIN_PASSWORD))
     author: str | None = None
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
+    connect_limiter: ConnectLimiter | None = field(default_factory=lambda: SHARED_LIMITER, compare=False)
 
     def __post_init__(self) -> None:
         if self.poll_interval <= 0:

@@ -53,7 +53,7 @@ from mssante.wire.sasl import ClientMechanism
 
 from ._config import ConnectionSettings
 from ._imap_results import SelectInfo, imap_auth_error
-from ._tls import TLSClient, map_connect_error
+from ._tls import TLSClient, map_connect_error, start_tls
 
 __all__ = ["IMAPConnection"]
 
@@ -185,7 +185,7 @@ class IMAPConnection:
             raise StartTLSError(f"STARTTLS refused: {tagged.status} {tagged.text[:200]}", requirement="ECO.1.0.2")
         self._refuse_plaintext()
         try:
-            await self._writer.start_tls(tls.context, server_hostname=self.server_name)
+            await start_tls(self._writer, tls.context, server_hostname=self.server_name)
         except (ssl.SSLError, OSError) as exc:
             raise map_ssl_error(exc) from exc
         self._refuse_plaintext()

@@ -19,15 +19,19 @@ redacted, never a message body) and the server's answer, failures included.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import AsyncGenerator
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
+from typing import Literal, TypeVar
 
 from mssante.credentials import ClientCertificate, TokenSource
 from mssante.discovery import MailServers, ManualServers, Resolver
-from mssante.errors import CommandFailed, LimitError, MssanteError, UsageError
-from mssante.message import ComposedMessage, ComposeSettings, Draft, compose_message, parse_message
-from mssante.trace import TraceSink
+from mssante.errors import CommandFailed, LimitError, MssanteError, PSCError, UsageError
+from mssante.message import ComposedMessage, ComposeSettings, Draft, compose_message
+from mssante.trace import Action, TraceSink, make_record
 from mssante.wire.imap import (
     Append,
     FetchResponse,
@@ -47,18 +51,23 @@ from mssante.wire.imap import (
 )
 from mssante.wire.imap import Expunge as _Expunge
 
+from ._auth import BALCredentials
 from ._config import BALKind, MailboxOptions, TrustSettings
-from ._core import MailboxCore
 from ._imap import IMAPConnection
 from ._imap_results import SelectInfo
-from ._models import SUMMARY_ITEMS, Folder, MessageSummary, ReceivedMessage, SendResult, WatchState
-from ._smtp import StaleSession
+from ._models import SUMMARY_ITEMS, Folder, MailboxEvent, MessageSummary, ReceivedMessage, SendResult, WatchState
+from ._sessions import BALSessions
+from ._smtp import SMTPSubmission, StaleSession
 from ._watch import watch as _watch
 
 __all__ = ["Mailbox"]
 
+log = logging.getLogger("mssante.client")
+T = TypeVar("T")
+Listener = Callable[[MailboxEvent], None]
 
-class Mailbox(MailboxCore):
+
+class Mailbox:
     """One BAL on the API LPS (IMAP + SMTP submission), async.
 
     Args:
@@ -78,6 +87,10 @@ class Mailbox(MailboxCore):
             send a :class:`~mssante.message.Draft`.
         options: timeouts, backoff, Sent copy, polling (:class:`MailboxOptions`).
 
+    Every connection of the BAL (the IMAP command connection, IMAP watch connections, the SMTP
+    submission connection) belongs to the mailbox, so that :meth:`end` can close them all at
+    once when the professional's PSC session ends (ECO.1.2.6).
+
     Raises:
         UsageError: ``kind`` and ``credentials`` do not match.
     """
@@ -95,11 +108,35 @@ class Mailbox(MailboxCore):
         product_reference: str | None = None,
         options: MailboxOptions | None = None,
     ) -> None:
-        super().__init__(address, kind=kind, credentials=credentials, servers=servers, resolver=resolver, tls=tls,
-                         traces=traces, options=options)
+        self.address = address
+        self.kind: BALKind = kind
+        self.options = options or MailboxOptions()
+        self._creds = BALCredentials(address, kind, credentials, app_password=self.options.app_password)
+        self._sessions = BALSessions(self, self._creds, servers=servers, resolver=resolver, tls=tls,
+                                     options=self.options)
+        self._traces = traces
+        self._listeners: list[Listener] = []
+        self._closed = False
+        self._end_reason: str | None = None
+        self.ended = asyncio.Event()
         self._compose = ComposeSettings(product_reference=product_reference) if product_reference else None
         self._selected: SelectInfo | None = None
         self._special: dict[str, str] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        on_end = getattr(credentials, "on_end", None)
+        if callable(on_end):  # PSCSession, BridgeTokenSource (ECO.1.2.6)
+
+            def ended(_source: object) -> None:
+                self.end("the PSC session ended")
+
+            on_end(ended)
+            remove = getattr(credentials, "remove_on_end", None)
+            if callable(remove):  # forgotten on close: the source must not keep dead mailboxes
+                self._unsubscribe = lambda: remove(ended)
+
+    def __repr__(self) -> str:
+        state = "ended" if self._end_reason else "closed" if self._closed else "open"
+        return f"{type(self).__name__}({self.address!r}, {self.kind}, {state})"
 
     async def __aenter__(self) -> Mailbox:
         return self
@@ -108,6 +145,170 @@ class Mailbox(MailboxCore):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    # -- events and traces ----------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` on each :class:`MailboxEvent` (exceptions are logged, ECO.1.2.3).
+
+        Raises:
+            Nothing.
+        """
+        self._listeners.append(listener)
+
+    def _emit(self, kind: Literal["connected", "disconnected", "ended", "closed"], detail: str = "",
+              error: BaseException | None = None) -> None:
+        event = MailboxEvent(address=self.address, kind=kind, detail=detail, error=error)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not break the mail flow (ECO.1.2.3)
+                log.exception("mailbox listener failed")
+
+    @property
+    def token_source(self) -> TokenSource | None:
+        """The PSC token source of a PER/ORG BAL, None for an APP BAL.
+
+        Raises:
+            Nothing.
+        """
+        return self._creds.token_source
+
+    @property
+    def author(self) -> str:
+        """The identity written in traces (ECO.4.1.1).
+
+        Raises:
+            Nothing.
+        """
+        return self.options.author or self._creds.author()
+
+    def _trace(self, action: Action, request: str, response: str, ok: bool) -> None:
+        if self._traces is None:
+            return
+        try:
+            self._traces.emit(
+                make_record(author=self.author, bal=self.address, action=action, request=request,
+                            response=response, ok=ok)
+            )
+        except Exception:  # ECO.1.2.3: a trace sink failure never breaks the action
+            log.exception("trace sink failed")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`aclose` or the end of the PSC session.
+
+        Raises:
+            Nothing.
+        """
+        return self._closed
+
+    def is_closed(self) -> bool:
+        """Same as :attr:`closed` (a call, so that type checkers re-read it after an await).
+
+        Raises:
+            Nothing.
+        """
+        return self._closed
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the PSC session ended, or None.
+
+        Raises:
+            Nothing.
+        """
+        return self._end_reason
+
+    def _check_open(self) -> None:
+        if self._end_reason is not None:
+            raise PSCError(
+                f"{self.address}: {self._end_reason}; every session was closed (sign in with PSC again)",
+                oauth_error="invalid_grant",
+                requirement="ECO.1.2.6",
+            )
+        if self._closed:
+            raise UsageError(f"{self.address}: the mailbox is closed")
+
+    def _note(self, exc: BaseException) -> None:
+        """React to an error: ``invalid_grant`` from the token source ends every session (ECO.1.2.6)."""
+        if isinstance(exc, PSCError) and exc.oauth_error == "invalid_grant":
+            self.end(f"the PSC session is over ({exc.message})")
+
+    def _forget_source(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            try:
+                unsubscribe()
+            except Exception:  # a token source's bug must not break closing (ECO.1.2.3)
+                log.exception("token source remove_on_end failed")
+
+    def end(self, reason: str) -> None:
+        """Close every session of this BAL now, because its PSC session is over (ECO.1.2.6).
+
+        Synchronous: sockets are aborted at once; later calls raise :class:`PSCError`
+        (``invalid_grant``) and :meth:`watch` iterations stop with it. Idempotent, and a no-op
+        once the mailbox is closed (:meth:`aclose`): a closed mailbox has no session to end.
+
+        Raises:
+            Nothing.
+        """
+        if self._end_reason is not None or self._closed:
+            return
+        self._end_reason = reason
+        self._closed = True
+        self._sessions.abort_all()
+        self._forget_source()
+        self.ended.set()
+        self._trace("disconnect", "end of the PSC session", reason, True)
+        self._emit("ended", reason)
+
+    async def aclose(self) -> None:
+        """LOGOUT / QUIT every session (bounded), then close. Idempotent.
+
+        Raises:
+            Nothing.
+        """
+        self._forget_source()
+        if self._closed and not self._sessions.live:
+            return
+        self._closed = True
+        await self._sessions.close_all(grace=1.0)
+        self._trace("logout", "close every session", "closed", True)
+        self._emit("closed")
+
+    # -- connections ----------------------------------------------------------------------------
+    async def open_imap(self) -> IMAPConnection:
+        """A new authenticated IMAP connection, owned by this mailbox until closed.
+
+        Raises:
+            MssanteError: see :meth:`list` (transport, trust, authentication, PSC).
+        """
+        return await self._sessions.open_imap()
+
+    def release(self, conn: IMAPConnection | SMTPSubmission) -> None:
+        """Forget a connection that was closed.
+
+        Raises:
+            Nothing.
+        """
+        self._sessions.release(conn)
+
+    def imap_session(self) -> contextlib.AbstractAsyncContextManager[IMAPConnection]:
+        """The shared IMAP command connection, (re)opened as needed, one user at a time.
+
+        Raises:
+            MssanteError: see :meth:`open_imap`.
+        """
+        return self._sessions.imap_session()
+
+    async def imap_call(self, action: Action, request: str, fn: Callable[[IMAPConnection], Awaitable[T]]) -> T:
+        """Run ``fn`` on the command connection, traced; reopen once if the connection was lost.
+
+        Raises:
+            MssanteError: what ``fn`` or the connection raised.
+        """
+        return await self._sessions.imap_call(action, request, fn)
 
     def _on_new_imap(self) -> None:
         self._selected = None
@@ -194,7 +395,7 @@ class Mailbox(MailboxCore):
         return await self.imap_call("list", f"UID SEARCH {'UNSEEN' if unseen_only else 'ALL'} in {folder}", run)
 
     async def fetch(self, uid: int, folder: str = "INBOX", *, mark_seen: bool = False) -> ReceivedMessage:
-        """The whole message ``uid``: raw octets (streamed, bounded) and parsed.
+        """The whole message ``uid``: raw octets (streamed, bounded), parsed on first use of ``.parsed``.
 
         Args:
             uid: the message UID in ``folder``.
@@ -204,7 +405,6 @@ class Mailbox(MailboxCore):
         Raises:
             CommandFailed: no such message or folder.
             LimitError: larger than ``options.connection.max_message_size`` (the connection is dropped).
-            ContentError: the message cannot be parsed at all.
             MssanteError: authentication, transport or trust failures (see :meth:`folders`).
         """
         limit = self.options.connection.max_message_size
@@ -232,7 +432,7 @@ class Mailbox(MailboxCore):
 
         raw, flags = await self.imap_call("read" if mark_seen else "fetch", f"UID FETCH {uid} ({item}) in {folder}",
                                           run)
-        return ReceivedMessage(folder=folder, uid=uid, flags=flags, raw=raw, parsed=parse_message(raw))
+        return ReceivedMessage(folder=folder, uid=uid, flags=flags, raw=raw)
 
     # -- changing -------------------------------------------------------------------------------
     async def flag(self, uid: int, folder: str = "INBOX", *, seen: bool | None = True, flagged: bool | None = None
@@ -348,13 +548,13 @@ class Mailbox(MailboxCore):
         request = (f"MAIL FROM:<{message.envelope_from}> RCPT TO:<{'>,<'.join(message.recipients)}> "
                    f"DATA ({len(data)} octets) {message.message_id}")
         try:
-            async with self._smtp_lock:
+            async with self._sessions.smtp_lock:
                 try:
-                    smtp = await self.smtp_session()
+                    smtp = await self._sessions.smtp_session()
                     result = await smtp.send(message.envelope_from, message.recipients, data, dsn=message.dsn)
                 except StaleSession:
                     # The server had dropped the idle session: nothing was submitted; reopen, once.
-                    smtp = await self.smtp_session(reconnect=True)
+                    smtp = await self._sessions.smtp_session(reconnect=True)
                     result = await smtp.send(message.envelope_from, message.recipients, data, dsn=message.dsn)
         except MssanteError as exc:
             self._note(exc)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email.header
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mssante.message import ParsedMessage
+from mssante.message import ParsedMessage, parse_message
 from mssante.wire.imap import Address, BodyStructure, Envelope, FetchResponse, ListResponse
 
 __all__ = ["Folder", "MailboxEvent", "MessageSummary", "ReceivedMessage", "SendResult", "WatchState"]
@@ -125,13 +126,25 @@ class MessageSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class ReceivedMessage:
-    """A fetched message: the raw octets and their parsed form (:func:`mssante.message.parse_message`)."""
+    """A fetched message: the raw octets, and their parsed form on first use.
+
+    Parsing a 1 MB message costs more than fetching it (issue 14): an LPS that only stores
+    or forwards the octets never pays for it.
+    """
 
     folder: str
     uid: int
     flags: tuple[str, ...]
     raw: bytes = field(repr=False)
-    parsed: ParsedMessage = field(repr=False)
+
+    @functools.cached_property
+    def parsed(self) -> ParsedMessage:
+        """The message parsed by :func:`mssante.message.parse_message` (once, then kept).
+
+        Raises:
+            ContentError: the message cannot be parsed at all.
+        """
+        return parse_message(self.raw)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,10 +1,14 @@
-"""SMTP submission (RFC 6409) on aiosmtplib: STARTTLS + re-EHLO, SASL, SIZE, DSN, error mapping.
+"""SMTP submission (RFC 6409) on aiosmtplib: STARTTLS + re-EHLO, SASL, SIZE, DSN, PIPELINING, error mapping.
 
 The SASL step and STARTTLS are :mod:`mssante.client._smtp_auth` (AUTH line ≤ 512 octets,
 RFC 4954 §4); this module adds the certificate revocation check after the handshake
 (ECO.1.1.6), the ``SIZE`` check before ``DATA`` (RFC 1870 §6), the RFC 3461 DSN parameters
 from the composed message (dropped, as RFC 3461 §4 requires, when DSN is not advertised),
 and maps every failure to our error tree.
+
+When the server offers PIPELINING (RFC 2920), ``MAIL``, every ``RCPT`` and ``DATA`` go in one
+write and their replies are read together (:class:`_ReplyTap`): one round trip instead of
+two plus one per recipient. Every reply is still checked (RFC 2920 §3.1).
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import re
 import ssl
+from collections import deque
 from dataclasses import dataclass
+from typing import Any, Final
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.response import SMTPResponse
 from aiosmtplib.typing import SMTPStatus
 
 from mssante.errors import (
@@ -24,8 +34,11 @@ from mssante.errors import (
     LimitError,
     MssanteError,
     PeerLimitError,
+    ProtocolError,
     RemoteProtocolError,
     TimeoutError,
+    TransportError,
+    UsageError,
 )
 from mssante.message import DSNParameters
 from mssante.trust import map_ssl_error
@@ -36,6 +49,11 @@ from ._smtp_auth import _enhanced_code, authenticate, starttls
 from ._tls import TLSClient, map_connect_error
 
 __all__ = ["SMTPSubmission", "StaleSession", "SubmissionResult", "smtp_error"]
+
+# The bounds aiosmtplib puts on a reply (RFC 5321 §4.5.3.1.5 allows 512 octets a line).
+_MAX_REPLY_LINE: Final = 8192
+_MAX_REPLY: Final = 4 * _MAX_REPLY_LINE
+_CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")  # no CR/LF smuggled into a command line (RFC 5321 §2.3.8)
 
 
 class StaleSession(ConnectionClosed):
@@ -98,6 +116,107 @@ def smtp_error(exc: BaseException, during: str) -> MssanteError:
     if isinstance(exc, ssl.SSLError | OSError):
         return map_ssl_error(exc)
     return CommandFailed(f"SMTP failure during {during}: {type(exc).__name__}")
+
+
+def _options(options: list[str]) -> bytes:
+    return b"".join(b" " + o.encode("ascii") for o in options)
+
+
+class _ReplyTap:
+    """The replies to a pipelined group (RFC 2920), read from aiosmtplib's connection.
+
+    aiosmtplib reads one reply per command it writes and drops octets that arrive while a parsed
+    reply waits to be picked up: it cannot read the several replies a pipelined group gets at
+    once. For one transaction the tap takes the protocol's ``data_received`` (and hears of the
+    end of the connection), parses replies (RFC 5321 §4.2, with aiosmtplib's bounds) into a
+    queue, and gives everything back on exit.
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._buffer = bytearray()
+        self._replies: deque[SMTPResponse] = deque()
+        self._error: MssanteError | None = None
+        self._wake = asyncio.Event()
+
+    def __enter__(self) -> _ReplyTap:
+        p = self._protocol
+        eof, lost = p.eof_received, p.connection_lost
+
+        def eof_received() -> bool:
+            self._fail(ConnectionClosed("SMTP connection lost (EOF)"))
+            return bool(eof())
+
+        def connection_lost(exc: BaseException | None) -> None:
+            self._fail(ConnectionClosed(f"SMTP connection lost: {exc}" if exc else "SMTP connection lost"))
+            lost(exc)
+
+        p.data_received, p.eof_received, p.connection_lost = self._feed, eof_received, connection_lost
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name in ("data_received", "eof_received", "connection_lost"):
+            vars(self._protocol).pop(name, None)  # the class's methods again
+
+    @property
+    def leftover(self) -> bool:
+        """True if the server sent more than the replies read."""
+        return bool(self._buffer) or bool(self._replies)
+
+    def _fail(self, error: MssanteError) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake.set()
+
+    def _feed(self, data: bytes) -> None:
+        if self._error is not None:
+            return
+        self._buffer += data
+        try:
+            while (reply := self._parse()) is not None:
+                self._replies.append(reply)
+        except MssanteError as exc:
+            self._fail(exc)
+        self._wake.set()
+
+    def _parse(self) -> SMTPResponse | None:
+        lines: list[bytes] = []
+        offset = 0
+        code = b""
+        while (end := self._buffer.find(b"\n", offset)) >= 0:
+            line = bytes(self._buffer[offset : end + 1])
+            offset = end + 1
+            if len(line) > _MAX_REPLY_LINE:
+                raise PeerLimitError("the SMTP server sent a reply line too long", requirement="RFC 5321 §4.5.3.1.5")
+            code = line[:3]
+            if not code.isdigit() or line[3:4] not in (b" ", b"-", b"\r", b"\n"):
+                raise RemoteProtocolError(f"the SMTP server sent no valid reply: {line[:80]!r}",
+                                          requirement="RFC 5321 §4.2")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                del self._buffer[:offset]
+                return SMTPResponse(int(code), b"\n".join(lines).decode("utf-8", "surrogateescape"))
+        if len(self._buffer) > _MAX_REPLY:
+            raise PeerLimitError("the SMTP server sent a reply too long", requirement="RFC 5321 §4.5.3.1.5")
+        return None
+
+    async def reply(self, wait: float | None) -> SMTPResponse:
+        """The next reply.
+
+        Raises:
+            ConnectionClosed: the connection ended first. TimeoutError: no reply in time.
+            PeerLimitError, RemoteProtocolError: the server sent no valid reply.
+        """
+        while not self._replies:
+            if self._error is not None:
+                raise self._error
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except builtins.TimeoutError as exc:
+                raise TimeoutError("SMTP timeout waiting for a pipelined reply") from exc
+        return self._replies.popleft()
 
 
 class SMTPSubmission:
@@ -188,10 +307,11 @@ class SMTPSubmission:
         Raises:
             LimitError: larger than the advertised ``SIZE`` (checked before ``MAIL``, RFC 1870 §6),
                 or refused with ``552``.
-            CommandFailed: the sender, every recipient, or the data was refused.
+            CommandFailed: the sender, every recipient, or the data was refused (or no recipient).
             ConnectionClosed, TimeoutError: the connection failed (nothing was accepted when it
                 failed before ``DATA``).
-            UsageError: no recipient.
+            PeerLimitError, RemoteProtocolError: the server sent a reply too long or no valid reply.
+            UsageError: a control character in an address or DSN parameter (pipelined commands).
         """
         if not recipients:
             raise CommandFailed("the message has no recipient")
@@ -207,40 +327,109 @@ class SMTPSubmission:
             mail_options += dsn.mail_options
         if smtp.supports_extension("8bitmime") and not data.isascii():
             mail_options.append("BODY=8BITMIME")
+        rcpt_options = [list(dsn.for_recipient(r)) if use_dsn and dsn is not None else [] for r in recipients]
         async with self._lock:
-            try:
-                await smtp.mail(sender, options=mail_options)
-            except aiosmtplib.SMTPException as exc:
-                error = smtp_error(exc, "MAIL FROM")
-                if isinstance(error, ConnectionClosed):
-                    raise StaleSession(error.message, smtp_code=error.smtp_code) from exc
-                raise error from exc
-            accepted: list[str] = []
-            refused: list[tuple[str, str]] = []
-            for recipient in recipients:
-                options = list(dsn.for_recipient(recipient)) if use_dsn and dsn is not None else []
-                try:
-                    await smtp.rcpt(recipient, options=options)
-                    accepted.append(recipient)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    refused.append((recipient, f"{exc.code} {exc.message.strip()[:200]}"))
-                except aiosmtplib.SMTPException as exc:
-                    raise smtp_error(exc, "RCPT TO") from exc
-            if not accepted:
-                with contextlib.suppress(aiosmtplib.SMTPException):
-                    await smtp.rset()
-                detail = "; ".join(f"{r}: {reply}" for r, reply in refused)
-                raise CommandFailed(f"every recipient was refused: {detail}"[:400])
-            try:
-                response = await smtp.data(data)
-            except aiosmtplib.SMTPException as exc:
-                raise smtp_error(exc, "DATA") from exc
+            if smtp.supports_extension("pipelining"):
+                accepted, refused, response = await self._pipelined(sender, recipients, data, mail_options,
+                                                                    rcpt_options)
+            else:
+                accepted, refused, response = await self._lockstep(sender, recipients, data, mail_options,
+                                                                   rcpt_options)
         return SubmissionResult(
             accepted=tuple(accepted),
             refused=tuple(refused),
             reply=f"{response.code} {response.message.strip()[:200]}",
             dsn_requested=use_dsn,
         )
+
+    async def _lockstep(self, sender: str, recipients: tuple[str, ...], data: bytes, mail_options: list[str],
+                        rcpt_options: list[list[str]]) -> tuple[list[str], list[tuple[str, str]], SMTPResponse]:
+        """One command, one reply: ``MAIL``, each ``RCPT``, ``DATA``, the message."""
+        smtp = self._smtp
+        try:
+            await smtp.mail(sender, options=mail_options)
+        except aiosmtplib.SMTPException as exc:
+            error = smtp_error(exc, "MAIL FROM")
+            if isinstance(error, ConnectionClosed):
+                raise StaleSession(error.message, smtp_code=error.smtp_code) from exc
+            raise error from exc
+        accepted: list[str] = []
+        refused: list[tuple[str, str]] = []
+        for recipient, options in zip(recipients, rcpt_options, strict=True):
+            try:
+                await smtp.rcpt(recipient, options=options)
+                accepted.append(recipient)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused.append((recipient, f"{exc.code} {exc.message.strip()[:200]}"))
+            except aiosmtplib.SMTPException as exc:
+                raise smtp_error(exc, "RCPT TO") from exc
+        if not accepted:
+            with contextlib.suppress(aiosmtplib.SMTPException):
+                await smtp.rset()
+            detail = "; ".join(f"{r}: {reply}" for r, reply in refused)
+            raise CommandFailed(f"every recipient was refused: {detail}"[:400])
+        try:
+            response = await smtp.data(data)
+        except aiosmtplib.SMTPException as exc:
+            raise smtp_error(exc, "DATA") from exc
+        return accepted, refused, response
+
+    async def _pipelined(self, sender: str, recipients: tuple[str, ...], data: bytes, mail_options: list[str],
+                         rcpt_options: list[list[str]]) -> tuple[list[str], list[tuple[str, str]], SMTPResponse]:
+        """``MAIL``, every ``RCPT`` and ``DATA`` in one write, then their replies (RFC 2920 §3.1)."""
+        smtp = self._smtp
+        lines = [b"MAIL FROM:" + quote_address(sender).encode("ascii") + _options(mail_options)]
+        lines += [b"RCPT TO:" + quote_address(r).encode("ascii") + _options(o)
+                  for r, o in zip(recipients, rcpt_options, strict=True)]
+        lines.append(b"DATA")
+        if any(_CONTROL.search(line) for line in lines):
+            raise UsageError("a control character in an SMTP address or parameter", requirement="RFC 5321 §2.3.8")
+        protocol = smtp.protocol
+        if protocol is None or not smtp.is_connected:
+            raise StaleSession("SMTP connection lost before MAIL FROM")
+        timeout = smtp.timeout
+        try:
+            with _ReplyTap(protocol) as tap:
+                protocol.write(b"\r\n".join(lines) + b"\r\n")
+                try:
+                    mail = await tap.reply(timeout)
+                except ConnectionClosed as exc:
+                    raise StaleSession(exc.message) from exc
+                if mail.code == 421:
+                    raise StaleSession(f"the server closed the session at MAIL FROM: {mail.message[:200]}",
+                                       smtp_code=421)
+                replies = [await tap.reply(timeout) for _ in recipients]
+                go = await tap.reply(timeout)
+                accepted = [r for r, reply in zip(recipients, replies, strict=True)
+                            if reply.code in (SMTPStatus.completed, SMTPStatus.will_forward)]
+                refused = [(r, f"{reply.code} {reply.message.strip()[:200]}")
+                           for r, reply in zip(recipients, replies, strict=True)
+                           if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward)]
+                if go.code == SMTPStatus.start_input and (mail.code != SMTPStatus.completed or not accepted):
+                    # RFC 2920 §3.1: DATA was accepted with nobody to deliver to: a lone dot ends it.
+                    protocol.write(b".\r\n")
+                    await tap.reply(timeout)
+                if mail.code != SMTPStatus.completed:
+                    raise smtp_error(aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender), "MAIL FROM")
+                if not accepted:
+                    detail = "; ".join(f"{r}: {reply}" for r, reply in refused)
+                    raise CommandFailed(f"every recipient was refused: {detail}"[:400])
+                if go.code != SMTPStatus.start_input:
+                    raise smtp_error(aiosmtplib.SMTPDataError(go.code, go.message), "DATA")
+                protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
+                response = await tap.reply(timeout)
+                if tap.leftover:  # more replies than commands: the session cannot be trusted any more
+                    smtp.close()
+        except MssanteError as exc:
+            if isinstance(exc, TransportError | ProtocolError | LimitError) and not isinstance(exc, StaleSession):
+                smtp.close()  # out of step with the server
+            elif smtp.is_connected and not isinstance(exc, StaleSession):
+                with contextlib.suppress(aiosmtplib.SMTPException, builtins.TimeoutError):
+                    await smtp.rset()
+            raise
+        if response.code != SMTPStatus.completed:
+            raise smtp_error(aiosmtplib.SMTPDataError(response.code, response.message), "DATA")
+        return accepted, refused, response
 
     async def quit(self, *, grace: float = 2.0) -> None:
         """QUIT politely (bounded), then close. Never raises.

@@ -9,6 +9,8 @@ changed (RFC 3501 §2.3.1.1), old UIDs mean nothing: the whole folder is deliver
 
 Reconnection (ECO.1.2.7) uses the mailbox's backoff; it stops on what a new connection cannot
 fix: authentication refused after the retry rule, PSC session over (ECO.1.2.6), trust errors.
+A discovery failure (DNS timeout, no SRV answer) is retried like a lost connection: a thousand
+watchers started at once must not give up because the DNS was slow to answer them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
-from mssante.errors import AuthUnavailable, CommandFailed, LimitError, RemoteProtocolError, TransportError
+from mssante.errors import (
+    AuthUnavailable,
+    CommandFailed,
+    DiscoveryError,
+    LimitError,
+    RemoteProtocolError,
+    TransportError,
+)
 from mssante.wire.imap import (
     ExistsResponse,
     ExpungeResponse,
@@ -34,12 +43,12 @@ from ._imap import IMAPConnection
 from ._models import SUMMARY_ITEMS, MessageSummary, WatchState
 
 if TYPE_CHECKING:
-    from ._core import MailboxCore
+    from ._mailbox import Mailbox
 
 __all__ = ["new_since", "watch"]
 
 _WAKE = (ExistsResponse, RecentResponse, FetchResponse, ExpungeResponse, VanishedResponse)
-_RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError)
+_RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError, DiscoveryError)
 _MAX_RESCANS = 20  # consecutive scans before waiting anyway (a server announcing changes forever)
 
 
@@ -76,7 +85,7 @@ async def _wait_for_change(conn: IMAPConnection, duration: float) -> None:
                 break
 
 
-async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageSummary, None]:
+async def watch(box: Mailbox, state: WatchState) -> AsyncGenerator[MessageSummary, None]:
     """Yield the new messages of ``state.folder``; see the module docstring.
 
     Raises:
@@ -85,35 +94,35 @@ async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageS
         TrustError: the server is not trusted any more.
         CommandFailed: the folder cannot be selected.
     """
-    options = core.options
+    options = box.options
     conn: IMAPConnection | None = None
     failures = 0
     idle_failures = 0
     rescans = 0
     try:
         while True:
-            if core.closed:
-                if core.end_reason is not None:
-                    core._check_open()  # raises PSCError: the PSC session ended (ECO.1.2.6)
+            if box.closed:
+                if box.end_reason is not None:
+                    box._check_open()  # raises PSCError: the PSC session ended (ECO.1.2.6)
                 return  # aclose(): stop quietly
             try:
                 if conn is None or not conn.usable:
                     if conn is not None:
-                        core.release(conn)
+                        box.release(conn)
                         conn = None
-                    conn = await core.open_imap()
+                    conn = await box.open_imap()
                     info = await conn.select(state.folder)
                     if state.uidvalidity is not None and info.uidvalidity != state.uidvalidity:
                         state.last_uid = 0  # RFC 3501 §2.3.1.1: every UID changed, deliver everything again
                     state.uidvalidity = info.uidvalidity
                     if state.last_uid is None:
                         state.last_uid = (info.uidnext or 1) - 1 if info.uidnext else await _highest(conn)
-                    core._trace("select", f"SELECT {state.folder} (watch)", f"UIDVALIDITY {info.uidvalidity}", True)
+                    box._trace("select", f"SELECT {state.folder} (watch)", f"UIDVALIDITY {info.uidvalidity}", True)
                     failures = 0
                 found, changed = await new_since(conn, state.folder, state.uidvalidity, state.last_uid or 0)
                 for summary in found:
                     state.last_uid = summary.uid
-                    core._trace("fetch", f"UID FETCH {summary.uid} (watch {state.folder})", "new message", True)
+                    box._trace("fetch", f"UID FETCH {summary.uid} (watch {state.folder})", "new message", True)
                     yield summary
                 if (found or changed) and rescans < _MAX_RESCANS:
                     # Scan again before waiting: what arrived while the caller held the last message
@@ -133,17 +142,17 @@ async def watch(core: MailboxCore, state: WatchState) -> AsyncGenerator[MessageS
             except _RECOVERABLE as exc:
                 if conn is not None:
                     conn.abort()
-                    core.release(conn)
+                    box.release(conn)
                     conn = None
                 state.reconnects += 1
-                if core.is_closed():
+                if box.is_closed():
                     continue  # the loop head decides: quiet stop or PSCError
-                core._emit("disconnected", f"watch {state.folder}: {exc}", exc)
+                box._emit("disconnected", f"watch {state.folder}: {exc}", exc)
                 await options.clock.sleep(options.backoff.delay(failures))
                 failures += 1
     finally:
         if conn is not None:
-            core.release(conn)
+            box.release(conn)
             await conn.logout(grace=1.0)
 
 

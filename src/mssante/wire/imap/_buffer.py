@@ -86,8 +86,10 @@ class ReceiveBuffer:
             return bytes(view[start:end])
 
     def _compact(self) -> None:
-        if self._start == len(self._data) and self._start >= _COMPACT_AT:
-            self._data = bytearray()  # release the memory of a large literal at once
+        if self._start == len(self._data):
+            # Everything consumed: start afresh (an idle connection keeps no buffer, and a large
+            # literal's memory is released at once).
+            self._data = bytearray()
             self._start = self._scan = 0
         elif self._start >= _COMPACT_AT and self._start * 2 >= len(self._data):
             del self._data[: self._start]

@@ -7,6 +7,7 @@ response means (greeting or not, which command a tag belongs to, why ``+`` was s
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -149,7 +150,7 @@ def _code_data(name: str, arg: bytes) -> CodeData:
     if name in ("CAPABILITY", "BADCHARSET"):
         words = [w for w in arg.replace(b"(", b" ").replace(b")", b" ").split(b" ") if w]
         text = [w.decode("utf-8", "replace") for w in words]
-        return tuple(w.upper() for w in text) if name == "CAPABILITY" else tuple(text)
+        return tuple(sys.intern(w.upper()) for w in text) if name == "CAPABILITY" else tuple(text)
     if name == "PERMANENTFLAGS":
         flags = parse_flag_list(sub)
         sub.end()
@@ -198,7 +199,8 @@ def _untagged(r: Reader, utf8: bool) -> Event:
         return Greeting(status="PREAUTH", code=code, text=text)
     if name in ("CAPABILITY", "ENABLED"):
         # capability-data = "CAPABILITY" *(SP capability) SP "IMAP4rev1" ...   (RFC 3501 §7.2.1)
-        words = tuple(w.decode("ascii", "replace").upper() for w in r.rest().split(b" ") if w)
+        # Interned: a thousand connections to one server share one copy of each capability name.
+        words = tuple(sys.intern(w.decode("ascii", "replace").upper()) for w in r.rest().split(b" ") if w)
         if name == "CAPABILITY":
             return CapabilityResponse(capabilities=words)
         return EnabledResponse(capabilities=words)

@@ -70,9 +70,15 @@ class Reader:
         return self.pos >= len(self._line) and self._index == len(self._lines) - 1
 
     def skip(self, token: bytes) -> bool:
-        """Consume ``token`` (case-insensitive) if it is next; return whether it was."""
+        """Consume ``token`` (case-insensitive) if it is next; return whether it was.
+
+        ``token`` is given upper-case (``b"NIL"``, ``b"(EARLIER) "``) or has no letter at all.
+        """
         end = self.pos + len(token)
-        if self._line[self.pos : end].upper() == token.upper():
+        chunk = self._line[self.pos : end]
+        # Fast path first: most tokens are punctuation, compared exactly (issue 14: 20 % of the
+        # client's time went to parsing FETCH responses, a third of it here).
+        if chunk == token or (token.isupper() and chunk.upper() == token):
             self.pos = end
             return True
         return False
@@ -84,7 +90,10 @@ class Reader:
 
     def sp(self) -> None:
         """Consume one SP (RFC 3501 §9 ``SP``)."""
-        self.expect(b" ")
+        if self._line[self.pos : self.pos + 1] == b" ":
+            self.pos += 1
+        else:
+            self.fail("' '")
 
     def regex(self, pattern: re.Pattern[bytes], what: str) -> bytes:
         """Consume and return a match of ``pattern`` or fail."""
@@ -127,7 +136,8 @@ class Reader:
 
     def quoted(self) -> bytes:
         """``quoted`` (RFC 3501 §4.3), unescaped."""
-        return QUOTED_UNESCAPE.sub(rb"\1", self.regex(QUOTED, "quoted string")[1:-1])
+        body = self.regex(QUOTED, "quoted string")[1:-1]
+        return QUOTED_UNESCAPE.sub(rb"\1", body) if b"\\" in body else body
 
     def literal(self) -> bytes | StreamedLiteral:
         """``literal`` / ``literal8`` (RFC 3501 §4.3, RFC 3516 §4.2): ``{n}`` ends the line."""
@@ -163,7 +173,8 @@ class Reader:
 
     def nil(self) -> bool:
         """Consume ``NIL`` if next (not followed by an atom char)."""
-        if self._line[self.pos : self.pos + 3].upper() == b"NIL" and ATOM.match(self._line, self.pos + 3) is None:
+        line, pos = self._line, self.pos
+        if line[pos : pos + 1] in b"Nn" and line[pos : pos + 3].upper() == b"NIL" and not ATOM.match(line, pos + 3):
             self.pos += 3
             return True
         return False
@@ -191,7 +202,8 @@ class Reader:
 
     def close_list(self) -> bool:
         """Consume ``)`` if next; return whether it was."""
-        if self.skip(b")"):
+        if self._line[self.pos : self.pos + 1] == b")":
+            self.pos += 1
             self.depth -= 1
             return True
         return False
