@@ -89,8 +89,12 @@ async def test_a_worker_process_publishes_and_the_lps_reads_with_a_group(
             status = json.loads(out)
             assert status["bals"] == 2 and status["held"] == 2 and status["workers"]["w-cli"]["published"] == 2
             assert {g["name"]: g["pending"] for g in status["groups"]} == {"dpi": 0, "autre": 2}
+            lag = status["lag"]  # per BAL: arrival → publication of its last message
+            assert lag["bals"] == 2 and {w["bal"] for w in lag["worst"]} == set(bals)
+            assert all(w["lag_ms"] >= 0 for w in lag["worst"]) and lag["max_ms"] >= lag["p50_ms"] >= 0
             code, out, _ = await cli(capsys, "status", *r)
             assert "Workers actifs : 1" in out and "w-cli : 2/10 BAL, 2 messages publiés" in out
+            assert "Retard par BAL (arrivée → publication du dernier message) : médiane" in out
         finally:
             worker.send_signal(signal.SIGTERM)
             _, err = await asyncio.to_thread(worker.communicate, timeout=20)

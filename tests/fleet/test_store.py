@@ -95,6 +95,22 @@ async def test_nothing_is_published_twice(store: FleetStore) -> None:
     assert fields["to"] == BAL and "x_mss" not in fields  # not fetched
 
 
+async def test_each_bal_keeps_the_lag_of_its_last_publication(store: FleetStore) -> None:
+    other = "autre@mss.sandbox.test"
+    lease = await store.acquire(BAL, "w1", 10_000)
+    assert lease is not None
+    await store.publish(lease, 7, 1, message_fields(BAL, summary(1)), lag_ms=1200)
+    await store.publish(lease, 7, 2, message_fields(BAL, summary(2)), lag_ms=40)
+    assert (await store.publish(lease, 7, 2, message_fields(BAL, summary(2)), lag_ms=9999)).status == "duplicate"
+    lags = await store.lags([BAL, other])
+    (now_s, now_us) = await store.redis.time()
+    assert lags[other] is None and lags[BAL] is not None
+    lag, at = lags[BAL]
+    assert lag == 40 and 0 <= now_s * 1000 + now_us // 1000 - at < 60_000  # the duplicate changed nothing
+    await store.publish(lease, 7, 3, message_fields(BAL, summary(3)))
+    assert (await store.lags([BAL]))[BAL][0] == -1  # type: ignore[index] - arrival unknown
+
+
 async def test_a_uidvalidity_change_is_reported_and_the_checkpoint_restarts(store: FleetStore) -> None:
     lease = await store.acquire(BAL, "w1", 10_000)
     assert lease is not None

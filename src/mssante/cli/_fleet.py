@@ -168,8 +168,12 @@ async def _status(store: FleetStore) -> dict[str, Any]:
                   for g in await store.redis.xinfo_groups(store.keys.events)]
     length = int(await store.redis.xlen(store.keys.events))
     held = sum(int(w.get("bals", 0)) for w in workers.values())
+    lags = sorted(((v[0], a) for a, v in (await store.lags(sorted(bals))).items() if v and v[0] >= 0), reverse=True)
+    lag = {"bals": len(lags), "max_ms": lags[0][0] if lags else None,
+           "p50_ms": lags[len(lags) // 2][0] if lags else None,
+           "worst": [{"bal": a, "lag_ms": ms} for ms, a in lags[:5]]}
     return {"bals": len(bals), "held": held, "stopped": len(stopped), "unwatched": len(bals) - len(stopped) - held,
-            "events": length, "groups": groups,
+            "events": length, "groups": groups, "lag": lag,
             "workers": {wid: {k: int(v) if v.lstrip("-").isdigit() else v for k, v in figures.items()}
                         for wid, figures in sorted(workers.items())}}
 
@@ -195,6 +199,10 @@ def status(redis_url: str, prefix: str, as_json: bool) -> None:
         click.echo(f"  {wid} : {w.get('bals', 0)}/{w.get('capacity', '?')} BAL, {w.get('published', 0)} messages "
                    f"publiés, retard {w.get('lag_ms', 0)} ms, {w.get('reconnects', 0)} reconnexions, "
                    f"{w.get('failures', 0)} échecs, {w.get('redis_errors', 0)} erreurs Redis")
+    if data["lag"]["bals"]:
+        worst = ", ".join(f"{w['bal']} {w['lag_ms']} ms" for w in data["lag"]["worst"])
+        click.echo(f"Retard par BAL (arrivée → publication du dernier message) : médiane {data['lag']['p50_ms']} ms, "
+                   f"max {data['lag']['max_ms']} ms ; les plus en retard : {worst}")
     click.echo(f"Flux d'événements : {data['events']} entrées")
     for g in data["groups"]:
         click.echo(f"  groupe {g.get('name')} : {g.get('pending')} en attente d'acquittement, "

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,11 +18,12 @@ from mssante.credentials import ClientCertificate, TokenSource
 from mssante.discovery import MailServers, ManualServers, Resolver
 from mssante.errors import ConfigError
 from mssante.secret import Secret
+from mssante.trust import CRLCache
 
 from ._model import BALSpec
 
 if TYPE_CHECKING:
-    from mssante.bridge.client import BridgeClient
+    from mssante.bridge.client import BridgeClient, BridgeTokenSource
 
 __all__ = ["Connector", "MailboxConnector"]
 
@@ -51,6 +52,11 @@ class Connector(Protocol):
 class MailboxConnector:
     """The standard :class:`Connector`: certificate files per structure, bridge sessions per professional.
 
+    What a worker holds once per *reference*, not once per BAL: the CA bundle and the CRL cache
+    (one for the worker), the TLS context with the structure's certificate loaded (APP), the
+    bridge token source and its event listener (PER/ORG: every BAL of one session shares them,
+    and one session end stops them all, ECO.1.2.6).
+
     Attributes:
         tls: trust anchors (IGC Santé).
         certificates: directory of ``<structure>.pem`` / ``<structure>.key`` (APP).
@@ -67,43 +73,94 @@ class MailboxConnector:
     servers: MailServers | ManualServers | None = None
     resolver: Resolver | None = None
     options: MailboxOptions | None = None
+    _trust: dict[str, TrustSettings] = field(default_factory=dict, init=False, repr=False)
+    _certs: dict[str, ClientCertificate] = field(default_factory=dict, init=False, repr=False)
+    _sources: dict[str, tuple[BridgeTokenSource, int]] = field(default_factory=dict, init=False, repr=False)
 
-    def _credentials(self, spec: BALSpec) -> TokenSource | ClientCertificate:
+    def trust(self, certificate: ClientCertificate | None = None) -> TrustSettings:
+        """The TLS settings of a mailbox of this worker: one context per certificate (one for the token
+        BALs), one CA bundle and one CRL cache for all (a custom :class:`Connector` can use them too).
+
+        Raises:
+            ConfigError: the CA bundle or the certificate files cannot be read.
+            UsageError: a loosened ``ssl_context`` in :attr:`tls`.
+        """
+        if self.tls.ssl_context is not None:
+            return self.tls  # the caller's own context: each mailbox loads its certificate into it, as without a fleet
+        key = "" if certificate is None else str(certificate.cert)
+        trust = self._trust.get(key)
+        if trust is None:
+            base = self._trust.get("")
+            if base is None:
+                bundle = self.tls.chain_bundle()
+                crls = self.tls.crls if self.tls.crls is not None or bundle is None else CRLCache()
+                base = TrustSettings(ssl_context=self.tls.context(), revocation=self.tls.revocation, crls=crls,
+                                     bundle=bundle)
+                self._trust[""] = base
+            if certificate is None:
+                return base
+            trust = replace(base, ssl_context=self.tls.context(certificate))
+            self._trust[key] = trust
+        return trust
+
+    def _credentials(self, spec: BALSpec) -> tuple[TokenSource | ClientCertificate, TrustSettings]:
         if spec.kind == "APP":
             if self.certificates is None:
                 raise ConfigError(f"{spec.address}: no certificate directory configured for BAL APP")
-            return ClientCertificate(cert=self.certificates / f"{spec.ref}.pem",
-                                     key=self.certificates / f"{spec.ref}.key")
+            cert = self._certs.get(spec.ref)
+            if cert is None:
+                cert = ClientCertificate(cert=self.certificates / f"{spec.ref}.pem",
+                                         key=self.certificates / f"{spec.ref}.key")
+            trust = self.trust(cert)
+            self._certs[spec.ref] = cert
+            return cert, trust
         if self.bridge is None or self.session_secrets is None:
             raise ConfigError(f"{spec.address}: no bridge configured for BAL {spec.kind}")
+        shared = self._sources.get(spec.ref)
         path = self.session_secrets / spec.ref
-        if not path.is_file():
+        if shared is None and not path.is_file():
             raise ConfigError(f"{spec.address}: no secret for bridge session {spec.ref} on this worker")
-        from mssante.bridge.client import BridgeTokenSource
+        trust = self.trust()
+        if shared is None:
+            from mssante.bridge.client import BridgeTokenSource
 
-        source = BridgeTokenSource(self.bridge, spec.ref, Secret(path.read_text().strip()))
-        source.listen()  # session_ended from the bridge closes the BAL's sessions (ECO.1.2.6)
-        return source
+            source = BridgeTokenSource(self.bridge, spec.ref, Secret(path.read_text().strip()))
+            source.listen()  # session_ended from the bridge closes the BAL's sessions (ECO.1.2.6)
+            shared = (source, 0)
+        self._sources[spec.ref] = (shared[0], shared[1] + 1)
+        return shared[0], trust
 
     async def mailbox(self, spec: BALSpec) -> Mailbox:
-        """The mailbox of ``spec`` with its credentials found by reference.
+        """The mailbox of ``spec`` with its credentials found by reference (shared by the BALs of one reference).
 
         Raises:
-            ConfigError: no such certificate files, no bridge configured, or no secret for the session.
+            ConfigError: no such certificate files (or unreadable ones), no bridge configured, or no
+                secret for the session.
         """
-        return Mailbox(spec.address, kind=spec.kind, credentials=self._credentials(spec), servers=self.servers,
-                       resolver=self.resolver, tls=self.tls, options=self.options)
+        credentials, trust = self._credentials(spec)
+        return Mailbox(spec.address, kind=spec.kind, credentials=credentials, servers=self.servers,
+                       resolver=self.resolver, tls=trust, options=self.options)
 
     async def close(self, box: Mailbox) -> None:
-        """Close ``box`` and stop its bridge session's event listener (the session stays open at the bridge).
+        """Close ``box``; the last BAL of a bridge session stops that session's event listener
+        (the session stays open at the bridge).
 
         Raises:
             Nothing.
         """
         await box.aclose()
-        if self.bridge is not None:
-            from mssante.bridge.client import BridgeTokenSource
+        source = box.token_source
+        if self.bridge is None or source is None:
+            return
+        from mssante.bridge.client import BridgeTokenSource
 
-            source = box.token_source
-            if isinstance(source, BridgeTokenSource):
-                await source.aclose()
+        if not isinstance(source, BridgeTokenSource):
+            return
+        held, users = self._sources.get(source.session_id, (None, 0))
+        if held is not source:
+            return
+        if users > 1:
+            self._sources[source.session_id] = (source, users - 1)
+            return
+        del self._sources[source.session_id]
+        await source.aclose()

@@ -46,7 +46,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: fence, checkpoint, stream. ARGV: fence, uidvalidity, uid, maxlen, then field/value pairs.
+# KEYS: fence, checkpoint, stream. ARGV: fence, uidvalidity, uid, maxlen, lag ms (-1: unknown), then field/value
+# pairs (kind, message, bal, <address>, ...).
 _PUBLISH = """
 local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
 local fence = tonumber(ARGV[1])
@@ -61,15 +62,17 @@ local function xadd(fields)
   return redis.call(unpack(args))
 end
 if ck[1] and ck[1] ~= ARGV[2] then
-  xadd({'kind', 'uidvalidity-changed', 'bal', ARGV[8], 'previous', ck[1], 'uidvalidity', ARGV[2],
+  xadd({'kind', 'uidvalidity-changed', 'bal', ARGV[9], 'previous', ck[1], 'uidvalidity', ARGV[2],
         'previous_uid', ck[2] or '0'})
   last = 0
 end
 if tonumber(ARGV[3]) <= last then return {0, ''} end
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = xadd(fields)
-redis.call('HSET', KEYS[2], 'uidvalidity', ARGV[2], 'uid', ARGV[3], 'fence', ARGV[1])
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'uidvalidity', ARGV[2], 'uid', ARGV[3], 'fence', ARGV[1], 'lag_ms', ARGV[5],
+           'at', tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
 return {1, id}
 """
 
@@ -300,16 +303,35 @@ class FleetStore:
             return None
         return Checkpoint(int(raw[0]), int(raw[1] or 0))
 
-    async def publish(self, lease: Lease, uidvalidity: int, uid: int, fields: dict[str, str]) -> Published:
+    async def lags(self, addresses: list[str]) -> dict[str, tuple[int, int] | None]:
+        """Per BAL, the lag of its last published message (ms, -1 when unknown) and when it was
+        published (Redis time, ms); None for a BAL with nothing published yet. One round trip.
+
+        Raises:
+            TransportError: Redis is unreachable.
+        """
+        with redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for address in addresses:
+                    pipe.hmget(self.keys.checkpoint(address), ["lag_ms", "at"])
+                rows = await pipe.execute()
+        return {a: (int(lag), int(at)) if lag is not None and at is not None else None
+                for a, (lag, at) in zip(addresses, rows, strict=True)}
+
+    async def publish(self, lease: Lease, uidvalidity: int, uid: int, fields: dict[str, str], *,
+                      lag_ms: int | None = None) -> Published:
         """Publish a message event and move the checkpoint, atomically; see the module docstring.
 
-        ``fields`` must hold ``bal`` as its third pair (after ``kind``), as :func:`message_fields` builds it.
+        ``fields`` must hold ``bal`` as its second pair (after ``kind``), as :func:`message_fields` builds it.
+        ``lag_ms`` (from the message's arrival to now) is kept in the checkpoint, with the time of
+        publication, for :meth:`lags`.
 
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable (nothing was published).
         """
         flat: list[str] = [x for pair in fields.items() for x in pair]
-        args: list[str | int] = [lease.fence, uidvalidity, uid, self.stream_maxlen, *flat]
+        args: list[str | int] = [lease.fence, uidvalidity, uid, self.stream_maxlen,
+                                 -1 if lag_ms is None else lag_ms, *flat]
         status, entry = await self._publish(
             keys=[self.keys.fence(lease.address), self.keys.checkpoint(lease.address), self.keys.events], args=args)
         name = {1: "published", 0: "duplicate", -1: "stale"}[int(status)]

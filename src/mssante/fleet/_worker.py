@@ -92,13 +92,16 @@ class WorkerSettings:
         return max(1, int(self.lease_ttl * 1000))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Watch:
+    """What the worker keeps per BAL, beside the mailbox and its watch task: nothing more."""
+
     spec: BALSpec
     lease: Lease
     task: asyncio.Task[None] | None = None
     state: WatchState | None = None
     done: bool = False
+    command_connection: bool = False  # opened for the X-MSS header fetches (it went through the limiter)
 
 
 @dataclass
@@ -159,15 +162,18 @@ class Worker:
         period = self.settings.lease_ttl / 3
         try:
             while not self._stop.is_set():
+                soon = False
                 try:
-                    await self.tick()
+                    soon = await self.tick()
                     self.last_tick_ok = asyncio.get_running_loop().time()
                 except _REDIS_DOWN as exc:
                     self.figures.redis_errors += 1
                     log.warning("redis unreachable, watches go on", extra={"worker": self.id, "event": "redis-down",
                                                                           "error": str(exc)})
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), period)
+                    # below its share with BALs still to take (a worker joined, or the others are releasing
+                    # theirs): look again sooner, so released BALs are not left unwatched for a whole period
+                    await asyncio.wait_for(self._stop.wait(), period / 4 if soon else period)
         finally:
             await self._stop_watches(list(self.watches), release=self._stop.is_set())
 
@@ -198,8 +204,19 @@ class Worker:
                 "lag_ms": self.figures.lag_ms,
                 "connects": self.limiter.granted}
 
-    async def tick(self) -> None:
+    def _claim_budget(self) -> int:
+        """How many BALs one worker can connect during one tick (its connect limiter's output)."""
+        return self.settings.connect_burst + int(self.settings.connect_rate * self.settings.lease_ttl / 3)
+
+    async def tick(self) -> bool:
         """One round: heartbeat, renew, drop removed BALs, balance.
+
+        Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` releases
+        only its excess, and no more per tick than one worker's connect limiter lets through in a
+        tick (so the joiner can take them at once); a worker below its share claims free BALs.
+
+        Returns:
+            True when this worker is below its share and should look again soon.
 
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable (:meth:`run` retries).
@@ -225,18 +242,19 @@ class Worker:
         active = [a for a in desired if a not in stopped]
         target = min(self.settings.capacity, math.ceil(len(active) / max(1, self.alive_workers)))
         if len(self.watches) > target:
-            extras = self._rng.sample(sorted(self.watches), len(self.watches) - target)
+            excess = min(len(self.watches) - target, self._claim_budget())
+            extras = self._rng.sample(sorted(self.watches), excess)
             await self._stop_watches(extras, release=True)
             log.info("BALs released for balance", extra={"worker": self.id, "event": "released",
                                                          "count": len(extras), "target": target})
-            return
+            return False
         if self.ticks == 1:
-            return  # first tick: only say we are here, so workers started together see each other first
+            return True  # first tick: only say we are here, so workers started together see each other first
         free = [a for a in active if a not in self.watches]
         self._rng.shuffle(free)
         # no more claims per tick than the connect limiter lets through meanwhile: a lease held while
         # waiting for the limiter is a BAL another worker could already be watching
-        budget = self.settings.connect_burst + int(self.settings.connect_rate * self.settings.lease_ttl / 3)
+        budget = self._claim_budget()
         claimed = 0
         for address in free:
             if len(self.watches) >= target or budget <= 0:
@@ -254,6 +272,8 @@ class Worker:
         if claimed:
             log.info("BALs claimed", extra={"worker": self.id, "event": "claimed", "count": claimed,
                                             "bals": len(self.watches), "target": target})
+        # below its share and BALs flowing in (or just joined, the others releasing at their next tick)
+        return len(self.watches) < target and (claimed > 0 or self.ticks <= 6)
 
     async def _stop_watches(self, addresses: list[str], *, release: bool) -> None:
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
@@ -294,7 +314,7 @@ class Worker:
             await self._connect_permit(spec)
             async with box, contextlib.aclosing(box.watch(spec.folder, state=state)) as watcher:
                 async for summary in watcher:
-                    result = await self._publish(watch, summary, await self._x_mss(box, summary))
+                    result = await self._publish(watch, summary, await self._x_mss(watch, box, summary))
                     if result.status == "stale":
                         self.figures.stale += 1
                         log.info("fencing token stale, BAL left", extra={"worker": self.id, "bal": spec.address})
@@ -304,9 +324,6 @@ class Worker:
                         self.figures.duplicates += 1
                         continue
                     self.figures.published += 1
-                    if summary.internaldate is not None:
-                        lag = dt.datetime.now(dt.UTC) - summary.internaldate
-                        self.figures.lag_ms = max(0, int(lag.total_seconds() * 1000))
         except PSCError as exc:
             await self._end(watch, "psc-session-ended", str(exc))  # ECO.1.2.6
         except MssanteError as exc:
@@ -332,9 +349,12 @@ class Worker:
             self.figures.operator_waits += 1
             await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
 
-    async def _x_mss(self, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
+    async def _x_mss(self, watch: _Watch, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
         if not self.settings.x_mss:
             return None
+        if not watch.command_connection:  # its first fetch opens a second connection: the limiters apply
+            await self._connect_permit(watch.spec)
+            watch.command_connection = True
         async with self._fetches:
             try:
                 return await x_mss_headers(box, summary.folder, summary.uid)
@@ -347,8 +367,12 @@ class Worker:
 
     async def _publish(self, watch: _Watch, summary: MessageSummary, x_mss: dict[str, str] | None) -> Published:
         fields = message_fields(watch.spec.address, summary, x_mss)
+        lag = None
+        if summary.internaldate is not None:  # INTERNALDATE has whole seconds: up to 1 s more than the real lag
+            lag = max(0, int((dt.datetime.now(dt.UTC) - summary.internaldate).total_seconds() * 1000))
+            self.figures.lag_ms = lag
         return await self._redis(lambda: self.store.publish(watch.lease, summary.uidvalidity or 0, summary.uid,
-                                                            fields))
+                                                            fields, lag_ms=lag))
 
     async def _end(self, watch: _Watch, kind: str, reason: str) -> None:
         self.figures.failures += kind == "bal-error"
