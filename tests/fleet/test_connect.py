@@ -83,7 +83,7 @@ async def test_one_tls_context_per_certificate_not_per_bal(tmp_path: Path, pki: 
     assert s1 is not None and s2 is not None and s1 is not s2  # one context per structure
     assert all(t.crls is trusts[0].crls and t.bundle is trusts[0].bundle for t in trusts)  # one CRL cache in all
     assert connector.trust() is connector.trust() and connector.trust().ssl_context not in (s1, s2)
-    used = [box._trust for box in boxes]  # what each mailbox builds its TLS client from
+    used = [box._sessions._trust for box in boxes]  # what each mailbox builds its TLS client from
     assert used == [trusts[0]] * 3 + [trusts[1]] and used[0] is used[1] is used[2]
     with pytest.raises(ConfigError, match="does not exist"):
         await connector.mailbox(BALSpec(address="svc9@mss.sandbox.test", kind="APP", ref="s3"))

@@ -42,8 +42,8 @@ def java_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("javac/java absent: install a JDK 17 (scripts/test.sh installs openjdk-17-jdk-headless)")
     out = tmp_path_factory.mktemp("java-classes")
     sources = sorted(str(p) for p in JAVA_SOURCES.rglob("*.java"))
-    done = subprocess.run([javac, "-Xlint:all", "-Werror", "--release", "17", "-d", str(out), *sources],
-                          capture_output=True, text=True, timeout=240, check=False)
+    command = [javac, "-encoding", "UTF-8", "-Xlint:all", "-Werror", "--release", "17", "-d", str(out), *sources]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr
     return out
 

@@ -48,7 +48,9 @@ class Echo:
 @pytest.fixture(scope="module")
 def echo(java_classes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Echo]:
     out = tmp_path_factory.mktemp("json-echo")
-    done = subprocess.run(["javac", "-Xlint:all", "-Werror", "-cp", str(java_classes), "-d", str(out), str(HELPER)],
+    command = ["javac", "-encoding", "UTF-8", "-Xlint:all", "-Werror", "-cp", str(java_classes), "-d", str(out),
+               str(HELPER)]
+    done = subprocess.run(command,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     process = subprocess.Popen(["java", "-cp", f"{java_classes}:{out}", "lps.JsonEcho"], stdin=subprocess.PIPE,
