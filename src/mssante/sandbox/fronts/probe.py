@@ -47,6 +47,7 @@ __all__ = [
     "HelloLog",
     "HelloRecord",
     "TLSProbe",
+    "needs_non_rsa_certificate",
     "parse_client_hello",
     "probe_context",
     "suite_name",
@@ -162,10 +163,27 @@ def parse_client_hello(message: bytes) -> ClientHello:
 
 
 @cache
-def _openssl_names() -> Mapping[int, str]:
+def _openssl_suites() -> Mapping[int, tuple[str, str]]:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
-    return {int(c["id"]) & 0xFFFF: str(c["name"]) for c in ctx.get_ciphers()}
+    return {int(c["id"]) & 0xFFFF: (str(c["name"]), str(c.get("auth", ""))) for c in ctx.get_ciphers()}
+
+
+def _openssl_names() -> Mapping[int, str]:
+    return {code: name for code, (name, _) in _openssl_suites().items()}
+
+
+def needs_non_rsa_certificate(code: int) -> bool:
+    """True for a suite that authenticates the server with an ECDSA or DSA certificate only.
+
+    Such a suite is never negotiated with an operator whose certificate is RSA, as IGC Santé
+    server certificates are (psc-igc.md §4.3). Unknown codes: False (they are judged).
+
+    Raises:
+        Nothing.
+    """
+    found = _openssl_suites().get(code)
+    return found is not None and found[1] in ("auth-ecdsa", "auth-dss")
 
 
 def suite_name(code: int) -> str:
