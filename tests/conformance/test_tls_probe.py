@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from mssante.sandbox.api.faults import apply_faults, bench_faults, faults_json
 from mssante.sandbox.fronts.probe import ALLOWED_SUITES, TLS_PROBES, suite_name
 from mssante.sandbox.runner import Sandbox
+from mssante.trust import BASELINE_CIPHERS
 from tests.conformance._harness import sandbox_config
 from tests.conformance._lps_net import tls_context
 from tests.conformance.test_bad_server_cert import _imap_peer, _smtp_peer
@@ -64,3 +66,33 @@ async def test_the_fronts_serve_the_probe_and_record_client_hellos(state_dir: Pa
         assert not hello.probe and set(hello.hello.suites) - {0x00FF} <= ALLOWED_SUITES
         with pytest.raises(Exception, match="tls_probe"):
             apply_faults(sb, {"tls_probe": "weak"})
+
+
+def _s_client(port: int, host: str, *options: str) -> str:
+    """``openssl s_client -starttls imap``: its output (the negotiated protocol and cipher, or the failure)."""
+    done = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-starttls", "imap",
+                           "-servername", host, *options], input="", capture_output=True, text=True, timeout=30,
+                          check=False)
+    return done.stdout + done.stderr
+
+
+async def test_openssl_and_curl_refuse_the_probe_unless_told_to_accept_anything(state_dir: Path) -> None:
+    """Software we did not write: OpenSSL's s_client and curl, with their defaults, cannot talk to the probe."""
+    async with Sandbox(sandbox_config(), state_dir) as sb:
+        ep = sb.info["imap"]["psc"]
+        port, host = int(ep["port"]), str(ep["host"])
+        apply_faults(sb, {"tls_probe": "old-tls"})
+        refused = await asyncio.to_thread(_s_client, port, host)
+        assert "Cipher is (NONE)" in refused, refused
+        accepted = await asyncio.to_thread(_s_client, port, host, "-tls1_1", "-cipher", "ALL:@SECLEVEL=0")
+        assert "Cipher is (NONE)" not in accepted and "Protocol  : TLSv1.1" in accepted, accepted
+        apply_faults(sb, {"tls_probe": "weak-suites"})
+        refused = await asyncio.to_thread(_s_client, port, host, "-cipher", BASELINE_CIPHERS)
+        assert "Cipher is (NONE)" in refused and "handshake failure" in refused, refused
+        curl = await asyncio.to_thread(
+            subprocess.run, ["curl", "--silent", "--show-error", "--ssl-reqd", "--cacert", sb.info["ca_bundle"],
+                             "--connect-to", f"{host}:{port}:127.0.0.1:{port}", "--ciphers", BASELINE_CIPHERS,
+                             f"imap://{host}:{port}/"], capture_output=True, text=True, timeout=30, check=False)
+        assert curl.returncode == 35, curl.stderr  # SSL connect error: no shared suite
+        apply_faults(sb, {"tls_probe": None})
+        assert "Cipher is (NONE)" not in await asyncio.to_thread(_s_client, port, host, "-cipher", BASELINE_CIPHERS)
