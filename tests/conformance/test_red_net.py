@@ -12,14 +12,16 @@ reuses IGC Santé's names.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mssante.conformance import Profile, Status
 from tests.conformance import _broken_net as n
 from tests.conformance import test_red
-from tests.conformance._harness import RED, run_suite
+from tests.conformance._harness import GREEN, RED, run_suite
 from tests.conformance._lps import StdlibLPS
+from tests.conformance._lps_net import TLS12_CIPHERS
 
 pytestmark = pytest.mark.slow
 
@@ -57,3 +59,19 @@ async def test_a_client_that_trusts_issuer_names_passed_the_old_foreign_ca_case(
                                 cases=("server-cert-foreign", "server-cert-impostor"), settings=RED)
     status = {r.code: r.status for r in report.results}
     assert status == {"server-cert-foreign": Status.PASS, "server-cert-impostor": Status.FAIL}
+
+
+class _OffersEcdsaToo(StdlibLPS):
+    """The allowed suites plus ECDSA ones, as Windows SChannel offers by default: never negotiable with
+    an IGC Santé (RSA) server certificate, so not held against the LPS."""
+
+    def context(self) -> Any:
+        ctx = super().context()
+        ctx.set_ciphers(TLS12_CIPHERS + ":ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-SHA256")
+        return ctx
+
+
+async def test_ecdsa_suites_offered_beside_the_allowed_ones_pass(state_dir: Path, tmp_path: Path) -> None:
+    report, _ = await run_suite(state_dir, tmp_path, PER, _OffersEcdsaToo, cases=("tls-ciphers",), settings=GREEN)
+    [result] = report.results
+    assert result.status is Status.PASS, result.explanation

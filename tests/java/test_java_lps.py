@@ -233,7 +233,7 @@ async def test_the_java_lps_passes_every_case(
 #: The broken Java variant (``--break``) and, per profile, exactly the cases it must turn red.
 BREAKS = "no-nil,no-mdn,no-cert-check"
 BROKEN = ("x-mss-nil", "mdn-request", "server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
-          "server-cert-revoked", "crl-outage")
+          "server-cert-revoked", "server-cert-impostor", "crl-outage")
 EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: set(BROKEN)}
 
 

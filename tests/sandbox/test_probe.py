@@ -21,6 +21,7 @@ from mssante.sandbox.fronts.probe import (
     TLS_PROBES,
     HelloLog,
     HelloRecord,
+    needs_non_rsa_certificate,
     parse_client_hello,
     probe_context,
     suite_name,
@@ -86,6 +87,8 @@ def test_names() -> None:
     assert suite_name(0x00FF) == "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"
     assert suite_name(0xFFFE) == "0xFFFE"
     assert version_name(0x0302) == "TLSv1.1"
+    assert needs_non_rsa_certificate(0xC02B) and needs_non_rsa_certificate(0x0032)  # ECDHE-ECDSA, DHE-DSS
+    assert not any(needs_non_rsa_certificate(c) for c in (0xC030, 0xC014, 0x009C, 0x1301, 0xFFFE))
     record = HelloRecord(at=1.5, probe=True, hello=parse_client_hello(_hello(0x0303, [0xC030], [0x0304], None)))
     assert HelloRecord.from_json(record.to_json()) == record
 

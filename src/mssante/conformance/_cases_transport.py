@@ -35,6 +35,7 @@ from mssante.sandbox.fronts.probe import (
     SIGNALING_SUITES,
     HelloRecord,
     TLSProbe,
+    needs_non_rsa_certificate,
     suite_name,
     version_name,
 )
@@ -309,7 +310,9 @@ def check_tls_version() -> Check:
 
 
 def _outside_list(hello: HelloRecord) -> list[int]:
-    return [c for c in hello.hello.suites if c not in ALLOWED_SUITES and c not in SIGNALING_SUITES]
+    # ECDSA/DSA-only suites are left aside: an IGC Santé (RSA) server certificate never negotiates them.
+    return [c for c in hello.hello.suites
+            if c not in ALLOWED_SUITES and c not in SIGNALING_SUITES and not needs_non_rsa_certificate(c)]
 
 
 def check_ciphers() -> Check:
@@ -318,6 +321,9 @@ def check_ciphers() -> Check:
     Fails when a ClientHello offers a suite outside the list (TLS 1.2: 0xC030, 0xC02F, 0xC028,
     0xC027; TLS 1.3 suites; signalling values aside), when a session negotiated another one, or
     when the LPS completes the probe's handshake (only suites outside the list are on offer).
+    Suites that need an ECDSA or DSA server certificate are not held against the LPS: an
+    operator's IGC Santé certificate is RSA, so they are never negotiated (and TLS stacks such
+    as Windows SChannel offer them by default without a per-application setting).
 
     Raises:
         Nothing.

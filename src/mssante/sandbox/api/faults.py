@@ -349,7 +349,7 @@ def faults_json(sandbox: Sandbox) -> dict[str, Any]:
         "bad_server_certificate": faults.bad_server_certificate,
         "token_gate": None if bench.token_gate is None else bench.token_gate.to_json(),
         "crl_outage": None if bench.crl_outage is None else bench.crl_outage.to_json(),
-        "tls_probe": bench.tls_probe,
+        "tls_probe": bench.tls_probe if faults.probe_context_factory is not None else None,  # Faults.clear ends it
         "live_sessions": [{"bal": s.bal, "front": s.front} for s in faults.sessions()],
     }
 
