@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from mssante.clock import Clock
 from mssante.conformance import InProcessControl, Profile, RunSettings, Status, catalogue, choose_bal, run_job
 from mssante.conformance._driver import ExternalDriver, SendRequest
+from mssante.conformance._runner import _within
 from mssante.sandbox.runner import Sandbox
 from mssante.testing import FakeClock
 from tests.conformance._harness import sandbox_config
@@ -76,3 +79,24 @@ async def test_the_hard_limit_of_a_case_runs_on_the_clock(state_dir: Path) -> No
     assert not report.not_run and not report.interruption  # the job went on after the first limit
     # The limit is the scaled timeout x 4 plus the quiet and unavailable spells plus 30 s: 290 s of fake time.
     assert all("(290 s)" in r.explanation for r in report.results)
+
+
+async def test_within_times_out_on_the_clock_and_lets_other_cancellations_through() -> None:
+    clock = FakeClock()
+
+    async def slow(seconds: float) -> str:
+        await clock.sleep(seconds)
+        return "done"
+
+    assert await clock.run(_within(clock, 10, slow(5))) == "done"
+    assert clock.sleepers == 0  # the alarm is gone once the work is done
+    with pytest.raises(TimeoutError):
+        await clock.run(_within(clock, 10, slow(20)))
+    # A cancellation from outside stays a cancellation, not a timeout.
+    task = asyncio.ensure_future(_within(clock, 10, slow(20)))
+    await clock.wait_for_sleepers(2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert clock.sleepers == 0
