@@ -96,11 +96,14 @@ class MssanteError(Exception):
         imap_code: the IMAP response code sent by the server (RFC 5530), e.g. ``"AUTHENTICATIONFAILED"``.
         smtp_code: the SMTP reply code, e.g. ``535``.
         enhanced_code: the RFC 3463 enhanced status code, e.g. ``"5.7.8"``.
+        auth_outcome: for a refused authentication, the :class:`mssante.wire.AuthOutcome` value
+            the reply was read as (``"TOOBIG"``...), set by ``AuthOutcome.error``; else None.
     """
 
     fault: ClassVar[Fault] = "caller"
     error: ClassVar[str] = "mssante_error"
     exit_code: ClassVar[int] = 1
+    auth_outcome: str | None = None
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from mssante.discovery import DNSPythonResolver, ManualServers, SRVRecord
 from mssante.errors import AuthUnavailable, ConnectError, ConnectionClosed, DiscoveryError, PSCError, UsageError
 from mssante.psc import PSCSession, TokenSet
 from mssante.secret import Secret
+from mssante.testing import FakeClock
 from mssante.trace import MemorySink
 from tests.client.test_mailbox_support import APP, PER, per_mailbox, psc_session, running_sandbox, short_tokens
 
@@ -348,14 +349,20 @@ def test_psc_check_must_be_positive(bad: float) -> None:
 @pytest.mark.slow
 async def test_psc_check_against_the_sandbox_psc(tmp_path: Path) -> None:
     """A real PSCSession: a PSC logout without back-channel ends the idle BAL within a few checks."""
-    async with running_sandbox(tmp_path, short_tokens(2.0)) as sb, asyncio.timeout(60):
-        client, session = await psc_session(sb)
+    clock = FakeClock(start=time.time())  # shared by the mock PSC, the session and the supervisor
+    async with running_sandbox(tmp_path, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
+        client, session = await psc_session(sb, clock=clock)
         box = per_mailbox(sb, session)
-        async with client, SessionSupervisor(backoff=_FAST, psc_check=0.2) as sup:
+        async with client, SessionSupervisor(backoff=_FAST, psc_check=0.2, clock=clock) as sup:
             sup.add(box)
             await _until(lambda: len(sb.faults.sessions(PER)) == 1, 10)
             assert await sb.psc.end_session(session.national_id or "899700000001") >= 1
-            # the access token is still cached: the check refreshes only near its expiry
+            # the access token is still cached: the check refreshes only near its expiry, which the
+            # test brings by moving the clock (0.2 s checks, a 2 s token refreshed 0.5 s ahead)
+            for _ in range(20):
+                if sup.status(PER) == "ended":
+                    break
+                await clock.advance(0.2)
             await _until(lambda: sup.status(PER) == "ended", 15)
             assert session.ended.is_set()
             await _until(lambda: not sb.faults.sessions(PER), 2)

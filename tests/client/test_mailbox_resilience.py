@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from mssante.client import Backoff, WatchState
 from mssante.errors import AuthUnavailable, NotAuthorized, TokenRejected
 from mssante.sandbox.runner import Sandbox
+from mssante.testing import FakeClock
 from tests.client.test_mailbox_support import (
     APP,
     PER,
@@ -32,13 +34,16 @@ def _auth_results(sb: Sandbox, bal: str, protocol: str = "imap") -> list[str | N
 
 
 async def test_token_expiring_during_a_long_session_is_renewed(tmp_path: Path) -> None:
-    # Access tokens live 2 s; a PSCSession refreshes them with its refresh token.
-    async with running_sandbox(tmp_path, short_tokens(2.0)) as sb, asyncio.timeout(60):
-        client, session = await psc_session(sb)
+    # Access tokens live 2 s; a PSCSession refreshes them with its refresh token. The mock PSC and the
+    # session share a FakeClock (started at the real time, which the test PKI's dates need): the lifetime
+    # passes when the test says so, not after a sleep.
+    clock = FakeClock(start=time.time())
+    async with running_sandbox(tmp_path, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
+        client, session = await psc_session(sb, clock=clock)
         first_token = (await session.token()).reveal()
         async with client, per_mailbox(sb, session) as per:
             await per.send(draft(PER, APP, "avant expiration"))
-            await asyncio.sleep(2.5)  # every token seen so far has expired
+            await clock.advance(2.5)  # every token seen so far has expired
             await sb.faults.end_sessions(PER, "drop")  # new sessions must authenticate again
             assert (await session.token()).reveal() != first_token
             await per.send(draft(PER, APP, "apres expiration"))  # SMTP: reopened with a fresh token

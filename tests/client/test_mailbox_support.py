@@ -5,7 +5,6 @@ Kept in a ``test_mailbox*`` module (the tests of this directory share it by impo
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from mssante import testing
 from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, TrustSettings
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.credentials import CallbackTokenSource, ClientCertificate
 from mssante.discovery import DNSPythonResolver
 from mssante.message import Draft, Sender
@@ -31,9 +31,10 @@ CLIENT_ID = "mssante-sandbox"
 PRODUCT = "DEV000001"
 
 
-def running_sandbox(tmp_path: Path, config: SandboxConfig | None = None) -> AbstractAsyncContextManager[Sandbox]:
-    """A sandbox operator on loopback for one test."""
-    return testing.running_sandbox(tmp_path / "sandbox", config)
+def running_sandbox(tmp_path: Path, config: SandboxConfig | None = None, *,
+                    clock: Clock | None = None) -> AbstractAsyncContextManager[Sandbox]:
+    """A sandbox operator on loopback for one test (its mock PSC on ``clock``)."""
+    return testing.running_sandbox(tmp_path / "sandbox", config, clock=clock)
 
 
 def short_tokens(seconds: float = 2.0) -> SandboxConfig:
@@ -75,11 +76,12 @@ class MintingSource(CallbackTokenSource):
         self.national_id = national_id
 
 
-async def psc_session(sb: Sandbox, national_id: str = MARIE) -> tuple[PSCClient, PSCSession]:
-    """A real :class:`PSCSession` (refresh, ended, on_end) over the sandbox's mock PSC."""
-    client = PSCClient(PSCSettings.from_sandbox(sb.info))
+async def psc_session(sb: Sandbox, national_id: str = MARIE, *,
+                      clock: Clock = SYSTEM_CLOCK) -> tuple[PSCClient, PSCSession]:
+    """A real :class:`PSCSession` (refresh, ended, on_end) over the sandbox's mock PSC, on ``clock``."""
+    client = PSCClient(PSCSettings.from_sandbox(sb.info), clock=clock)
     answer = sb.psc.issue_tokens_for_tests(national_id, CLIENT_ID)
-    session = client.open_session(TokenSet.from_response(answer, now=time.time()), margin=0.5)
+    session = client.open_session(TokenSet.from_response(answer, now=clock.now()), margin=0.5)
     return client, session
 
 

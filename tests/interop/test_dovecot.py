@@ -25,9 +25,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from mssante.client._imap_results import imap_auth_error
+from mssante.client._smtp_auth import auth_error
+from mssante.errors import AuthError, TokenRejected
 from mssante.sandbox.config import default_config
 from mssante.sandbox.pki import IssuedCert, TestPKI
 from mssante.sandbox.psc import MockPSC
+from mssante.wire import AuthOutcome, outcome_from_imap, outcome_from_smtp, outcome_of_error
+from mssante.wire.imap import Authenticate, ClientConnection, Tagged
 from tests.interop.dovecot import DovecotServer, skip_unless_dovecot
 
 pytestmark = pytest.mark.dovecot
@@ -345,6 +350,71 @@ def test_submission_app_bal_certificate_and_plain(env: Env) -> None:
     with env.smtp() as smtp, pytest.raises(smtplib.SMTPAuthenticationError) as err:
         smtp.auth("PLAIN", sasl_reply(plain(APP)))
     assert err.value.smtp_code == 535
+
+
+# ----------------------------------------------------------------------------- our outcome vocabulary
+
+
+def _imap_tagged(env: Env, command: bytes, answers: tuple[bytes, ...] = (), cert: IssuedCert | None = None) -> bytes:
+    """Send one raw AUTHENTICATE after STARTTLS, answer each ``+`` with ``answers``; Dovecot's tagged line."""
+    imap = env.imap(cert)
+    try:
+        imap.send(b"x1 " + command + b"\r\n")
+        pending = list(answers)
+        while True:
+            line = imap.readline()
+            if line.startswith(b"+"):
+                imap.send((pending.pop(0) if pending else b"*") + b"\r\n")
+            elif line.startswith(b"x1 "):
+                return line
+    finally:
+        with contextlib.suppress(OSError):
+            imap.shutdown()
+
+
+def _client_reads(line: bytes) -> tuple[AuthOutcome | None, type[Exception]]:
+    """What our client makes of a tagged AUTHENTICATE answer: its engine parses it, then the mapping."""
+    conn = ClientConnection(tls=True)
+    conn.receive_data(b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n")
+    conn.next_event()
+    conn.send(Authenticate(mechanism="XOAUTH2", initial_response=b"x"))
+    conn.receive_data(b"a001 " + line.split(b" ", 1)[1])
+    tagged = conn.next_event()
+    assert isinstance(tagged, Tagged), tagged
+    error = imap_auth_error(tagged)
+    assert outcome_of_error(error) is outcome_from_imap(tagged.status, tagged.code.name if tagged.code else None) or (
+        type(error) is AuthError)
+    return outcome_from_imap(tagged.status, tagged.code.name if tagged.code else None), type(error)
+
+
+def test_dovecot_imap_refusals_read_as_our_outcomes(env: Env) -> None:
+    b64 = base64.b64encode
+    bad_token = _imap_tagged(env, b"AUTHENTICATE XOAUTH2 " + b64(xoauth2(PER, "not-a-token")), (b"",))
+    assert _client_reads(bad_token) == (AuthOutcome.AUTHENTICATIONFAILED, TokenRejected), bad_token
+    cancelled = _imap_tagged(env, b"AUTHENTICATE XOAUTH2", (b"*",))
+    assert _client_reads(cancelled) == (AuthOutcome.MALFORMED, AuthError), cancelled  # IMAP's one BAD
+    no_cert = _imap_tagged(env, b"AUTHENTICATE PLAIN " + b64(plain(APP)))
+    assert _client_reads(no_cert) == (AuthOutcome.AUTHENTICATIONFAILED, TokenRejected), no_cert
+    ok = _imap_tagged(env, b"AUTHENTICATE XOAUTH2 " + b64(xoauth2(PER, env.token(MARIE))))
+    assert _client_reads(ok)[0] is AuthOutcome.OK, ok
+
+
+def test_dovecot_submission_refusals_read_as_our_outcomes(env: Env) -> None:
+    initial = base64.b64encode(xoauth2(PER, env.token(MARIE))).decode()
+    with env.smtp() as smtp:
+        too_long = smtp.docmd("AUTH", "XOAUTH2 " + initial)  # over the 512-octet line (RFC 4954 §4)
+        cancelled = (smtp.docmd("AUTH", "XOAUTH2"), smtp.docmd("*"))[1]
+        smtp.docmd("AUTH", "XOAUTH2")
+        smtp.docmd(base64.b64encode(xoauth2(PER, "not-a-token")).decode())
+        refused = smtp.docmd("")
+        unknown = smtp.docmd("AUTH", "CRAM-MD5")
+    for (code, text), outcome in [(too_long, AuthOutcome.TOOBIG), (refused, AuthOutcome.AUTHENTICATIONFAILED)]:
+        assert outcome_from_smtp(code, text.decode()) is outcome, (code, text)
+        assert outcome_of_error(auth_error(code, text.decode())) is outcome
+    assert type(auth_error(*refused[:1], refused[1].decode())) is TokenRejected
+    assert outcome_from_smtp(cancelled[0], cancelled[1].decode()) in (AuthOutcome.CANCELLED, AuthOutcome.MALFORMED), (
+        cancelled)
+    assert outcome_from_smtp(unknown[0], unknown[1].decode()) is AuthOutcome.NOMECHANISM, unknown
 
 
 # ----------------------------------------------------------------------------- Dovecot's own semantics

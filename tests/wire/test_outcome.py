@@ -169,7 +169,10 @@ def test_outcome_to_error_and_back(outcome: AuthOutcome, kind: type[Exception]) 
     assert error.message.endswith(": the server said so")
     assert (error.imap_code, error.smtp_code, error.enhanced_code) == (
         outcome.imap_code, outcome.smtp.code, outcome.smtp.enhanced)
-    assert outcome_of_error(error) is outcome
+    assert outcome_of_error(error) is outcome and error.auth_outcome == outcome.value
+    # An error of the same type made elsewhere (no auth_outcome) still reads by its type or codes.
+    bare = kind("x", imap_code=outcome.imap_code, smtp_code=outcome.smtp.code, enhanced_code=outcome.smtp.enhanced)
+    assert outcome_of_error(bare) is outcome
     assert (error.requirement == "ECO.1.2.1") is (outcome is A.PRIVACYREQUIRED)
 
 

@@ -13,7 +13,6 @@ reactions (ref2-requirements.md §2.4, §4):
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Sequence
@@ -55,7 +54,7 @@ async def _after_first(ctx: CaseContext, since: float, outcome: AuthOutcome, unt
         return True
 
     await ctx.wait_for(probe, ctx.bound())
-    await asyncio.sleep(ctx.settings.quiet_window)
+    await ctx.sleep(ctx.settings.quiet_window)
     return await _attempts(ctx, since)
 
 
@@ -170,7 +169,7 @@ def check_unavailable(*, psc: bool) -> Check:
         try:
             note = await ctx.act(ctx.driver.open_session(fresh=True), "reconnexion")
             if psc:
-                await asyncio.sleep(ctx.settings.unavailable_for)
+                await ctx.sleep(ctx.settings.unavailable_for)
                 await ctx.control.set_psc_unavailable(False)
 
             async def probe() -> bool | None:

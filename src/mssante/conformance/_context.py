@@ -2,17 +2,22 @@
 
 Waiting is always bounded: :meth:`CaseContext.wait_for` polls the sandbox until a probe
 returns something or the (scaled) deadline passes. Nothing here judges; it gathers evidence.
+
+Deadlines, polling intervals and quiet windows are waited on :attr:`CaseContext.clock` (a
+:class:`mssante.clock.Clock`), so a test can run a case's minutes of waiting instantly with a
+:class:`mssante.testing.FakeClock`. The timestamps compared with the journal (``since``) stay on
+the wall clock the sandbox writes them with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.conformance._causes import diagnose
 from mssante.conformance._control import SandboxControl
 from mssante.conformance._driver import DocumentKind, LPSDriver, SendRequest
@@ -76,6 +81,7 @@ class CaseContext:
     job_started: float = field(default_factory=time.time)
     case: Case | None = None
     shared: dict[str, Any] = field(default_factory=dict)
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
 
     # ------------------------------------------------------------------ timing
 
@@ -102,21 +108,30 @@ class CaseContext:
         Raises:
             Whatever ``probe`` raises; TransportError: the sandbox cannot be reached.
         """
-        deadline = time.monotonic() + within
+        clock = self.clock
+        deadline = clock.now() + within
         shortened = False
         while True:
             found = await probe()
             if found is not None:
                 return found
-            now = time.monotonic()
+            now = clock.now()
             if now >= deadline:
                 return None
             if asked and not shortened and self.events is not None:
-                acked = await self.events.acked_at()
+                acked = await self.events.acked_at()  # a wall-clock time, as the events file writes it
                 if acked is not None:
                     shortened = True
                     deadline = min(deadline, now + max(0.0, acked + ACK_GRACE - time.time()))
-            await asyncio.sleep(min(self.settings.poll_interval, max(0.0, deadline - time.monotonic())))
+            await clock.sleep(min(self.settings.poll_interval, max(0.0, deadline - clock.now())))
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on the run's clock (a quiet window, a spell of unavailability).
+
+        Raises:
+            asyncio.CancelledError: the case was cancelled (its hard limit passed).
+        """
+        await self.clock.sleep(seconds)
 
     async def diagnose(self, since: float) -> Cause | None:
         """The known client-side mistake behind a failure, from the BAL's sessions since ``since``

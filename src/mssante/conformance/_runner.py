@@ -4,17 +4,22 @@ Between cases the job removes every injected fault, so a case never inherits ano
 sabotage; the LPS's own state (its sessions, its PSC login) carries over, as it would in a
 real campaign. Each case runs under a hard limit derived from its timeout, so a job always
 ends and always yields a complete :class:`~mssante.conformance._model.RunReport`.
+
+The hard limits and every wait of the cases run on the job's :class:`mssante.clock.Clock`
+(``run_job(clock=...)``): a test gives a :class:`mssante.testing.FakeClock` and a whole job's
+timeouts pass instantly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mssante._version import __version__
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.conformance._catalogue import select_cases
 from mssante.conformance._context import CaseContext, RunSettings
 from mssante.conformance._control import SandboxControl
@@ -27,6 +32,7 @@ __all__ = ["LATEST_FILE", "choose_bal", "run_job", "write_latest"]
 
 #: Where the last results go, relative to the sandbox state directory (read by the webmail).
 LATEST_FILE = Path("conformance") / "latest.json"
+_T = TypeVar("_T")
 
 
 def _bals(info: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -68,6 +74,36 @@ def _hard_limit(ctx: CaseContext) -> float:
     return ctx.bound() * 4 + s.quiet_window + s.unavailable_for + 30.0
 
 
+async def _within(clock: Clock, seconds: float, awaitable: Awaitable[_T]) -> _T:
+    """Await ``awaitable`` in this task; cancel it once ``seconds`` passed on ``clock``.
+
+    The work stays in the calling task (as :func:`asyncio.timeout` does it), so a fake clock
+    driving this task sees the case's own waits; a timer task fires the limit.
+
+    Raises:
+        TimeoutError: the limit passed first.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    async def alarm() -> None:
+        nonlocal fired
+        await clock.sleep(seconds)
+        fired = True
+        task.cancel()
+
+    timer = asyncio.ensure_future(alarm())
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if fired and task.uncancel() == 0:
+            raise TimeoutError from None
+        raise
+    finally:
+        timer.cancel()
+
+
 async def run_job(
     control: SandboxControl,
     driver: LPSDriver,
@@ -79,13 +115,15 @@ async def run_job(
     trace_file: Path | None = None,
     on_result: Callable[[CaseResult], None] | None = None,
     events: RunEvents | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RunReport:
     """Run the cases of ``profile`` against the LPS behind ``driver`` and return the report.
 
     ``on_result`` is called after each case (the CLI prints progress with it); ``events``
     receives the machine-readable run (``--events``). The driver is not closed here: its owner
     closes it. When the sandbox stops answering, the run stops: the cases left are listed as
-    not run and the report is incomplete (never CONFORME).
+    not run and the report is incomplete (never CONFORME). ``clock`` paces every wait and hard
+    limit (see the module docstring).
 
     Raises:
         UsageError: unknown case id, or a BAL that does not fit the profile.
@@ -98,7 +136,7 @@ async def run_job(
     ctx = CaseContext(control=control, driver=driver, profile=profile, bal=target,
                       peer=_peer(control.info, target, responders),
                       responder=responders[0] if responders else None,
-                      settings=settings or RunSettings(), trace_file=trace_file, events=events)
+                      settings=settings or RunSettings(), trace_file=trace_file, events=events, clock=clock)
     await control.clear_faults()
     if events is not None:
         await events.run_started(profile=profile.value, bal=target, peer=ctx.peer, lps=driver.name, cases=cases)
@@ -111,7 +149,7 @@ async def run_job(
             await events.case_started(case, index=index, total=len(cases), bound=ctx.bound(), bal=target)
         started = time.time()
         try:
-            result = await asyncio.wait_for(case.run(ctx), _hard_limit(ctx))
+            result = await _within(clock, _hard_limit(ctx), case.run(ctx))
         except TimeoutError:
             result = CaseResult.of(case, Verdict.errored(
                 f"Délai maximal du cas dépassé ({_hard_limit(ctx):.0f} s) : le bac à sable ou le LPS ne répond plus."),

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.errors import ConfigError, TransportError
 from mssante.sandbox.annuaire import annuaire_info
 from mssante.sandbox.api.faults import bench_faults
@@ -250,6 +251,8 @@ class Sandbox:
     reset: bool = False
     #: Set at start: whether :attr:`reset` found something to empty.
     was_reset: bool = False
+    #: The mock PSC's time (token lifetimes, SSO limits); tests give a FakeClock.
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.expanduser().resolve()
@@ -371,7 +374,7 @@ class Sandbox:
                 )
 
         issuer = base_url + REALM_PATH
-        self._psc = MockPSC(cfg, issuer=issuer, state_dir=self.state_dir / "psc")
+        self._psc = MockPSC(cfg, issuer=issuer, state_dir=self.state_dir / "psc", clock=self.clock)
         http = self.http = SandboxHTTP(self)
         await http.start(http_sock)
         self._stack.push_async_callback(http.aclose)

@@ -155,8 +155,10 @@ class AuthOutcome(StrEnum):
         if kind is None:
             raise ValueError("OK is not an error")
         requirement = "ECO.1.2.1" if self is AuthOutcome.PRIVACYREQUIRED else None
-        return kind(f"{_SUMMARY[self]}: {detail.strip()[:200]}", requirement=requirement, imap_code=imap_code,
-                    smtp_code=smtp_code, enhanced_code=enhanced_code)
+        error = kind(f"{_SUMMARY[self]}: {detail.strip()[:200]}", requirement=requirement, imap_code=imap_code,
+                     smtp_code=smtp_code, enhanced_code=enhanced_code)
+        error.auth_outcome = self.value
+        return error
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,7 @@ _IMAP_NO: Final[dict[str | None, AuthOutcome]] = {
     "PRIVACYREQUIRED": _O.PRIVACYREQUIRED,
     "CANNOT": _O.NOMECHANISM,
 }
+_BY_VALUE: Final[dict[str | None, AuthOutcome]] = {o.value: o for o in AuthOutcome}
 _BY_IMAP_CODE: Final[dict[str, AuthOutcome]] = {
     **{k: v for k, v in _IMAP_NO.items() if k is not None}, "TOOBIG": _O.TOOBIG}
 # RFC 3463 §2: class "." subject "." detail, at the start of the reply text (RFC 2034 §4).
@@ -323,12 +326,15 @@ def outcome_of_error(error: BaseException) -> AuthOutcome | None:
     """The outcome an error of :mod:`mssante.errors` stands for, or None.
 
     ``TokenRejected`` → ``AUTHENTICATIONFAILED``, ``NotAuthorized`` → ``AUTHORIZATIONFAILED``,
-    ``AuthUnavailable`` → ``UNAVAILABLE``, ``StartTLSError`` → ``PRIVACYREQUIRED``; a plain
-    ``AuthError`` says its outcome by the IMAP or SMTP code it carries, when it carries one.
+    ``AuthUnavailable`` → ``UNAVAILABLE``, ``StartTLSError`` → ``PRIVACYREQUIRED``; an error made
+    by :meth:`AuthOutcome.error` says its own (``auth_outcome``); another ``AuthError`` says it by
+    the IMAP or SMTP code it carries, when it carries one.
 
     Raises:
         Nothing.
     """
+    if isinstance(error, MssanteError) and error.auth_outcome in _BY_VALUE:
+        return _BY_VALUE[error.auth_outcome]
     for kind, outcome in _ERROR_OUTCOMES:
         if isinstance(error, kind):
             return outcome

@@ -28,7 +28,7 @@ from typing import Any, Final, TypeVar
 
 from mssante.wire import AuthOutcome, outcome_from_imap, outcome_from_smtp
 
-__all__ = ["CommandRecord", "Journal", "SessionRecord", "is_auth_command", "outcome_of_result", "redact_command"]
+__all__ = ["CommandRecord", "Journal", "SessionRecord", "is_auth_command", "redact_command"]
 
 # SMTP lines start with one of these verbs; IMAP lines start with a tag (RFC 5321 §4.1, RFC 3501 §2.2.1).
 _SMTP_VERBS = frozenset(

@@ -38,10 +38,11 @@ from mssante.wire import AuthOutcome
 __all__ = ["AuthMixin", "FrontContext"]
 
 # RFC 7628 §3.2.2 "status": an OAuth error code for OAUTHBEARER; XOAUTH2 clients expect Google's HTTP-like codes.
-_STATUS: Final = {
-    "OAUTHBEARER": {"AUTHENTICATIONFAILED": "invalid_token", "AUTHORIZATIONFAILED": "insufficient_scope",
-                    "UNAVAILABLE": "temporarily_unavailable"},
-    "XOAUTH2": {"AUTHENTICATIONFAILED": "401", "AUTHORIZATIONFAILED": "403", "UNAVAILABLE": "503"},
+_AUTHN, _AUTHZ = AuthOutcome.AUTHENTICATIONFAILED, AuthOutcome.AUTHORIZATIONFAILED
+_UNAVAILABLE = AuthOutcome.UNAVAILABLE
+_STATUS: Final[dict[str, dict[AuthOutcome, str]]] = {
+    "OAUTHBEARER": {_AUTHN: "invalid_token", _AUTHZ: "insufficient_scope", _UNAVAILABLE: "temporarily_unavailable"},
+    "XOAUTH2": {_AUTHN: "401", _AUTHZ: "403", _UNAVAILABLE: "503"},
 }
 _ACK: Final = {"XOAUTH2": b"", "OAUTHBEARER": b"\x01"}
 
