@@ -64,3 +64,25 @@ async def test_findings_shown_in_the_page_language(sandbox: Sandbox, api: httpx2
     assert ">error</span>" in english.text
     listing_en = await api.get(f"/mail/{APP}/INBOX")
     assert "1 deviation<" in listing_en.text and "<th scope=\"col\">Subject</th>" in listing_en.text
+
+
+def test_every_page_translation_keeps_its_placeholders() -> None:
+    """The templates' messages use Jinja's ``%(name)s``: a French text must keep the same names."""
+    from babel.messages.pofile import read_po
+
+    from mssante._i18n import LOCALE_DIR
+
+    with open(LOCALE_DIR / "fr" / "LC_MESSAGES" / "mssante.po", "rb") as handle:
+        catalog = read_po(handle, locale="fr")
+    names = re.compile(r"%\((\w+)\)[sd]")
+    checked = 0
+    for entry in catalog:
+        if not entry.id or not any(path.endswith(".html") for path, _ in entry.locations):
+            continue
+        ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        expected = {n for i in ids for n in names.findall(i)}
+        for text in strings:
+            assert set(names.findall(text)) == expected, (entry.id, text)
+        checked += 1
+    assert checked > 150
