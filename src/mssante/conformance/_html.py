@@ -192,9 +192,9 @@ def to_html(report: RunReport, lang: Lang | None = None) -> str:
                     "this report does not replace passing MOTCO2."),
         "interrupted": _("run interrupted before this case"),
     }.items()}
-    totals = " ".join(
-        f'<span class="st-{s.value}">{_e(_("{status}: {count}").format(status=status_label(s, t), count=n))}</span>'
-        for s, n in ((s, report.count(s)) for s in Status))
+    count = _("{status}: {count}")
+    totals = " ".join(f'<span class="st-{s.value}">{_e(count.format(status=status_label(s, t), count=report.count(s)))}'
+                      "</span>" for s in Status)
     if report.not_run:
         not_run = _("Not run (run interrupted): {count}").format(count=len(report.not_run))
         totals += f' <span class="st-skipped">{_e(not_run)}</span>'
