@@ -9,7 +9,7 @@ import httpx2
 from mssante._i18n import translator
 from mssante.message import check_message
 from mssante.sandbox.runner import Sandbox
-from tests.web.conftest import APP, plain_message
+from tests.web.conftest import APP, plain_message, xdm_message
 
 MISSING_NIL = "X-MSS-NIL (product reference) is missing"
 
@@ -86,3 +86,17 @@ def test_every_page_translation_keeps_its_placeholders() -> None:
             assert set(names.findall(text)) == expected, (entry.id, text)
         checked += 1
     assert checked > 150
+
+
+async def test_a_quoted_archive_finding_is_translated_too(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    """The message checks quote archive findings after their place (``IHE_XDM/…/DOC0001.XML: …``)."""
+    await sandbox.store.deliver(APP, xdm_message(to=APP))
+    listing = await api.post("/login/app", data={"bal": APP}, follow_redirects=True)
+    uid = re.search(rf"/mail/{re.escape(APP)}/INBOX/(\d+)", listing.text)
+    assert uid
+    page = (await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}")).text
+    assert "DOC0001.XML : l&#39;INS utilise l&#39;OID INS-NIR-TEST" in page or \
+        "DOC0001.XML : l'INS utilise l'OID INS-NIR-TEST" in page
+    assert "test data only" not in page
+    english = (await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}?lang=en")).text
+    assert "DOC0001.XML: INS uses the INS-NIR-TEST OID" in english
