@@ -12,8 +12,10 @@
 6. The conformance suite judges our client (PER/ORG and APP profiles) in a sandbox of its
    own and writes its report (HTML, JSON, JUnit) under ``STATE_DIR/conformance``.
 
-Everything prints in French as it happens; the sandbox keeps serving (webmail) until
-interrupted, or stops at once with ``once=True``.
+Everything prints as it happens, in the language in use (:mod:`mssante._i18n`: French by
+default, English with ``--lang en``); the sandbox keeps serving (webmail) until interrupted,
+or stops at once with ``once=True``. The demo's messages themselves are French, as a French
+DPI and doctor would write them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any
 
 import uvicorn
 
+from mssante._i18n import current, ngettext
+from mssante._i18n import gettext as _
 from mssante.bridge import Bridge, BridgeConfig, TokenCipher
 from mssante.bridge.client import BridgeClient
 from mssante.cda import generate_cr_bio, generate_vsm
@@ -91,7 +95,7 @@ async def _wait_for(box: Mailbox, predicate: Callable[[MessageSummary], bool], *
                 seen.add(summary.uid)
                 return summary
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("le message attendu n'est pas arrivé")
+            raise TimeoutError(_("the expected message did not arrive"))
         await asyncio.sleep(0.3)
 
 
@@ -99,19 +103,25 @@ async def _read_and_acknowledge(box: Mailbox, summary: MessageSummary, say: Say)
     received = await box.fetch(summary.uid, mark_seen=True)
     parsed = received.parsed
     mss = parsed.mss
-    say(f"    reçu : « {parsed.subject} »")
+    say("    " + _("received: “{subject}”").format(subject=parsed.subject))
     say(f"    X-MSS-NIL={mss.nil} X-MSS-CODECDA={','.join(mss.codecda or ())} X-MSS-INS={mss.ins}")
     if parsed.archive is not None:
         patient = parsed.archive.patient
-        who = (f"{patient.family_name} {patient.given_name}, né(e) le {patient.birth_date:%d/%m/%Y}, INS {patient.ins}"
-               if patient is not None and patient.birth_date is not None else "inconnu")
+        if patient is not None and patient.birth_date is not None:
+            who = _("{family} {given}, born on {date}, INS {ins}").format(
+                family=patient.family_name, given=patient.given_name,
+                date=patient.birth_date.strftime(_("%m/%d/%Y")), ins=patient.ins)
+        else:
+            who = _("unknown")
         for doc in parsed.archive.documents:
-            say(f"    document {doc.path} : code {doc.cda_code} — patient {who}")
+            say("    " + _("document {path}: code {code} — patient {who}").format(path=doc.path, code=doc.cda_code,
+                                                                                   who=who))
     if parsed.mdn_requested:
         settings = ComposeSettings(product_reference=DEMO_PRODUCT_REFERENCE)
-        mdn = generate_mdn(parsed, reporter=box.address, settings=settings, disposition="displayed")
+        mdn = generate_mdn(parsed, reporter=box.address, settings=settings, disposition="displayed",
+                           lang=current().lang)
         await box.send(mdn)
-        say("    accusé de lecture (MDN) envoyé")
+        say("    " + _("read receipt (MDN) sent"))
 
 
 async def _serve_bridge(sb: Sandbox, state_dir: Path) -> tuple[Bridge, str, Callable[[], Awaitable[None]]]:
@@ -147,21 +157,22 @@ async def _exchange(sb: Sandbox, per: Mailbox, dpi: Mailbox, say: Say) -> None:
     per_seen: set[int] = set()
     dpi_seen: set[int] = set()
 
-    say("\n3. Le DPI de l'hôpital (BAL APP) envoie un CR de biologie au Dr CURIE, avec demande d'accusé de lecture")
+    say("\n" + _("3. The hospital's DPI (BAL APP) sends a CR de biologie to Dr CURIE, asking for a read receipt"))
     archive, pdf = _document("crbio", now)
     sent = await dpi.send(Draft(
         sender=Sender(address=dpi.address, label="DPI Centre hospitalier de test"), to=(per.address,),
         text="Bonjour Docteur,\n\nVeuillez trouver le compte rendu de biologie de votre patiente.\n",
         xdm_archive=archive, pdfs=(pdf,), request_mdn=True,
     ))
-    say(f"    envoyé {sent.message_id} (copie dans {sent.sent_folder or 'Envoyés'})")
+    say("    " + _("sent {message_id} (copy in {folder})").format(message_id=sent.message_id,
+                                                                 folder=sent.sent_folder or _("Sent")))
     summary = await _wait_for(per, lambda s: bool(s.subject and s.subject.startswith("XDM/1.0/DDM+")), seen=per_seen)
-    say("  Le LPS du Dr CURIE (via le serveur intermédiaire) lit le message :")
+    say("  " + _("Dr CURIE's LPS (through the intermediate server) reads the message:"))
     await _read_and_acknowledge(per, summary, say)
     mdn = await _wait_for(dpi, lambda s: True, seen=dpi_seen)
-    say(f"  Le DPI reçoit l'accusé de lecture : « {mdn.subject} »")
+    say("  " + _("The DPI receives the read receipt: “{subject}”").format(subject=mdn.subject))
 
-    say("\n4. Le Dr CURIE envoie une synthèse médicale (VSM) au DPI")
+    say("\n" + _("4. Dr CURIE sends a medical summary (VSM) to the DPI"))
     archive, pdf = _document("vsm", now)
     await per.send(Draft(
         sender=Sender(address=per.address, label="Dr Marie CURIE"), to=(dpi.address,),
@@ -169,19 +180,20 @@ async def _exchange(sb: Sandbox, per: Mailbox, dpi: Mailbox, say: Say) -> None:
         request_mdn=True,
     ))
     summary = await _wait_for(dpi, lambda s: bool(s.subject and s.subject.startswith("XDM/1.0/DDM+")), seen=dpi_seen)
-    say("  Le DPI lit le message et répond par un accusé de lecture :")
+    say("  " + _("The DPI reads the message and answers with a read receipt:"))
     await _read_and_acknowledge(dpi, summary, say)
     await _wait_for(per, lambda s: True, seen=per_seen)
-    say("  Le Dr CURIE reçoit l'accusé de lecture du DPI")
+    say("  " + _("Dr CURIE receives the DPI's read receipt"))
 
-    say("\n5. Le Dr CURIE écrit aux répondeurs automatiques crbio-xdm@ et vsm@")
+    say("\n" + _("5. Dr CURIE writes to the auto-responders crbio-xdm@ and vsm@"))
     for responder in (f"crbio-xdm@{domain}", f"vsm@{domain}"):
         await per.send(Draft(sender=Sender(address=per.address, label="Dr Marie CURIE"), to=(responder,),
                              subject="Demande de document de test", request_mdn=True,
                              text="Bonjour, merci de m'envoyer un document de test.\n"))
-        for _ in range(2):  # the document and the MDN
+        for _answer in range(2):  # the document and the MDN
             summary = await _wait_for(per, lambda s: True, seen=per_seen)
-            say(f"    reçu de {summary.sender} : « {summary.subject} »")
+            say("    " + _("received from {sender}: “{subject}”").format(sender=summary.sender,
+                                                                        subject=summary.subject))
 
 
 def _conformance_config() -> SandboxConfig:
@@ -226,8 +238,9 @@ class SuiteOptions:
 
 
 async def _conformance(state_dir: Path, say: Say, suite: SuiteOptions) -> list[str]:
-    """Judge our client on both profiles; the French names of the profiles not conformant."""
-    say("\n6. La suite de conformité (le MOTCO2 local) juge le client mssante, profils PER/ORG et APP")
+    """Judge our client on both profiles; the names of the profiles not conformant."""
+    say("\n" + _("6. The conformance suite (the local MOTCO2) judges the mssante client, "
+                 "profiles PER/ORG and APP"))
     out_dir = await asyncio.to_thread(_report_dir, state_dir)
     written: list[Path] = []
     failed: list[str] = []
@@ -257,7 +270,10 @@ async def _conformance(state_dir: Path, say: Say, suite: SuiteOptions) -> list[s
             finally:
                 await driver.close()
             passed = sum(r.status is Status.PASS for r in report.results)
-            say(f"    profil {profile.value} : {passed}/{len(report.results)} cas conformes (BAL {bal})")
+            say("    " + ngettext("profile {profile}: {passed}/{n} case conformant (BAL {bal})",
+                                  "profile {profile}: {passed}/{n} cases conformant (BAL {bal})",
+                                  passed).format(profile=profile.value, passed=passed,
+                                                              n=len(report.results), bal=bal))
             if not report.ok:
                 failed.append(profile.value)
             for suffix, render in (("html", to_html), ("json", to_json), ("xml", to_junit)):
@@ -266,7 +282,7 @@ async def _conformance(state_dir: Path, say: Say, suite: SuiteOptions) -> list[s
                 written.append(path)
             written.append(write_latest(report, state_dir))
         await control.aclose()
-    say(f"    compte rendu de test : {out_dir / 'per-org.html'} (et app.html, JSON, JUnit)")
+    say("    " + _("test report: {path} (and app.html, JSON, JUnit)").format(path=out_dir / "per-org.html"))
     return failed
 
 
@@ -281,26 +297,27 @@ async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
 
     Raises:
         DemoFailed: with ``once``, a profile of the conformance suite was not conformant.
-        MssanteError: a step failed (the message says which, in French).
+        MssanteError: a step failed (the message says which).
         TimeoutError: an expected message did not arrive within 30 s.
     """
     async with Sandbox(demo_config(), state_dir) as sb:
         info = sb.info
         domain = sb.config.domain
-        say("1. Bac à sable MSSanté démarré : PSC simulé, DNS, IGC de test, fronts IMAP/SMTP, webmail")
+        say(_("1. MSSanté sandbox started: mock PSC, DNS, test IGC, IMAP/SMTP fronts, webmail"))
         resolver = DNSPythonResolver(nameservers=[info["dns"]["host"]], port=info["dns"]["port"])
         tls = TrustSettings(ca_bundle=Path(info["ca_bundle"]))
         bridge, bridge_url, stop_bridge = await _serve_bridge(sb, state_dir)
         stack = contextlib.AsyncExitStack()
         try:
-            say(f"\n2. Serveur intermédiaire démarré ({bridge_url}) ; connexion du Dr CURIE par CIBA")
+            say("\n" + _("2. Intermediate server started ({url}); Dr CURIE logs in by CIBA").format(url=bridge_url))
             secret = await bridge.core.add_installation("demo-lps")
             client = BridgeClient(bridge_url, "demo-lps", secret)
             stack.push_async_callback(client.aclose)
             tokens: TokenSource = await client.login_with_ciba(
-                "899700000001", on_binding=lambda code: say(f"    code de liaison affiché sur l'e-CPS : {code}"),
+                "899700000001",
+                on_binding=lambda code: say("    " + _("binding code shown on the e-CPS: {code}").format(code=code)),
             )
-            say("    session PSC ouverte ; le jeton reste en mémoire, jamais sur disque")
+            say("    " + _("PSC session open; the token stays in memory, never on disk"))
             app_bal = next(b for b in info["bals"] if b["address"] == DPI.format(domain=domain))
             # The sandbox's host names exist only in its DNS: the resolver gives the SRV records and
             # the fronts' addresses; the certificates are still checked against the SRV target names.
@@ -317,13 +334,21 @@ async def run_demo(state_dir: Path, *, once: bool = False, say: Say = print,
             await stop_bridge()
         failed = await _conformance(state_dir, say, suite or SuiteOptions())
         if failed:
-            say(f"\nNON CONFORME : profil(s) {', '.join(failed)} — voir le compte rendu de test.")
+            profiles = ", ".join(failed)
+            say("\n" + ngettext("NOT CONFORMANT: profile {profiles} — see the test report.",
+                                "NOT CONFORMANT: profiles {profiles} — see the test report.",
+                                len(failed)).format(profiles=profiles))
             if once:
-                raise DemoFailed(f"la suite de conformité juge le client non conforme (profils : {', '.join(failed)})")
-        say(f"\nWebmail : {info['webmail_url']}  (connexion « Marie CURIE » sur la page PSC simulée)")
-        say(f"Journal des sessions : {info['webmail_url']}journal — API : {info['api_url']}/openapi.json")
+                raise DemoFailed(ngettext(
+                    "the conformance suite judges the client not conformant (profile: {profiles})",
+                    "the conformance suite judges the client not conformant (profiles: {profiles})",
+                    len(failed)).format(profiles=profiles))
+        say("\n" + _("Webmail: {url}  (log in as “Marie CURIE” on the mock PSC page)").format(
+            url=info["webmail_url"]))
+        say(_("Session journal: {journal} — API: {api}").format(journal=f"{info['webmail_url']}journal",
+                                                                api=f"{info['api_url']}/openapi.json"))
         if not once:
-            say("Le bac à sable continue de servir ; Ctrl-C pour arrêter.")
+            say(_("The sandbox keeps serving; Ctrl-C to stop."))
             if serving is not None:
                 serving.set()
             await (stop or asyncio.Event()).wait()

@@ -33,7 +33,7 @@ def test_unknown_case_is_a_french_usage_error_before_anything_starts(tmp_path: P
     out = _main("conformance", "run", "--profile", "app", "--sandbox-state", str(state), "--case", "PERORG-01",
                 "--case", "no-such-case")
     assert out.returncode == 2
-    assert "cas inconnu(s) pour le profil app : PERORG-01, no-such-case" in out.stderr
+    assert "cas inconnus pour le profil app : PERORG-01, no-such-case" in out.stderr
     assert "APP-01" in out.stderr and "Traceback" not in out.stderr
     assert not state.exists(), "nothing may start (no sandbox, no report) on a misuse"
     result = CliRunner().invoke(conformance, ["run", "--profile", "app", "--sandbox-state", str(state),

@@ -9,7 +9,7 @@ import httpx2
 from mssante._i18n import translator
 from mssante.message import check_message
 from mssante.sandbox.runner import Sandbox
-from tests.web.conftest import APP, plain_message
+from tests.web.conftest import APP, plain_message, xdm_message
 
 MISSING_NIL = "X-MSS-NIL (product reference) is missing"
 
@@ -64,3 +64,39 @@ async def test_findings_shown_in_the_page_language(sandbox: Sandbox, api: httpx2
     assert ">error</span>" in english.text
     listing_en = await api.get(f"/mail/{APP}/INBOX")
     assert "1 deviation<" in listing_en.text and "<th scope=\"col\">Subject</th>" in listing_en.text
+
+
+def test_every_page_translation_keeps_its_placeholders() -> None:
+    """The templates' messages use Jinja's ``%(name)s``: a French text must keep the same names."""
+    from babel.messages.pofile import read_po
+
+    from mssante._i18n import LOCALE_DIR
+
+    with open(LOCALE_DIR / "fr" / "LC_MESSAGES" / "mssante.po", "rb") as handle:
+        catalog = read_po(handle, locale="fr")
+    names = re.compile(r"%\((\w+)\)[sd]")
+    checked = 0
+    for entry in catalog:
+        if not entry.id or not any(path.endswith(".html") for path, _ in entry.locations):
+            continue
+        ids = entry.id if isinstance(entry.id, tuple) else (entry.id,)
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        expected = {n for i in ids for n in names.findall(i)}
+        for text in strings:
+            assert set(names.findall(text)) == expected, (entry.id, text)
+        checked += 1
+    assert checked > 150
+
+
+async def test_a_quoted_archive_finding_is_translated_too(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    """The message checks quote archive findings after their place (``IHE_XDM/…/DOC0001.XML: …``)."""
+    await sandbox.store.deliver(APP, xdm_message(to=APP))
+    listing = await api.post("/login/app", data={"bal": APP}, follow_redirects=True)
+    uid = re.search(rf"/mail/{re.escape(APP)}/INBOX/(\d+)", listing.text)
+    assert uid
+    page = (await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}")).text
+    assert "DOC0001.XML : l&#39;INS utilise l&#39;OID INS-NIR-TEST" in page or \
+        "DOC0001.XML : l'INS utilise l'OID INS-NIR-TEST" in page
+    assert "test data only" not in page
+    english = (await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}?lang=en")).text
+    assert "DOC0001.XML: INS uses the INS-NIR-TEST OID" in english

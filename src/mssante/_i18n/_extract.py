@@ -38,6 +38,12 @@ _METHODS = [
 _KEYWORDS = {"_": None, "N_": None, "_n": (1, 2), "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
 
 
+def _searched(path: str) -> bool:
+    """Every source folder (Babel's default skips ``_i18n`` and any ``_`` folder), no caches."""
+    name = Path(path).name
+    return not name.startswith(".") and name != "__pycache__"
+
+
 def _template_of(node: ast.expr) -> str | None:
     """The catalogue template of a literal or f-string message, ``None`` for anything else."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -74,7 +80,7 @@ def template_catalog(root: Path = PACKAGE) -> Catalog:
     extracted = extract_from_dir(str(root), method_map=_METHODS, keywords=_KEYWORDS,
                                  options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n",
                                                                    "trimmed": "true"}},
-                                 strip_comment_tags=True)
+                                 strip_comment_tags=True, directory_filter=_searched)
     for filename, lineno, message, comments, context in extracted:
         catalog.add(message, None, [(f"mssante/{filename}", lineno)], auto_comments=comments, context=context)
     for template, filename, lineno in finding_templates(root):

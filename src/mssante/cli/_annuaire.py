@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from mssante._i18n import N_
+from mssante._i18n import gettext as _
 from mssante.annuaire import AnnuaireClient, Organization, Practitioner, SearchPage
 from mssante.errors import ConfigError, UsageError
 
@@ -24,10 +26,11 @@ __all__ = ["annuaire"]
 _KEY_ENV = "MSSANTE_ANNUAIRE_API_KEY"
 #: TRE_G15 labels of the commonest professions (the code is shown for the others).
 _PROFESSIONS = {
-    "10": "médecin", "21": "pharmacien", "40": "chirurgien-dentiste", "50": "sage-femme", "60": "infirmier",
-    "70": "masseur-kinésithérapeute", "80": "pédicure-podologue", "91": "orthophoniste",
+    "10": N_("physician"), "21": N_("pharmacist"), "40": N_("dental surgeon"), "50": N_("midwife"),
+    "60": N_("nurse"), "70": N_("physiotherapist"), "80": N_("podiatrist"), "91": N_("speech therapist"),
 }
-_KINDS = {"PER": "personnelle", "ORG": "organisationnelle", "APP": "applicative", "CAB": "de cabinet"}
+_KINDS = {"PER": N_("Personal BAL"), "ORG": N_("Organisational BAL"), "APP": N_("Application BAL"),
+          "CAB": N_("Practice BAL")}
 
 
 @click.group()
@@ -38,41 +41,47 @@ def annuaire() -> None:
 def _client(sandbox: Path | None, url: str | None, key_env: str, ca_bundle: Path | None,
             timeout: float) -> AnnuaireClient:
     if (sandbox is None) == (url is None):
-        raise UsageError("donnez --sandbox (bac à sable) ou --url (Annuaire Santé), l'un des deux")
+        raise UsageError(_("give --sandbox (the sandbox) or --url (the Annuaire Santé), one of the two"))
     if sandbox is not None:
         path = sandbox / "sandbox.json" if sandbox.is_dir() else sandbox
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"impossible de lire {path} : {exc}") from None
+            raise ConfigError(_("cannot read {path}: {reason}").format(path=path, reason=exc)) from None
         if not isinstance(info, dict):
-            raise ConfigError(f"{path} n'est pas un sandbox.json")
+            raise ConfigError(_("{path} is not a sandbox.json").format(path=path))
         return AnnuaireClient.from_sandbox(info, timeout=timeout, ca_bundle=ca_bundle)
     key = os.environ.get(key_env)
     if not key:
-        raise ConfigError(f"la clé d'API de l'Annuaire Santé est attendue dans la variable {key_env}")
+        raise ConfigError(_("the Annuaire Santé API key is expected in the variable {name}").format(name=key_env))
     assert url is not None
     return AnnuaireClient(url, key, timeout=timeout, ca_bundle=ca_bundle)
 
 
 def _practitioner_lines(p: Practitioner) -> list[str]:
-    ident = f"RPPS {p.rpps}" if p.rpps else (f"idNatPs {p.national_id}" if p.national_id else "sans identifiant")
-    jobs = [f"{_PROFESSIONS.get(c, 'profession')} ({c})" for c in p.professions] + list(p.specialties)
-    where = ", ".join(p.cities) or "lieu d'exercice non publié"
-    lines = [f"{p.family_name} {p.given_name} — {ident} — {', '.join(jobs) or 'profession non publiée'} — {where}"]
+    ident = f"RPPS {p.rpps}" if p.rpps else (f"idNatPs {p.national_id}" if p.national_id else _("no identifier"))
+    unknown = _("profession")
+    jobs = [f"{_(_PROFESSIONS[c]) if c in _PROFESSIONS else unknown} ({c})" for c in p.professions]
+    jobs += list(p.specialties)
+    where = ", ".join(p.cities) or _("place of practice not published")
+    job = ", ".join(jobs) or _("profession not published")
+    lines = [f"{p.family_name} {p.given_name} — {ident} — {job} — {where}"]
     return lines + _mailbox_lines(p.mailboxes)
 
 
 def _organization_lines(o: Organization) -> list[str]:
-    where = " ".join(x for x in (o.postal_code, o.city) if x) or "adresse non publiée"
-    lines = [f"{o.name} — idNatStruct {o.national_id or 'non publié'} — {where}"]
+    where = " ".join(x for x in (o.postal_code, o.city) if x) or _("address not published")
+    ident = o.national_id or _("not published")
+    lines = [f"{o.name} — idNatStruct {ident} — {where}"]
     return lines + _mailbox_lines(o.mailboxes)
 
 
 def _mailbox_lines(boxes: Any) -> list[str]:
     if not boxes:
-        return ["  aucune BAL MSSanté publiée"]
-    return [f"  BAL {_KINDS.get(b.kind or '', 'de type inconnu')} ({b.kind or '?'}) : {b.address}" for b in boxes]
+        return ["  " + _("no MSSanté BAL published")]
+    return ["  " + _("{kind} ({code}): {address}").format(
+        kind=_(_KINDS[b.kind]) if b.kind in _KINDS else _("BAL of unknown kind"), code=b.kind or "?", address=b.address)
+        for b in boxes]
 
 
 @annuaire.command("search")
@@ -107,9 +116,9 @@ def search(**kw: Any) -> None:
     if not kw["structures"]:
         criteria.update(profession=kw["profession"], specialty=kw["specialty"])
     elif kw["profession"] or kw["specialty"]:
-        raise UsageError("--profession et --specialty s'appliquent aux professionnels, pas aux structures")
+        raise UsageError(_("--profession and --specialty apply to professionals, not to structures"))
     if not any(criteria.values()):
-        raise UsageError("donnez au moins un critère : --name, --identifier, --profession, --specialty, --city...")
+        raise UsageError(_("give at least one criterion: --name, --identifier, --profession, --specialty, --city..."))
 
     async def run() -> tuple[list[Any], int | None, bool]:
         async with _client(kw["sandbox"], kw["url"], kw["api_key_env"], kw["ca_bundle"], kw["timeout"]) as client:
@@ -132,10 +141,10 @@ def search(**kw: Any) -> None:
         click.echo(json.dumps({"total": total, "more": more, "results": [dataclasses.asdict(r) for r in found]},
                               ensure_ascii=False, indent=2))
         return
-    what = "Structures trouvées" if kw["structures"] else "Professionnels trouvés"
-    click.echo(f"{what} : {len(found)}" + (f" (sur {total})" if total is not None else ""))
+    what = _("Structures found: {n}") if kw["structures"] else _("Professionals found: {n}")
+    click.echo(what.format(n=len(found)) + (" " + _("(of {total})").format(total=total) if total is not None else ""))
     for item in found:
         lines = _organization_lines(item) if kw["structures"] else _practitioner_lines(item)
         click.echo("\n".join(lines))
     if more:
-        click.echo("D'autres résultats existent : augmentez --pages ou affinez la recherche.")
+        click.echo(_("There are more results: raise --pages or narrow the search."))

@@ -33,6 +33,8 @@ from typing import Any, TextIO
 
 import click
 
+from mssante._i18n import gettext as _
+from mssante._i18n import ngettext
 from mssante.cli._progress import CaseProgress, disable
 from mssante.errors import ConfigError, UsageError
 
@@ -65,9 +67,10 @@ def list_cases(profile: str | None) -> None:
 
     for prof in [Profile(profile)] if profile else list(Profile):
         cases = catalogue(prof)
-        click.echo(f"Profil {prof.value} — {len(cases)} cas")
+        click.echo(ngettext("Profile {profile} — {n} case", "Profile {profile} — {n} cases", len(cases)).format(
+            profile=prof.value, n=len(cases)))
         for case in cases:
-            who = "action" if case.needs_action else "auto  "
+            who = (_("action") if case.needs_action else _("auto")).ljust(6)
             click.echo(f"  {case.id:10} {who}  {case.title_fr}")
             click.echo(f"  {'':10}         {case.code} · {', '.join(case.requirements)}")
 
@@ -86,8 +89,8 @@ def _running_sandbox(state_dir: Path) -> dict[str, Any] | None:
         info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         url = str(info["api_url"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} est illisible ({exc}) : supprimez-le ou relancez « mssante sandbox up "
-                          f"--state-dir {state_dir} »") from None
+        raise ConfigError(_("{path} is unreadable ({reason}): delete it or run “mssante sandbox up --state-dir "
+                            "{state_dir}” again").format(path=path, reason=exc, state_dir=state_dir)) from None
     try:
         if not url.startswith("http://127.0.0.1"):
             raise ValueError("not a loopback URL")
@@ -96,10 +99,10 @@ def _running_sandbox(state_dir: Path) -> dict[str, Any] | None:
                 return info
     except (OSError, ValueError):
         pass
-    raise ConfigError(
-        f"{path} décrit un bac à sable qui ne répond pas ({url}) : il a été arrêté sans nettoyage. "
-        f"Relancez « mssante sandbox up --state-dir {state_dir} » dans un autre terminal, ou supprimez {path} "
-        "pour que la campagne lance son propre bac à sable.")
+    raise ConfigError(_(
+        "{path} describes a sandbox that does not answer ({url}): it was stopped without cleaning up. "
+        "Run “mssante sandbox up --state-dir {state_dir}” again in another terminal, or delete {path} "
+        "so that the run starts its own sandbox.").format(path=path, url=url, state_dir=state_dir))
 
 
 def _check_cases(profile: str, cases: tuple[str, ...]) -> None:
@@ -114,9 +117,12 @@ def _check_cases(profile: str, cases: tuple[str, ...]) -> None:
     names = {c.id for c in known} | {c.code.upper() for c in known}
     unknown = [c for c in cases if c.upper() not in names]
     if unknown:
-        raise UsageError(
-            f"cas inconnu(s) pour le profil {profile} : {', '.join(unknown)}. Cas connus : "
-            f"{', '.join(c.id for c in known)} (ou leur code, voir « mssante conformance list --profile {profile} »)")
+        raise UsageError(ngettext(
+            "unknown case for profile {profile}: {cases}. Known cases: {known} (or their code, see “mssante "
+            "conformance list --profile {profile}”)",
+            "unknown cases for profile {profile}: {cases}. Known cases: {known} (or their code, see “mssante "
+            "conformance list --profile {profile}”)", len(unknown)).format(
+                profile=profile, cases=", ".join(unknown), known=", ".join(c.id for c in known)))
 
 
 class _EventsFile:
@@ -127,7 +133,7 @@ class _EventsFile:
         try:
             self._out: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
         except OSError as exc:
-            raise ConfigError(f"impossible d'écrire {target} : {exc.strerror}") from None
+            raise ConfigError(_("cannot write {path}: {reason}").format(path=target, reason=exc.strerror)) from None
 
     def __call__(self, event: dict[str, Any]) -> None:
         self._out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -149,24 +155,28 @@ def _write_outputs(report: Any, state_dir: Path, json_file: Path | None, html_fi
         try:
             path.write_text(render(report), encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+            raise ConfigError(_("cannot write {path}: {reason}").format(path=path, reason=exc.strerror)) from exc
         written.append(path)
     return written
 
 
 def _progress(result: Any, echo: Callable[[str], None] = click.echo) -> None:
-    echo(f"  {_MARK[result.status.value]} {result.status.label_fr} — {result.explanation}")
+    from mssante.conformance._html import status_label
+
+    echo(f"  {_MARK[result.status.value]} {status_label(result.status)} — {result.explanation}")
 
 
 def _summary(info: Mapping[str, Any]) -> str:
-    lines = [f"Bac à sable MSSanté — domaine {info['domain']} (DNS {info['dns']['host']}:{info['dns']['port']})"]
+    lines = [_("MSSanté sandbox — domain {domain} (DNS {host}:{port})").format(
+        domain=info["domain"], host=info["dns"]["host"], port=info["dns"]["port"])]
     for proto in ("imap", "smtp"):
         for front in ("psc", "authcli"):
             end = info[proto][front]
             lines.append(f"  {proto.upper():4} {front:8} {end['host']}:{end['port']}")
-    lines.append(f"  Racines IGC Santé de test : {info['ca_bundle']}")
+    lines.append("  " + _("Test IGC Santé roots: {path}").format(path=info["ca_bundle"]))
     psc = info.get("psc", {})
-    lines.append(f"  Pro Santé Connect (simulé) : {psc.get('discovery_url')} (client {psc.get('client_id')})")
+    lines.append("  " + _("Pro Santé Connect (mock): {url} (client {client})").format(
+        url=psc.get("discovery_url"), client=psc.get("client_id")))
     return "\n".join(lines)
 
 
@@ -195,7 +205,7 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
     sandbox: Sandbox | None = None
     control: SandboxControl
     if running is not None:
-        echo(f"Bac à sable déjà lancé sur {state_dir} : pilotage par son API HTTP.")
+        echo(_("A sandbox already runs on {state_dir}: driving it through its HTTP API.").format(state_dir=state_dir))
         control = HTTPControl(running, state_dir)
     else:
         sandbox = Sandbox(load_config(options["config_file"]), state_dir)
@@ -219,8 +229,9 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
                                                      trace_file=options["trace_file"]))
         else:
             driver = ExternalDriver(bal=bal, profile=profile, echo=echo, announce=events.step)
-        echo(f"Profil {profile.value}, BAL testée {bal}, LPS : {driver.name}")
-        echo(f"Événements de la campagne : {events.api_url}/conformance/events?run_id={events.run_id}\n")
+        echo(_("Profile {profile}, BAL tested {bal}, LPS: {lps}").format(profile=profile.value, bal=bal,
+                                                                          lps=driver.name))
+        echo(_("Run events: {url}").format(url=f"{events.api_url}/conformance/events?run_id={events.run_id}") + "\n")
         total = len(options["cases"]) or len(catalogue(profile))
         try:
             with CaseProgress(total, f"{profile.value}") as bar:
@@ -278,13 +289,14 @@ def run(ctx: click.Context, /, **options: Any) -> None:
         TransportError: a sandbox port is busy, or the running sandbox does not answer at the start.
     """
     from mssante.conformance import Status
+    from mssante.conformance._html import reason, status_label, verdict_label
 
     _check_cases(options["profile"], options["cases"])
     _old_output_names(options)
     to_stdout = options.pop("as_json") == "-"
     target = options.pop("events_target")
     if to_stdout and target == "-":
-        raise UsageError("--json et --events - écrivent tous deux sur stdout : choisissez l'un, ou --events FICHIER")
+        raise UsageError(_("--json and --events - both write to stdout: choose one, or --events FILE"))
     echo: Callable[[str], None] = (functools.partial(click.echo, err=True) if target == "-" or to_stdout
                                    else click.echo)
     if target == "-" or to_stdout:
@@ -297,14 +309,14 @@ def run(ctx: click.Context, /, **options: Any) -> None:
             events_file.close()
     for path in _write_outputs(report, options["state_dir"], options["json_file"], options["html_file"],
                                options["junit_file"]):
-        echo(f"Résultats écrits : {path}")
-    counts = ", ".join(f"{s.label_fr.lower()} {report.count(s)}" for s in Status)
+        echo(_("Results written: {path}").format(path=path))
+    counts = ", ".join(f"{status_label(s).lower()} {report.count(s)}" for s in Status)
     if report.not_run:
-        counts += f", non exécutés {len(report.not_run)}"
-    echo(f"\n{report.verdict} — {counts}")
-    reason = report.reason_fr()
-    if reason:
-        echo(f"Motif : {reason}")
+        counts += ", " + _("not run {n}").format(n=len(report.not_run))
+    echo(f"\n{verdict_label(report)} — {counts}")
+    why = reason(report)
+    if why:
+        echo(_("Reason: {reason}").format(reason=why))
     if to_stdout:
         from mssante.conformance import to_json
 
@@ -328,7 +340,8 @@ def _old_output_names(options: dict[str, Any]) -> None:
             continue
         flag = "--" + new.replace("_", "-")
         if options[new] is not None:
-            raise UsageError(f"{old} FICHIER et {flag} désignent le même résultat : gardez {flag}")
-        click.echo(f"mssante : {old} FICHIER est l'ancien nom de {flag} ; il disparaîtra à la prochaine version",
+            raise UsageError(_("{old} FILE and {flag} name the same output: keep {flag}").format(old=old, flag=flag))
+        click.echo(_("mssante: {old} FILE is the old name of {flag}; it will go in the next release").format(
+            old=old, flag=flag),
                    err=True)
         options[new] = value

@@ -2,9 +2,10 @@
 
 JUnit mapping: one ``<testsuite>`` named after the profile; each case is a ``<testcase>``
 whose ``classname`` is the profile and ``name`` is ``<id> <code>``; a failing case has a
-``<failure>`` whose ``message`` is the French explanation and whose text is the evidence; an
-errored case has an ``<error>``; a skipped case a ``<skipped>``. CI servers (GitLab, Jenkins)
-show these directly.
+``<failure>`` whose ``message`` is the explanation (French, as the case wrote it) and whose text
+is the evidence; an errored case has an ``<error>``; a skipped case a ``<skipped>``. CI servers
+(GitLab, Jenkins) show these directly. The few words of our own (a case not run) follow the
+language in use (:mod:`mssante._i18n`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
+from mssante._i18n import gettext
 from mssante.conformance._model import CaseResult, RunReport, Status
 from mssante.errors import ContentError
 
@@ -88,7 +90,8 @@ def to_junit(report: RunReport) -> str:
             ET.SubElement(case, "system-out").text = _strip_controls(_evidence_text(r))
     for case_id in report.not_run:  # the run stopped before them: shown, never counted as passed
         case = ET.SubElement(suite, "testcase", {"classname": report.profile.value, "name": case_id, "time": "0"})
-        ET.SubElement(case, "skipped", {"message": _strip_controls(f"Non exécuté : {report.interruption}")})
+        text = gettext("Not run: {reason}").format(reason=report.interruption)
+        ET.SubElement(case, "skipped", {"message": _strip_controls(text)})
     root = ET.Element("testsuites", {"name": "mssante conformance"})
     root.append(suite)
     ET.indent(root)
