@@ -8,6 +8,7 @@ class, same message — for every hostile edit, wherever it lands (header, body,
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import given, settings
@@ -23,8 +24,9 @@ from mssante.cda import (
     parse_cda_header,
     parse_xml,
 )
+from mssante.cda._fastpath import parse_fast
 from mssante.cda._header import BODY, header_from_element
-from mssante.cda._xml import parse_pruned
+from mssante.cda._xml import _parse_exact, parse_pruned
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
 from tests._hypothesis import examples
 from tests.xdm._util import CRBIO_DOC, VSM_DOC
@@ -104,11 +106,48 @@ _EDITS = {
     "bad byte": b"\xff",
     "second body": b"<component><structuredBody><x/></structuredBody></component>",
     "header after the body": b"<title>late</title>",
+    # What the byte-level proof of the fast path must see through (src/mssante/cda/_bodyscan.py):
+    "raw > in text": b"<x>a > b</x>",
+    "/> in text": b"<x>a/>b</x>",
+    "> in an attribute": b"<x a='b>c'/>",
+    "> in a long attribute": b"<x a='b>" + b"v" * 81 + b"'/>",
+    "tags in a comment": b"<!-- <a><b><c> </x> -->",
+    "end tags in CDATA": b"<x><![CDATA[</x></x></component>]]></x>",
+    "empty body then a header": b"<component><structuredBody/></component><author/>",
+    "prefixed body": b"<c:component xmlns:c='urn:hl7-org:v3'><c:structuredBody><c:x/></c:structuredBody></c:component>",
+    "body name in a comment": b"<!-- <structuredBody> -->",
+    "long tag": b"<x " + b" ".join(b"a%d='1'" % i for i in range(20)) + b"/>",
 }
+
+
+def test_the_fast_path_and_other_encodings() -> None:
+    latin = CRBIO_DOC.decode().replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').encode("latin-1")
+    utf16 = CRBIO_DOC.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    for doc in (latin, utf16, b"\xef\xbb\xbf" + CRBIO_DOC, CRBIO_DOC.split(b"?>", 1)[1]):
+        header = _fast(doc)
+        assert isinstance(header, CDAHeader) and header == _full(doc)
+        assert header.title == "Compte rendu d'examens biologiques"
 
 
 def _boundaries(doc: bytes) -> list[int]:
     return [i + 1 for i, c in enumerate(doc) if c == ord(">")]
+
+
+# The same, sized for the default limits, under which the byte-level proof of the fast path applies.
+_DEFAULT_EDITS = {
+    "name over the proof's bound": b"<" + b"n" * 1100 + b"/>",
+    "long element name": b"<" + b"n" * 2049 + b"/>",
+    "long attribute name": b"<x " + b"a" * 2049 + b"='1'/>",
+    "attribute value over the proof's bound": b"<x a='" + b"v" * 1100 + b"'/>",
+    "long attribute value": b"<x a='" + b"v" * 65537 + b"'/>",
+    "> in a long attribute value": b"<x a='b>" + b"v" * 65537 + b"'/>",
+    "> in a long attribute name": b"<x a='b>' " + b"n" * 2100 + b"='1'/>",
+    "long namespace": b"<x xmlns='urn:" + b"u" * 1021 + b"'/>",
+    "namespace at the bound": b"<x xmlns='urn:" + b"u" * 1020 + b"'/>",
+    "deep nesting": b"<d>" * 250 + b"</d>" * 250,
+    "deep nesting at the bound": b"<d>" * 240 + b"</d>" * 240,
+    **{k: v for k, v in _EDITS.items() if k not in ("deep nesting", "many elements", "long namespace")},
+}
 
 
 @settings(max_examples=examples(200))
@@ -117,6 +156,25 @@ def test_the_fast_path_refuses_exactly_what_the_full_parser_refuses(doc: bytes, 
     cut = data.draw(st.sampled_from([0, *_boundaries(doc)]))
     hostile = doc[:cut] + _EDITS[edit] + doc[cut:]
     assert _fast(hostile, _LIMITS) == _full(hostile, _LIMITS)
+
+
+@settings(max_examples=examples(200))
+@given(st.sampled_from([CRBIO_DOC, VSM_DOC]), st.sampled_from(sorted(_DEFAULT_EDITS)), st.data())
+def test_the_fast_path_agrees_under_the_default_limits(doc: bytes, edit: str, data: st.DataObject) -> None:
+    cut = data.draw(st.sampled_from([0, *_boundaries(doc)]))
+    hostile = doc[:cut] + _DEFAULT_EDITS[edit] + doc[cut:]
+    assert _fast(hostile) == _full(hostile)
+
+
+def test_the_fast_path_is_taken_and_builds_the_exact_tree() -> None:
+    for doc in (CRBIO_DOC, VSM_DOC):
+        fast, exact = parse_fast(doc, BODY, XMLLimits()), _parse_exact(doc, BODY, XMLLimits(), "CDA")
+        assert fast is not None
+        # Same tree, but for the text after the pruned element (its tail and its ancestors' last tails).
+        for el in exact.iter():
+            if el.tag in BODY:
+                el.tail = None
+        assert ET.tostring(fast) == ET.tostring(exact)
 
 
 def test_the_fast_path_refuses_dtd_entities_and_oversized_names_in_the_body() -> None:
