@@ -12,6 +12,12 @@ Every XML document mssante reads from the outside (CDA documents, XDM ``METADATA
   them: a 1 MB default namespace would otherwise be copied into every element name (+184 MiB seen).
 
 The tree is built with :class:`xml.etree.ElementTree.TreeBuilder`; names use the ``{namespace}local`` form.
+
+Two ways give the same result. The exact parse calls a Python handler per element that checks the limits
+before building it. :mod:`mssante.cda._fastpath` binds the C ``TreeBuilder`` straight to expat (the DTD,
+entity and namespace checks stay on), then checks the limits on the finished tree; on any failure or excess
+it hands over to the exact parse, which decides (same error, first violation in document order). The fast
+way is tried first: it is two to three times faster on CDA documents and METADATA.XML.
 """
 
 from __future__ import annotations
@@ -222,10 +228,11 @@ def parse_pruned(
     return _parse_exact(raw, prune, lim, what)
 
 
-def safe_parser(limits: XMLLimits) -> Any:
+def safe_parser(limits: XMLLimits, names: dict[str, str] | None = None) -> Any:
     """An expat parser (namespaces reported as ``"uri local"``) that refuses DTDs and entities and
-    checks namespace URI lengths; the element and text handlers are the caller's."""
-    parser = expat.ParserCreate(namespace_separator=" ")
+    checks namespace URI lengths; the element and text handlers are the caller's. ``names`` receives every
+    element and attribute name reported (expat's ``intern`` dictionary)."""
+    parser = expat.ParserCreate(namespace_separator=" ", intern={} if names is None else names)
     # Never read external DTD subsets nor parameter entities (XXE defence); then refuse any DTD at all.
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = lambda *_a: _refuse("a DOCTYPE declaration")
