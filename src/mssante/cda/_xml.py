@@ -219,12 +219,11 @@ def parse_pruned(
     if len(data) > lim.max_bytes:
         raise LimitError(f"{what}: {len(data)} bytes exceeds the limit of {lim.max_bytes} bytes")
     raw = bytes(data)
-    if prune:
-        from mssante.cda._fastpath import parse_fast
+    from mssante.cda._fastpath import parse_fast  # a cycle: the fast path builds on this module
 
-        root = parse_fast(raw, prune, lim)
-        if root is not None:
-            return root
+    root = parse_fast(raw, prune, lim)
+    if root is not None:
+        return root
     return _parse_exact(raw, prune, lim, what)
 
 
