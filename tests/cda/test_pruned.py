@@ -8,10 +8,12 @@ class, same message — for every hostile edit, wherever it lands (header, body,
 
 from __future__ import annotations
 
+import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +27,7 @@ from mssante.cda import (
     parse_cda_header,
     parse_xml,
 )
-from mssante.cda._fastpath import parse_fast
+from mssante.cda._fastpath import FAST_ELEMENTS, parse_fast
 from mssante.cda._header import BODY, header_from_element
 from mssante.cda._xml import _parse_exact, parse_pruned
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
@@ -226,3 +228,26 @@ def test_the_body_is_not_built_but_a_non_xml_body_is() -> None:
     assert body is not None and len(body) == 0 and not body.text
     full = parse_xml(CRBIO_DOC).find("/".join(BODY[1:]))
     assert full is not None and len(full) > 0
+
+
+def _peak_mib(call: Callable[[], object]) -> float:
+    """Peak Python memory (MiB) allocated while ``call`` runs, whatever it raises."""
+    tracemalloc.start()
+    try:
+        call()
+    except MssanteError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+@pytest.mark.parametrize("elements", [FAST_ELEMENTS // 2 - 10, 240_000])
+def test_a_deep_bomb_is_refused_without_building_much(elements: int) -> None:
+    # The fast path measures the depth once the tree is built: it only takes documents of at most
+    # FAST_ELEMENTS "<", so a deep bomb costs little before the exact parse refuses it at depth 257.
+    bomb = b"<a>" * elements + b"</a>" * elements
+    with pytest.raises(LimitError, match="nesting deeper than 256"):
+        parse_xml(bomb)
+    assert _peak_mib(lambda: parse_xml(bomb)) < 24
