@@ -8,7 +8,6 @@ class, same message — for every hostile edit, wherever it lands (header, body,
 
 from __future__ import annotations
 
-import tracemalloc
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +31,7 @@ from mssante.cda._header import BODY, header_from_element
 from mssante.cda._xml import _parse_exact, parse_pruned
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
 from tests._hypothesis import examples
+from tests.hardening.test_content_limits import peak_mib
 from tests.xdm._util import CRBIO_DOC, VSM_DOC
 
 # Printable text without the characters XML 1.0 forbids (the generator escapes &, < and quotes itself).
@@ -230,19 +230,6 @@ def test_the_body_is_not_built_but_a_non_xml_body_is() -> None:
     assert full is not None and len(full) > 0
 
 
-def _peak_mib(call: Callable[[], object]) -> float:
-    """Peak Python memory (MiB) allocated while ``call`` runs, whatever it raises."""
-    tracemalloc.start()
-    try:
-        call()
-    except MssanteError:
-        pass
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak / 2**20
-
-
 @pytest.mark.parametrize("elements", [FAST_ELEMENTS // 2 - 10, 240_000])
 def test_a_deep_bomb_is_refused_without_building_much(elements: int) -> None:
     # The fast path measures the depth once the tree is built: it only takes documents of at most
@@ -250,4 +237,4 @@ def test_a_deep_bomb_is_refused_without_building_much(elements: int) -> None:
     bomb = b"<a>" * elements + b"</a>" * elements
     with pytest.raises(LimitError, match="nesting deeper than 256"):
         parse_xml(bomb)
-    assert _peak_mib(lambda: parse_xml(bomb)) < 24
+    assert peak_mib(lambda: parse_xml(bomb)) < 24
