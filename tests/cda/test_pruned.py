@@ -8,8 +8,11 @@ class, same message — for every hostile edit, wherever it lands (header, body,
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,10 +26,12 @@ from mssante.cda import (
     parse_cda_header,
     parse_xml,
 )
+from mssante.cda._fastpath import FAST_ELEMENTS, parse_fast
 from mssante.cda._header import BODY, header_from_element
-from mssante.cda._xml import parse_pruned
+from mssante.cda._xml import _parse_exact, parse_pruned
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
 from tests._hypothesis import examples
+from tests.hardening.test_content_limits import peak_mib
 from tests.xdm._util import CRBIO_DOC, VSM_DOC
 
 # Printable text without the characters XML 1.0 forbids (the generator escapes &, < and quotes itself).
@@ -60,8 +65,16 @@ def _cda(draw: st.DrawFn) -> bytes:
 
 
 def _full(data: bytes, limits: XMLLimits | None = None) -> CDAHeader | tuple[type, str]:
+    """The reference: the exact parse (a Python handler per element, every element built), then the header."""
     try:
-        return header_from_element(parse_xml(data, limits=limits, what="CDA document"))
+        return header_from_element(_parse_exact(data, (), limits or XMLLimits(), "CDA document"))
+    except MssanteError as exc:
+        return type(exc), exc.message
+
+
+def _tree(parse: Callable[[], ET.Element]) -> bytes | tuple[type, str]:
+    try:
+        return ET.tostring(parse())
     except MssanteError as exc:
         return type(exc), exc.message
 
@@ -104,11 +117,48 @@ _EDITS = {
     "bad byte": b"\xff",
     "second body": b"<component><structuredBody><x/></structuredBody></component>",
     "header after the body": b"<title>late</title>",
+    # Markup the fast path (src/mssante/cda/_fastpath.py) must treat as the exact parse does:
+    "raw > in text": b"<x>a > b</x>",
+    "/> in text": b"<x>a/>b</x>",
+    "> in an attribute": b"<x a='b>c'/>",
+    "> in a long attribute": b"<x a='b>" + b"v" * 81 + b"'/>",
+    "tags in a comment": b"<!-- <a><b><c> </x> -->",
+    "end tags in CDATA": b"<x><![CDATA[</x></x></component>]]></x>",
+    "empty body then a header": b"<component><structuredBody/></component><author/>",
+    "prefixed body": b"<c:component xmlns:c='urn:hl7-org:v3'><c:structuredBody><c:x/></c:structuredBody></c:component>",
+    "body name in a comment": b"<!-- <structuredBody> -->",
+    "long tag": b"<x " + b" ".join(b"a%d='1'" % i for i in range(20)) + b"/>",
 }
+
+
+def test_the_fast_path_and_other_encodings() -> None:
+    latin = CRBIO_DOC.decode().replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').encode("latin-1")
+    utf16 = CRBIO_DOC.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    for doc in (latin, utf16, b"\xef\xbb\xbf" + CRBIO_DOC, CRBIO_DOC.split(b"?>", 1)[1]):
+        header = _fast(doc)
+        assert isinstance(header, CDAHeader) and header == _full(doc)
+        assert header.title == "Compte rendu d'examens biologiques"
 
 
 def _boundaries(doc: bytes) -> list[int]:
     return [i + 1 for i, c in enumerate(doc) if c == ord(">")]
+
+
+# The same, sized for the default limits, under which the byte-level proof of the fast path applies.
+_DEFAULT_EDITS = {
+    "name over the proof's bound": b"<" + b"n" * 1100 + b"/>",
+    "long element name": b"<" + b"n" * 2049 + b"/>",
+    "long attribute name": b"<x " + b"a" * 2049 + b"='1'/>",
+    "attribute value over the proof's bound": b"<x a='" + b"v" * 1100 + b"'/>",
+    "long attribute value": b"<x a='" + b"v" * 65537 + b"'/>",
+    "> in a long attribute value": b"<x a='b>" + b"v" * 65537 + b"'/>",
+    "> in a long attribute name": b"<x a='b>' " + b"n" * 2100 + b"='1'/>",
+    "long namespace": b"<x xmlns='urn:" + b"u" * 1021 + b"'/>",
+    "namespace at the bound": b"<x xmlns='urn:" + b"u" * 1020 + b"'/>",
+    "deep nesting": b"<d>" * 250 + b"</d>" * 250,
+    "deep nesting at the bound": b"<d>" * 240 + b"</d>" * 240,
+    **{k: v for k, v in _EDITS.items() if k not in ("deep nesting", "many elements", "long namespace")},
+}
 
 
 @settings(max_examples=examples(200))
@@ -117,6 +167,37 @@ def test_the_fast_path_refuses_exactly_what_the_full_parser_refuses(doc: bytes, 
     cut = data.draw(st.sampled_from([0, *_boundaries(doc)]))
     hostile = doc[:cut] + _EDITS[edit] + doc[cut:]
     assert _fast(hostile, _LIMITS) == _full(hostile, _LIMITS)
+
+
+@settings(max_examples=examples(200))
+@given(st.sampled_from([CRBIO_DOC, VSM_DOC]), st.sampled_from(sorted(_DEFAULT_EDITS)), st.data())
+def test_the_fast_path_agrees_under_the_default_limits(doc: bytes, edit: str, data: st.DataObject) -> None:
+    cut = data.draw(st.sampled_from([0, *_boundaries(doc)]))
+    hostile = doc[:cut] + _DEFAULT_EDITS[edit] + doc[cut:]
+    assert _fast(hostile) == _full(hostile)
+
+
+@settings(max_examples=examples(200))
+@given(st.sampled_from([CRBIO_DOC, VSM_DOC]), st.sampled_from(sorted(_EDITS)), st.data(), st.booleans())
+def test_parse_xml_builds_and_refuses_as_the_exact_parse(
+    doc: bytes, edit: str, data: st.DataObject, small: bool
+) -> None:
+    cut = data.draw(st.sampled_from([0, *_boundaries(doc)]))
+    hostile = doc[:cut] + _EDITS[edit] + doc[cut:]
+    limits = _LIMITS if small else XMLLimits()
+    assert _tree(lambda: parse_xml(hostile, limits=limits, what="x")) == _tree(
+        lambda: _parse_exact(hostile, (), limits, "x")
+    )
+    assert _tree(lambda: parse_pruned(hostile, prune=BODY, limits=limits, what="x")) == _tree(
+        lambda: _parse_exact(hostile, BODY, limits, "x")
+    )
+
+
+def test_the_fast_path_is_taken_and_builds_the_exact_tree() -> None:
+    for doc in (CRBIO_DOC, VSM_DOC):
+        fast, exact = parse_fast(doc, BODY, XMLLimits()), _parse_exact(doc, BODY, XMLLimits(), "CDA")
+        assert fast is not None
+        assert ET.tostring(fast) == ET.tostring(exact)
 
 
 def test_the_fast_path_refuses_dtd_entities_and_oversized_names_in_the_body() -> None:
@@ -147,3 +228,13 @@ def test_the_body_is_not_built_but_a_non_xml_body_is() -> None:
     assert body is not None and len(body) == 0 and not body.text
     full = parse_xml(CRBIO_DOC).find("/".join(BODY[1:]))
     assert full is not None and len(full) > 0
+
+
+@pytest.mark.parametrize("elements", [FAST_ELEMENTS // 2 - 10, 240_000])
+def test_a_deep_bomb_is_refused_without_building_much(elements: int) -> None:
+    # The fast path measures the depth once the tree is built: it only takes documents of at most
+    # FAST_ELEMENTS "<", so a deep bomb costs little before the exact parse refuses it at depth 257.
+    bomb = b"<a>" * elements + b"</a>" * elements
+    with pytest.raises(LimitError, match="nesting deeper than 256"):
+        parse_xml(bomb)
+    assert peak_mib(lambda: parse_xml(bomb)) < 24

@@ -12,6 +12,12 @@ Every XML document mssante reads from the outside (CDA documents, XDM ``METADATA
   them: a 1 MB default namespace would otherwise be copied into every element name (+184 MiB seen).
 
 The tree is built with :class:`xml.etree.ElementTree.TreeBuilder`; names use the ``{namespace}local`` form.
+
+Two ways give the same result. The exact parse calls a Python handler per element that checks the limits
+before building it. :mod:`mssante.cda._fastpath` binds the C ``TreeBuilder`` straight to expat (the DTD,
+entity and namespace checks stay on), then checks the limits on the finished tree; on any failure or excess
+it hands over to the exact parse, which decides (same error, first violation in document order). The fast
+way is tried first: it is two to three times faster on CDA documents and METADATA.XML.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from xml.parsers import expat
 
 from mssante.errors import ContentError, LimitError, UnsafeContentError
 
-__all__ = ["XMLLimits", "parse_pruned", "parse_xml"]
+__all__ = ["FAILURES", "Names", "XMLLimits", "parse_pruned", "parse_xml", "safe_parser"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +69,7 @@ def _refuse(what: str) -> NoReturn:
     raise _Unsafe(what)
 
 
-class _Names(dict[str, str]):
+class Names(dict[str, str]):
     """expat ``"uri local"`` names to ElementTree ``"{uri}local"`` ones, memoised: names repeat a lot."""
 
     __slots__ = ()
@@ -90,18 +96,13 @@ class _Builder:
         self.limits = limits
         self.depth = 0
         self.count = 0
-        self.names = _Names()
+        self.names = Names()
         self.plain: set[str] = set()  # attribute names without a namespace: used as they are
         self.prune = prune
         self.on_path = 0  # how many of the open elements, from the root, match ``prune``
         self.max_depth = limits.max_depth
         self.max_count = limits.max_elements
         self.max_len = min(limits.max_name_length, limits.max_attribute_length)
-
-    def namespace(self, _prefix: str | None, uri: str | None) -> None:
-        # Called for each xmlns declaration, before the element that carries it is reported.
-        if uri is not None and len(uri) > self.limits.max_namespace_length:
-            raise _Limit(f"XML namespace URI longer than {self.limits.max_namespace_length} characters")
 
     def limit(self, name: str, names: Iterable[str], values: Iterable[str]) -> None:
         """The limits, exactly and in order, once the element was counted (``depth``, ``count``)."""
@@ -217,21 +218,51 @@ def parse_pruned(
         raise ContentError(f"{what}: expected bytes, got {type(data).__name__}")
     if len(data) > lim.max_bytes:
         raise LimitError(f"{what}: {len(data)} bytes exceeds the limit of {lim.max_bytes} bytes")
-    parser = expat.ParserCreate(namespace_separator=" ")
-    builder = _Builder(parser, lim, prune)
+    raw = bytes(data)
+    from mssante.cda._fastpath import parse_fast  # a cycle: the fast path builds on this module
+
+    root = parse_fast(raw, prune, lim)
+    if root is not None:
+        return root
+    return _parse_exact(raw, prune, lim, what)
+
+
+def safe_parser(limits: XMLLimits, names: dict[str, str] | None = None) -> Any:
+    """An expat parser (namespaces reported as ``"uri local"``) that refuses DTDs and entities and
+    checks namespace URI lengths; the element and text handlers are the caller's. ``names`` receives every
+    element and attribute name reported (expat's ``intern`` dictionary)."""
+    parser = expat.ParserCreate(namespace_separator=" ", intern={} if names is None else names)
     # Never read external DTD subsets nor parameter entities (XXE defence); then refuse any DTD at all.
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = lambda *_a: _refuse("a DOCTYPE declaration")
     parser.EntityDeclHandler = lambda *_a: _refuse("an entity declaration")
     parser.UnparsedEntityDeclHandler = lambda *_a: _refuse("an unparsed entity declaration")
     parser.ExternalEntityRefHandler = lambda *_a: _refuse("an external entity reference")
-    parser.StartNamespaceDeclHandler = builder.namespace
+    max_ns = limits.max_namespace_length
+
+    def namespace(_prefix: str | None, uri: str | None) -> None:
+        # Called for each xmlns declaration, before the element that carries it is reported.
+        if uri is not None and len(uri) > max_ns:
+            raise _Limit(f"XML namespace URI longer than {max_ns} characters")
+
+    parser.StartNamespaceDeclHandler = namespace
+    parser.buffer_text = True
+    return parser
+
+
+_UNREADABLE = (ValueError, LookupError, UnicodeError, AssertionError)
+#: What a parse with the safe parser can raise: the fast path catches these and lets the exact one decide.
+FAILURES = (_Unsafe, _Limit, expat.ExpatError, *_UNREADABLE)
+
+
+def _parse_exact(data: bytes, prune: tuple[str, ...], lim: XMLLimits, what: str) -> ET.Element:
+    parser = safe_parser(lim)
+    builder = _Builder(parser, lim, prune)
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.tb.data
-    parser.buffer_text = True
     try:
-        parser.Parse(bytes(data), True)
+        parser.Parse(data, True)
         root = builder.tb.close()
     except _Unsafe as exc:
         raise UnsafeContentError(
@@ -242,7 +273,7 @@ def parse_pruned(
     except expat.ExpatError as exc:
         reason = expat.ErrorString(exc.code)
         raise ContentError(f"{what}: not well-formed XML ({reason} at line {exc.lineno})") from None
-    except (ValueError, LookupError, UnicodeError, AssertionError) as exc:
+    except _UNREADABLE as exc:
         raise ContentError(f"{what}: unreadable XML ({type(exc).__name__})") from None
     if not isinstance(root, ET.Element):  # pragma: no cover - TreeBuilder always returns an Element
         raise ContentError(f"{what}: empty XML document")
