@@ -69,10 +69,9 @@ class _API:
     # -- plumbing ---------------------------------------------------------------------------
     def endpoint(self, handler: Handler, *, limited: bool = True) -> Handler:
         async def run(request: Request) -> Response:
-            ip = request.client.host if request.client else ""
             try:
                 if limited:
-                    self._limit(self.per_ip, ip)
+                    self._limit(self.per_ip, _ip(request))
                 return await handler(request)
             except BridgeError as exc:
                 return json_error(exc.status, exc.code, exc.message, exc.retry_after)
@@ -107,9 +106,11 @@ class _API:
         # Refusals are counted per client address and stop the scrypt checks they would cost (a
         # credential verified before costs none and is not stopped); the installation's own bucket
         # counts its authenticated requests only, so nobody can drain it with its id and a wrong secret.
-        ip = request.client.host if request.client else ""
-        if not self.core.remembered(installation_id, secret):
-            self._limit(self.auth_failures, ip, take=False)
+        if self.core.remembered(installation_id, secret):  # the common case: one SHA-256, no await
+            self._limit(self.per_installation, installation_id)
+            return installation_id
+        ip = _ip(request)
+        self._limit(self.auth_failures, ip, take=False)
         if not await self.core.check_installation(installation_id, secret):
             self.auth_failures.take(ip)
             self.core.audit.record("authenticate", "refused", installation=installation_id, ip=ip)
@@ -263,6 +264,11 @@ class _API:
         return Response(status_code=200, headers=_NO_STORE)
 
 
+def _ip(request: Request) -> str:
+    client = request.scope.get("client")
+    return str(client[0]) if client else ""
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -276,12 +282,12 @@ def routes(core: BridgeCore) -> list[Route]:
     api = _API(core, LoginFlows(core))
     e = api.endpoint
     return [
+        Route("/sessions/{session_id}/token", e(api.token), methods=["POST"]),  # first: the hot path
         Route("/health", e(api.health, limited=False), methods=["GET"]),
         Route("/openapi.json", e(api.openapi, limited=False), methods=["GET"]),
         Route("/logins", e(api.start_login), methods=["POST"]),
         Route("/logins/{login_id}", e(api.login_result), methods=["GET"]),
         Route("/callback", e(api.callback), methods=["GET"]),
-        Route("/sessions/{session_id}/token", e(api.token), methods=["POST"]),
         Route("/sessions/{session_id}/events", e(api.events), methods=["GET"]),
         Route("/sessions/{session_id}", e(api.logout), methods=["DELETE"]),
         Route("/backchannel-logout", e(api.backchannel_logout), methods=["POST"]),
