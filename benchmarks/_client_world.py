@@ -8,9 +8,12 @@ processes), with the sandbox's PKI and mock PSC. The client under measurement is
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import dataclasses
+import io
 import json
 import os
+import pstats
 import signal
 import ssl
 import statistics
@@ -135,8 +138,12 @@ def sandbox_mailbox(info: dict[str, Any], address: str, *, cert_of: str | None =
 
 
 @contextlib.contextmanager
-def dovecot(info: dict[str, Any]) -> Iterator[Any]:
-    """Dovecot 2.3 (tests/interop) as a second operator, trusting the sandbox PKI; None when not installed."""
+def dovecot(info: dict[str, Any], *, deliver: bool = True) -> Iterator[Any]:
+    """Dovecot 2.3 (tests/interop) as a second operator, trusting the sandbox PKI; None when not installed.
+
+    Its submission relays to an aiosmtpd sink in a thread of this process; ``deliver=False`` keeps
+    the sink from delivering to Maildirs over LMTP (less work beside the client under measurement).
+    """
     from tests.interop.dovecot import DovecotServer, dovecot_available
 
     from mssante.sandbox.config import default_config
@@ -149,7 +156,7 @@ def dovecot(info: dict[str, Any]) -> Iterator[Any]:
     psc = info["psc"]
     server = DovecotServer(pki=pki, introspection_url=psc["issuer"] + "/protocol/openid-connect/token/introspect",
                            client_id=psc["client_id"], client_secret=psc["client_secret"], special_use=True,
-                           login_service_count=0)
+                           login_service_count=0, deliver=deliver)
     server.start()
     try:
         yield server
@@ -181,3 +188,10 @@ async def interleaved(rounds: int, ours: Callable[[], Awaitable[float]],
         mine.append(a if first is ours else b)
         theirs.append(b if first is ours else a)
     return statistics.median(mine), statistics.median(theirs), mine, theirs
+
+
+def profile_text(profile: cProfile.Profile, top: int = 25) -> str:
+    """The ``top`` functions of a profile by their own time, as text."""
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()

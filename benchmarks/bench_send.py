@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import pstats
 import time
 from typing import Any
 
@@ -31,6 +29,7 @@ from _client_world import (
     dovecot,
     dovecot_mailbox,
     interleaved,
+    profile_text,
     sandbox_mailbox,
     sandbox_process,
 )
@@ -112,13 +111,11 @@ def measure(n: int, *, rounds: int = 5, dovecot_too: bool = True, profile: bool 
     with sandbox_process() as info:
         out["sandbox"] = asyncio.run(_on_sandbox(info, n, rounds, prof))
         if dovecot_too:
-            with dovecot(info) as server:
+            with dovecot(info, deliver=False) as server:
                 if server is not None:
                     out["dovecot"] = asyncio.run(_on_dovecot(info, server, n, rounds))
     if prof is not None:
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
-        out["profile"] = text.getvalue()
+        out["profile"] = profile_text(prof)
     return out
 
 
