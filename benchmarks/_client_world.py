@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (str(ROOT / "src"), str(ROOT), str(Path(__file__).resolve().parent)):
+#: The client under measurement: this checkout's, or another one's ``src`` (a "before" figure).
+CLIENT_SRC = Path(os.environ.get("MSSANTE_CLIENT_SRC", str(ROOT / "src")))
+for _path in (str(ROOT), str(Path(__file__).resolve().parent), str(CLIENT_SRC)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 

@@ -98,7 +98,8 @@ async def _on_dovecot(info: dict[str, Any], server: Any, n: int, rounds: int) ->
     smtp = await _baseline_client(info, info["smtp"]["authcli"]["host"], server.submission_port)
     async with dovecot_mailbox(info, server, SENDER, operator_saves_sent=True) as box:
         result = await _compare(box, smtp, n, rounds, None)
-        session = box._sessions._smtp
+        sessions = getattr(box, "_sessions", None)  # absent from older clients (MSSANTE_CLIENT_SRC)
+        session = sessions._smtp if sessions is not None else None
         result["server_pipelining"] = session is not None and session._smtp.supports_extension("pipelining")
     await smtp.quit()
     return result

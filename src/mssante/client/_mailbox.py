@@ -415,7 +415,7 @@ class Mailbox:
             chunks = bytearray()
             raw: bytes | None = None
             flags: tuple[str, ...] = ()
-            async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", "RFC822.SIZE", item))):
+            async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", item))):
                 if isinstance(event, LiteralChunk):
                     if event.total > limit:
                         raise LimitError(f"message {uid} has {event.total} octets, over the limit of {limit}")
