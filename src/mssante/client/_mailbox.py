@@ -80,7 +80,9 @@ class Mailbox:
         resolver: the resolver for discovery (default: the system's); when it offers
             ``resolve_address`` (:class:`~mssante.discovery.DNSPythonResolver` does), it also
             gives the addresses of the SRV targets, unless ``options.connection.resolve``
-            maps them (the certificate is still checked against the target name).
+            maps them (the certificate is still checked against the target name). Give every
+            mailbox the same resolver: its answers are shared for their TTL, so many BALs of
+            one domain make one query (:class:`~mssante.discovery.DNSCache`).
         tls: trust anchors and revocation policy (IGC Santé, ECO.1.1.x).
         traces: where functional traces go (ECO.4.1.x); None: not traced.
         product_reference: the Convergence product reference (X-MSS-NIL, ECO.2.4.3), needed to
