@@ -101,3 +101,22 @@ def test_a_damaged_envelope_is_never_read_differently(wire: bytes, where: int, j
     at = where % (len(wire) + 1)
     fast, general = _both(wire[:at] + junk + wire[at + 1 :])
     assert fast is None or fast == general  # no match: the general parser decides (and names the error)
+
+
+_QUOTED_ONE_CHAR_AT_A_TIME = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')  # RFC 3501 §9 as written
+
+
+_PIECES = st.lists(st.sampled_from([b"a", b"\\", b'"', b"\r", b"\n", b"\x00", b"\xe9", b" ", b"\\\""]), max_size=20)
+
+
+@given(_PIECES.map(lambda p: b'"' + b"".join(p)), st.binary(max_size=4))
+def test_quoted_runs_match_exactly_what_the_grammar_matches(line: bytes, tail: bytes) -> None:
+    from mssante.wire.imap._abnf import QUOTED, QUOTED_TOKEN
+
+    text = line + tail
+    ours, grammar = QUOTED.match(text), _QUOTED_ONE_CHAR_AT_A_TIME.match(text)
+    assert (ours is None) == (grammar is None)
+    if ours is not None and grammar is not None:
+        assert ours.group(0, 1) == grammar.group(0, 1)
+    token = re.compile(QUOTED_TOKEN).match(text)
+    assert (token and token.group(0)) == (grammar and grammar.group(0))

@@ -135,11 +135,25 @@ def _nstring(raw: bytes) -> bytes | None:
     return QUOTED_UNESCAPE.sub(rb"\1", body) if b"\\" in body else body
 
 
+# The same address lists come back again and again (From, Sender and Reply-To of one message,
+# the same correspondents across a mailbox): the parsed (immutable) tuples are reused, bounded.
+_ADDRESS_MEMO: dict[bytes, tuple[Address, ...]] = {}
+_MEMO_ENTRIES: Final = 2048
+_MEMO_KEY_MAX: Final = 512
+
+
 def _addresses(raw: bytes) -> tuple[Address, ...]:
     if raw[:1] != b"(":
         return ()  # NIL
-    return tuple(Address(name=_nstring(m[1]), route=_nstring(m[2]), mailbox=_nstring(m[3]), host=_nstring(m[4]))
-                 for m in _FAST_ADDRESS.finditer(raw))
+    found = _ADDRESS_MEMO.get(raw)
+    if found is None:
+        found = tuple(Address(name=_nstring(m[1]), route=_nstring(m[2]), mailbox=_nstring(m[3]), host=_nstring(m[4]))
+                      for m in _FAST_ADDRESS.finditer(raw))
+        if len(raw) <= _MEMO_KEY_MAX:
+            if len(_ADDRESS_MEMO) >= _MEMO_ENTRIES:
+                _ADDRESS_MEMO.clear()
+            _ADDRESS_MEMO[raw] = found
+    return found
 
 
 def _fast_envelope(r: Reader) -> Envelope | None:
