@@ -127,16 +127,32 @@ def sandbox_resolver(info: dict[str, Any]) -> DNSPythonResolver:
     return _resolvers[where]
 
 
+_shared: dict[tuple[Any, ...], Any] = {}
+
+
+def _once(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """One object per key: an LPS builds its settings and certificates once, not once per BAL."""
+    if key not in _shared:
+        _shared[key] = build()
+    return _shared[key]
+
+
 def sandbox_mailbox(info: dict[str, Any], address: str, *, cert_of: str | None = None, crls: CRLCache | None = None,
                     resolve: bool = True, **options: Any) -> Mailbox:
-    """A BAL APP mailbox on the sandbox, discovered through the sandbox DNS (SRV, and A unless ``resolve``)."""
+    """A BAL APP mailbox on the sandbox, discovered through the sandbox DNS (SRV, and A unless ``resolve``).
+
+    Settings, trust and certificate objects are shared by the mailboxes that have the same ones.
+    """
     entry = bal(info, cert_of or address)
     names = [info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
-    connection = ConnectionSettings(resolve=dict.fromkeys(names, "127.0.0.1") if resolve else {})
-    return Mailbox(address, kind="APP", credentials=ClientCertificate(cert=Path(entry["cert"]), key=Path(entry["key"])),
-                   resolver=sandbox_resolver(info),
-                   tls=TrustSettings(ca_bundle=Path(info["ca_bundle"]), crls=crls), product_reference="DEV000001",
-                   options=MailboxOptions(connection=connection, **options))
+    where = (info["dns"]["host"], info["dns"]["port"])
+    credentials = _once(("cert", entry["cert"]),
+                        lambda: ClientCertificate(cert=Path(entry["cert"]), key=Path(entry["key"])))
+    tls = _once(("trust", where, id(crls)), lambda: TrustSettings(ca_bundle=Path(info["ca_bundle"]), crls=crls))
+    opts = _once(("options", where, resolve, tuple(sorted(options.items()))), lambda: MailboxOptions(
+        connection=ConnectionSettings(resolve=dict.fromkeys(names, "127.0.0.1") if resolve else {}), **options))
+    return Mailbox(address, kind="APP", credentials=credentials, resolver=sandbox_resolver(info), tls=tls,
+                   product_reference="DEV000001", options=opts)
 
 
 @contextlib.contextmanager

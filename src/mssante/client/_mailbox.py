@@ -120,7 +120,7 @@ class Mailbox:
         self._listeners: list[Listener] = []
         self._closed = False
         self._end_reason: str | None = None
-        self.ended = asyncio.Event()
+        self._ended: asyncio.Event | None = None  # made on first use (a thousand idle BALs need none)
         self._compose = ComposeSettings(product_reference=product_reference) if product_reference else None
         self._selected: SelectInfo | None = None
         self._special: dict[str, str] | None = None
@@ -214,6 +214,19 @@ class Mailbox:
         return self._closed
 
     @property
+    def ended(self) -> asyncio.Event:
+        """Set when the PSC session ended (:meth:`end`, ECO.1.2.6): wait on it.
+
+        Raises:
+            Nothing.
+        """
+        if self._ended is None:
+            self._ended = asyncio.Event()
+            if self._end_reason is not None:
+                self._ended.set()
+        return self._ended
+
+    @property
     def end_reason(self) -> str | None:
         """Why the PSC session ended, or None.
 
@@ -261,7 +274,8 @@ class Mailbox:
         self._closed = True
         self._sessions.abort_all()
         self._forget_source()
-        self.ended.set()
+        if self._ended is not None:
+            self._ended.set()
         self._trace("disconnect", "end of the PSC session", reason, True)
         self._emit("ended", reason)
 
