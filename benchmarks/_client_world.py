@@ -8,9 +8,12 @@ processes), with the sandbox's PKI and mock PSC. The client under measurement is
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import dataclasses
+import io
 import json
 import os
+import pstats
 import signal
 import ssl
 import statistics
@@ -23,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (str(ROOT / "src"), str(ROOT), str(Path(__file__).resolve().parent)):
+#: The client under measurement: this checkout's, or another one's ``src`` (a "before" figure).
+CLIENT_SRC = Path(os.environ.get("MSSANTE_CLIENT_SRC", str(ROOT / "src")))
+for _path in (str(ROOT), str(Path(__file__).resolve().parent), str(CLIENT_SRC)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -122,21 +127,41 @@ def sandbox_resolver(info: dict[str, Any]) -> DNSPythonResolver:
     return _resolvers[where]
 
 
+_shared: dict[tuple[Any, ...], Any] = {}
+
+
+def _once(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """One object per key: an LPS builds its settings and certificates once, not once per BAL."""
+    if key not in _shared:
+        _shared[key] = build()
+    return _shared[key]
+
+
 def sandbox_mailbox(info: dict[str, Any], address: str, *, cert_of: str | None = None, crls: CRLCache | None = None,
                     resolve: bool = True, **options: Any) -> Mailbox:
-    """A BAL APP mailbox on the sandbox, discovered through the sandbox DNS (SRV, and A unless ``resolve``)."""
+    """A BAL APP mailbox on the sandbox, discovered through the sandbox DNS (SRV, and A unless ``resolve``).
+
+    Settings, trust and certificate objects are shared by the mailboxes that have the same ones.
+    """
     entry = bal(info, cert_of or address)
     names = [info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
-    connection = ConnectionSettings(resolve=dict.fromkeys(names, "127.0.0.1") if resolve else {})
-    return Mailbox(address, kind="APP", credentials=ClientCertificate(cert=Path(entry["cert"]), key=Path(entry["key"])),
-                   resolver=sandbox_resolver(info),
-                   tls=TrustSettings(ca_bundle=Path(info["ca_bundle"]), crls=crls), product_reference="DEV000001",
-                   options=MailboxOptions(connection=connection, **options))
+    where = (info["dns"]["host"], info["dns"]["port"])
+    credentials = _once(("cert", entry["cert"]),
+                        lambda: ClientCertificate(cert=Path(entry["cert"]), key=Path(entry["key"])))
+    tls = _once(("trust", where, id(crls)), lambda: TrustSettings(ca_bundle=Path(info["ca_bundle"]), crls=crls))
+    opts = _once(("options", where, resolve, tuple(sorted(options.items()))), lambda: MailboxOptions(
+        connection=ConnectionSettings(resolve=dict.fromkeys(names, "127.0.0.1") if resolve else {}), **options))
+    return Mailbox(address, kind="APP", credentials=credentials, resolver=sandbox_resolver(info), tls=tls,
+                   product_reference="DEV000001", options=opts)
 
 
 @contextlib.contextmanager
-def dovecot(info: dict[str, Any]) -> Iterator[Any]:
-    """Dovecot 2.3 (tests/interop) as a second operator, trusting the sandbox PKI; None when not installed."""
+def dovecot(info: dict[str, Any], *, deliver: bool = True) -> Iterator[Any]:
+    """Dovecot 2.3 (tests/interop) as a second operator, trusting the sandbox PKI; None when not installed.
+
+    Its submission relays to an aiosmtpd sink in a thread of this process; ``deliver=False`` keeps
+    the sink from delivering to Maildirs over LMTP (less work beside the client under measurement).
+    """
     from tests.interop.dovecot import DovecotServer, dovecot_available
 
     from mssante.sandbox.config import default_config
@@ -149,7 +174,7 @@ def dovecot(info: dict[str, Any]) -> Iterator[Any]:
     psc = info["psc"]
     server = DovecotServer(pki=pki, introspection_url=psc["issuer"] + "/protocol/openid-connect/token/introspect",
                            client_id=psc["client_id"], client_secret=psc["client_secret"], special_use=True,
-                           login_service_count=0)
+                           login_service_count=0, deliver=deliver)
     server.start()
     try:
         yield server
@@ -181,3 +206,10 @@ async def interleaved(rounds: int, ours: Callable[[], Awaitable[float]],
         mine.append(a if first is ours else b)
         theirs.append(b if first is ours else a)
     return statistics.median(mine), statistics.median(theirs), mine, theirs
+
+
+def profile_text(profile: cProfile.Profile, top: int = 25) -> str:
+    """The ``top`` functions of a profile by their own time, as text."""
+    text = io.StringIO()
+    pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()

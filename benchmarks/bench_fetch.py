@@ -19,13 +19,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import pstats
 import time
 from typing import Any
 
 import imapclient
-from _client_world import RECIPIENT, SENDER, bal, client_context, dovecot, dovecot_mailbox, interleaved, sandbox_process
+from _client_world import (
+    RECIPIENT,
+    SENDER,
+    bal,
+    client_context,
+    dovecot,
+    dovecot_mailbox,
+    interleaved,
+    profile_text,
+    sandbox_process,
+)
 from _rows import Row
 
 from mssante.wire.imap import FetchResponse, UidFetch
@@ -126,9 +134,7 @@ def measure(envelopes: int, bodies: int, *, rounds: int = 3, profile: bool = Fal
             return None
         out = asyncio.run(_compare(info, server, envelopes, bodies, rounds, prof))
     if prof is not None:
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
-        out["profile"] = text.getvalue()
+        out["profile"] = profile_text(prof)
     return out
 
 

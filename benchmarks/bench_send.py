@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import pstats
 import time
 from typing import Any
 
@@ -31,6 +29,7 @@ from _client_world import (
     dovecot,
     dovecot_mailbox,
     interleaved,
+    profile_text,
     sandbox_mailbox,
     sandbox_process,
 )
@@ -99,7 +98,8 @@ async def _on_dovecot(info: dict[str, Any], server: Any, n: int, rounds: int) ->
     smtp = await _baseline_client(info, info["smtp"]["authcli"]["host"], server.submission_port)
     async with dovecot_mailbox(info, server, SENDER, operator_saves_sent=True) as box:
         result = await _compare(box, smtp, n, rounds, None)
-        session = box._sessions._smtp
+        sessions = getattr(box, "_sessions", None)  # absent from older clients (MSSANTE_CLIENT_SRC)
+        session = sessions._smtp if sessions is not None else None
         result["server_pipelining"] = session is not None and session._smtp.supports_extension("pipelining")
     await smtp.quit()
     return result
@@ -112,13 +112,11 @@ def measure(n: int, *, rounds: int = 5, dovecot_too: bool = True, profile: bool 
     with sandbox_process() as info:
         out["sandbox"] = asyncio.run(_on_sandbox(info, n, rounds, prof))
         if dovecot_too:
-            with dovecot(info) as server:
+            with dovecot(info, deliver=False) as server:
                 if server is not None:
                     out["dovecot"] = asyncio.run(_on_dovecot(info, server, n, rounds))
     if prof is not None:
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
-        out["profile"] = text.getvalue()
+        out["profile"] = profile_text(prof)
     return out
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
@@ -270,7 +271,8 @@ class DNSCache:
 
     Concurrent lookups of one question wait for a single query (per event loop); its answer is
     then reused until its TTL runs out (capped by ``max_ttl``). Failures are not kept: the next
-    lookup asks again. Bounded: the least recently used answers go beyond ``max_entries``.
+    lookup asks again. Bounded: the least recently used answers go beyond ``max_entries``. Usable
+    from several event loops and threads (a :class:`~mssante.client.SyncMailbox` runs its own).
 
     Args:
         clock: monotonic seconds (tests give a fake one).
@@ -289,12 +291,14 @@ class DNSCache:
         self._max_ttl = max_ttl
         self._max_entries = max_entries
         self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # the answers are shared between threads; in-flight queries are per loop
         self._pending: dict[tuple[int, Hashable], asyncio.Future[Any]] = {}
         self.queries = 0  # questions actually sent (the others were shared or cached)
 
     def clear(self) -> None:
-        """Forget every answer (queries in flight finish and are not kept)."""
-        self._answers.clear()
+        """Forget every answer (queries in flight finish and are kept)."""
+        with self._lock:
+            self._answers.clear()
 
     async def get(self, key: Hashable, query: Callable[[], Awaitable[tuple[T, float]]]) -> T:
         """The answer to ``key``: cached, the one in flight, or ``query()`` (answer, TTL in seconds).
@@ -303,12 +307,13 @@ class DNSCache:
             What ``query`` raised (every waiter of that query gets it).
         """
         now = self._clock()
-        hit = self._answers.get(key)
-        if hit is not None:
-            if hit[0] > now:
-                self._answers.move_to_end(key)
-                return hit[1]  # type: ignore[no-any-return]
-            del self._answers[key]
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None:
+                if hit[0] > now:
+                    self._answers.move_to_end(key)
+                    return hit[1]  # type: ignore[no-any-return]
+                del self._answers[key]
         flight = (id(asyncio.get_running_loop()), key)
         pending = self._pending.get(flight)
         if pending is not None:
@@ -328,9 +333,10 @@ class DNSCache:
             future.set_result(value)
             ttl = min(max(ttl, 0.0), self._max_ttl)
             if ttl > 0:
-                self._answers[key] = (self._clock() + ttl, value)
-                while len(self._answers) > self._max_entries:
-                    self._answers.popitem(last=False)
+                with self._lock:
+                    self._answers[key] = (self._clock() + ttl, value)
+                    while len(self._answers) > self._max_entries:
+                        self._answers.popitem(last=False)
             return value
         finally:
             del self._pending[flight]

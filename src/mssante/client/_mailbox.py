@@ -80,7 +80,9 @@ class Mailbox:
         resolver: the resolver for discovery (default: the system's); when it offers
             ``resolve_address`` (:class:`~mssante.discovery.DNSPythonResolver` does), it also
             gives the addresses of the SRV targets, unless ``options.connection.resolve``
-            maps them (the certificate is still checked against the target name).
+            maps them (the certificate is still checked against the target name). Give every
+            mailbox the same resolver: its answers are shared for their TTL, so many BALs of
+            one domain make one query (:class:`~mssante.discovery.DNSCache`).
         tls: trust anchors and revocation policy (IGC Santé, ECO.1.1.x).
         traces: where functional traces go (ECO.4.1.x); None: not traced.
         product_reference: the Convergence product reference (X-MSS-NIL, ECO.2.4.3), needed to
@@ -118,7 +120,7 @@ class Mailbox:
         self._listeners: list[Listener] = []
         self._closed = False
         self._end_reason: str | None = None
-        self.ended = asyncio.Event()
+        self._ended: asyncio.Event | None = None  # made on first use (a thousand idle BALs need none)
         self._compose = ComposeSettings(product_reference=product_reference) if product_reference else None
         self._selected: SelectInfo | None = None
         self._special: dict[str, str] | None = None
@@ -212,6 +214,19 @@ class Mailbox:
         return self._closed
 
     @property
+    def ended(self) -> asyncio.Event:
+        """Set when the PSC session ended (:meth:`end`, ECO.1.2.6): wait on it.
+
+        Raises:
+            Nothing.
+        """
+        if self._ended is None:
+            self._ended = asyncio.Event()
+            if self._end_reason is not None:
+                self._ended.set()
+        return self._ended
+
+    @property
     def end_reason(self) -> str | None:
         """Why the PSC session ended, or None.
 
@@ -259,7 +274,8 @@ class Mailbox:
         self._closed = True
         self._sessions.abort_all()
         self._forget_source()
-        self.ended.set()
+        if self._ended is not None:
+            self._ended.set()
         self._trace("disconnect", "end of the PSC session", reason, True)
         self._emit("ended", reason)
 
@@ -415,7 +431,7 @@ class Mailbox:
             chunks = bytearray()
             raw: bytes | None = None
             flags: tuple[str, ...] = ()
-            async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", "RFC822.SIZE", item))):
+            async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", item))):
                 if isinstance(event, LiteralChunk):
                     if event.total > limit:
                         raise LimitError(f"message {uid} has {event.total} octets, over the limit of {limit}")

@@ -117,10 +117,11 @@ class _SharedBufferSSLProtocol(sslproto.SSLProtocol):
     once: nothing else can touch the buffer in between.
     """
 
-    max_size = READ_CHUNK
+    max_size = 1  # what asyncio's __init__ allocates per connection (then dropped for the shared one)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *args: Any, **kwargs: Any) -> None:
         super().__init__(loop, *args, **kwargs)
+        self.__dict__["max_size"] = READ_CHUNK  # octets asked of the TLS object per read (a ClassVar in typeshed)
         view = _read_buffers.get(loop)
         if view is None:
             view = _read_buffers[loop] = memoryview(bytearray(READ_CHUNK))

@@ -33,8 +33,11 @@ NUMBER: Final = re.compile(rb"[0-9]+")
 LITERAL_AT_END: Final = re.compile(rb"(~?)\{([0-9]{1,20})\}\Z")
 # QUOTED-CHAR = <any TEXT-CHAR except quoted-specials> / "\" quoted-specials
 #   TEXT-CHAR = <any CHAR except CR and LF>; RFC 9051 adds UTF8-2/3/4, so 8-bit is tolerated.
-QUOTED: Final = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')
+QUOTED: Final = re.compile(rb'"([^"\\\r\n\x00]*(?:\\["\\][^"\\\r\n\x00]*)*)"')  # runs between escapes
 QUOTED_UNESCAPE: Final = re.compile(rb'\\(["\\])')
+#: ``quoted`` without a capture, to build larger patterns from: the same QUOTED-CHAR as :data:`QUOTED`,
+#: written as runs of plain characters between escapes (one alternation per escape, not per character).
+QUOTED_TOKEN: Final = rb'"[^"\\\r\n\x00]*(?:\\["\\][^"\\\r\n\x00]*)*"'
 # flag-extension = "\" atom ;  flag-perm = flag / "\*"
 FLAG: Final = re.compile(rb"\\?" + ATOM_CHARS + rb"+|\\\*")
 # sequence-set = (seq-number / seq-range) ["," sequence-set] ; seq-number = nz-number / "*"

@@ -180,7 +180,8 @@ class Framer:
             self._hold(len(line))
             self._frame.lines.append(line)
             allowed = self._rule is _Rule.ANYWHERE or (self._rule is _Rule.IN_CODE and b"]" not in line)
-            match = LITERAL_AT_END.search(line) if allowed else None
+            # A literal is announced at the very end of the line: look for it only there.
+            match = LITERAL_AT_END.search(line) if allowed and line.endswith(b"}") else None
             if match is None:
                 frame, self._frame = self._frame, Frame()
                 return frame

@@ -6,9 +6,9 @@ import datetime as dt
 import re
 from typing import Final
 
-from ._abnf import DATE_TIME, MONTHS, ORIGIN
+from ._abnf import DATE_TIME, MONTHS, ORIGIN, QUOTED_TOKEN, QUOTED_UNESCAPE
 from ._events import FetchResponse, FetchValue
-from ._reader import Reader
+from ._reader import MAX_DEPTH, Reader
 from ._types import Address, BodyStructure, Disposition, Envelope, MultiPart, SinglePart, Value
 
 __all__ = ["parse_date_time", "parse_fetch", "parse_flag_list"]
@@ -114,8 +114,68 @@ def _item_value(r: Reader, name: str) -> FetchValue:
     return r.value()
 
 
-def parse_envelope(r: Reader) -> Envelope:
-    """``envelope`` (RFC 3501 §9): ten fields in a list."""
+# The common envelope in one regular expression: quoted strings and NIL only (no literal), the
+# same grammar as the general parser below. Anything else (a literal, a malformed field) does not
+# match and goes the general way, which also names the error (issue 14: FETCH ENVELOPE parsing).
+_NSTRING: Final = rb"(?:(?i:NIL)|" + QUOTED_TOKEN + rb")"
+_ADDRESS: Final = rb"\((" + _NSTRING + rb") (" + _NSTRING + rb") (" + _NSTRING + rb") (" + _NSTRING + rb")\)"
+_ADDRESSES: Final = (rb"(?:(?i:NIL)|\((?: ?\(" + _NSTRING + rb" " + _NSTRING + rb" " + _NSTRING + rb" " + _NSTRING
+                     + rb"\))*\))")
+_FAST_ENVELOPE: Final = re.compile(
+    rb"\((" + _NSTRING + rb") (" + _NSTRING + rb")" + rb"".join([rb" (" + _ADDRESSES + rb")"] * 6)
+    + rb" (" + _NSTRING + rb") (" + _NSTRING + rb")\)"
+)
+_FAST_ADDRESS: Final = re.compile(_ADDRESS)
+
+
+def _nstring(raw: bytes) -> bytes | None:
+    if raw[:1] != b'"':
+        return None  # NIL
+    body = raw[1:-1]
+    return QUOTED_UNESCAPE.sub(rb"\1", body) if b"\\" in body else body
+
+
+# The same address lists come back again and again (From, Sender and Reply-To of one message,
+# the same correspondents across a mailbox): the parsed (immutable) tuples are reused, bounded.
+_ADDRESS_MEMO: dict[bytes, tuple[Address, ...]] = {}
+_MEMO_ENTRIES: Final = 2048
+_MEMO_KEY_MAX: Final = 512
+
+
+def _addresses(raw: bytes) -> tuple[Address, ...]:
+    if raw[:1] != b"(":
+        return ()  # NIL
+    found = _ADDRESS_MEMO.get(raw)
+    if found is None:
+        found = tuple(Address(name=_nstring(m[1]), route=_nstring(m[2]), mailbox=_nstring(m[3]), host=_nstring(m[4]))
+                      for m in _FAST_ADDRESS.finditer(raw))
+        if len(raw) <= _MEMO_KEY_MAX:
+            if len(_ADDRESS_MEMO) >= _MEMO_ENTRIES:
+                _ADDRESS_MEMO.clear()
+            _ADDRESS_MEMO[raw] = found
+    return found
+
+
+def _fast_envelope(r: Reader) -> Envelope | None:
+    if r.depth + 3 > MAX_DEPTH:
+        return None  # the general parser enforces the nesting limit
+    m = _FAST_ENVELOPE.match(r.line, r.pos)
+    if m is None:
+        return None
+    r.pos = m.end()
+    g = m.groups()
+    return Envelope(date=_nstring(g[0]), subject=_nstring(g[1]), from_=_addresses(g[2]), sender=_addresses(g[3]),
+                    reply_to=_addresses(g[4]), to=_addresses(g[5]), cc=_addresses(g[6]), bcc=_addresses(g[7]),
+                    in_reply_to=_nstring(g[8]), message_id=_nstring(g[9]))
+
+
+def parse_envelope(r: Reader, *, fast: bool = True) -> Envelope:
+    """``envelope`` (RFC 3501 §9): ten fields in a list.
+
+    ``fast``: try the one-expression path first (the result is the same; tests compare both).
+    """
+    if fast and (found := _fast_envelope(r)) is not None:
+        return found
     r.open_list()
     date = r.nstring()
     r.sp()

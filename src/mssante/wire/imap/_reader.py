@@ -14,7 +14,7 @@ from ._abnf import ASTRING_ATOM, ATOM, FLAG, LITERAL_AT_END, QUOTED, QUOTED_UNES
 from ._buffer import Frame
 from ._types import StreamedLiteral, Value
 
-__all__ = ["ParseError", "Reader"]
+__all__ = ["MAX_DEPTH", "ParseError", "Reader"]
 
 # number = 1*DIGIT (RFC 3501 §9); number64 (RFC 9051) fits in 20 digits. Longer runs are refused
 # before int() sees them (CPython also refuses int() of more than 4300 digits).
@@ -24,7 +24,7 @@ _LOOSE_ATOM: Final = re.compile(rb'[^ ()"{}\x00-\x1f\x7f]+')
 # nz-number = digit-nz *DIGIT, an unsigned 32-bit value (RFC 3501 §9 "number", RFC 9051 §9
 # "nz-number"): UIDs, UIDVALIDITY and message sequence numbers are never 0 nor above 2^32-1.
 NZ_NUMBER_MAX: Final = 4294967295
-_MAX_DEPTH: Final = 64  # nested lists: BODYSTRUCTURE of a deeply nested MIME tree stays far below
+MAX_DEPTH: Final = 64  # nested lists: BODYSTRUCTURE of a deeply nested MIME tree stays far below
 
 
 class ParseError(Exception):
@@ -197,8 +197,8 @@ class Reader:
         """Consume ``(`` and count the nesting depth."""
         self.expect(b"(")
         self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            self.fail(f"at most {_MAX_DEPTH} nested lists")
+        if self.depth > MAX_DEPTH:
+            self.fail(f"at most {MAX_DEPTH} nested lists")
 
     def close_list(self) -> bool:
         """Consume ``)`` if next; return whether it was."""
