@@ -42,6 +42,7 @@ MODULES: tuple[str, ...] = (
     "mssante.bridge",
     "mssante.trace",
     "mssante.errors",
+    "mssante.wire",
     "mssante.secret",
     "mssante.clock",
     "mssante.testing",
