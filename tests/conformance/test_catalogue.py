@@ -34,14 +34,17 @@ def test_per_org_specific_cases() -> None:
     codes = [c.code for c in catalogue(Profile.PER_ORG)]
     # psc-logout ends the PSC session, so it runs after the cases that reuse the LPS's session; the
     # cases appended later (ids kept) follow it: the server certificate ones (no authentication
-    # expected) and the CRL outage (the LPS logs in to PSC again).
-    assert codes[-6] == "psc-logout"
-    assert all(code.startswith("server-cert-") for code in codes[-5:-1])
-    assert codes[-1] == "crl-outage" == [c.code for c in catalogue(Profile.APP)][-1]
-    assert {"imap-xoauth2", "smtp-xoauth2", "mdn-return"} <= set(codes)
+    # expected), the CRL outage (the LPS logs in to PSC again), then the writing cases of issue 16.
+    at = codes.index("psc-logout")
+    assert all(code.startswith("server-cert-") for code in codes[at + 1:at + 5])
+    assert codes[at + 5] == "crl-outage"
+    assert {"imap-xoauth2", "smtp-xoauth2", "mdn-return", "token-lifetimes"} <= set(codes)
     app = {c.code for c in catalogue(Profile.APP)}
-    assert {"imap-auth-cli", "smtp-auth-cli", "cert-structure"} <= app
-    assert not app & {"imap-xoauth2", "psc-logout"}
+    assert {"imap-auth-cli", "smtp-auth-cli", "cert-structure", "mdn-return"} <= app
+    assert not app & {"imap-xoauth2", "psc-logout", "token-lifetimes"}
+    writing = {"message-id", "reply-threading", "sender-label", "dsn-request", "patient-address", "x-mss-mes",
+               "annuaire-lookup"}
+    assert writing <= set(codes) and writing <= app
 
 
 def test_select_cases_by_id_or_code() -> None:

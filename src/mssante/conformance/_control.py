@@ -17,7 +17,7 @@ freshness, ECO.1.2.1) and a CRL outage (ECO.1.1.7).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -200,6 +200,31 @@ class SandboxControl(Protocol):
         """
         ...
 
+    async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
+        """The Annuaire Santé mock's requests since ``since`` (``time``, ``method``, ``path``, ``query``,
+        ``status``, ``matches``); None when this sandbox does not show them.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def psc_logins(self, national_id: str, since: float) -> int | None:
+        """How many PSC logins (new SSO sessions) ``national_id`` made since ``since``; None when unknown.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    def access_token_lifetime(self) -> float | None:
+        """The PSC access token lifetime of this sandbox, in seconds; None when unknown.
+
+        Raises:
+            Nothing.
+        """
+        ...
+
     async def publish_event(self, event: dict[str, Any]) -> None:
         """Give one run event to the sandbox (``POST /api/conformance/events``).
 
@@ -210,7 +235,8 @@ class SandboxControl(Protocol):
         ...
 
     async def step_ack(self, step: str) -> dict[str, Any] | None:
-        """The LPS's acknowledgement of ``step`` (``{"at", "ok", "detail"}``), or None.
+        """The LPS's acknowledgement of ``step`` (``{"at", "ok", "detail"}``, and ``understood`` for a
+        ``read`` step), or None.
 
         Raises:
             TransportError: the sandbox cannot be reached.
@@ -388,6 +414,33 @@ class InProcessControl:
             Nothing.
         """
         return [name for _, name in self._bench.server_names(since)]
+
+    async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        http = self._sb.http
+        if http is None:
+            return None
+        return [asdict(r) for r in list(http.annuaire.access_log) if r.time >= since]
+
+    async def psc_logins(self, national_id: str, since: float) -> int | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.psc.logins_since(national_id, since)
+
+    def access_token_lifetime(self) -> float | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.config.lifetimes.access_token
 
     async def publish_event(self, event: dict[str, Any]) -> None:
         """See :class:`SandboxControl`.
