@@ -518,3 +518,10 @@ class TracesOtherBal(StdlibLPS):
         if self.sink is not None:
             self.sink.emit(make_record(author="poste-12", bal="compte-local", action=action, request=request,
                                        response=response or "-", ok=ok))
+
+
+class NoPatientKind(StdlibLPS):
+    """Shows every message as a professional's, a patient's included (ECO.3.1.1)."""
+
+    def understand(self, parsed: ParsedMessage) -> dict[str, Any]:
+        return dict(super().understand(parsed), sender_kind="professional")

@@ -106,6 +106,7 @@ ROWS: list[tuple[type[StdlibLPS], Profile, tuple[str, ...], str]] = [
     (b.MisreadPatient, PER, ("receive-xdm",), "METADATA.XML"),
     (b.MisreadPatient, APP, ("receive-xdm",), "METADATA.XML"),
     (b.ShowsXdmPrefix, PER, ("receive-xdm",), "préfixe"),
+    (b.NoPatientKind, PER, ("receive-xdm",), "patient n'est pas distingué"),
     (b.SilentReader, PER, ("receive-xdm",), "rend compte"),
     (b.SilentReader, APP, ("receive-xdm",), "rend compte"),
     (b.TracesNoDelete, PER, ("traces",), "suppression"),

@@ -291,7 +291,7 @@ async def test_the_verdict_names_the_cause_of_a_known_client_mistake(
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
     """The walkthrough as written: the LPS follows the sandbox API, ``mssante conformance run`` drives it."""
     events_file, trace, report = tmp_path / "events.jsonl", tmp_path / "traces.jsonl", tmp_path / "report.json"
-    cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-codecda", "mdn-return", "x-mss-ins")  # traces: NOT_YET_IN_JAVA
+    cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-codecda", "x-mss-ins", "mdn-return")  # traces: NOT_YET_IN_JAVA
     lps = subprocess.Popen(_java(java_classes, sandbox, Path("api"), trace), stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     suite: subprocess.Popen[str] | None = None

@@ -121,9 +121,11 @@ async def lookup_address(info: Mapping[str, Any], national_id: str, family_name:
 
 
 def understood_of(parsed: ParsedMessage) -> dict[str, Any]:
-    """What the LPS understood of a message read: patient of its documents (ECO.2.1.2), CDA codes, subject shown."""
+    """What the LPS understood of a message read: patient of its documents (ECO.2.1.2), CDA codes, subject shown
+    (ECO.3.1.3), and whether a patient or a professional wrote it (ECO.3.1.1)."""
     out: dict[str, Any] = {"message_id": parsed.message_id or "", "documents": [],
-                           "subject_shown": (parsed.subject or "").removeprefix(XDM_SUBJECT_PREFIX).strip()}
+                           "subject_shown": (parsed.subject or "").removeprefix(XDM_SUBJECT_PREFIX).strip(),
+                           "sender_kind": parsed.sender_kind}
     archive = parsed.archive
     if archive is not None:
         if archive.patient is not None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from email.utils import getaddresses
 from typing import Any
 
+from mssante.cda import SamplePatient
+from mssante.conformance._builtin_parts import PATIENT_DOMAIN
 from mssante.conformance._context import CaseContext
 from mssante.conformance._driver import SendRequest
 from mssante.conformance._judge import Submission, body_fetches, header, session_evidence
@@ -236,8 +238,9 @@ def check_receive_xdm(*, display: bool) -> Check:
     builtin client returns it, an external LPS sends it with the acknowledgement of the ``read``
     step): the patient identified by the archive's METADATA.XML (INS, names; ECO.2.1.2) and the
     CDA codes integrated. With ``display`` (PER/ORG, an LPS with a user interface) the subject
-    as shown must hide the ``XDM/1.0/DDM+`` prefix (ECO.3.1.3) and the patient shown is the one
-    of the documents (ECO.3.1.2).
+    as shown must hide the ``XDM/1.0/DDM+`` prefix (ECO.3.1.3), the patient shown is the one of
+    the documents (ECO.3.1.2), and a message a patient wrote (delivered from
+    ``<INS>@patient.mssante.fr`` meanwhile) is told apart: ``sender_kind`` ``patient`` (ECO.3.1.1).
 
     Raises:
         Nothing.
@@ -265,6 +268,13 @@ def check_receive_xdm(*, display: bool) -> Check:
                                   "ou l'envoi a échoué.", notes)
         arrival = time.time()
         expected = parse_message(await ctx.control.get_message(ctx.bal, "INBOX", reply[0]))
+        from_patient = None
+        if display:  # ECO.3.1.1: a message from a patient, to be shown apart from the professionals' ones
+            from_patient = compose_message(
+                Draft(sender=Sender(address=f"{SamplePatient().ins}@{PATIENT_DOMAIN}"), to=(ctx.bal,),
+                      subject="Question sur mon compte rendu", text="Bonjour Docteur,\n\nMerci pour le document.\n"),
+                settings=ComposeSettings(product_reference=SANDBOX_PRODUCT_REFERENCE))
+            await ctx.control.deliver(ctx.bal, from_patient.to_bytes())
         understood, note = await ctx.read()
         notes += [n for n in [note] if n is not None]
 
@@ -285,9 +295,28 @@ def check_receive_xdm(*, display: bool) -> Check:
         evidence.append(Evidence(title="Lectures IMAP", lines=tuple(f"session #{i} : {c}" for i, c in reads[:6])))
         if understood is None and ctx.events is not None:
             understood = await ctx.wait_for(ctx.events.understood, ctx.bound(), asked=True)
-        return _understanding(expected, understood, display=display, evidence=evidence)
+        verdict = _understanding(expected, understood, display=display, evidence=evidence)
+        if verdict.status is not Status.PASS or from_patient is None:
+            return verdict
+        return _patient_apart(from_patient.message_id, expected.message_id, understood or (), verdict)
 
     return check
+
+
+def _patient_apart(patient_id: str, professional_id: str | None, understood: Sequence[Mapping[str, Any]],
+                   verdict: Verdict) -> Verdict:
+    """ECO.3.1.1: the message a patient wrote is told apart (``sender_kind``) from the professional's."""
+    kinds = {str(u.get("message_id", "")).strip(): str(u.get("sender_kind") or "") for u in understood}
+    evidence = [*verdict.evidence, Evidence(title="Expéditeurs compris (ECO.3.1.1)", lines=(
+        f"{patient_id} (écrit par un patient) : {kinds.get(patient_id) or 'non dit'}",
+        f"{professional_id} (répondeur, BAL de professionnels) : {kinds.get(professional_id or '') or 'non dit'}"))]
+    if kinds.get(patient_id) != "patient" or kinds.get(professional_id or "") in (None, "", "patient"):
+        return Verdict.failed(
+            "Le message d'un patient n'est pas distingué de celui d'un professionnel (sender_kind « patient » "
+            "attendu pour l'adresse @patient.mssante.fr, autre chose pour la BAL du répondeur) : les messages "
+            "des patients et des professionnels sont présentés distinctement (ECO.3.1.1, SC.MSS/UX.25).", evidence)
+    return Verdict.passed(verdict.explanation.rstrip(".") + " ; message du patient présenté à part (ECO.3.1.1).",
+                          evidence)
 
 
 def _understanding(expected: ParsedMessage, understood: Sequence[Mapping[str, Any]] | None, *, display: bool,

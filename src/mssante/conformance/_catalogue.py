@@ -150,7 +150,8 @@ def _messages(profile: Profile) -> list[_Row]:
                      ("ECO.3.1.6", "MSS/va1.14"), True, _MESSAGE, check_mdn_return()))
     rows += [
         ("receive-xdm", "Réception, lecture et compréhension d'un document XDM envoyé par le répondeur automatique",
-         ("ECO.2.1.2", "ECO.3.1.2", "ECO.3.1.3") if profile is Profile.PER_ORG else ("ECO.2.1.2",), True, _MESSAGE,
+         ("ECO.2.1.2", "ECO.3.1.1", "ECO.3.1.2", "ECO.3.1.3") if profile is Profile.PER_ORG else ("ECO.2.1.2",),
+         True, _MESSAGE,
          check_receive_xdm(display=profile is Profile.PER_ORG)),
         ("sent-copy", "Copie du message envoyé dans le dossier « Envoyés » (Sent)", ("RFC 3501 §6.3.11",), True,
          _MESSAGE, check_sent_copy()),

@@ -131,7 +131,8 @@ class SendRequest:
 
 #: What an LPS understood of one message it read (``read`` step acknowledgement, ``understood``):
 #: ``message_id``, ``patient`` (``ins``, ``family_name``, ``given_name``), ``documents`` (CDA codes),
-#: ``subject_shown`` (the subject as displayed, ECO.3.1.3). See conformance-events.schema.json.
+#: ``subject_shown`` (the subject as displayed, ECO.3.1.3), ``sender_kind`` (``patient`` or
+#: ``professional``..., ECO.3.1.1). See ``ack_body`` in conformance-events.schema.json.
 Understood = Mapping[str, Any]
 
 

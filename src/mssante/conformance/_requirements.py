@@ -39,10 +39,6 @@ class Requirement:
     unjudged_en: str = ""
 
 
-_UI_FR = ("règle d'affichage (IHM) : l'opérateur ne voit pas l'écran du LPS ; la bibliothèque fournit la donnée "
-          "à afficher")
-_UI_EN = "display (UI) rule: the operator does not see the LPS's screen; the library provides the data to show"
-
 #: The 40 ids, in the order of Référentiel #2.
 REQUIREMENTS: Final[tuple[Requirement, ...]] = (
     Requirement(id="ECO.1.0.1", title_fr="SMTP avec STARTTLS", title_en="SMTP with STARTTLS",
@@ -119,7 +115,7 @@ REQUIREMENTS: Final[tuple[Requirement, ...]] = (
                 library="mssante.message (ComposeSettings.product_reference)"),
     Requirement(id="ECO.3.1.1", title_fr="Messages de professionnels et de patients distingués",
                 title_en="Messages from professionals and from patients told apart",
-                library="mssante.message (ParsedMessage.sender_kind)", unjudged_fr=_UI_FR, unjudged_en=_UI_EN),
+                library="mssante.message (ParsedMessage.sender_kind)"),
     Requirement(id="ECO.3.1.2", title_fr="Nom, prénom et INS du patient affichés",
                 title_en="Patient's name, first name and INS shown",
                 library="mssante.message (ParsedMessage.archive.patient)"),
