@@ -107,3 +107,29 @@ def test_trace_problems() -> None:
     assert any("author" in p for p in problems)
     assert any("décalage" in p for p in problems)
     assert any("pas un objet JSON" in p for p in problems)
+
+
+def test_message_id_syntax() -> None:
+    from mssante.conformance._cases_writing import MSG_ID
+
+    for good in ("<20261206.abc@mss.sandbox.test>", "<a.b-c@[127.0.0.1]>", "<x+y@h>"):
+        assert MSG_ID.match(good), good
+    for bad in ("20261206.abc@mss.sandbox.test", "<abc>", "<a b@c>", "<a@b", "<.a@b>", "<a..b@c>", ""):
+        assert not MSG_ID.match(bad), bad
+
+
+def test_sessions_without_a_trace_of_the_bal() -> None:
+    from mssante.conformance._cases_traces import untraced_sessions
+
+    bal = "a@b.fr"
+    s1 = SessionRecord(id=1, front="imap-psc", protocol="imap", peer="p", started_at=1000.0, ended_at=1010.0)
+    s2 = SessionRecord(id=2, front="smtp-psc", protocol="smtp", peer="p", started_at=2000.0, ended_at=2001.0)
+    s3 = SessionRecord(id=3, front="imap-psc", protocol="imap", peer="p", started_at=3000.0)  # still open
+
+    def at(t: float, **more: object) -> dict[str, object]:
+        return {"at": datetime.fromtimestamp(t).astimezone().isoformat(), "bal": bal, "ok": True, **more}
+
+    records = [at(1004.0), at(2003.0), at(2500.0, bal="other@b.fr"), at(3100.0, ok=None)]
+    # s1 traced inside, s2 within the clock tolerance, s3 only by a record without a result
+    assert [s.id for s in untraced_sessions([s1, s2, s3], records, bal.upper(), now=3200.0)] == [3]
+    assert [s.id for s in untraced_sessions([s1], [at(1020.0)], bal, now=3200.0)] == [1]
