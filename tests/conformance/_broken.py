@@ -15,10 +15,13 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
-from mssante.conformance import SendRequest
+from mssante.cda import SamplePatient, generate_vsm
+from mssante.conformance import LookupRef, SendRequest
 from mssante.errors import AuthUnavailable, NotAuthorized, TokenRejected
-from mssante.message import ComposeSettings, Draft
-from tests.conformance._lps import LPSConfig, StdlibLPS
+from mssante.message import ComposedMessage, ComposeSettings, Draft, ParsedMessage
+from mssante.pdf import render_cda_pdf
+from mssante.trace import make_record
+from tests.conformance._lps import MINIMAL_PDF, LPSConfig, StdlibLPS
 from tests.conformance._lps_net import TLS12_CIPHERS, auth_error, imap_sasl, smtp_sasl, xoauth2
 
 
@@ -373,3 +376,152 @@ class ConnectsByAddress(StdlibLPS):
     def smtp_starttls(self, smtp: smtplib.SMTP) -> None:
         smtp._host = smtp._address  # type: ignore[attr-defined]  # smtplib: server_hostname = _host
         super().smtp_starttls(smtp)
+
+
+class WrongNil(StdlibLPS):
+    """X-MSS-NIL of the right shape, but not the product reference declared to the suite (ECO.2.4.3)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        message.replace_header("X-MSS-NIL", "NOT-A-CONVERGENCE-NIL")
+
+
+class BadMessageId(StdlibLPS):
+    """A Message-ID without angle brackets nor domain (ECO.2.2.1, RFC 5322 §3.6.4)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        message.replace_header("Message-ID", f"{time.time_ns()}")
+
+
+class NoThreading(StdlibLPS):
+    """Replies without In-Reply-To nor References (ECO.2.2.2)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        del message["In-Reply-To"]
+        del message["References"]
+
+
+class MdnWithoutThreading(StdlibLPS):
+    """Read receipts without In-Reply-To nor References (ECO.2.2.2 on MDNs)."""
+
+    def submit(self, raw: bytes, sender: str, recipients: tuple[str, ...],
+               composed: ComposedMessage | None = None) -> str:
+        if composed is not None and composed.message.get_content_type() == "multipart/report":
+            del composed.message["In-Reply-To"]
+            del composed.message["References"]
+            raw = composed.to_bytes()
+        return super().submit(raw, sender, recipients, composed)
+
+
+class NoSenderLabel(StdlibLPS):
+    """From carries the bare address, no label (ECO.2.2.7)."""
+
+    def tamper(self, message: EmailMessage) -> None:
+        message.replace_header("From", self.cfg.bal)
+
+
+class NoDsn(StdlibLPS):
+    """Cannot ask for a delivery status notification (ECO.2.3.1)."""
+
+    def draft(self, request: SendRequest) -> tuple[Draft, ComposeSettings]:
+        return super().draft(replace(request, dsn=False))
+
+
+class PatientAddressFromName(StdlibLPS):
+    """Writes to the patient at an address made of the name, not the INS (ECO.2.2.6)."""
+
+    def recipient(self, request: SendRequest) -> str:
+        if request.patient is not None:
+            return f"{request.patient.family_name.lower()}@patient.mssante.fr"
+        return super().recipient(request)
+
+
+class NoEndOfExchange(StdlibLPS):
+    """Cannot set X-MSS-MES: FIN on a message to a patient (ECO.2.2.8)."""
+
+    def draft(self, request: SendRequest) -> tuple[Draft, ComposeSettings]:
+        return super().draft(replace(request, end_of_exchange=False))
+
+
+class NoAnnuaireLookup(StdlibLPS):
+    """Writes to an address it already knows, without searching the Annuaire Santé (ECO.3.1.4)."""
+
+    def lookup(self, ref: LookupRef) -> str:
+        return next(str(b["address"]) for b in self.cfg.info["bals"] if ref.national_id in b.get("holders", ()))
+
+
+class LoginAgain(StdlibLPS):
+    """Renews its PSC tokens by asking the professional to log in again, never with the refresh token."""
+
+    def __init__(self, cfg: LPSConfig) -> None:
+        super().__init__(cfg)
+        if self.tokens is not None:
+            tokens = self.tokens
+
+            def login_again() -> None:
+                tokens._set(tokens._login())
+
+            tokens._refresh = login_again  # type: ignore[method-assign]
+
+
+class NotPdfA(StdlibLPS):
+    """Joins a bare PDF 1.4 (no XMP PDF/A identification, no output intent) instead of a PDF/A-1 (ECO.2.1.1)."""
+
+    def pdf(self, cda: bytes, now: datetime) -> bytes:
+        return MINIMAL_PDF
+
+
+class PdfOfAnotherPatient(StdlibLPS):
+    """Joins the PDF of another patient's document, not the one rendered from the archive's CDA (ECO.2.1.5)."""
+
+    def pdf(self, cda: bytes, now: datetime) -> bytes:
+        other = SamplePatient(ins="180012B12345678", birth_family="DURAND", given_names="PAUL")
+        return render_cda_pdf(generate_vsm(effective_time=now, patient=other), now=now)
+
+
+class MisreadPatient(StdlibLPS):
+    """Reads the message but attaches the documents to a patient without the archive's INS (ECO.2.1.2)."""
+
+    def understand(self, parsed: ParsedMessage) -> dict[str, Any]:
+        out = super().understand(parsed)
+        if isinstance(out.get("patient"), dict):
+            out["patient"] = dict(out["patient"], ins=None)
+        return out
+
+
+class ShowsXdmPrefix(StdlibLPS):
+    """Shows the raw subject, XDM/1.0/DDM+ prefix included (ECO.3.1.3)."""
+
+    def understand(self, parsed: ParsedMessage) -> dict[str, Any]:
+        return dict(super().understand(parsed), subject_shown=parsed.subject or "")
+
+
+class SilentReader(StdlibLPS):
+    """Reads its messages but never says what it understood of them."""
+
+    def read_new(self) -> list[dict[str, Any]]:
+        super().read_new()
+        return []
+
+
+class TracesNoDelete(StdlibLPS):
+    """Traces everything but deletions (the ANS FAQ names sending and deleting as the minimum; ECO.4.1.1)."""
+
+    def trace(self, action: Any, request: str, response: str, ok: bool) -> None:
+        if action not in ("delete", "expunge"):
+            super().trace(action, request, response, ok)
+
+
+class TracesOtherBal(StdlibLPS):
+    """Traces under a local account name instead of the BAL: no trace matches the operator's sessions."""
+
+    def trace(self, action: Any, request: str, response: str, ok: bool) -> None:
+        if self.sink is not None:
+            self.sink.emit(make_record(author="poste-12", bal="compte-local", action=action, request=request,
+                                       response=response or "-", ok=ok))
+
+
+class NoPatientKind(StdlibLPS):
+    """Shows every message as a professional's, a patient's included (ECO.3.1.1)."""
+
+    def understand(self, parsed: ParsedMessage) -> dict[str, Any]:
+        return dict(super().understand(parsed), sender_kind="professional")

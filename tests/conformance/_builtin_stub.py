@@ -20,5 +20,6 @@ def create_driver(setup: DriverSetup) -> LPSDriver:
         return asyncio.run_coroutine_threadsafe(login(), loop).result(10)
 
     cfg = LPSConfig(info=setup.info, bal=setup.bal, profile=setup.profile,
-                    login=sync_login if login is not None else None, trace_file=setup.trace_file)
+                    login=sync_login if login is not None else None, trace_file=setup.trace_file,
+                    product_reference=setup.product_reference)
     return StdlibDriver(StdlibLPS(cfg))

@@ -21,8 +21,8 @@ RED = replace(GREEN, time_scale=0.007)
 
 
 def sandbox_config() -> SandboxConfig:
-    """The default sandbox with short PSC lifetimes."""
-    return replace(default_config(), lifetimes=Lifetimes(access_token=30.0, refresh_token=300.0))
+    """The default sandbox with short PSC lifetimes (token-lifetimes waits two access-token lifetimes)."""
+    return replace(default_config(), lifetimes=Lifetimes(access_token=4.0, refresh_token=300.0))
 
 
 def holder_of(info: Mapping[str, Any], bal: str) -> str:
@@ -58,7 +58,7 @@ async def run_suite(
         driver = StdlibDriver(lps(cfg))
         try:
             report = await run_job(control, driver, profile=profile, bal=bal, case_ids=cases, settings=settings,
-                                   trace_file=trace_file)
+                                   trace_file=trace_file, product_reference=cfg.product_reference)
         finally:
             await driver.close()
             await control.aclose()

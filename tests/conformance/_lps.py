@@ -30,12 +30,16 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from mssante.annuaire import AnnuaireClient
 from mssante.cda import generate_cr_bio, generate_vsm, parse_cda_header
-from mssante.conformance import Profile, SendRequest
+from mssante.conformance import LookupRef, Profile, SendRequest
+from mssante.conformance._builtin_parts import understood_of
 from mssante.errors import AuthUnavailable, MssanteError, NotAuthorized, PSCError, TokenRejected
 from mssante.message import (
+    ComposedMessage,
     ComposeSettings,
     Draft,
+    DSNRequest,
     ParsedMessage,
     PdfCompanion,
     Sender,
@@ -44,6 +48,7 @@ from mssante.message import (
     parse_message,
     pdf_filename,
 )
+from mssante.pdf import render_cda_pdf
 from mssante.trace import JSONLinesSink, make_record
 from mssante.xdm import build_archive, read_archive
 from tests.conformance._lps_net import (
@@ -97,6 +102,7 @@ class StdlibLPS:
         self.next_try = 0.0
         self.delay = cfg.backoff
         self.pending_mdns: list[ParsedMessage] = []
+        self.read_messages: dict[str, ParsedMessage] = {}  # Message-ID -> message read (replies thread on it)
         self.stop = threading.Event()
         self.watcher = threading.Thread(target=self._watch, name="test-lps-watcher", daemon=True)
         self.watcher.start()
@@ -152,11 +158,33 @@ class StdlibLPS:
             imap = self.imap or self._open()
             imap.append("Sent", "(\\Seen)", imaplib.Time2Internaldate(time.time()), raw)
 
-    def compose(self, request: SendRequest) -> tuple[bytes, str]:
+    def compose(self, request: SendRequest) -> ComposedMessage:
         draft, settings = self.draft(request)
         composed = compose_message(draft, settings=settings)
         self.tamper(composed.message)
-        return composed.to_bytes(), composed.message_id
+        return composed
+
+    def recipient(self, request: SendRequest) -> str:
+        """The address to write to: given, built from the patient's INS (ECO.2.2.6), or found in the Annuaire."""
+        if request.patient is not None:
+            return f"{request.patient.ins}@patient.mssante.fr"
+        if request.lookup is not None:
+            return self.lookup(request.lookup)
+        return request.to
+
+    def lookup(self, ref: LookupRef) -> str:
+        """ECO.3.1.4: the practitioner's MSSanté address (BAL PER) from the Annuaire Santé, by RPPS and name."""
+
+        async def search() -> str:
+            async with AnnuaireClient.from_sandbox(self.cfg.info, timeout=10) as annuaire:
+                page = await annuaire.search_practitioners(identifier=ref.national_id, name=ref.family_name)
+            for pro in page.entries:
+                for box in pro.mailboxes:
+                    if box.kind == "PER":
+                        return box.address
+            raise MssanteError(f"no BAL PER for {ref.given_name} {ref.family_name} in the Annuaire Santé")
+
+        return asyncio.run(search())
 
     def tamper(self, message: EmailMessage) -> None:
         """A correct LPS sends what it composed."""
@@ -166,18 +194,29 @@ class StdlibLPS:
         sender = Sender(address=self.cfg.bal, label="Dr_Marie_CURIE" if self.psc else "Hopital test - DPI")
         text = "Bonjour,\n\nVeuillez trouver ci-joint le document. Cordialement — équipe de test.\n"
         settings = ComposeSettings(product_reference=self.cfg.product_reference)
+        to = (self.recipient(request),)
+        dsn = DSNRequest(notify=("SUCCESS", "FAILURE")) if request.dsn else None
+        if request.in_reply_to is not None:
+            parent = self.read_messages.get(request.in_reply_to)
+            refs = (*(parent.references if parent else ()), request.in_reply_to)
+            return Draft(sender=sender, to=to, subject="Re: test de conformité", text=text, dsn=dsn,
+                         in_reply_to=request.in_reply_to, references=refs), settings
         if request.document is None:
-            return Draft(sender=sender, to=(request.to,), subject="Message de test de conformité", text=text,
-                         request_mdn=request.request_mdn), settings
+            return Draft(sender=sender, to=to, subject="Message de test de conformité", text=text,
+                         request_mdn=request.request_mdn, dsn=dsn, end_of_exchange=request.end_of_exchange), settings
         cda = (generate_cr_bio if request.document == "crbio" else generate_vsm)(effective_time=now)
         header = parse_cda_header(cda)
         patient = header.patient
         assert patient is not None and header.code is not None
         name = pdf_filename(act_date=now.date(), document_type=header.code.display_name or "Document",
                             family_name=patient.birth_family or "", given_name=patient.first_given or "")
-        return Draft(sender=sender, to=(request.to,), text=text, xdm_archive=build_archive([cda], now=now),
-                     pdfs=(PdfCompanion(content=MINIMAL_PDF, filename=name),),
-                     request_mdn=request.request_mdn), settings
+        return Draft(sender=sender, to=to, text=text, xdm_archive=build_archive([cda], now=now),
+                     pdfs=(PdfCompanion(content=self.pdf(cda, now), filename=name),),
+                     request_mdn=request.request_mdn, dsn=dsn), settings
+
+    def pdf(self, cda: bytes, now: datetime) -> bytes:
+        """ECO.2.1.5: the PDF/A-1 rendered from the CDA of the archive."""
+        return render_cda_pdf(cda, now=now)
 
     # ------------------------------------------------------------------ traces (ECO.4.1.x)
     def trace(self, action: Any, request: str, response: str, ok: bool) -> None:
@@ -280,12 +319,18 @@ class StdlibLPS:
                 self.want = False
 
     # ------------------------------------------------------------------ messages
-    def submit(self, raw: bytes, sender: str, recipients: tuple[str, ...]) -> str:
+    def submit(self, raw: bytes, sender: str, recipients: tuple[str, ...],
+               composed: ComposedMessage | None = None) -> str:
         smtp = SMTP(self.endpoint_smtp())
         try:
             self.smtp_starttls(smtp)
             self.authenticate(lambda token: self.smtp_auth(smtp, token))
-            smtp.sendmail(sender, list(recipients), raw)
+            dsn = composed.dsn if composed is not None else None
+            if dsn is None:
+                smtp.sendmail(sender, list(recipients), raw)
+            else:  # RFC 3461: smtplib gives the same RCPT parameters to every recipient
+                smtp.sendmail(sender, list(recipients), raw, mail_options=list(dsn.mail_options),
+                              rcpt_options=list(dsn.for_recipient(recipients[0])))
             code, text = smtp.noop()
             return f"{code} {text.decode('ascii', 'replace')}"
         finally:
@@ -300,17 +345,21 @@ class StdlibLPS:
         return discover(self.cfg.info, "submission", self.priority())
 
     def send(self, request: SendRequest) -> None:
-        raw, message_id = self.compose(request)
+        composed = self.compose(request)
+        raw, message_id, to = composed.to_bytes(), composed.message_id, composed.recipients
+        what = f"MAIL FROM:<{self.cfg.bal}> RCPT TO:<{'>,<'.join(to)}> {message_id}"
         try:
-            answer = self.submit(raw, self.cfg.bal, (request.to,))
+            answer = self.submit(raw, self.cfg.bal, to, composed)
         except (smtplib.SMTPException, OSError, MssanteError) as exc:
-            self.trace("send", f"MAIL FROM:<{self.cfg.bal}> RCPT TO:<{request.to}> {message_id}", str(exc), False)
+            self.trace("send", what, str(exc), False)
             raise
-        self.trace("send", f"MAIL FROM:<{self.cfg.bal}> RCPT TO:<{request.to}> {message_id}", answer, True)
+        self.trace("send", what, answer, True)
         self.file_in_sent(raw)
         self.trace("append", f"APPEND Sent {message_id}", "OK", True)
 
-    def read_new(self) -> None:
+    def read_new(self) -> list[dict[str, Any]]:
+        """Read the unseen messages; what was understood of each (patient, documents, subject shown)."""
+        understood: list[dict[str, Any]] = []
         with self.lock:
             imap = self.imap or self._open()
             imap.select("INBOX")
@@ -323,10 +372,30 @@ class StdlibLPS:
                     parsed = parse_message(raw)
                 except MssanteError:
                     continue
-                for part in parsed.xdm_attachments:
-                    read_archive(part.content)  # "integrate" the document: the archive must be readable
+                if parsed.message_id:
+                    self.read_messages[parsed.message_id] = parsed
+                understood.append(self.understand(parsed))
                 if parsed.mdn_requested and parsed.report is None:
                     self.pending_mdns.append(parsed)
+        return understood
+
+    def understand(self, parsed: ParsedMessage) -> dict[str, Any]:
+        """Integrate the documents (ECO.2.1.2: the patient from METADATA.XML) and say what was understood."""
+        for part in parsed.xdm_attachments:
+            read_archive(part.content)  # "integrate" the document: the archive must be readable
+        return understood_of(parsed)
+
+    def delete(self, message_id: str) -> None:
+        """Delete one INBOX message: flag it \\Deleted and expunge (traced, ECO.4.1.1)."""
+        with self.lock:
+            imap = self.imap or self._open()
+            imap.select("INBOX")
+            _, data = imap.uid("SEARCH", "HEADER", "Message-ID", message_id)
+            for uid in data[0].split():
+                typ, _ = imap.uid("STORE", uid, "+FLAGS", "(\\Deleted)")
+                self.trace("delete", f"UID STORE {uid.decode()} +FLAGS (\\Deleted) {message_id}", typ, typ == "OK")
+            typ, _ = imap.expunge()
+            self.trace("expunge", "EXPUNGE", typ, typ == "OK")
 
     def answer_mdns(self) -> None:
         settings = ComposeSettings(product_reference=self.cfg.product_reference)
@@ -334,7 +403,7 @@ class StdlibLPS:
             original = self.pending_mdns.pop(0)
             mdn = generate_mdn(original, reporter=self.cfg.bal, settings=settings)
             # RFC 8098 §3 prefers a null reverse path; the sandbox (like operators) wants the BAL.
-            answer = self.submit(mdn.to_bytes(), self.cfg.bal, mdn.recipients)
+            answer = self.submit(mdn.to_bytes(), self.cfg.bal, mdn.recipients, mdn)
             self.trace("send", f"MDN for {original.message_id}", answer, True)
 
     def shutdown(self) -> None:
@@ -362,8 +431,11 @@ class StdlibDriver:
     async def send_message(self, request: SendRequest) -> None:
         await asyncio.to_thread(self.lps.send, request)
 
-    async def read_new_messages(self) -> None:
-        await asyncio.to_thread(self.lps.read_new)
+    async def read_new_messages(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.lps.read_new)
+
+    async def delete_message(self, message_id: str) -> None:
+        await asyncio.to_thread(self.lps.delete, message_id)
 
     async def answer_mdns(self) -> None:
         await asyncio.to_thread(self.lps.answer_mdns)

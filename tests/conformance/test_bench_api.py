@@ -105,3 +105,34 @@ async def test_crl_outage(state_dir: Path, mode: str) -> None:
             await control.clear_faults()
             assert (await control.fault_state())["crl_outage"] is None
             assert (await http.get(url)).status_code == 200
+
+
+async def test_evidence_routes_of_issue_16(state_dir: Path) -> None:
+    """What the suite reads for the new cases: read acknowledgements with ``understood``, PSC logins, the
+    Annuaire Santé access log (never the API key); a malformed ``understood`` is a 400, not stored."""
+    async with Sandbox(sandbox_config(), state_dir) as sb:
+        control = HTTPControl(sb.info, sb.state_dir)
+        api, holder = sb.info["api_url"], holder_of(sb.info, PER)
+        understood = [{"message_id": "<a@b>", "patient": {"ins": "279035121518989", "family_name": "PAT-TROIS",
+                                                           "given_name": "DOMINIQUE"}, "documents": ["11502-2"],
+                       "subject_shown": "CR de biologie"}]
+        assert sb.psc.logins_since(holder, 0.0) == 0
+        async with httpx2.AsyncClient() as http:
+            done = await http.post(f"{api}/conformance/steps/r1.PERORG-01.1/done", json={"understood": understood})
+            assert done.status_code == 200 and done.json()["understood"] == understood
+            bad = await http.post(f"{api}/conformance/steps/r1.PERORG-01.2/done", json={"understood": "patient"})
+            assert bad.status_code == 400
+            assert (await http.get(f"{api}/conformance/steps/r1.PERORG-01.2")).json()["done"] is False
+            key = {sb.info["annuaire"]["api_key_header"]: sb.info["annuaire"]["api_key"]}
+            found = await http.get(sb.info["annuaire"]["base_url"] + "/Practitioner?name=CURIE", headers=key)
+            assert found.status_code == 200
+            refused = await http.get(sb.info["annuaire"]["base_url"] + "/Practitioner?name=CURIE")
+            assert refused.status_code == 401
+        assert (await control.step_ack("r1.PERORG-01.1") or {})["understood"] == understood
+        log = await control.annuaire_log(0.0)
+        assert log is not None and [(r["status"], r["matches"]) for r in log] == [(200, 1), (401, 0)]
+        assert all(sb.info["annuaire"]["api_key"] not in str(r) for r in log)
+        sb.psc.issue_tokens_for_tests(holder, str(sb.info["psc"]["client_id"]))
+        assert await control.psc_logins(holder, 0.0) == 1
+        assert await control.psc_logins(holder, 4_000_000_000.0) == 0
+        assert control.access_token_lifetime() == sb.config.lifetimes.access_token

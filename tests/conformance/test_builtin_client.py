@@ -60,7 +60,7 @@ async def _run(state_dir: Path, trace_file: Path, profile: Profile, *, psc_login
         driver = create_driver(setup, tuning=FAST)
         try:
             return await run_job(control, driver, profile=profile, bal=bal, case_ids=cases, settings=GREEN,
-                                 trace_file=trace_file)
+                                 trace_file=trace_file, product_reference=setup.product_reference)
         finally:
             await driver.close()
             await control.aclose()

@@ -35,14 +35,17 @@ def test_per_org_specific_cases() -> None:
     codes = [c.code for c in catalogue(Profile.PER_ORG)]
     # psc-logout ends the PSC session, so it runs after the cases that reuse the LPS's session; the
     # cases appended later (ids kept) follow it: the server certificate ones (no authentication
-    # expected) and the CRL outage (the LPS logs in to PSC again).
-    tail = codes[codes.index("psc-logout") + 1:]
-    assert "crl-outage" in tail and all(code.startswith("server-cert-") or code == "crl-outage" for code in tail)
-    assert [c.code for c in catalogue(Profile.APP)][-len(tail):] == tail
-    assert {"imap-xoauth2", "smtp-xoauth2", "mdn-return"} <= set(codes)
+    # expected), the CRL outage (the LPS logs in to PSC again), then the writing cases of issue 16.
+    at = codes.index("psc-logout")
+    assert all(code.startswith("server-cert-") for code in codes[at + 1:at + 6])
+    assert codes[at + 6] == "crl-outage"
+    assert {"imap-xoauth2", "smtp-xoauth2", "mdn-return", "token-lifetimes"} <= set(codes)
     app = {c.code for c in catalogue(Profile.APP)}
-    assert {"imap-auth-cli", "smtp-auth-cli", "cert-structure"} <= app
-    assert not app & {"imap-xoauth2", "psc-logout"}
+    assert {"imap-auth-cli", "smtp-auth-cli", "cert-structure", "mdn-return"} <= app
+    assert not app & {"imap-xoauth2", "psc-logout", "token-lifetimes"}
+    writing = {"message-id", "reply-threading", "sender-label", "dsn-request", "patient-address", "x-mss-mes",
+               "annuaire-lookup"}
+    assert writing <= set(codes) and writing <= app
 
 
 def test_select_cases_by_id_or_code() -> None:
@@ -95,3 +98,29 @@ def test_trace_problems() -> None:
     assert any("author" in p for p in problems)
     assert any("décalage" in p for p in problems)
     assert any("pas un objet JSON" in p for p in problems)
+
+
+def test_message_id_syntax() -> None:
+    from mssante.conformance._cases_writing import MSG_ID
+
+    for good in ("<20261206.abc@mss.sandbox.test>", "<a.b-c@[127.0.0.1]>", "<x+y@h>"):
+        assert MSG_ID.match(good), good
+    for bad in ("20261206.abc@mss.sandbox.test", "<abc>", "<a b@c>", "<a@b", "<.a@b>", "<a..b@c>", ""):
+        assert not MSG_ID.match(bad), bad
+
+
+def test_sessions_without_a_trace_of_the_bal() -> None:
+    from mssante.conformance._cases_traces import untraced_sessions
+
+    bal = "a@b.fr"
+    s1 = SessionRecord(id=1, front="imap-psc", protocol="imap", peer="p", started_at=1000.0, ended_at=1010.0)
+    s2 = SessionRecord(id=2, front="smtp-psc", protocol="smtp", peer="p", started_at=2000.0, ended_at=2001.0)
+    s3 = SessionRecord(id=3, front="imap-psc", protocol="imap", peer="p", started_at=3000.0)  # still open
+
+    def at(t: float, **more: object) -> dict[str, object]:
+        return {"at": datetime.fromtimestamp(t).astimezone().isoformat(), "bal": bal, "ok": True, **more}
+
+    records = [at(1004.0), at(2003.0), at(2500.0, bal="other@b.fr"), at(3100.0, ok=None)]
+    # s1 traced inside, s2 within the clock tolerance, s3 only by a record without a result
+    assert [s.id for s in untraced_sessions([s1, s2, s3], records, bal.upper(), now=3200.0)] == [3]
+    assert [s.id for s in untraced_sessions([s1], [at(1020.0)], bal, now=3200.0)] == [1]

@@ -43,6 +43,16 @@ def test_schema_is_valid_draft_2020_12() -> None:
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
+def test_the_read_acknowledgement_body_is_described() -> None:
+    ack = jsonschema.Draft202012Validator({**SCHEMA["$defs"]["ack_body"], "$defs": SCHEMA["$defs"]})
+    body = {"ok": True, "understood": [{"message_id": "<a@b>", "patient": {"ins": "279035121518989",
+            "family_name": "PAT-TROIS", "given_name": "DOMINIQUE"}, "documents": ["11502-2"],
+            "subject_shown": "CR de biologie PAT-TROIS DOMINIQUE", "sender_kind": "professional"}]}
+    assert not list(ack.iter_errors(body))
+    assert list(ack.iter_errors({"understood": [{"patient": {}}]}))  # message_id is required
+    assert list(ack.iter_errors({"understood": [{"message_id": "<a@b>", "sender_kind": "robot"}]}))
+
+
 def test_events_file_of_an_external_run(tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
     result = CliRunner().invoke(conformance, [

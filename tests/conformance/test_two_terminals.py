@@ -30,11 +30,11 @@ async def test_builtin_client_passes_every_case_against_a_separate_sandbox(
     with separate_sandbox(state) as sb:
         control = HTTPControl(sb.info, state)
         bal = choose_bal(sb.info, profile, None, control.responders)
-        driver = create_driver(DriverSetup(info=sb.info, bal=bal, profile=profile, login=None,
-                                           trace_file=tmp_path / "traces.jsonl"), tuning=FAST)
+        setup = DriverSetup(info=sb.info, bal=bal, profile=profile, login=None, trace_file=tmp_path / "traces.jsonl")
+        driver = create_driver(setup, tuning=FAST)
         try:
             report = await run_job(control, driver, profile=profile, bal=bal, settings=GREEN,
-                                   trace_file=tmp_path / "traces.jsonl")
+                                   trace_file=tmp_path / "traces.jsonl", product_reference=setup.product_reference)
         finally:
             await driver.close()
     not_green = [(r.case_id, r.code, r.status.value, r.explanation) for r in report.results

@@ -23,6 +23,7 @@ errored or was skipped, or the run stopped early), 2 misuse (bad option, unknown
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import sys
@@ -224,9 +225,14 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
             async def login() -> Mapping[str, Any]:
                 return started.psc.issue_tokens_for_tests(holder, client_id)
 
+        reference = options["product_reference"]
         if options["client"] == "builtin":
-            driver = load_builtin_driver(DriverSetup(info=control.info, bal=bal, profile=profile, login=login,
-                                                     trace_file=options["trace_file"]))
+            setup = DriverSetup(info=control.info, bal=bal, profile=profile, login=login,
+                                trace_file=options["trace_file"])
+            if reference is not None:
+                setup = dataclasses.replace(setup, product_reference=reference)
+            reference = setup.product_reference
+            driver = load_builtin_driver(setup)
         else:
             driver = ExternalDriver(bal=bal, profile=profile, echo=echo, announce=events.step)
         echo(_("Profile {profile}, BAL tested {bal}, LPS: {lps}").format(profile=profile.value, bal=bal,
@@ -241,7 +247,7 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
 
                 return await run_job(control, driver, profile=profile, bal=bal, case_ids=options["cases"],
                                      settings=settings, trace_file=options["trace_file"], on_result=on_result,
-                                     events=events)
+                                     events=events, product_reference=reference)
         finally:
             await driver.close()
     finally:
@@ -264,6 +270,9 @@ async def _run(options: dict[str, Any], echo: Callable[[str], None], events_file
 @click.option("--trace-file", type=click.Path(dir_okay=False, path_type=Path),
               help="The LPS's trace file (JSON Lines, docs/schemas/trace.schema.json) to judge ECO.4.1.x; "
                    "without it the traces case is non conforme.")
+@click.option("--product-reference", metavar="REF",
+              help="The LPS's Convergence product reference: every X-MSS-NIL must equal it (ECO.2.4.3); "
+                   "without it the x-mss-nil case is non conforme (builtin: the driver's own).")
 @click.option("--junit-file", "junit_file", type=_OUT, help="Write JUnit XML to this file.")
 @click.option("--html-file", "html_file", type=_OUT, help="Write the HTML report (the French CR de test) to this file.")
 @click.option("--json-file", "json_file", type=_OUT, help="Write the JSON results to this file.")

@@ -12,11 +12,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from mssante.annuaire import AnnuaireClient
 from mssante.cda import generate_cr_bio, generate_vsm, parse_cda_header
 from mssante.client._config import BALKind
-from mssante.errors import ConfigError
+from mssante.errors import ConfigError, ContentError
 from mssante.message import (
+    XDM_SUBJECT_PREFIX,
     Draft,
+    ParsedMessage,
     PdfCompanion,
     Sender,
     organisation_label,
@@ -27,7 +30,19 @@ from mssante.pdf import render_cda_pdf
 from mssante.psc import PSCClient, TokenSet
 from mssante.xdm import build_archive
 
-__all__ = ["bal_entry", "compose_draft", "psc_login", "sender_of"]
+__all__ = [
+    "PATIENT_DOMAIN",
+    "bal_entry",
+    "compose_draft",
+    "lookup_address",
+    "patient_address",
+    "psc_login",
+    "sender_of",
+    "understood_of",
+]
+
+#: Mon espace santé: a patient's address is ``<INS matricule>@patient.mssante.fr`` (ECO.2.2.6).
+PATIENT_DOMAIN: Final = "patient.mssante.fr"
 
 _TEXT: Final = ("Bonjour,\n\nVeuillez trouver ci-joint le document. Cordialement.\n"
                 "Message envoyé par la suite de conformité MSSanté (client mssante).\n")
@@ -85,3 +100,36 @@ def compose_draft(sender: Sender, to: str, document: str | None, *, request_mdn:
     companion = PdfCompanion(content=render_cda_pdf(cda, now=now), filename=name)
     return Draft(sender=sender, to=(to,), text=_TEXT, xdm_archive=build_archive([cda], now=now),
                  pdfs=(companion,), request_mdn=request_mdn)
+
+
+def patient_address(ins: str) -> str:
+    """The Mon espace santé address of the patient with this qualified INS matricule (ECO.2.2.6)."""
+    if not ins.isalnum() or len(ins) != 15:
+        raise ContentError(f"{ins!r} is not an INS matricule (15 characters)", requirement="ECO.2.2.6")
+    return f"{ins}@{PATIENT_DOMAIN}"
+
+
+async def lookup_address(info: Mapping[str, Any], national_id: str, family_name: str) -> str:
+    """The BAL PER of a professional, found in the Annuaire Santé by RPPS/idNatPs and name (ECO.3.1.4)."""
+    async with AnnuaireClient.from_sandbox(info, timeout=10) as annuaire:
+        page = await annuaire.search_practitioners(identifier=national_id, name=family_name)
+    for pro in page.entries:
+        for box in pro.mailboxes:
+            if box.kind == "PER":
+                return box.address
+    raise ContentError(f"no BAL PER for {family_name} ({national_id}) in the Annuaire Santé", requirement="ECO.3.1.4")
+
+
+def understood_of(parsed: ParsedMessage) -> dict[str, Any]:
+    """What the LPS understood of a message read: patient of its documents (ECO.2.1.2), CDA codes, subject shown
+    (ECO.3.1.3), and whether a patient or a professional wrote it (ECO.3.1.1)."""
+    out: dict[str, Any] = {"message_id": parsed.message_id or "", "documents": [],
+                           "subject_shown": (parsed.subject or "").removeprefix(XDM_SUBJECT_PREFIX).strip(),
+                           "sender_kind": parsed.sender_kind}
+    archive = parsed.archive
+    if archive is not None:
+        if archive.patient is not None:
+            out["patient"] = {"ins": archive.patient.ins, "family_name": archive.patient.family_name,
+                              "given_name": archive.patient.given_name}
+        out["documents"] = [d.cda_code for d in archive.documents if d.cda_code]
+    return out

@@ -13,24 +13,34 @@ reactions (ref2-requirements.md §2.4, §4):
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Sequence
 
 from mssante.conformance._causes import named
 from mssante.conformance._context import CaseContext
+from mssante.conformance._driver import SendRequest
 from mssante.conformance._judge import Attempt, attempts_evidence, auth_attempts, session_evidence
 from mssante.conformance._model import Check, Evidence, Status, Verdict
 from mssante.sandbox.fronts.journal import SessionRecord
 from mssante.wire import AuthOutcome
 
 __all__ = [
+    "DEFAULT_TOKEN_LIFETIME",
+    "TOKEN_LIFETIMES",
     "check_authentication_failed",
     "check_authorization_failed",
     "check_psc_logout",
     "check_reopen",
+    "check_token_lifetimes",
     "check_unavailable",
 ]
+
+#: Code of the case that keeps a session across two access-token lifetimes.
+TOKEN_LIFETIMES = "token-lifetimes"  # noqa: S105 - a case code, not a password
+#: PSC access tokens live about two minutes (psc-igc.md §1.5); used when the sandbox does not say.
+DEFAULT_TOKEN_LIFETIME = 120.0
 
 
 async def _attempts(ctx: CaseContext, since: float) -> list[Attempt]:
@@ -272,5 +282,57 @@ def check_psc_logout() -> Check:
         return Verdict.passed(
             f"{len(ids)} session(s) fermée(s) {max(0.0, last - since):.2f} s après la fin de la session PSC "
             "(ECO.1.2.6).", evidence)
+
+    return check
+
+
+def check_token_lifetimes() -> Check:
+    """The LPS keeps working across two PSC access-token lifetimes without a new PSC login.
+
+    The LPS has its IMAP session open; the case lets two access-token lifetimes pass, then asks
+    for a message: the SMTP authentication needs a token obtained by refreshing (the refresh
+    token grant), not a new login of the professional (CPS or e-CPS), and the IMAP session is
+    still (or again) open (ECO.1.2.7; ECO.1.2.1: a fresh token for each authentication).
+
+    Raises:
+        Nothing.
+    """
+
+    async def check(ctx: CaseContext) -> Verdict:
+        live = await ctx.ensure_live_session()
+        if live is None or not live.identity:
+            return Verdict.failed("Aucune session IMAP authentifiée par PSC : la durée de session ne peut pas être "
+                                  "jugée.")
+        lifetime = ctx.control.access_token_lifetime() or DEFAULT_TOKEN_LIFETIME
+        since = time.time()
+        await asyncio.sleep(2 * lifetime + 0.5)  # the clock under test: two token lifetimes must really pass
+        sending = time.time()
+        note = await ctx.act(ctx.driver.send_message(SendRequest(to=ctx.peer)), "envoi")
+        sub = await ctx.wait_submission(sending, lambda s: ctx.peer.lower() in (r.lower() for r in s.recipients),
+                                        ctx.bound())
+        logins = await ctx.control.psc_logins(live.identity, since)
+        still = await ctx.live_sessions()
+        facts = Evidence(title="Durée de vie des jetons", lines=(
+            f"Jeton d'accès PSC : {lifetime:g} s ; attente {2 * lifetime + 0.5:g} s avant l'envoi",
+            "Nouvelles connexions PSC du professionnel pendant le cas : "
+            + ("non observable sur ce bac à sable" if logins is None else str(logins)),
+            f"Sessions IMAP ouvertes à la fin : {len(still)}"))
+        evidence = _with([note], facts, *(session_evidence(r) for r in still[-1:]))
+        if sub is None:
+            return Verdict.failed(
+                f"Aucun message envoyé après {2 * lifetime:g} s (deux durées de vie du jeton d'accès) : le LPS doit "
+                "obtenir un nouveau jeton avec le jeton de rafraîchissement et continuer à fonctionner sans nouvelle "
+                "connexion du professionnel (ECO.1.2.7, ECO.1.2.1).", evidence)
+        if logins:
+            return Verdict.failed(
+                f"{logins} nouvelle(s) connexion(s) PSC du professionnel pendant la session : à l'expiration du jeton "
+                "d'accès, le LPS doit le renouveler avec le jeton de rafraîchissement, sans redemander la carte CPS ou "
+                "l'e-CPS (ECO.1.2.7, ECO.1.2.1).", evidence)
+        if not still:
+            return Verdict.failed(
+                f"Plus aucune session IMAP ouverte après {2 * lifetime:g} s : la session doit survivre à l'expiration "
+                "des jetons d'accès tant que la session PSC est valide (ECO.1.2.7).", evidence)
+        return Verdict.passed(f"Session maintenue {sub.at - since:.1f} s (plus de deux durées de vie du jeton), envoi "
+                              "réussi, sans nouvelle connexion PSC (ECO.1.2.7).", evidence)
 
     return check

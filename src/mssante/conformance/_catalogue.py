@@ -23,11 +23,14 @@ from mssante.conformance._cases_messages import (
     check_receive_xdm,
     check_sent_copy,
 )
+from mssante.conformance._cases_pdf import check_pdf_companion, check_pdf_from_cda
 from mssante.conformance._cases_reactions import (
+    TOKEN_LIFETIMES,
     check_authentication_failed,
     check_authorization_failed,
     check_psc_logout,
     check_reopen,
+    check_token_lifetimes,
     check_unavailable,
 )
 from mssante.conformance._cases_server_cert import check_bad_server_certificate, check_crl_outage
@@ -41,6 +44,15 @@ from mssante.conformance._cases_transport import (
     check_srv_front,
     check_starttls,
     check_tls_version,
+)
+from mssante.conformance._cases_writing import (
+    check_annuaire_lookup,
+    check_dsn_request,
+    check_message_id,
+    check_patient_address,
+    check_reply_threading,
+    check_sender_label,
+    check_x_mss_mes,
 )
 from mssante.conformance._model import Case, Check, Profile
 from mssante.errors import UsageError
@@ -125,9 +137,8 @@ def _messages(profile: Profile) -> list[_Row]:
          ("ECO.2.4.2", "SC.MSS/CONF.14"), True, _MESSAGE, check_document_rules(("ECO.2.4.2",), "X-MSS-INS")),
         ("xdm-subject", "Objet « XDM/1.0/DDM+<libellé> <NOM> <prénom> <date> » d'un message avec document",
          ("ECO.2.1.3",), True, _MESSAGE, check_document_rules(("ECO.2.1.3",), "Objet du message")),
-        ("pdf-companion", "Document PDF joint à l'archive XDM et nommé selon la convention",
-         ("ECO.2.1.1", "ECO.2.1.6", "MSS/va1.01"), True, _MESSAGE,
-         check_document_rules(("ECO.2.1.1", "ECO.2.1.6"), "PDF compagnon")),
+        ("pdf-companion", "Document PDF/A-1 joint à l'archive XDM et nommé selon la convention",
+         ("ECO.2.1.1", "ECO.2.1.6", "MSS/va1.01"), True, _MESSAGE, check_pdf_companion()),
         ("utf8-body", "Corps du message en UTF-8, text/plain ou multipart/alternative",
          ("ECO.2.2.3", "ECO.2.2.4", "MSS/va1.11"), True, _MESSAGE,
          check_document_rules(("ECO.2.2.3", "ECO.2.2.4"), "Encodage du corps")),
@@ -138,8 +149,10 @@ def _messages(profile: Profile) -> list[_Row]:
         rows.append(("mdn-return", "Renvoi de l'accusé de lecture (MDN) demandé par un message reçu",
                      ("ECO.3.1.6", "MSS/va1.14"), True, _MESSAGE, check_mdn_return()))
     rows += [
-        ("receive-xdm", "Réception et lecture d'un document XDM envoyé par le répondeur automatique",
-         ("ECO.2.1.2",), True, _MESSAGE, check_receive_xdm()),
+        ("receive-xdm", "Réception, lecture et compréhension d'un document XDM envoyé par le répondeur automatique",
+         ("ECO.2.1.2", "ECO.3.1.1", "ECO.3.1.2", "ECO.3.1.3") if profile is Profile.PER_ORG else ("ECO.2.1.2",),
+         True, _MESSAGE,
+         check_receive_xdm(display=profile is Profile.PER_ORG)),
         ("sent-copy", "Copie du message envoyé dans le dossier « Envoyés » (Sent)", ("RFC 3501 §6.3.11",), True,
          _MESSAGE, check_sent_copy()),
         ("traces", "Traces fonctionnelles complètes et sans secret",
@@ -171,6 +184,36 @@ def _server_certificates() -> list[_Row]:
     ]
 
 
+def _writing(profile: Profile) -> list[_Row]:
+    # Appended after the server certificate cases (earlier ids stay); issue 16 item 2.
+    rows: list[_Row] = [
+        ("pdf-from-cda", "PDF généré depuis le CDA de l'archive : patient et titre du document",
+         ("ECO.2.1.5",), True, _MESSAGE, check_pdf_from_cda()),
+        ("message-id", "Message-ID conforme (RFC 5322) et unique sur chaque message émis",
+         ("ECO.2.2.1", "MSS/va1.12"), True, _MESSAGE, check_message_id()),
+        ("reply-threading", "Réponse rattachée au message d'origine (In-Reply-To, References)",
+         ("ECO.2.2.2", "MSS/va1.08"), True, _MESSAGE, check_reply_threading()),
+        ("sender-label", "Libellé de l'expéditeur à côté de l'adresse de la BAL",
+         ("ECO.2.2.7", "MSS/va1.16"), True, _MESSAGE, check_sender_label()),
+        ("dsn-request", "Demande d'avis de remise (DSN) à l'émission", ("ECO.2.3.1", "MSS/va1.15"), True, _MESSAGE,
+         check_dsn_request()),
+        ("patient-address", "Message au patient depuis son dossier, à l'adresse construite depuis l'INS",
+         ("ECO.2.2.6", "ECO.3.1.5"), True, _MESSAGE, check_patient_address()),
+        ("x-mss-mes", "En-tête X-MSS-MES: FIN sur un message au patient sans réponse possible",
+         ("ECO.2.2.8", "SC.MSS/CONF.21"), True, _MESSAGE, check_x_mss_mes()),
+        ("annuaire-lookup", "Recherche du destinataire dans l'Annuaire Santé avant l'écriture",
+         ("ECO.3.1.4", "SC.MSS/CONF.20"), True, _MESSAGE, check_annuaire_lookup()),
+    ]
+    if profile is Profile.APP:
+        rows.append(("mdn-return", "Renvoi de l'accusé de lecture (MDN) demandé par un message reçu",
+                     ("ECO.3.1.6", "MSS/va1.14"), True, _MESSAGE, check_mdn_return()))
+    else:
+        rows.append((TOKEN_LIFETIMES, "Session maintenue au-delà de deux durées de vie du jeton, sans nouvelle "
+                     "connexion PSC", ("ECO.1.2.7", "SC.MSS/CONF.11", "ECO.1.2.1"), True, _REACT,
+                     check_token_lifetimes()))
+    return rows
+
+
 def catalogue(profile: Profile) -> tuple[Case, ...]:
     """Every case of ``profile``, in run order, with ids ``PERORG-nn`` / ``APP-nn``.
 
@@ -184,6 +227,7 @@ def catalogue(profile: Profile) -> tuple[Case, ...]:
         rows.append(("psc-logout", "Fermeture de toutes les sessions IMAP/SMTP à la fin de la session PSC",
                      ("ECO.1.2.6", "SC.MSS/CONF.10"), False, _LOGOUT, check_psc_logout()))
     rows += _server_certificates()
+    rows += _writing(profile)
     prefix = "PERORG" if profile is Profile.PER_ORG else "APP"
     return tuple(
         Case(id=f"{prefix}-{i:02d}", code=code, title_fr=title, requirements=reqs, profile=profile,

@@ -12,7 +12,7 @@ the wall clock the sandbox writes them with.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.conformance._causes import diagnose
 from mssante.conformance._control import SandboxControl
-from mssante.conformance._driver import DocumentKind, LPSDriver, SendRequest
+from mssante.conformance._driver import DocumentKind, LPSDriver, SendRequest, Understood
 from mssante.conformance._events import ACK_GRACE, RunEvents
 from mssante.conformance._judge import Submission, header, submissions
 from mssante.conformance._model import Case, Cause, Evidence, Profile
@@ -67,6 +67,8 @@ class CaseContext:
         that sends it messages; ``responder``: the XDM auto-responder address (if any).
         shared: a cache between cases of one job (e.g. the document message already sent,
             so one sending serves several message cases).
+        product_reference: the X-MSS-NIL declared for the LPS under test (``--product-reference``,
+            ECO.2.4.3), or None when not declared.
     """
 
     control: SandboxControl
@@ -77,6 +79,7 @@ class CaseContext:
     responder: str | None
     settings: RunSettings = field(default_factory=RunSettings)
     trace_file: Path | None = None
+    product_reference: str | None = None
     events: RunEvents | None = None
     job_started: float = field(default_factory=time.time)
     case: Case | None = None
@@ -145,9 +148,17 @@ class CaseContext:
         records = [r for r in await self.control.records(since=start) if self._mine(r)]
         return diagnose(records, self.case.code if self.case is not None else "")
 
+    def notes(self) -> list[Evidence]:
+        """What the LPS's driver reported while the job asked it for the shared messages.
+
+        Raises:
+            Nothing.
+        """
+        return [n for n in self.shared.get("notes", []) if isinstance(n, Evidence)]
+
     # ------------------------------------------------------------------ driver actions
 
-    async def act(self, action: Awaitable[None], what: str) -> Evidence | None:
+    async def act(self, action: Awaitable[object], what: str) -> Evidence | None:
         """Run a driver action; an error it raises becomes evidence, not a crash.
 
         The LPS under test may fail an action (that is often what a case provokes); the case
@@ -164,6 +175,20 @@ class CaseContext:
         except Exception as exc:  # the LPS's own failure, whatever its type
             return Evidence(title=f"Échec du LPS : {what}", lines=(f"{type(exc).__name__}: {str(exc)[:300]}",))
         return None
+
+    async def read(self) -> tuple[Sequence[Understood] | None, Evidence | None]:
+        """Ask the LPS to read its new messages: what it says it understood, and its error as evidence.
+
+        Raises:
+            Nothing (``asyncio.CancelledError`` excepted).
+        """
+        got: list[Sequence[Understood] | None] = [None]
+
+        async def reading() -> None:
+            got[0] = await self.driver.read_new_messages()
+
+        note = await self.act(reading(), "lecture")
+        return got[0], note
 
     # ------------------------------------------------------------------ journal
 

@@ -18,7 +18,7 @@ the same observations: the session journal, the ClientHellos and the DNS queries
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -238,7 +238,8 @@ class SandboxControl(Protocol):
         ...
 
     async def step_ack(self, step: str) -> dict[str, Any] | None:
-        """The LPS's acknowledgement of ``step`` (``{"at", "ok", "detail"}``), or None.
+        """The LPS's acknowledgement of ``step`` (``{"at", "ok", "detail"}``, and ``understood`` for a
+        ``read`` step), or None.
 
         Raises:
             TransportError: the sandbox cannot be reached.
@@ -255,6 +256,31 @@ class SandboxControl(Protocol):
 
     async def aclose(self) -> None:
         """Release what the control holds (restores any wrapped sandbox method).
+
+        Raises:
+            Nothing.
+        """
+        ...
+
+    async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
+        """The Annuaire Santé mock's requests since ``since`` (``time``, ``method``, ``path``, ``query``,
+        ``status``, ``matches``); None when this sandbox does not show them.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    async def psc_logins(self, national_id: str, since: float) -> int | None:
+        """How many PSC logins (new SSO sessions) ``national_id`` made since ``since``; None when unknown.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        ...
+
+    def access_token_lifetime(self) -> float | None:
+        """The PSC access token lifetime of this sandbox, in seconds; None when unknown.
 
         Raises:
             Nothing.
@@ -472,3 +498,30 @@ class InProcessControl:
             Nothing.
         """
         self._bench.clear()
+
+    async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        http = self._sb.http
+        if http is None:
+            return None
+        return [asdict(r) for r in list(http.annuaire.access_log) if r.time >= since]
+
+    async def psc_logins(self, national_id: str, since: float) -> int | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.psc.logins_since(national_id, since)
+
+    def access_token_lifetime(self) -> float | None:
+        """See :class:`SandboxControl`.
+
+        Raises:
+            Nothing.
+        """
+        return self._sb.config.lifetimes.access_token

@@ -24,7 +24,7 @@ session ends (ECO.1.2.6).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -38,7 +38,10 @@ __all__ = [
     "DriverSetup",
     "ExternalDriver",
     "LPSDriver",
+    "LookupRef",
+    "PatientRef",
     "SendRequest",
+    "Understood",
     "load_builtin_driver",
 ]
 
@@ -51,19 +54,86 @@ _DOCUMENT_FR = {"crbio": "un compte rendu de biologie (CR de biologie)", "vsm": 
 
 
 @dataclass(frozen=True, kw_only=True)
+class PatientRef:
+    """A patient record of the LPS, to write to the patient's Mon espace santé address (ECO.3.1.5).
+
+    Attributes:
+        ins: the qualified INS matricule (15 characters); the address is ``<ins>@patient.mssante.fr``
+            (ECO.2.2.6).
+        ins_oid: the INS OID.
+        family_name, given_name: birth name and first given name.
+        birth_date: ``YYYY-MM-DD``.
+    """
+
+    ins: str
+    ins_oid: str
+    family_name: str
+    given_name: str
+    birth_date: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form (``params.patient`` of a ``send`` step).
+
+        Raises:
+            Nothing.
+        """
+        return {"ins": self.ins, "ins_oid": self.ins_oid, "family_name": self.family_name,
+                "given_name": self.given_name, "birth_date": self.birth_date}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LookupRef:
+    """A professional the LPS must find in the Annuaire Santé before writing (ECO.3.1.4).
+
+    Attributes:
+        family_name, given_name: as the user would type them.
+        national_id: the RPPS (national id) that tells homonyms apart.
+    """
+
+    family_name: str
+    given_name: str
+    national_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form (``params.lookup`` of a ``send`` step).
+
+        Raises:
+            Nothing.
+        """
+        return {"family_name": self.family_name, "given_name": self.given_name, "national_id": self.national_id}
+
+
+@dataclass(frozen=True, kw_only=True)
 class SendRequest:
     """A message the LPS is asked to send.
 
     Attributes:
-        to: the recipient BAL.
+        to: the recipient BAL (empty when the LPS finds the address itself: ``patient``, ``lookup``).
         document: ``None`` for a plain text message, else the kind of CDA document to send in
             an ``IHE_XDM.ZIP`` archive with its PDF companion (ECO.2.1.1).
         request_mdn: ask the recipient for a read receipt (ECO.2.3.2).
+        dsn: ask for delivery status notifications, success and failure (ECO.2.3.1, RFC 3461).
+        end_of_exchange: ``X-MSS-MES: FIN``, the patient may not answer (ECO.2.2.8).
+        patient: write to this patient, at the address built from the INS (ECO.2.2.6, ECO.3.1.5).
+        lookup: write to this professional, found in the Annuaire Santé (ECO.3.1.4).
+        in_reply_to: reply to the received message with this Message-ID (ECO.2.2.2).
     """
 
-    to: str
+    to: str = ""
     document: DocumentKind | None = None
     request_mdn: bool = False
+    dsn: bool = False
+    end_of_exchange: bool = False
+    patient: PatientRef | None = None
+    lookup: LookupRef | None = None
+    in_reply_to: str | None = None
+
+
+#: What an LPS understood of one message it read (``read`` step acknowledgement, ``understood``):
+#: ``message_id``, ``patient`` (``ins``, ``family_name``, ``given_name``), ``documents`` (CDA codes),
+#: ``subject_shown`` (the subject as displayed, ECO.3.1.3), ``sender_kind`` (``patient`` or
+#: ``professional``..., ECO.3.1.1). See ``ack_body`` in conformance-events.schema.json.
+Understood = Mapping[str, Any]
 
 
 @runtime_checkable
@@ -106,11 +176,22 @@ class LPSDriver(Protocol):
         """
         ...
 
-    async def read_new_messages(self) -> None:
+    async def read_new_messages(self) -> Sequence[Understood] | None:
         """Fetch and read (body included) the new messages of the INBOX, integrating documents.
+
+        Returns what the LPS understood of each message read (:data:`Understood`), or None when
+        it reports it elsewhere (an external LPS acknowledges the ``read`` step with it).
 
         Raises:
             MssanteError: the LPS could not read them.
+        """
+        ...
+
+    async def delete_message(self, message_id: str) -> None:
+        """Delete the INBOX message with this Message-ID (flag ``\\Deleted`` and expunge, or move to Trash).
+
+        Raises:
+            MssanteError: the LPS could not delete it.
         """
         ...
 
@@ -181,7 +262,7 @@ def load_builtin_driver(setup: DriverSetup) -> LPSDriver:
 
 
 #: The kinds of step an LPS harness is asked to do (``action`` of a ``step`` event).
-StepAction = Literal["open-session", "reconnect", "send", "read", "reply-mdn", "close", "wait"]
+StepAction = Literal["open-session", "reconnect", "send", "read", "reply-mdn", "delete", "close", "wait"]
 #: Announces a step to an LPS harness: (action, structured parameters, French text); see RunEvents.step.
 Announce = Callable[[StepAction, Mapping[str, Any], str], Awaitable[object]]
 
@@ -252,17 +333,48 @@ class ExternalDriver:
         """
         what = "un message texte simple" if request.document is None else _DOCUMENT_FR[request.document]
         extra = ", en demandant un accusé de lecture" if request.request_mdn else ""
-        params = {"to": [request.to], "document": request.document, "mdn": request.request_mdn, "dsn": None}
-        await self._say("send", params, f"Envoyez depuis votre LPS (BAL {self._bal}) {what} à {request.to}{extra}.")
+        params: dict[str, Any] = {"to": [request.to] if request.to else [], "document": request.document,
+                                  "mdn": request.request_mdn, "dsn": None}
+        target = request.to
+        if request.dsn:
+            params["dsn"] = {"notify": ["SUCCESS", "FAILURE"], "ret": "HDRS"}
+            extra += ", en demandant un avis de remise (DSN : NOTIFY=SUCCESS,FAILURE)"
+        if request.end_of_exchange:
+            params["end_of_exchange"] = True
+            extra += ", sans réponse possible du patient (X-MSS-MES: FIN)"
+        if request.patient is not None:
+            p = request.patient
+            params["patient"] = p.to_dict()
+            target = (f"la patiente ou le patient {p.family_name} {p.given_name} (INS {p.ins}, né(e) le "
+                      f"{p.birth_date}), depuis son dossier, à son adresse Mon espace santé")
+        if request.lookup is not None:
+            q = request.lookup
+            params["lookup"] = q.to_dict()
+            target = (f"{q.given_name} {q.family_name} (RPPS {q.national_id}), adresse MSSanté cherchée dans "
+                      "l'Annuaire Santé")
+        if request.in_reply_to is not None:
+            params["reply_to"] = request.in_reply_to
+            what = f"une réponse au message {request.in_reply_to}"
+        await self._say("send", params, f"Envoyez depuis votre LPS (BAL {self._bal}) {what} à {target}{extra}.")
 
-    async def read_new_messages(self) -> None:
-        """Ask for the new messages to be opened.
+    async def read_new_messages(self) -> Sequence[Understood] | None:
+        """Ask for the new messages to be opened; what the LPS understood comes with its acknowledgement.
 
         Raises:
             OSError: the events file cannot be written.
         """
         await self._say("read", {"folder": "INBOX"},
                         f"Ouvrez et lisez dans votre LPS les nouveaux messages de la BAL {self._bal}.")
+        return None
+
+    async def delete_message(self, message_id: str) -> None:
+        """Ask for one message to be deleted.
+
+        Raises:
+            OSError: the events file cannot be written.
+        """
+        await self._say("delete", {"folder": "INBOX", "message_id": message_id},
+                        f"Supprimez dans votre LPS le message {message_id} de la BAL {self._bal}.")
 
     async def answer_mdns(self) -> None:
         """Ask for the requested read receipts to be sent.

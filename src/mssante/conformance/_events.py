@@ -50,7 +50,9 @@ def iso_time(epoch: float) -> str:
 @dataclass
 class _Pending:
     step: str
+    action: str = ""
     acked_at: float | None = None
+    ack: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True)
@@ -142,7 +144,7 @@ class RunEvents:
         # step id, and a second run of the same profile must not find the first run's.
         step_id = f"{self.run_id[:12]}.{case_id}.{self._steps}"
         if track:
-            self._pending.append(_Pending(step=step_id))
+            self._pending.append(_Pending(step=step_id, action=action))
         await self.emit("step", case=case_id, step=step_id, action=action, params=dict(params),
                         deadline=iso_time(self._deadline),
                         ack={"method": "POST", "url": f"{self.api_url}/conformance/steps/{step_id}/done"},
@@ -163,7 +165,26 @@ class RunEvents:
                 if found is None:
                     return None
                 pending.acked_at = float(found.get("at") or time.time())
+                pending.ack = found
         return max(p.acked_at or 0.0 for p in self._pending)
+
+    async def understood(self) -> list[dict[str, Any]] | None:
+        """What the LPS reported understanding in its acknowledgements of the current case's ``read``
+        steps (``understood``); None when no ``read`` step was acknowledged with it.
+
+        Raises:
+            TransportError: the sandbox cannot be reached.
+        """
+        found: list[dict[str, Any]] | None = None
+        for pending in self._pending:
+            if pending.action != "read":
+                continue
+            if pending.ack is None:
+                pending.ack = await self.control.step_ack(pending.step)
+            items = (pending.ack or {}).get("understood")
+            if isinstance(items, list):
+                found = [*(found or []), *(i for i in items if isinstance(i, dict))]
+        return found
 
     async def verdict(self, result: CaseResult) -> None:
         """The ``verdict`` event.

@@ -337,3 +337,36 @@ class HTTPControl:
         Raises:
             Nothing.
         """
+
+    async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
+        """``GET /api/annuaire/access-log?since=``.
+
+        Raises:
+            ConnectError: the API does not answer.
+            UsageError: the API refused.
+        """
+        data = await self._json("GET", f"/annuaire/access-log?since={since:.6f}")
+        items = data.get("requests", ()) if isinstance(data, dict) else ()
+        return [dict(i) for i in items if isinstance(i, dict)]
+
+    async def psc_logins(self, national_id: str, since: float) -> int | None:
+        """``GET /api/psc/sessions/{national_id}?since=``; None when this sandbox does not say.
+
+        Raises:
+            ConnectError: the API does not answer.
+        """
+        try:
+            data = await self._json("GET", f"/psc/sessions/{urllib.parse.quote(national_id)}?since={since:.6f}")
+        except UsageError:  # an older sandbox: the route is DELETE only
+            return None
+        value = data.get("logins") if isinstance(data, dict) else None
+        return value if isinstance(value, int) else None
+
+    def access_token_lifetime(self) -> float | None:
+        """``psc.access_token_lifetime`` of ``sandbox.json``, when given.
+
+        Raises:
+            Nothing.
+        """
+        value = self._info.get("psc", {}).get("access_token_lifetime")
+        return float(value) if isinstance(value, int | float) else None

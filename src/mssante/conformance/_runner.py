@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from mssante._version import __version__
 from mssante.clock import SYSTEM_CLOCK, Clock
+from mssante.conformance._cases_reactions import DEFAULT_TOKEN_LIFETIME, TOKEN_LIFETIMES
 from mssante.conformance._catalogue import select_cases
 from mssante.conformance._context import CaseContext, RunSettings
 from mssante.conformance._control import SandboxControl
@@ -71,7 +72,10 @@ def _peer(info: Mapping[str, Any], bal: str, responders: Sequence[str]) -> str:
 
 def _hard_limit(ctx: CaseContext) -> float:
     s = ctx.settings
-    return ctx.bound() * 4 + s.quiet_window + s.unavailable_for + 30.0
+    outlive = 0.0
+    if ctx.case is not None and ctx.case.code == TOKEN_LIFETIMES:  # waits two real token lifetimes
+        outlive = 2.5 * (ctx.control.access_token_lifetime() or DEFAULT_TOKEN_LIFETIME)
+    return ctx.bound() * 4 + s.quiet_window + s.unavailable_for + 30.0 + outlive
 
 
 async def _within(clock: Clock, seconds: float, awaitable: Awaitable[_T]) -> _T:
@@ -116,11 +120,13 @@ async def run_job(
     on_result: Callable[[CaseResult], None] | None = None,
     events: RunEvents | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    product_reference: str | None = None,
 ) -> RunReport:
     """Run the cases of ``profile`` against the LPS behind ``driver`` and return the report.
 
     ``on_result`` is called after each case (the CLI prints progress with it); ``events``
-    receives the machine-readable run (``--events``). The driver is not closed here: its owner
+    receives the machine-readable run (``--events``); ``product_reference`` is the X-MSS-NIL the
+    LPS was declared with (``--product-reference``, ECO.2.4.3). The driver is not closed here: its owner
     closes it. When the sandbox stops answering, the run stops: the cases left are listed as
     not run and the report is incomplete (never CONFORME). ``clock`` paces every wait and hard
     limit (see the module docstring).
@@ -136,7 +142,8 @@ async def run_job(
     ctx = CaseContext(control=control, driver=driver, profile=profile, bal=target,
                       peer=_peer(control.info, target, responders),
                       responder=responders[0] if responders else None,
-                      settings=settings or RunSettings(), trace_file=trace_file, events=events, clock=clock)
+                      settings=settings or RunSettings(), trace_file=trace_file, events=events, clock=clock,
+                      product_reference=product_reference)
     await control.clear_faults()
     if events is not None:
         await events.run_started(profile=profile.value, bal=target, peer=ctx.peer, lps=driver.name, cases=cases)

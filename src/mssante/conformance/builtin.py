@@ -23,7 +23,10 @@ public client library; everything the suite judges comes from the library's own 
   a PSC session when no back-channel logout reaches the LPS and the IMAP session is idle;
 * **messages**: :class:`~mssante.message.Draft` composed by :meth:`Mailbox.send` (X-MSS
   headers, XDM subject, PDF companion rendered by :func:`mssante.pdf.render_cda_pdf`), the
-  Sent copy APPENDed by the mailbox, MDNs from :func:`mssante.message.generate_mdn`;
+  Sent copy APPENDed by the mailbox, MDNs from :func:`mssante.message.generate_mdn`; replies
+  threaded on the message read (ECO.2.2.2), DSN requests (ECO.2.3.1), patients written to at
+  ``<INS>@patient.mssante.fr`` (ECO.2.2.6), recipients found with
+  :class:`~mssante.annuaire.AnnuaireClient` (ECO.3.1.4);
 * **traces**: :class:`~mssante.trace.JSONLinesSink` on :attr:`DriverSetup.trace_file`.
 
 The driver adds no glue of its own: only its timing (:class:`DriverTuning`).
@@ -33,9 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from mssante._version import __version__
 from mssante.client import (
@@ -49,11 +52,19 @@ from mssante.client import (
     TrustSettings,
 )
 from mssante.conformance import DriverSetup, LPSDriver, Profile, SendRequest
-from mssante.conformance._builtin_parts import bal_entry, compose_draft, psc_login, sender_of
+from mssante.conformance._builtin_parts import (
+    bal_entry,
+    compose_draft,
+    lookup_address,
+    patient_address,
+    psc_login,
+    sender_of,
+    understood_of,
+)
 from mssante.credentials import ClientCertificate
 from mssante.discovery import DNSPythonResolver
 from mssante.errors import ConfigError, ConnectError, MssanteError, UsageError
-from mssante.message import ComposeSettings, Draft, ParsedMessage, generate_mdn
+from mssante.message import ComposeSettings, Draft, DSNRequest, ParsedMessage, generate_mdn
 from mssante.psc import PSCClient, PSCSession, PSCSettings
 from mssante.trace import JSONLinesSink, TraceSink
 from mssante.trust import CRLCache
@@ -158,6 +169,7 @@ class ClientDriver:
         self._opening: asyncio.Future[_Outcome] | None = None
         self._lock = asyncio.Lock()
         self._pending_mdns: list[ParsedMessage] = []
+        self._read: dict[str, ParsedMessage] = {}  # Message-ID -> message read (replies thread on it)
         self._closed = False
 
     # -- LPSDriver ------------------------------------------------------------------------------
@@ -215,12 +227,14 @@ class ClientDriver:
             MssanteError: discovery, trust or transport failures.
         """
         box = await self._mailbox()
-        await box.send(self._draft(request))
+        await box.send(await self._draft(request))
 
-    async def read_new_messages(self) -> None:
+    async def read_new_messages(self) -> list[dict[str, Any]]:
         """Fetch (``BODY[]``, marking them read) the unseen INBOX messages, integrating their documents.
 
-        Messages asking for a read receipt are kept for :meth:`answer_mdns`.
+        Messages asking for a read receipt are kept for :meth:`answer_mdns`. Returns what was
+        understood of each message: the patient of its documents (``METADATA.XML``, ECO.2.1.2),
+        their CDA codes and the subject as shown (ECO.3.1.3).
 
         Raises:
             CommandFailed: the INBOX cannot be read.
@@ -228,11 +242,32 @@ class ClientDriver:
             MssanteError: authentication, trust or transport failures.
         """
         box = await self._mailbox()
+        understood: list[dict[str, Any]] = []
+        # A command first, so that the server announces what arrived since the last one (RFC 3501
+        # §7.3.1 EXISTS comes after a command's own results): the SEARCH then sees it.
+        await box.status("INBOX")
         for summary in await box.list("INBOX", unseen_only=True):
             received = await box.fetch(summary.uid, mark_seen=True)
             parsed = received.parsed  # documents integrated: parsed.archive (or parsed.archive_error)
+            if parsed.message_id:
+                self._read[parsed.message_id] = parsed
+            understood.append(understood_of(parsed))
             if parsed.mdn_requested and parsed.report is None:
                 self._pending_mdns.append(parsed)
+        return understood
+
+    async def delete_message(self, message_id: str) -> None:
+        """Delete the INBOX message with this Message-ID (moved to Trash by :meth:`Mailbox.delete`, traced).
+
+        Raises:
+            CommandFailed: refused.
+            MssanteError: authentication, trust or transport failures.
+        """
+        box = await self._mailbox()
+        await box.status("INBOX")  # see read_new_messages: the SEARCH must see what arrived
+        for summary in await box.list("INBOX"):
+            if summary.message_id == message_id:
+                await box.delete(summary.uid)
 
     async def answer_mdns(self) -> None:
         """Send the read receipts asked by the messages read (``displayed``, RFC 8098).
@@ -345,6 +380,19 @@ class ClientDriver:
         return self._session
 
     # -- messages -------------------------------------------------------------------------------
-    def _draft(self, request: SendRequest) -> Draft:
+    async def _draft(self, request: SendRequest) -> Draft:
         sender = sender_of(self._kind, self._setup.bal, self._entry, self._setup.info)
-        return compose_draft(sender, request.to, request.document, request_mdn=request.request_mdn)
+        if request.patient is not None:
+            to = patient_address(request.patient.ins)
+        elif request.lookup is not None:
+            to = await lookup_address(self._setup.info, request.lookup.national_id, request.lookup.family_name)
+        else:
+            to = request.to
+        draft = compose_draft(sender, to, request.document, request_mdn=request.request_mdn)
+        parent = self._read.get(request.in_reply_to) if request.in_reply_to else None
+        return replace(
+            draft, end_of_exchange=request.end_of_exchange,
+            dsn=DSNRequest(notify=("SUCCESS", "FAILURE")) if request.dsn else None,
+            in_reply_to=request.in_reply_to,
+            references=(*(parent.references if parent else ()), request.in_reply_to) if request.in_reply_to else (),
+            subject=f"Re: {parent.subject or ''}".strip() if request.in_reply_to and parent else draft.subject)

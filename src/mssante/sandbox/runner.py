@@ -487,6 +487,7 @@ class Sandbox:
                 "discovery_url": issuer + "/.well-known/wallet-openid-configuration",
                 "client_id": client.client_id if client else None,
                 "client_secret": client.client_secret if client else None,
+                "access_token_lifetime": cfg.lifetimes.access_token,
             },
             "imap": {
                 "psc": {"host": cfg.host_name("imap", "psc"), "port": ports.imap_psc},

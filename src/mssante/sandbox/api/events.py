@@ -358,15 +358,20 @@ class ConformanceFeed:
             if self._seq == after and not self.closed:
                 yield b": keep-alive\n\n"
 
-    def acknowledge(self, step: str, *, ok: bool = True, detail: str = "") -> dict[str, Any]:
+    def acknowledge(self, step: str, *, ok: bool = True, detail: str = "", understood: Any = None) -> dict[str, Any]:
         """Record that the LPS did (``ok``) or could not do step ``step``.
 
+        ``understood``: for a ``read`` step, what the LPS understood of each message read (a list
+        of objects: ``message_id``, ``patient``, ``documents``, ``subject_shown``), kept bounded.
+
         Raises:
-            UsageError: ``step`` is not a step id.
+            UsageError: ``step`` is not a step id, or ``understood`` is not a list of objects.
         """
         if not step or len(step) > 80 or not all(c.isalnum() or c in "._-" for c in step):
             raise UsageError("a step id is 1 to 80 characters among letters, digits, '.', '_' and '-'")
         entry = {"step": step, "done": True, "ok": ok, "detail": detail[:500], "at": time.time()}
+        if understood is not None:
+            entry["understood"] = _understood(understood)
         self._acks[step] = entry
         while len(self._acks) > _ACKS_SIZE:
             del self._acks[next(iter(self._acks))]
@@ -389,6 +394,19 @@ class ConformanceFeed:
         self.closed = True
         async with self._changed:
             self._changed.notify_all()
+
+
+_UNDERSTOOD_ITEMS: Final = 50
+_UNDERSTOOD_SIZE: Final = 20_000
+
+
+def _understood(value: Any) -> list[dict[str, Any]]:
+    """The ``understood`` list of a step acknowledgement, checked: a list of at most 50 JSON objects."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise UsageError("understood must be a list of objects (one per message read)")
+    if len(value) > _UNDERSTOOD_ITEMS or len(json.dumps(value, default=str)) > _UNDERSTOOD_SIZE:
+        raise UsageError(f"understood is too large (at most {_UNDERSTOOD_ITEMS} messages, {_UNDERSTOOD_SIZE} octets)")
+    return [dict(v) for v in value]
 
 
 _FEEDS: weakref.WeakKeyDictionary[Faults, ConformanceFeed] = weakref.WeakKeyDictionary()

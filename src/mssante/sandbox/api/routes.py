@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -156,10 +157,11 @@ class SandboxAPI:
             ("/api/conformance/steps/{step}/done", self.step_done, ["POST"]),
             ("/api/faults", self.faults, ["GET", "POST", "DELETE"]),
             ("/api/sessions/{bal}", self.end_sessions, ["DELETE"]),
-            ("/api/psc/sessions/{national_id}", self.end_psc_sessions, ["DELETE"]),
+            ("/api/psc/sessions/{national_id}", self.end_psc_sessions, ["GET", "DELETE"]),
             ("/api/tls/handshakes", self.handshakes, ["GET"]),
             ("/api/tls/client-hellos", self.client_hellos, ["GET"]),
             ("/api/dns/queries", self.dns_queries, ["GET"]),
+            ("/api/annuaire/access-log", self.annuaire_log, ["GET"]),
             ("/api/{rest:path}", self.unknown, ["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
         return [Route(path, json_errors(handler), methods=methods) for path, handler, methods in table]
@@ -376,17 +378,20 @@ class SandboxAPI:
         return JSONResponse(found or {"step": step, "done": False})
 
     async def step_done(self, request: Request) -> Response:
-        """``POST /api/conformance/steps/{step}/done``: the LPS did the step (body optional: ``{"ok", "detail"}``).
+        """``POST /api/conformance/steps/{step}/done``: the LPS did the step (body optional: ``{"ok", "detail"}``,
+        and for a ``read`` step ``understood``, what the LPS understood of each message read).
 
         Raises:
             NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
         """
-        payload = await _json_object(request, 'expected {"ok": true|false, "detail": "..."}', empty_ok=True)
+        payload = await _json_object(request, 'expected {"ok": true|false, "detail": "...", "understood": [...]}',
+                                     empty_ok=True)
         ok = payload.get("ok", True)
         if not isinstance(ok, bool):
             raise UsageError("ok must be true or false")
         entry = conformance_feed(self._sandbox).acknowledge(request.path_params["step"], ok=ok,
-                                                            detail=str(payload.get("detail", "")))
+                                                            detail=str(payload.get("detail", "")),
+                                                            understood=payload.get("understood"))
         return JSONResponse(entry)
 
     # -- faults (kept from the first API) --------------------------------------------------------
@@ -443,8 +448,25 @@ class SandboxAPI:
         since = parse_since(request.query_params.get("since")) or 0.0
         return JSONResponse({"queries": [q.to_json() for q in dns_queries(self._sandbox, since)]})
 
+    async def annuaire_log(self, request: Request) -> Response:
+        """``GET /api/annuaire/access-log?since=``: the Annuaire Santé mock's requests (never the API key).
+
+        The conformance suite reads it to judge that an LPS looked a recipient up before writing
+        (ECO.3.1.4). ``{"requests": [{"time", "method", "path", "query", "status", "matches"}]}``.
+
+        Raises:
+            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+        """
+        since = parse_since(request.query_params.get("since")) or 0.0
+        http = self._sandbox.http
+        found = [] if http is None else [asdict(r) for r in list(http.annuaire.access_log) if r.time >= since]
+        return JSONResponse({"requests": found})
+
     async def end_psc_sessions(self, request: Request) -> Response:
         """``DELETE /api/psc/sessions/{national_id}``: end every PSC session of a professional (ECO.1.2.6).
+
+        ``GET`` (``?since=``) answers ``{"logins": n}``, the PSC logins (new SSO sessions) of the
+        professional since then: an LPS that renews its tokens logs in once.
 
         The mock PSC sends the back-channel logout (OpenID Connect Back-Channel Logout 1.0 §2.5)
         to each client of the sessions that registered a ``backchannel_logout_uri``, before
@@ -457,6 +479,9 @@ class SandboxAPI:
         national_id = request.path_params["national_id"]
         if self._sandbox.config.professional(national_id) is None:
             raise NotFound(f"no professional has the national id {national_id!r}")
+        if request.method == "GET":  # how many PSC logins since ``since``: the conformance suite's evidence
+            since = parse_since(request.query_params.get("since")) or 0.0
+            return JSONResponse({"logins": self._sandbox.psc.logins_since(national_id, since)})
         ended = await self._sandbox.psc.end_session(national_id)
         self._hub.poke()
         return JSONResponse({"national_id": national_id, "ended": ended})

@@ -81,6 +81,10 @@ class SubmissionOptions:
         foreign_recipients: address outside the sandbox domain: ``"refuse"`` (default,
             ``550 5.7.1 Relay access denied``: the sandbox reaches no other operator) or
             ``"bounce"`` (failure DSN with ``5.4.4``, as a relaying operator that cannot route).
+        bounce_domains: foreign domains always accepted then bounced, whatever
+            ``foreign_recipients`` says: those a real operator relays to and the sandbox cannot
+            reach, Mon espace santé (``<INS>@patient.mssante.fr``, ECO.2.2.6) by default; the
+            submission is journaled, so the conformance suite can judge a message to a patient.
         copy_to_sent: also store the submitted message in the sender's ``Sent`` folder. Off by
             default: real operators mostly do not, and the client library appends to Sent itself.
         responder_limit: at most this many responder answers per responder address ...
@@ -100,6 +104,7 @@ class SubmissionOptions:
     max_recipients: int = 100
     unknown_recipients: RecipientPolicy = "refuse"
     foreign_recipients: RecipientPolicy = "refuse"
+    bounce_domains: tuple[str, ...] = ("patient.mssante.fr",)
     copy_to_sent: bool = False
     responder_limit: int = 10
     responder_window: float = 60.0

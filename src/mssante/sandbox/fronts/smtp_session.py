@@ -388,7 +388,8 @@ class SubmissionSession(AuthMixin, SMTP):
             await self.push(Replies.TOO_MANY_RCPT)  # RFC 5321 §4.5.3.1.10
             return
         kind = self._ctx.dispatcher.classify(request.address)
-        if kind == "foreign" and self._ctx.options.foreign_recipients == "refuse":
+        relayed = request.address.rpartition("@")[2].lower() in self._ctx.options.bounce_domains
+        if kind == "foreign" and self._ctx.options.foreign_recipients == "refuse" and not relayed:
             await self.push(Replies.RELAY_DENIED)
             return
         if kind == "unknown" and self._ctx.options.unknown_recipients == "refuse":

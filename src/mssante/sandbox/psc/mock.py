@@ -166,6 +166,20 @@ class MockPSC:
                 await send_backchannel_logouts(self._realm, session, per_request_timeout=self._timeout)
         return ended
 
+    def logins_since(self, national_id: str, since: float) -> int:
+        """How many SSO sessions (PSC logins) ``national_id`` opened at or after ``since`` (mock clock).
+
+        The conformance suite reads it to see that an LPS keeps a session alive by refreshing its
+        tokens, not by asking the professional to log in again.
+
+        Raises:
+            Nothing.
+        """
+        store = self._realm.store
+        with store.lock:
+            return sum(1 for s in store.sessions.values()
+                       if s.professional.national_id == national_id and s.auth_time >= since)
+
     def issue_tokens_for_tests(
         self, national_id: str, client_id: str, *, scope: str = "openid scope_all", auth_mode: str = "CARD"
     ) -> dict[str, Any]:
