@@ -73,6 +73,42 @@ JOURNAL_FILE = "journal.jsonl"
 REALM_PATH = "/auth/realms/esante-wallet"
 
 
+async def _abandonable(fn: Callable[..., _P], *args: Any) -> _P:
+    """``fn(*args)`` in a daemon thread; cancelling the caller abandons it instead of waiting.
+
+    ``asyncio.to_thread`` runs in the default executor, which ``asyncio.run`` joins before the
+    process may exit: a Ctrl-C during the PKI's key generation then waited for every key (seconds
+    on a loaded machine). The PKI writes its index last, so work abandoned at exit leaves a
+    directory the next start completes or recreates.
+
+    Raises:
+        Whatever ``fn`` raises.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_P] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():  # the caller was cancelled
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting task, which raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name=f"sandbox-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    return await done
+
+
 async def _on_sticky_port(start: Callable[[int], Awaitable[_P]], pinned: int, last: int, what: str) -> _P:
     """Start a service on its pinned port, else on the port of the last run, else on a free one.
 
@@ -361,15 +397,15 @@ class Sandbox:
         # Kept before the PKI is created: its certificates carry this URL, even if the start is interrupted.
         write_json_atomically(self.state_dir / _PORTS_FILE, {**self._saved_ports(), "http": http_port})
 
-        pki = await asyncio.to_thread(
+        pki = await _abandonable(functools.partial(
             TestPKI.load_or_create, self.state_dir / "pki", server_names=cfg.server_names, crl_base_url=base_url
-        )
+        ))
         self._pki = pki
         # Issued now (once per state directory): the revoked one must be in the CRL before an LPS caches it.
-        await asyncio.to_thread(pki.ensure_bad_server_certs)
+        await _abandonable(pki.ensure_bad_server_certs)
         for structure in cfg.structures:
             if any(b.kind == "APP" and b.structure_id == structure.national_id for b in cfg.bals):
-                self.client_certs[structure.national_id] = await asyncio.to_thread(
+                self.client_certs[structure.national_id] = await _abandonable(
                     pki.issue_client_cert, structure, f"LPS {structure.name}"[:64]
                 )
 
