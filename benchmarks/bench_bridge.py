@@ -259,6 +259,9 @@ def _servers(tmp: Path, stores: dict[str, str], access_life: float, src: str | N
     finally:
         for child in reversed(children):
             child.stop()
+        keep = os.environ.get("BENCH_LOG_DIR")  # the servers' log outlives the run (debugging)
+        if keep and log.exists():
+            shutil.copy(log, Path(keep) / f"servers-{'-'.join(stores)}-{int(time.time())}.log")
 
 
 # -- logins (used by the parent and the load processes) -------------------------------------------------------
@@ -376,7 +379,8 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
     stats = {"sessions": count, "requests": 0, "refreshed": 0, "lapses": 0, "late": 0, "streams": 0,
              "stream_lapses": 0, "login_seconds": round(login_seconds, 1), "errors": []}
     stream_limits = httpx2.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
-    token_limits = httpx2.Limits(max_connections=64)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under a request.
+    token_limits = httpx2.Limits(max_connections=64, keepalive_expiry=2.0)
     stop = asyncio.Event()
     streams_open = asyncio.Semaphore(100)
 
@@ -488,7 +492,8 @@ def access_life(sessions: int) -> float:
     return ACCESS_LIFE * max(1.0, sessions / 1000)
 
 
-def measure_sessions(sessions: int, minutes: float, src: str | None = None) -> dict[str, dict[str, Any]]:
+def measure_sessions(sessions: int, minutes: float, src: str | None = None,
+                     only: tuple[str, ...] = ("sqlite", "redis")) -> dict[str, dict[str, Any]]:
     """Hold ``sessions`` sessions with their event streams for ``minutes`` on each store; count lapses."""
     results: dict[str, dict[str, Any]] = {}
     life = access_life(sessions)
@@ -500,6 +505,8 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None) -> d
         else:
             print("redis-server is not installed: the Redis run is skipped", file=sys.stderr)
         for name, store in stores.items():
+            if name not in only:
+                continue
             with _servers(tmp, {name: store}, access_life=life, src=src) as env:
                 url, secret = env["urls"][name], env["secret"]
                 share = [sessions // WORKERS + (1 if i < sessions % WORKERS else 0) for i in range(WORKERS)]
@@ -587,6 +594,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000, help="sessions held with their event streams")
     parser.add_argument("--minutes", type=float, default=0.5, help="how long they are held, per store")
     parser.add_argument("--only", choices=("tokens", "sessions"), default=None)
+    parser.add_argument("--stores", default="sqlite,redis", help="stores of the sessions run (comma-separated)")
     parser.add_argument("--src", default=None, help="run the bridges from another tree's src/ (to compare commits)")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile each bridge into this directory")
     parser.add_argument("--json", action="store_true", help="one JSON object per result")
@@ -608,7 +616,7 @@ def main() -> None:
                       f"{tokens['cpu_us_per_request'][name]:4.0f} us/request   rounds "
                       + " ".join(f"{r:.0f}" for r in tokens["rounds"][name]))
     if args.only in (None, "sessions"):
-        held = measure_sessions(args.sessions, args.minutes, src=args.src)
+        held = measure_sessions(args.sessions, args.minutes, src=args.src, only=tuple(args.stores.split(",")))
         for name, result in held.items():
             print(json.dumps({"sessions": name, **result}) if args.json else
                   f"  {name:7} {result['sessions']} sessions, {result['streams']} streams, "

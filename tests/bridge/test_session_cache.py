@@ -105,3 +105,36 @@ async def test_redis_waits_for_a_pooled_connection(tmp_path: Path, state_dir: Pa
                 http.post(f"/sessions/{source.session_id}/token", auth=("cab-pool", secret),
                           headers={"X-Session-Secret": source._secret.reveal()}) for _ in range(40)))
         assert [r.status_code for r in answers] == [200] * 40
+
+
+async def test_event_stream_outlives_a_store_failure(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
+    """The heartbeat's session check meets an unreachable store: the stream stays, no traceback, ends later."""
+    from mssante.errors import AuthUnavailable
+
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, session_cache_ttl=0) as bridge:
+        secret = await bridge.core.add_installation("cab-flaky")
+        url = w.config().base_url
+        async with BridgeClient(url, "cab-flaky", secret) as client:
+            source = await client.login_with_ciba(MARIE)
+        store: Any = bridge.core.store
+        healthy = store.get_session
+        failures = [0]
+
+        async def away(session_id: str) -> Any:
+            failures[0] += 1
+            raise AuthUnavailable("the bridge store is unreachable (test)")
+
+        async with httpx2.AsyncClient(base_url=url, trust_env=False, timeout=10) as http, \
+                http.stream("GET", f"/sessions/{source.session_id}/events", auth=("cab-flaky", secret),
+                            headers={"X-Session-Secret": source._secret.reveal()}) as stream:
+            lines = stream.aiter_lines()
+            assert (await lines.__anext__()).startswith("event: ready")
+            store.get_session = away
+            while (await asyncio.wait_for(lines.__anext__(), 5)) != ": ping":  # a heartbeat despite the store
+                pass
+            assert failures[0] >= 1
+            store.get_session = healthy
+            await bridge.core.end(source.session_id, "logout")
+            while not (line := await asyncio.wait_for(lines.__anext__(), 5)).startswith("event:"):
+                pass
+            assert line == "event: session_ended"

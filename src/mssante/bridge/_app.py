@@ -240,7 +240,12 @@ class _API:
                 try:
                     event, data = await asyncio.wait_for(queue.get(), core.config.heartbeat)
                 except TimeoutError:
-                    current = await core.current_session(session_id)  # ended while events were lost?
+                    try:
+                        current = await core.current_session(session_id)  # ended while events were lost?
+                    except MssanteError as exc:  # the store is busy or away: keep the stream, look again later
+                        log.warning("event stream check failed: %s", exc.error)
+                        yield ": ping\n\n"
+                        continue
                     if current is None or current.ended:
                         yield _sse("session_ended", {"reason": current.ended if current else "unknown"})
                         return

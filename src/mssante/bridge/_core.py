@@ -54,7 +54,9 @@ __all__ = ["BridgeCore"]
 
 log = logging.getLogger("mssante.bridge")
 _DUMMY_DIGEST = session_secret_digest("not-a-session")
-_WAIT_STEP = 0.02  # seconds between looks at the shared cache while another replica refreshes
+#: Seconds at most between looks at the shared cache while another instance refreshes; a waiter is woken
+#: sooner by the refresh's ``session_changed`` event (or the end's ``session_ended``).
+_WAIT_STEP = 0.25
 #: Session records kept in memory at most; the oldest cached are dropped first.
 MAX_CACHED: Final = 100_000
 #: Events forwarded to a session's event streams (the others are for the replicas' caches).
@@ -85,6 +87,7 @@ class BridgeCore:
         self._memory: dict[str, tuple[Secret, float, float, int]] = {}
         self._records: dict[str, tuple[SessionRecord, float]] = {}  # id -> (record, cached until)
         self._events_seen = 0  # bumped by every event: a store read that overlapped one is not cached
+        self._changes: dict[str, asyncio.Event] = {}  # sessions whose refresh someone awaits
         self._verified: dict[str, bytes] = {}
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -318,7 +321,7 @@ class BridgeCore:
                 if self.clock() > deadline:
                     raise BridgeError(503, "refresh_busy", "another refresh of this session is in progress",
                                       retry_after="1")
-                await asyncio.sleep(_WAIT_STEP)
+                await self._await_change(sid)
                 continue
             try:
                 hit = await self._cached(sid, floor)
@@ -449,11 +452,20 @@ class BridgeCore:
             if not queues:
                 del self._subscribers[session_id]
 
+    async def _await_change(self, session_id: str) -> None:
+        """Wait until the session changes (refreshed or ended anywhere), at most ``_WAIT_STEP`` seconds."""
+        changed = self._changes.setdefault(session_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), _WAIT_STEP)
+
     def _on_event(self, session_id: str, event: str, data: dict[str, Any]) -> None:
         self._events_seen += 1
         if event == RESYNC:
             self._records.clear()
             return
+        changed = self._changes.pop(session_id, None)
+        if changed is not None:
+            changed.set()
         if event == "session_ended":
             self._memory.pop(session_id, None)
             self._records.pop(session_id, None)

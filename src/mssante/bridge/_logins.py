@@ -29,7 +29,9 @@ from mssante.psc import AuthorizationRequest, Channel, CibaRequest, TokenSet
 
 __all__ = ["LoginFlows"]
 
-_POLL_STEP = 0.1  # seconds between store reads while a client awaits a login
+#: Seconds at most between store reads while a client awaits a login; a login finished by this process
+#: wakes its waiter at once, so the reads only matter for one finished by another replica (browser callback).
+_POLL_STEP = 0.5
 
 
 class LoginFlows:
@@ -42,6 +44,12 @@ class LoginFlows:
             Nothing.
         """
         self.core = core
+        self._finished: dict[str, asyncio.Event] = {}  # logins whose result a client awaits here
+
+    def _wake(self, login_id: str) -> None:
+        finished = self._finished.pop(login_id, None)
+        if finished is not None:
+            finished.set()
 
     def _unknown(self) -> BridgeError:
         return BridgeError(404, "login_not_found", "no such login for this installation (or it expired)")
@@ -137,6 +145,7 @@ class LoginFlows:
         sealed = core.cipher.encrypt(secret, context=f"{login.login_id}/secret")
         await core.store.put_login(replace(login, status="complete", session_id=session_id, session_secret=sealed,
                                            pending=""))
+        self._wake(login.login_id)
         core.audit.record("login_complete", "ok", installation=login.installation_id, session=session_id,
                           detail=login.method)
 
@@ -144,6 +153,7 @@ class LoginFlows:
         core = self.core
         await core.store.put_login(replace(login, status="failed", error=error[:64], message=message[:300],
                                            pending=""))
+        self._wake(login.login_id)
         core.audit.record("login_complete", error[:64], installation=login.installation_id, detail=login.method)
 
     async def result(self, installation_id: str, login_id: str, wait: float) -> dict[str, Any] | None:
@@ -166,9 +176,17 @@ class LoginFlows:
                 raise self._unknown()
             if login.status != "pending":
                 break
-            if core.clock() >= deadline:
+            left = deadline - core.clock()
+            if left <= 0:
                 return None
-            await asyncio.sleep(_POLL_STEP)
+            finished = self._finished.setdefault(login_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(finished.wait(), min(_POLL_STEP, left))
+            except TimeoutError:
+                pass
+            finally:
+                if not finished.is_set() and self._finished.get(login_id) is finished:
+                    del self._finished[login_id]
         if not await core.store.take_login(login_id):
             raise self._unknown()
         if login.status == "failed":
