@@ -100,3 +100,12 @@ async def test_a_quoted_archive_finding_is_translated_too(sandbox: Sandbox, api:
     assert "test data only" not in page
     english = (await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}?lang=en")).text
     assert "DOC0001.XML: INS uses the INS-NIR-TEST OID" in english
+
+
+async def test_the_switch_on_a_form_answer_leads_home(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    await api.post("/login/app", data={"bal": APP})
+    refused = await api.post(f"/mail/{APP}/send", data={"csrf": "wrong", "to": APP})  # a form answer (POST)
+    assert refused.status_code == 403 and "Accès refusé" in refused.text
+    assert 'href="/?lang=en"' in refused.text  # not /mail/…/send?lang=en, which only takes POST
+    folder = await api.get(f"/mail/{APP}/INBOX?x=1")
+    assert f'href="/mail/{APP}/INBOX?x=1&amp;lang=en"' in folder.text
