@@ -109,3 +109,18 @@ async def test_the_switch_on_a_form_answer_leads_home(sandbox: Sandbox, api: htt
     assert 'href="/?lang=en"' in refused.text  # not /mail/…/send?lang=en, which only takes POST
     folder = await api.get(f"/mail/{APP}/INBOX?x=1")
     assert f'href="/mail/{APP}/INBOX?x=1&amp;lang=en"' in folder.text
+
+
+def test_the_live_conformance_words_in_both_languages() -> None:
+    """The conformance page's script announces verdicts with the words the page gives it (``data-t``)."""
+    from mssante._i18n import use
+    from mssante.sandbox.web.conformance import page_words
+
+    with use("fr"):
+        words = page_words()
+        assert words["over"] + words["NON CONFORME"] == "Campagne terminée : NON CONFORME"
+        assert words["fail"] == "Non conforme" and words["colon"] == " : "
+    with use("en"):
+        words = page_words()
+        assert words["over"] + words["NON CONFORME"] == "Run over: NOT CONFORMANT"
+        assert words["pass"] == "Conformant" and words["colon"] == ": "
