@@ -9,6 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from mssante._i18n import translator
 from mssante.cli import EXIT_CODES, cli
 
 
@@ -48,7 +49,7 @@ def test_help_lists_exit_codes_and_no_docstring_section(path: tuple[str, ...]) -
     lines = [" ".join(line.split()) for line in res.output.splitlines()]
     table = EXIT_CODES if "réseau ou découverte" in res.output else [(c, t) for c, t in EXIT_CODES if c == 130]
     for code, text in table:  # the full table, or a command's own (which still says 130)
-        assert f"{code} {text}" in lines, (code, res.output)
+        assert f"{code} {translator('fr').gettext(text)}" in lines, (code, res.output)
     assert any(line.startswith("0 ") for line in lines) and any(line.startswith("2 ") for line in lines)
     assert not _SECTION.search(res.output), res.output
     assert "Raises" not in res.output and ":class:" not in res.output
@@ -59,3 +60,14 @@ def test_the_guides_list_the_same_exit_codes(page: str, heading: str) -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / page).read_text(encoding="utf-8")
     section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     assert re.findall(r"^\| (\d+) \|", section, re.M) == [str(code) for code, _ in EXIT_CODES]
+
+
+@pytest.mark.parametrize("path", [(), ("send",), ("sandbox", "fault"), ("xdm", "validate"), ("xdm", "inspect")],
+                         ids=lambda p: " ".join(p) or "mssante")
+def test_the_exit_codes_follow_lang(path: tuple[str, ...]) -> None:
+    english = CliRunner().invoke(cli, ["--lang", "en", *path, "--help"], terminal_width=100)
+    assert english.exit_code == 0, english.output
+    assert "Exit codes:" in english.output and "130  interrupted (Ctrl-C)" in english.output
+    assert "Codes de sortie" not in english.output and "interrompu" not in english.output
+    french = CliRunner().invoke(cli, [*path, "--help"], terminal_width=100)  # the same process, back to French
+    assert "Codes de sortie :" in french.output and "130  interrompu (Ctrl-C)" in french.output

@@ -96,5 +96,14 @@ async def test_conformance_page_live_and_after_runs(sandbox: Sandbox, page: Any)
     await expect(app_row).to_contain_text("X-MSS-NIL")
     await expect(app.locator("strong.verdict")).to_have_text("NON CONFORME")
     assert await page.get_by_text("pass", exact=True).count() == 0
-    await control.aclose()
     await page.screenshot(path=str(Path(sandbox.state_dir).parent / "conformite.png"), full_page=True)
+
+    await page.goto(sandbox.info["webmail_url"] + "conformance?lang=en")  # the same results, in English
+    await expect(page.get_by_role("heading", name="Conformance results")).to_be_visible()
+    per, app = page.locator("#profil-per-org"), page.locator("#profil-app")
+    await expect(per.locator(f"tr[data-case='{starttls.id}'] .badge")).to_have_text("Conformant")
+    await expect(per.locator("strong.verdict")).to_have_text("CONFORMANT")
+    await expect(app.locator(f"tr[data-case='{nil}'] .badge")).to_have_text("Not conformant")
+    await expect(app.locator("strong.verdict")).to_have_text("NOT CONFORMANT")
+    await expect(app.locator("dl.facts")).to_contain_text(" at ")  # 12/06/2026 at 08:15:02 (UTC+01:00)
+    await control.aclose()

@@ -100,3 +100,27 @@ async def test_a_quoted_archive_finding_is_translated_too(sandbox: Sandbox, api:
     assert "test data only" not in page
     english = (await api.get(f"/mail/{APP}/INBOX/{uid.group(1)}?lang=en")).text
     assert "DOC0001.XML: INS uses the INS-NIR-TEST OID" in english
+
+
+async def test_the_switch_on_a_form_answer_leads_home(sandbox: Sandbox, api: httpx2.AsyncClient) -> None:
+    await api.post("/login/app", data={"bal": APP})
+    refused = await api.post(f"/mail/{APP}/send", data={"csrf": "wrong", "to": APP})  # a form answer (POST)
+    assert refused.status_code == 403 and "Accès refusé" in refused.text
+    assert 'href="/?lang=en"' in refused.text  # not /mail/…/send?lang=en, which only takes POST
+    folder = await api.get(f"/mail/{APP}/INBOX?x=1")
+    assert f'href="/mail/{APP}/INBOX?x=1&amp;lang=en"' in folder.text
+
+
+def test_the_live_conformance_words_in_both_languages() -> None:
+    """The conformance page's script announces verdicts with the words the page gives it (``data-t``)."""
+    from mssante._i18n import use
+    from mssante.sandbox.web.conformance import page_words
+
+    with use("fr"):
+        words = page_words()
+        assert words["over"] + words["NON CONFORME"] == "Campagne terminée : NON CONFORME"
+        assert words["fail"] == "Non conforme" and words["colon"] == " : "
+    with use("en"):
+        words = page_words()
+        assert words["over"] + words["NON CONFORME"] == "Run over: NOT CONFORMANT"
+        assert words["pass"] == "Conformant" and words["colon"] == ": "

@@ -14,36 +14,51 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
-from mssante._i18n import choose, parse_lang
+from mssante._i18n import N_, choose, current, parse_lang
 from mssante._i18n import gettext as _
 from mssante._version import __version__
 from mssante.errors import MssanteError
 
-__all__ = ["EXIT_CODES", "cli", "main"]
+__all__ = ["EXIT_CODES", "cli", "exit_codes_epilog", "main"]
 
-#: The exit codes of every command (shown at the end of each ``--help``; the guides carry the same table).
+#: The exit codes of every command (shown at the end of each ``--help``, in the language in use; the
+#: guides carry the same table). The texts are catalogue ids.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
-    (0, "succès"),
-    (1, "échec, ou constats de niveau erreur"),
-    (2, "usage ou configuration"),
-    (3, "réseau ou découverte (DNS SRV)"),
-    (4, "confiance (TLS, certificat)"),
-    (5, "authentification ou PSC"),
-    (6, "protocole, ou commande refusée par le serveur"),
-    (7, "contenu invalide ou limite dépassée"),
-    (130, "interrompu (Ctrl-C)"),
+    (0, N_("success")),
+    (1, N_("failure, or findings of error level")),
+    (2, N_("usage or configuration")),
+    (3, N_("network or discovery (DNS SRV)")),
+    (4, N_("trust (TLS, certificate)")),
+    (5, N_("authentication or PSC")),
+    (6, N_("protocol, or command refused by the server")),
+    (7, N_("invalid content or limit exceeded")),
+    (130, N_("interrupted (Ctrl-C)")),
 )
-#: ``\b`` keeps click from rewrapping the table; a command with codes of its own sets its own epilog.
-_EXIT_CODES_EPILOG = "\b\nCodes de sortie :\n" + "".join(f"  {code:<4} {text}\n" for code, text in EXIT_CODES)
+#: The attribute where a command keeps a table of its own (``xdm validate``), catalogue ids too.
+EXIT_CODES_ATTR = "mssante_exit_codes"
+
+
+def exit_codes_epilog(table: tuple[tuple[int, str], ...] = EXIT_CODES) -> str:
+    """The exit-code table as a help epilog, in the language in use (``\\b``: click keeps its lines)."""
+    t = current()
+    rows = "".join(f"  {code:<4} {t.gettext(text)}\n" for code, text in table)
+    return "\b\n" + t.gettext("Exit codes:") + "\n" + rows
 
 
 def _with_exit_codes(command: click.Command) -> click.Command:
-    """Give ``command`` and each of its sub-commands the exit-code table as epilog (idempotent)."""
-    if not command.epilog:
-        command.epilog = _EXIT_CODES_EPILOG
+    """Give ``command`` and each of its sub-commands its exit-code table as epilog, in the language in use.
+
+    Done each time the command is looked up (after ``--lang``); an epilog of the command's own
+    making is left alone.
+    """
+    table = getattr(command, EXIT_CODES_ATTR, None)
+    if not command.epilog or table is not None or getattr(command, "_mssante_epilog", False):
+        command.epilog = exit_codes_epilog(table or EXIT_CODES)
+        command._mssante_epilog = True  # type: ignore[attr-defined]  # ours: redone in the next language
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _with_exit_codes(sub)
@@ -67,6 +82,12 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class _LazyGroup(click.Group):
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        if parent is None:  # each run starts from the locale's language; --lang (if given) then chooses
+            choose(None)
+        return super().make_context(info_name, args, parent, **extra)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))
 
@@ -86,6 +107,10 @@ class _LazyGroup(click.Group):
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
         return _with_exit_codes(command)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = exit_codes_epilog()  # the root's table, in the language --lang chose
+        super().format_epilog(ctx, formatter)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help lists the lazy commands from the registry, without importing them.
@@ -107,7 +132,7 @@ def _choose_lang(ctx: click.Context, param: click.Parameter, value: str | None) 
     reset()
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EXIT_CODES_EPILOG)
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mssante")
 @click.option("--lang", type=click.Choice(["fr", "en"]), expose_value=False, is_eager=True, callback=_choose_lang,
               help="Langue des messages (par défaut : celle de LC_ALL, LC_MESSAGES ou LANG ; français sinon).")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from mssante._i18n import N_
 from mssante._i18n import gettext as _
 from mssante._i18n import ngettext as _n
 from mssante.errors import ConfigError, ContentError, LimitError
@@ -35,21 +36,21 @@ from ._text import counts, findings_table
 
 __all__ = ["xdm"]
 
-_EXIT_CODES = """\b
-Codes de sortie :
-  0  archive valide (aucune erreur)
-  1  archive refusée : au moins une erreur, archive dangereuse ou hors limites
-  2  fichier illisible (introuvable, droits) ou option invalide
-  7  le fichier n'est pas une archive ZIP
-  130  interrompu (Ctrl-C)
-"""
-_INSPECT_EXIT_CODES = """\b
-Codes de sortie :
-  0  archive XDM lue
-  2  fichier illisible (introuvable, droits) ou option invalide
-  7  pas une archive IHE XDM lisible : pas un ZIP, ZIP sans IHE_XDM/, archive dangereuse ou hors limites
-  130  interrompu (Ctrl-C)
-"""
+#: The exit codes of ``validate`` and ``inspect`` (catalogue ids, shown in the language in use).
+_EXIT_CODES = (
+    (0, N_("valid archive (no error)")),
+    (1, N_("archive refused: at least one error, a dangerous archive or one beyond the limits")),
+    (2, N_("unreadable file (missing, permissions) or invalid option")),
+    (7, N_("the file is not a ZIP archive")),
+    (130, N_("interrupted (Ctrl-C)")),
+)
+_INSPECT_EXIT_CODES = (
+    (0, N_("XDM archive read")),
+    (2, N_("unreadable file (missing, permissions) or invalid option")),
+    (7, N_("not a readable IHE XDM archive: not a ZIP, a ZIP without IHE_XDM/, a dangerous archive or one "
+           "beyond the limits")),
+    (130, N_("interrupted (Ctrl-C)")),
+)
 
 
 def _read(path: str) -> bytes:
@@ -124,7 +125,7 @@ def _describe(a: XDMArchive) -> list[str]:
     return lines
 
 
-@xdm.command("inspect", epilog=_INSPECT_EXIT_CODES)
+@xdm.command("inspect")
 @click.argument("archive", type=click.Path(dir_okay=False))
 def inspect_cmd(archive: str) -> None:
     """Montrer les documents, le patient et les en-têtes X-MSS d'une archive.
@@ -180,7 +181,7 @@ def _refusal(exc: ContentError | LimitError) -> Finding:
                    _("archive refused: {reason}").format(reason=exc.message))  # fmt: skip
 
 
-@xdm.command("validate", epilog=_EXIT_CODES)
+@xdm.command("validate")
 @click.argument("archive", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Écrire les constats en JSON (seul contenu de stdout).")
 @click.pass_context
@@ -216,3 +217,8 @@ def validate_cmd(ctx: click.Context, archive: str, as_json: bool) -> None:
             click.echo(line)
     if not ok:
         ctx.exit(1)
+
+
+# Their own exit-code tables, which mssante.cli renders in the language in use (EXIT_CODES_ATTR).
+setattr(inspect_cmd, "mssante_exit_codes", _INSPECT_EXIT_CODES)  # noqa: B010
+setattr(validate_cmd, "mssante_exit_codes", _EXIT_CODES)  # noqa: B010

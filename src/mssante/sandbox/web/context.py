@@ -153,12 +153,18 @@ class WebContext:
         session = context.pop("session", None) or self.session(request)
         lang = request_lang(request)
         other: Lang = "en" if lang == "fr" else "fr"
-        switch = {k: v for k, v in request.query_params.items() if k != "lang"} | {"lang": other}
+        # The switch reloads this page in the other language; the answer to a form (POST) cannot be
+        # reloaded by a link, so there it leads to the home page.
+        if request.method == "GET":
+            query = {k: v for k, v in request.query_params.items() if k != "lang"} | {"lang": other}
+            switch = f"{request.url.path}?{urlencode(query)}"
+        else:
+            switch = f"/?lang={other}"
         with use(lang):
             html = self.env.get_template(template).render(
                 session=session, csrf=session.csrf if session else "", domain=self.sandbox.config.domain,
                 request_path=request.url.path, lang=lang, other_lang=other,
-                lang_switch=f"{request.url.path}?{urlencode(switch)}", **context)
+                lang_switch=switch, **context)
         return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
     def message_page(self, request: Request, status: int, title: str, text: str) -> HTMLResponse:
