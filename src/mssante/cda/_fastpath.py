@@ -80,10 +80,14 @@ def _prune(root: ET.Element, path: tuple[str, ...]) -> None:
         el.text = None
 
 
+#: Shared across documents (names repeat from one CDA to the next); Names stops growing at 10,000 entries.
+_NAMES = Names()
+
+
 def _rename(root: ET.Element, reported: dict[str, str]) -> None:
     """expat ``uri local`` names to ElementTree ``{uri}local`` ones, as the exact parse builds them.
     ``reported`` holds every name expat reported: attributes named without a namespace stay as they are."""
-    names = Names()
+    names = _NAMES
     plain = {n for n in reported if " " not in n}
     for el in root.iter():
         el.tag = names[el.tag]
