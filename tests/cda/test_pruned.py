@@ -112,6 +112,7 @@ _EDITS = {
     "deep nesting": b"<d>" * 40 + b"</d>" * 40,
     "many elements": b"<e/>" * 400,
     "comment and PI": b"<!-- <a> --><?pi x?><![CDATA[<b>]]>",
+    "namespaced attribute": b"<x xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance' xsi:type='CD' code='1'/>",
     "unclosed": b"<x>",
     "stray end tag": b"</x>",
     "bad byte": b"\xff",

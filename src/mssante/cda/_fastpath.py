@@ -80,13 +80,19 @@ def _prune(root: ET.Element, path: tuple[str, ...]) -> None:
         el.text = None
 
 
-def _rename(root: ET.Element) -> None:
-    """expat ``uri local`` names to ElementTree ``{uri}local`` ones, as the exact parse builds them."""
-    names = Names()
+#: Shared across documents (names repeat from one CDA to the next); Names stops growing at 10,000 entries.
+_NAMES = Names()
+
+
+def _rename(root: ET.Element, reported: dict[str, str]) -> None:
+    """expat ``uri local`` names to ElementTree ``{uri}local`` ones, as the exact parse builds them.
+    ``reported`` holds every name expat reported: attributes named without a namespace stay as they are."""
+    names = _NAMES
+    plain = {n for n in reported if " " not in n}
     for el in root.iter():
         el.tag = names[el.tag]
         attrs = el.attrib
-        if attrs and any(" " in k for k in attrs):
+        if attrs and not plain.issuperset(attrs):
             el.attrib = {names[k]: v for k, v in attrs.items()}
 
 
@@ -108,5 +114,5 @@ def parse_fast(data: bytes, prune: tuple[str, ...], limits: XMLLimits) -> ET.Ele
     if not isinstance(root, ET.Element) or not _within(root, names, len(data), limits):
         return None
     _prune(root, tuple(map(_expat_name, prune)))
-    _rename(root)
+    _rename(root, names)
     return root

@@ -223,9 +223,9 @@ def header_from_element(root: ET.Element) -> CDAHeader:
 def parse_cda_header(data: bytes, *, limits: XMLLimits | None = None, what: str = "CDA document") -> CDAHeader:
     """Parse CDA R2 bytes safely and return the header.
 
-    The whole document is parsed and checked (well-formedness, no DTD/entity, every limit) in one pass, as
-    :func:`~mssante.cda.parse_xml` does, but the elements of ``component/structuredBody`` are not built into
-    a tree: the header is all this reads, so they would cost time and memory for nothing.
+    The whole document is parsed and checked (well-formedness, no DTD/entity, every limit) exactly as
+    :func:`~mssante.cda.parse_xml` does, but the content of ``component/structuredBody`` is not kept (nor
+    renamed, nor built at all when the exact parse runs): the header is all this reads.
 
     Args:
         data: the document bytes.

@@ -70,19 +70,22 @@ def _refuse(what: str) -> NoReturn:
 
 
 class Names(dict[str, str]):
-    """expat ``"uri local"`` names to ElementTree ``"{uri}local"`` ones, memoised: names repeat a lot."""
+    """expat ``"uri local"`` names to ElementTree ``"{uri}local"`` ones, memoised: names repeat a lot.
+    At most 10,000 names of up to 256 characters are kept (the fast path shares one table across
+    documents)."""
 
     __slots__ = ()
 
     def __missing__(self, raw: str) -> str:
         uri, sep, local = raw.rpartition(" ")
         name = f"{{{uri}}}{local}" if sep else raw
-        if len(self) < _MEMO:
+        if len(self) < _MEMO and len(raw) <= _MEMO_NAME:
             self[raw] = name
         return name
 
 
 _MEMO = 10_000
+_MEMO_NAME = 256
 
 
 class _Builder:
