@@ -261,6 +261,31 @@ class FleetStore:
                                         args=[worker_id, ttl_ms]))
         return Lease(address, f"{worker_id}|{fence}", fence) if fence else None
 
+    async def acquire_many(self, addresses: list[str], worker_id: str, ttl_ms: int) -> list[Lease | None]:
+        """:meth:`acquire` for several BALs in one round trip (each still atomic on its own).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable (the worker retries).
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for address in addresses:
+                await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address)],
+                                    args=[worker_id, ttl_ms], client=pipe)
+            fences = await pipe.execute()
+        return [Lease(a, f"{worker_id}|{int(f)}", int(f)) if int(f) else None
+                for a, f in zip(addresses, fences, strict=True)]
+
+    async def unleased(self, addresses: list[str]) -> list[str]:
+        """The BALs of ``addresses`` nobody holds a lease on (one MGET).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        if not addresses:
+            return []
+        values = await self.redis.mget([self.keys.lease(a) for a in addresses])
+        return [a for a, v in zip(addresses, values, strict=True) if v is None]
+
     async def renew(self, leases: list[Lease], ttl_ms: int) -> list[bool]:
         """Extend each lease still held (one round trip); False for a lease that was lost.
 
@@ -280,6 +305,18 @@ class FleetStore:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
         return bool(await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value]))
+
+    async def release_many(self, leases: list[Lease]) -> list[bool]:
+        """:meth:`release` for several leases in one round trip.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value], client=pipe)
+            results = await pipe.execute()
+        return [bool(r) for r in results]
 
     async def holder(self, address: str) -> str | None:
         """Who holds the lease of ``address`` (``worker|fence``), if anyone.
