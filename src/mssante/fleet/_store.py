@@ -183,6 +183,7 @@ class FleetStore:
         self._stop = client.register_script(_STOP)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._connect = client.register_script(_CONNECT)
+        self._parsed: dict[tuple[Any, Any], BALSpec] = {}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> FleetStore:
@@ -238,7 +239,9 @@ class FleetStore:
         """
         with redis_errors():
             raw = await self.redis.hgetall(self.keys.bals)
-        return {_s(a): BALSpec.from_json(_s(a), v) for a, v in raw.items()}
+        known = self._parsed  # a worker reads the whole set every tick: parse only what changed
+        self._parsed = {(a, v): known.get((a, v)) or BALSpec.from_json(_s(a), v) for a, v in raw.items()}
+        return {_s(a): spec for (a, _), spec in self._parsed.items()}
 
     async def stopped(self) -> dict[str, str]:
         """BALs whose watch stopped (PSC session ended, bad reference) → why; add them again to resume.
