@@ -222,8 +222,12 @@ async def _baseline_child(config: dict[str, Any]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: [t.print_stack(limit=4, file=sys.stderr)  # where it waits
-                                                     for t in list(asyncio.all_tasks())[:5]])
+
+    def where() -> None:  # SIGUSR1: where the watches wait
+        for task in list(asyncio.all_tasks())[:5]:
+            task.print_stack(limit=4, file=sys.stderr)
+
+    loop.add_signal_handler(signal.SIGUSR1, where)
     limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"])
     watching = 0
 

@@ -186,14 +186,19 @@ class FleetStore:
         self._parsed: dict[tuple[Any, Any], BALSpec] = {}
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> FleetStore:
+    def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> FleetStore:
         """A store on a new client for ``url`` (``redis://host:port/db``).
+
+        At most ``max_connections`` connections to Redis: a worker's BALs wait their turn for one
+        instead of each opening its own (a connection and its buffers per BAL, at start).
 
         Raises:
             ValueError: a malformed URL.
         """
-        return cls(aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10),
-                   **kwargs)
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, socket_connect_timeout=5,
+                                                        socket_timeout=10, max_connections=max_connections,
+                                                        timeout=None)
+        return cls(aioredis.Redis.from_pool(pool), **kwargs)
 
     async def aclose(self) -> None:
         """Close the Redis client.

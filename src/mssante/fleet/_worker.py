@@ -144,6 +144,7 @@ class Worker:
         self.last_tick_ok: float | None = None  # loop time of the last tick that reached Redis
         self._stop = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
+        self._operator_turn: dict[str, asyncio.Lock] = {}
         self._fetches = asyncio.Semaphore(self.settings.header_fetches)
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
 
@@ -349,15 +350,18 @@ class Worker:
         if rate is None:
             return
         operator = spec.address.rpartition("@")[2]
-        while True:
-            try:
-                wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
-            except _REDIS_DOWN:
-                return
-            if not wait:
-                return
-            self.figures.operator_waits += 1
-            await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
+        # one waiter per operator and worker asks the shared bucket, the others queue behind it (FIFO):
+        # hundreds of BALs waiting for a connection do not poll Redis hundreds of times
+        async with self._operator_turn.setdefault(operator, asyncio.Lock()):
+            while True:
+                try:
+                    wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
+                except _REDIS_DOWN:
+                    return
+                if not wait:
+                    return
+                self.figures.operator_waits += 1
+                await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
 
     async def _x_mss(self, watch: _Watch, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
         if not self.settings.x_mss:
