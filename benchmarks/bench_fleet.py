@@ -1,26 +1,34 @@
 """Benchmark: a fleet of worker processes on Redis against ``Mailbox.watch`` in one process, same run.
 
-Run: ``.venv/bin/python benchmarks/bench_fleet.py [--bals 40] [--workers 4] [--kills 1] [--messages 60]``
-(not a test; loopback only, bounded: about a minute at the defaults). Starts Debian's ``redis-server``,
-the sandbox operator (in this process, BAL APP on its AUTH_CLI front) and ``mssante fleet worker``
-processes; delivers messages at random BALs while one worker is killed with SIGKILL ``--kills`` times
-(a replacement is started after each takeover). Then the baseline: one process watching the same BALs
-with ``Mailbox.watch``, the same messages.
+Run: ``.venv/bin/python benchmarks/bench_fleet.py [--scale 0.1] [--bals N] [--workers 4] [--kills 3]
+[--messages N]`` (not a test; loopback only, bounded). ``--scale 1`` is the issue's 10,000 BALs; the default
+0.1 watches 1,000.
 
-Reported, fleet and baseline side by side:
+The servers run in other processes than the workers:
+
+* **Dovecot 2.3, rootless** (``tests/interop/dovecot.py``), holding the ORG BALs: SASL XOAUTH2 with the mock
+  PSC's access tokens validated *locally* (oauth2 passdb, ``introspection_mode = local``, the mock PSC's
+  public key in a ``local_validation_key_dict``), so no HTTP round trip per login and the server is not the
+  bottleneck; ``service imap`` serves many connections per process.
+* **the sandbox** (this process) for a slice of BAL APP on its AUTH_CLI front (ORG AUTH_CLI certificate +
+  SASL PLAIN), and the mock PSC the tokens come from.
+* **Redis** (Debian's ``redis-server``) and ``--workers`` worker processes (:class:`mssante.fleet.Worker`
+  with the standard connector; ORG BALs on one PSC session per worker, shared by all its BALs).
+
+Messages are delivered at random BALs (LMTP into Dovecot, the sandbox store for APP) while a worker is
+killed with SIGKILL ``--kills`` times; after each takeover a replacement joins. Reported, fleet and baseline
+side by side:
 
 * every delivered message published exactly once (``missed``, ``duplicated``);
 * ``takeover_s_max``: from SIGKILL until every BAL of the dead worker is leased by another one;
-* ``p50_ms``/``p99_ms``: from delivery (the sandbox stored it) to the event read from the stream (to the
-  message yielded by ``watch`` for the baseline), and ``p99_ms_steady`` without the messages of BALs
-  orphaned by a kill;
-* ``rss_mib_per_1000_bals``: RSS growth of the workers from empty to holding every BAL, per 1,000 BALs
-  (at a small scale each worker's one-time costs dominate: read it with ``rss_mib_worker_*``);
-* ``max_connects_per_s``: IMAP connections the server saw in any one second (the limit: ``--connect-rate``
-  per worker).
+* ``p50_ms``/``p99_ms``: from delivery to the event read from the stream (to the message yielded by ``watch``
+  for the baseline); ``p99_ms_steady`` leaves out the BALs a kill or a join moved;
+* ``rss_mib_per_1000_bals``: RSS growth of a worker from empty to holding its BALs, per 1,000 BALs;
+* ``max_connects_per_s``: IMAP logins both servers saw in any one second, against ``connect_limit_per_s``
+  (the fleet-wide operator bucket: rate + burst in one second at most);
+* the distribution of BALs over the workers after the start, each kill and each join.
 
-The sandbox (pymap, in this process) is the server here: the absolute latencies include its cost and this
-process's. Ends with one JSON line.
+Ends with one JSON line. ``report_rows(scale)`` runs a small version (200 BALs, 2 workers, 1 kill).
 """
 
 from __future__ import annotations
@@ -40,26 +48,90 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._rows import Row
 from tests.fleet._support import STRUCTURE, certificates, raw
 from tests.fleet.conftest import RedisServer
+from tests.interop.dovecot import DovecotServer
 
 from mssante import testing
-from mssante.client import Backoff, ConnectionSettings, MailboxOptions, TrustSettings, WatchState
-from mssante.discovery import DNSPythonResolver
-from mssante.fleet import BALSpec, FleetStore, MailboxConnector
-from mssante.sandbox.config import BALConfig, default_config
-from mssante.sandbox.runner import Sandbox
+from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, TrustSettings, WatchState
+from mssante.discovery import DNSPythonResolver, ManualServers
+from mssante.fleet import BALSpec, ConnectLimiter, FleetStore, MailboxConnector, Worker, WorkerSettings
+from mssante.sandbox.config import BALConfig, SandboxConfig, default_config
 
-LEASE_TTL = 2.0
+LEASE_TTL = 3.0  # renewed every second; --lease-ttl
+MARIE = "899700000001"  # holds every ORG BAL of the benchmark
+ORG_REF = "session-marie"  # the ORG BALs' reference: one PSC session per worker
 
+
+# -- Dovecot with local JWT validation ---------------------------------------------------------------
+
+_LOCAL_OAUTH2 = """\
+# Local validation of the mock PSC's RS256 access tokens (Dovecot >= 2.3.11): the public key is read from
+# the dict at <azp>/<alg>/<kid>; exp, nbf and iat are checked. No introspection request.
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix={keys}/
+username_attribute = preferred_username
+username_format = bal-holder-checked-by-next-passdb
+pass_attrs = mss_holder=%{{oauth2:preferred_username}}
+debug = no
+"""
+
+_TUNING = """
+# bench_fleet.py: many IDLE sessions, one imap process each (imap-hibernate lost IDLE notifications here).
+# Beyond fs.inotify.max_user_instances (128 by default) imap processes get no inotify and poll: every second.
+mailbox_idle_check_interval = 1 secs
+default_client_limit = 30000
+service imap {{
+  process_limit = {imap_processes}
+}}
+service imap-login {{
+  process_min_avail = 4
+}}
+"""
+
+
+class LocalJWTDovecot(DovecotServer):
+    """The interop Dovecot, its oauth2 passdb validating the mock PSC's tokens locally."""
+
+    def __init__(self, *, public_pem: str, azp: str, kid: str, bals: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.public_pem, self.azp, self.kid, self.bals = public_pem, azp, kid, bals
+
+    def _write_files(self) -> None:
+        super()._write_files()
+        etc = self.work_dir / "etc"
+        key_dir = etc / "keys" / self.azp / "RS256"
+        key_dir.mkdir(parents=True, exist_ok=True)
+        (key_dir / self.kid).write_text(self.public_pem)
+        (etc / "oauth2.conf.ext").write_text(_LOCAL_OAUTH2.format(keys=etc / "keys"))
+        with (etc / "dovecot.conf").open("a") as conf:
+            conf.write(_TUNING.format(imap_processes=2 * self.bals + 200))
+        self._chown_tree()
+
+    def logins_per_second(self, since: float) -> Counter[int]:
+        """IMAP logins per second from the log (``imap-login: ... Login: user=<...>``)."""
+        year = datetime.now().year
+        out: Counter[int] = Counter()
+        for line in self.log_text().splitlines():
+            if "imap-login: Info: Login: " not in line:
+                continue
+            stamp = datetime.strptime(f"{year} {line[:15]}", "%Y %b %d %H:%M:%S").timestamp()
+            if stamp >= int(since):
+                out[int(stamp)] += 1
+        return out
+
+
+# -- helpers -----------------------------------------------------------------------------------------
 
 def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -73,66 +145,211 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
+async def until(condition: Any, within: float, every: float = 0.05) -> None:
+    async with asyncio.timeout(within):
+        while not await condition():  # noqa: ASYNC110 - lease keys and logs have no event to wait on
+            await asyncio.sleep(every)
+
+
+def _say(what: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+# -- what both sides run: the connector ---------------------------------------------------------------
+
+class BenchConnector(MailboxConnector):
+    """The standard connector (APP on the sandbox by DNS SRV), ORG BALs on Dovecot with one PSC session."""
+
+    session: Any = None
+    dovecot: ManualServers | None = None
+
+    async def mailbox(self, spec: BALSpec) -> Mailbox:
+        if spec.kind != "ORG":
+            return await super().mailbox(spec)
+        return Mailbox(spec.address, kind="ORG", credentials=self.session, servers=self.dovecot, tls=self.trust(),
+                       options=self.options)
+
+
+def _connector(config: dict[str, Any]) -> BenchConnector:
+    from mssante.psc import PSCClient, PSCSettings, TokenSet
+
+    host, _, port = config["dns"].rpartition(":")
+    options = MailboxOptions(connection=ConnectionSettings(resolve=dict.fromkeys(config["hosts"], "127.0.0.1"),
+                                                           connect_timeout=20, command_timeout=20))
+    connector = BenchConnector(tls=TrustSettings(ca_bundle=Path(config["ca"])), certificates=Path(config["certs"]),
+                               resolver=DNSPythonResolver(nameservers=[host], port=int(port)), options=options)
+    tokens = json.loads(sys.stdin.readline())  # from the parent, on a pipe: never on disk or a command line
+    client = PSCClient(PSCSettings.from_sandbox(config["info"]))
+    connector.session = client.open_session(TokenSet.from_response(tokens, now=time.time()))
+    connector.dovecot = ManualServers(imap=(config["imap_host"], config["imap_port"]))
+    return connector
+
+
+def _settings(config: dict[str, Any]) -> WorkerSettings:
+    return WorkerSettings(capacity=config["capacity"], lease_ttl=config["lease_ttl"],
+                          connect_rate=config["connect_rate"], connect_burst=10, operator_rate=config["operator_rate"],
+                          operator_burst=config["operator_burst"], x_mss=True)
+
+
+async def _worker_child(config: dict[str, Any]) -> None:
+    """One worker process."""
+    import logging
+
+    from mssante.cli._fleet import _JSONLines  # the worker command's structured logs
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JSONLines())
+    logging.getLogger("mssante.fleet").addHandler(handler)
+    logging.getLogger("mssante.fleet").setLevel(logging.INFO)
+    connector = _connector(config)
+    store = FleetStore.from_url(config["redis"])
+    worker = Worker(store, connector, settings=_settings(config), worker_id=config["id"])
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.shutdown)
+    try:
+        await worker.run()
+    finally:
+        await store.aclose()
+
+
+async def _baseline_child(config: dict[str, Any]) -> None:
+    """Mailbox.watch for every BAL in this one process, paced like the fleet; prints each message's subject."""
+    connector = _connector(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def where() -> None:  # SIGUSR1: where the watches wait
+        for task in list(asyncio.all_tasks())[:5]:
+            task.print_stack(limit=4, file=sys.stderr)
+
+    loop.add_signal_handler(signal.SIGUSR1, where)
+    limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"])
+    watching = 0
+
+    async def one(spec: BALSpec) -> None:
+        nonlocal watching
+        try:
+            await limiter.acquire()
+            box = await connector.mailbox(spec)
+            # from UID 1 (the fleet's messages are in the folders: the parent ignores them), so a message
+            # delivered before the watch is in IDLE is not missed
+            async with box, contextlib.aclosing(box.watch(state=WatchState(last_uid=0))) as watcher:
+                watching += 1
+                if watching == len(config["bals"]):
+                    print(json.dumps({"watching": watching}), flush=True)
+                async for summary in watcher:
+                    print(json.dumps({"bal": spec.address, "subject": summary.subject}), flush=True)
+        except Exception as exc:
+            print(f"{spec.address}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            raise
+
+    print(json.dumps({"rss": _rss_mib(os.getpid())}), flush=True)
+    tasks = [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"]]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- the parent -----------------------------------------------------------------------------------------
+
 class Bench:
-    def __init__(self, args: argparse.Namespace, sb: Sandbox, tmp: Path, redis_url: str) -> None:
-        self.args, self.sb, self.tmp, self.redis_url = args, sb, tmp, redis_url
-        self.bals = [f"svc{i}@{sb.info['domain']}" for i in range(args.bals)]
-        self.certs = certificates(sb, tmp / "certs")
-        self.dns = f"{sb.info['dns']['host']}:{sb.info['dns']['port']}"
-        self.hosts = [sb.info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
+    def __init__(self, args: argparse.Namespace, sb: Any, dovecot: LocalJWTDovecot, tmp: Path, redis_url: str,
+                 apps: list[str], orgs: list[str]) -> None:
+        self.args, self.sb, self.dovecot, self.tmp, self.redis_url = args, sb, dovecot, tmp, redis_url
+        self.apps, self.orgs = apps, orgs
+        self.bals = apps + orgs
+        self.kinds = {**dict.fromkeys(apps, "APP"), **dict.fromkeys(orgs, "ORG")}
         self.rng = random.Random(args.seed)
+        names = [sb.info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
+        self.config: dict[str, Any] = {
+            "ca": sb.info["ca_bundle"], "certs": str(certificates(sb, tmp / "certs")), "info": sb.info,
+            "dns": f"{sb.info['dns']['host']}:{sb.info['dns']['port']}", "hosts": names,
+            "imap_host": sb.info["imap"]["psc"]["host"], "imap_port": dovecot.imap_port, "redis": redis_url,
+            "capacity": math.ceil(len(self.bals) / (args.workers - 1)) + 1,  # room for a dead worker's share
+            "connect_rate": args.connect_rate, "operator_rate": args.operator_rate,
+            "operator_burst": args.operator_burst, "lease_ttl": args.lease_ttl}
 
-    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
-        capacity = math.ceil(self.args.bals / (self.args.workers - 1)) + 1  # room for a dead worker's share
-        return subprocess.Popen(
-            [sys.executable, "-m", "mssante", "fleet", "worker", "--redis", self.redis_url, "--id", name,
-             "--capacity", str(capacity), "--ca-bundle", self.sb.info["ca_bundle"], "--certificates",
-             str(self.certs), "--dns", self.dns, *(f"--resolve={h}=127.0.0.1" for h in self.hosts),
-             "--lease-ttl", str(LEASE_TTL), "--connect-rate", str(self.args.connect_rate), "--idle-refresh", "5",
-             *(["--no-x-mss"] if self.args.no_x_mss else [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def spec(self, address: str) -> BALSpec:
+        kind = self.kinds[address]
+        return BALSpec(address=address, kind=kind, ref=STRUCTURE if kind == "APP" else ORG_REF)  # type: ignore[arg-type]
 
-    def watched(self) -> bool:
-        return all(self.sb.faults.sessions(b) for b in self.bals)
+    def tokens(self) -> bytes:
+        answer = self.sb.psc.issue_tokens_for_tests(MARIE, self.sb.info["psc"]["client_id"])
+        return (json.dumps(answer) + "\n").encode()
 
-    async def until(self, condition: Any, within: float) -> None:
-        async with asyncio.timeout(within):
-            while not await condition():  # noqa: ASYNC110 - lease keys and sessions have no event to wait on
-                await asyncio.sleep(0.05)
-
-    async def holders(self, store: FleetStore) -> dict[str, str | None]:
-        values = await store.redis.mget([store.keys.lease(b) for b in self.bals])
-        return {b: (v.split("|")[0] if v else None) for b, v in zip(self.bals, values, strict=True)}
+    def spawn(self, mode: str, **extra: Any) -> subprocess.Popen[bytes]:
+        config = json.dumps({**self.config, **extra}) + "\n"
+        logs = os.environ.get("BENCH_FLEET_LOGS")  # a directory for the children's logs (JSON lines)
+        err = open(Path(logs) / f"{extra.get('id', 'baseline')}.log", "ab") if logs else subprocess.DEVNULL  # noqa: SIM115
+        child = subprocess.Popen([sys.executable, __file__, mode], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE if mode == "--baseline-child" else subprocess.DEVNULL,
+                                 stderr=err)
+        assert child.stdin is not None
+        child.stdin.write(config.encode() + self.tokens())  # on a pipe: the tokens never on disk or in argv
+        child.stdin.close()
+        return child
 
     async def deliver(self, subject: str, delivered: dict[str, float], per_bal: dict[str, str]) -> None:
         bal = self.rng.choice(self.bals)
         per_bal[subject] = bal
         delivered[subject] = time.time()
-        await self.sb.store.deliver(bal, raw(bal, subject))
+        if self.kinds[bal] == "APP":
+            await self.sb.store.deliver(bal, raw(bal, subject))
+        else:
+            reply = await asyncio.to_thread(self.dovecot.sink.deliver_lmtp, f"labo@{self.sb.info['domain']}", bal,
+                                            raw(bal, subject))
+            if not reply.startswith("2"):
+                raise RuntimeError(f"LMTP delivery to {bal} failed: {reply}")
 
     def connects_per_s(self, since: float) -> int:
-        starts = [int(r.started_at) for r in self.sb.journal.records(since=since) if r.protocol == "imap"]
-        return max(Counter(starts).values(), default=0)
+        counts = self.dovecot.logins_per_second(since)
+        counts.update(int(r.started_at) for r in self.sb.journal.records(since=since) if r.protocol == "imap")
+        return max(counts.values(), default=0)
+
+    async def holders(self, store: FleetStore) -> dict[str, str | None]:
+        values = await store.redis.mget([store.keys.lease(b) for b in self.bals])
+        return {b: (v.split("|")[0] if v else None) for b, v in zip(self.bals, values, strict=True)}
+
+    async def distribution(self, store: FleetStore) -> dict[str, int]:
+        counts = Counter(w or "-" for w in (await self.holders(store)).values())
+        return dict(sorted(counts.items()))
 
     # -- the fleet ---------------------------------------------------------------------------------
     async def fleet(self) -> dict[str, Any]:
         args = self.args
         store = FleetStore.from_url(self.redis_url)
-        workers = {f"w{i}": self.spawn_worker(f"w{i}") for i in range(args.workers)}
-        await self.until(lambda: _alive(store, len(workers)), 30)
-        empty_rss = statistics.mean(_rss_mib(p.pid) for p in workers.values())
+        workers = {f"w{i}": self.spawn("--worker-child", id=f"w{i}") for i in range(args.workers)}
+
+        async def alive(count: int) -> bool:
+            return len(await store.workers()) >= count
+
+        await until(lambda: alive(len(workers)), 60)
+        empty_rss = {w: _rss_mib(p.pid) for w, p in workers.items()}
         started = time.time()
-        for bal in self.bals:
-            await store.add(BALSpec(address=bal, kind="APP", ref=STRUCTURE))
+        async with store.redis.pipeline(transaction=False) as pipe:
+            for bal in self.bals:
+                pipe.hset(store.keys.bals, bal, self.spec(bal).to_json())
+            await pipe.execute()
 
-        async def all_held() -> bool:
-            return all((await self.holders(store)).values()) and self.watched()
+        async def all_watched() -> bool:
+            figures = await store.workers()
+            return all((await self.holders(store)).values()) and sum(
+                int(f.get("bals", 0)) for f in figures.values()) == len(self.bals)
 
-        await self.until(all_held, 120)
+        await until(all_watched, 60 + len(self.bals) / args.operator_rate * 3, every=0.2)
         ready_s = time.time() - started
+        _say(f"fleet: {len(self.bals)} BALs watched after {ready_s:.1f} s")
+        await asyncio.sleep(1.0)  # the last BALs enter IDLE
+        held = Counter(w for w in (await self.holders(store)).values())
+        per_worker = [(_rss_mib(p.pid) - empty_rss[w]) / held[w] * 1000 for w, p in workers.items() if held[w]]
         loaded_rss = statistics.mean(_rss_mib(p.pid) for p in workers.values())
-        # growth of all workers together, per BAL: includes each worker's one-time costs (TLS, first sessions)
-        rss = (loaded_rss - empty_rss) * len(workers) / len(self.bals) * 1000
+        distributions = [("start", await self.distribution(store))]
         delivered: dict[str, float] = {}
         per_bal: dict[str, str] = {}
         published: Counter[str] = Counter()
@@ -150,82 +367,109 @@ class Bench:
 
         reader = asyncio.create_task(read())
         takeovers: list[float] = []
-        orphaned: set[str] = set()
+        moved: set[str] = set()
         kill_at = {round((k + 1) * args.messages / (args.kills + 1)) for k in range(args.kills)}
-        interval = 1 / args.rate
         watchers: list[asyncio.Task[None]] = []
 
-        async def takeover(victim: str, its: list[str], killed: float) -> None:
+        async def takeover(victim: str, its: list[str], killed: float, number: int) -> None:
             async def taken() -> bool:
                 now = await self.holders(store)
                 return all(now[b] not in (None, victim) for b in its)
 
-            await self.until(taken, 3 * LEASE_TTL + 30)
+            await until(taken, 3 * args.lease_ttl + 60)
             takeovers.append(time.time() - killed)
+            _say(f"fleet: kill {number} ({victim}, {len(its)} BALs) taken over in {takeovers[-1]:.1f} s")
+            distributions.append((f"kill {number} ({victim}) taken over", await self.distribution(store)))
+            before = await self.holders(store)
             name = f"{victim}r"
-            workers[name] = self.spawn_worker(name)  # a replacement joins (and is given BALs back)
-            await self.until(lambda: _alive(store, args.workers), 30)
+            workers[name] = self.spawn("--worker-child", id=name)  # a replacement joins, the others give it BALs
+            target = len(self.bals) // args.workers
+
+            async def joined() -> bool:
+                return bool(Counter((await self.holders(store)).values())[name] >= target)
+
+            with contextlib.suppress(TimeoutError):
+                await until(joined, 30 + len(self.bals) / args.operator_rate * 2, every=0.2)
+            after = await self.holders(store)
+            moved.update(b for b in self.bals if after[b] != before[b])
+            distributions.append((f"{name} joined", await self.distribution(store)))
 
         for index in range(args.messages):
             if index in kill_at:
-                await asyncio.gather(*watchers)  # the previous kill is taken over, its replacement started
+                await asyncio.gather(*watchers)  # the previous kill is taken over, its replacement joined
                 victim = self.rng.choice(sorted(w for w, p in workers.items() if p.poll() is None))
                 its = [b for b, w in (await self.holders(store)).items() if w == victim]
                 workers[victim].send_signal(signal.SIGKILL)
-                workers[victim].wait()
-                orphaned.update(its)
-                watchers.append(asyncio.create_task(takeover(victim, its, time.time())))
+                await asyncio.to_thread(workers[victim].wait)
+                moved.update(its)
+                watchers.append(asyncio.create_task(takeover(victim, its, time.time(), len(watchers) + 1)))
             await self.deliver(f"fleet{index:05d}", delivered, per_bal)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(1 / args.rate)
         await asyncio.gather(*watchers)
 
         async def all_published() -> bool:
             return all(s in published for s in delivered)
 
+        _say(f"fleet: {len(delivered)} messages delivered, {len(published)} published so far")
         with contextlib.suppress(TimeoutError):
-            await self.until(all_published, 3 * LEASE_TTL + 30)
+            await until(all_published, 3 * args.lease_ttl + 30)
+        _say(f"fleet: {len(published)} published")
+        await asyncio.sleep(0.5)  # a late duplicate would show here
         stop_reading.set()
         await reader
         latencies = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at]
-        steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and per_bal[s] not in orphaned]
+        steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and per_bal[s] not in moved]
         result = {
-            "bals": args.bals, "workers": args.workers, "delivered": len(delivered),
+            "bals": len(self.bals), "workers": args.workers, "delivered": len(delivered),
             "published": sum(published.values()), "missed": sum(1 for s in delivered if s not in published),
             "duplicated": sum(n - 1 for n in published.values() if n > 1),
             "takeover_s_max": round(max(takeovers, default=0.0), 2), "p50_ms": round(_pct(latencies, 0.5), 1),
             "p99_ms": round(_pct(latencies, 0.99), 1), "p99_ms_steady": round(_pct(steady, 0.99), 1),
-            "rss_mib_per_1000_bals": round(rss, 1), "ready_s": round(ready_s, 1),
-            "rss_mib_worker_empty": round(empty_rss, 1), "rss_mib_worker_loaded": round(loaded_rss, 1),
-            "max_connects_per_s": self.connects_per_s(started),
-            "connect_limit_per_s": args.connect_rate * args.workers, "kills": len(takeovers),
+            "rss_mib_per_1000_bals": round(statistics.median(per_worker), 1) if per_worker else None,
+            "ready_s": round(ready_s, 1), "rss_mib_worker_empty": round(statistics.mean(empty_rss.values()), 1),
+            "rss_mib_worker_loaded": round(loaded_rss, 1), "max_connects_per_s": self.connects_per_s(started),
+            "connect_limit_per_s": args.operator_rate + args.operator_burst, "kills": len(takeovers),
+            "apps": len(self.apps), "orgs": len(self.orgs), "moved_bals": len(moved),
+            "missed_by_kind": dict(Counter(self.kinds[per_bal[s]] for s in delivered if s not in published)),
+            "missed_moved": sum(1 for s in delivered if s not in published and per_bal[s] in moved),
+            "distributions": distributions,
         }
         for process in workers.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in workers.values():
-            process.wait(30)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(process.wait, 30)  # the sandbox, in this loop, serves their LOGOUTs
+            if process.poll() is None:
+                process.kill()
         await store.aclose()
+        _say("fleet: workers stopped")
         return result
 
     # -- the baseline: Mailbox.watch in one process --------------------------------------------------
     async def baseline(self) -> dict[str, Any]:
         args = self.args
-        await self.sb.faults.end_sessions()
         started = time.time()
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--baseline-child", json.dumps({
-                "bals": self.bals, "ca": self.sb.info["ca_bundle"], "certs": str(self.certs), "dns": self.dns,
-                "hosts": self.hosts}), stdout=asyncio.subprocess.PIPE)
+        child = self.spawn("--baseline-child", bals=[(b, self.kinds[b], self.spec(b).ref) for b in self.bals])
         assert child.stdout is not None
-        first = json.loads(await child.stdout.readline())
-        empty_rss = first["rss"]
-        loaded_rss = 0.0
+        lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-        async def watching() -> bool:
-            return self.watched()
+        def pump() -> None:
+            assert child.stdout is not None
+            for line in child.stdout:
+                lines.put_nowait(json.loads(line))
 
-        await self.until(watching, 120)
+        loop = asyncio.get_running_loop()
+        pumping = loop.run_in_executor(None, pump)
+        _say("baseline: started")
+        empty_rss = (await asyncio.wait_for(lines.get(), 60))["rss"]
+        _say("baseline: connecting")
+        async with asyncio.timeout(60 + len(self.bals) / args.operator_rate * 3):
+            while "watching" not in await lines.get():
+                pass  # the fleet's messages, yielded by the watches (from UID 1): not measured
         ready_s = time.time() - started
+        _say(f"baseline: {len(self.bals)} BALs watched after {ready_s:.1f} s")
+        await asyncio.sleep(1.0)
         loaded_rss = _rss_mib(child.pid)
         rss = (loaded_rss - empty_rss) / len(self.bals) * 1000
         delivered: dict[str, float] = {}
@@ -234,13 +478,11 @@ class Bench:
         seen_at: dict[str, float] = {}
 
         async def read() -> None:
-            assert child.stdout is not None
-            while line := await child.stdout.readline():
-                subject = json.loads(line)["subject"]
-                if not subject.startswith("base"):
-                    continue  # the fleet's messages, already in the folders
-                seen[subject] += 1
-                seen_at.setdefault(subject, time.time())
+            while True:
+                subject = (await lines.get()).get("subject", "")
+                if subject.startswith("base"):
+                    seen[subject] += 1
+                    seen_at.setdefault(subject, time.time())
 
         reader = asyncio.create_task(read())
         for index in range(args.messages):
@@ -251,13 +493,16 @@ class Bench:
             return all(s in seen for s in delivered)
 
         with contextlib.suppress(TimeoutError):
-            await self.until(all_seen, 30)
+            await until(all_seen, 30)
+        _say(f"baseline: {len(seen)} of {len(delivered)} seen")
         child.send_signal(signal.SIGTERM)
-        await child.wait()
+        await asyncio.to_thread(child.wait, 30)
+        await pumping
         reader.cancel()
         latencies = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at]
-        return {"bals": args.bals, "workers": 1, "delivered": len(delivered), "published": sum(seen.values()),
+        return {"bals": len(self.bals), "workers": 1, "delivered": len(delivered), "published": sum(seen.values()),
                 "missed": sum(1 for s in delivered if s not in seen),
+                "missed_by_kind": dict(Counter(self.kinds[per_bal[s]] for s in delivered if s not in seen)),
                 "duplicated": sum(n - 1 for n in seen.values() if n > 1), "takeover_s_max": None,
                 "p50_ms": round(_pct(latencies, 0.5), 1), "p99_ms": round(_pct(latencies, 0.99), 1),
                 "rss_mib_per_1000_bals": round(rss, 1), "ready_s": round(ready_s, 1),
@@ -265,76 +510,121 @@ class Bench:
                 "max_connects_per_s": self.connects_per_s(started)}
 
 
-async def _alive(store: FleetStore, count: int) -> bool:
-    return len(await store.workers()) >= count
+def _public_pem(sb: Any) -> tuple[str, str]:
+    from joserfc.jwk import RSAKey
+
+    jwk = sb.psc.jwks()["keys"][0]
+    pem = RSAKey.import_key(jwk).as_pem(private=False)
+    return (pem.decode() if isinstance(pem, bytes) else pem), str(jwk["kid"])
 
 
-async def _baseline_child(config: dict[str, Any]) -> None:
-    """Watch every BAL with Mailbox.watch in this one process; print each message's subject."""
-    host, _, port = config["dns"].rpartition(":")
-    connector = MailboxConnector(
-        tls=TrustSettings(ca_bundle=Path(config["ca"])), certificates=Path(config["certs"]),
-        resolver=DNSPythonResolver(nameservers=[host], port=int(port)),
-        options=MailboxOptions(connection=ConnectionSettings(resolve=dict.fromkeys(config["hosts"], "127.0.0.1"),
-                                                             idle_refresh=5), backoff=Backoff(initial=0.2)))
-    print(json.dumps({"rss": _rss_mib(os.getpid())}), flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-
-    async def one(address: str) -> None:
-        box = await connector.mailbox(BALSpec(address=address, kind="APP", ref=STRUCTURE))
-        async with box, contextlib.aclosing(box.watch(state=WatchState())) as watcher:  # from now on
-            async for summary in watcher:
-                print(json.dumps({"bal": address, "subject": summary.subject}), flush=True)
-
-    tasks = []
-    for address in config["bals"]:
-        tasks.append(asyncio.create_task(one(address)))
-        await asyncio.sleep(1 / 50)  # the same pace as the fleet's limiter, in batches of one
-    await stop.wait()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def main(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start Redis, the sandbox and Dovecot; measure the fleet, then the baseline."""
+    base = default_config()
+    n_app = max(2, args.bals // 20)
+    apps = [f"svc{i}@{base.domain}" for i in range(n_app)]
+    orgs = [f"sec{i}@{base.domain}" for i in range(args.bals - n_app)]
+    structure = base.structures[0].national_id
+    sandbox_config = replace(base, bals=base.bals + tuple(
+        BALConfig(address=a, kind="APP", structure_id=STRUCTURE) for a in apps))
+    dovecot_config: SandboxConfig = replace(base, bals=base.bals + tuple(
+        BALConfig(address=o, kind="ORG", holders=(MARIE,), structure_id=structure) for o in orgs))
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp_name:
         tmp = Path(tmp_name)
         redis = RedisServer(tmp, durable=False)
         redis.start()
         try:
-            base = default_config()
-            extra = tuple(BALConfig(address=f"svc{i}@{base.domain}", kind="APP", structure_id=STRUCTURE)
-                          for i in range(args.bals))
-            async with testing.running_sandbox(tmp / "sandbox", replace(base, bals=base.bals + extra)) as sb:
-                bench = Bench(args, sb, tmp, redis.url)
-                fleet = await bench.fleet()
-                baseline = await bench.baseline()
+            async with testing.running_sandbox(tmp / "sandbox", sandbox_config) as sb:
+                pem, kid = _public_pem(sb)
+                psc = sb.info["psc"]
+                dovecot = LocalJWTDovecot(
+                    public_pem=pem, azp=psc["client_id"], kid=kid, bals=len(orgs), pki=sb.pki,
+                    introspection_url=psc["issuer"] + "/protocol/openid-connect/token/introspect",
+                    client_id=psc["client_id"], client_secret=psc["client_secret"], config=dovecot_config,
+                    login_service_count=0)
+                await asyncio.to_thread(dovecot.start)
+                try:
+                    bench = Bench(args, sb, dovecot, tmp, redis.url, apps, orgs)
+                    fleet = await bench.fleet()
+                    baseline = await bench.baseline()
+                finally:
+                    if os.environ.get("BENCH_FLEET_DOVECOT_LOG"):  # where to keep Dovecot's log
+                        await asyncio.to_thread(Path(os.environ["BENCH_FLEET_DOVECOT_LOG"]).write_text,
+                                                dovecot.log_text())
+                    await asyncio.to_thread(dovecot.stop)
         finally:
             redis.stop()
+    return fleet, baseline
+
+
+def _options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=0.1, help="1.0: 10,000 BALs (the issue's size)")
+    parser.add_argument("--bals", type=int, help="BALs watched (default: 10,000 x --scale)")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--messages", type=int, help="messages delivered (default: BALs / 5, at least 60)")
+    parser.add_argument("--rate", type=float, default=20.0, help="messages delivered per second")
+    parser.add_argument("--connect-rate", type=float, default=100.0, help="connections per second per worker")
+    parser.add_argument("--operator-rate", type=float, default=100.0,
+                        help="connections per second toward the operator, whole fleet")
+    parser.add_argument("--operator-burst", type=int, default=20)
+    parser.add_argument("--lease-ttl", type=float, default=LEASE_TTL, help="seconds (takeover takes about this)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    args.bals = args.bals or max(20, round(10_000 * args.scale))
+    args.messages = args.messages or max(60, args.bals // 5)
+    if args.workers < 2:
+        parser.error("--workers must be at least 2 (one is killed)")
+    return args
+
+
+_KEYS = ("bals", "workers", "delivered", "published", "missed", "duplicated", "takeover_s_max", "p50_ms", "p99_ms",
+         "p99_ms_steady", "rss_mib_per_1000_bals", "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
+         "max_connects_per_s", "connect_limit_per_s")
+
+
+def report_rows(scale: float = 1.0) -> list[Row]:
+    """The fleet's rows of the performance report: 200 BALs x scale, 2 workers, 1 kill (about a minute).
+
+    Raises:
+        DovecotUnavailable: Dovecot is not installed.
+    """
+    bals = max(20, round(200 * scale))
+    args = _options(["--bals", str(bals), "--workers", "2", "--kills", "1", "--messages", str(max(40, bals // 4))])
+    fleet, base = asyncio.run(run(args))
+    extra = {"fleet": {k: fleet.get(k) for k in _KEYS}, "baseline": {k: base.get(k) for k in _KEYS},
+             "load": _load()}
+    return [
+        Row("fleet.p99_ms", f"fleet p99 delivery → stream, {bals} BALs, 1 SIGKILL", fleet["p99_ms"], "ms",
+            "Mailbox.watch, one process", base["p99_ms"], goal=1000, higher_is_better=False, extra=extra),
+        Row("fleet.takeover_s", f"takeover after SIGKILL (lease TTL {args.lease_ttl:g} s)",
+            fleet["takeover_s_max"], "s", goal=5, higher_is_better=False),
+        Row("fleet.rss_mib_per_1000", "worker RSS per 1,000 BALs", fleet["rss_mib_per_1000_bals"] or 0.0, "MiB",
+            "Mailbox.watch, one process", base["rss_mib_per_1000_bals"], goal=60, higher_is_better=False),
+        Row("fleet.missed_plus_duplicated", "messages missed + duplicated", fleet["missed"] + fleet["duplicated"],
+            "messages", "Mailbox.watch, one process", base["missed"] + base["duplicated"], goal=0,
+            higher_is_better=False),
+    ]
+
+
+def main() -> None:
+    if len(sys.argv) == 2 and sys.argv[1] in ("--worker-child", "--baseline-child"):
+        child = _worker_child if sys.argv[1] == "--worker-child" else _baseline_child
+        asyncio.run(child(json.loads(sys.stdin.readline())))
+        return
+    args = _options()
+    print(f"bench_fleet: {args.bals} BALs, {args.workers} workers, {args.kills} kills, {args.messages} messages; "
+          f"{_load()}", flush=True)
+    fleet, baseline = asyncio.run(run(args))
+    for label, counts in fleet["distributions"]:
+        print(f"  BALs per worker, {label}: {counts}")
     print(f"{'':24}{'fleet':>12}{'Mailbox.watch':>16}")
-    for key in ("bals", "workers", "delivered", "published", "missed", "duplicated", "takeover_s_max", "p50_ms",
-                "p99_ms", "rss_mib_per_1000_bals", "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
-                "max_connects_per_s"):
+    for key in _KEYS:
         print(f"{key:24}{fleet.get(key)!s:>12}{baseline.get(key)!s:>16}")
-    print(json.dumps({**fleet, "baseline": baseline}))
+    print(f"after: {_load()}")
+    print(json.dumps({**{k: v for k, v in fleet.items() if k != "distributions"}, "baseline": baseline}))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bals", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--kills", type=int, default=1)
-    parser.add_argument("--messages", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=10.0, help="messages delivered per second")
-    parser.add_argument("--connect-rate", type=float, default=20.0, help="connections per second per worker")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-x-mss", action="store_true", help="workers do not fetch X-MSS header fields")
-    parser.add_argument("--baseline-child", help=argparse.SUPPRESS)
-    options = parser.parse_args()
-    if options.workers < 2:
-        parser.error("--workers must be at least 2 (one is killed)")
-    if options.baseline_child:
-        asyncio.run(_baseline_child(json.loads(options.baseline_child)))
-    else:
-        asyncio.run(main(options))
+    main()

@@ -183,16 +183,22 @@ class FleetStore:
         self._stop = client.register_script(_STOP)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._connect = client.register_script(_CONNECT)
+        self._parsed: dict[tuple[Any, Any], BALSpec] = {}
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> FleetStore:
+    def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> FleetStore:
         """A store on a new client for ``url`` (``redis://host:port/db``).
+
+        At most ``max_connections`` connections to Redis: a worker's BALs wait their turn for one
+        instead of each opening its own (a connection and its buffers per BAL, at start).
 
         Raises:
             ValueError: a malformed URL.
         """
-        return cls(aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10),
-                   **kwargs)
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, socket_connect_timeout=5,
+                                                        socket_timeout=10, max_connections=max_connections,
+                                                        timeout=None)
+        return cls(aioredis.Redis.from_pool(pool), **kwargs)
 
     async def aclose(self) -> None:
         """Close the Redis client.
@@ -238,7 +244,9 @@ class FleetStore:
         """
         with redis_errors():
             raw = await self.redis.hgetall(self.keys.bals)
-        return {_s(a): BALSpec.from_json(_s(a), v) for a, v in raw.items()}
+        known = self._parsed  # a worker reads the whole set every tick: parse only what changed
+        self._parsed = {(a, v): known.get((a, v)) or BALSpec.from_json(_s(a), v) for a, v in raw.items()}
+        return {_s(a): spec for (a, _), spec in self._parsed.items()}
 
     async def stopped(self) -> dict[str, str]:
         """BALs whose watch stopped (PSC session ended, bad reference) → why; add them again to resume.
@@ -261,6 +269,31 @@ class FleetStore:
                                         args=[worker_id, ttl_ms]))
         return Lease(address, f"{worker_id}|{fence}", fence) if fence else None
 
+    async def acquire_many(self, addresses: list[str], worker_id: str, ttl_ms: int) -> list[Lease | None]:
+        """:meth:`acquire` for several BALs in one round trip (each still atomic on its own).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable (the worker retries).
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for address in addresses:
+                await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address)],
+                                    args=[worker_id, ttl_ms], client=pipe)
+            fences = await pipe.execute()
+        return [Lease(a, f"{worker_id}|{int(f)}", int(f)) if int(f) else None
+                for a, f in zip(addresses, fences, strict=True)]
+
+    async def unleased(self, addresses: list[str]) -> list[str]:
+        """The BALs of ``addresses`` nobody holds a lease on (one MGET).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        if not addresses:
+            return []
+        values = await self.redis.mget([self.keys.lease(a) for a in addresses])
+        return [a for a, v in zip(addresses, values, strict=True) if v is None]
+
     async def renew(self, leases: list[Lease], ttl_ms: int) -> list[bool]:
         """Extend each lease still held (one round trip); False for a lease that was lost.
 
@@ -280,6 +313,18 @@ class FleetStore:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
         return bool(await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value]))
+
+    async def release_many(self, leases: list[Lease]) -> list[bool]:
+        """:meth:`release` for several leases in one round trip.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value], client=pipe)
+            results = await pipe.execute()
+        return [bool(r) for r in results]
 
     async def holder(self, address: str) -> str | None:
         """Who holds the lease of ``address`` (``worker|fence``), if anyone.

@@ -143,6 +143,8 @@ class Worker:
         self.ticks = 0
         self.last_tick_ok: float | None = None  # loop time of the last tick that reached Redis
         self._stop = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
+        self._operator_turn: dict[str, asyncio.Lock] = {}
         self._fetches = asyncio.Semaphore(self.settings.header_fetches)
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
 
@@ -175,7 +177,7 @@ class Worker:
                     # theirs): look again sooner, so released BALs are not left unwatched for a whole period
                     await asyncio.wait_for(self._stop.wait(), period / 4 if soon else period)
         finally:
-            await self._stop_watches(list(self.watches), release=self._stop.is_set())
+            await self._stop_watches(list(self.watches), release=self._stop.is_set(), wait=True)
 
     def shutdown(self) -> None:
         """Ask :meth:`run` to stop cleanly (leases released).
@@ -250,42 +252,51 @@ class Worker:
             return False
         if self.ticks == 1:
             return True  # first tick: only say we are here, so workers started together see each other first
-        free = [a for a in active if a not in self.watches]
-        self._rng.shuffle(free)
-        # no more claims per tick than the connect limiter lets through meanwhile: a lease held while
-        # waiting for the limiter is a BAL another worker could already be watching
-        budget = self._claim_budget()
+        want = min(target - len(self.watches), self._claim_budget())
         claimed = 0
-        for address in free:
-            if len(self.watches) >= target or budget <= 0:
-                break
-            lease = await self.store.acquire(address, self.id, ttl)
-            if lease is None:
-                continue
-            budget -= 1
-            if lease.fence > 1:
-                self.figures.takeovers += 1
-            watch = _Watch(desired[address], lease)
-            self.watches[address] = watch
-            watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
-            claimed += 1
+        if want > 0:
+            # BALs nobody holds, in random order (workers do not contend for the same ones), leased in one
+            # round trip: a tick stays short however loaded the worker, so its leases never age unrenewed.
+            # No more claims per tick than the connect limiter lets through meanwhile: a lease held while
+            # waiting for the limiter is a BAL another worker could already be watching.
+            free = await self.store.unleased([a for a in active if a not in self.watches])
+            self._rng.shuffle(free)
+            for address, lease in zip(free[:want], await self.store.acquire_many(free[:want], self.id, ttl),
+                                      strict=True):
+                if lease is None:
+                    continue  # another worker was quicker
+                if lease.fence > 1:
+                    self.figures.takeovers += 1
+                watch = _Watch(desired[address], lease)
+                self.watches[address] = watch
+                watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
+                claimed += 1
         if claimed:
             log.info("BALs claimed", extra={"worker": self.id, "event": "claimed", "count": claimed,
                                             "bals": len(self.watches), "target": target})
         # below its share and BALs flowing in (or just joined, the others releasing at their next tick)
         return len(self.watches) < target and (claimed > 0 or self.ticks <= 6)
 
-    async def _stop_watches(self, addresses: list[str], *, release: bool) -> None:
+    async def _stop_watches(self, addresses: list[str], *, release: bool, wait: bool = False) -> None:
+        """Stop these watches; ``release`` their leases (one round trip).
+
+        Without ``wait`` the sessions close in the background (a LOGOUT can take a second): the tick
+        goes on renewing. Another worker may then watch the BAL while this one still closes; the
+        fencing token keeps it from publishing twice.
+        """
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
         tasks = [w.task for w in watches if w.task is not None and not w.task.done()]
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if release:
-            for watch in watches:
-                with contextlib.suppress(*_REDIS_DOWN):
-                    await self.store.release(watch.lease)
+        if wait:
+            await asyncio.gather(*tasks, *self._closing, return_exceptions=True)
+        else:
+            self._closing.update(tasks)
+            for task in tasks:
+                task.add_done_callback(self._closing.discard)
+        if release and watches:
+            with contextlib.suppress(*_REDIS_DOWN):
+                await self.store.release_many([w.lease for w in watches])
 
     # -- one BAL --------------------------------------------------------------------------------
     async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -339,15 +350,18 @@ class Worker:
         if rate is None:
             return
         operator = spec.address.rpartition("@")[2]
-        while True:
-            try:
-                wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
-            except _REDIS_DOWN:
-                return
-            if not wait:
-                return
-            self.figures.operator_waits += 1
-            await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
+        # one waiter per operator and worker asks the shared bucket, the others queue behind it (FIFO):
+        # hundreds of BALs waiting for a connection do not poll Redis hundreds of times
+        async with self._operator_turn.setdefault(operator, asyncio.Lock()):
+            while True:
+                try:
+                    wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
+                except _REDIS_DOWN:
+                    return
+                if not wait:
+                    return
+                self.figures.operator_waits += 1
+                await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
 
     async def _x_mss(self, watch: _Watch, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
         if not self.settings.x_mss:
