@@ -135,3 +135,35 @@ async def test_no_control_character_goes_into_a_pipelined_command(server_ctx: ss
         with pytest.raises(UsageError):
             await sub.send(BAL, (address,), MESSAGE)
         assert writes == [] and handler.delivered == []
+
+
+async def test_data_accepted_with_no_recipient_gets_a_lone_dot(server_ctx: ssl.SSLContext,
+                                                               client_ctx: ssl.SSLContext,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 2920 §3.1: a server may answer 354 to a pipelined DATA although every RCPT failed."""
+    import contextlib
+
+    from .test_smtp_auth import DovecotLikeSMTP
+
+    async def lenient_data(self: SMTP, arg: str) -> None:
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            self.envelope.rcpt_tos.append("<none>")  # answer 354 all the same, then refuse the content
+        await SMTP.smtp_DATA(self, arg)
+
+    monkeypatch.setattr(DovecotLikeSMTP, "smtp_DATA", lenient_data, raising=False)
+    handler = PipeliningHandler()
+
+    async def refuse_empty(server: SMTP, session: Session, envelope: Envelope) -> str:
+        handler.delivered.append((str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        return "554 5.5.1 no valid recipients"
+
+    handler.handle_DATA = refuse_empty  # type: ignore[method-assign]
+    async with contextlib.AsyncExitStack() as stack:
+        port = await stack.enter_async_context(smtp_server(server_ctx, handler))
+        sub, writes = await _submission(port, client_ctx, stack)
+        with pytest.raises(CommandFailed, match="every recipient was refused"):
+            await sub.send(BAL, (REFUSED,), MESSAGE)
+        assert writes[1] == b".\r\n"  # the message itself was never sent
+        assert handler.delivered == [(BAL, ["<none>"], b"")]
+        assert sub.usable
