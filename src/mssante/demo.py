@@ -228,8 +228,9 @@ class SuiteOptions:
     """How the demo's conformance step runs (the defaults judge our client on every case).
 
     Attributes:
-        product_reference: the X-MSS-NIL our judged client declares (ECO.2.4.3); a wrong one
-            makes the suite fail, which is how the tests check that ``demo --once`` exits 1.
+        product_reference: the X-MSS-NIL our judged client puts on its messages (ECO.2.4.3); the
+            suite is told :data:`DEMO_PRODUCT_REFERENCE`, so another one makes the suite fail,
+            which is how the tests check that ``demo --once`` exits 1.
         cases: only these case ids (both profiles); empty: every case.
     """
 
@@ -266,7 +267,8 @@ async def _conformance(state_dir: Path, say: Say, suite: SuiteOptions) -> list[s
                 with CaseProgress(len(cases), profile.value) as bar:
                     report = await run_job(control, driver, profile=profile, bal=bal, settings=_SUITE,
                                            case_ids=[c.id for c in cases], trace_file=traces,
-                                           on_result=lambda result: bar.done(result.case_id))
+                                           on_result=lambda result: bar.done(result.case_id),
+                                           product_reference=DEMO_PRODUCT_REFERENCE)  # declared (ECO.2.4.3)
             finally:
                 await driver.close()
             passed = sum(r.status is Status.PASS for r in report.results)

@@ -254,10 +254,13 @@ class WireSession:
         tag = self.tag()
         self.send(tag + b" IDLE\r\n")
         exchange = Exchange(b"IDLE")
-        cont = self.read_response()
-        exchange.lines.append(cont)
-        if not cont.startswith(b"+"):
-            return exchange
+        while True:  # untagged updates may come before the continuation (RFC 3501 §7, RFC 2177)
+            cont = self.read_response()
+            exchange.lines.append(cont)
+            if cont.startswith(b"+"):
+                break
+            if cont.startswith(tag + b" "):
+                return exchange
         then()
         while True:
             line = self.read_response()
