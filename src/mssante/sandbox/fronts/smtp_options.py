@@ -50,6 +50,9 @@ class Replies:
     UNKNOWN_USER: Final = "550 5.1.1 Recipient address rejected: user unknown"
     RELAY_DENIED: Final = "550 5.7.1 Relay access denied"
     TOO_MANY_RCPT: Final = "452 4.5.3 Too many recipients"
+    #: DATA after every RCPT was refused (RFC 5321 §3.3, RFC 2920 §3.1); Postfix's text.
+    NO_VALID_RCPT: Final = "554 5.5.1 Error: no valid recipients"
+    NEED_RCPT: Final = "503 5.5.1 Error: need RCPT command"
     BYE_FAULT: Final = "421 4.4.2 Connection closed by the operator"
 
 
@@ -78,6 +81,9 @@ class SubmissionOptions:
         foreign_recipients: address outside the sandbox domain: ``"refuse"`` (default,
             ``550 5.7.1 Relay access denied``: the sandbox reaches no other operator) or
             ``"bounce"`` (failure DSN with ``5.4.4``, as a relaying operator that cannot route).
+        pipelining: advertise ``PIPELINING`` (RFC 2920) in the ``EHLO`` answer after STARTTLS, as
+            Postfix does. Commands are always read and answered in order, so a client that
+            pipelines anyway is served; this only says whether the client may.
         copy_to_sent: also store the submitted message in the sender's ``Sent`` folder. Off by
             default: real operators mostly do not, and the client library appends to Sent itself.
         responder_limit: at most this many responder answers per responder address ...
@@ -96,6 +102,7 @@ class SubmissionOptions:
     max_recipients: int = 100
     unknown_recipients: RecipientPolicy = "refuse"
     foreign_recipients: RecipientPolicy = "refuse"
+    pipelining: bool = True
     copy_to_sent: bool = False
     responder_limit: int = 10
     responder_window: float = 60.0
