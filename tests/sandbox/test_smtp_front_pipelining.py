@@ -104,6 +104,29 @@ async def test_a_pipelined_group_gets_its_replies_in_order(psc: Env, material: M
         "MAIL FROM", "RCPT TO", "RCPT TO", "DATA", "MAIL FROM", "RCPT TO", "DATA", "RSET", "NOOP", "QUIT"]
 
 
+async def test_commands_pipelined_behind_starttls_in_clear_are_discarded(psc: Env, material: Material) -> None:
+    """Plaintext sent behind STARTTLS must not be read as if it came over TLS (RFC 3207 §4.2, CVE-2011-0411)."""
+    def run() -> list[str]:
+        raw = socket.create_connection(("127.0.0.1", psc.port), timeout=10)
+        plain = Wire(raw)
+        plain.reply()
+        plain.send(b"EHLO lps.test\r\n")
+        plain.reply()
+        plain.send(f"STARTTLS\r\nMAIL FROM:<{PER}>\r\n".encode())
+        assert plain.reply()[0].startswith("220")
+        tls = material.client_context().wrap_socket(raw, server_hostname=f"smtp.psc.{DOMAIN}")
+        try:
+            wire = Wire(tls)
+            wire.send(b"NOOP\r\n")
+            return wire.replies(1)
+        finally:
+            tls.close()
+
+    assert await in_thread(run) == ["250 2.0.0 OK"]  # the NOOP's answer, not one for the injected MAIL
+    (record,) = psc.records()
+    assert not any(c.command.startswith("MAIL") for c in record.commands)
+
+
 async def test_data_without_any_rcpt_is_out_of_sequence(psc: Env, material: Material) -> None:
     def run() -> list[str]:
         for wire in _secure(psc, material):
