@@ -1,8 +1,9 @@
 """What the client benchmarks share: a sandbox and a Dovecot in other processes, mailboxes, rounds.
 
 Not a benchmark. The sandbox runs as ``mssante sandbox up`` in a child process (its
-``sandbox.json`` says where it listens); Dovecot through ``tests/interop/dovecot.py`` (its own
-processes), with the sandbox's PKI and mock PSC. The client under measurement is this process.
+``sandbox.json`` says where it listens); Dovecot through ``tests/interop/dovecot.py``, started
+from another child process that also runs its relay sink, with the sandbox's PKI and mock PSC.
+The client under measurement is alone in this process.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import cProfile
 import dataclasses
 import io
 import json
+import multiprocessing
 import os
 import pstats
 import signal
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,31 +158,64 @@ def sandbox_mailbox(info: dict[str, Any], address: str, *, cert_of: str | None =
                    product_reference="DEV000001", options=opts)
 
 
-@contextlib.contextmanager
-def dovecot(info: dict[str, Any], *, deliver: bool = True) -> Iterator[Any]:
-    """Dovecot 2.3 (tests/interop) as a second operator, trusting the sandbox PKI; None when not installed.
-
-    Its submission relays to an aiosmtpd sink in a thread of this process; ``deliver=False`` keeps
-    the sink from delivering to Maildirs over LMTP (less work beside the client under measurement).
-    """
-    from tests.interop.dovecot import DovecotServer, dovecot_available
+def _serve_dovecot(conn: Any, state_dir: str, psc: dict[str, Any], deliver: bool) -> None:
+    """In a child process: start Dovecot and its relay sink, send the ports, stop when told."""
+    from tests.interop.dovecot import DovecotServer
 
     from mssante.sandbox.config import default_config
     from mssante.sandbox.pki import TestPKI
 
-    if dovecot_available() is not None:
-        yield None
-        return
-    pki = TestPKI.load_or_create(Path(info["_state_dir"]) / "pki", server_names=default_config().server_names)
-    psc = info["psc"]
+    pki = TestPKI.load_or_create(Path(state_dir) / "pki", server_names=default_config().server_names)
     server = DovecotServer(pki=pki, introspection_url=psc["issuer"] + "/protocol/openid-connect/token/introspect",
                            client_id=psc["client_id"], client_secret=psc["client_secret"], special_use=True,
                            login_service_count=0, deliver=deliver)
-    server.start()
     try:
-        yield server
+        server.start()
+    except Exception as exc:
+        conn.send({"error": repr(exc)})
+        return
+    try:
+        conn.send({"imap_port": server.imap_port, "submission_port": server.submission_port})
+        conn.recv()  # anything, or EOF: stop
+    except EOFError:
+        pass
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def dovecot(info: dict[str, Any], *, deliver: bool = True, timeout: float = 120.0) -> Iterator[Any]:
+    """Dovecot 2.3 (tests/interop) as a second operator, trusting the sandbox PKI; None when not installed.
+
+    Started from a child Python process, with the aiosmtpd sink its submission relays to: the
+    sink's thread stays out of the process under measurement. ``deliver=False`` keeps the sink
+    from delivering to Maildirs over LMTP. Yields an object with ``imap_port`` and
+    ``submission_port``.
+    """
+    from tests.interop.dovecot import dovecot_available
+
+    if dovecot_available() is not None:
+        yield None
+        return
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve_dovecot, args=(child, info["_state_dir"], info["psc"], deliver),
+                       name="bench-dovecot", daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(timeout):
+            raise SystemExit("Dovecot did not start in time")
+        ports = parent.recv()
+        if "error" in ports:
+            raise SystemExit(f"Dovecot did not start: {ports['error']}")
+        yield types.SimpleNamespace(**ports, pid=proc.pid)
+    finally:
+        with contextlib.suppress(OSError):
+            parent.send("stop")
+        proc.join(30)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(10)
 
 
 def dovecot_mailbox(info: dict[str, Any], server: Any, address: str, **options: Any) -> Mailbox:

@@ -34,6 +34,8 @@ from mssante.message import ComposedMessage, ComposeSettings, Draft, compose_mes
 from mssante.trace import Action, TraceSink, make_record
 from mssante.wire.imap import (
     Append,
+    Event,
+    ExistsResponse,
     FetchResponse,
     ListMailboxes,
     ListResponse,
@@ -66,6 +68,22 @@ log = logging.getLogger("mssante.client")
 T = TypeVar("T")
 Listener = Callable[[MailboxEvent], None]
 
+
+def _grew_after_results(events: builtins.list[Event]) -> bool:
+    """Whether ``EXISTS`` came after a command's results: they were computed on an older view.
+
+    A server runs a command on the session's view and announces what was delivered meanwhile
+    after the results (RFC 3501 §7; the sandbox and Dovecot both do), so a ``UID SEARCH`` on a
+    folder selected earlier misses those messages until the next command. An ``EXISTS`` before
+    the results means the server synchronised first: nothing to redo.
+    """
+    results = False
+    for event in events:
+        if isinstance(event, SearchResponse):
+            results = True
+        elif isinstance(event, ExistsResponse) and results:
+            return True
+    return False
 
 class Mailbox:
     """One BAL on the API LPS (IMAP + SMTP submission), async.
@@ -384,6 +402,9 @@ class Mailbox:
                    ) -> builtins.list[MessageSummary]:
         """Summaries of the messages of ``folder`` (no body), oldest first.
 
+        Messages delivered since the connection's last command are included: when the server
+        announces them (``EXISTS``) after the search results, the search is run once more.
+
         Args:
             folder: the folder name.
             unseen_only: only messages without ``\\Seen``.
@@ -398,6 +419,8 @@ class Mailbox:
             info = await self._select(conn, folder)
             criteria = SearchKey.unseen() if unseen_only else SearchKey.all()
             _, events = await conn.command(UidSearch(criteria=criteria))
+            if _grew_after_results(events):  # the search ran on a view older than this call
+                _, events = await conn.command(UidSearch(criteria=criteria))
             uids = sorted({uid for e in events if isinstance(e, SearchResponse) for uid in e.ids})
             if limit is not None:
                 uids = uids[-limit:] if limit > 0 else []
@@ -431,17 +454,23 @@ class Mailbox:
             chunks = bytearray()
             raw: bytes | None = None
             flags: tuple[str, ...] = ()
-            async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", item))):
-                if isinstance(event, LiteralChunk):
-                    if event.total > limit:
-                        raise LimitError(f"message {uid} has {event.total} octets, over the limit of {limit}")
-                    chunks += event.data
-                elif isinstance(event, FetchResponse):
-                    if event.uid == uid:
-                        body = event.get("BODY[]")
-                        raw = body if isinstance(body, bytes) else bytes(chunks)
-                        flags = event.flags or flags
-                    chunks = bytearray()
+            for _attempt in range(2):
+                grew = False
+                async for event in conn.stream(UidFetch(uids=uid, items=("UID", "FLAGS", item))):
+                    if isinstance(event, LiteralChunk):
+                        if event.total > limit:
+                            raise LimitError(f"message {uid} has {event.total} octets, over the limit of {limit}")
+                        chunks += event.data
+                    elif isinstance(event, FetchResponse):
+                        if event.uid == uid:
+                            body = event.get("BODY[]")
+                            raw = body if isinstance(body, bytes) else bytes(chunks)
+                            flags = event.flags or flags
+                        chunks = bytearray()
+                    elif isinstance(event, ExistsResponse):
+                        grew = True
+                if raw is not None or not grew:  # not found, and the view did not grow meanwhile
+                    break
             if raw is None:
                 raise CommandFailed(f"no message with UID {uid} in {folder}")
             return raw, flags

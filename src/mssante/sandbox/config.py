@@ -26,6 +26,7 @@ __all__ = [
     "Professional",
     "SandboxConfig",
     "Structure",
+    "SubmissionSettings",
     "default_config",
     "load_config",
 ]
@@ -165,6 +166,18 @@ class Ports:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SubmissionSettings:
+    """The ``[submission]`` table: behaviour of both SMTP submission fronts."""
+
+    #: Advertise PIPELINING (RFC 2920) after STARTTLS, as Postfix operators do.
+    pipelining: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pipelining, bool):
+            raise ConfigError("submission.pipelining must be true or false")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SandboxConfig:
     """The whole sandbox configuration."""
 
@@ -176,6 +189,7 @@ class SandboxConfig:
     clients: tuple[PSCClientConfig, ...] = ()
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
     ports: Ports = field(default_factory=Ports)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     #: How the fronts check PSC tokens: "local" (signature against the JWKS, as Dovecot's local
     #: validation) or "introspection" (RFC 7662 over HTTP). Which one real operators use is not
     #: published (ref2-requirements.md §7): both are offered; local is the default.
@@ -298,9 +312,9 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
 def load_config(path: Path | None) -> SandboxConfig:
     """Read a TOML configuration; missing sections keep their defaults.
 
-    Top-level keys: ``domain``, ``host``; tables ``lifetimes`` and ``ports``; arrays of tables
-    ``professionals``, ``structures``, ``bals`` and ``clients``. Listing one of the arrays
-    replaces the default list of that kind.
+    Top-level keys: ``domain``, ``host``; tables ``lifetimes``, ``ports`` and ``submission``;
+    arrays of tables ``professionals``, ``structures``, ``bals`` and ``clients``. Listing one of
+    the arrays replaces the default list of that kind.
 
     Raises:
         ConfigError: the file cannot be read, is not TOML, or describes an invalid sandbox.
@@ -337,7 +351,7 @@ def load_config(path: Path | None) -> SandboxConfig:
             if not isinstance(items, list):
                 raise ConfigError(f"{path}: {key} must be an array of tables")
             changes[key] = tuple(_build(cls, item, f"{path}: {key}[{i}]") for i, item in enumerate(items))
-    for key, cls in (("lifetimes", Lifetimes), ("ports", Ports)):
+    for key, cls in (("lifetimes", Lifetimes), ("ports", Ports), ("submission", SubmissionSettings)):
         if key in data:
             changes[key] = _build(cls, data.pop(key), f"{path}: {key}")
     if data:

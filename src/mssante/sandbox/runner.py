@@ -456,7 +456,8 @@ class Sandbox:
         for context in (psc_ctx, cli_ctx):  # the conformance bench reads the SNI and ClientHello of each handshake
             bench_faults(self).watch(context)
         common = (cfg, decider, self.journal, self.faults, store)
-        submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None)
+        submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None,
+                                       pipelining=cfg.submission.pipelining)
         wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {
             "imap_psc": (IMAPFront(*common, psc_ctx, front="psc"), cfg.ports.imap_psc),
             "imap_authcli": (IMAPFront(*common, cli_ctx, front="authcli"), cfg.ports.imap_authcli),

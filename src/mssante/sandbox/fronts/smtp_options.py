@@ -53,6 +53,9 @@ class Replies:
     UNKNOWN_USER: Final = "550 5.1.1 Recipient address rejected: user unknown"
     RELAY_DENIED: Final = "550 5.7.1 Relay access denied"
     TOO_MANY_RCPT: Final = "452 4.5.3 Too many recipients"
+    #: DATA after every RCPT was refused (RFC 5321 §3.3, RFC 2920 §3.1); Postfix's text.
+    NO_VALID_RCPT: Final = "554 5.5.1 Error: no valid recipients"
+    NEED_RCPT: Final = "503 5.5.1 Error: need RCPT command"
     BYE_FAULT: Final = "421 4.4.2 Connection closed by the operator"
 
 
@@ -85,6 +88,9 @@ class SubmissionOptions:
             ``foreign_recipients`` says: those a real operator relays to and the sandbox cannot
             reach, Mon espace santé (``<INS>@patient.mssante.fr``, ECO.2.2.6) by default; the
             submission is journaled, so the conformance suite can judge a message to a patient.
+        pipelining: advertise ``PIPELINING`` (RFC 2920) in the ``EHLO`` answer after STARTTLS, as
+            Postfix does. Commands are always read and answered in order, so a client that
+            pipelines anyway is served; this only says whether the client may.
         copy_to_sent: also store the submitted message in the sender's ``Sent`` folder. Off by
             default: real operators mostly do not, and the client library appends to Sent itself.
         responder_limit: at most this many responder answers per responder address ...
@@ -105,6 +111,7 @@ class SubmissionOptions:
     unknown_recipients: RecipientPolicy = "refuse"
     foreign_recipients: RecipientPolicy = "refuse"
     bounce_domains: tuple[str, ...] = ("patient.mssante.fr",)
+    pipelining: bool = True
     copy_to_sent: bool = False
     responder_limit: int = 10
     responder_window: float = 60.0

@@ -62,6 +62,7 @@ class SubmissionEnvelope(Envelope):
         super().__init__()
         self.mail: MailRequest | None = None
         self.rcpts: list[RcptRequest] = []
+        self.refused = 0  # RCPT commands refused in this transaction
 
 
 class _Hooks:
@@ -271,7 +272,10 @@ class SubmissionSession(AuthMixin, SMTP):
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str | None) -> None:
-        """EHLO (RFC 5321 §4.1.1.1) with SIZE, DSN, ENHANCEDSTATUSCODES, and AUTH only after TLS.
+        """EHLO (RFC 5321 §4.1.1.1) with SIZE, DSN, ENHANCEDSTATUSCODES; AUTH and PIPELINING only after TLS.
+
+        PIPELINING (RFC 2920) is not offered in clear: STARTTLS must end a group (§3.1) and
+        nothing read before the handshake may be taken as said after it (RFC 3207 §4.2).
 
         Raises:
             Nothing.
@@ -288,6 +292,8 @@ class SubmissionSession(AuthMixin, SMTP):
             ext.append("STARTTLS")
         else:
             ext.append("AUTH " + " ".join(self._ctx.mechanisms))
+            if self._ctx.options.pipelining:
+                ext.append("PIPELINING")
         ext.append("HELP")
         await self.push("\r\n".join(f"250{'-' if i < len(ext) - 1 else ' '}{e}" for i, e in enumerate(ext)))
 
@@ -379,25 +385,31 @@ class SubmissionSession(AuthMixin, SMTP):
         if envelope.mail is None:
             await self.push("503 5.5.1 Error: need MAIL command")
             return
-        try:
-            request = parse_rcpt(arg)
-        except ParamError as exc:
-            await self.push(exc.reply)
+        refusal = self._rcpt_refusal(envelope, arg)
+        if isinstance(refusal, str):
+            envelope.refused += 1
+            await self.push(refusal)
             return
-        if len(envelope.rcpts) >= self._ctx.options.max_recipients:
-            await self.push(Replies.TOO_MANY_RCPT)  # RFC 5321 §4.5.3.1.10
-            return
-        kind = self._ctx.dispatcher.classify(request.address)
-        relayed = request.address.rpartition("@")[2].lower() in self._ctx.options.bounce_domains
-        if kind == "foreign" and self._ctx.options.foreign_recipients == "refuse" and not relayed:
-            await self.push(Replies.RELAY_DENIED)
-            return
-        if kind == "unknown" and self._ctx.options.unknown_recipients == "refuse":
-            await self.push(Replies.UNKNOWN_USER)
-            return
+        request = refusal
         envelope.rcpts.append(request)
         envelope.rcpt_tos.append(request.address)
         await self.push("250 2.1.5 Recipient OK")
+
+    def _rcpt_refusal(self, envelope: SubmissionEnvelope, arg: str | None) -> str | RcptRequest:
+        """The reply refusing this RCPT, or the request to accept."""
+        try:
+            request = parse_rcpt(arg)
+        except ParamError as exc:
+            return exc.reply
+        if len(envelope.rcpts) >= self._ctx.options.max_recipients:
+            return Replies.TOO_MANY_RCPT  # RFC 5321 §4.5.3.1.10
+        kind = self._ctx.dispatcher.classify(request.address)
+        relayed = request.address.rpartition("@")[2].lower() in self._ctx.options.bounce_domains
+        if kind == "foreign" and self._ctx.options.foreign_recipients == "refuse" and not relayed:
+            return Replies.RELAY_DENIED
+        if kind == "unknown" and self._ctx.options.unknown_recipients == "refuse":
+            return Replies.UNKNOWN_USER
+        return request
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
@@ -411,7 +423,9 @@ class SubmissionSession(AuthMixin, SMTP):
         envelope = self.envelope
         assert isinstance(envelope, SubmissionEnvelope) and self.session is not None
         if envelope.mail is None or not envelope.rcpts:
-            await self.push("503 5.5.1 Error: need RCPT command")
+            # RFC 5321 §3.3 / RFC 2920 §3.1: a pipelined DATA whose recipients were all refused
+            # gets 554 "no valid recipients"; no RCPT (or no MAIL) at all is out of sequence.
+            await self.push(Replies.NO_VALID_RCPT if envelope.mail and envelope.refused else Replies.NEED_RCPT)
             return
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
