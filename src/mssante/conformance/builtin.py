@@ -243,9 +243,6 @@ class ClientDriver:
         """
         box = await self._mailbox()
         understood: list[dict[str, Any]] = []
-        # A command first, so that the server announces what arrived since the last one (RFC 3501
-        # §7.3.1 EXISTS comes after a command's own results): the SEARCH then sees it.
-        await box.status("INBOX")
         for summary in await box.list("INBOX", unseen_only=True):
             received = await box.fetch(summary.uid, mark_seen=True)
             parsed = received.parsed  # documents integrated: parsed.archive (or parsed.archive_error)
@@ -264,7 +261,6 @@ class ClientDriver:
             MssanteError: authentication, trust or transport failures.
         """
         box = await self._mailbox()
-        await box.status("INBOX")  # see read_new_messages: the SEARCH must see what arrived
         for summary in await box.list("INBOX"):
             if summary.message_id == message_id:
                 await box.delete(summary.uid)
