@@ -115,14 +115,25 @@ class LocalJWTDovecot(DovecotServer):
             conf.write(_TUNING.format(imap_processes=2 * self.bals + 200))
         self._chown_tree()
 
+    def logged_in(self, since: float) -> set[str]:
+        """Users who logged in over IMAP since ``since`` (from the log)."""
+        users = set()
+        for line in self.log_text().splitlines():
+            if "imap-login: Info: Login: user=<" in line and self._stamp(line) >= int(since):
+                users.add(line.split("user=<", 1)[1].split(">", 1)[0])
+        return users
+
+    @staticmethod
+    def _stamp(line: str) -> float:
+        return datetime.strptime(f"{datetime.now().year} {line[:15]}", "%Y %b %d %H:%M:%S").timestamp()
+
     def logins_per_second(self, since: float) -> Counter[int]:
         """IMAP logins per second from the log (``imap-login: ... Login: user=<...>``)."""
-        year = datetime.now().year
         out: Counter[int] = Counter()
         for line in self.log_text().splitlines():
             if "imap-login: Info: Login: " not in line:
                 continue
-            stamp = datetime.strptime(f"{year} {line[:15]}", "%Y %b %d %H:%M:%S").timestamp()
+            stamp = self._stamp(line)
             if stamp >= int(since):
                 out[int(stamp)] += 1
         return out
@@ -312,6 +323,11 @@ class Bench:
         counts.update(int(r.started_at) for r in self.sb.journal.records(since=since) if r.protocol == "imap")
         return max(counts.values(), default=0)
 
+    async def connected(self, since: float) -> bool:
+        """Every BAL has logged in since ``since``: ORG on Dovecot (its log), APP on the sandbox (live sessions)."""
+        logged = await asyncio.to_thread(self.dovecot.logged_in, since)
+        return set(self.orgs) <= logged and all(self.sb.faults.sessions(b) for b in self.apps)
+
     async def holders(self, store: FleetStore) -> dict[str, str | None]:
         values = await store.redis.mget([store.keys.lease(b) for b in self.bals])
         return {b: (v.split("|")[0] if v else None) for b, v in zip(self.bals, values, strict=True)}
@@ -343,6 +359,7 @@ class Bench:
                 int(f.get("bals", 0)) for f in figures.values()) == len(self.bals)
 
         await until(all_watched, 60 + len(self.bals) / args.operator_rate * 3, every=0.2)
+        await until(lambda: self.connected(started), 60 + len(self.bals) / args.operator_rate * 3, every=0.5)
         ready_s = time.time() - started
         _say(f"fleet: {len(self.bals)} BALs watched after {ready_s:.1f} s")
         await asyncio.sleep(1.0)  # the last BALs enter IDLE
@@ -467,6 +484,7 @@ class Bench:
         async with asyncio.timeout(60 + len(self.bals) / args.operator_rate * 3):
             while "watching" not in await lines.get():
                 pass  # the fleet's messages, yielded by the watches (from UID 1): not measured
+        await until(lambda: self.connected(started), 60 + len(self.bals) / args.operator_rate * 3, every=0.5)
         ready_s = time.time() - started
         _say(f"baseline: {len(self.bals)} BALs watched after {ready_s:.1f} s")
         await asyncio.sleep(1.0)
