@@ -240,9 +240,9 @@ async def test_the_java_lps_passes_every_case(
 
 
 #: The broken Java variant (``--break``) and, per profile, exactly the cases it must turn red.
-BREAKS = "no-nil,no-mdn,no-cert-check"
+BREAKS = "no-nil,no-mdn,no-cert-check,plain-pdf"
 BROKEN = ("x-mss-nil", "mdn-request", "server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
-          "server-cert-revoked", "server-cert-impostor", "crl-outage")
+          "server-cert-revoked", "server-cert-impostor", "crl-outage", "pdf-companion", "pdf-from-cda")
 EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: {*BROKEN, "mdn-return"}}  # MDN: issue 16
 
 
@@ -259,6 +259,8 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
     assert "Disposition-Notification-To" in red["mdn-request"].explanation
     assert all("Authentification tentée malgré" in red[c].explanation for c in BROKEN if c.startswith("server-cert"))
     assert "Aucun accusé de lecture" in red["mdn-return"].explanation
+    assert "PDF/A-1" in red["pdf-companion"].explanation
+    assert "ne nomme pas le patient" in red["pdf-from-cda"].explanation
     end = _valid(events_file, "conformance-events.schema.json")[-1]
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
 

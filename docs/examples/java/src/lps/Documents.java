@@ -301,6 +301,12 @@ final class Documents {
             kind.eventName + " : " + body), now);
     }
 
+    /** The broken variant's companion ({@code --break plain-pdf}): an empty page, no XMP, no font, no text. */
+    static byte[] plainPdf() {
+        return ("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+            + "trailer<</Root 1 0 R>>\n%%EOF\n").getBytes(StandardCharsets.US_ASCII);
+    }
+
     static String randomHex(int bytes) {
         byte[] b = new byte[bytes];
         RANDOM.nextBytes(b);

@@ -331,6 +331,9 @@ final class Lps implements AutoCloseable {
             }
         }
         Documents.Document doc = q.document() == null ? null : Documents.build(Documents.Kind.of(q.document()));
+        if (doc != null && breaks.contains("plain-pdf")) { // the broken variant: a PDF that is not PDF/A-1
+            doc = new Documents.Document(doc.kind(), doc.archive(), doc.actDate(), Documents.plainPdf());
+        }
         String id = Mime.messageId(bal);
         byte[] raw = Mime.compose(new Mime.Outgoing(bal, label, to, subject,
             "Bonjour,\r\n\r\nMessage envoyé par le LPS Java d'exemple (bac à sable MSSanté).\r\n",

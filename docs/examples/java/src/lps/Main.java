@@ -111,7 +111,8 @@ public final class Main {
     }
 
     /** The broken variants this LPS knows. */
-    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check", "auth-line", "no-sni");
+    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check", "auth-line", "no-sni",
+        "plain-pdf");
 
     private static long millis(Map<String, String> opt, String name, String fallback) {
         long value = Long.parseLong(opt.getOrDefault(name, fallback));
