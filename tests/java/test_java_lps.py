@@ -161,10 +161,7 @@ JAVA_TIMING = replace(GREEN, time_scale=GREEN.time_scale * 3)
 JAVA_NIL = "LPSJAVA001"
 #: Cases added or made stricter by issue 16 that the Java example does not implement yet; the
 #: conformance report of the branch that added them says what an LPS must do for each.
-NOT_YET_IN_JAVA = frozenset({
-    "pdf-companion", "pdf-from-cda", "receive-xdm", "traces", "message-id", "reply-threading", "sender-label",
-    "dsn-request", "patient-address", "x-mss-mes", "annuaire-lookup", "token-lifetimes",
-})
+NOT_YET_IN_JAVA: frozenset[str] = frozenset()
 
 
 def _java_cases(profile: Profile) -> tuple[str, ...]:
@@ -249,9 +246,9 @@ async def test_the_java_lps_passes_every_case(
 
 
 #: The broken Java variant (``--break``) and, per profile, exactly the cases it must turn red.
-BREAKS = "no-nil,no-mdn,no-cert-check"
+BREAKS = "no-nil,no-mdn,no-cert-check,plain-pdf"
 BROKEN = ("x-mss-nil", "mdn-request", "server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
-          "server-cert-revoked", "server-cert-impostor", "crl-outage")
+          "server-cert-revoked", "server-cert-impostor", "crl-outage", "pdf-companion", "pdf-from-cda")
 EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: {*BROKEN, "mdn-return"}}  # MDN: issue 16
 
 
@@ -268,6 +265,8 @@ async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
     assert "Disposition-Notification-To" in red["mdn-request"].explanation
     assert all("Authentification tentée malgré" in red[c].explanation for c in BROKEN if c.startswith("server-cert"))
     assert "Aucun accusé de lecture" in red["mdn-return"].explanation
+    assert "PDF/A-1" in red["pdf-companion"].explanation
+    assert "ne nomme pas le patient" in red["pdf-from-cda"].explanation
     end = _valid(events_file, "conformance-events.schema.json")[-1]
     assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
 
@@ -295,7 +294,8 @@ async def test_the_verdict_names_the_cause_of_a_known_client_mistake(
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
     """The walkthrough as written: the LPS follows the sandbox API, ``mssante conformance run`` drives it."""
     events_file, trace, report = tmp_path / "events.jsonl", tmp_path / "traces.jsonl", tmp_path / "report.json"
-    cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-codecda", "x-mss-ins", "mdn-return")  # traces: NOT_YET_IN_JAVA
+    # in catalogue order
+    cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-nil", "x-mss-codecda", "x-mss-ins", "mdn-return", "traces")
     lps = subprocess.Popen(_java(java_classes, sandbox, Path("api"), trace), stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     suite: subprocess.Popen[str] | None = None
@@ -303,7 +303,8 @@ def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox,
         wait_line(lps, lps.stderr, "LPS prêt".encode(), 60.0)
         suite = subprocess.Popen(
             [sys.executable, "-m", "mssante", "conformance", "run", "--profile", "per-org",
-             "--sandbox-state", str(sandbox.state_dir), "--events", str(events_file), "--trace-file", str(trace),
+             "--sandbox-state", str(sandbox.state_dir), "--product-reference", JAVA_NIL,
+             "--events", str(events_file), "--trace-file", str(trace),
              "--time-scale", "0.05", "--json-file", str(report), *(f"--case={c}" for c in cases)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out, _ = suite.communicate(timeout=240)
@@ -315,8 +316,65 @@ def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox,
                 process.communicate()
     log = err.decode("utf-8", "replace")
     assert suite.returncode == 0, out + log
-    assert "CONFORME — conforme 5" in out
+    assert f"CONFORME — conforme {len(cases)}" in out
     assert lps.returncode == 0 and "fin de campagne : CONFORME" in log
     results = json.loads(report.read_text(encoding="utf-8"))["results"]
     assert [(r["code"], r["status"]) for r in results] == [(c, "pass") for c in cases]
     assert [e["type"] for e in _valid(events_file, "conformance-events.schema.json")][-1] == "end"
+
+
+def test_a_hostile_archive_is_read_without_dtd_nor_external_entity(
+    java_classes: Path, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A received IHE_XDM.ZIP whose METADATA.XML declares an external entity (XXE): the Java LPS reads the
+    message, refuses the DTD (no file content leaks into what it understood) and still acknowledges the step."""
+    import io
+    import zipfile
+    from email.message import EmailMessage
+
+    info = json.loads(sandbox.contract.read_text(encoding="utf-8"))
+    api = info["api_url"]
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-DU-POSTE-42", encoding="utf-8")
+    hostile = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+               '<SubmitObjectsRequest xmlns="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">'
+               '<ExternalIdentifier identificationScheme="urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427" '
+               'value="&x;"/></SubmitObjectsRequest>')
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("IHE_XDM/SUBSET01/METADATA.XML", hostile)
+    message = EmailMessage()
+    message["From"] = "dpi.hopital@mss.sandbox.test"
+    message["To"] = PER
+    message["Subject"] = "XDM/1.0/DDM+archive hostile"
+    message["Message-ID"] = "<xxe-java@mss.sandbox.test>"
+    message.set_content("Bonjour.\n")
+    message.add_attachment(archive.getvalue(), maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+    request = urllib.request.Request(f"{api}/bals/{PER}/messages", data=message.as_bytes(), method="POST",
+                                     headers={"Content-Type": "message/rfc822"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    step = "JAVA-XXE.1"
+
+    def event(kind: str, **fields: Any) -> str:
+        return json.dumps({"v": 1, "type": kind, "time": "2026-01-31T10:00:00.000Z", "run_id": "r2", **fields})
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([
+        event("run", profile="per-org", bal=PER, peer=APP, lps="x", cases=["JAVA-XXE"], sandbox={"domain": "d"}),
+        event("step", case="JAVA-XXE", step=step, action="read", params={"bal": PER, "folder": "INBOX"},
+              deadline="2026-01-31T10:00:10.000Z", text_fr="Lisez.",
+              ack={"method": "POST", "url": f"{api}/conformance/steps/{step}/done"}),
+        event("end", verdict="CONFORME", complete=True, counts={}, exit_code=0),
+    ]) + "\n", encoding="utf-8")
+    done = subprocess.run(_java(java_classes, sandbox, events, tmp_path / "traces.jsonl"),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "SECRET-DU-POSTE-42" not in done.stderr and "Exception" not in done.stderr
+    with urllib.request.urlopen(f"{api}/conformance/steps/{step}", timeout=10) as response:
+        ack = json.loads(response.read())
+    assert ack["done"] is True and ack["ok"] is True, ack
+    assert "SECRET-DU-POSTE-42" not in json.dumps(ack)
+    mine = [u for u in ack["understood"] if u["message_id"] == "<xxe-java@mss.sandbox.test>"]
+    assert len(mine) == 1 and mine[0].get("patient") is None
+    assert mine[0]["subject_shown"] == "archive hostile" and mine[0]["sender_kind"] == "professional"

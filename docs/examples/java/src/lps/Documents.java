@@ -11,6 +11,7 @@ import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.UUID;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
@@ -72,7 +73,7 @@ final class Documents {
     static final String INS = nir("185057505612300".substring(0, 13));
 
     /** A document ready to attach: the archive, the CDA code and the values of the subject and the PDF name. */
-    record Document(Kind kind, byte[] archive, LocalDate actDate) {
+    record Document(Kind kind, byte[] archive, LocalDate actDate, byte[] pdf) {
         String subject() {
             // ECO.2.1.3: XDM/1.0/DDM+<label> <NOM> <prénom> <date of birth>
             return "XDM/1.0/DDM+" + kind.display + " " + FAMILY + " " + GIVEN + " "
@@ -255,8 +256,12 @@ final class Documents {
             + "</rim:RegistryObjectList></lcm:SubmitObjectsRequest>\n";
     }
 
-    /** A new document of {@code kind}: CDA, then the IHE_XDM.ZIP around it. */
-    static Document build(Kind kind) {
+    /**
+     * A new document of {@code kind}: CDA, the IHE_XDM.ZIP around it, and its PDF/A-1 rendering.
+     *
+     * @throws LpsException CONFIG when the PDF font cannot be read
+     */
+    static Document build(Kind kind) throws LpsException {
         ZonedDateTime now = ZonedDateTime.now(ZoneOffset.UTC).withNano(0);
         String docId = oid();
         byte[] cda = cda(kind, now, docId);
@@ -272,7 +277,7 @@ final class Documents {
         } catch (IOException ex) {
             throw new IllegalStateException(ex);
         }
-        return new Document(kind, out.toByteArray(), now.toLocalDate());
+        return new Document(kind, out.toByteArray(), now.toLocalDate(), pdf(kind, now));
     }
 
     private static void put(ZipOutputStream zip, String name, byte[] data) throws IOException {
@@ -281,8 +286,23 @@ final class Documents {
         zip.closeEntry();
     }
 
-    /** A minimal PDF standing in for the rendering of the CDA (a real LPS attaches its PDF/A-1 rendering). */
-    static byte[] pdf(Kind kind) {
+    /**
+     * The PDF/A-1 rendering of the CDA header and body (ECO.2.1.5): the title, the patient (birth name, given
+     * name, date of birth, INS), the author and the content of the section, from the same values as the CDA.
+     */
+    static byte[] pdf(Kind kind, ZonedDateTime now) throws LpsException {
+        String body = kind == Kind.CRBIO ? "Glucose : 5.1 mmol/L" : "Pas d'allergie connue ; hypertension artérielle";
+        return Pdf.render(kind.title, List.of(
+            "Type de document : " + kind.display + " (LOINC " + kind.loinc + ")",
+            "Patient : " + FAMILY + " " + GIVEN + ", né(e) le " + BIRTH.format(DateTimeFormatter.ofPattern("dd/MM/yyyy")),
+            "INS (NIR) : " + INS,
+            "Auteur : Dr Jeanne TESTEUR, Cabinet de l'exemple Java",
+            "Date : " + now.format(DateTimeFormatter.ofPattern("dd/MM/yyyy HH:mm")) + " UTC",
+            kind.eventName + " : " + body), now);
+    }
+
+    /** The broken variant's companion ({@code --break plain-pdf}): an empty page, no XMP, no font, no text. */
+    static byte[] plainPdf() {
         return ("%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
             + "trailer<</Root 1 0 R>>\n%%EOF\n").getBytes(StandardCharsets.US_ASCII);
     }

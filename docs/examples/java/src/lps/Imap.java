@@ -79,6 +79,11 @@ final class Imap implements AutoCloseable {
         return capabilities;
     }
 
+    /** The capabilities last announced (upper case). */
+    String capabilitiesText() {
+        return capabilities;
+    }
+
     /** STARTTLS (RFC 3501 §6.2.1) then CAPABILITY again over TLS. */
     void startTls(Trust trust, boolean oldTls) throws LpsException {
         Reply r = command("STARTTLS");

@@ -20,6 +20,15 @@ import java.util.Set;
  * </ul>
  */
 final class Lps implements AutoCloseable {
+    /**
+     * What a {@code send} step asks for: recipients, or a patient (the address built from the INS, ECO.2.2.6) or
+     * a professional to find in the Annuaire Santé (ECO.3.1.4); a document; a read receipt; delivery
+     * notifications; the message replied to; X-MSS-MES: FIN.
+     */
+    record Request(List<String> to, String document, boolean mdn, Map<String, Object> dsn, String replyTo,
+                   Map<String, Object> patient, Map<String, Object> lookup, boolean endOfExchange) {
+    }
+
     /** Timing, in milliseconds. */
     record Tuning(long keepalive, long pscCheck, long backoff, long backoffMax, int timeout) {
     }
@@ -35,6 +44,16 @@ final class Lps implements AutoCloseable {
     private final String author;
     private final Traces traces;
     private final String nil;
+    private final String label;
+    /** References of the messages read, by Message-ID, to thread a reply (bounded). */
+    private final Map<String, String> threads = new java.util.LinkedHashMap<>(16, 0.75f, false) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, String> eldest) {
+            return size() > 1000;
+        }
+    };
     private final Object lock = new Object();
     private final List<byte[]> pendingMdns = new ArrayList<>();
     private final Thread watcher;
@@ -75,9 +94,11 @@ final class Lps implements AutoCloseable {
             }
             this.tokens = new Psc(info, String.valueOf(holders.get(0)));
             this.author = tokens.nationalId();
+            this.label = label(info, entry, String.valueOf(holders.get(0)));
         } else {
             this.tokens = null;
             this.author = Json.str(entry, "structure_id");
+            this.label = "DPI - LPS Java";
         }
         this.traces = new Traces(traceFile);
         this.nil = breaks.contains("no-nil") ? null : nil;
@@ -88,6 +109,21 @@ final class Lps implements AutoCloseable {
 
     String bal() {
         return bal;
+    }
+
+    /**
+     * The sender label (ECO.2.2.7): a BAL PER names its holder (prénom NOM, from sandbox.json
+     * {@code professionals}; a real LPS takes it from the Annuaire Santé), a BAL ORG its function.
+     */
+    private static String label(Map<String, Object> info, Map<String, Object> entry, String holder) {
+        if ("PER".equals(Json.str(entry, "kind"))) {
+            for (Object p : Json.list(info, "professionals")) {
+                if (holder.equals(Json.str(p, "national_id"))) {
+                    return Json.str(p, "given_name") + " " + Json.str(p, "family_name") + " - LPS Java";
+                }
+            }
+        }
+        return "Secrétariat - LPS Java";
     }
 
     private void trace(String action, String request, String response, boolean ok) {
@@ -245,11 +281,13 @@ final class Lps implements AutoCloseable {
             smtp.hello();
             smtp.startTls(trust, false);
             authenticate((mech, response) -> smtp.authenticate(mech, response, breaks.contains("auth-line")));
-            return smtp;
         } catch (LpsException ex) {
+            trace("authenticate", "SMTP " + ep.host() + " AUTH " + (psc ? "XOAUTH2" : "PLAIN"), ex.getMessage(), false);
             smtp.close();
             throw ex;
         }
+        trace("authenticate", "SMTP " + ep.host() + " AUTH " + (psc ? "XOAUTH2" : "PLAIN"), "235 OK", true);
+        return smtp;
     }
 
     private Smtp.Reply submit(String from, List<String> to, byte[] message, Map<String, Object> dsn) throws LpsException {
@@ -261,18 +299,49 @@ final class Lps implements AutoCloseable {
         }
     }
 
-    /** Sends a message (a document in IHE_XDM.ZIP when asked) and files it in Sent (IMAP APPEND). */
-    void send(List<String> to, String document, boolean mdn, Map<String, Object> dsn) throws LpsException {
-        Documents.Document doc = document == null ? null : Documents.build(Documents.Kind.of(document));
+    /**
+     * Sends a message (a document in IHE_XDM.ZIP with its PDF/A-1 when asked) and files it in Sent (IMAP APPEND).
+     * A patient is written to at {@code <INS>@patient.mssante.fr} (ECO.2.2.6); a professional given by name
+     * and identifier is first looked up in the Annuaire Santé (ECO.3.1.4).
+     */
+    void send(Request q) throws LpsException {
+        List<String> to = new ArrayList<>(q.to());
+        String subject = "Message de l'LPS Java d'exemple";
+        if (q.patient() != null) {
+            String ins = Json.str(q.patient(), "ins");
+            if (ins == null || !ins.matches("[0-9A-Za-z]{15}")) {
+                throw new LpsException(LpsException.Kind.CONFIG, "INS du patient invalide : " + ins);
+            }
+            to = List.of(ins + "@" + Received.PATIENT_DOMAIN);
+            subject = "Message de votre professionnel de santé";
+        }
+        if (q.lookup() != null) {
+            String found = new Annuaire(info).personalMailbox(Json.str(q.lookup(), "national_id"),
+                Json.str(q.lookup(), "family_name"));
+            trace("search", "Annuaire Santé Practitioner?identifier=" + Json.str(q.lookup(), "national_id"), found, true);
+            to = List.of(found);
+        }
+        if (to.isEmpty()) {
+            throw new LpsException(LpsException.Kind.CONFIG, "aucun destinataire");
+        }
+        Mime.ReplyTo replyTo = null;
+        if (q.replyTo() != null) {
+            synchronized (lock) {
+                replyTo = new Mime.ReplyTo(q.replyTo(), threads.get(q.replyTo()));
+            }
+        }
+        Documents.Document doc = q.document() == null ? null : Documents.build(Documents.Kind.of(q.document()));
+        if (doc != null && breaks.contains("plain-pdf")) { // the broken variant: a PDF that is not PDF/A-1
+            doc = new Documents.Document(doc.kind(), doc.archive(), doc.actDate(), Documents.plainPdf());
+        }
         String id = Mime.messageId(bal);
-        String label = psc ? "LPS Java - " + bal : "LPS Java - DPI";
-        byte[] raw = Mime.compose(new Mime.Outgoing(bal, label, to, "Message de l'LPS Java d'exemple",
+        byte[] raw = Mime.compose(new Mime.Outgoing(bal, label, to, subject,
             "Bonjour,\r\n\r\nMessage envoyé par le LPS Java d'exemple (bac à sable MSSanté).\r\n",
-            mdn && !breaks.contains("no-mdn"), doc, nil), id);
+            q.mdn() && !breaks.contains("no-mdn"), doc, nil, replyTo, q.endOfExchange()), id);
         String request = "MAIL FROM:<" + bal + "> RCPT TO:<" + String.join(",", to) + "> " + id;
         Smtp.Reply reply;
         try {
-            reply = submit(bal, to, raw, dsn);
+            reply = submit(bal, to, raw, q.dsn());
         } catch (LpsException ex) {
             trace("send", request, ex.getMessage(), false);
             throw ex;
@@ -284,45 +353,98 @@ final class Lps implements AutoCloseable {
         }
     }
 
-    /** Fetches and reads the new messages of the INBOX (BODY[], which marks them \Seen). */
-    int readNew(String folder) throws LpsException {
-        int count = 0;
-        synchronized (lock) {
-            Imap s = session();
-            String mailbox = folder.matches("[A-Za-z0-9._/-]{1,100}") ? folder : "INBOX";
-            Imap.Reply sel = s.command("SELECT " + mailbox);
-            trace("select", "SELECT " + mailbox, sel.tagged(), sel.ok());
-            if (!sel.ok()) {
-                throw new LpsException(LpsException.Kind.CONFIG, "SELECT " + mailbox + " refused: " + sel.tagged());
-            }
-            Imap.Reply search = s.command("UID SEARCH UNSEEN");
-            trace("search", "UID SEARCH UNSEEN", search.tagged(), search.ok());
-            List<String> uids = new ArrayList<>();
-            for (String line : search.untagged()) {
-                if (line.toUpperCase().startsWith("* SEARCH")) {
-                    for (String uid : line.substring(8).trim().split("\\s+")) {
-                        if (!uid.isEmpty()) {
-                            uids.add(uid);
-                        }
+    private static String mailbox(String folder) {
+        return folder != null && folder.matches("[A-Za-z0-9._/-]{1,100}") ? folder : "INBOX";
+    }
+
+    private Imap selected(String folder) throws LpsException {
+        Imap s = session();
+        String mailbox = mailbox(folder);
+        Imap.Reply sel = s.command("SELECT " + mailbox);
+        trace("select", "SELECT " + mailbox, sel.tagged(), sel.ok());
+        if (!sel.ok()) {
+            throw new LpsException(LpsException.Kind.CONFIG, "SELECT " + mailbox + " refused: " + sel.tagged());
+        }
+        return s;
+    }
+
+    private static List<String> uids(Imap.Reply search) {
+        List<String> uids = new ArrayList<>();
+        for (String line : search.untagged()) {
+            if (line.toUpperCase().startsWith("* SEARCH")) {
+                for (String uid : line.substring(8).trim().split("\\s+")) {
+                    if (uid.matches("\\d+")) {
+                        uids.add(uid);
                     }
                 }
             }
-            for (String uid : uids) {
+        }
+        return uids;
+    }
+
+    /**
+     * Fetches and reads the new messages of the folder (BODY[], which marks them \Seen) and says what it
+     * understood of each (patient, documents, subject shown, sender kind: {@link Received}).
+     */
+    List<Map<String, Object>> readNew(String folder) throws LpsException {
+        List<Map<String, Object>> understood = new ArrayList<>();
+        synchronized (lock) {
+            Imap s = selected(folder);
+            Imap.Reply search = s.command("UID SEARCH UNSEEN");
+            trace("search", "UID SEARCH UNSEEN", search.tagged(), search.ok());
+            for (String uid : uids(search)) {
                 Imap.Reply fetched = s.command("UID FETCH " + uid + " (BODY[])");
                 trace("fetch", "UID FETCH " + uid + " (BODY[])", fetched.tagged(), fetched.ok());
                 if (fetched.literals().isEmpty()) {
                     continue;
                 }
                 byte[] raw = fetched.literals().get(0);
-                count++;
                 Map<String, String> h = Mime.headers(raw);
                 String type = h.getOrDefault("content-type", "").toLowerCase();
                 if (h.containsKey("disposition-notification-to") && !type.contains("multipart/report")) {
                     pendingMdns.add(raw);
                 }
+                String id = h.getOrDefault("message-id", "");
+                if (!id.isEmpty()) {
+                    threads.put(id, h.getOrDefault("references", h.getOrDefault("in-reply-to", "")));
+                }
+                if (understood.size() < 50) { // the acknowledgement holds at most 50 (events schema)
+                    understood.add(Received.understand(raw));
+                }
             }
         }
-        return count;
+        return understood;
+    }
+
+    /**
+     * Deletes the message with this Message-ID: UID SEARCH HEADER Message-ID, UID STORE +FLAGS (\Deleted),
+     * then UID EXPUNGE (RFC 4315, UIDPLUS) or EXPUNGE.
+     */
+    int delete(String folder, String messageId) throws LpsException {
+        if (messageId == null || !messageId.matches("<[!-~&&[^<>\"\\\\]]{1,500}>")) {
+            throw new LpsException(LpsException.Kind.CONFIG, "Message-ID invalide : " + messageId);
+        }
+        synchronized (lock) {
+            Imap s = selected(folder);
+            String query = "UID SEARCH HEADER Message-ID \"" + messageId + "\"";
+            Imap.Reply search = s.command(query);
+            trace("search", query, search.tagged(), search.ok());
+            List<String> uids = uids(search);
+            if (uids.isEmpty()) {
+                trace("delete", "DELETE " + messageId, "introuvable", false);
+                throw new LpsException(LpsException.Kind.CONFIG, "message " + messageId + " introuvable");
+            }
+            String set = String.join(",", uids);
+            Imap.Reply stored = s.command("UID STORE " + set + " +FLAGS.SILENT (\\Deleted)");
+            trace("delete", "UID STORE " + set + " +FLAGS (\\Deleted) " + messageId, stored.tagged(), stored.ok());
+            String expunge = s.capabilitiesText().contains("UIDPLUS") ? "UID EXPUNGE " + set : "EXPUNGE";
+            Imap.Reply done = s.command(expunge);
+            trace("expunge", expunge, done.tagged(), done.ok());
+            if (!stored.ok() || !done.ok()) {
+                throw new LpsException(LpsException.Kind.CONFIG, "suppression refusée : " + done.tagged());
+            }
+            return uids.size();
+        }
     }
 
     /** Sends the read receipts the messages read asked for (RFC 8098, ECO.3.1.6). */
@@ -339,7 +461,7 @@ final class Lps implements AutoCloseable {
             Map<String, String> h = Mime.headers(original);
             String to = Mime.address(h.getOrDefault("disposition-notification-to", ""));
             String id = Mime.messageId(bal);
-            byte[] mdn = Mime.mdn(bal, h, id, nil, original);
+            byte[] mdn = Mime.mdn(bal, label, h, id, nil, original);
             String request = "MDN " + id + " pour " + h.getOrDefault("message-id", "?") + " RCPT TO:<" + to + ">";
             try {
                 Smtp.Reply reply = submit(bal, List.of(to), mdn);

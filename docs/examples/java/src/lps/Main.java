@@ -111,7 +111,8 @@ public final class Main {
     }
 
     /** The broken variants this LPS knows. */
-    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check", "auth-line", "no-sni");
+    private static final List<String> BREAKS = List.of("no-nil", "no-mdn", "no-cert-check", "auth-line", "no-sni",
+        "plain-pdf");
 
     private static long millis(Map<String, String> opt, String name, String fallback) {
         long value = Long.parseLong(opt.getOrDefault(name, fallback));
@@ -318,26 +319,24 @@ public final class Main {
         Map<String, Object> params = Json.obj(ev, "params");
         String actor = Json.str(params, "bal");
         if (actor != null && !actor.equalsIgnoreCase(lps.bal())) {
-            acknowledge(ev, "unsupported", "ce LPS gère la BAL " + lps.bal() + ", pas " + actor);
+            acknowledge(ev, "unsupported", "ce LPS gère la BAL " + lps.bal() + ", pas " + actor, null);
             return;
         }
         System.err.println("[" + Json.str(ev, "case") + "] " + action + " " + Json.write(params));
         String status = "done";
         String detail = "";
+        List<Map<String, Object>> understood = null;
         try {
             switch (action) {
                 case "open-session" -> lps.openSession(false);
                 case "reconnect" -> lps.openSession(true);
-                case "send" -> {
-                    List<String> to = new ArrayList<>();
-                    for (Object t : Json.list(params, "to")) {
-                        to.add(String.valueOf(t));
-                    }
-                    Map<String, Object> dsn = params.get("dsn") instanceof Map ? Json.obj(params, "dsn") : null;
-                    lps.send(to, Json.str(params, "document"), Json.bool(params, "mdn", false), dsn);
+                case "send" -> lps.send(request(params));
+                case "read" -> {
+                    understood = lps.readNew(Json.str(params, "folder") == null ? "INBOX" : Json.str(params, "folder"));
+                    detail = understood.size() + " message(s) lu(s)";
                 }
-                case "read" -> detail = lps.readNew(Json.str(params, "folder") == null ? "INBOX" : Json.str(params, "folder"))
-                    + " message(s) lu(s)";
+                case "delete" -> detail = lps.delete(Json.str(params, "folder"), Json.str(params, "message_id"))
+                    + " message(s) supprimé(s)";
                 case "reply-mdn" -> detail = lps.answerMdns() + " accusé(s) de lecture envoyé(s)";
                 case "close" -> lps.closeAll();
                 case "wait" -> detail = "le LPS continue de fonctionner seul";
@@ -355,10 +354,27 @@ public final class Main {
             detail = ex.toString();
             System.err.println("  erreur : " + detail);
         }
-        acknowledge(ev, status, detail);
+        acknowledge(ev, status, detail, understood);
     }
 
-    private static void acknowledge(Map<String, Object> ev, String status, String detail) {
+    /** The {@code send} step's parameters (conformance-events.schema.json). */
+    private static Lps.Request request(Map<String, Object> params) {
+        List<String> to = new ArrayList<>();
+        for (Object t : Json.list(params, "to")) {
+            to.add(String.valueOf(t));
+        }
+        return new Lps.Request(to, Json.str(params, "document"), Json.bool(params, "mdn", false), map(params, "dsn"),
+            Json.str(params, "reply_to"), map(params, "patient"), map(params, "lookup"),
+            Json.bool(params, "end_of_exchange", false));
+    }
+
+    private static Map<String, Object> map(Map<String, Object> params, String key) {
+        return params.get(key) instanceof Map ? Json.obj(params, key) : null;
+    }
+
+    /** POST the step's acknowledgement: {@code {"ok", "detail"}}, and {@code understood} after a read. */
+    private static void acknowledge(Map<String, Object> ev, String status, String detail,
+                                    List<Map<String, Object>> understood) {
         Map<String, Object> ack = Json.obj(ev, "ack");
         String url = Json.str(ack, "url");
         if (url == null) {
@@ -366,7 +382,11 @@ public final class Main {
         }
         Map<String, Object> body = new LinkedHashMap<>(); // {"ok": bool, "detail": string}
         body.put("ok", status.equals("done"));
-        body.put("detail", status.equals("done") ? detail : status + " — " + detail);
+        String text = status.equals("done") ? detail : status + " — " + detail;
+        body.put("detail", text.length() <= 500 ? text : text.substring(0, 499) + "…");
+        if (understood != null) {
+            body.put("understood", understood);
+        }
         try {
             HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5))
                 .header("Content-Type", "application/json")

@@ -41,6 +41,12 @@ final class Mime {
         return out.toString();
     }
 
+    /** A display name (RFC 5322 §3.2.5): a quoted string when ASCII, else RFC 2047 encoded-words. */
+    static String phrase(String label) {
+        String encoded = encodeWord(label);
+        return encoded.equals(label) ? "\"" + label.replace("\\", "\\\\").replace("\"", "\\\"") + "\"" : encoded;
+    }
+
     private static String word(String s) {
         return "=?UTF-8?B?" + Base64.getEncoder().encodeToString(s.getBytes(StandardCharsets.UTF_8)) + "?=";
     }
@@ -57,7 +63,15 @@ final class Mime {
 
     /** What the LPS is asked to send. */
     record Outgoing(String from, String label, List<String> to, String subject, String text, boolean requestMdn,
-                    Documents.Document document, String nil) {
+                    Documents.Document document, String nil, ReplyTo replyTo, boolean endOfExchange) {
+    }
+
+    /** The message a reply answers: its Message-ID and its own References (RFC 5322 §3.6.4). */
+    record ReplyTo(String parent, String references) {
+        /** References of the reply: the parent's References (or In-Reply-To), then the parent. */
+        String replyReferences() {
+            return (references == null || references.isBlank() ? "" : references.trim() + " ") + parent;
+        }
     }
 
     /**
@@ -68,12 +82,19 @@ final class Mime {
      */
     static byte[] compose(Outgoing m, String messageId) {
         StringBuilder h = new StringBuilder();
-        h.append("From: ").append(encodeWord(m.label())).append(" <").append(m.from()).append(">\r\n");
+        h.append("From: ").append(phrase(m.label())).append(" <").append(m.from()).append(">\r\n");
         h.append("To: ").append(String.join(", ", m.to())).append("\r\n");
         String subject = m.document() != null ? m.document().subject() : m.subject();
         h.append("Subject: ").append(encodeWord(subject)).append("\r\n");
         h.append("Date: ").append(ZonedDateTime.now().format(DATE)).append("\r\n");
         h.append("Message-ID: ").append(messageId).append("\r\n");
+        if (m.replyTo() != null) { // ECO.2.2.2
+            h.append("In-Reply-To: ").append(m.replyTo().parent()).append("\r\n");
+            h.append("References: ").append(m.replyTo().replyReferences()).append("\r\n");
+        }
+        if (m.endOfExchange()) {
+            h.append("X-MSS-MES: FIN\r\n"); // ECO.2.2.8: the patient may not answer
+        }
         if (m.requestMdn()) {
             h.append("Disposition-Notification-To: ").append(m.from()).append("\r\n");
         }
@@ -102,7 +123,7 @@ final class Mime {
         b.append("--").append(boundary).append("\r\n")
             .append("Content-Type: application/pdf; name=\"").append(pdf).append("\"\r\n")
             .append("Content-Disposition: attachment; filename=\"").append(pdf).append("\"\r\n")
-            .append("Content-Transfer-Encoding: base64\r\n\r\n").append(b64Lines(Documents.pdf(m.document().kind())));
+            .append("Content-Transfer-Encoding: base64\r\n\r\n").append(b64Lines(m.document().pdf()));
         b.append("--").append(boundary).append("--\r\n");
         return (h.toString() + b).getBytes(StandardCharsets.UTF_8);
     }
@@ -125,6 +146,49 @@ final class Mime {
         return out;
     }
 
+    /** A parameter of a structured header value ({@code boundary}, {@code filename}, {@code name}), unquoted. */
+    static String parameter(String value, String name) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(
+            "(?i);\\s*" + java.util.regex.Pattern.quote(name) + "\\s*=\\s*(\"([^\"]*)\"|[^;\\s]+)").matcher(value);
+        return m.find() ? (m.group(2) != null ? m.group(2) : m.group(1)) : null;
+    }
+
+    /** A header value with its RFC 2047 encoded-words (B and Q, any charset Java knows) decoded. */
+    static String decodeWords(String value) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("=\\?([^?]+)\\?([BbQq])\\?([^?]*)\\?=(\\s+(?==\\?))?")
+            .matcher(value);
+        StringBuilder out = new StringBuilder();
+        while (m.find()) {
+            String decoded;
+            try {
+                java.nio.charset.Charset cs = java.nio.charset.Charset.forName(m.group(1).replaceAll("\\*.*", ""));
+                byte[] bytes = m.group(2).equalsIgnoreCase("B") ? Base64.getDecoder().decode(m.group(3)) : qDecode(m.group(3));
+                decoded = new String(bytes, cs);
+            } catch (IllegalArgumentException ex) {
+                decoded = m.group();
+            }
+            m.appendReplacement(out, java.util.regex.Matcher.quoteReplacement(decoded));
+        }
+        m.appendTail(out);
+        return out.toString();
+    }
+
+    private static byte[] qDecode(String s) {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '_') {
+                out.write(' ');
+            } else if (c == '=' && i + 2 < s.length()) {
+                out.write(Integer.parseInt(s.substring(i + 1, i + 3), 16));
+                i += 2;
+            } else {
+                out.write(c);
+            }
+        }
+        return out.toByteArray();
+    }
+
     /** The address inside {@code "Label <a@b>"} or a bare address. */
     static String address(String value) {
         int lt = value.lastIndexOf('<');
@@ -137,19 +201,21 @@ final class Mime {
      * message/disposition-notification (Final-Recipient, Original-Message-ID, Disposition) and the
      * original's header fields.
      */
-    static byte[] mdn(String bal, Map<String, String> original, String messageId, String nil, byte[] originalRaw) {
+    static byte[] mdn(String bal, String label, Map<String, String> original, String messageId, String nil,
+                      byte[] originalRaw) {
         String to = address(original.getOrDefault("disposition-notification-to", ""));
         String originalId = original.getOrDefault("message-id", "");
         String boundary = "=_lps_java_mdn_" + Documents.randomHex(12);
         StringBuilder m = new StringBuilder();
-        m.append("From: ").append(bal).append("\r\n");
+        m.append("From: ").append(phrase(label)).append(" <").append(bal).append(">\r\n");
         m.append("To: ").append(to).append("\r\n");
         m.append("Subject: ").append(encodeWord("Accusé de lecture")).append("\r\n");
         m.append("Date: ").append(ZonedDateTime.now().format(DATE)).append("\r\n");
         m.append("Message-ID: ").append(messageId).append("\r\n");
         if (!originalId.isEmpty()) {
             m.append("In-Reply-To: ").append(originalId).append("\r\n");
-            m.append("References: ").append(originalId).append("\r\n");
+            m.append("References: ").append(new ReplyTo(originalId, original.get("references")).replyReferences())
+                .append("\r\n");
         }
         if (nil != null) {
             m.append("X-MSS-NIL: ").append(nil).append("\r\n");
