@@ -242,3 +242,14 @@ def test_lower_case_layout_is_read(good: bytes) -> None:
     assert {f.rule for f in report.warnings} == {"XDM-SUBSET-NAME"}
     assert "XDM-FILENAME" in report.rules()
     assert xmss_headers(report.archive) == {"X-MSS-CODECDA": "11502-2", "X-MSS-INS": "O"}
+
+
+def test_a_zip_version_zipfile_cannot_read_is_a_content_error(good: bytes) -> None:
+    """The fuzzing campaign's find: a central directory asking for ZIP 6.4 (``zipfile`` raises NotImplementedError)."""
+    central = good.index(b"PK\x01\x02")
+    data = bytearray(good)
+    data[central + 6] = 64  # "version needed to extract" of the first central directory entry: 6.4
+    with pytest.raises(ContentError, match="not a readable ZIP archive"):
+        read_archive(bytes(data))
+    with pytest.raises(ContentError, match="not a readable ZIP archive"):
+        validate_archive(bytes(data))

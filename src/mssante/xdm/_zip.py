@@ -149,7 +149,9 @@ def read_zip(data: bytes, limits: XDMLimits) -> list[ZipEntry]:
         raise LimitError(f"archive of {len(data)} bytes exceeds {limits.max_archive_bytes} bytes")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+    # NotImplementedError: a central directory asking for a ZIP version zipfile does not read (> 6.3).
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error,
+            NotImplementedError) as exc:
         raise ContentError(f"not a readable ZIP archive ({exc.__class__.__name__})", requirement="XDM-ZIP") from None
     with zf:
         infos = zf.infolist()
