@@ -80,6 +80,8 @@ class SQLiteStore:
         self._tokens: dict[str, tuple[str, float, float, int]] = {}
         self._reader: sqlite3.Connection | None = None  # event loop thread only: events_current()
         self._data_version = -1
+        self._tickets = 0  # handed out by ticket()
+        self._looked = -1  # every ticket up to this one was taken before the last successful look
         self._seq = 0
         self._poller: asyncio.Task[None] | None = None
 
@@ -134,11 +136,23 @@ class SQLiteStore:
             await asyncio.to_thread(db.close)
 
     # -- events -------------------------------------------------------------------------------
-    def events_current(self) -> bool:
+    def ticket(self) -> int:
+        """A mark taken when a request arrives, for :meth:`events_current`.
+
+        Raises:
+            Nothing.
+        """
+        self._tickets += 1
+        return self._tickets
+
+    def events_current(self, since: int | None = None) -> bool:
         """Deliver the events other connections wrote since the last look; true unless SQLite is busy.
 
         Runs on the event loop: ``PRAGMA data_version`` changes only when another connection
-        committed, and the events table is read only then (by its primary key).
+        committed, and the events table is read only then (by its primary key). With ``since``,
+        the :meth:`ticket` of a request, a look made after that ticket was taken answers for it:
+        whatever another instance committed before the request arrived, that look saw. The
+        concurrent requests of a burst then share one look instead of one each.
 
         Raises:
             Nothing: a busy or failing file answers False (the caller reads the store instead).
@@ -146,9 +160,13 @@ class SQLiteStore:
         reader = self._reader
         if reader is None:
             return self._db is not None  # ":memory:": this connection is the only writer
+        if since is not None and since <= self._looked:
+            return True
+        looked = self._tickets
         try:
             version = int(reader.execute("PRAGMA data_version").fetchone()[0])
             if version == self._data_version:
+                self._looked = looked
                 return True
             rows = reader.execute("SELECT seq, session, event, data FROM events WHERE seq > ? ORDER BY seq",
                                   (self._seq,)).fetchall()
@@ -158,6 +176,7 @@ class SQLiteStore:
         for seq, session_id, event, data in rows:
             self._seq = int(seq)
             self._deliver(str(session_id), str(event), data)
+        self._looked = looked
         return True
 
     def _deliver(self, session_id: str, event: str, data: str) -> None:

@@ -1,0 +1,123 @@
+"""The token route's fast path (``Front``) keeps every guarantee of the full app; the stores' cheap freshness checks.
+
+``POST /sessions/{id}/token`` is served before Starlette's router. With a root path (a mounted
+bridge) the same request goes through the router: both must answer alike, refusals included.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from mssante.bridge import Bridge, BridgeClient, RateLimit, TokenCipher
+from mssante.bridge._sqlite import SQLiteStore
+from tests.bridge._support import MARIE, running_bridge, world
+
+
+async def _ask(app: Any, path: str, headers: dict[str, str], body: bytes, *, root_path: str = "",
+               chunks: int = 1) -> tuple[int, dict[str, str], bytes]:
+    """One request straight to the ASGI app (the guard, the fast path and the router are all ours)."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    if chunks == 1:
+        raw.append((b"content-length", str(len(body)).encode()))
+    else:
+        raw.append((b"transfer-encoding", b"chunked"))
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "root_path": root_path,
+             "query_string": b"", "headers": raw, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+             "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
+    size = max(1, len(body) // chunks + 1)
+    parts = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    got = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], got, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _basic(secret: str) -> str:
+    return "Basic " + base64.b64encode(f"cab-fast:{secret}".encode()).decode()
+
+
+@contextlib.asynccontextmanager
+async def _session(tmp_path: Path, state_dir: Path, cipher: TokenCipher, **changes: Any
+                   ) -> AsyncIterator[tuple[Bridge, str, str, str]]:
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, **changes) as bridge:
+        secret = await bridge.core.add_installation("cab-fast")
+        async with BridgeClient(w.config().base_url, "cab-fast", secret) as client:
+            source = await client.login_with_ciba(MARIE)
+        yield bridge, secret, source.session_id, source._secret.reveal()
+
+
+async def test_fast_path_answers_as_the_router(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
+    async with _session(tmp_path, state_dir, cipher) as (bridge, secret, sid, ssec):
+        good = {"Authorization": _basic(secret), "X-Session-Secret": ssec,
+                "Content-Type": "application/json"}
+        cases: list[tuple[str, dict[str, str], bytes, int]] = [
+            ("ok", good, b"{}", 1), ("ok, no body", good, b"", 1), ("ok, chunked", good, b'{"fresh": false}', 3),
+            ("no credentials", {}, b"{}", 1),
+            ("not Basic", {**good, "Authorization": "Bearer x"}, b"{}", 1),
+            ("wrong session secret", {**good, "X-Session-Secret": "nope"}, b"{}", 1),
+            ("not JSON", good, b"{", 1), ("not an object", good, b"[1]", 1),
+            ("nested", good, b"[" * 5000 + b"]" * 5000, 1),
+            ("too large", good, b" " * 20_000, 1), ("too large, chunked", good, b" " * 20_000, 4),
+            ("multipart", {**good, "Content-Type": "multipart/form-data; boundary=b"}, b"--b--\r\n", 1),
+        ]
+        for name, headers, body, chunks in cases:
+            fast = await _ask(bridge.app, f"/sessions/{sid}/token", headers, body, chunks=chunks)
+            routed = await _ask(bridge.app, f"/api/sessions/{sid}/token", headers, body, root_path="/api",
+                                chunks=chunks)
+            assert fast[0] == routed[0], name
+            assert fast[0] < 500, name
+            assert {k: v for k, v in fast[1].items() if k != "content-length"} == \
+                {k: v for k, v in routed[1].items() if k != "content-length"}, name
+            answer, other = json.loads(fast[2]), json.loads(routed[2])
+            if fast[0] == 200:
+                assert answer["access_token"] == other["access_token"] and answer["token_type"] == "Bearer", name
+                assert fast[1]["cache-control"] == "no-store"
+            else:
+                assert answer == other, name
+        assert (await _ask(bridge.app, "/sessions/x/token", {}, b" " * 20_000))[0] == 413
+
+
+async def test_fast_path_keeps_the_rate_limits_and_the_trusted_proxies(tmp_path: Path, state_dir: Path,
+                                                                       cipher: TokenCipher) -> None:
+    async with _session(tmp_path, state_dir, cipher, per_ip=RateLimit(rate=0.01, burst=4), proxy_headers=True,
+                        trusted_proxies=("127.0.0.1",)) as (bridge, secret, sid, ssec):
+        headers = {"Authorization": _basic(secret), "X-Session-Secret": ssec,
+                   "X-Forwarded-For": "203.0.113.9"}
+        statuses = [(await _ask(bridge.app, f"/sessions/{sid}/token", headers, b""))[0] for _ in range(5)]
+        assert statuses == [200, 200, 200, 200, 429]
+        other = {**headers, "X-Forwarded-For": "198.51.100.3"}  # another client behind the proxy: its own bucket
+        assert (await _ask(bridge.app, f"/sessions/{sid}/token", other, b""))[0] == 200
+
+
+async def test_sqlite_looks_once_per_burst_but_never_before_a_request_arrived(tmp_path: Path) -> None:
+    """A look at the file answers for the requests that arrived before it, never for one that came later."""
+    seen: list[tuple[str, str]] = []
+    a, b = SQLiteStore(tmp_path / "s.sqlite3"), SQLiteStore(tmp_path / "s.sqlite3")
+    await a.start(lambda sid, event, data: seen.append((sid, event)))
+    await b.start(lambda *_: None)
+    try:
+        first, second = a.ticket(), a.ticket()  # two requests of one burst
+        assert a.events_current(first)
+        await b.publish("s1", "session_ended", {"reason": "logout"})  # committed after both arrived
+        assert a.events_current(second) and seen == []  # the burst's look answers for the second request
+        third = a.ticket()  # arrived after the commit: must look again
+        assert a.events_current(third) and seen == [("s1", "session_ended")]
+        await b.publish("s2", "session_ended", {"reason": "logout"})
+        assert a.events_current() and seen[-1] == ("s2", "session_ended")  # no ticket: always a look
+    finally:
+        await b.aclose()
+        await a.aclose()
