@@ -6,6 +6,7 @@ bridge) the same request goes through the router: both must answer alike, refusa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mssante.bridge import Bridge, BridgeClient, RateLimit, TokenCipher
+from mssante.bridge._records import RESYNC
+from mssante.bridge._redis import RedisStore
 from mssante.bridge._sqlite import SQLiteStore
 from tests.bridge._support import MARIE, running_bridge, world
 
@@ -121,3 +124,75 @@ async def test_sqlite_looks_once_per_burst_but_never_before_a_request_arrived(tm
     finally:
         await b.aclose()
         await a.aclose()
+
+
+class _Relay:
+    """A TCP relay to Redis that can freeze its connections: they stay open and carry nothing."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.frozen: list[asyncio.StreamWriter] = []
+        self.pipes: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, asyncio.Event]] = []
+        self.server: asyncio.Server | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        gate = asyncio.Event()
+        gate.set()
+        self.pipes.append((writer, up_writer, gate))
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    await gate.wait()
+                    dst.write(data)
+                    await dst.drain()
+
+        self.tasks += [asyncio.create_task(pump(reader, up_writer)), asyncio.create_task(pump(up_reader, writer))]
+
+    def freeze(self) -> None:
+        for _, _, gate in self.pipes:
+            gate.clear()
+
+    async def aclose(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for writer, up_writer, gate in self.pipes:
+            gate.set()
+            writer.close()
+            up_writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+async def _until(condition: Any) -> None:
+    """Wait (10 s at most) for a state of the store that no event announces."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - the store has no event for "no longer trusted"
+            await asyncio.sleep(0.02)
+
+
+async def test_a_hung_redis_subscription_stops_being_trusted(redis_url: str) -> None:
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    relay = _Relay((host, int(port)))
+    relay_port = await relay.start()
+    store = RedisStore(f"redis://127.0.0.1:{relay_port}/0", health_interval=0.2)
+    events: list[str] = []
+    await store.start(lambda sid, event, data: events.append(event))
+    try:
+        assert store.events_current()
+        relay.freeze()  # the subscription's connection still stands but carries nothing, as after a lost route
+        await _until(lambda: not store.events_current())
+        await _until(store.events_current)  # subscribed again on a new connection (the relay passes new ones)
+        assert events.count(RESYNC) >= 2  # the caches were dropped on resubscribing
+    finally:
+        await store.aclose()
+        await relay.aclose()
