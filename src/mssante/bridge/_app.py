@@ -203,22 +203,18 @@ class API:
                                          request.headers.get(SESSION_SECRET_HEADER, ""), await request.body())
         return Response(answer, media_type="application/json", headers=_NO_STORE)
 
-    async def token_answer(self, authorization: str, ip: str, session_id: str, session_secret: str, body: bytes,
-                           since: int | None = None) -> bytes:
-        """The JSON answer to ``POST /sessions/{id}/token``: credentials, session, access token.
-
-        ``since``: the store's :meth:`~SessionStore.ticket` taken when the request arrived.
-        """
+    async def token_answer(self, authorization: str, ip: str, session_id: str, session_secret: str,
+                           body: bytes) -> bytes:
+        """The JSON answer to ``POST /sessions/{id}/token``: credentials, session, access token."""
         installation_id = await self.installation_of(authorization, ip)
         fresh = _json_object(body).get("fresh", False) is True
-        record = await self.core.session(installation_id, session_id, session_secret, fresh=fresh, since=since)
+        record = await self.core.session(installation_id, session_id, session_secret, fresh=fresh)
         token, expires_at = await self.core.access_token(record, fresh=fresh)
         expires_in = max(0, int(expires_at - self.core.clock()))
         return json.dumps({"access_token": token.reveal(), "token_type": "Bearer", "expires_in": expires_in},
                           separators=(",", ":")).encode()
 
-    async def fast_token(self, scope: Scope, receive: Receive, send: Send, session_id: str, body: bytes,
-                         since: int) -> None:
+    async def fast_token(self, scope: Scope, receive: Receive, send: Send, session_id: str, body: bytes) -> None:
         """Serve ``POST /sessions/{id}/token`` without the router (:class:`Front`); same answers as :meth:`token`."""
         path = scope["path"]
         try:
@@ -230,7 +226,7 @@ class API:
                     authorization = value.decode("latin-1")
                 elif name == b"x-session-secret" and secret is None:
                     secret = value.decode("latin-1")
-            answer = await self.token_answer(authorization or "", ip, session_id, secret or "", body, since)
+            answer = await self.token_answer(authorization or "", ip, session_id, secret or "", body)
         except Exception as exc:
             await _error_answer(exc, "POST", path)(scope, receive, send)
             return
@@ -368,18 +364,16 @@ class Front:
         self.app = app
         self.guard = guard
         self.proxies = proxies
-        self.ticket = api.core.store.ticket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             match = _TOKEN_PATH.fullmatch(scope["path"])
             if match is not None:
-                since = self.ticket()  # taken on arrival: a store check made after it is fresh enough
                 body = await self.guard.read(scope, receive, send)
                 if body is None:
                     return  # refused (answered) or gone
                 if self.proxies is not None:
                     scope = self.proxies.rewrite(scope)
-                await self.api.fast_token(scope, receive, send, match[1], body, since)
+                await self.api.fast_token(scope, receive, send, match[1], body)
                 return
         await self.app(scope, receive, send)

@@ -213,18 +213,17 @@ class BridgeCore:
         return session_id, Secret(secret)
 
     async def session(self, installation_id: str, session_id: str, secret: str, *, allow_ended: bool = False,
-                      fresh: bool = False, since: int | None = None) -> SessionRecord:
+                      fresh: bool = False) -> SessionRecord:
         """Return the session if this installation owns it and ``secret`` is its session secret.
 
         With ``fresh`` the record is read from the store, never from this process's cache.
-        ``since``: the store's :meth:`~SessionStore.ticket` taken when the request arrived.
 
         Raises:
             BridgeError: 404 ``session_not_found`` (unknown id, wrong secret, other installation:
                 one answer for all), or 410 ``session_ended``.
             AuthUnavailable: the store is unreachable.
         """
-        record = await self.current_session(session_id, fresh=fresh, since=since) if len(session_id) <= 64 else None
+        record = await self.current_session(session_id, fresh=fresh) if len(session_id) <= 64 else None
         digest = session_secret_digest(secret)
         expected = record.secret_digest if record is not None else _DUMMY_DIGEST
         same = hmac.compare_digest(digest.encode(), expected.encode())
@@ -234,17 +233,15 @@ class BridgeCore:
             raise ended(record.ended)
         return record
 
-    async def current_session(self, session_id: str, *, fresh: bool = False,
-                              since: int | None = None) -> SessionRecord | None:
+    async def current_session(self, session_id: str, *, fresh: bool = False) -> SessionRecord | None:
         """Return the session record, from this process's cache when the store's events allow it.
 
-        ``since``: the store's :meth:`~SessionStore.ticket` taken when the request arrived.
 
         Raises:
             AuthUnavailable: the store is unreachable.
             ContentError: the stored record is corrupt.
         """
-        cache = self.config.session_cache_ttl > 0 and self.store.events_current(since)
+        cache = self.config.session_cache_ttl > 0 and self.store.events_current()
         if cache and not fresh:
             entry = self._records.get(session_id)
             if entry is not None and self.clock() < entry[1]:

@@ -148,17 +148,12 @@ class SessionStore(Protocol):
         """Open the store; ``listener`` receives session events published by any replica."""
         ...
 
-    def ticket(self) -> int:
-        """A mark of "now" for :meth:`events_current` (taken when a request arrives)."""
-        ...
-
-    def events_current(self, since: int | None = None) -> bool:
+    def events_current(self) -> bool:
         """Deliver the events already published by any process, without waiting; say whether none can be missing.
 
         True means a record cached by the listener's owner and not invalidated by an event is
         still the stored one (modulo the delivery delay of an event in flight, see the store);
-        False means the event stream is interrupted and the store must be read. With ``since``
-        (a :meth:`ticket`), a look made after that ticket was taken may answer for this one.
+        False means the event stream is interrupted and the store must be read.
         """
         ...
 

@@ -131,15 +131,7 @@ class RedisStore:
         self._task = asyncio.create_task(self._listen(), name="bridge-redis-events")
         await asyncio.wait_for(self._ready.wait(), 10)
 
-    def ticket(self) -> int:
-        """Nothing to mark: :meth:`events_current` costs nothing here.
-
-        Raises:
-            Nothing.
-        """
-        return 0
-
-    def events_current(self, since: int | None = None) -> bool:
+    def events_current(self) -> bool:
         """True while the event subscription is established (no event can have been missed).
 
         Raises:
