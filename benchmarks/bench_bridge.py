@@ -243,7 +243,7 @@ def _servers(tmp: Path, stores: dict[str, str], access_life: float, src: str | N
         urls: dict[str, str] = {}
         for name, store in stores.items():
             argv = ["_bridge", "--store", store, "--port", str(ports[name]), "--issuer", psc.info["issuer"],
-                    "--key", key, "--secret", secret]
+                    f"--key={key}", f"--secret={secret}"]  # a secret may start with "-"
             if profile is not None:
                 argv += ["--profile", str(profile / f"bridge-{name}.prof")]
             children.append(_spawn(f"bridge {name}", argv, log, src=src, reads_line=False))
@@ -511,7 +511,7 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                 url, secret = env["urls"][name], env["secret"]
                 share = [sessions // WORKERS + (1 if i < sessions % WORKERS else 0) for i in range(WORKERS)]
                 t0 = time.monotonic()
-                workers = [subprocess.Popen([sys.executable, __file__, "_hold", "--url", url, "--secret", secret,
+                workers = [subprocess.Popen([sys.executable, __file__, "_hold", "--url", url, f"--secret={secret}",
                                              "--count", str(n), "--seconds", str(minutes * 60), "--life", str(life)],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
                            for n in share if n]

@@ -68,36 +68,67 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        length, chunked = headers.get(b"content-length"), b"transfer-encoding" in headers
+        body, present = await self._read(scope, receive, send)
+        if body is None:
+            return
+        await self.app(scope, _Replay(body, receive) if present else receive, send)
+
+    async def read(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """Read the body of an HTTP request within its path's limit; None once it is refused or its client gone.
+
+        A refusal has been answered (``refuse``) when this returns None. A request without a body
+        (no ``Content-Length``, no ``Transfer-Encoding``) returns ``b""`` without calling ``receive``.
+        An app serving a request itself (a fast path in front of its router) calls this first.
+
+        Raises:
+            Whatever ``receive``, ``send`` or the refusal app raise.
+        """
+        return (await self._read(scope, receive, send))[0]
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> tuple[bytes | None, bool]:
+        """The body (None: refused or gone) and whether the request has one."""
+        length: bytes | None = None
+        ctype: bytes | None = None
+        chunked = False
+        for name, value in scope.get("headers", ()):  # the last of each wins
+            name = name.lower()
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"content-type":
+                ctype = value
         if length is None and not chunked:  # no body (RFC 9112 §6.3)
-            await self.app(scope, receive, send)
-            return
+            return b"", False
         path = scope.get("path", "")
-        ctype = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
-        if ctype.startswith(b"multipart/") and not any(p.fullmatch(path) for p in self.uploads):
+        kind = (ctype or b"").partition(b";")[0].strip().lower()
+        if kind.startswith(b"multipart/") and not any(p.fullmatch(path) for p in self.uploads):
             await self.refuse(scope, 415, "multipart bodies are not accepted here")(scope, receive, send)
-            return
+            return None, True
         limit = self.limit_for(path)
         if length is not None and (not length.isdigit() or int(length) > limit):
             status = 400 if not length.isdigit() else 413  # the server checks the syntax first
             await self.refuse(scope, status, f"the request body exceeds {limit} bytes")(scope, receive, send)
-            return
+            return None, True
         body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return  # gone before its body was complete: nobody to answer
-            body += message.get("body", b"")
+                return None, True  # gone before its body was complete: nobody to answer
+            chunk = message.get("body", b"")
+            if not body and not message.get("more_body", False) and len(chunk) <= limit:
+                body = chunk  # the whole body in one message (the common case): no copy
+                break
+            body += chunk
             if len(body) > limit:
                 await self.refuse(scope, 413, f"the request body exceeds {limit} bytes")(scope, receive, send)
-                return
+                return None, True
             if not message.get("more_body", False):
                 break
-        if ctype.startswith(b"multipart/") and not _complete_multipart(headers.get(b"content-type", b""), body):
+        if kind.startswith(b"multipart/") and not _complete_multipart(ctype or b"", body):
             await self.refuse(scope, 400, "the multipart body lacks its boundary or its end")(scope, receive, send)
-            return
-        await self.app(scope, _Replay(bytes(body), receive), send)
+            return None, True
+        return bytes(body), True
 
 
 def _complete_multipart(content_type: bytes, body: bytes | bytearray) -> bool:

@@ -15,7 +15,9 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,20 +25,24 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from mssante._asgi_guard import ASGIApp, BodyLimit, Receive, Scope, Send
 from mssante.bridge._core import BridgeCore
 from mssante.bridge._errors import BridgeError
 from mssante.bridge._logins import LoginFlows
 from mssante.bridge._openapi import openapi_document
+from mssante.bridge._proxy import TrustedProxies
 from mssante.bridge._ratelimit import TokenBuckets
 from mssante.errors import AuthUnavailable, MssanteError, PSCError, TransportError, TrustError
 
-__all__ = ["MAX_BODY", "SESSION_SECRET_HEADER", "json_error", "routes"]
+__all__ = ["API", "MAX_BODY", "SESSION_SECRET_HEADER", "Front", "json_error", "routes"]
 
 log = logging.getLogger("mssante.bridge")
 SESSION_SECRET_HEADER = "X-Session-Secret"  # noqa: S105 - a header name
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1 for token answers
 MAX_BODY = 16 * 1024  # bytes: every request body of this API is tiny (enforced by the server's BodyLimit)
 _MAX_FORM_FIELDS = 8  # a back-channel logout form has one field (OIDC BCL 1.0 §2.5)
+_NO_STORE_RAW = [(k.lower().encode(), v.encode()) for k, v in _NO_STORE.items()]
+_TOKEN_PATH = re.compile(r"/sessions/([^/]+)/token")  # as Starlette matches ``/sessions/{session_id}/token``
 _FORM = "application/x-www-form-urlencoded"
 _DONE_PAGE = ("<!doctype html><html lang=fr><meta charset=utf-8><title>Pro Santé Connect</title>"
               "<p>Connexion réussie. Vous pouvez fermer cette fenêtre et revenir au logiciel.</p></html>")
@@ -58,7 +64,9 @@ def json_error(status: int, code: str, message: str, retry_after: str | None = N
     return JSONResponse({"error": code, "message": message}, status, headers=headers)
 
 
-class _API:
+class API:
+    """The bridge's request handlers, over one :class:`BridgeCore`."""
+
     def __init__(self, core: BridgeCore, logins: LoginFlows) -> None:
         self.core = core
         self.logins = logins
@@ -71,19 +79,10 @@ class _API:
         async def run(request: Request) -> Response:
             try:
                 if limited:
-                    self._limit(self.per_ip, _ip(request))
+                    self._limit(self.per_ip, _ip(request.scope))
                 return await handler(request)
-            except BridgeError as exc:
-                return json_error(exc.status, exc.code, exc.message, exc.retry_after)
-            except (AuthUnavailable, TransportError, TrustError) as exc:
-                return json_error(503, "unavailable", exc.message, "5")
-            except PSCError as exc:
-                return json_error(502, exc.oauth_error or "psc_error", exc.message)
-            except MssanteError as exc:
-                return json_error(400 if exc.fault in ("caller", "input") else 502, exc.error, exc.message)
-            except Exception:  # never a traceback on the wire
-                log.exception("bridge request failed: %s %s", request.method, request.url.path)
-                return json_error(500, "internal_error", "the bridge failed to handle this request")
+            except Exception as exc:
+                return _error_answer(exc, request.method, request.url.path)
 
         return run
 
@@ -93,7 +92,10 @@ class _API:
             raise BridgeError(429, "rate_limited", "too many requests", retry_after=TokenBuckets.retry_after(wait))
 
     async def installation(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
+        return await self.installation_of(request.headers.get("authorization", ""), _ip(request.scope))
+
+    async def installation_of(self, header: str, ip: str) -> str:
+        """The installation authenticated by this ``Authorization`` header (HTTP Basic, RFC 7617)."""
         scheme, _, value = header.partition(" ")
         try:
             if scheme.lower() != "basic":
@@ -109,7 +111,6 @@ class _API:
         if self.core.remembered(installation_id, secret):  # the common case: one SHA-256, no await
             self._limit(self.per_installation, installation_id)
             return installation_id
-        ip = _ip(request)
         self._limit(self.auth_failures, ip, take=False)
         if not await self.core.check_installation(installation_id, secret):
             self.auth_failures.take(ip)
@@ -128,18 +129,7 @@ class _API:
         return installation_id, record
 
     async def body(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()  # at most MAX_BODY: the server's BodyLimit refused more
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise BridgeError(400, "invalid_request", "the body is not JSON") from None
-        except RecursionError:  # json has no depth limit of its own
-            raise BridgeError(400, "invalid_request", "the body is nested too deeply") from None
-        if not isinstance(data, dict):
-            raise BridgeError(400, "invalid_request", "the body must be a JSON object")
-        return data
+        return _json_object(await request.body())  # at most MAX_BODY: the server's BodyLimit refused more
 
     async def form(self, request: Request) -> dict[str, str]:
         """An ``application/x-www-form-urlencoded`` body, read here rather than by python-multipart.
@@ -209,13 +199,41 @@ class _API:
         return HTMLResponse(_DONE_PAGE, headers=_NO_STORE)
 
     async def token(self, request: Request) -> Response:
-        installation_id = await self.installation(request)
-        fresh = (await self.body(request)).get("fresh", False) is True
-        _, record = await self.session(request, installation_id, fresh=fresh)
+        answer = await self.token_answer(request.headers.get("authorization", ""), _ip(request.scope),
+                                         str(request.path_params["session_id"]),
+                                         request.headers.get(SESSION_SECRET_HEADER, ""), await request.body())
+        return Response(answer, media_type="application/json", headers=_NO_STORE)
+
+    async def token_answer(self, authorization: str, ip: str, session_id: str, session_secret: str,
+                           body: bytes) -> bytes:
+        """The JSON answer to ``POST /sessions/{id}/token``: credentials, session, access token."""
+        installation_id = await self.installation_of(authorization, ip)
+        fresh = _json_object(body).get("fresh", False) is True
+        record = await self.core.session(installation_id, session_id, session_secret, fresh=fresh)
         token, expires_at = await self.core.access_token(record, fresh=fresh)
         expires_in = max(0, int(expires_at - self.core.clock()))
-        return JSONResponse({"access_token": token.reveal(), "token_type": "Bearer", "expires_in": expires_in},
-                            headers=_NO_STORE)
+        return b'{"access_token":%s,"token_type":"Bearer","expires_in":%d}' % (
+            encode_basestring_ascii(token.reveal()).encode(), expires_in)
+
+    async def fast_token(self, scope: Scope, receive: Receive, send: Send, session_id: str, body: bytes) -> None:
+        """Serve ``POST /sessions/{id}/token`` without the router (:class:`Front`); same answers as :meth:`token`."""
+        path = scope["path"]
+        try:
+            ip = _ip(scope)
+            self._limit(self.per_ip, ip)
+            authorization = secret = None
+            for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+                if name == b"authorization" and authorization is None:
+                    authorization = value.decode("latin-1")
+                elif name == b"x-session-secret" and secret is None:
+                    secret = value.decode("latin-1")
+            answer = await self.token_answer(authorization or "", ip, session_id, secret or "", body)
+        except Exception as exc:
+            await _error_answer(exc, "POST", path)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json"), *_NO_STORE_RAW]})
+        await send({"type": "http.response.body", "body": answer})
 
     async def logout(self, request: Request) -> Response:
         _, record = await self.session(request, allow_ended=True)
@@ -269,25 +287,53 @@ class _API:
         return Response(status_code=200, headers=_NO_STORE)
 
 
-def _ip(request: Request) -> str:
-    client = request.scope.get("client")
+def _ip(scope: Scope) -> str:
+    client = scope.get("client")
     return str(client[0]) if client else ""
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object (an empty body is ``{}``)."""
+    if not raw or raw == b"{}":  # what most clients send
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BridgeError(400, "invalid_request", "the body is not JSON") from None
+    except RecursionError:  # json has no depth limit of its own
+        raise BridgeError(400, "invalid_request", "the body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise BridgeError(400, "invalid_request", "the body must be a JSON object")
+    return data
+
+
+def _error_answer(exc: Exception, method: str, path: str) -> Response:
+    """The JSON answer for an error raised while serving a request: never a traceback on the wire."""
+    if isinstance(exc, BridgeError):
+        return json_error(exc.status, exc.code, exc.message, exc.retry_after)
+    if isinstance(exc, (AuthUnavailable, TransportError, TrustError)):
+        return json_error(503, "unavailable", exc.message, "5")
+    if isinstance(exc, PSCError):
+        return json_error(502, exc.oauth_error or "psc_error", exc.message)
+    if isinstance(exc, MssanteError):
+        return json_error(400 if exc.fault in ("caller", "input") else 502, exc.error, exc.message)
+    log.error("bridge request failed: %s %s", method, path, exc_info=exc)
+    return json_error(500, "internal_error", "the bridge failed to handle this request")
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def routes(core: BridgeCore) -> list[Route]:
-    """Return the API routes bound to ``core``.
+def routes(api: API) -> list[Route]:
+    """Return the API routes served by ``api``.
 
     Raises:
         Nothing.
     """
-    api = _API(core, LoginFlows(core))
     e = api.endpoint
     return [
-        Route("/sessions/{session_id}/token", e(api.token), methods=["POST"]),  # first: the hot path
+        Route("/sessions/{session_id}/token", e(api.token), methods=["POST"]),  # Front serves it before the router
         Route("/health", e(api.health, limited=False), methods=["GET"]),
         Route("/openapi.json", e(api.openapi, limited=False), methods=["GET"]),
         Route("/logins", e(api.start_login), methods=["POST"]),
@@ -297,3 +343,38 @@ def routes(core: BridgeCore) -> list[Route]:
         Route("/sessions/{session_id}", e(api.logout), methods=["DELETE"]),
         Route("/backchannel-logout", e(api.backchannel_logout), methods=["POST"]),
     ]
+
+
+class Front:
+    """The bridge's outermost ASGI layer: ``POST /sessions/{id}/token`` served without the router.
+
+    The hot path of the bridge (every IMAP/SMTP login of every thick client) skips Starlette's
+    router, request objects and middleware stack, and keeps every guarantee of the full app: the
+    same body limit and refusals (``guard``, :class:`~mssante._asgi_guard.BodyLimit`), the same
+    trusted-proxy rewrite, rate limits, credential checks and JSON errors (:meth:`API.fast_token`).
+    Every other request goes to ``app``.
+    """
+
+    def __init__(self, api: API, app: ASGIApp, guard: BodyLimit, proxies: TrustedProxies | None = None) -> None:
+        """Serve the token route with ``api``, the rest with ``app`` (the guarded Starlette app).
+
+        Raises:
+            Nothing.
+        """
+        self.api = api
+        self.app = app
+        self.guard = guard
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            match = _TOKEN_PATH.fullmatch(scope["path"])
+            if match is not None:
+                body = await self.guard.read(scope, receive, send)
+                if body is None:
+                    return  # refused (answered) or gone
+                if self.proxies is not None:
+                    scope = self.proxies.rewrite(scope)
+                await self.api.fast_token(scope, receive, send, match[1], body)
+                return
+        await self.app(scope, receive, send)

@@ -236,6 +236,7 @@ class BridgeCore:
     async def current_session(self, session_id: str, *, fresh: bool = False) -> SessionRecord | None:
         """Return the session record, from this process's cache when the store's events allow it.
 
+
         Raises:
             AuthUnavailable: the store is unreachable.
             ContentError: the stored record is corrupt.

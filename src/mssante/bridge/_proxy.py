@@ -42,6 +42,14 @@ class TrustedProxies:
         return any(address in network for network in self.networks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(self.rewrite(scope), receive, send)
+
+    def rewrite(self, scope: Scope) -> Scope:
+        """Return ``scope``, or a copy with the client and scheme a trusted proxy forwarded.
+
+        Raises:
+            Nothing.
+        """
         client = scope.get("client")
         if scope["type"] in ("http", "websocket") and client and self.trusted(client[0]):
             forwarded: list[str] = []
@@ -58,7 +66,7 @@ class TrustedProxies:
                 scope["client"] = (chosen, 0)
             if proto in ("http", "https"):
                 scope["scheme"] = proto if scope["type"] == "http" else {"http": "ws", "https": "wss"}[proto]
-        await self.app(scope, receive, send)
+        return scope
 
 
 def _is_ip(text: str) -> bool:

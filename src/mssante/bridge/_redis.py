@@ -25,7 +25,9 @@ answers the ``PUBLISH``, so a replica has it in its socket before the publisher'
 leaves; until its event loop has read it (a few microseconds), it may still answer from its
 session cache. Requests for a ``fresh`` token always read the store. While the subscription is
 down, :meth:`RedisStore.events_current` is false and every request reads Redis; once it is back,
-the replicas forget their cached sessions (:data:`~mssante.bridge._records.RESYNC`).
+the replicas forget their cached sessions (:data:`~mssante.bridge._records.RESYNC`). A subscription
+that hangs without closing (a lost route: TCP says nothing while nobody writes) is found by a PING
+after ``health_interval`` seconds of silence: unanswered for as long again, it is no longer trusted.
 """
 
 from __future__ import annotations
@@ -77,24 +79,28 @@ class RedisStore:
     shared = True
 
     def __init__(self, url: str, *, prefix: str = "mssante:bridge:", clock: Any = time.time, pool_size: int = 50,
-                 pool_timeout: float = 5.0) -> None:
+                 pool_timeout: float = 5.0, health_interval: float = 5.0) -> None:
         """Connect lazily to ``url`` (``redis://host:port/db``) with at most ``pool_size`` command connections.
 
-        A command waits up to ``pool_timeout`` seconds for a free connection.
+        A command waits up to ``pool_timeout`` seconds for a free connection. The event subscription
+        is pinged after ``health_interval`` seconds of silence; a ping unanswered for as long again
+        ends the trust in it (the caches are no longer used) and it is opened again.
 
         Raises:
             ConfigError: the URL is not a Redis URL, or the pool settings are out of range.
         """
-        if pool_size < 1 or pool_timeout <= 0:
-            raise ConfigError("the Redis pool needs pool_size >= 1 and pool_timeout > 0")
+        if pool_size < 1 or pool_timeout <= 0 or health_interval <= 0:
+            raise ConfigError("the Redis store needs pool_size >= 1, pool_timeout > 0 and health_interval > 0")
         try:
             pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=pool_size,
                                                             timeout=pool_timeout)
             self._redis: aioredis.Redis = aioredis.Redis.from_pool(pool)
-            self._events: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, max_connections=1)
+            self._events: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True, max_connections=1,
+                                                                   socket_keepalive=True)
         except ValueError as exc:
             raise ConfigError(f"bad Redis URL: {exc}") from exc
         self._live = False
+        self._health = health_interval
         self.url = url
         self._p = prefix
         self._clock = clock
@@ -139,22 +145,47 @@ class RedisStore:
             try:
                 async with self._events.pubsub() as pubsub:
                     await pubsub.subscribe(channel)
-                    async for message in pubsub.listen():
-                        kind = message.get("type")
-                        if kind == "subscribe":  # from now on every event reaches us: caches may be trusted
-                            if self._listener is not None:
-                                self._listener("", RESYNC, {})
-                            self._live = True
-                            self._ready.set()
-                        elif kind == "message":
-                            self._dispatch(str(message["data"]))
+                    await self._read_events(pubsub)
             except asyncio.CancelledError:
                 self._live = False
                 raise
-            except (RedisError, OSError) as exc:  # keep listening across Redis restarts
+            except (RedisError, OSError, TimeoutError) as exc:  # keep listening across Redis restarts
                 self._live = False
                 log.warning("bridge event subscription lost (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(1.0)
+
+    async def _read_events(self, pubsub: Any) -> None:
+        """Deliver the subscription's messages; raise TimeoutError when it stops answering pings.
+
+        A connection that hangs without closing (a dropped route, a frozen Redis) would otherwise
+        be trusted for ever: TCP tells nothing while nobody writes. After ``health_interval``
+        seconds without a message a PING goes out; with no answer ``health_interval`` seconds
+        later the subscription is no longer trusted and is opened again.
+        """
+        clock = asyncio.get_running_loop().time
+        heard = clock()
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=self._health)
+            now = clock()
+            if message is None:
+                if now - heard < self._health:
+                    continue
+                if pinged and now - heard >= 2 * self._health:
+                    raise TimeoutError("the event subscription answers no ping")
+                if not pinged:
+                    await pubsub.ping()
+                    pinged = True
+                continue
+            heard, pinged = now, False
+            kind = message.get("type")
+            if kind == "subscribe":  # from now on every event reaches us: caches may be trusted
+                if self._listener is not None:
+                    self._listener("", RESYNC, {})
+                self._live = True
+                self._ready.set()
+            elif kind == "message":
+                self._dispatch(str(message["data"]))
 
     def _dispatch(self, raw: str) -> None:
         try:

@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mssante._asgi_guard import ASGIApp, BodyLimit, Scope
-from mssante.bridge._app import MAX_BODY, json_error, routes
+from mssante.bridge._app import API, MAX_BODY, Front, json_error, routes
 from mssante.bridge._audit import Audit
 from mssante.bridge._config import BridgeConfig
 from mssante.bridge._core import BridgeCore
 from mssante.bridge._crypto import TokenCipher
+from mssante.bridge._logins import LoginFlows
 from mssante.bridge._proxy import TrustedProxies
 from mssante.bridge._records import SessionStore
 from mssante.bridge._sqlite import SQLiteStore
@@ -76,11 +77,12 @@ class Bridge:
         self.core = BridgeCore(config, store=store if store is not None else open_store(config), psc=self.psc,
                                cipher=cipher, audit=Audit(config.audit_file), clock=clock)
         self._started = False
-        starlette: ASGIApp = Starlette(routes=routes(self.core), lifespan=self._lifespan,
+        api = API(self.core, LoginFlows(self.core))
+        starlette: ASGIApp = Starlette(routes=routes(api), lifespan=self._lifespan,
                                        exception_handlers={HTTPException: _http_error})
-        if config.proxy_headers:
-            starlette = TrustedProxies(starlette, config.proxy_networks)
-        self.app: ASGIApp = BodyLimit(starlette, limit=MAX_BODY, refuse=_refuse)
+        proxies = TrustedProxies(starlette, config.proxy_networks) if config.proxy_headers else None
+        guard = BodyLimit(proxies or starlette, limit=MAX_BODY, refuse=_refuse)
+        self.app: ASGIApp = Front(api, guard, guard, proxies)
 
     def __repr__(self) -> str:
         return f"Bridge({self.config.base_url!r}, store={self.core.store!r})"

@@ -1,0 +1,197 @@
+"""The token route's fast path (``Front``) keeps every guarantee of the full app; the stores' cheap freshness checks.
+
+``POST /sessions/{id}/token`` is served before Starlette's router. With a root path (a mounted
+bridge) the same request goes through the router: both must answer alike, refusals included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from mssante.bridge import Bridge, BridgeClient, RateLimit, TokenCipher
+from mssante.bridge._records import RESYNC
+from mssante.bridge._redis import RedisStore
+from mssante.bridge._sqlite import SQLiteStore
+from tests.bridge._support import MARIE, running_bridge, world
+
+
+async def _ask(app: Any, path: str, headers: dict[str, str], body: bytes, *, root_path: str = "",
+               chunks: int = 1) -> tuple[int, dict[str, str], bytes]:
+    """One request straight to the ASGI app (the guard, the fast path and the router are all ours)."""
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    if chunks == 1:
+        raw.append((b"content-length", str(len(body)).encode()))
+    else:
+        raw.append((b"transfer-encoding", b"chunked"))
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "root_path": root_path,
+             "query_string": b"", "headers": raw, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+             "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
+    size = max(1, len(body) // chunks + 1)
+    parts = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    got = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], got, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _basic(secret: str) -> str:
+    return "Basic " + base64.b64encode(f"cab-fast:{secret}".encode()).decode()
+
+
+@contextlib.asynccontextmanager
+async def _session(tmp_path: Path, state_dir: Path, cipher: TokenCipher, **changes: Any
+                   ) -> AsyncIterator[tuple[Bridge, str, str, str]]:
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, **changes) as bridge:
+        secret = await bridge.core.add_installation("cab-fast")
+        async with BridgeClient(w.config().base_url, "cab-fast", secret) as client:
+            source = await client.login_with_ciba(MARIE)
+        yield bridge, secret, source.session_id, source._secret.reveal()
+
+
+async def test_fast_path_answers_as_the_router(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
+    async with _session(tmp_path, state_dir, cipher) as (bridge, secret, sid, ssec):
+        good = {"Authorization": _basic(secret), "X-Session-Secret": ssec,
+                "Content-Type": "application/json"}
+        cases: list[tuple[str, dict[str, str], bytes, int]] = [
+            ("ok", good, b"{}", 1), ("ok, no body", good, b"", 1), ("ok, chunked", good, b'{"fresh": false}', 3),
+            ("no credentials", {}, b"{}", 1),
+            ("not Basic", {**good, "Authorization": "Bearer x"}, b"{}", 1),
+            ("wrong session secret", {**good, "X-Session-Secret": "nope"}, b"{}", 1),
+            ("not JSON", good, b"{", 1), ("not an object", good, b"[1]", 1),
+            ("nested", good, b"[" * 5000 + b"]" * 5000, 1),
+            ("too large", good, b" " * 20_000, 1), ("too large, chunked", good, b" " * 20_000, 4),
+            ("multipart", {**good, "Content-Type": "multipart/form-data; boundary=b"}, b"--b--\r\n", 1),
+        ]
+        for name, headers, body, chunks in cases:
+            fast = await _ask(bridge.app, f"/sessions/{sid}/token", headers, body, chunks=chunks)
+            routed = await _ask(bridge.app, f"/api/sessions/{sid}/token", headers, body, root_path="/api",
+                                chunks=chunks)
+            assert fast[0] == routed[0], name
+            assert fast[0] < 500, name
+            assert {k: v for k, v in fast[1].items() if k != "content-length"} == \
+                {k: v for k, v in routed[1].items() if k != "content-length"}, name
+            answer, other = json.loads(fast[2]), json.loads(routed[2])
+            if fast[0] == 200:
+                assert answer["access_token"] == other["access_token"] and answer["token_type"] == "Bearer", name
+                assert fast[1]["cache-control"] == "no-store"
+            else:
+                assert answer == other, name
+        assert (await _ask(bridge.app, "/sessions/x/token", {}, b" " * 20_000))[0] == 413
+
+
+async def test_fast_path_keeps_the_rate_limits_and_the_trusted_proxies(tmp_path: Path, state_dir: Path,
+                                                                       cipher: TokenCipher) -> None:
+    async with _session(tmp_path, state_dir, cipher, per_ip=RateLimit(rate=0.01, burst=4), proxy_headers=True,
+                        trusted_proxies=("127.0.0.1",)) as (bridge, secret, sid, ssec):
+        headers = {"Authorization": _basic(secret), "X-Session-Secret": ssec,
+                   "X-Forwarded-For": "203.0.113.9"}
+        statuses = [(await _ask(bridge.app, f"/sessions/{sid}/token", headers, b""))[0] for _ in range(5)]
+        assert statuses == [200, 200, 200, 200, 429]
+        other = {**headers, "X-Forwarded-For": "198.51.100.3"}  # another client behind the proxy: its own bucket
+        assert (await _ask(bridge.app, f"/sessions/{sid}/token", other, b""))[0] == 200
+
+
+async def test_sqlite_looks_once_per_turn_of_the_event_loop(tmp_path: Path) -> None:
+    """A look at the file answers for the rest of its turn (callbacks scheduled before it), never for the next."""
+    path = tmp_path / "s.sqlite3"
+    seen: list[tuple[str, str]] = []
+    store = SQLiteStore(path)
+    await store.start(lambda sid, event, data: seen.append((sid, event)))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert store.events_current()  # a look
+        other.execute("INSERT INTO events (session, event, data, at) VALUES ('s1', 'session_ended', '{}', 0)")
+        assert store.events_current() and seen == []  # same turn: whatever runs now was scheduled before the look
+        await asyncio.sleep(0)  # the next turn of the loop: anything scheduled from now on came after the look
+        assert store.events_current() and seen == [("s1", "session_ended")]
+    finally:
+        other.close()
+        await store.aclose()
+
+
+class _Relay:
+    """A TCP relay to Redis that can freeze its connections: they stay open and carry nothing."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.frozen: list[asyncio.StreamWriter] = []
+        self.pipes: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, asyncio.Event]] = []
+        self.server: asyncio.Server | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        gate = asyncio.Event()
+        gate.set()
+        self.pipes.append((writer, up_writer, gate))
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    await gate.wait()
+                    dst.write(data)
+                    await dst.drain()
+
+        self.tasks += [asyncio.create_task(pump(reader, up_writer)), asyncio.create_task(pump(up_reader, writer))]
+
+    def freeze(self) -> None:
+        for _, _, gate in self.pipes:
+            gate.clear()
+
+    async def aclose(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for writer, up_writer, gate in self.pipes:
+            gate.set()
+            writer.close()
+            up_writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+async def _until(condition: Any) -> None:
+    """Wait (10 s at most) for a state of the store that no event announces."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 - the store has no event for "no longer trusted"
+            await asyncio.sleep(0.02)
+
+
+async def test_a_hung_redis_subscription_stops_being_trusted(redis_url: str) -> None:
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    relay = _Relay((host, int(port)))
+    relay_port = await relay.start()
+    store = RedisStore(f"redis://127.0.0.1:{relay_port}/0", health_interval=0.2)
+    events: list[str] = []
+    await store.start(lambda sid, event, data: events.append(event))
+    try:
+        assert store.events_current()
+        relay.freeze()  # the subscription's connection still stands but carries nothing, as after a lost route
+        await _until(lambda: not store.events_current())
+        await _until(store.events_current)  # subscribed again on a new connection (the relay passes new ones)
+        assert events.count(RESYNC) >= 2  # the caches were dropped on resubscribing
+    finally:
+        await store.aclose()
+        await relay.aclose()
