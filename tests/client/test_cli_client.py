@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,19 @@ async def test_send_then_fetch_round_trip(tmp_path: Path, capsys: pytest.Capture
         assert await asyncio.to_thread(_cli, by_ip) == 0
         assert "Depuis la ligne de commande" in capsys.readouterr().out
 
-        # watch: one new message, then stop
+        # watch: one new message, then stop. Delivered once the watcher's session has selected INBOX
+        # (from then on the message is above the UID the watch starts from, whether IDLE is entered yet or not).
+        since = time.time()
+
+        def watching() -> bool:
+            return any(r.ended_at is None and any(" SELECT " in f" {c.command.upper()} " for c in r.commands)
+                       for r in sb.journal.records(bal=APP, since=since))
+
         async def deliver_soon() -> None:
-            await asyncio.sleep(1.0)
+            deadline = time.monotonic() + 20
+            while not watching():  # the journal tells its subscribers no commands: look at it until then
+                assert time.monotonic() < deadline, "the watcher never selected INBOX"
+                await asyncio.sleep(0.01)
             await sb.store.deliver(APP, b"From: a@b.test\r\nSubject: surveille\r\n\r\nx\r\n")
 
         delivery = asyncio.create_task(deliver_soon())
