@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, a virtual environment with mssante[test])
-# and runs the whole suite: ruff, mypy --strict on src/, then pytest with branch coverage and
-# its gates. Arguments, if any, go to pytest and run that subset alone (no coverage gates).
+# and runs the whole suite: ruff, then pytest with branch coverage and its gates, with mypy --strict
+# on src/ and lint-imports running beside pytest. Arguments, if any, go to pytest and run that
+# subset alone (no coverage gates). Each stage's heading shows the seconds elapsed since the start.
 # Works on a fresh Debian 12 machine with Python 3.11, as root (or with the packages present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-echo "== ruff"
+echo "== ruff (${SECONDS} s)"
 .venv/bin/ruff check src tests benchmarks
 if (($#)); then
   echo "== mypy --strict src/"
@@ -58,15 +59,16 @@ static=$!
 # The whole suite: two workers, a module's tests on one worker (module fixtures stay whole), the
 # longest modules dealt first (tests/conftest.py); branch coverage, gated per package in
 # pyproject.toml ([tool.mssante.coverage-gates]). The HTML report is on demand: .venv/bin/coverage html
-echo "== pytest"
+echo "== pytest (${SECONDS} s)"
 status=0
 .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
   --cov --cov-report=json:reports/coverage.json || status=$?
-echo "== mypy --strict src/, lint-imports (the layer order in pyproject.toml)"
+echo "== mypy --strict src/, lint-imports (the layer order in pyproject.toml) (${SECONDS} s)"
 static_status=0
 wait "$static" || static_status=$?
 cat reports/static-checks.log
 if ((status)); then exit "$status"; fi
 if ((static_status)); then exit "$static_status"; fi
-echo "== coverage gates"
+echo "== coverage gates (${SECONDS} s)"
 .venv/bin/python scripts/coverage_gates.py reports/coverage.json
+echo "== done (${SECONDS} s)"
