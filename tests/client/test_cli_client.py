@@ -36,8 +36,8 @@ def _common(sb: Sandbox, address: str, kind: str) -> list[str]:
     return [address, "--kind", kind, "--dns", dns, "--ca-bundle", sb.info["ca_bundle"], "--timeout", "10"]
 
 
-async def test_discover_prints_both_fronts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    async with running_sandbox(tmp_path) as sb:
+async def test_discover_prints_both_fronts(sandbox_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with running_sandbox(sandbox_state) as sb:
         dns = f"{sb.info['dns']['host']}:{sb.info['dns']['port']}"
         assert await asyncio.to_thread(_cli, ["discover", PER, "--dns", dns]) == 0
         out = capsys.readouterr().out
@@ -50,9 +50,9 @@ async def test_discover_prints_both_fronts(tmp_path: Path, capsys: pytest.Captur
         assert data["fronts"]["AUTH_CLI"]["imap"][0]["host"] == "imap.authcli.mss.sandbox.test"
 
 
-async def test_send_then_fetch_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+async def test_send_then_fetch_round_trip(sandbox_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         token = sb.psc.issue_tokens_for_tests(MARIE, CLIENT_ID)["access_token"]
         monkeypatch.setenv("MSS_TEST_TOKEN", token)
         send = ["send", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN", "--to", APP,
@@ -104,9 +104,9 @@ async def test_send_then_fetch_round_trip(tmp_path: Path, capsys: pytest.Capture
         assert "surveille" in capsys.readouterr().out
 
 
-async def test_errors_are_one_line_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+async def test_errors_are_one_line_without_traceback(sandbox_state: Path, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         monkeypatch.setenv("MSS_TEST_TOKEN", "eyJub3QiOiJ2YWxpZCJ9.eyJzdWIiOiJ4In0.c2ln")
         code = await asyncio.to_thread(_cli, ["fetch", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN"])
         err = capsys.readouterr().err

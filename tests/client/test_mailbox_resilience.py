@@ -29,13 +29,6 @@ from tests.client.test_mailbox_support import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def sandbox_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One state directory for the module's sandboxes, which run one after the other: the test PKI
-    is built once (about 2 s on a busy machine) and loaded by the next ones (0.1 s). The mailboxes,
-    the journal and the faults live in each sandbox's memory: every test starts from empty ones."""
-    return tmp_path_factory.mktemp("resilience")
-
 
 def _auth_results(sb: Sandbox, bal: str, protocol: str = "imap") -> list[str | None]:
     return [r.auth_result for r in sb.journal.records(bal=bal) if r.protocol == protocol and r.auth_at is not None]
