@@ -92,8 +92,8 @@ def _plain(**changes: Any) -> MailboxOptions:
 
 
 @pytest.mark.slow
-async def test_srv_targets_resolve_through_the_injected_resolver(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+async def test_srv_targets_resolve_through_the_injected_resolver(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         dns = _sandbox_dns(sb)
         target = sb.info["imap"]["authcli"]["host"].lower()
         assert await dns.resolve_address(target) == ["127.0.0.1"]  # A first (the sandbox has no AAAA)
@@ -351,10 +351,10 @@ def test_psc_check_must_be_positive(bad: float) -> None:
 
 
 @pytest.mark.slow
-async def test_psc_check_against_the_sandbox_psc(tmp_path: Path) -> None:
+async def test_psc_check_against_the_sandbox_psc(sandbox_state: Path) -> None:
     """A real PSCSession: a PSC logout without back-channel ends the idle BAL within a few checks."""
     clock = FakeClock(start=time.time())  # shared by the mock PSC, the session and the supervisor
-    async with running_sandbox(tmp_path, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
         client, session = await psc_session(sb, clock=clock)
         box = per_mailbox(sb, session)
         async with client, SessionSupervisor(backoff=_FAST, psc_check=0.2, clock=clock) as sup:
