@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, a virtual environment with mssante[test])
-# and runs the whole suite: ruff, mypy --strict on src/, then pytest with branch coverage and
-# its gates. Arguments, if any, go to pytest and run that subset alone (no coverage gates).
+# and runs the whole suite: ruff, then pytest with branch coverage and its gates, with mypy --strict
+# on src/ and lint-imports running beside pytest. Arguments, if any, go to pytest and run that
+# subset alone (no coverage gates). Each stage's heading shows the seconds elapsed since the start.
 # Works on a fresh Debian 12 machine with Python 3.11, as root (or with the packages present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,21 +40,35 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-echo "== ruff"
+echo "== ruff (${SECONDS} s)"
 .venv/bin/ruff check src tests benchmarks
-echo "== mypy --strict src/"
-.venv/bin/mypy src
-echo "== lint-imports (the layer order in pyproject.toml)"
-.venv/bin/lint-imports
-echo "== pytest"
 if (($#)); then
+  echo "== mypy --strict src/"
+  .venv/bin/mypy src
+  echo "== lint-imports (the layer order in pyproject.toml)"
+  .venv/bin/lint-imports
+  echo "== pytest"
   # A chosen subset (e.g. a file or -k): no coverage gates, which hold for the whole suite only.
   exec .venv/bin/pytest "$@"
 fi
-# The whole suite: two workers (one module per worker at a time: module fixtures stay whole),
-# with branch coverage; the gates per package are in pyproject.toml ([tool.mssante.coverage-gates]).
+# The static checks run beside the tests (mostly waiting on sockets and subprocesses, they leave CPU
+# free): their output is printed, and their verdict counts, once pytest is done.
 mkdir -p reports
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile \
-  --cov --cov-report=json:reports/coverage.json --cov-report=html:reports/coverage-html
-echo "== coverage gates (HTML report: reports/coverage-html/index.html)"
+( .venv/bin/mypy src && .venv/bin/lint-imports ) >reports/static-checks.log 2>&1 &
+static=$!
+# The whole suite: two workers, a module's tests on one worker (module fixtures stay whole), the
+# longest modules dealt first (tests/conftest.py); branch coverage, gated per package in
+# pyproject.toml ([tool.mssante.coverage-gates]). The HTML report is on demand: .venv/bin/coverage html
+echo "== pytest (${SECONDS} s)"
+status=0
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
+  --cov --cov-report=json:reports/coverage.json || status=$?
+echo "== mypy --strict src/, lint-imports (the layer order in pyproject.toml) (${SECONDS} s)"
+static_status=0
+wait "$static" || static_status=$?
+cat reports/static-checks.log
+if ((status)); then exit "$status"; fi
+if ((static_status)); then exit "$static_status"; fi
+echo "== coverage gates (${SECONDS} s)"
 .venv/bin/python scripts/coverage_gates.py reports/coverage.json
+echo "== done (${SECONDS} s)"

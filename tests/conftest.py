@@ -1,8 +1,13 @@
-"""Settings shared by the whole suite: Hypothesis profiles (see tests/_hypothesis.py)."""
+"""Settings shared by the whole suite: Hypothesis profiles (see tests/_hypothesis.py), the locale, the
+order modules are dealt to the xdist workers."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+
+import pytest
 
 import tests._hypothesis  # noqa: F401 - registers and loads the Hypothesis profile
 
@@ -13,3 +18,41 @@ import tests._hypothesis  # noqa: F401 - registers and loads the Hypothesis prof
 for _name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
     os.environ.pop(_name, None)
 os.environ["LANG"] = "C.UTF-8"
+
+
+@pytest.fixture(scope="module")
+def sandbox_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sandbox state directory for a module whose sandboxes run one after the other.
+
+    The test PKI is built by the first sandbox (about 2 s on a busy machine) and loaded by the next
+    ones (0.1 s). Mailboxes, journal and faults live in each sandbox's memory: every test starts
+    from empty ones.
+    """
+    return tmp_path_factory.mktemp("sandbox-state")
+
+
+# -- the order modules are dealt to the xdist workers ------------------------------------------------
+# scripts/test.sh runs ``-n 2 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
+# worker, in collection order. Dealing the longest modules first (longest-processing-time first)
+# lets the two workers finish together instead of one waiting out a 40 s module dealt last.
+# tests/module_seconds.json holds the measured seconds per module (scripts/module_seconds.py
+# refreshes it from a JUnit report); a module it does not know weighs 0.1 s per test.
+_SECONDS_FILE = Path(__file__).with_name("module_seconds.json")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, put the modules in decreasing order of measured duration (stable within a module)."""
+    if not hasattr(config, "workerinput"):
+        return  # a plain run keeps the usual order
+    try:
+        seconds: dict[str, float] = json.loads(_SECONDS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def weight(module: str) -> float:
+        return float(seconds.get(module, 0.1 * len(modules[module])))
+
+    items[:] = [item for module in sorted(modules, key=weight, reverse=True) for item in modules[module]]

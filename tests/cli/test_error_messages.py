@@ -32,9 +32,9 @@ async def _err(capsys: pytest.CaptureFixture[str], argv: list[str], code: int) -
     return err.splitlines()
 
 
-async def test_missing_ca_bundle_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+async def test_missing_ca_bundle_names_the_flag(sandbox_state: Path, capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         monkeypatch.setenv("MSS_TEST_TOKEN", "x")
         lines = await _err(capsys, ["fetch", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN"], 2)
     first = lines[0]
@@ -45,9 +45,9 @@ async def test_missing_ca_bundle_names_the_flag(tmp_path: Path, capsys: pytest.C
 
 
 async def test_an_expired_static_token_says_120_s_and_token_command(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    sandbox_state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         monkeypatch.setenv("MSS_TEST_TOKEN", "eyJub3QiOiJ2YWxpZCJ9.eyJzdWIiOiJ4In0.c2ln")
         argv = ["fetch", *_common(sb, PER, "PER"), "--ca-bundle", sb.info["ca_bundle"], "--token-env",
                 "MSS_TEST_TOKEN"]
@@ -60,9 +60,9 @@ async def test_an_expired_static_token_says_120_s_and_token_command(
 
 
 async def test_a_revoked_app_certificate_is_named_with_what_to_check(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sandbox_state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         bal = next(b for b in sb.info["bals"] if b["address"] == APP)
         assert sb.pki is not None
         sb.pki.revoke(Path(bal["cert"]), reason="keyCompromise")
@@ -77,9 +77,9 @@ async def test_a_revoked_app_certificate_is_named_with_what_to_check(
 
 
 async def test_a_refused_token_command_token_says_to_sign_in_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sandbox_state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         command = f"{sys.executable} -c \"print('eyJub3QiOiJ2YWxpZCJ9.eyJzdWIiOiJ4In0.c2ln')\""
         argv = ["fetch", *_common(sb, PER, "PER"), "--ca-bundle", sb.info["ca_bundle"], "--token-command", command]
         lines = await _err(capsys, argv, 5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,8 @@ def _common(sb: Sandbox, address: str, kind: str) -> list[str]:
     return [address, "--kind", kind, "--dns", dns, "--ca-bundle", sb.info["ca_bundle"], "--timeout", "10"]
 
 
-async def test_discover_prints_both_fronts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    async with running_sandbox(tmp_path) as sb:
+async def test_discover_prints_both_fronts(sandbox_state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with running_sandbox(sandbox_state) as sb:
         dns = f"{sb.info['dns']['host']}:{sb.info['dns']['port']}"
         assert await asyncio.to_thread(_cli, ["discover", PER, "--dns", dns]) == 0
         out = capsys.readouterr().out
@@ -49,9 +50,9 @@ async def test_discover_prints_both_fronts(tmp_path: Path, capsys: pytest.Captur
         assert data["fronts"]["AUTH_CLI"]["imap"][0]["host"] == "imap.authcli.mss.sandbox.test"
 
 
-async def test_send_then_fetch_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+async def test_send_then_fetch_round_trip(sandbox_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         token = sb.psc.issue_tokens_for_tests(MARIE, CLIENT_ID)["access_token"]
         monkeypatch.setenv("MSS_TEST_TOKEN", token)
         send = ["send", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN", "--to", APP,
@@ -81,9 +82,19 @@ async def test_send_then_fetch_round_trip(tmp_path: Path, capsys: pytest.Capture
         assert await asyncio.to_thread(_cli, by_ip) == 0
         assert "Depuis la ligne de commande" in capsys.readouterr().out
 
-        # watch: one new message, then stop
+        # watch: one new message, then stop. Delivered once the watcher's session has selected INBOX
+        # (from then on the message is above the UID the watch starts from, whether IDLE is entered yet or not).
+        since = time.time()
+
+        def watching() -> bool:
+            return any(r.ended_at is None and any(" SELECT " in f" {c.command.upper()} " for c in r.commands)
+                       for r in sb.journal.records(bal=APP, since=since))
+
         async def deliver_soon() -> None:
-            await asyncio.sleep(1.0)
+            deadline = time.monotonic() + 20
+            while not watching():  # the journal tells its subscribers no commands: look at it until then
+                assert time.monotonic() < deadline, "the watcher never selected INBOX"
+                await asyncio.sleep(0.01)
             await sb.store.deliver(APP, b"From: a@b.test\r\nSubject: surveille\r\n\r\nx\r\n")
 
         delivery = asyncio.create_task(deliver_soon())
@@ -93,9 +104,9 @@ async def test_send_then_fetch_round_trip(tmp_path: Path, capsys: pytest.Capture
         assert "surveille" in capsys.readouterr().out
 
 
-async def test_errors_are_one_line_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+async def test_errors_are_one_line_without_traceback(sandbox_state: Path, capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         monkeypatch.setenv("MSS_TEST_TOKEN", "eyJub3QiOiJ2YWxpZCJ9.eyJzdWIiOiJ4In0.c2ln")
         code = await asyncio.to_thread(_cli, ["fetch", *_common(sb, PER, "PER"), "--token-env", "MSS_TEST_TOKEN"])
         err = capsys.readouterr().err

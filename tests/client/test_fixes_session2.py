@@ -92,8 +92,8 @@ def _plain(**changes: Any) -> MailboxOptions:
 
 
 @pytest.mark.slow
-async def test_srv_targets_resolve_through_the_injected_resolver(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+async def test_srv_targets_resolve_through_the_injected_resolver(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         dns = _sandbox_dns(sb)
         target = sb.info["imap"]["authcli"]["host"].lower()
         assert await dns.resolve_address(target) == ["127.0.0.1"]  # A first (the sandbox has no AAAA)
@@ -309,19 +309,22 @@ async def test_psc_check_ends_an_idle_bal_whose_session_was_revoked() -> None:
     source = _Revocable()
     box = _idle(source)
     events: list[SupervisorEvent] = []
-    async with SessionSupervisor(on_event=events.append, backoff=_FAST, psc_check=0.05) as sup:
+    clock = FakeClock()
+    async with SessionSupervisor(on_event=events.append, backoff=_FAST, psc_check=60.0, clock=clock) as sup:
         sup.add(box)
-        await _until(lambda: source.calls >= 2, 2)
+        await clock.wait_for_sleepers()  # the check waits its period on the supervisor's clock
+        await clock.advance(120)
+        assert source.calls == 2
         source.unavailable = True  # a PSC outage does not end the BAL (ECO.1.2.7)
-        seen = source.calls
-        await _until(lambda: source.calls >= seen + 2, 2)
-        assert sup.status(PER) == "running"
+        await clock.advance(120)
+        assert source.calls == 4 and sup.status(PER) == "running"
         source.unavailable, source.revoked = False, True
+        await clock.advance(60)
         await _until(lambda: sup.status(PER) == "ended", 2)
         assert box.end_reason is not None and "revoked" in box.end_reason
         calls = source.calls
-        await asyncio.sleep(0.2)
-        assert source.calls == calls  # no more checks once the BAL ended
+        await clock.advance(3600)  # an hour later
+        assert source.calls == calls and clock.sleepers == 0  # no more checks once the BAL ended
     assert any(e.kind == "ended" and e.address == PER for e in events)
 
 
@@ -329,10 +332,11 @@ async def test_psc_check_is_off_by_default_and_skips_app_bals(cert: ClientCertif
     source = _Revocable()
     source.revoked = True
     box = _idle(source)
-    async with SessionSupervisor(backoff=_FAST) as sup:
+    clock = FakeClock()
+    async with SessionSupervisor(backoff=_FAST, clock=clock) as sup:
         sup.add(box)
-        await asyncio.sleep(0.3)
-        assert source.calls == 0 and sup.status(PER) == "running"
+        await clock.advance(24 * 3600)  # a day of the supervisor's time, in no time
+        assert source.calls == 0 and sup.status(PER) == "running" and clock.sleepers == 0
     app = _flaky(cert, [])
     async with SessionSupervisor(backoff=_FAST, psc_check=0.05) as sup:
         sup.add(app)
@@ -347,10 +351,10 @@ def test_psc_check_must_be_positive(bad: float) -> None:
 
 
 @pytest.mark.slow
-async def test_psc_check_against_the_sandbox_psc(tmp_path: Path) -> None:
+async def test_psc_check_against_the_sandbox_psc(sandbox_state: Path) -> None:
     """A real PSCSession: a PSC logout without back-channel ends the idle BAL within a few checks."""
     clock = FakeClock(start=time.time())  # shared by the mock PSC, the session and the supervisor
-    async with running_sandbox(tmp_path, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
         client, session = await psc_session(sb, clock=clock)
         box = per_mailbox(sb, session)
         async with client, SessionSupervisor(backoff=_FAST, psc_check=0.2, clock=clock) as sup:

@@ -22,8 +22,8 @@ def _cert(sb_info: dict[str, object], address: str) -> ClientCertificate:
     return ClientCertificate(cert=Path(bal["cert"]), key=Path(bal["key"]))
 
 
-async def test_mailboxes_with_the_same_trust_share_one_tls_client(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb:
+async def test_mailboxes_with_the_same_trust_share_one_tls_client(sandbox_state: Path, tmp_path: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb:
         settings = trust(sb)
         app, app2 = _cert(sb.info, APP), _cert(sb.info, APP2)
         first = client_tls.TLSClient.build(settings, app)
@@ -43,8 +43,8 @@ async def test_mailboxes_with_the_same_trust_share_one_tls_client(tmp_path: Path
         assert client_tls.TLSClient.build(TrustSettings(ca_bundle=copy), app) is not before
 
 
-async def test_imap_connections_read_tls_through_the_loops_shared_buffer(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb:
+async def test_imap_connections_read_tls_through_the_loops_shared_buffer(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb:
         boxes = [Mailbox(APP, kind="APP", credentials=_cert(sb.info, APP), resolver=resolver(sb), tls=trust(sb),
                          options=options(sb)) for _ in range(3)]
         conns: list[IMAPConnection] = [await box.open_imap() for box in boxes]
@@ -64,11 +64,11 @@ async def test_imap_connections_read_tls_through_the_loops_shared_buffer(tmp_pat
             await box.aclose()
 
 
-async def test_the_stock_upgrade_is_used_on_loops_it_cannot_serve(tmp_path: Path,
+async def test_the_stock_upgrade_is_used_on_loops_it_cannot_serve(sandbox_state: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # A loop that is not a selector loop (proactor on Windows, uvloop): asyncio's own start_tls.
     monkeypatch.setattr(client_tls.selector_events, "BaseSelectorEventLoop", type("Other", (), {}))
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         box = Mailbox(APP, kind="APP", credentials=_cert(sb.info, APP), resolver=resolver(sb), tls=trust(sb),
                       options=options(sb))
         conn = await box.open_imap()
@@ -78,14 +78,14 @@ async def test_the_stock_upgrade_is_used_on_loops_it_cannot_serve(tmp_path: Path
         await box.aclose()
 
 
-async def test_watch_retries_a_discovery_failure_with_backoff(tmp_path: Path) -> None:
+async def test_watch_retries_a_discovery_failure_with_backoff(sandbox_state: Path) -> None:
     from collections.abc import Sequence
 
     from mssante.client import Backoff
     from mssante.discovery import SRVRecord
     from mssante.errors import DiscoveryError
 
-    async with running_sandbox(tmp_path) as sb:
+    async with running_sandbox(sandbox_state) as sb:
         dns = resolver(sb)
 
         class SlowDNS:

@@ -29,16 +29,17 @@ from tests.client.test_mailbox_support import (
 pytestmark = pytest.mark.slow
 
 
+
 def _auth_results(sb: Sandbox, bal: str, protocol: str = "imap") -> list[str | None]:
     return [r.auth_result for r in sb.journal.records(bal=bal) if r.protocol == protocol and r.auth_at is not None]
 
 
-async def test_token_expiring_during_a_long_session_is_renewed(tmp_path: Path) -> None:
+async def test_token_expiring_during_a_long_session_is_renewed(sandbox_state: Path) -> None:
     # Access tokens live 2 s; a PSCSession refreshes them with its refresh token. The mock PSC and the
     # session share a FakeClock (started at the real time, which the test PKI's dates need): the lifetime
     # passes when the test says so, not after a sleep.
     clock = FakeClock(start=time.time())
-    async with running_sandbox(tmp_path, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state, short_tokens(2.0), clock=clock) as sb, asyncio.timeout(60):
         client, session = await psc_session(sb, clock=clock)
         first_token = (await session.token()).reveal()
         async with client, per_mailbox(sb, session) as per:
@@ -53,8 +54,8 @@ async def test_token_expiring_during_a_long_session_is_renewed(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("mode", ["drop", "bye"])
-async def test_watch_resumes_after_the_operator_ends_the_session(tmp_path: Path, mode: str) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+async def test_watch_resumes_after_the_operator_ends_the_session(sandbox_state: Path, mode: str) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         state = WatchState(last_uid=0)
         app = app_mailbox(sb, backoff=Backoff(initial=0.3, maximum=1.0))
         async with app, contextlib.aclosing(app.watch(state=state)) as watcher:
@@ -74,8 +75,8 @@ async def test_watch_resumes_after_the_operator_ends_the_session(tmp_path: Path,
         assert state.last_uid is not None and state.uidvalidity is not None
 
 
-async def test_authenticationfailed_once_is_retried_with_a_fresh_token(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(30):
+async def test_authenticationfailed_once_is_retried_with_a_fresh_token(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(30):
         source = MintingSource(sb)
         sb.faults.fail_next_auth(1, "AUTHENTICATIONFAILED", bal=PER)
         async with per_mailbox(sb, source) as per:
@@ -86,8 +87,8 @@ async def test_authenticationfailed_once_is_retried_with_a_fresh_token(tmp_path:
         assert len(source.issued) == 2 and source.issued[0] != source.issued[1]  # token(fresh=True)
 
 
-async def test_authenticationfailed_twice_fails_clearly_without_a_third_attempt(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(30):
+async def test_authenticationfailed_twice_fails_clearly_without_a_third_attempt(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(30):
         source = MintingSource(sb)
         sb.faults.fail_next_auth(3, "AUTHENTICATIONFAILED", bal=PER)
         async with per_mailbox(sb, source) as per:
@@ -99,8 +100,8 @@ async def test_authenticationfailed_twice_fails_clearly_without_a_third_attempt(
         assert len(source.issued) == 2
 
 
-async def test_authorizationfailed_is_not_retried(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(30):
+async def test_authorizationfailed_is_not_retried(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(30):
         source = MintingSource(sb)
         sb.faults.fail_next_auth(2, "AUTHORIZATIONFAILED", bal=PER)
         async with per_mailbox(sb, source) as per:
@@ -111,8 +112,8 @@ async def test_authorizationfailed_is_not_retried(tmp_path: Path) -> None:
         assert len(source.issued) == 1
 
 
-async def test_unavailable_backs_off_then_succeeds_or_gives_up(tmp_path: Path) -> None:
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(30):
+async def test_unavailable_backs_off_then_succeeds_or_gives_up(sandbox_state: Path) -> None:
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(30):
         quick = Backoff(initial=0.2, maximum=0.4, attempts=2)
         sb.faults.fail_next_auth(2, "UNAVAILABLE", bal=PER)
         loop = asyncio.get_running_loop()

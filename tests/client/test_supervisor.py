@@ -62,7 +62,7 @@ async def baseline(sb: Sandbox, address: str) -> WatchState:
     return WatchState(last_uid=max((m.uid for m in stored), default=0))
 
 
-async def test_psc_logout_closes_that_bal_only(tmp_path: Path) -> None:
+async def test_psc_logout_closes_that_bal_only(sandbox_state: Path) -> None:
     seen = Seen()
 
     async def on_message(box: Mailbox, summary: MessageSummary) -> None:
@@ -70,7 +70,7 @@ async def test_psc_logout_closes_that_bal_only(tmp_path: Path) -> None:
         if summary.subject == "boom":
             raise RuntimeError("the application's handler failed")  # contained (ECO.1.2.3)
 
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         client, session = await psc_session(sb)
         per = per_mailbox(sb, session)
         app = app_mailbox(sb)
@@ -109,10 +109,10 @@ async def test_psc_logout_closes_that_bal_only(tmp_path: Path) -> None:
     assert seen.received[PER] == []
 
 
-async def test_supervisor_reopens_after_bye_and_contains_a_failing_bal(tmp_path: Path) -> None:
+async def test_supervisor_reopens_after_bye_and_contains_a_failing_bal(sandbox_state: Path) -> None:
     seen = Seen()
     broken_address = "sil.labo@mss.sandbox.test"
-    async with running_sandbox(tmp_path) as sb, asyncio.timeout(60):
+    async with running_sandbox(sandbox_state) as sb, asyncio.timeout(60):
         app = app_mailbox(sb, backoff=Backoff(initial=0.2, maximum=0.5))
         # a BAL whose certificate belongs to another structure: authorization refused, for good
         broken = app_mailbox(sb, address=broken_address, cert_of=APP)

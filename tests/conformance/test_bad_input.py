@@ -18,6 +18,7 @@ from mssante.cli._conformance import conformance
 from mssante.conformance import ExternalDriver, InProcessControl, Profile, Status, catalogue, run_job
 from mssante.errors import ConfigError, UsageError
 from mssante.sandbox.runner import Sandbox
+from mssante.testing import FakeClock
 from tests.conformance._harness import RED, sandbox_config
 from tests.conformance._separate import separate_sandbox
 
@@ -87,12 +88,18 @@ def test_a_sandbox_that_stops_mid_run_ends_the_run_incomplete(tmp_path: Path) ->
 
 
 async def test_an_lps_that_never_acts_passes_nothing(state_dir: Path) -> None:
+    """Every case waits its whole bound for an LPS that never acts: on a FakeClock, so it takes no real time."""
     said: list[str] = []
+    clock = FakeClock()
     async with Sandbox(sandbox_config(), state_dir) as sb:
         control = InProcessControl(sb)
         driver = ExternalDriver(bal="dpi.hopital@mss.sandbox.test", profile=Profile.APP, echo=said.append)
-        report = await run_job(control, driver, profile=Profile.APP, settings=RED)
+        start = clock.now()
+        report = await clock.run(run_job(control, driver, profile=Profile.APP, settings=RED, clock=clock),
+                                 timeout=120)
         await control.aclose()
+    longest = max(case.timeout * RED.time_scale for case in catalogue(Profile.APP))
+    assert clock.now() - start >= longest, "the cases waited out their bounds on the job's clock"
     assert len(report.results) == len(catalogue(Profile.APP))
     passed = [(r.case_id, r.explanation) for r in report.results if r.status is Status.PASS]
     assert passed == [], "an idle LPS must not pass any case"

@@ -712,6 +712,8 @@ debug_log_path = {work}/log/dovecot.log
 auth_verbose = yes
 auth_debug = {debug}
 verbose_ssl = {debug}
+# The current command shows in the process title ("imap: [user ip IDLE]"): tests wait on it.
+verbose_proctitle = yes
 
 # Rootless: every process runs as one unprivileged account.
 default_internal_user = {user}

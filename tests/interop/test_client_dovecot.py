@@ -189,6 +189,18 @@ async def wait_until(predicate: Callable[[], bool], seconds: float = 10.0) -> No
         await asyncio.sleep(0.02)
 
 
+def in_idle(user: str) -> bool:
+    """True when a Dovecot imap process of ``user`` is in IDLE (its title, verbose_proctitle)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # the process ended meanwhile
+        if "imap" in title and f"[{user} " in title and " IDLE]" in title:
+            return True
+    return False
+
+
 def draft(sender: str, to: str, subject: str) -> Draft:
     return Draft(sender=Sender(address=sender), to=(to,), subject=subject, text="Bonjour, voici le compte rendu.")
 
@@ -222,7 +234,7 @@ async def test_per_to_app_round_trip_through_dovecot(env: Env) -> None:
 
         watched = asyncio.create_task(first(app))
         await wait_until(lambda: any(r.action == "select" and "(watch)" in r.request for r in app_traces.records))
-        await asyncio.sleep(0.3)  # let the watcher enter IDLE
+        await wait_until(lambda: in_idle(APP))  # the watcher's IMAP process says it is in IDLE
 
         # send: Dovecot submission, XOAUTH2 with a PSC token too long for the AUTH line (RFC 4954 §4)
         relayed_before = len(env.dovecot.sink.messages)

@@ -6,7 +6,6 @@ import asyncio
 import imaplib
 import smtplib
 import ssl
-import time
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,7 +39,24 @@ def _xoauth2(address: str, token: str) -> bytes:
     return f"user={address}\x01auth=Bearer {token}\x01\x01".encode()
 
 
-def _fetch_inbox(info: dict[str, Any], token: str) -> list[bytes]:
+def _wait_for_messages(imap: imaplib.IMAP4, count: int) -> None:
+    """IDLE (RFC 2177) until INBOX holds ``count`` messages: the server's ``* n EXISTS`` is the event."""
+    _, data = imap.select("INBOX")
+    if int(data[0] or 0) >= count:
+        return
+    tag = imap._new_tag()  # imaplib has no IDLE: the command by hand, its answers read line by line
+    imap.send(tag + b" IDLE\r\n")
+    assert imap.readline().startswith(b"+"), "IDLE refused"
+    while True:  # the socket's 20 s timeout bounds each wait
+        words = imap.readline().split()
+        if words[:1] == [b"*"] and words[2:3] == [b"EXISTS"] and int(words[1]) >= count:
+            break
+    imap.send(b"DONE\r\n")
+    while not imap.readline().startswith(tag):
+        pass
+
+
+def _fetch_inbox(info: dict[str, Any], token: str, *, wait_for: int = 0) -> list[bytes]:
     front = info["imap"]["psc"]
     imap = imaplib.IMAP4("127.0.0.1", front["port"], timeout=20)
     try:
@@ -48,6 +64,7 @@ def _fetch_inbox(info: dict[str, Any], token: str) -> list[bytes]:
         ctx.check_hostname = False  # connected by IP; the name check is covered by the client tests
         imap.starttls(ssl_context=ctx)
         imap.authenticate("XOAUTH2", lambda _: _xoauth2(PER, token))
+        _wait_for_messages(imap, wait_for)
         imap.select("INBOX")
         _, data = imap.uid("SEARCH", "ALL")
         messages = []
@@ -81,13 +98,7 @@ async def test_vsm_responder_answers_with_xdm_and_mdn(sandbox: Sandbox) -> None:
             smtp.send_message(msg)
 
     await asyncio.to_thread(send)
-    deadline = time.monotonic() + 20
-    messages: list[bytes] = []
-    while time.monotonic() < deadline:
-        messages = await asyncio.to_thread(_fetch_inbox, info, token)
-        if len(messages) >= 2:
-            break
-        await asyncio.sleep(0.3)
+    messages = await asyncio.to_thread(_fetch_inbox, info, token, wait_for=2)  # the reply and the MDN
     parsed = [parse_message(m) for m in messages]
     replies = [p for p in parsed if p.report is None]
     mdns = [p for p in parsed if p.report is not None]
