@@ -126,3 +126,13 @@ def test_the_section_parser() -> None:
     assert parse("Do.\n\nRaises:\n    BadCommand: none is here.") == (["BadCommand"], False, False)
     assert parse("Do.\n\nRaises:\n    Whatever the callback raises.") == ([], False, True)
     assert parse("Do.") is None
+
+
+def test_src_has_no_placeholder_raises_section(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10 §9: a docstring names the errors a callable can raise, never a bare ``Raises: Nothing.``."""
+    check_raises = _load()
+    assert check_raises.main(["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    placeholders = [f"{f['path']}:{f['line']} {f['function']}" for f in report["findings"]
+                    if f["kind"] == "nothing" and f.get("only")]
+    assert report["summary"]["nothing_only"] == 0, placeholders

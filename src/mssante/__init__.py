@@ -137,9 +137,5 @@ if not _typing.TYPE_CHECKING:  # hidden from type checkers: a module __getattr__
 
 
 def __dir__() -> list[str]:
-    """List the module's attributes, the lazy names included before their first access.
-
-    Raises:
-        Nothing.
-    """
+    """List the module's attributes, the lazy names included before their first access."""
     return sorted(set(globals()) | set(_LAZY))

@@ -52,11 +52,7 @@ class BodyLimit:
         self.uploads = [re.compile(pattern) for pattern in uploads]
 
     def limit_for(self, path: str) -> int:
-        """The body limit of ``path``, in bytes.
-
-        Raises:
-            Nothing.
-        """
+        """The body limit of ``path``, in bytes."""
         return next((size for pattern, size in self.overrides if pattern.fullmatch(path)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -31,30 +31,18 @@ class EndCallbacks(Generic[S]):
         return len(self._callbacks)
 
     def add(self, callback: Callable[[S], Awaitable[None] | None], source: S, *, ended: bool) -> None:
-        """Register ``callback``; run it at once if the session has already ``ended``.
-
-        Raises:
-            Nothing.
-        """
+        """Register ``callback``; run it at once if the session has already ``ended``."""
         if ended:
             self._run(callback, source)
         else:
             self._callbacks.append(callback)
 
     def remove(self, callback: Callable[[S], Awaitable[None] | None]) -> None:
-        """Forget ``callback``; nothing happens if it is not registered.
-
-        Raises:
-            Nothing.
-        """
+        """Forget ``callback``; nothing happens if it is not registered."""
         self._callbacks = [c for c in self._callbacks if c is not callback]
 
     def fire(self, source: S) -> None:
-        """Run every registered callback once, then forget them.
-
-        Raises:
-            Nothing.
-        """
+        """Run every registered callback once, then forget them."""
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             self._run(callback, source)

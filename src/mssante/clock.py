@@ -39,11 +39,7 @@ class SystemClock:
     """The real clock: :func:`time.time` and :func:`asyncio.sleep`."""
 
     def now(self) -> float:
-        """Seconds since the epoch.
-
-        Raises:
-            Nothing.
-        """
+        """Seconds since the epoch."""
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
@@ -55,11 +51,7 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
     def __call__(self) -> float:
-        """Seconds since the epoch.
-
-        Raises:
-            Nothing.
-        """
+        """Seconds since the epoch."""
         return time.time()
 
     def __repr__(self) -> str:

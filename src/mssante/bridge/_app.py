@@ -52,9 +52,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def json_error(status: int, code: str, message: str, retry_after: str | None = None) -> JSONResponse:
     """The bridge's error answer ``{"error": code, "message": message}``, never cached.
-
-    Raises:
-        Nothing.
     """
     headers = dict(_NO_STORE)
     if retry_after:
@@ -326,11 +323,7 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 
 
 def routes(api: API) -> list[Route]:
-    """Return the API routes served by ``api``.
-
-    Raises:
-        Nothing.
-    """
+    """Return the API routes served by ``api``."""
     e = api.endpoint
     return [
         Route("/sessions/{session_id}/token", e(api.token), methods=["POST"]),  # Front serves it before the router
@@ -356,11 +349,7 @@ class Front:
     """
 
     def __init__(self, api: API, app: ASGIApp, guard: BodyLimit, proxies: TrustedProxies | None = None) -> None:
-        """Serve the token route with ``api``, the rest with ``app`` (the guarded Starlette app).
-
-        Raises:
-            Nothing.
-        """
+        """Serve the token route with ``api``, the rest with ``app`` (the guarded Starlette app)."""
         self.api = api
         self.app = app
         self.guard = guard

@@ -21,11 +21,7 @@ log = logging.getLogger("mssante.bridge.audit")
 
 
 def fingerprint(session_id: str) -> str:
-    """Return a 12-hex-digit fingerprint of a session id, for logs.
-
-    Raises:
-        Nothing.
-    """
+    """Return a 12-hex-digit fingerprint of a session id, for logs."""
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:12] if session_id else ""
 
 

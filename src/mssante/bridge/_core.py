@@ -72,11 +72,7 @@ class BridgeCore:
 
     def __init__(self, config: BridgeConfig, *, store: SessionStore, psc: PSCClient, cipher: TokenCipher,
                  audit: Audit, clock: Callable[[], float] = time.time) -> None:
-        """Wire the parts; :meth:`start` opens the store.
-
-        Raises:
-            Nothing.
-        """
+        """Wire the parts; :meth:`start` opens the store."""
         self.config = config
         self.store = store
         self.psc = psc
@@ -104,11 +100,7 @@ class BridgeCore:
             self.spawn(self._watch(), "bridge-watcher")
 
     async def aclose(self) -> None:
-        """Stop background tasks and close the store.
-
-        Raises:
-            Nothing.
-        """
+        """Stop background tasks and close the store."""
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -117,11 +109,7 @@ class BridgeCore:
         await self.store.aclose()
 
     def spawn(self, coro: Any, name: str) -> None:
-        """Run ``coro`` in the background until it ends or the bridge closes.
-
-        Raises:
-            Nothing.
-        """
+        """Run ``coro`` in the background until it ends or the bridge closes."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -141,11 +129,7 @@ class BridgeCore:
         return secret
 
     def remembered(self, installation_id: str, secret: str) -> bool:
-        """True when this credential was verified before (checking it again costs no scrypt).
-
-        Raises:
-            Nothing.
-        """
+        """True when this credential was verified before (checking it again costs no scrypt)."""
         known = self._verified.get(installation_id)
         return known is not None and hmac.compare_digest(known, hashlib.sha256(secret.encode("utf-8")).digest())
 
@@ -432,21 +416,13 @@ class BridgeCore:
 
     # -- events -------------------------------------------------------------------------------
     def subscribe(self, session_id: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
-        """Return a queue receiving this session's events until :meth:`unsubscribe`.
-
-        Raises:
-            Nothing.
-        """
+        """Return a queue receiving this session's events until :meth:`unsubscribe`."""
         queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=64)
         self._subscribers.setdefault(session_id, set()).add(queue)
         return queue
 
     def unsubscribe(self, session_id: str, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
-        """Stop delivering events to ``queue``.
-
-        Raises:
-            Nothing.
-        """
+        """Stop delivering events to ``queue``."""
         queues = self._subscribers.get(session_id)
         if queues is not None:
             queues.discard(queue)

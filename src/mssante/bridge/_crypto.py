@@ -44,11 +44,7 @@ _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 
 def new_id() -> str:
-    """Return 256 random bits, base64url without padding (43 characters).
-
-    Raises:
-        Nothing.
-    """
+    """Return 256 random bits, base64url without padding (43 characters)."""
     return secrets.token_urlsafe(32)
 
 
@@ -61,20 +57,12 @@ def _unb64(text: str) -> bytes:
 
 
 def session_secret_digest(secret: str) -> str:
-    """Return the SHA-256 hex digest under which a session secret is stored.
-
-    Raises:
-        Nothing.
-    """
+    """Return the SHA-256 hex digest under which a session secret is stored."""
     return hashlib.sha256(b"mssante-bridge-session:" + secret.encode("utf-8")).hexdigest()
 
 
 def hash_installation_secret(secret: str) -> str:
-    """Hash an installation secret with scrypt and a random salt; return ``scrypt$N$r$p$salt$hash``.
-
-    Raises:
-        Nothing.
-    """
+    """Hash an installation secret with scrypt and a random salt; return ``scrypt$N$r$p$salt$hash``."""
     salt = os.urandom(16)
     digest = hashlib.scrypt(secret.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
     return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
@@ -126,11 +114,7 @@ class TokenCipher:
 
     @classmethod
     def generate(cls) -> TokenCipher:
-        """Return a cipher with one fresh random key (tests, benchmarks).
-
-        Raises:
-            Nothing.
-        """
+        """Return a cipher with one fresh random key (tests, benchmarks)."""
         key = AESGCM.generate_key(bit_length=256)
         return cls({_fingerprint(key): key}, _fingerprint(key))
 
@@ -173,9 +157,6 @@ class TokenCipher:
 
     def encrypt(self, plaintext: Secret | str, *, context: str) -> str:
         """Encrypt ``plaintext`` bound to ``context`` (e.g. ``"<session id>/refresh"``).
-
-        Raises:
-            Nothing.
         """
         value = plaintext.reveal() if isinstance(plaintext, Secret) else plaintext
         nonce = os.urandom(_NONCE_BYTES)

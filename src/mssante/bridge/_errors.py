@@ -23,11 +23,7 @@ class BridgeError(MssanteError):
 
     def __init__(self, status: int, code: str, message: str, *, retry_after: str | None = None,
                  requirement: str | None = None) -> None:
-        """Describe the refusal.
-
-        Raises:
-            Nothing.
-        """
+        """Describe the refusal."""
         super().__init__(message, requirement=requirement)
         self.status = status
         self.code = code
@@ -35,18 +31,10 @@ class BridgeError(MssanteError):
 
 
 def not_found() -> BridgeError:
-    """The one answer for an unknown session, a wrong session secret or another installation's session.
-
-    Raises:
-        Nothing.
-    """
+    """The one answer for an unknown session, a wrong session secret or another installation's session."""
     return BridgeError(404, "session_not_found", "no such session for these credentials")
 
 
 def ended(reason: str) -> BridgeError:
-    """The answer for a session that is over (the client maps it to ``invalid_grant``, ECO.1.2.6).
-
-    Raises:
-        Nothing.
-    """
+    """The answer for a session that is over (the client maps it to ``invalid_grant``, ECO.1.2.6)."""
     return BridgeError(410, "session_ended", f"the PSC session is over ({reason})", requirement="ECO.1.2.6")

@@ -38,11 +38,7 @@ class LoginFlows:
     """Browser and CIBA logins on top of a :class:`BridgeCore`."""
 
     def __init__(self, core: BridgeCore) -> None:
-        """Use ``core``'s store, PSC client and cipher.
-
-        Raises:
-            Nothing.
-        """
+        """Use ``core``'s store, PSC client and cipher."""
         self.core = core
         self._finished: dict[str, asyncio.Event] = {}  # logins whose result a client awaits here
 

@@ -28,11 +28,7 @@ _BODY = {"413": _error("too_large: the body exceeds 16 KiB"),
 
 
 def openapi_document(base_url: str) -> dict[str, Any]:
-    """Return the OpenAPI document for a bridge reachable at ``base_url``.
-
-    Raises:
-        Nothing.
-    """
+    """Return the OpenAPI document for a bridge reachable at ``base_url``."""
     token = {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
         "access_token": {"type": "string"}, "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer"}}}
     return {

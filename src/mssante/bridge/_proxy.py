@@ -25,11 +25,7 @@ class TrustedProxies:
     """ASGI middleware: rewrite ``scope["client"]`` and ``scope["scheme"]`` from a trusted proxy's headers."""
 
     def __init__(self, app: ASGIApp, networks: Iterable[Network]) -> None:
-        """Believe ``X-Forwarded-For`` / ``X-Forwarded-Proto`` only from peers in ``networks``.
-
-        Raises:
-            Nothing.
-        """
+        """Believe ``X-Forwarded-For`` / ``X-Forwarded-Proto`` only from peers in ``networks``."""
         self.app = app
         self.networks = tuple(networks)
         self.trusted = functools.lru_cache(maxsize=1024)(self._trusted)
@@ -45,11 +41,7 @@ class TrustedProxies:
         await self.app(self.rewrite(scope), receive, send)
 
     def rewrite(self, scope: Scope) -> Scope:
-        """Return ``scope``, or a copy with the client and scheme a trusted proxy forwarded.
-
-        Raises:
-            Nothing.
-        """
+        """Return ``scope``, or a copy with the client and scheme a trusted proxy forwarded."""
         client = scope.get("client")
         if scope["type"] in ("http", "websocket") and client and self.trusted(client[0]):
             forwarded: list[str] = []

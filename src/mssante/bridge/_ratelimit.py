@@ -20,21 +20,13 @@ class TokenBuckets:
     """One token bucket per key (installation id, client IP)."""
 
     def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
-        """Apply ``limit`` to every key.
-
-        Raises:
-            Nothing.
-        """
+        """Apply ``limit`` to every key."""
         self.limit = limit
         self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, key: str) -> float:
-        """Take one token for ``key``; return 0 when allowed, else the seconds to wait.
-
-        Raises:
-            Nothing.
-        """
+        """Take one token for ``key``; return 0 when allowed, else the seconds to wait."""
         now = self._clock()
         tokens, last = self._buckets.pop(key, (float(self.limit.burst), now))
         tokens = min(float(self.limit.burst), tokens + (now - last) * self.limit.rate)
@@ -49,11 +41,7 @@ class TokenBuckets:
         return wait
 
     def blocked(self, key: str) -> float:
-        """Return 0 when ``key`` has a token left, else the seconds to wait; take nothing.
-
-        Raises:
-            Nothing.
-        """
+        """Return 0 when ``key`` has a token left, else the seconds to wait; take nothing."""
         entry = self._buckets.get(key)
         if entry is None:
             return 0.0
@@ -62,9 +50,5 @@ class TokenBuckets:
 
     @staticmethod
     def retry_after(wait: float) -> str:
-        """Format a wait as a ``Retry-After`` value (RFC 9110 §10.2.3: whole seconds).
-
-        Raises:
-            Nothing.
-        """
+        """Format a wait as a ``Retry-After`` value (RFC 9110 §10.2.3: whole seconds)."""
         return str(max(1, math.ceil(wait)))

@@ -52,11 +52,7 @@ class SessionRecord:
     ended: str = ""
 
     def to_json(self) -> str:
-        """Serialise for the store.
-
-        Raises:
-            Nothing.
-        """
+        """Serialise for the store."""
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
@@ -110,11 +106,7 @@ class LoginRecord:
     message: str = ""
 
     def to_json(self) -> str:
-        """Serialise for the store.
-
-        Raises:
-            Nothing.
-        """
+        """Serialise for the store."""
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod

@@ -132,11 +132,7 @@ class RedisStore:
         await asyncio.wait_for(self._ready.wait(), 10)
 
     def events_current(self) -> bool:
-        """True while the event subscription is established (no event can have been missed).
-
-        Raises:
-            Nothing.
-        """
+        """True while the event subscription is established (no event can have been missed)."""
         return self._live
 
     async def _listen(self) -> None:
@@ -198,11 +194,7 @@ class RedisStore:
             self._listener(session_id, event, payload)
 
     async def aclose(self) -> None:
-        """Stop listening and close the connection pool.
-
-        Raises:
-            Nothing.
-        """
+        """Stop listening and close the connection pool."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -102,11 +102,7 @@ class Bridge:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the engine, close the store and (if it made it) the PSC client.
-
-        Raises:
-            Nothing.
-        """
+        """Stop the engine, close the store and (if it made it) the PSC client."""
         if self._started:
             self._started = False
             await self.core.aclose()
@@ -119,9 +115,6 @@ def uvicorn_config(app: ASGIApp, config: BridgeConfig) -> Any:
 
     Forwarding headers are handled by the bridge itself (:class:`TrustedProxies`, with CIDR
     networks), so uvicorn's own ``proxy_headers`` stays off.
-
-    Raises:
-        Nothing.
     """
     import uvicorn
 

@@ -117,11 +117,7 @@ class SQLiteStore:
             self._poller = asyncio.create_task(self._poll_events(), name="bridge-sqlite-events")
 
     async def aclose(self) -> None:
-        """Close the database.
-
-        Raises:
-            Nothing.
-        """
+        """Close the database."""
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -350,11 +346,7 @@ class SQLiteStore:
 
     # -- process-local coordination (single process) -------------------------------------------
     async def get_cached_token(self, session_id: str) -> tuple[str, float, float, int] | None:
-        """Return this process's cache entry (access tokens are never written to the file).
-
-        Raises:
-            Nothing.
-        """
+        """Return this process's cache entry (access tokens are never written to the file)."""
         entry = self._tokens.get(session_id)
         if entry is not None and entry[2] <= self._clock():
             self._tokens.pop(session_id, None)
@@ -364,19 +356,11 @@ class SQLiteStore:
     async def cache_token(
         self, session_id: str, ciphertext: str, obtained_at: float, expires_at: float, version: int
     ) -> None:
-        """Keep an encrypted access token in this process's memory until it expires.
-
-        Raises:
-            Nothing.
-        """
+        """Keep an encrypted access token in this process's memory until it expires."""
         self._tokens[session_id] = (ciphertext, obtained_at, expires_at, version)
 
     async def acquire_lock(self, session_id: str, ttl: float) -> str | None:
-        """Take the in-process refresh lock.
-
-        Raises:
-            Nothing.
-        """
+        """Take the in-process refresh lock."""
         if session_id in self._locks:
             return None
         token = secrets.token_hex(16)
@@ -384,11 +368,7 @@ class SQLiteStore:
         return token
 
     async def release_lock(self, session_id: str, token: str) -> None:
-        """Release the in-process refresh lock.
-
-        Raises:
-            Nothing.
-        """
+        """Release the in-process refresh lock."""
         if self._locks.get(session_id) == token:
             del self._locks[session_id]
 

@@ -57,11 +57,7 @@ class BridgeTokenSource:
 
     def __init__(self, client: BridgeClient, session_id: str, session_secret: Secret, *, subject: str = "",
                  margin: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        """Use the session ``session_id``; refetch tokens ``margin`` s before expiry (at most half their life).
-
-        Raises:
-            Nothing.
-        """
+        """Use the session ``session_id``; refetch tokens ``margin`` s before expiry (at most half their life)."""
         self._client = client
         self.session_id = session_id
         self._secret = session_secret
@@ -134,20 +130,13 @@ class BridgeTokenSource:
 
     # -- end ----------------------------------------------------------------------------------
     def on_end(self, callback: EndCallback) -> None:
-        """Call ``callback(source)`` (sync or async) when the session ends; at once if it already has.
-
-        Raises:
-            Nothing.
-        """
+        """Call ``callback(source)`` (sync or async) when the session ends; at once if it already has."""
         self._callbacks.add(callback, self, ended=self.ended.is_set())
 
     def remove_on_end(self, callback: EndCallback) -> None:
         """Forget ``callback`` (given to :meth:`on_end`); nothing happens if it is not registered.
 
         A mailbox calls it when it is closed, so that a long-lived source keeps no closed mailbox.
-
-        Raises:
-            Nothing.
         """
         self._callbacks.remove(callback)
 
@@ -162,11 +151,7 @@ class BridgeTokenSource:
 
     # -- event stream -------------------------------------------------------------------------
     def listen(self) -> None:
-        """Start the event-stream task (idempotent); it runs until the session ends or :meth:`aclose`.
-
-        Raises:
-            Nothing.
-        """
+        """Start the event-stream task (idempotent); it runs until the session ends or :meth:`aclose`."""
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="bridge-events")
 
@@ -209,11 +194,7 @@ class BridgeTokenSource:
             raise_for(response, "log out")
 
     async def aclose(self) -> None:
-        """Stop listening and forget the cached token (the session stays open at the bridge).
-
-        Raises:
-            Nothing.
-        """
+        """Stop listening and forget the cached token (the session stays open at the bridge)."""
         self._cached = None
         if self._listener is not None:
             self._listener.cancel()
@@ -232,11 +213,7 @@ class PendingLogin:
     """
 
     def __init__(self, client: BridgeClient, login_id: str, url: str, expires_in: float) -> None:
-        """Remember the login.
-
-        Raises:
-            Nothing.
-        """
+        """Remember the login."""
         self._client = client
         self.login_id = login_id
         self.url = url
@@ -268,11 +245,7 @@ class BridgeClient:
     def __init__(self, base_url: str, installation_id: str, installation_secret: str | Secret, *,
                  verify: ssl.SSLContext | bool = True, timeout: float = 30.0, stream_timeout: float = 60.0,
                  transport: httpx2.AsyncBaseTransport | None = None, margin: float = 10.0) -> None:
-        """Connect to the bridge at ``base_url`` with an installation credential.
-
-        Raises:
-            Nothing.
-        """
+        """Connect to the bridge at ``base_url`` with an installation credential."""
         secret = installation_secret.reveal() if isinstance(installation_secret, Secret) else installation_secret
         self.http = httpx2.AsyncClient(base_url=base_url, auth=httpx2.BasicAuth(installation_id, secret),
                                        verify=verify, timeout=timeout, trust_env=False, transport=transport)
@@ -290,11 +263,7 @@ class BridgeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop every token source's listener and close the connections.
-
-        Raises:
-            Nothing.
-        """
+        """Stop every token source's listener and close the connections."""
         for source in self._sources:
             await source.aclose()
         await self.http.aclose()

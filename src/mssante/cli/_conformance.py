@@ -58,12 +58,7 @@ def conformance() -> None:
 @conformance.command("list")
 @click.option("--profile", type=click.Choice(["per-org", "app"]), help="Only this profile.")
 def list_cases(profile: str | None) -> None:
-    """Print the catalogue: id, code, French title, requirements.
-
-    \f
-    Raises:
-        Nothing.
-    """
+    """Print the catalogue: id, code, French title, requirements."""
     from mssante.conformance import Profile, catalogue
 
     for prof in [Profile(profile)] if profile else list(Profile):

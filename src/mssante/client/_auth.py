@@ -67,28 +67,16 @@ class BALCredentials:
 
     @property
     def certificate(self) -> ClientCertificate | None:
-        """The APP client certificate, or None.
-
-        Raises:
-            Nothing.
-        """
+        """The APP client certificate, or None."""
         return self._credentials if isinstance(self._credentials, ClientCertificate) else None
 
     @property
     def token_source(self) -> TokenSource | None:
-        """The PSC token source, or None for an APP BAL.
-
-        Raises:
-            Nothing.
-        """
+        """The PSC token source, or None for an APP BAL."""
         return None if isinstance(self._credentials, ClientCertificate) else self._credentials
 
     def author(self) -> str:
-        """Who acts, for traces (ECO.4.1.1): the professional's national id when known, else the BAL.
-
-        Raises:
-            Nothing.
-        """
+        """Who acts, for traces (ECO.4.1.1): the professional's national id when known, else the BAL."""
         national_id = getattr(self._credentials, "national_id", None)
         return national_id if isinstance(national_id, str) and national_id else self.address
 

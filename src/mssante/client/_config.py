@@ -65,21 +65,13 @@ class Backoff:
             raise UsageError("Backoff.attempts must be >= 0")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """The delay before retry number ``attempt`` (0-based), jittered.
-
-        Raises:
-            Nothing.
-        """
+        """The delay before retry number ``attempt`` (0-based), jittered."""
         base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
         spread = base * self.jitter
         return max(0.0, base + (rng or random).uniform(-spread, spread))
 
     def delays(self) -> Iterator[float]:
-        """The ``attempts`` delays of one bounded retry sequence.
-
-        Raises:
-            Nothing.
-        """
+        """The ``attempts`` delays of one bounded retry sequence."""
         for attempt in range(self.attempts):
             yield self.delay(attempt)
 
@@ -185,11 +177,7 @@ class ConnectionSettings:
                 raise UsageError(f"ConnectionSettings.{name} must be > 0")
 
     def address_of(self, host: str) -> str:
-        """The address to open a socket to for ``host`` (the host itself unless mapped).
-
-        Raises:
-            Nothing.
-        """
+        """The address to open a socket to for ``host`` (the host itself unless mapped)."""
         return self.resolve.get(host.lower().rstrip("."), self.resolve.get(host, host))
 
 

@@ -101,11 +101,7 @@ class IMAPConnection:
         settings: ConnectionSettings,
         server_name: str,
     ) -> None:
-        """Wrap an open stream; use :meth:`open` instead.
-
-        Raises:
-            Nothing.
-        """
+        """Wrap an open stream; use :meth:`open` instead."""
         self._reader, self._writer, self._settings = reader, writer, settings
         self.server_name = server_name
         self.engine = ClientConnection(
@@ -202,11 +198,7 @@ class IMAPConnection:
     # -- the I/O loop -------------------------------------------------------------------------
     @property
     def usable(self) -> bool:
-        """True while commands can be sent (open, not in ERROR or LOGOUT).
-
-        Raises:
-            Nothing.
-        """
+        """True while commands can be sent (open, not in ERROR or LOGOUT)."""
         return not self._closed and self.engine.state not in (ClientState.ERROR, ClientState.LOGOUT)
 
     async def _write(self, data: bytes) -> None:
@@ -423,20 +415,12 @@ class IMAPConnection:
 
     # -- closing ------------------------------------------------------------------------------
     def abort(self) -> None:
-        """Close the socket at once (no LOGOUT).
-
-        Raises:
-            Nothing.
-        """
+        """Close the socket at once (no LOGOUT)."""
         self._closed = True
         self._writer.transport.abort()
 
     async def logout(self, *, grace: float = 2.0) -> None:
-        """LOGOUT politely (bounded by ``grace`` seconds), then close. Never raises for network errors.
-
-        Raises:
-            Nothing.
-        """
+        """LOGOUT politely (bounded by ``grace`` seconds), then close. Never raises for network errors."""
         if self.usable:
             with contextlib.suppress(MssanteError, builtins.TimeoutError):
                 async with asyncio.timeout(grace):

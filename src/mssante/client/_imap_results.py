@@ -24,11 +24,7 @@ class SelectInfo:
 
     @classmethod
     def parse(cls, name: str, tagged: Tagged, events: Sequence[Event], *, readonly: bool) -> SelectInfo:
-        """Read EXISTS, ``[UIDVALIDITY]``, ``[UIDNEXT]`` and ``[READ-ONLY]`` (RFC 3501 §6.3.1, §7.1).
-
-        Raises:
-            Nothing.
-        """
+        """Read EXISTS, ``[UIDVALIDITY]``, ``[UIDNEXT]`` and ``[READ-ONLY]`` (RFC 3501 §6.3.1, §7.1)."""
         exists, uidvalidity, uidnext = 0, None, None
         for event in events:
             if isinstance(event, ExistsResponse):

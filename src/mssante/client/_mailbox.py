@@ -168,11 +168,7 @@ class Mailbox:
 
     # -- events and traces ----------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(event)`` on each :class:`MailboxEvent` (exceptions are logged, ECO.1.2.3).
-
-        Raises:
-            Nothing.
-        """
+        """Call ``listener(event)`` on each :class:`MailboxEvent` (exceptions are logged, ECO.1.2.3)."""
         self._listeners.append(listener)
 
     def _emit(self, kind: Literal["connected", "disconnected", "ended", "closed"], detail: str = "",
@@ -186,20 +182,12 @@ class Mailbox:
 
     @property
     def token_source(self) -> TokenSource | None:
-        """The PSC token source of a PER/ORG BAL, None for an APP BAL.
-
-        Raises:
-            Nothing.
-        """
+        """The PSC token source of a PER/ORG BAL, None for an APP BAL."""
         return self._creds.token_source
 
     @property
     def author(self) -> str:
-        """The identity written in traces (ECO.4.1.1).
-
-        Raises:
-            Nothing.
-        """
+        """The identity written in traces (ECO.4.1.1)."""
         return self.options.author or self._creds.author()
 
     def _trace(self, action: Action, request: str, response: str, ok: bool) -> None:
@@ -216,28 +204,16 @@ class Mailbox:
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def closed(self) -> bool:
-        """True after :meth:`aclose` or the end of the PSC session.
-
-        Raises:
-            Nothing.
-        """
+        """True after :meth:`aclose` or the end of the PSC session."""
         return self._closed
 
     def is_closed(self) -> bool:
-        """Same as :attr:`closed` (a call, so that type checkers re-read it after an await).
-
-        Raises:
-            Nothing.
-        """
+        """Same as :attr:`closed` (a call, so that type checkers re-read it after an await)."""
         return self._closed
 
     @property
     def ended(self) -> asyncio.Event:
-        """Set when the PSC session ended (:meth:`end`, ECO.1.2.6): wait on it.
-
-        Raises:
-            Nothing.
-        """
+        """Set when the PSC session ended (:meth:`end`, ECO.1.2.6): wait on it."""
         if self._ended is None:
             self._ended = asyncio.Event()
             if self._end_reason is not None:
@@ -246,11 +222,7 @@ class Mailbox:
 
     @property
     def end_reason(self) -> str | None:
-        """Why the PSC session ended, or None.
-
-        Raises:
-            Nothing.
-        """
+        """Why the PSC session ended, or None."""
         return self._end_reason
 
     def _check_open(self) -> None:
@@ -282,9 +254,6 @@ class Mailbox:
         Synchronous: sockets are aborted at once; later calls raise :class:`PSCError`
         (``invalid_grant``) and :meth:`watch` iterations stop with it. Idempotent, and a no-op
         once the mailbox is closed (:meth:`aclose`): a closed mailbox has no session to end.
-
-        Raises:
-            Nothing.
         """
         if self._end_reason is not None or self._closed:
             return
@@ -298,11 +267,7 @@ class Mailbox:
         self._emit("ended", reason)
 
     async def aclose(self) -> None:
-        """LOGOUT / QUIT every session (bounded), then close. Idempotent.
-
-        Raises:
-            Nothing.
-        """
+        """LOGOUT / QUIT every session (bounded), then close. Idempotent."""
         self._forget_source()
         if self._closed and not self._sessions.live:
             return
@@ -321,11 +286,7 @@ class Mailbox:
         return await self._sessions.open_imap()
 
     def release(self, conn: IMAPConnection | SMTPSubmission) -> None:
-        """Forget a connection that was closed.
-
-        Raises:
-            Nothing.
-        """
+        """Forget a connection that was closed."""
         self._sessions.release(conn)
 
     def imap_session(self) -> contextlib.AbstractAsyncContextManager[IMAPConnection]:

@@ -50,11 +50,7 @@ class Folder:
 
     @classmethod
     def from_list(cls, item: ListResponse) -> Folder:
-        """Build from a LIST response.
-
-        Raises:
-            Nothing.
-        """
+        """Build from a LIST response."""
         return cls(
             name=item.name,
             raw_name=item.raw_name,
@@ -92,20 +88,12 @@ class MessageSummary:
 
     @property
     def seen(self) -> bool:
-        """True when ``\\Seen`` is set.
-
-        Raises:
-            Nothing.
-        """
+        """True when ``\\Seen`` is set."""
         return any(flag.lower() == "\\seen" for flag in self.flags)
 
     @classmethod
     def from_fetch(cls, item: FetchResponse, *, folder: str, uidvalidity: int | None) -> MessageSummary:
-        """Build from a FETCH response holding :data:`SUMMARY_ITEMS`.
-
-        Raises:
-            Nothing.
-        """
+        """Build from a FETCH response holding :data:`SUMMARY_ITEMS`."""
         env = item.envelope
         return cls(
             folder=folder,

@@ -57,11 +57,7 @@ class ServerFinder:
 
     def __init__(self, address: str, kind: BALKind, *, servers: MailServers | ManualServers | None,
                  resolver: Resolver | None, options: MailboxOptions) -> None:
-        """Use ``servers`` when given, DNS SRV through ``resolver`` otherwise (on first use).
-
-        Raises:
-            Nothing.
-        """
+        """Use ``servers`` when given, DNS SRV through ``resolver`` otherwise (on first use)."""
         self.address = address
         self.kind: BALKind = kind
         self._given = servers

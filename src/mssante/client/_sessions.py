@@ -39,11 +39,7 @@ class BALSessions:
 
     def __init__(self, box: Mailbox, creds: BALCredentials, *, servers: MailServers | ManualServers | None,
                  resolver: Resolver | None, tls: TrustSettings, options: MailboxOptions) -> None:
-        """Nothing is opened until first use.
-
-        Raises:
-            Nothing.
-        """
+        """Nothing is opened until first use."""
         self._box = box
         self._creds = creds
         self._options = options
@@ -58,11 +54,7 @@ class BALSessions:
 
     @property
     def live(self) -> bool:
-        """True while a connection is open.
-
-        Raises:
-            Nothing.
-        """
+        """True while a connection is open."""
         return bool(self._live)
 
     def tls(self) -> TLSClient:
@@ -78,33 +70,21 @@ class BALSessions:
 
     # -- closing ---------------------------------------------------------------------------------
     def abort_all(self) -> None:
-        """Close every connection at once.
-
-        Raises:
-            Nothing.
-        """
+        """Close every connection at once."""
         for conn in list(self._live):
             conn.abort()
         self._live.clear()
         self._imap = self._smtp = None
 
     async def close_all(self, grace: float = 1.0) -> None:
-        """LOGOUT / QUIT every connection (each bounded by ``grace`` seconds).
-
-        Raises:
-            Nothing.
-        """
+        """LOGOUT / QUIT every connection (each bounded by ``grace`` seconds)."""
         live, self._live = list(self._live), set()
         self._imap = self._smtp = None
         await asyncio.gather(*(c.logout(grace=grace) if isinstance(c, IMAPConnection) else c.quit(grace=grace)
                                for c in live), return_exceptions=True)
 
     def release(self, conn: IMAPConnection | SMTPSubmission) -> None:
-        """Forget a connection that was closed.
-
-        Raises:
-            Nothing.
-        """
+        """Forget a connection that was closed."""
         self._live.discard(conn)
 
     # -- authenticated connections --------------------------------------------------------------

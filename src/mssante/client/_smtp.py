@@ -223,11 +223,7 @@ class SMTPSubmission:
     """One authenticated submission connection (use :meth:`open`); messages are sent one at a time."""
 
     def __init__(self, smtp: aiosmtplib.SMTP, *, server_name: str) -> None:
-        """Wrap a connected, authenticated client; use :meth:`open` instead.
-
-        Raises:
-            Nothing.
-        """
+        """Wrap a connected, authenticated client; use :meth:`open` instead."""
         self._smtp = smtp
         self.server_name = server_name
         self._lock = asyncio.Lock()
@@ -237,20 +233,12 @@ class SMTPSubmission:
 
     @property
     def usable(self) -> bool:
-        """True while the connection is open.
-
-        Raises:
-            Nothing.
-        """
+        """True while the connection is open."""
         return self._smtp.is_connected
 
     @property
     def size_limit(self) -> int | None:
-        """The ``SIZE`` the server advertised under TLS (RFC 1870), None if none or unlimited.
-
-        Raises:
-            Nothing.
-        """
+        """The ``SIZE`` the server advertised under TLS (RFC 1870), None if none or unlimited."""
         value = self._smtp.esmtp_extensions.get("size", "").strip()
         return int(value) if value.isdigit() and int(value) > 0 else None
 
@@ -432,20 +420,12 @@ class SMTPSubmission:
         return accepted, refused, response
 
     async def quit(self, *, grace: float = 2.0) -> None:
-        """QUIT politely (bounded), then close. Never raises.
-
-        Raises:
-            Nothing.
-        """
+        """QUIT politely (bounded), then close. Never raises."""
         if self._smtp.is_connected:
             with contextlib.suppress(aiosmtplib.SMTPException, builtins.TimeoutError, OSError):
                 await self._smtp.quit(timeout=grace)
         self._smtp.close()
 
     def abort(self) -> None:
-        """Close at once.
-
-        Raises:
-            Nothing.
-        """
+        """Close at once."""
         self._smtp.close()

@@ -163,11 +163,7 @@ class SessionSupervisor:
 
     # -- running --------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start every BAL's task (idempotent).
-
-        Raises:
-            Nothing.
-        """
+        """Start every BAL's task (idempotent)."""
         self._running = True
         for entry in self._entries.values():
             if entry.task is None:
@@ -301,10 +297,6 @@ class SessionSupervisor:
             self._finish(entry, "stopped", "supervisor stopped")
 
     async def aclose(self) -> None:
-        """Stop every BAL and close every session.
-
-        Raises:
-            Nothing.
-        """
+        """Stop every BAL and close every session."""
         self._running = False
         await asyncio.gather(*(self._stop(e) for e in self._entries.values()), return_exceptions=True)

@@ -134,11 +134,7 @@ class SyncMailbox:
             self._portal.run(messages.aclose())
 
     def close(self) -> None:
-        """Close every session, then stop the portal thread.
-
-        Raises:
-            Nothing.
-        """
+        """Close every session, then stop the portal thread."""
         try:
             self._portal.run(self.mailbox.aclose())
         finally:

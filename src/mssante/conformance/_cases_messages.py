@@ -80,11 +80,7 @@ def _no_document(ctx: CaseContext) -> Verdict:
 
 
 def check_document_rules(rules: tuple[str, ...], summary_fr: str) -> Check:
-    """Judge the document message against ``rules`` (ECO ids): any error finding of them fails.
-
-    Raises:
-        Nothing.
-    """
+    """Judge the document message against ``rules`` (ECO ids): any error finding of them fails."""
 
     async def check(ctx: CaseContext) -> Verdict:
         got = await ctx.document_message()
@@ -113,9 +109,6 @@ def check_nil() -> Check:
 
     The reference is the one Convergence gave the product, declared to the suite with
     ``--product-reference``: a value of the right shape but not the product's is refused.
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -149,11 +142,7 @@ def check_nil() -> Check:
 
 
 def check_mdn_request() -> Check:
-    """The LPS can ask for a read receipt when sending (ECO.2.3.2).
-
-    Raises:
-        Nothing.
-    """
+    """The LPS can ask for a read receipt when sending (ECO.2.3.2)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         since = time.time()
@@ -178,11 +167,7 @@ def check_mdn_request() -> Check:
 
 
 def check_mdn_return() -> Check:
-    """A received message asking for a read receipt gets an RFC 8098 MDN (ECO.3.1.6 / MSS/va1.14).
-
-    Raises:
-        Nothing.
-    """
+    """A received message asking for a read receipt gets an RFC 8098 MDN (ECO.3.1.6 / MSS/va1.14)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         composed = sandbox_message(
@@ -241,9 +226,6 @@ def check_receive_xdm(*, display: bool) -> Check:
     as shown must hide the ``XDM/1.0/DDM+`` prefix (ECO.3.1.3), the patient shown is the one of
     the documents (ECO.3.1.2), and a message a patient wrote (delivered from
     ``<INS>@patient.mssante.fr`` meanwhile) is told apart: ``sender_kind`` ``patient`` (ECO.3.1.1).
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -368,11 +350,7 @@ def _understanding(expected: ParsedMessage, understood: Sequence[Mapping[str, An
 
 def threading_verdict(sub: Submission, parent: str, ancestors: Sequence[str], what: str,
                        evidence: list[Evidence]) -> Verdict:
-    """Whether ``sub`` names ``parent`` in In-Reply-To and ends References with it (ECO.2.2.2).
-
-    Raises:
-        Nothing.
-    """
+    """Whether ``sub`` names ``parent`` in In-Reply-To and ends References with it (ECO.2.2.2)."""
     headers = sub.entry.get("headers", {})
     in_reply_to = _IDS.findall(header(headers, "In-Reply-To") or "")
     references = _IDS.findall(header(headers, "References") or "")
@@ -388,20 +366,12 @@ def threading_verdict(sub: Submission, parent: str, ancestors: Sequence[str], wh
 
 
 def threading_of_mdn(sub: Submission, parent: str, evidence: list[Evidence]) -> Verdict:
-    """The threading verdict of an MDN answering ``parent`` (ECO.2.2.2 applies to MDNs too).
-
-    Raises:
-        Nothing.
-    """
+    """The threading verdict of an MDN answering ``parent`` (ECO.2.2.2 applies to MDNs too)."""
     return threading_verdict(sub, parent, (), "L'accusé de lecture", evidence)
 
 
 def check_sent_copy() -> Check:
-    """The sent message is filed in the BAL's Sent folder (IMAP APPEND; ref2-requirements.md §5.8).
-
-    Raises:
-        Nothing.
-    """
+    """The sent message is filed in the BAL's Sent folder (IMAP APPEND; ref2-requirements.md §5.8)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         got = await ctx.document_message()

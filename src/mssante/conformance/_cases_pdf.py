@@ -33,11 +33,7 @@ def _pdfs(attachments: tuple[ParsedAttachment, ...]) -> list[ParsedAttachment]:
 
 
 def check_pdf_companion() -> Check:
-    """PDF companions present, named per ECO.2.1.6, and structurally PDF/A-1 (ECO.2.1.1).
-
-    Raises:
-        Nothing.
-    """
+    """PDF companions present, named per ECO.2.1.6, and structurally PDF/A-1 (ECO.2.1.1)."""
     rules = check_document_rules(("ECO.2.1.1", "ECO.2.1.6"), "PDF compagnon")
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -88,11 +84,7 @@ def _fold(text: str) -> str:
 
 
 def check_pdf_from_cda() -> Check:
-    """Each PDF names the archive's patient and the title of one of its CDA documents (ECO.2.1.5).
-
-    Raises:
-        Nothing.
-    """
+    """Each PDF names the archive's patient and the title of one of its CDA documents (ECO.2.1.5)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         got = await ctx.document_message()

@@ -75,9 +75,6 @@ def check_authentication_failed(*, psc: bool) -> Check:
     :meth:`~mssante.conformance._control.SandboxControl.reject_next_token`), so that a retry
     with the same token fails again and is seen. APP: the next three attempts fail; the LPS
     may retry once, then must stop and report.
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -130,11 +127,7 @@ def check_authentication_failed(*, psc: bool) -> Check:
 
 
 def check_authorization_failed() -> Check:
-    """``[AUTHORIZATIONFAILED]``: the LPS does not try again.
-
-    Raises:
-        Nothing.
-    """
+    """``[AUTHORIZATIONFAILED]``: the LPS does not try again."""
 
     async def check(ctx: CaseContext) -> Verdict:
         since = time.time()
@@ -165,9 +158,6 @@ def check_unavailable(*, psc: bool) -> Check:
 
     PER/ORG: the PSC token check is unavailable for ``unavailable_for`` seconds. APP: the next
     three attempts are answered ``UNAVAILABLE``.
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -215,9 +205,6 @@ def check_unavailable(*, psc: bool) -> Check:
 
 def check_reopen(mode: str) -> Check:
     """After ``BYE`` (``mode="bye"``) or a TCP drop (``"drop"``), a new IMAP session opens alone (ECO.1.2.7).
-
-    Raises:
-        Nothing.
     """
     how = "un BYE de l'opérateur" if mode == "bye" else "une coupure TCP brutale"
 
@@ -246,11 +233,7 @@ def check_reopen(mode: str) -> Check:
 
 
 def check_psc_logout() -> Check:
-    """End of the PSC session: every IMAP/SMTP session of the BAL is closed within the bound (ECO.1.2.6).
-
-    Raises:
-        Nothing.
-    """
+    """End of the PSC session: every IMAP/SMTP session of the BAL is closed within the bound (ECO.1.2.6)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         live = await ctx.ensure_live_session()
@@ -293,9 +276,6 @@ def check_token_lifetimes() -> Check:
     for a message: the SMTP authentication needs a token obtained by refreshing (the refresh
     token grant), not a new login of the professional (CPS or e-CPS), and the IMAP session is
     still (or again) open (ECO.1.2.7; ECO.1.2.1: a fresh token for each authentication).
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:

@@ -70,11 +70,7 @@ def _evidence(records: Sequence[SessionRecord], note: Evidence | None, kind: Bad
 
 
 def check_bad_server_certificate(kind: BadServerCertificate) -> Check:
-    """The LPS reaches STARTTLS against a ``kind`` bad server certificate, then never authenticates.
-
-    Raises:
-        Nothing.
-    """
+    """The LPS reaches STARTTLS against a ``kind`` bad server certificate, then never authenticates."""
     defect, rule = BAD_CERT_DEFECTS[kind]
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -134,9 +130,6 @@ def check_crl_outage() -> Check:
     downloaded authenticates); (3) still no CRL, the real certificate again: the LPS must
     connect, its last CRL being still valid (a client that keeps no CRL cannot check and stays
     disconnected).
-
-    Raises:
-        Nothing.
     """
 
     async def authenticated(ctx: CaseContext, since: float) -> bool:

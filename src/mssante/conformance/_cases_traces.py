@@ -63,11 +63,7 @@ def _when(value: Any) -> datetime | None:
 
 
 def trace_problems(lines: list[str], since: float) -> tuple[list[dict[str, Any]], list[str]]:
-    """Parse trace lines; return the records at or after ``since`` and the problems found (French).
-
-    Raises:
-        Nothing.
-    """
+    """Parse trace lines; return the records at or after ``since`` and the problems found (French)."""
     records: list[dict[str, Any]] = []
     problems: list[str] = []
     for number, line in enumerate(lines[:_MAX_LINES], start=1):
@@ -101,11 +97,7 @@ def trace_problems(lines: list[str], since: float) -> tuple[list[dict[str, Any]]
 
 def untraced_sessions(sessions: Sequence[SessionRecord], records: Sequence[dict[str, Any]], bal: str,
                       now: float) -> list[SessionRecord]:
-    """The authenticated sessions of ``bal`` with no trace record of that BAL written while they were open.
-
-    Raises:
-        Nothing.
-    """
+    """The authenticated sessions of ``bal`` with no trace record of that BAL written while they were open."""
     moments = []
     for r in records:
         moment = _when(r.get("at"))
@@ -138,11 +130,7 @@ async def _read_and_delete(ctx: CaseContext) -> tuple[str, list[Evidence]]:
 
 
 def check_traces() -> Check:
-    """Traces of the run's actions, complete and without secret.
-
-    Raises:
-        Nothing.
-    """
+    """Traces of the run's actions, complete and without secret."""
 
     async def check(ctx: CaseContext) -> Verdict:
         if ctx.trace_file is None:

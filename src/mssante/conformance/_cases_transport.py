@@ -70,11 +70,7 @@ class Window:
     queries: tuple[DNSQuery, ...] = ()
 
     def of(self, protocol: str) -> list[SessionRecord]:
-        """Sessions of one protocol.
-
-        Raises:
-            Nothing.
-        """
+        """Sessions of one protocol."""
         return [r for r in self.sessions if r.protocol == protocol]
 
 
@@ -130,22 +126,14 @@ class ProbeWindow:
 
     @property
     def reached(self) -> bool:
-        """The LPS began a handshake with the probe (a ClientHello, or STARTTLS in a session).
-
-        Raises:
-            Nothing.
-        """
+        """The LPS began a handshake with the probe (a ClientHello, or STARTTLS in a session)."""
         return bool(self.hellos) or any(r.starttls_at is not None or any(
             "STARTTLS" in c.command.upper() or c.command.startswith("<tls-handshake>") for c in r.commands)
             for r in self.sessions)
 
     @property
     def completed(self) -> list[SessionRecord]:
-        """Sessions whose handshake with the probe succeeded (the LPS accepted a weak version or suite).
-
-        Raises:
-            Nothing.
-        """
+        """Sessions whose handshake with the probe succeeded (the LPS accepted a weak version or suite)."""
         return [r for r in self.sessions if r.tls_version]
 
 
@@ -266,9 +254,6 @@ def check_tls_version() -> Check:
     Fails when a session of the window is not in TLS ≥ 1.2, when a ClientHello offers TLS 1.0 or
     1.1 (``supported_versions``, or a legacy version below 1.2), or when the LPS completes the
     probe's handshake in TLS < 1.2 (it would talk to such an operator).
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -324,9 +309,6 @@ def check_ciphers() -> Check:
     Suites that need an ECDSA or DSA server certificate are not held against the LPS: an
     operator's IGC Santé certificate is RSA, so they are never negotiated (and TLS stacks such
     as Windows SChannel offer them by default without a per-application setting).
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:
@@ -397,9 +379,6 @@ def check_srv_front(front: str) -> Check:
     sandbox hosts``): the A/AAAA queries are shown, not required; the target name is checked
     in the TLS server name (SNI) instead. Queries are attributed by time, as every client of
     the sandbox asks from loopback.
-
-    Raises:
-        Nothing.
     """
     priority = 10 if front == "psc" else 20
 
@@ -453,11 +432,7 @@ def check_srv_front(front: str) -> Check:
 
 
 def check_psc_mechanism(protocol: str) -> Check:
-    """SASL XOAUTH2 with ``user=`` the BAL address (ECO.1.2.1 / SC.MSS/CONF.07).
-
-    Raises:
-        Nothing.
-    """
+    """SASL XOAUTH2 with ``user=`` the BAL address (ECO.1.2.1 / SC.MSS/CONF.07)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         window = await connection_window(ctx)
@@ -488,11 +463,7 @@ def check_psc_mechanism(protocol: str) -> Check:
 
 
 def check_app_auth(protocol: str) -> Check:
-    """ORG AUTH_CLI certificate in the handshake, then SASL PLAIN with the BAL address (SC.MSS/CONF.12).
-
-    Raises:
-        Nothing.
-    """
+    """ORG AUTH_CLI certificate in the handshake, then SASL PLAIN with the BAL address (SC.MSS/CONF.12)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         window = await connection_window(ctx)
@@ -527,11 +498,7 @@ def check_app_auth(protocol: str) -> Check:
 
 
 def check_app_structure() -> Check:
-    """The certificate's OU is the IdNat_Struct of the structure that holds the BAL APP.
-
-    Raises:
-        Nothing.
-    """
+    """The certificate's OU is the IdNat_Struct of the structure that holds the BAL APP."""
 
     async def check(ctx: CaseContext) -> Verdict:
         window = await connection_window(ctx)
@@ -553,11 +520,7 @@ def check_app_structure() -> Check:
 
 
 def check_no_clear_credentials() -> Check:
-    """No credential ever sent before TLS (ECO.1.2.1; RFC 3501 §6.2.2, RFC 3207 §4, RFC 4954 §4).
-
-    Raises:
-        Nothing.
-    """
+    """No credential ever sent before TLS (ECO.1.2.1; RFC 3501 §6.2.2, RFC 3207 §4, RFC 4954 §4)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         window = await connection_window(ctx)

@@ -64,11 +64,7 @@ def _decoded(value: str) -> str:
 
 
 def check_message_id() -> Check:
-    """Every message submitted during the job has a valid, unique Message-ID (ECO.2.2.1, RFC 5322 §3.6.4).
-
-    Raises:
-        Nothing.
-    """
+    """Every message submitted during the job has a valid, unique Message-ID (ECO.2.2.1, RFC 5322 §3.6.4)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         got = await ctx.document_message()
@@ -99,11 +95,7 @@ def check_message_id() -> Check:
 
 
 def check_reply_threading() -> Check:
-    """A reply carries ``In-Reply-To`` (the parent) and ``References`` (parent's, then the parent) (ECO.2.2.2).
-
-    Raises:
-        Nothing.
-    """
+    """A reply carries ``In-Reply-To`` (the parent) and ``References`` (parent's, then the parent) (ECO.2.2.2)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         root = f"<fil-{int(time.time() * 1000)}@conformite.{ctx.control.info.get('domain', 'sandbox')}>"
@@ -141,11 +133,7 @@ def _holder(ctx: CaseContext) -> dict[str, Any] | None:
 
 
 def check_sender_label() -> Check:
-    """``From`` carries a meaningful label next to the address; a BAL PER's names its holder (ECO.2.2.7).
-
-    Raises:
-        Nothing.
-    """
+    """``From`` carries a meaningful label next to the address; a BAL PER's names its holder (ECO.2.2.7)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         got = await ctx.document_message()
@@ -180,11 +168,7 @@ def check_sender_label() -> Check:
 
 
 def check_dsn_request() -> Check:
-    """The LPS can ask for a delivery status notification: ``NOTIFY=SUCCESS,FAILURE`` on RCPT (ECO.2.3.1).
-
-    Raises:
-        Nothing.
-    """
+    """The LPS can ask for a delivery status notification: ``NOTIFY=SUCCESS,FAILURE`` on RCPT (ECO.2.3.1)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         since = time.time()
@@ -212,11 +196,7 @@ def check_dsn_request() -> Check:
 
 
 def sample_patient_ref() -> PatientRef:
-    """The patient record the LPS is asked to write to (the ANS test patient, qualified INS).
-
-    Raises:
-        Nothing.
-    """
+    """The patient record the LPS is asked to write to (the ANS test patient, qualified INS)."""
     p = SamplePatient()
     return PatientRef(ins=p.ins, ins_oid=p.ins_oid, family_name=p.birth_family,
                       given_name=p.given_names.split(" ")[0], birth_date=p.birth_date.isoformat())
@@ -237,11 +217,7 @@ async def _patient_message(ctx: CaseContext) -> tuple[Submission | None, list[Ev
 
 
 def check_patient_address() -> Check:
-    """A message to a patient goes to ``<INS>@patient.mssante.fr`` (ECO.2.2.6), from the record (ECO.3.1.5).
-
-    Raises:
-        Nothing.
-    """
+    """A message to a patient goes to ``<INS>@patient.mssante.fr`` (ECO.2.2.6), from the record (ECO.3.1.5)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         sub, notes = await _patient_message(ctx)
@@ -269,11 +245,7 @@ def check_patient_address() -> Check:
 
 
 def check_x_mss_mes() -> Check:
-    """The message to a patient who may not answer carries ``X-MSS-MES: FIN`` (ECO.2.2.8, SC.MSS/CONF.21).
-
-    Raises:
-        Nothing.
-    """
+    """The message to a patient who may not answer carries ``X-MSS-MES: FIN`` (ECO.2.2.8, SC.MSS/CONF.21)."""
 
     async def check(ctx: CaseContext) -> Verdict:
         sub, notes = await _patient_message(ctx)
@@ -292,11 +264,7 @@ def check_x_mss_mes() -> Check:
 
 
 def lookup_target(info: dict[str, Any], peer: str) -> LookupRef | None:
-    """What the LPS is given to find ``peer`` in the Annuaire Santé: the holder of a BAL PER, else the structure.
-
-    Raises:
-        Nothing.
-    """
+    """What the LPS is given to find ``peer`` in the Annuaire Santé: the holder of a BAL PER, else the structure."""
     entry = next((b for b in info.get("bals", ()) if str(b.get("address", "")).lower() == peer.lower()), None)
     if entry is None:
         return None
@@ -314,9 +282,6 @@ def check_annuaire_lookup() -> Check:
 
     Judged from the mock directory's access log: a successful search (200, at least one match)
     between the request and the submission, and the message goes to the address the directory gives.
-
-    Raises:
-        Nothing.
     """
 
     async def check(ctx: CaseContext) -> Verdict:

@@ -84,9 +84,6 @@ def diagnose(records: Sequence[SessionRecord], case_code: str = "") -> Cause | N
     that protocol succeeded: the LPS recovered, the failure has another cause. In the cases
     that judge the mechanism (:data:`MECHANISM_CASES`, ``case_code``), a wrong mechanism is
     named even when it succeeded.
-
-    Raises:
-        Nothing.
     """
     attempts = auth_attempts(records)
     by_id = {r.id: r for r in records}

@@ -149,11 +149,7 @@ class CaseContext:
         return diagnose(records, self.case.code if self.case is not None else "")
 
     def notes(self) -> list[Evidence]:
-        """What the LPS's driver reported while the job asked it for the shared messages.
-
-        Raises:
-            Nothing.
-        """
+        """What the LPS's driver reported while the job asked it for the shared messages."""
         return [n for n in self.shared.get("notes", []) if isinstance(n, Evidence)]
 
     # ------------------------------------------------------------------ driver actions

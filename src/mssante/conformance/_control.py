@@ -46,11 +46,7 @@ class MessageSummary:
 
     @property
     def message_id(self) -> str | None:
-        """The Message-ID header, when present.
-
-        Raises:
-            Nothing.
-        """
+        """The Message-ID header, when present."""
         return next((v for k, v in self.headers.items() if k.lower() == "message-id"), None)
 
 
@@ -59,28 +55,17 @@ class SandboxControl(Protocol):
 
     @property
     def info(self) -> dict[str, Any]:
-        """The ``sandbox.json`` content (domain, fronts, BALs, PSC).
-
-        Raises:
-            Nothing.
-        """
+        """The ``sandbox.json`` content (domain, fronts, BALs, PSC)."""
         ...
 
     @property
     def state_dir(self) -> Path:
-        """The sandbox's state directory (results go to ``conformance/latest.json`` there).
-
-        Raises:
-            Nothing.
-        """
+        """The sandbox's state directory (results go to ``conformance/latest.json`` there)."""
         ...
 
     @property
     def responders(self) -> tuple[str, ...]:
         """Addresses of the XDM auto-responder ("répondeur automatique"), CR de biologie first.
-
-        Raises:
-            Nothing.
         """
         ...
 
@@ -247,19 +232,11 @@ class SandboxControl(Protocol):
         ...
 
     async def alive(self) -> bool:
-        """Whether the sandbox still answers.
-
-        Raises:
-            Nothing.
-        """
+        """Whether the sandbox still answers."""
         ...
 
     async def aclose(self) -> None:
-        """Release what the control holds (restores any wrapped sandbox method).
-
-        Raises:
-            Nothing.
-        """
+        """Release what the control holds (restores any wrapped sandbox method)."""
         ...
 
     async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
@@ -280,11 +257,7 @@ class SandboxControl(Protocol):
         ...
 
     def access_token_lifetime(self) -> float | None:
-        """The PSC access token lifetime of this sandbox, in seconds; None when unknown.
-
-        Raises:
-            Nothing.
-        """
+        """The PSC access token lifetime of this sandbox, in seconds; None when unknown."""
         ...
 
 
@@ -304,46 +277,26 @@ class InProcessControl:
 
     @property
     def info(self) -> dict[str, Any]:
-        """``sandbox.json`` content.
-
-        Raises:
-            Nothing.
-        """
+        """``sandbox.json`` content."""
         return self._sb.info
 
     @property
     def state_dir(self) -> Path:
-        """The state directory.
-
-        Raises:
-            Nothing.
-        """
+        """The state directory."""
         return self._sb.state_dir
 
     @property
     def responders(self) -> tuple[str, ...]:
-        """The configured responder addresses, ``crbio`` ones first.
-
-        Raises:
-            Nothing.
-        """
+        """The configured responder addresses, ``crbio`` ones first."""
         pairs = sorted(self._sb.config.responders, key=lambda p: p[1] != "crbio")
         return tuple(address for address, _ in pairs)
 
     async def records(self, *, since: float | None = None) -> list[SessionRecord]:
-        """Journal records (see :class:`SandboxControl`).
-
-        Raises:
-            Nothing.
-        """
+        """Journal records (see :class:`SandboxControl`)."""
         return self._sb.journal.records(since=since)
 
     async def clear_faults(self) -> None:
-        """Clear faults and the token gate.
-
-        Raises:
-            Nothing.
-        """
+        """Clear faults and the token gate."""
         clear_faults(self._sb)
 
     async def fail_next_auth(self, count: int, code: AuthFailureCode, bal: str) -> None:
@@ -363,11 +316,7 @@ class InProcessControl:
         return self._bench.reject_next_token(bal)
 
     async def fault_state(self) -> dict[str, Any]:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return faults_json(self._sb)
 
     async def set_crl_outage(self, mode: Literal["503", "timeout"] | None) -> None:
@@ -379,11 +328,7 @@ class InProcessControl:
         self._bench.set_crl_outage(mode)
 
     async def set_psc_unavailable(self, unavailable: bool) -> None:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         self._sb.faults.psc_unavailable = unavailable
 
     async def set_bad_server_certificate(self, kind: BadServerCertificate | None) -> None:
@@ -403,11 +348,7 @@ class InProcessControl:
         return await self._sb.faults.end_sessions(bal, mode)
 
     async def end_psc_sessions(self, national_id: str) -> int:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return await self._sb.psc.end_session(national_id)
 
     async def list_messages(self, bal: str, folder: str = "INBOX") -> list[MessageSummary]:
@@ -436,27 +377,15 @@ class InProcessControl:
         await self._sb.store.deliver(bal, message)
 
     async def server_names(self, since: float) -> list[str | None]:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return [name for _, name in self._bench.server_names(since)]
 
     async def client_hellos(self, since: float) -> list[HelloRecord]:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return self._bench.hellos.since(since)
 
     async def dns_queries(self, since: float) -> list[DNSQuery]:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return dns_queries(self._sb, since)
 
     async def set_tls_probe(self, mode: TLSProbe | None) -> None:
@@ -476,52 +405,28 @@ class InProcessControl:
         await conformance_feed(self._sb).publish(event)
 
     async def step_ack(self, step: str) -> dict[str, Any] | None:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return conformance_feed(self._sb).ack(step)
 
     async def alive(self) -> bool:
-        """Always True: the sandbox runs in this process.
-
-        Raises:
-            Nothing.
-        """
+        """Always True: the sandbox runs in this process."""
         return True
 
     async def aclose(self) -> None:
-        """Restore the mock PSC.
-
-        Raises:
-            Nothing.
-        """
+        """Restore the mock PSC."""
         self._bench.clear()
 
     async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         http = self._sb.http
         if http is None:
             return None
         return [asdict(r) for r in list(http.annuaire.access_log) if r.time >= since]
 
     async def psc_logins(self, national_id: str, since: float) -> int | None:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return self._sb.psc.logins_since(national_id, since)
 
     def access_token_lifetime(self) -> float | None:
-        """See :class:`SandboxControl`.
-
-        Raises:
-            Nothing.
-        """
+        """See :class:`SandboxControl`."""
         return self._sb.config.lifetimes.access_token

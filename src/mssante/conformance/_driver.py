@@ -72,11 +72,7 @@ class PatientRef:
     birth_date: str
 
     def to_dict(self) -> dict[str, str]:
-        """JSON form (``params.patient`` of a ``send`` step).
-
-        Raises:
-            Nothing.
-        """
+        """JSON form (``params.patient`` of a ``send`` step)."""
         return {"ins": self.ins, "ins_oid": self.ins_oid, "family_name": self.family_name,
                 "given_name": self.given_name, "birth_date": self.birth_date}
 
@@ -95,11 +91,7 @@ class LookupRef:
     national_id: str
 
     def to_dict(self) -> dict[str, str]:
-        """JSON form (``params.lookup`` of a ``send`` step).
-
-        Raises:
-            Nothing.
-        """
+        """JSON form (``params.lookup`` of a ``send`` step)."""
         return {"family_name": self.family_name, "given_name": self.given_name, "national_id": self.national_id}
 
 
@@ -142,19 +134,11 @@ class LPSDriver(Protocol):
 
     @property
     def name(self) -> str:
-        """A short description for the report (``LPS externe``, ``mssante.client 0.3``...).
-
-        Raises:
-            Nothing.
-        """
+        """A short description for the report (``LPS externe``, ``mssante.client 0.3``...)."""
         ...
 
     async def inform(self, text: str) -> None:
-        """Show ``text`` (French) to whoever runs the LPS; a no-op for automated drivers.
-
-        Raises:
-            Nothing.
-        """
+        """Show ``text`` (French) to whoever runs the LPS; a no-op for automated drivers."""
         ...
 
     async def open_session(self, *, fresh: bool = False) -> None:
@@ -204,11 +188,7 @@ class LPSDriver(Protocol):
         ...
 
     async def close(self) -> None:
-        """End every session (IMAP LOGOUT, SMTP QUIT) and stop background work.
-
-        Raises:
-            Nothing.
-        """
+        """End every session (IMAP LOGOUT, SMTP QUIT) and stop background work."""
         ...
 
 
@@ -277,11 +257,7 @@ class ExternalDriver:
 
     def __init__(self, *, bal: str, profile: Profile, echo: Callable[[str], None] = print,
                  announce: Announce | None = None) -> None:
-        """Address the person running the LPS through ``echo`` (``click.echo`` in the CLI).
-
-        Raises:
-            Nothing.
-        """
+        """Address the person running the LPS through ``echo`` (``click.echo`` in the CLI)."""
         self._bal = bal
         self._profile = profile
         self._echo = echo
@@ -289,11 +265,7 @@ class ExternalDriver:
 
     @property
     def name(self) -> str:
-        """``LPS externe``.
-
-        Raises:
-            Nothing.
-        """
+        """``LPS externe``."""
         return "LPS externe"
 
     async def _say(self, action: StepAction, params: Mapping[str, Any], text: str) -> None:
@@ -302,11 +274,7 @@ class ExternalDriver:
             await self._announce(action, {"bal": self._bal, **params}, text)
 
     async def inform(self, text: str) -> None:
-        """Print ``text``.
-
-        Raises:
-            Nothing.
-        """
+        """Print ``text``."""
         self._echo(text)
 
     async def open_session(self, *, fresh: bool = False) -> None:
@@ -385,9 +353,5 @@ class ExternalDriver:
         await self._say("reply-mdn", {}, "Acceptez l'envoi de l'accusé de lecture demandé par le message ouvert.")
 
     async def close(self) -> None:
-        """Tell the person the run is over.
-
-        Raises:
-            Nothing.
-        """
+        """Tell the person the run is over."""
         self._echo("Campagne terminée : vous pouvez fermer la messagerie de votre LPS.")

@@ -39,11 +39,7 @@ EventSink = Callable[[dict[str, Any]], None]
 
 
 def iso_time(epoch: float) -> str:
-    """``epoch`` as ISO 8601 UTC with milliseconds and ``Z``.
-
-    Raises:
-        Nothing.
-    """
+    """``epoch`` as ISO 8601 UTC with milliseconds and ``Z``."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -76,11 +72,7 @@ class RunEvents:
 
     @property
     def api_url(self) -> str:
-        """The sandbox API base URL (``http://127.0.0.1:PORT/api``).
-
-        Raises:
-            Nothing.
-        """
+        """The sandbox API base URL (``http://127.0.0.1:PORT/api``)."""
         return str(self.control.info.get("api_url", "")).rstrip("/")
 
     async def emit(self, kind: str, **fields: Any) -> dict[str, Any]:

@@ -72,38 +72,23 @@ def status_label(status: Status, t: Translator | None = None) -> str:
     """``Conforme``/``Conformant``, ``Non conforme``/``Not conformant``, ``Erreur``, ``Non exécuté``.
 
     ``t`` defaults to the language in use (:func:`mssante._i18n.current`).
-
-    Raises:
-        Nothing.
     """
     return (t or current()).gettext(_STATUSES[status])
 
 
 def verdict_label(report: RunReport, t: Translator | None = None) -> str:
-    """``CONFORME``/``CONFORMANT`` or ``NON CONFORME``/``NOT CONFORMANT``.
-
-    Raises:
-        Nothing.
-    """
+    """``CONFORME``/``CONFORMANT`` or ``NON CONFORME``/``NOT CONFORMANT``."""
     t = t or current()
     return t.gettext("CONFORMANT") if report.ok else t.gettext("NOT CONFORMANT")
 
 
 def profile_label(profile: Profile, t: Translator | None = None) -> str:
-    """The profile as people name it: ``BAL PER/ORG (Pro Santé Connect)``, ``BAL APP (certificat AUTH_CLI)``.
-
-    Raises:
-        Nothing.
-    """
+    """The profile as people name it: ``BAL PER/ORG (Pro Santé Connect)``, ``BAL APP (certificat AUTH_CLI)``."""
     return (t or current()).gettext(_PROFILES[profile])
 
 
 def reason(report: RunReport, t: Translator | None = None) -> str:
-    """Why the run is not conformant, or an empty string (the interruption's text stays as the runner wrote it).
-
-    Raises:
-        Nothing.
-    """
+    """Why the run is not conformant, or an empty string (the interruption's text stays as the runner wrote it)."""
     t = t or current()
     parts = []
     if report.interruption:
@@ -171,11 +156,7 @@ class _Page:
 
 
 def to_html(report: RunReport, lang: Lang | None = None) -> str:
-    """The HTML report of a run (one self-contained page), in ``lang`` (default: the language in use).
-
-    Raises:
-        Nothing.
-    """
+    """The HTML report of a run (one self-contained page), in ``lang`` (default: the language in use)."""
     t = translator(lang) if lang is not None else current()
     page, _ = _Page(t), t.gettext
     w = {key: _e(text) for key, text in {

@@ -55,11 +55,7 @@ _MAX_COMMANDS: Final = 14
 
 
 def mechanism_of(command: str, protocol: str) -> str:
-    """The SASL mechanism of an ``AUTHENTICATE``/``AUTH`` command (``LOGIN`` for IMAP LOGIN), upper case.
-
-    Raises:
-        Nothing.
-    """
+    """The SASL mechanism of an ``AUTHENTICATE``/``AUTH`` command (``LOGIN`` for IMAP LOGIN), upper case."""
     words = command.split(" ")
     at = 2 if protocol == "imap" else 1
     if len(words) > at - 1 and words[at - 1].upper() == "LOGIN":
@@ -80,11 +76,7 @@ class Attempt:
 
 
 def auth_attempts(records: Iterable[SessionRecord]) -> list[Attempt]:
-    """Every authentication attempt of ``records``, in time order.
-
-    Raises:
-        Nothing.
-    """
+    """Every authentication attempt of ``records``, in time order."""
     out = []
     for r in records:
         for c in r.commands:
@@ -95,33 +87,21 @@ def auth_attempts(records: Iterable[SessionRecord]) -> list[Attempt]:
 
 
 def body_fetches(record: SessionRecord, since: float) -> list[str]:
-    """IMAP FETCH commands after ``since`` that download message text (RFC 3501 §6.4.5).
-
-    Raises:
-        Nothing.
-    """
+    """IMAP FETCH commands after ``since`` that download message text (RFC 3501 §6.4.5)."""
     return [c.command for c in record.commands
             if c.at >= since and "FETCH" in c.command.upper() and _BODY_ITEM.search(c.command)
             and c.result.upper().startswith("OK")]
 
 
 def cipher_allowed(version: str | None, cipher: str | None) -> bool:
-    """True when the negotiated suite is allowed (ECO.1.1.3): see :data:`TLS12_SUITES`.
-
-    Raises:
-        Nothing.
-    """
+    """True when the negotiated suite is allowed (ECO.1.1.3): see :data:`TLS12_SUITES`."""
     if version == "TLSv1.3":
         return cipher in TLS13_SUITES
     return version == "TLSv1.2" and cipher in TLS12_SUITES
 
 
 def cert_ou(subject: str | None) -> str | None:
-    """The ``OU`` of an RFC 4514 subject (the structure's IdNat_Struct on an ORG AUTH_CLI certificate).
-
-    Raises:
-        Nothing.
-    """
+    """The ``OU`` of an RFC 4514 subject (the structure's IdNat_Struct on an ORG AUTH_CLI certificate)."""
     if not subject:
         return None
     match = re.search(r"(?:^|,)OU=((?:\\.|[^,])*)", subject)
@@ -129,11 +109,7 @@ def cert_ou(subject: str | None) -> str | None:
 
 
 def header(headers: Mapping[str, Any], name: str) -> str | None:
-    """First value of a header in a journal header map (name → list of values), any case.
-
-    Raises:
-        Nothing.
-    """
+    """First value of a header in a journal header map (name → list of values), any case."""
     for key, values in headers.items():
         if key.lower() == name.lower():
             if isinstance(values, list | tuple):
@@ -151,37 +127,21 @@ class Submission:
 
     @property
     def at(self) -> float:
-        """When the message was accepted.
-
-        Raises:
-            Nothing.
-        """
+        """When the message was accepted."""
         return float(self.entry.get("at", 0.0))
 
     @property
     def recipients(self) -> tuple[str, ...]:
-        """The ``RCPT TO`` addresses.
-
-        Raises:
-            Nothing.
-        """
+        """The ``RCPT TO`` addresses."""
         return tuple(str(a) for a in self.entry.get("rcpt_to", ()))
 
     @property
     def message_id(self) -> str | None:
-        """The Message-ID header.
-
-        Raises:
-            Nothing.
-        """
+        """The Message-ID header."""
         return header(self.entry.get("headers", {}), "Message-ID")
 
     def evidence(self) -> Evidence:
-        """Envelope and headers of the submission (no body).
-
-        Raises:
-            Nothing.
-        """
+        """Envelope and headers of the submission (no body)."""
         lines = [f"MAIL FROM:<{self.entry.get('mail_from', '')}> RCPT TO: {', '.join(self.recipients)}",
                  f"Session #{self.session.id} ({self.session.front}), taille {self.entry.get('size', '?')} octets"]
         for name, values in dict(self.entry.get("headers", {})).items():
@@ -201,11 +161,7 @@ def _decoded(value: str) -> str:
 
 
 def submissions(records: Iterable[SessionRecord], bal: str, since: float) -> list[Submission]:
-    """Messages submitted from ``bal`` at or after ``since``, in time order.
-
-    Raises:
-        Nothing.
-    """
+    """Messages submitted from ``bal`` at or after ``since``, in time order."""
     out = [Submission(session=r, entry=m) for r in records if (r.bal or "").lower() == bal.lower()
            for m in r.messages if float(m.get("at", 0.0)) >= since]
     return sorted(out, key=lambda s: s.at)
@@ -216,11 +172,7 @@ def _clock(at: float | None) -> str:
 
 
 def session_evidence(record: SessionRecord, *, note: str = "") -> Evidence:
-    """An evidence block for one session: TLS facts, authentication, the first commands.
-
-    Raises:
-        Nothing.
-    """
+    """An evidence block for one session: TLS facts, authentication, the first commands."""
     order = {None: "aucune authentification", True: "STARTTLS avant l'authentification",
              False: "authentification tentée AVANT STARTTLS"}[record.starttls_before_auth]
     lines = [
@@ -243,11 +195,7 @@ def session_evidence(record: SessionRecord, *, note: str = "") -> Evidence:
 
 
 def attempts_evidence(attempts: Sequence[Attempt], title: str = "Tentatives d'authentification") -> Evidence:
-    """An evidence block listing attempts with their time, session and answer.
-
-    Raises:
-        Nothing.
-    """
+    """An evidence block listing attempts with their time, session and answer."""
     if not attempts:
         return Evidence(title=title, lines=("aucune tentative observée",))
     first = attempts[0].at

@@ -51,11 +51,7 @@ class Status(StrEnum):
 
     @property
     def label_fr(self) -> str:
-        """The French label shown in reports.
-
-        Raises:
-            Nothing.
-        """
+        """The French label shown in reports."""
         return {"pass": "Conforme", "fail": "Non conforme", "error": "Erreur", "skipped": "Non exécuté"}[self.value]
 
 
@@ -72,11 +68,7 @@ class Evidence:
     lines: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form.
-
-        Raises:
-            Nothing.
-        """
+        """JSON form."""
         return {"title": self.title, "lines": list(self.lines)}
 
     @classmethod
@@ -105,11 +97,7 @@ class Cause:
     fr: str
 
     def to_dict(self) -> dict[str, str]:
-        """JSON form.
-
-        Raises:
-            Nothing.
-        """
+        """JSON form."""
         return {"code": self.code, "fr": self.fr}
 
 
@@ -126,11 +114,7 @@ class Verdict:
     cause: Cause | None = None
 
     def because(self, cause: Cause | None) -> Verdict:
-        """This verdict with ``cause`` named (its French text appended to the explanation).
-
-        Raises:
-            Nothing.
-        """
+        """This verdict with ``cause`` named (its French text appended to the explanation)."""
         if cause is None:
             return self
         return Verdict(status=self.status, explanation=f"{self.explanation} Cause probable : {cause.fr}",
@@ -138,38 +122,22 @@ class Verdict:
 
     @classmethod
     def passed(cls, explanation: str, evidence: Sequence[Evidence] = ()) -> Verdict:
-        """A passing verdict.
-
-        Raises:
-            Nothing.
-        """
+        """A passing verdict."""
         return cls(status=Status.PASS, explanation=explanation, evidence=tuple(evidence))
 
     @classmethod
     def failed(cls, explanation: str, evidence: Sequence[Evidence] = ()) -> Verdict:
-        """A failing verdict (the LPS broke the rule).
-
-        Raises:
-            Nothing.
-        """
+        """A failing verdict (the LPS broke the rule)."""
         return cls(status=Status.FAIL, explanation=explanation, evidence=tuple(evidence))
 
     @classmethod
     def errored(cls, explanation: str, evidence: Sequence[Evidence] = ()) -> Verdict:
-        """The case could not be judged (sandbox problem, missing evidence that is not the LPS's fault).
-
-        Raises:
-            Nothing.
-        """
+        """The case could not be judged (sandbox problem, missing evidence that is not the LPS's fault)."""
         return cls(status=Status.ERROR, explanation=explanation, evidence=tuple(evidence))
 
     @classmethod
     def skipped(cls, explanation: str) -> Verdict:
-        """The case was not run (not applicable, or an input such as the trace file is missing).
-
-        Raises:
-            Nothing.
-        """
+        """The case was not run (not applicable, or an input such as the trace file is missing)."""
         return cls(status=Status.SKIPPED, explanation=explanation)
 
 
@@ -247,11 +215,7 @@ class CaseResult:
 
     @classmethod
     def of(cls, case: Case, verdict: Verdict, *, started: float, ended: float) -> CaseResult:
-        """Combine a case and its verdict.
-
-        Raises:
-            Nothing.
-        """
+        """Combine a case and its verdict."""
         return cls(
             case_id=case.id, code=case.code, title_fr=case.title_fr, requirements=case.requirements,
             profile=case.profile, status=verdict.status, explanation=verdict.explanation,
@@ -259,11 +223,7 @@ class CaseResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form.
-
-        Raises:
-            Nothing.
-        """
+        """JSON form."""
         return {
             "case_id": self.case_id, "code": self.code, "title_fr": self.title_fr,
             "requirements": list(self.requirements), "profile": self.profile.value, "status": self.status.value,
@@ -314,20 +274,12 @@ class RunReport:
     interruption: str = ""
 
     def count(self, status: Status) -> int:
-        """How many results have ``status``.
-
-        Raises:
-            Nothing.
-        """
+        """How many results have ``status``."""
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def complete(self) -> bool:
-        """True when every selected case was judged (the run was not interrupted).
-
-        Raises:
-            Nothing.
-        """
+        """True when every selected case was judged (the run was not interrupted)."""
         return not self.not_run and not self.interruption
 
     @property
@@ -336,27 +288,16 @@ class RunReport:
 
         A case that failed, errored or was skipped, or a run that stopped early, is never
         CONFORME: the report claims no more than was judged.
-
-        Raises:
-            Nothing.
         """
         return bool(self.results) and self.complete and all(r.status is Status.PASS for r in self.results)
 
     @property
     def verdict(self) -> str:
-        """``CONFORME`` or ``NON CONFORME``.
-
-        Raises:
-            Nothing.
-        """
+        """``CONFORME`` or ``NON CONFORME``."""
         return "CONFORME" if self.ok else "NON CONFORME"
 
     def reason_fr(self) -> str:
-        """Why the run is not CONFORME (French), or an empty string.
-
-        Raises:
-            Nothing.
-        """
+        """Why the run is not CONFORME (French), or an empty string."""
         parts = []
         if self.interruption:
             parts.append(self.interruption)
@@ -371,11 +312,7 @@ class RunReport:
         return " ; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (``latest.json``, ``--json``).
-
-        Raises:
-            Nothing.
-        """
+        """JSON form (``latest.json``, ``--json``)."""
         return {
             "format": FORMAT_VERSION, "profile": self.profile.value, "bal": self.bal, "client": self.client,
             "sandbox_domain": self.sandbox_domain, "started_at": self.started_at, "ended_at": self.ended_at,

@@ -63,29 +63,17 @@ class HTTPControl:
 
     @property
     def info(self) -> dict[str, Any]:
-        """``sandbox.json`` content.
-
-        Raises:
-            Nothing.
-        """
+        """``sandbox.json`` content."""
         return self._info
 
     @property
     def state_dir(self) -> Path:
-        """The state directory.
-
-        Raises:
-            Nothing.
-        """
+        """The state directory."""
         return self._state_dir
 
     @property
     def responders(self) -> tuple[str, ...]:
-        """Responder addresses, guessed from the default names (``crbio-xdm@``, ``vsm@``).
-
-        Raises:
-            Nothing.
-        """
+        """Responder addresses, guessed from the default names (``crbio-xdm@``, ``vsm@``)."""
         names = [str(b.get("address", "")) for b in self._info.get("bals", ())]
         return tuple(sorted((n for n in names if n.split("@")[0] in ("crbio-xdm", "vsm")),
                             key=lambda n: not n.startswith("crbio")))
@@ -320,11 +308,7 @@ class HTTPControl:
         return data if isinstance(data, dict) and data.get("done") else None
 
     async def alive(self) -> bool:
-        """``GET /api/health`` answers 200.
-
-        Raises:
-            Nothing.
-        """
+        """``GET /api/health`` answers 200."""
         try:
             data = await self._json("GET", "/health")
         except (ConnectError, UsageError):
@@ -332,11 +316,7 @@ class HTTPControl:
         return isinstance(data, dict) and data.get("status") == "ok"
 
     async def aclose(self) -> None:
-        """Nothing to release.
-
-        Raises:
-            Nothing.
-        """
+        """Nothing to release."""
 
     async def annuaire_log(self, since: float) -> list[dict[str, Any]] | None:
         """``GET /api/annuaire/access-log?since=``.
@@ -363,10 +343,6 @@ class HTTPControl:
         return value if isinstance(value, int) else None
 
     def access_token_lifetime(self) -> float | None:
-        """``psc.access_token_lifetime`` of ``sandbox.json``, when given.
-
-        Raises:
-            Nothing.
-        """
+        """``psc.access_token_lifetime`` of ``sandbox.json``, when given."""
         value = self._info.get("psc", {}).get("access_token_lifetime")
         return float(value) if isinstance(value, int | float) else None

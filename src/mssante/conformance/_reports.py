@@ -22,11 +22,7 @@ __all__ = ["from_json", "to_json", "to_junit"]
 
 
 def to_json(report: RunReport) -> str:
-    """The report as JSON text (what ``--json`` and ``latest.json`` hold).
-
-    Raises:
-        Nothing.
-    """
+    """The report as JSON text (what ``--json`` and ``latest.json`` hold)."""
     return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -56,11 +52,7 @@ def _strip_controls(text: str) -> str:
 
 
 def to_junit(report: RunReport) -> str:
-    """The report as JUnit XML text.
-
-    Raises:
-        Nothing.
-    """
+    """The report as JUnit XML text."""
     suite = ET.Element("testsuite", {
         "name": f"mssante-conformance-{report.profile.value}",
         "tests": str(len(report.results) + len(report.not_run)),

@@ -151,20 +151,12 @@ class RequirementRow:
 
     @property
     def judged(self) -> bool:
-        """True when at least one case judges it.
-
-        Raises:
-            Nothing.
-        """
+        """True when at least one case judges it."""
         return bool(self.cases)
 
 
 def requirement_table() -> tuple[RequirementRow, ...]:
-    """The 40 requirements with the cases of both profiles that judge each.
-
-    Raises:
-        Nothing.
-    """
+    """The 40 requirements with the cases of both profiles that judge each."""
     cases = [c for profile in Profile for c in catalogue(profile)]
     return tuple(
         RequirementRow(requirement=r, cases=tuple((c.profile, c.id, c.code) for c in cases if r.id in c.requirements))

@@ -175,19 +175,11 @@ class ClientDriver:
     # -- LPSDriver ------------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        """``mssante.client <version>``.
-
-        Raises:
-            Nothing.
-        """
+        """``mssante.client <version>``."""
         return f"mssante.client {__version__} (Mailbox + SessionSupervisor)"
 
     async def inform(self, text: str) -> None:
-        """Nothing to show: the builtin LPS runs unattended.
-
-        Raises:
-            Nothing.
-        """
+        """Nothing to show: the builtin LPS runs unattended."""
         return None
 
     async def open_session(self, *, fresh: bool = False) -> None:
@@ -283,11 +275,7 @@ class ClientDriver:
             self._pending_mdns.pop(0)
 
     async def close(self) -> None:
-        """LOGOUT / QUIT every session, stop the watch and the PSC check, close the PSC client.
-
-        Raises:
-            Nothing.
-        """
+        """LOGOUT / QUIT every session, stop the watch and the PSC check, close the PSC client."""
         self._closed = True
         self._box = None
         await self._supervisor.aclose()

@@ -40,11 +40,7 @@ class Connector(Protocol):
         ...
 
     async def close(self, box: Mailbox) -> None:
-        """Close ``box`` and whatever :meth:`mailbox` started for it (a bridge event listener).
-
-        Raises:
-            Nothing.
-        """
+        """Close ``box`` and whatever :meth:`mailbox` started for it (a bridge event listener)."""
         ...
 
 
@@ -144,9 +140,6 @@ class MailboxConnector:
     async def close(self, box: Mailbox) -> None:
         """Close ``box``; the last BAL of a bridge session stops that session's event listener
         (the session stays open at the bridge).
-
-        Raises:
-            Nothing.
         """
         await box.aclose()
         source = box.token_source

@@ -18,9 +18,6 @@ _MAX = 16 * 1024  # header fields only: anything longer is cut, never buffered w
 
 def parse_x_mss(block: bytes) -> dict[str, str]:
     """The X-MSS fields of a header block; repeated fields (CODECDA) joined with ``", "``.
-
-    Raises:
-        Nothing.
     """
     headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(block[:_MAX])
     out = {}

@@ -29,11 +29,7 @@ class WorkerCollector(Collector):
         self.worker = worker
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the metrics.
-
-        Raises:
-            Nothing.
-        """
+        """Yield the metrics."""
         w, f = self.worker, self.worker.figures
         labels = ["worker"]
 

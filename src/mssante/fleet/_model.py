@@ -60,11 +60,7 @@ class BALSpec:
             raise UsageError("folder must be 1 to 200 characters")
 
     def to_json(self) -> str:
-        """The stored form.
-
-        Raises:
-            Nothing.
-        """
+        """The stored form."""
         return json.dumps({"kind": self.kind, "ref": self.ref, "folder": self.folder}, separators=(",", ":"))
 
     @classmethod
@@ -99,31 +95,19 @@ class FleetEvent:
 
     @property
     def uid(self) -> int | None:
-        """The message UID (``message`` events).
-
-        Raises:
-            Nothing.
-        """
+        """The message UID (``message`` events)."""
         value = self.fields.get("uid")
         return int(value) if value and value.isdigit() else None
 
     @property
     def uidvalidity(self) -> int | None:
-        """The UIDVALIDITY of the message (``message``) or the new one (``uidvalidity-changed``).
-
-        Raises:
-            Nothing.
-        """
+        """The UIDVALIDITY of the message (``message``) or the new one (``uidvalidity-changed``)."""
         value = self.fields.get("uidvalidity")
         return int(value) if value and value.isdigit() else None
 
     @classmethod
     def from_entry(cls, entry_id: str | bytes, raw: Mapping[Any, Any]) -> FleetEvent:
-        """Build from an XREAD/XREADGROUP entry.
-
-        Raises:
-            Nothing.
-        """
+        """Build from an XREAD/XREADGROUP entry."""
         fields = {_s(k): _s(v) for k, v in raw.items()}
         return cls(id=_s(entry_id), kind=fields.get("kind", ""), bal=fields.get("bal", ""), fields=fields)
 
@@ -136,9 +120,6 @@ def message_fields(bal: str, summary: MessageSummary, x_mss: dict[str, str] | No
     """The fields of a ``message`` event: BAL, UIDVALIDITY, UID, Message-ID, envelope summary, X-MSS, size.
 
     ``x_mss`` (JSON) is present when the headers were fetched (``WorkerSettings.x_mss``).
-
-    Raises:
-        Nothing.
     """
     fields = {
         "kind": "message",

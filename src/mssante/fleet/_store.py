@@ -201,11 +201,7 @@ class FleetStore:
         return cls(aioredis.Redis.from_pool(pool), **kwargs)
 
     async def aclose(self) -> None:
-        """Close the Redis client.
-
-        Raises:
-            Nothing.
-        """
+        """Close the Redis client."""
         with contextlib.suppress(*_REDIS_DOWN):
             await self.redis.aclose()
 
@@ -447,11 +443,7 @@ class FleetStore:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[FleetStore]:
-        """``async with store.session():`` closes the client at the end.
-
-        Raises:
-            Nothing.
-        """
+        """``async with store.session():`` closes the client at the end."""
         try:
             yield self
         finally:

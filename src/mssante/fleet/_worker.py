@@ -84,11 +84,7 @@ class WorkerSettings:
 
     @property
     def ttl_ms(self) -> int:
-        """The lease TTL in milliseconds.
-
-        Raises:
-            Nothing.
-        """
+        """The lease TTL in milliseconds."""
         return max(1, int(self.lease_ttl * 1000))
 
 
@@ -180,19 +176,11 @@ class Worker:
             await self._stop_watches(list(self.watches), release=self._stop.is_set(), wait=True)
 
     def shutdown(self) -> None:
-        """Ask :meth:`run` to stop cleanly (leases released).
-
-        Raises:
-            Nothing.
-        """
+        """Ask :meth:`run` to stop cleanly (leases released)."""
         self._stop.set()
 
     def healthy(self) -> bool:
-        """True when the last tick reached Redis less than two lease TTLs ago (leases are being renewed).
-
-        Raises:
-            Nothing.
-        """
+        """True when the last tick reached Redis less than two lease TTLs ago (leases are being renewed)."""
         if self.last_tick_ok is None:
             return False
         return asyncio.get_running_loop().time() - self.last_tick_ok < 2 * self.settings.lease_ttl

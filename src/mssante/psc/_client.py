@@ -62,9 +62,6 @@ class PSCClient:
         Args:
             transport: an httpx2 transport, for tests (``httpx2.MockTransport``).
             clock: the time, for token expiry checks and waits (CIBA polling, session expiry).
-
-        Raises:
-            Nothing.
         """
         self.settings = settings
         self._clock = clock
@@ -84,11 +81,7 @@ class PSCClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections. Sessions stay usable only until their next refresh.
-
-        Raises:
-            Nothing.
-        """
+        """Close the HTTP connections. Sessions stay usable only until their next refresh."""
         await self._http.aclose()
 
     # -- discovery -------------------------------------------------------------------------------
@@ -256,9 +249,6 @@ class PSCClient:
 
         Args:
             margin: seconds before expiry to refresh; default ``settings.refresh_margin``.
-
-        Raises:
-            Nothing.
         """
         session = PSCSession(self, tokens, margin=self.settings.refresh_margin if margin is None else margin,
                              clock=self._clock)
@@ -266,11 +256,7 @@ class PSCClient:
         return session
 
     def sessions(self) -> list[PSCSession]:
-        """Return the live sessions opened by this client.
-
-        Raises:
-            Nothing.
-        """
+        """Return the live sessions opened by this client."""
         return list(self._sessions)
 
     def _session_ended(self, session: PSCSession) -> None:

@@ -56,11 +56,7 @@ class ProviderMetadata:
         return value
 
     def has(self, name: str) -> bool:
-        """Tell whether the document advertises the endpoint ``name``.
-
-        Raises:
-            Nothing.
-        """
+        """Tell whether the document advertises the endpoint ``name``."""
         return isinstance(self.raw.get(name), str) and bool(self.raw.get(name))
 
 

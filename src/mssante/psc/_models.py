@@ -142,11 +142,7 @@ class AuthorizationRequest:
     created_at: float
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict, **with the secrets in clear**: store it server side only.
-
-        Raises:
-            Nothing.
-        """
+        """Return a JSON-serialisable dict, **with the secrets in clear**: store it server side only."""
         return {
             "state": self.state.reveal(), "nonce": self.nonce.reveal(), "code_verifier": self.code_verifier.reveal(),
             "redirect_uri": self.redirect_uri, "created_at": self.created_at,
@@ -246,9 +242,6 @@ def jwt_exp(token: str) -> float | None:
     access token dies up to a second before ``now + expires_in``: :meth:`TokenSet.from_response`
     takes the earlier of the two. The claim is used only to renew in time (RFC 7519 §4.1.4),
     never to trust the token, and a later ``exp`` never extends ``expires_in``.
-
-    Raises:
-        Nothing.
     """
     parts = token.split(".")
     if len(parts) != 3 or len(parts[1]) > 16_384:

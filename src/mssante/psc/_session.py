@@ -51,11 +51,7 @@ class PSCSession:
 
     def __init__(self, owner: _Owner, tokens: TokenSet, *, margin: float,
                  clock: Clock = SYSTEM_CLOCK) -> None:
-        """Wrap ``tokens``; refresh ``margin`` seconds before the access token expires.
-
-        Raises:
-            Nothing.
-        """
+        """Wrap ``tokens``; refresh ``margin`` seconds before the access token expires."""
         self._owner = owner
         self._margin = margin
         self._clock = clock
@@ -88,11 +84,7 @@ class PSCSession:
         return self._tokens
 
     async def wait_ended(self) -> str:
-        """Wait until the session ends; return :attr:`end_reason`.
-
-        Raises:
-            Nothing.
-        """
+        """Wait until the session ends; return :attr:`end_reason`."""
         await self._ended.wait()
         return self.end_reason or "ended"
 
@@ -100,9 +92,6 @@ class PSCSession:
         """Call ``callback(session)`` when the session ends (at once if it already has).
 
         Coroutine callbacks are run as tasks. A failing callback is logged, never raised.
-
-        Raises:
-            Nothing.
         """
         self._callbacks.add(callback, self, ended=self._ended.is_set())
 
@@ -110,9 +99,6 @@ class PSCSession:
         """End the session locally: forget the tokens, set :attr:`ended`, run the callbacks.
 
         Idempotent. This does not tell PSC; use :meth:`PSCClient.logout` for that.
-
-        Raises:
-            Nothing.
         """
         if self._ended.is_set():
             return
@@ -130,9 +116,6 @@ class PSCSession:
         """Forget ``callback`` (given to :meth:`on_end`); nothing happens if it is not registered.
 
         A mailbox calls it when it is closed, so that a long-lived session keeps no closed mailbox.
-
-        Raises:
-            Nothing.
         """
         self._callbacks.remove(callback)
 

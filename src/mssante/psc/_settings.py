@@ -48,11 +48,7 @@ _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
 
 def is_loopback_url(url: str) -> bool:
-    """Tell whether ``url`` is ``http(s)`` on a loopback address (127.0.0.0/8, ::1, localhost).
-
-    Raises:
-        Nothing.
-    """
+    """Tell whether ``url`` is ``http(s)`` on a loopback address (127.0.0.0/8, ::1, localhost)."""
     try:
         host = urlsplit(url).hostname
     except ValueError:

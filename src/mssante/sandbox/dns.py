@@ -73,11 +73,7 @@ class DNSQuery:
     rcode: str
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form.
-
-        Raises:
-            Nothing.
-        """
+        """The JSON form."""
         return {"at": self.at, "name": self.name, "type": self.type, "source": self.source,
                 "transport": self.transport, "rcode": self.rcode}
 
@@ -96,27 +92,15 @@ class QueryLog:
     """The last :data:`QUERIES_KEPT` queries, oldest first."""
 
     def __init__(self, kept: int = QUERIES_KEPT) -> None:
-        """Keep the last ``kept`` queries.
-
-        Raises:
-            Nothing.
-        """
+        """Keep the last ``kept`` queries."""
         self._queries: deque[DNSQuery] = deque(maxlen=kept)
 
     def add(self, query: DNSQuery) -> None:
-        """Journal one query.
-
-        Raises:
-            Nothing.
-        """
+        """Journal one query."""
         self._queries.append(query)
 
     def since(self, at: float) -> list[DNSQuery]:
-        """The queries answered at or after ``at``.
-
-        Raises:
-            Nothing.
-        """
+        """The queries answered at or after ``at``."""
         return [q for q in self._queries if q.at >= at]
 
 
@@ -181,9 +165,6 @@ def answer(zone: dns.zone.Zone, query_wire: bytes) -> bytes | None:
 
     Returns:
         The response in wire format, or None when the query cannot even be parsed (dropped).
-
-    Raises:
-        Nothing.
     """
     return _respond(zone, query_wire)[0]
 
@@ -304,9 +285,6 @@ class DNSResponder:
     def reply(self, query_wire: bytes, source: str, transport: str) -> bytes | None:
         """Answer one query (:func:`answer`) and journal it; the answer to a question already
         asked comes from the cache, with this query's id.
-
-        Raises:
-            Nothing.
         """
         key = query_wire[2:]  # everything but the id: flags, question, EDNS
         cached = self._cache.get(key)

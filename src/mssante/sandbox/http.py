@@ -71,11 +71,7 @@ class SandboxHTTP:
     """The ASGI application and its uvicorn server, for one :class:`~mssante.sandbox.runner.Sandbox`."""
 
     def __init__(self, sandbox: Sandbox) -> None:
-        """Build the routes; :meth:`start` serves them.
-
-        Raises:
-            Nothing.
-        """
+        """Build the routes; :meth:`start` serves them."""
         self._sandbox = sandbox
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -126,11 +122,7 @@ class SandboxHTTP:
         return self._server.server_state
 
     async def aclose(self) -> None:
-        """Stop serving (idempotent): end the live event streams, then the server.
-
-        Raises:
-            Nothing.
-        """
+        """Stop serving (idempotent): end the live event streams, then the server."""
         await self.hub.aclose()
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
@@ -167,11 +159,7 @@ class SandboxHTTP:
     # ------------------------------------------------------------------ routes
 
     async def published(self, request: Request) -> Response:
-        """``GET /crl/<name>``, ``/ac/<name>``: a CRL or CA certificate of the test PKI.
-
-        Raises:
-            Nothing.
-        """
+        """``GET /crl/<name>``, ``/ac/<name>``: a CRL or CA certificate of the test PKI."""
         outage = bench_faults(self._sandbox).crl_outage  # ECO.1.1.7: the conformance bench's CRL outage
         if outage is not None and request.url.path.startswith("/crl/"):
             return await outage.respond()

@@ -169,11 +169,7 @@ class SandboxRunning(ConfigError):
     error = "sandbox_running"
 
     def __init__(self, state_dir: Path, pid: int, webmail_url: str) -> None:
-        """Say where the running sandbox is, in French (a CLI message).
-
-        Raises:
-            Nothing.
-        """
+        """Say where the running sandbox is, in French (a CLI message)."""
         where = f"webmail {webmail_url}" if webmail_url else "en cours de démarrage"
         who = f"PID {pid}" if pid else "PID inconnu"
         super().__init__(
@@ -238,11 +234,7 @@ class _InstanceLock:
         return data if isinstance(data, dict) else {}
 
     def release(self) -> None:
-        """Empty and unlock the file (left in place: removing it would race with the next sandbox).
-
-        Raises:
-            Nothing.
-        """
+        """Empty and unlock the file (left in place: removing it would race with the next sandbox)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None

@@ -29,11 +29,7 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 1_767_225_600.0) -> None:
-        """Start at ``start`` seconds since the epoch (default 2026-01-01T00:00:00Z).
-
-        Raises:
-            Nothing.
-        """
+        """Start at ``start`` seconds since the epoch (default 2026-01-01T00:00:00Z)."""
         self._now = float(start)
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._owners: dict[asyncio.Future[None], asyncio.Task[object] | None] = {}
@@ -41,19 +37,11 @@ class FakeClock:
         self._new_sleeper: asyncio.Event | None = None
 
     def now(self) -> float:
-        """The clock's current time, in seconds since the epoch.
-
-        Raises:
-            Nothing.
-        """
+        """The clock's current time, in seconds since the epoch."""
         return self._now
 
     def __call__(self) -> float:
-        """The same as :meth:`now`.
-
-        Raises:
-            Nothing.
-        """
+        """The same as :meth:`now`."""
         return self._now
 
     def __repr__(self) -> str:

@@ -89,11 +89,7 @@ class HTTPOCSPFetcher:
     def __init__(
         self, *, timeout: float = 5.0, max_bytes: int = MAX_OCSP_BYTES, client: httpx2.AsyncClient | None = None
     ) -> None:
-        """Use ``client`` when given (its lifetime stays the caller's), else one client per request.
-
-        Raises:
-            Nothing.
-        """
+        """Use ``client`` when given (its lifetime stays the caller's), else one client per request."""
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._client = client
@@ -214,9 +210,6 @@ class OCSPClient:
             retry_after: after a responder fails to answer, skip it for this long (the caller
                 falls back to CRLs without waiting on the timeout at every connection).
             clock: returns the current aware UTC time (injected in tests).
-
-        Raises:
-            Nothing.
         """
         self._fetch: OCSPFetcher = fetcher if fetcher is not None else HTTPOCSPFetcher()
         self._nonce = nonce

@@ -67,38 +67,22 @@ class AuthOutcome(StrEnum):
 
     @property
     def ok(self) -> bool:
-        """True for :attr:`OK`.
-
-        Raises:
-            Nothing.
-        """
+        """True for :attr:`OK`."""
         return self is AuthOutcome.OK
 
     @property
     def imap_status(self) -> str:
-        """The IMAP tagged status: ``OK``, ``NO`` or ``BAD`` (RFC 3501 §6.2.2).
-
-        Raises:
-            Nothing.
-        """
+        """The IMAP tagged status: ``OK``, ``NO`` or ``BAD`` (RFC 3501 §6.2.2)."""
         return _IMAP[self][0]
 
     @property
     def imap_code(self) -> str | None:
-        """The IMAP response code (RFC 5530 §3, RFC 4469 ``TOOBIG``), or None.
-
-        Raises:
-            Nothing.
-        """
+        """The IMAP response code (RFC 5530 §3, RFC 4469 ``TOOBIG``), or None."""
         return _IMAP[self][1]
 
     @property
     def imap_result(self) -> str:
-        """Status and code as the journal records them: ``NO [AUTHENTICATIONFAILED]``.
-
-        Raises:
-            Nothing.
-        """
+        """Status and code as the journal records them: ``NO [AUTHENTICATIONFAILED]``."""
         status, code, _ = _IMAP[self]
         return status if code is None else f"{status} [{code}]"
 
@@ -119,20 +103,12 @@ class AuthOutcome(StrEnum):
 
     @property
     def smtp(self) -> SMTPReply:
-        """The SMTP reply a server sends for this outcome (RFC 4954 §6, RFC 3463).
-
-        Raises:
-            Nothing.
-        """
+        """The SMTP reply a server sends for this outcome (RFC 4954 §6, RFC 3463)."""
         return _SMTP[self]
 
     @property
     def error_type(self) -> type[MssanteError] | None:
-        """The error a client raises for this outcome (None for :attr:`OK`).
-
-        Raises:
-            Nothing.
-        """
+        """The error a client raises for this outcome (None for :attr:`OK`)."""
         return _ERRORS[self]
 
     def error(
@@ -258,9 +234,6 @@ def outcome_from_imap(status: str, code: str | None = None) -> AuthOutcome | Non
     ``BAD [TOOBIG]`` is :attr:`~AuthOutcome.TOOBIG`, any other ``BAD`` is
     :attr:`~AuthOutcome.MALFORMED` (IMAP does not tell a cancelled exchange apart). A ``NO`` with
     a code outside RFC 5530's authentication codes is None.
-
-    Raises:
-        Nothing.
     """
     status = status.upper()
     code = code.upper() if code is not None else None
@@ -274,11 +247,7 @@ def outcome_from_imap(status: str, code: str | None = None) -> AuthOutcome | Non
 
 
 def enhanced_code(text: str) -> str | None:
-    """The RFC 3463 enhanced status code at the start of an SMTP reply text, or None.
-
-    Raises:
-        Nothing.
-    """
+    """The RFC 3463 enhanced status code at the start of an SMTP reply text, or None."""
     m = _ENHANCED.match(text.strip())
     return ".".join(m.groups()) if m else None
 
@@ -289,9 +258,6 @@ def outcome_from_smtp(code: int, text: str = "") -> AuthOutcome | None:
     ``535`` is :attr:`~AuthOutcome.AUTHORIZATIONFAILED` when the enhanced code is ``5.7.1`` or the
     text speaks of authorization (SMTP has no code of its own for it), else
     :attr:`~AuthOutcome.AUTHENTICATIONFAILED`. Codes outside the table are None.
-
-    Raises:
-        Nothing.
     """
     enhanced = enhanced_code(text)
     if code == 235:
@@ -329,9 +295,6 @@ def outcome_of_error(error: BaseException) -> AuthOutcome | None:
     ``AuthUnavailable`` → ``UNAVAILABLE``, ``StartTLSError`` → ``PRIVACYREQUIRED``; an error made
     by :meth:`AuthOutcome.error` says its own (``auth_outcome``); another ``AuthError`` says it by
     the IMAP or SMTP code it carries, when it carries one.
-
-    Raises:
-        Nothing.
     """
     if isinstance(error, MssanteError) and error.auth_outcome in _BY_VALUE:
         return _BY_VALUE[error.auth_outcome]

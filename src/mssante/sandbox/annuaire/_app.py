@@ -136,11 +136,7 @@ class AnnuaireMock:
     def __init__(
         self, config: SandboxConfig, *, api_key: str = SANDBOX_API_KEY, clock: Callable[[], float] = time.time
     ) -> None:
-        """Build the directory from ``config``; :attr:`app` serves it.
-
-        Raises:
-            Nothing.
-        """
+        """Build the directory from ``config``; :attr:`app` serves it."""
         self.directory = Directory(config)
         self._key = api_key.encode()
         self._clock = clock

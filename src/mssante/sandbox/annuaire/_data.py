@@ -119,11 +119,7 @@ class Directory:
     """The FHIR resources built from a :class:`~mssante.sandbox.config.SandboxConfig`, in a stable order."""
 
     def __init__(self, config: SandboxConfig) -> None:
-        """Build every resource once (the configuration is frozen).
-
-        Raises:
-            Nothing.
-        """
+        """Build every resource once (the configuration is frozen)."""
         self.resources: dict[str, list[Indexed]] = {"Practitioner": [], "PractitionerRole": [], "Organization": []}
         self.by_key: dict[str, Indexed] = {}
         cities: dict[str, list[str]] = {}

@@ -55,21 +55,13 @@ class Event:
 
     @property
     def bal(self) -> str | None:
-        """The BAL the event is about (lower case), when it is about one.
-
-        Raises:
-            Nothing.
-        """
+        """The BAL the event is about (lower case), when it is about one."""
         value = self.data.get("bal")
         return value.lower() if isinstance(value, str) else None
 
 
 def format_sse(event: Event) -> bytes:
-    """Serialise ``event`` as one server-sent event (WHATWG HTML §9.2).
-
-    Raises:
-        Nothing.
-    """
+    """Serialise ``event`` as one server-sent event (WHATWG HTML §9.2)."""
     data = json.dumps(event.data, ensure_ascii=False, sort_keys=True, default=str)
     return f"event: {event.kind}\nid: {event.id}\ndata: {data}\n\n".encode()
 
@@ -97,11 +89,7 @@ class EventHub:
 
     def __init__(self, sandbox: SandboxServices, mailboxes: Mailboxes, *, poll_interval: float = 0.5,
                  keepalive: float = 15.0) -> None:
-        """Prepare the hub; its watchers start with the first listener.
-
-        Raises:
-            Nothing.
-        """
+        """Prepare the hub; its watchers start with the first listener."""
         self._sandbox = sandbox
         self._mailboxes = mailboxes
         self.poll_interval = poll_interval
@@ -116,22 +104,14 @@ class EventHub:
 
     # -- publishing ---------------------------------------------------------------------------
     def publish(self, kind: str, data: dict[str, Any]) -> None:
-        """Send an event to every listener (a full listener queue drops it).
-
-        Raises:
-            Nothing.
-        """
+        """Send an event to every listener (a full listener queue drops it)."""
         event = Event(id=next(self._ids), kind=kind, data=data)
         for queue in list(self._listeners):
             if not queue.full():
                 queue.put_nowait(event)
 
     def poke(self) -> None:
-        """Look at the store now (call after a delivery this process made).
-
-        Raises:
-            Nothing.
-        """
+        """Look at the store now (call after a delivery this process made)."""
         self._wake.set()
 
     # -- listening ----------------------------------------------------------------------------
@@ -150,11 +130,7 @@ class EventHub:
         return queue
 
     def unlisten(self, queue: asyncio.Queue[Event]) -> None:
-        """Stop receiving events on ``queue``.
-
-        Raises:
-            Nothing.
-        """
+        """Stop receiving events on ``queue``."""
         self._listeners.discard(queue)
 
     async def stream(self, accept: Callable[[Event], bool] = lambda e: True) -> AsyncIterator[bytes]:
@@ -183,11 +159,7 @@ class EventHub:
             self.unlisten(queue)
 
     async def aclose(self) -> None:
-        """End every stream (the conformance feed's too) and stop the watchers (idempotent).
-
-        Raises:
-            Nothing.
-        """
+        """End every stream (the conformance feed's too) and stop the watchers (idempotent)."""
         self._closed = True
         await conformance_feed(self._sandbox).aclose()  # its SSE streams and long polls end too
         for queue in list(self._listeners):
@@ -278,11 +250,7 @@ class ConformanceFeed:
     """
 
     def __init__(self) -> None:
-        """An empty feed.
-
-        Raises:
-            Nothing.
-        """
+        """An empty feed."""
         self._events: list[tuple[int, dict[str, Any]]] = []
         self._seq = 0
         self._changed = asyncio.Condition()
@@ -291,11 +259,7 @@ class ConformanceFeed:
 
     @property
     def last_seq(self) -> int:
-        """Sequence number of the last event published (0: none).
-
-        Raises:
-            Nothing.
-        """
+        """Sequence number of the last event published (0: none)."""
         return self._seq
 
     async def publish(self, event: dict[str, Any]) -> int:
@@ -314,39 +278,23 @@ class ConformanceFeed:
             return self._seq
 
     def since(self, after: int, run_id: str | None = None) -> list[tuple[int, dict[str, Any]]]:
-        """The events after sequence ``after`` (of one run when ``run_id`` is given).
-
-        Raises:
-            Nothing.
-        """
+        """The events after sequence ``after`` (of one run when ``run_id`` is given)."""
         return [(n, e) for n, e in self._events if n > after and (run_id is None or e.get("run_id") == run_id)]
 
     def latest_run(self) -> list[dict[str, Any]]:
-        """The events of the last run published (from its ``run`` event), oldest first.
-
-        Raises:
-            Nothing.
-        """
+        """The events of the last run published (from its ``run`` event), oldest first."""
         start = next((i for i in range(len(self._events) - 1, -1, -1) if self._events[i][1].get("type") == "run"),
                      None)
         return [] if start is None else [e for _, e in self._events[start:]]
 
     async def wait_after(self, after: int, within: float) -> None:
-        """Return once an event after ``after`` exists, or ``within`` seconds passed, or the feed closed.
-
-        Raises:
-            Nothing.
-        """
+        """Return once an event after ``after`` exists, or ``within`` seconds passed, or the feed closed."""
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(lambda: self._seq > after or self.closed), within)
 
     async def stream(self, after: int, run_id: str | None, keepalive: float = 15.0) -> AsyncIterator[bytes]:
-        """The SSE byte stream of the events after ``after``, live, until the feed closes.
-
-        Raises:
-            Nothing.
-        """
+        """The SSE byte stream of the events after ``after``, live, until the feed closes."""
         yield b"retry: 2000\n: mssante conformance events\n\n"
         while not self.closed:
             cursor = self._seq
@@ -378,19 +326,11 @@ class ConformanceFeed:
         return entry
 
     def ack(self, step: str) -> dict[str, Any] | None:
-        """The acknowledgement of ``step``, if the LPS sent one.
-
-        Raises:
-            Nothing.
-        """
+        """The acknowledgement of ``step``, if the LPS sent one."""
         return self._acks.get(step)
 
     async def aclose(self) -> None:
-        """End the live streams and wake the long polls.
-
-        Raises:
-            Nothing.
-        """
+        """End the live streams and wake the long polls."""
         self.closed = True
         async with self._changed:
             self._changed.notify_all()
@@ -413,9 +353,5 @@ _FEEDS: weakref.WeakKeyDictionary[Faults, ConformanceFeed] = weakref.WeakKeyDict
 
 
 def conformance_feed(sandbox: SandboxServices) -> ConformanceFeed:
-    """The :class:`ConformanceFeed` of ``sandbox`` (created on first use; keyed like the bench faults).
-
-    Raises:
-        Nothing.
-    """
+    """The :class:`ConformanceFeed` of ``sandbox`` (created on first use; keyed like the bench faults)."""
     return attached(_FEEDS, sandbox, ConformanceFeed)

@@ -72,11 +72,7 @@ HANDSHAKES_KEPT: Final = 2000
 
 
 def token_fingerprint(jti: str) -> str:
-    """A short, non-reversible fingerprint of a token id, for evidence (never the token itself).
-
-    Raises:
-        Nothing.
-    """
+    """A short, non-reversible fingerprint of a token id, for evidence (never the token itself)."""
     return hashlib.sha256(jti.encode()).hexdigest()[:12]
 
 
@@ -116,9 +112,6 @@ class TokenGate:
 
     def to_json(self) -> dict[str, Any]:
         """``{"bal", "armed", "refused", "reused"}``.
-
-        Raises:
-            Nothing.
         """
         return {"bal": self.bal, "armed": self.armed, "refused": self.refused, "reused": self.reused}
 
@@ -132,11 +125,7 @@ class CRLOutage:
     cleared: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def respond(self) -> Response:
-        """The answer to one CRL download during the outage.
-
-        Raises:
-            Nothing.
-        """
+        """The answer to one CRL download during the outage."""
         self.requests += 1
         if self.mode == "timeout":
             with contextlib.suppress(TimeoutError):
@@ -146,9 +135,6 @@ class CRLOutage:
 
     def to_json(self) -> dict[str, Any]:
         """``{"mode", "requests"}``.
-
-        Raises:
-            Nothing.
         """
         return {"mode": self.mode, "requests": self.requests}
 
@@ -157,11 +143,7 @@ class BenchFaults:
     """The conformance bench's faults of one sandbox (see the module docstring)."""
 
     def __init__(self, sandbox: Sandbox) -> None:
-        """No fault in force; ``sandbox`` is the one whose faults these are (not kept).
-
-        Raises:
-            Nothing.
-        """
+        """No fault in force; ``sandbox`` is the one whose faults these are (not kept)."""
         self._psc = weakref.ref(sandbox.psc)
         self._config = sandbox.config
         self._faults = weakref.ref(sandbox.faults)
@@ -184,11 +166,7 @@ class BenchFaults:
         self.handshakes.append((time.time(), server_name))
 
     def watch(self, ctx: ssl.SSLContext, *, probe: bool = False) -> None:
-        """Record the SNI and the ClientHello of every handshake ``ctx`` serves.
-
-        Raises:
-            Nothing.
-        """
+        """Record the SNI and the ClientHello of every handshake ``ctx`` serves."""
         ctx.sni_callback = self.record_sni
         self.hellos.install(ctx, probe=probe)
 
@@ -217,11 +195,7 @@ class BenchFaults:
             faults.probe_context_factory = None if mode is None else functools.partial(self._probe_context, mode)
 
     def server_names(self, since: float) -> list[tuple[float, str | None]]:
-        """The handshakes begun at or after ``since``: (time, server name or None).
-
-        Raises:
-            Nothing.
-        """
+        """The handshakes begun at or after ``since``: (time, server name or None)."""
         return [h for h in self.handshakes if h[0] >= since]
 
     def reject_next_token(self, bal: str) -> bool:
@@ -251,11 +225,7 @@ class BenchFaults:
         return psc
 
     def remove_gate(self) -> None:
-        """Restore the mock PSC's own token check.
-
-        Raises:
-            Nothing.
-        """
+        """Restore the mock PSC's own token check."""
         psc = self._psc()
         if psc is not None and "validate_access_token" in vars(psc):
             del psc.validate_access_token
@@ -274,11 +244,7 @@ class BenchFaults:
         self.crl_outage = None if mode is None else CRLOutage(mode=mode)
 
     def clear(self) -> None:
-        """Remove the token gate and the CRL outage.
-
-        Raises:
-            Nothing.
-        """
+        """Remove the token gate and the CRL outage."""
         self.remove_gate()
         self.set_crl_outage(None)
         self.set_tls_probe(None)
@@ -306,40 +272,24 @@ _BENCH: weakref.WeakKeyDictionary[Faults, BenchFaults] = weakref.WeakKeyDictiona
 
 
 def bench_faults(sandbox: Sandbox) -> BenchFaults:
-    """The :class:`BenchFaults` of ``sandbox`` (created on first use).
-
-    Raises:
-        Nothing.
-    """
+    """The :class:`BenchFaults` of ``sandbox`` (created on first use)."""
     return attached(_BENCH, sandbox, lambda: BenchFaults(sandbox))
 
 
 def clear_faults(sandbox: Sandbox) -> None:
-    """Remove every fault: the fronts' switches, PSC unavailability, the token gate, the CRL outage.
-
-    Raises:
-        Nothing.
-    """
+    """Remove every fault: the fronts' switches, PSC unavailability, the token gate, the CRL outage."""
     sandbox.faults.clear()
     sandbox.psc.unavailable = False
     bench_faults(sandbox).clear()
 
 
 def dns_queries(sandbox: Sandbox, since: float) -> list[DNSQuery]:
-    """The queries the sandbox DNS answered at or after ``since`` (none before it started).
-
-    Raises:
-        Nothing.
-    """
+    """The queries the sandbox DNS answered at or after ``since`` (none before it started)."""
     return [] if sandbox.dns is None else sandbox.dns.queries.since(since)
 
 
 def faults_json(sandbox: Sandbox) -> dict[str, Any]:
-    """The faults in force and the live authenticated sessions.
-
-    Raises:
-        Nothing.
-    """
+    """The faults in force and the live authenticated sessions."""
     faults = sandbox.faults
     bench = bench_faults(sandbox)
     return {

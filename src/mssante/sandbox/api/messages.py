@@ -68,11 +68,7 @@ class MailboxStore(Protocol):
     """The part of :class:`~mssante.sandbox.fronts.store.MailStore` the API and the webmail use."""
 
     def has_mailbox(self, address: str) -> bool:
-        """True when ``address`` is a BAL.
-
-        Raises:
-            Nothing.
-        """
+        """True when ``address`` is a BAL."""
         ...
 
     async def deliver(self, address: str, message: bytes, *, folder: str = "INBOX") -> None:
@@ -127,11 +123,7 @@ class Mailboxes:
     """The sandbox's BALs seen through its store, with parsing and a bytes-keyed cache."""
 
     def __init__(self, sandbox: SandboxServices) -> None:
-        """Read ``sandbox``'s store (looked up on each call: the runner may attach it late).
-
-        Raises:
-            Nothing.
-        """
+        """Read ``sandbox``'s store (looked up on each call: the runner may attach it late)."""
         self._sandbox = sandbox
         self._cache: OrderedDict[bytes, tuple[ParsedMessage | None, CheckReport | None, str | None]] = OrderedDict()
 
@@ -152,11 +144,7 @@ class Mailboxes:
 
     @property
     def available(self) -> bool:
-        """Whether a store is attached.
-
-        Raises:
-            Nothing.
-        """
+        """Whether a store is attached."""
         try:
             return getattr(self._sandbox, "store", None) is not None
         except RuntimeError:
@@ -188,11 +176,7 @@ class Mailboxes:
         return value
 
     def read_settings(self) -> ReadSettings:
-        """Parsing settings: the sandbox's domain counts as an MSSanté professional domain.
-
-        Raises:
-            Nothing.
-        """
+        """Parsing settings: the sandbox's domain counts as an MSSanté professional domain."""
         return ReadSettings(professional_domain_suffix=self._sandbox.config.domain)
 
     def analyse(self, raw: bytes) -> tuple[ParsedMessage | None, CheckReport | None, str | None]:
@@ -323,11 +307,7 @@ def _findings(check: CheckReport | None) -> list[dict[str, str]]:
 
 
 def summary_json(msg: ReadMessage) -> dict[str, Any]:
-    """The list entry of a message: envelope, X-MSS headers, attachments, XDM and check findings.
-
-    Raises:
-        Nothing.
-    """
+    """The list entry of a message: envelope, X-MSS headers, attachments, XDM and check findings."""
     p = msg.parsed
     out: dict[str, Any] = {
         "uid": msg.uid, "folder": msg.folder, "bal": msg.bal, "flags": list(msg.flags),
@@ -355,11 +335,7 @@ def summary_json(msg: ReadMessage) -> dict[str, Any]:
 
 
 def message_json(msg: ReadMessage) -> dict[str, Any]:
-    """The full message: the summary plus every header, the bodies, the report and the XDM details.
-
-    Raises:
-        Nothing.
-    """
+    """The full message: the summary plus every header, the bodies, the report and the XDM details."""
     out = summary_json(msg)
     p = msg.parsed
     if p is None:

@@ -255,11 +255,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document, with ``server_url`` (``http://127.0.0.1:<port>``) as server.
-
-    Raises:
-        Nothing.
-    """
+    """The OpenAPI 3.1 document, with ``server_url`` (``http://127.0.0.1:<port>``) as server."""
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)

@@ -46,9 +46,6 @@ MAX_UPLOAD = 40 * 1024 * 1024
 
 def error_response(status: int, error: str, message: str) -> JSONResponse:
     """The API's error body ``{"error", "message"}`` with ``status``.
-
-    Raises:
-        Nothing.
     """
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
@@ -125,21 +122,13 @@ class SandboxAPI:
     """The ``/api`` routes of one sandbox."""
 
     def __init__(self, sandbox: Sandbox, mailboxes: Mailboxes, hub: EventHub) -> None:
-        """Serve ``sandbox`` through ``mailboxes``; live events come from ``hub``.
-
-        Raises:
-            Nothing.
-        """
+        """Serve ``sandbox`` through ``mailboxes``; live events come from ``hub``."""
         self._sandbox = sandbox
         self._mail = mailboxes
         self._hub = hub
 
     def routes(self) -> list[Route]:
-        """The routes, to put before the PSC mount (the last one answers unknown ``/api`` paths).
-
-        Raises:
-            Nothing.
-        """
+        """The routes, to put before the PSC mount (the last one answers unknown ``/api`` paths)."""
         table: list[tuple[str, Handler, list[str]]] = [
             ("/api/openapi.json", self.openapi, ["GET"]),
             ("/api/health", self.health, ["GET"]),
@@ -177,18 +166,14 @@ class SandboxAPI:
         return JSONResponse(openapi_document(base))
 
     async def health(self, request: Request) -> Response:
-        """``GET /api/health``.
-
-        Raises:
-            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
-        """
+        """``GET /api/health``."""
         return JSONResponse({"status": "ok", "domain": self._sandbox.config.domain, "store": self._mail.available})
 
     async def unknown(self, request: Request) -> Response:
         """Any other ``/api`` path: 404 JSON.
 
         Raises:
-            NotFound, StoreUnavailable, UsageError: answered as JSON errors by :func:`json_errors`.
+            NotFound: always, answered as a JSON 404 by :func:`json_errors`.
         """
         raise NotFound(f"no API route {request.method} {request.url.path}; see /api/openapi.json")
 
@@ -488,11 +473,7 @@ class SandboxAPI:
 
 
 def download_response(content: bytes, filename: str | None, content_type: str) -> Response:
-    """An attachment download: ``Content-Disposition: attachment`` with an RFC 6266 file name.
-
-    Raises:
-        Nothing.
-    """
+    """An attachment download: ``Content-Disposition: attachment`` with an RFC 6266 file name."""
     name = (filename or "piece-jointe.bin").replace("\r", "").replace("\n", "")
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_").replace("?", "_")
     disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
@@ -502,11 +483,7 @@ def download_response(content: bytes, filename: str | None, content_type: str) -
 
 
 def sse_response(hub: EventHub, accept: Callable[[Event], bool]) -> Response:
-    """A ``text/event-stream`` response fed by ``hub``.
-
-    Raises:
-        Nothing.
-    """
+    """A ``text/event-stream`` response fed by ``hub``."""
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(hub.stream(accept), media_type="text/event-stream", headers=headers)
 

@@ -84,11 +84,7 @@ class RecipientReport:
 
 
 def original_headers(message: bytes) -> bytes:
-    """Return the header section of ``message`` (up to, without, the blank line).
-
-    Raises:
-        Nothing.
-    """
+    """Return the header section of ``message`` (up to, without, the blank line)."""
     for sep in (b"\r\n\r\n", b"\n\n"):
         end = message.find(sep)
         if end >= 0:

@@ -94,11 +94,7 @@ class FrontConnection:
     """Serves one client of a sandbox IMAP front, from greeting to close."""
 
     def __init__(self, ctx: FrontContext, channel: Channel) -> None:
-        """Bind the connection to its front (the socket is already accepted) and open its journal record.
-
-        Raises:
-            Nothing of ours.
-        """
+        """Bind the connection to its front (the socket is already accepted) and open its journal record."""
         self.ctx = ctx
         self.channel = channel
         peer = channel.get_extra_info("peername")

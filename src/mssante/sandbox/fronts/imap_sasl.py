@@ -157,8 +157,5 @@ def json_error(status: str = "401", scope: str = "mail") -> bytes:
     """The RFC 7628 §3.2.2 error JSON a server sends (base64-encoded) before ``NO``.
 
     ``{"status":"401","schemes":"bearer","scope":"mail"}`` byte for byte as Dovecot sends it.
-
-    Raises:
-        Nothing.
     """
     return sasl.BearerError(status=status, schemes="bearer", scope=scope).to_bytes()

@@ -69,11 +69,7 @@ def redact_command(line: bytes | str) -> str:
 
 
 def is_auth_command(command: str, protocol: str) -> bool:
-    """True for ``AUTHENTICATE``/``LOGIN`` (IMAP, after the tag) and ``AUTH`` (SMTP) lines.
-
-    Raises:
-        Nothing.
-    """
+    """True for ``AUTHENTICATE``/``LOGIN`` (IMAP, after the tag) and ``AUTH`` (SMTP) lines."""
     words = command.split(" ")
     at = 1 if protocol == "imap" else 0
     return len(words) > at and words[at].upper() in _AUTH_VERBS
@@ -90,9 +86,6 @@ def outcome_of_result(result: str, protocol: str) -> AuthOutcome | None:
     """Read the outcome of an authentication command from its recorded answer (older journals).
 
     ``NO [AUTHENTICATIONFAILED]`` (IMAP) or ``535 5.7.8 ...`` (SMTP), through the wire mapping.
-
-    Raises:
-        Nothing.
     """
     if protocol == "imap":
         m = _IMAP_RESULT.match(result)

@@ -178,9 +178,6 @@ def needs_non_rsa_certificate(code: int) -> bool:
 
     Such a suite is never negotiated with an operator whose certificate is RSA, as IGC Santé
     server certificates are (psc-igc.md §4.3). Unknown codes: False (they are judged).
-
-    Raises:
-        Nothing.
     """
     found = _openssl_suites().get(code)
     return found is not None and found[1] in ("auth-ecdsa", "auth-dss")
@@ -189,19 +186,12 @@ def needs_non_rsa_certificate(code: int) -> bool:
 def suite_name(code: int) -> str:
     """OpenSSL's name of a suite (``ECDHE-RSA-AES128-GCM-SHA256``), the signalling value's name,
     or ``0x....`` when this OpenSSL does not know it.
-
-    Raises:
-        Nothing.
     """
     return SIGNALING_SUITES.get(code) or _openssl_names().get(code) or f"0x{code:04X}"
 
 
 def version_name(code: int) -> str:
-    """``TLSv1.2`` for 0x0303, ``0x....`` for an unknown value.
-
-    Raises:
-        Nothing.
-    """
+    """``TLSv1.2`` for 0x0303, ``0x....`` for an unknown value."""
     return _VERSIONS.get(code, f"0x{code:04X}")
 
 
@@ -215,9 +205,6 @@ class HelloRecord:
 
     def to_json(self) -> dict[str, Any]:
         """``{"at", "probe", "legacy_version", "versions", "suites", "server_name"}`` (numbers as integers).
-
-        Raises:
-            Nothing.
         """
         h = self.hello
         return {"at": self.at, "probe": self.probe, "legacy_version": h.legacy_version, "versions": list(h.versions),
@@ -241,11 +228,7 @@ class HelloLog:
     """The ClientHellos received by the fronts (bounded), fed by :meth:`callback`."""
 
     def __init__(self, kept: int = HELLOS_KEPT) -> None:
-        """Keep the last ``kept`` ClientHellos.
-
-        Raises:
-            Nothing.
-        """
+        """Keep the last ``kept`` ClientHellos."""
         self._records: deque[HelloRecord] = deque(maxlen=kept)
         self._lock = threading.Lock()  # bad-certificate and probe contexts are built in threads
 
@@ -275,9 +258,6 @@ class HelloLog:
         The hook runs for every TLS record of every connection: it is set on the C-level
         descriptor, below ``ssl.SSLContext._msg_callback``'s wrapper, whose three enum
         conversions per call tripled its cost (measured: about 5 µs per record, out of process).
-
-        Raises:
-            Nothing.
         """
         hook = getattr(_ssl._SSLContext, "_msg_callback", None)  # CPython's private hook, without the wrapper
         if hook is None or not hasattr(hook, "__set__"):
@@ -286,11 +266,7 @@ class HelloLog:
         return True
 
     def since(self, at: float) -> list[HelloRecord]:
-        """The ClientHellos received at or after ``at``, oldest first.
-
-        Raises:
-            Nothing.
-        """
+        """The ClientHellos received at or after ``at``, oldest first."""
         with self._lock:
             return [r for r in self._records if r.at >= at]
 

@@ -114,20 +114,12 @@ class SubmissionFront:
 
     @property
     def options(self) -> SubmissionOptions:
-        """The behaviour switches in force.
-
-        Raises:
-            Nothing.
-        """
+        """The behaviour switches in force."""
         return self._ctx.options
 
     @property
     def port(self) -> int | None:
-        """The bound TCP port, once started.
-
-        Raises:
-            Nothing.
-        """
+        """The bound TCP port, once started."""
         if self._server is None or not self._server.sockets:
             return None
         return int(self._server.sockets[0].getsockname()[1])

@@ -63,20 +63,12 @@ class FrontContext:
 
     @property
     def journal_front(self) -> str:
-        """The ``front`` of the journal records: ``smtp-psc`` or ``smtp-authcli``.
-
-        Raises:
-            Nothing.
-        """
+        """The ``front`` of the journal records: ``smtp-psc`` or ``smtp-authcli``."""
         return f"smtp-{self.kind}"
 
     @property
     def mechanisms(self) -> tuple[str, ...]:
-        """The SASL mechanisms advertised after STARTTLS.
-
-        Raises:
-            Nothing.
-        """
+        """The SASL mechanisms advertised after STARTTLS."""
         return ("XOAUTH2", "OAUTHBEARER") if self.kind == "psc" else ("PLAIN",)
 
 
@@ -130,11 +122,7 @@ class AuthMixin:
 
     @syntax("AUTH <mechanism> [initial-response]")
     async def smtp_AUTH(self, arg: str | None) -> None:
-        """AUTH (RFC 4954 §4) with the front's mechanisms.
-
-        Raises:
-            Nothing.
-        """
+        """AUTH (RFC 4954 §4) with the front's mechanisms."""
         malformed = AuthOutcome.MALFORMED
         if not self.session.host_name or not self.session.extended_smtp:
             await self._auth_reply(malformed, "AUTH before EHLO", Replies.SEND_EHLO)

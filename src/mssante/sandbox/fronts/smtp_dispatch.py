@@ -41,20 +41,12 @@ RecipientKind = Literal["local", "unknown", "foreign"]
 
 
 def new_queue_id() -> str:
-    """A short random queue id, as shown in ``250 ... queued as`` and ``Received: ... id``.
-
-    Raises:
-        Nothing.
-    """
+    """A short random queue id, as shown in ``250 ... queued as`` and ``Received: ... id``."""
     return secrets.token_hex(6).upper()
 
 
 def header_map(message: bytes) -> dict[str, list[str]]:
-    """The header fields of ``message``, unfolded: name (first spelling seen) → values in order.
-
-    Raises:
-        Nothing.
-    """
+    """The header fields of ``message``, unfolded: name (first spelling seen) → values in order."""
     text = original_headers(message).decode("utf-8", "replace")
     text = re.sub(r"\r?\n(?=[ \t])", "", text)
     out: dict[str, list[str]] = {}
@@ -69,11 +61,7 @@ def header_map(message: bytes) -> dict[str, list[str]]:
 
 
 def is_auto_generated(sender: str, message: bytes) -> bool:
-    """Whether ``message`` must never be answered automatically (RFC 3834 §2).
-
-    Raises:
-        Nothing.
-    """
+    """Whether ``message`` must never be answered automatically (RFC 3834 §2)."""
     if not sender or sender.split("@")[0].lower() in ("mailer-daemon", "postmaster") or sender.lower().startswith(
         "owner-"
     ):
@@ -112,11 +100,7 @@ class Dispatcher:
         responders: Mapping[str, Responder],
         options: SubmissionOptions,
     ) -> None:
-        """Deliver for ``domain`` through ``delivery``; ``hostname`` names this MTA in traces.
-
-        Raises:
-            Nothing.
-        """
+        """Deliver for ``domain`` through ``delivery``; ``hostname`` names this MTA in traces."""
         self.hostname = hostname
         self.domain = domain.lower()
         self._delivery = delivery
@@ -126,11 +110,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def classify(self, address: str) -> RecipientKind:
-        """``local`` (a BAL), ``unknown`` (sandbox domain, no BAL) or ``foreign`` (other domain).
-
-        Raises:
-            Nothing.
-        """
+        """``local`` (a BAL), ``unknown`` (sandbox domain, no BAL) or ``foreign`` (other domain)."""
         if self._delivery.has_mailbox(address):
             return "local"
         return "unknown" if address.rpartition("@")[2].lower() == self.domain else "foreign"
@@ -235,11 +215,7 @@ class Dispatcher:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Cancel the responder tasks still running.
-
-        Raises:
-            Nothing.
-        """
+        """Cancel the responder tasks still running."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -35,11 +35,7 @@ class ParamError(MssanteError):
     error = "smtp_param"
 
     def __init__(self, reply: str) -> None:
-        """Refuse with the full reply line ``reply`` (code, enhanced code, text).
-
-        Raises:
-            Nothing.
-        """
+        """Refuse with the full reply line ``reply`` (code, enhanced code, text)."""
         super().__init__(reply, smtp_code=int(reply[:3]), enhanced_code=reply.split(" ")[1])
         self.reply = reply
 
@@ -55,11 +51,7 @@ class MailRequest:
     envid: str | None = None
 
     def journal_options(self) -> dict[str, str | int]:
-        """The parameters given, for the journal.
-
-        Raises:
-            Nothing.
-        """
+        """The parameters given, for the journal."""
         out: dict[str, str | int] = {}
         for key in ("size", "body", "ret", "envid"):
             value = getattr(self, key)
@@ -77,11 +69,7 @@ class RcptRequest:
     orcpt: str | None = None
 
     def wants(self, event: Literal["SUCCESS", "FAILURE"]) -> bool:
-        """Whether a DSN is due for ``event``; the default is FAILURE only (RFC 3461 §4.1).
-
-        Raises:
-            Nothing.
-        """
+        """Whether a DSN is due for ``event``; the default is FAILURE only (RFC 3461 §4.1)."""
         if self.notify is None:
             return event == "FAILURE"
         return event in self.notify

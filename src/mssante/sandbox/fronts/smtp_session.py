@@ -112,11 +112,7 @@ class SubmissionSession(AuthMixin, SMTP):
     line_length_limit = READ_LIMIT  # the StreamReader limit; DATA lines are checked separately
 
     def __init__(self, ctx: FrontContext) -> None:
-        """Serve one connection for the front described by ``ctx``.
-
-        Raises:
-            Nothing.
-        """
+        """Serve one connection for the front described by ``ctx``."""
         self._ctx = ctx
         self._record: SessionRecord | None = None
         self._verb: str | None = None
@@ -136,11 +132,7 @@ class SubmissionSession(AuthMixin, SMTP):
 
     @property
     def record(self) -> SessionRecord | None:
-        """The journal record of this connection (None before it is made).
-
-        Raises:
-            Nothing.
-        """
+        """The journal record of this connection (None before it is made)."""
         return self._record
 
     async def handle_exception(self, error: Exception) -> str:
@@ -149,9 +141,6 @@ class SubmissionSession(AuthMixin, SMTP):
         aiosmtpd closes the transport after a client's bogus-command budget (or a call limit) and
         its loop then still reads the lines buffered behind, answering a closed transport. That is
         the client being sent away, not a server fault: logged at info, without a traceback.
-
-        Raises:
-            Nothing.
         """
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -165,11 +154,7 @@ class SubmissionSession(AuthMixin, SMTP):
     # ------------------------------------------------------------------ connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """aiosmtpd hook; opens the journal record on the first (plain) connection.
-
-        Raises:
-            Nothing.
-        """
+        """aiosmtpd hook; opens the journal record on the first (plain) connection."""
         first = self._record is None
         super().connection_made(transport)
         if first:
@@ -179,11 +164,7 @@ class SubmissionSession(AuthMixin, SMTP):
             self._ctx.sessions.add(self)
 
     def connection_lost(self, error: Exception | None) -> None:
-        """aiosmtpd hook; closes the journal record and forgets the live session.
-
-        Raises:
-            Nothing.
-        """
+        """aiosmtpd hook; closes the journal record and forgets the live session."""
         self._forget_live()
         if self._record is not None:
             self._ctx.journal.close(self._record)
@@ -191,11 +172,7 @@ class SubmissionSession(AuthMixin, SMTP):
         super().connection_lost(error)
 
     async def push(self, status: AnyStr) -> None:
-        """Send one reply, after the injected delay, with an enhanced code when missing.
-
-        Raises:
-            Nothing.
-        """
+        """Send one reply, after the injected delay, with an enhanced code when missing."""
         text = status if isinstance(status, str) else status.decode("ascii", "replace")
         text = text.encode("ascii", "replace").decode("ascii")
         if self._verb not in ("EHLO", "HELO"):
@@ -205,11 +182,7 @@ class SubmissionSession(AuthMixin, SMTP):
         await super().push(text)
 
     def abort(self, graceful: bool) -> None:
-        """Close the connection (``graceful``) or drop it at once.
-
-        Raises:
-            Nothing.
-        """
+        """Close the connection (``graceful``) or drop it at once."""
         transport = cast(
             "asyncio.Transport | None", self.transport if graceful else (self._original_transport or self.transport)
         )
@@ -276,9 +249,6 @@ class SubmissionSession(AuthMixin, SMTP):
 
         PIPELINING (RFC 2920) is not offered in clear: STARTTLS must end a group (§3.1) and
         nothing read before the handshake may be taken as said after it (RFC 3207 §4.2).
-
-        Raises:
-            Nothing.
         """
         if not hostname:
             await self.push("501 5.5.4 Syntax: EHLO hostname")
@@ -342,11 +312,7 @@ class SubmissionSession(AuthMixin, SMTP):
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
-        """MAIL (RFC 5321 §4.1.1.2): the sender must be the authenticated BAL (RFC 6409 §6.1).
-
-        Raises:
-            Nothing.
-        """
+        """MAIL (RFC 5321 §4.1.1.2): the sender must be the authenticated BAL (RFC 6409 §6.1)."""
         if not await self._transaction_ready():
             return
         envelope = self.envelope
@@ -373,11 +339,7 @@ class SubmissionSession(AuthMixin, SMTP):
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
-        """RCPT (RFC 5321 §4.1.1.3) with DSN parameters (RFC 3461 §4.1, §4.2).
-
-        Raises:
-            Nothing.
-        """
+        """RCPT (RFC 5321 §4.1.1.3) with DSN parameters (RFC 3461 §4.1, §4.2)."""
         if not await self._transaction_ready():
             return
         envelope = self.envelope

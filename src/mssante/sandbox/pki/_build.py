@@ -33,20 +33,12 @@ _BACKDATE = timedelta(minutes=5)  # tolerate small clock skew between sandbox pr
 
 
 def new_key(bits: int = LEAF_KEY_BITS) -> rsa.RSAPrivateKey:
-    """Generate an RSA key (e = 65537).
-
-    Raises:
-        Nothing of ours.
-    """
+    """Generate an RSA key (e = 65537)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
 def add_years(moment: datetime, years: int) -> datetime:
-    """Return ``moment`` plus calendar years (29 February becomes 28 February).
-
-    Raises:
-        Nothing of ours.
-    """
+    """Return ``moment`` plus calendar years (29 February becomes 28 February)."""
     try:
         return moment.replace(year=moment.year + years)
     except ValueError:
@@ -84,9 +76,6 @@ def build_ca(
     (intermediates ``pathlen:0``, RFC 5280 §4.2.1.9); keyUsage critical keyCertSign+cRLSign
     (§4.2.1.3); certificatePolicies anyPolicy with a CPS URI; SKI/AKI (§4.2.1.1-2); the
     intermediate's CRL DP points at the root's CRL, a root has none.
-
-    Raises:
-        Nothing of ours.
     """
     issuer_name = issuer[0].subject if issuer else subject
     signing_key = issuer[1] if issuer else key
@@ -178,9 +167,6 @@ def build_leaf(
     for servers. Not reproduced: OCSP in AIA (the sandbox runs no responder), Freshest CRL
     (delta CRLs over LDAP), the private extension 1.2.250.1.71.1.2.5 of unknown meaning, and
     Private Key Usage Period.
-
-    Raises:
-        Nothing of ours.
     """
     builder = (
         x509.CertificateBuilder()
@@ -242,9 +228,6 @@ def build_crl(
 
     RFC 5280 §5.1.2.4-5 thisUpdate/nextUpdate; §5.2.1 AKI and §5.2.3 cRLNumber (both required
     for conforming CAs); §5.3.1 reasonCode only when not ``unspecified``.
-
-    Raises:
-        Nothing of ours.
     """
     builder = (
         x509.CertificateRevocationListBuilder()
@@ -265,11 +248,7 @@ def build_crl(
 
 
 def server_subject(common_name: str) -> x509.Name:
-    """Subject of the sandbox server certificate, SERV-style (``C, ST, O, OU, CN``; §4.3).
-
-    Raises:
-        Nothing of ours.
-    """
+    """Subject of the sandbox server certificate, SERV-style (``C, ST, O, OU, CN``; §4.3)."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),

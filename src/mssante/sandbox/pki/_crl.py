@@ -28,20 +28,12 @@ _MEDIA = {".crl": "application/pkix-crl", ".cer": "application/pkix-cert", ".pem
 
 
 def pem(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
-    """PEM encoding of a certificate or CRL.
-
-    Raises:
-        Nothing of ours.
-    """
+    """PEM encoding of a certificate or CRL."""
     return obj.public_bytes(Encoding.PEM)
 
 
 def der(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
-    """DER encoding of a certificate or CRL.
-
-    Raises:
-        Nothing of ours.
-    """
+    """DER encoding of a certificate or CRL."""
     return obj.public_bytes(Encoding.DER)
 
 
@@ -57,11 +49,7 @@ class CrlContext:
     now: datetime
 
     def cas(self) -> tuple[tuple[str, str, x509.Certificate, rsa.RSAPrivateKey], ...]:
-        """Return (file name, index issuer tag, certificate, key) of each CA.
-
-        Raises:
-            Nothing of ours.
-        """
+        """Return (file name, index issuer tag, certificate, key) of each CA."""
         return ((names.ROOT_FILE, "root", self.root, self.root_key), (names.ORG_CA_FILE, "org", self.org, self.org_key))
 
 
@@ -105,11 +93,7 @@ def _is_stale(ctx: CrlContext, index: dict[str, Any], file: str, issuer: str) ->
 
 
 def any_stale(ctx: CrlContext, index: dict[str, Any]) -> bool:
-    """Tell whether a CRL needs re-issuing (half-life passed, or out of step with the index).
-
-    Raises:
-        Nothing of ours.
-    """
+    """Tell whether a CRL needs re-issuing (half-life passed, or out of step with the index)."""
     return any(_is_stale(ctx, index, file, issuer) for file, issuer, _c, _k in ctx.cas())
 
 
@@ -148,9 +132,6 @@ def write_stale(ctx: CrlContext, index: dict[str, Any], *, force: bool, only: st
 
 def issuer_key_of(cert: x509.Certificate, root: x509.Certificate, org: x509.Certificate) -> str | None:
     """Return ``"org"`` or ``"root"`` when that sandbox CA signed ``cert``, else None.
-
-    Raises:
-        Nothing of ours.
     """
     for tag, ca in (("org", org), ("root", root)):
         try:

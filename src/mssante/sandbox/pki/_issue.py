@@ -45,11 +45,7 @@ def check_base_url(url: str) -> str:
 
 def add(index: dict[str, Any], cert: x509.Certificate, *, kind: str, issuer: str, cert_path: Path,
         key_path: Path) -> str:
-    """Record ``cert`` in the index and return its serial as the index key.
-
-    Raises:
-        Nothing of ours.
-    """
+    """Record ``cert`` in the index and return its serial as the index key."""
     serial = str(cert.serial_number)
     index["certs"][serial] = {
         "kind": kind, "issuer": issuer, "subject": cert.subject.rfc4514_string(), "cert": str(cert_path),
@@ -63,9 +59,6 @@ def find(index: dict[str, Any], kind: str, subject: x509.Name | None = None,
     """Return the newest entry of ``kind`` (and ``subject``), unrevoked and valid at ``valid_at``.
 
     Entries of kind ``revoked`` are found although revoked.
-
-    Raises:
-        Nothing of ours.
     """
     wanted = subject.rfc4514_string() if subject is not None else None
     for serial, entry in reversed(list(index["certs"].items())):
@@ -92,22 +85,14 @@ class Issuer:
         return self.state_dir / "ca" / f"{file}.pem"
 
     def sign(self, spec: _build.LeafSpec, key: rsa.RSAPrivateKey) -> x509.Certificate:
-        """Sign a leaf with the ORG CA, with its CRL DP and AIA.
-
-        Raises:
-            Nothing of ours.
-        """
+        """Sign a leaf with the ORG CA, with its CRL DP and AIA."""
         return _build.build_leaf(
             spec, key.public_key(), issuer_cert=self.org_cert, issuer_key=self.org_key,
             issuer_file=names.ORG_CA_FILE, base_url=self.base_url,
         )
 
     def issued(self, index: dict[str, Any], serial: str) -> IssuedCert:
-        """Build the :class:`IssuedCert` of an index entry.
-
-        Raises:
-            Nothing of ours.
-        """
+        """Build the :class:`IssuedCert` of an index entry."""
         entry = index["certs"][serial]
         issuer = {"org": self._path(names.ORG_CA_FILE), "root": self._path(names.ROOT_FILE)}.get(entry["issuer"])
         return IssuedCert(

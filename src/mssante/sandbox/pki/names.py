@@ -94,29 +94,17 @@ def _join(base_url: str, path: str) -> str:
 
 
 def crl_url(base_url: str, name: str) -> str:
-    """Return the URL a CRL is published at: ``<base_url>/crl/<name>.crl``.
-
-    Raises:
-        Nothing.
-    """
+    """Return the URL a CRL is published at: ``<base_url>/crl/<name>.crl``."""
     return _join(base_url, f"{CRL_URL_PREFIX}{name}.crl")
 
 
 def ca_issuers_url(base_url: str, name: str) -> str:
-    """Return the AIA caIssuers URL of a CA certificate: ``<base_url>/ac/<name>.cer`` (DER).
-
-    Raises:
-        Nothing.
-    """
+    """Return the AIA caIssuers URL of a CA certificate: ``<base_url>/ac/<name>.cer`` (DER)."""
     return _join(base_url, f"{AIA_URL_PREFIX}{name}.cer")
 
 
 def cps_url(base_url: str) -> str:
-    """Return the CPS qualifier URL of the sandbox CAs (IGC Santé TEST: ``.../PC%20TEST``).
-
-    Raises:
-        Nothing.
-    """
+    """Return the CPS qualifier URL of the sandbox CAs (IGC Santé TEST: ``.../PC%20TEST``)."""
     return _join(base_url, "/pc/simulation")
 
 

@@ -19,11 +19,7 @@ Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
-    """Return the current UTC time.
-
-    Raises:
-        Nothing of ours.
-    """
+    """Return the current UTC time."""
     return datetime.now(UTC)
 
 

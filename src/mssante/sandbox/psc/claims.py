@@ -39,30 +39,18 @@ _ACTIVITY_FIELDS = (
 
 
 def subject(professional: Professional) -> str:
-    """Return the ``sub`` PSC gives this professional: ``f:<uuid>:<national id>``.
-
-    Raises:
-        Nothing.
-    """
+    """Return the ``sub`` PSC gives this professional: ``f:<uuid>:<national id>``."""
     return f"f:{_FEDERATION_UUID}:{professional.national_id}"
 
 
 def other_ids(professional: Professional) -> list[dict[str, Any]]:
-    """Return ``otherIds``: the RPPS or ADELI number behind the national id (psc-igc.md §1.5).
-
-    Raises:
-        Nothing.
-    """
+    """Return ``otherIds``: the RPPS or ADELI number behind the national id (psc-igc.md §1.5)."""
     origin = "RPPS" if professional.national_id.startswith("8") else "ADELI"
     return [{"identifiant": professional.national_id[1:], "origine": origin, "qualite": 1}]
 
 
 def display_name(professional: Professional) -> str:
-    """Return a French label for the login page, e.g. ``DR Marie CURIE — Médecin``.
-
-    Raises:
-        Nothing.
-    """
+    """Return a French label for the login page, e.g. ``DR Marie CURIE — Médecin``."""
     label = PROFESSION_LABELS.get(professional.profession_code, f"Profession {professional.profession_code}")
     return f"{professional.civility} {professional.given_name} {professional.family_name} — {label}"
 
@@ -105,9 +93,6 @@ def userinfo(config: SandboxConfig, professional: Professional, auth_mode: str) 
 
     Activities come from the structures of the ORG BALs the professional holds; a professional
     with none gets one liberal activity with empty site fields.
-
-    Raises:
-        Nothing.
     """
     structures = _structures_of(config, professional)
     activities = [_activity(s) for s in structures] or [_activity(None)]

@@ -29,9 +29,6 @@ def redirect_uri_matches(registered: str, requested: str) -> bool:
     One exception, RFC 8252 §7.3: for a registered ``http`` loopback IP literal
     (``127.0.0.1`` or ``[::1]``) any port is accepted at request time, because native apps
     bind an ephemeral port. Scheme, host, path and query must still match exactly.
-
-    Raises:
-        Nothing.
     """
     if requested == registered:
         return True
@@ -59,67 +56,35 @@ class SandboxClient:
         return f"SandboxClient({self.client_id!r})"
 
     def get_client_id(self) -> str:
-        """Return the client id.
-
-        Raises:
-            Nothing.
-        """
+        """Return the client id."""
         return self.client_id
 
     def get_default_redirect_uri(self) -> None:
-        """Return None: OIDC Core §3.1.2.1 makes ``redirect_uri`` required.
-
-        Raises:
-            Nothing.
-        """
+        """Return None: OIDC Core §3.1.2.1 makes ``redirect_uri`` required."""
         return None
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        """Return the requested scope (PSC's own rules are checked by the grant).
-
-        Raises:
-            Nothing.
-        """
+        """Return the requested scope (PSC's own rules are checked by the grant)."""
         return scope or ""
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        """Tell whether ``redirect_uri`` is registered (with the RFC 8252 loopback rule).
-
-        Raises:
-            Nothing.
-        """
+        """Tell whether ``redirect_uri`` is registered (with the RFC 8252 loopback rule)."""
         return any(redirect_uri_matches(r, redirect_uri) for r in self.config.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        """Compare the secret in constant time.
-
-        Raises:
-            Nothing.
-        """
+        """Compare the secret in constant time."""
         return hmac.compare_digest(client_secret.encode(), self.config.client_secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        """Allow client_secret_basic and client_secret_post on every endpoint.
-
-        Raises:
-            Nothing.
-        """
+        """Allow client_secret_basic and client_secret_post on every endpoint."""
         return method in AUTH_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
-        """Only the authorization code flow is implemented.
-
-        Raises:
-            Nothing.
-        """
+        """Only the authorization code flow is implemented."""
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        """Code flow needs redirect URIs; CIBA must be enabled per client (psc-igc.md §1.6).
-
-        Raises:
-            Nothing.
-        """
+        """Code flow needs redirect URIs; CIBA must be enabled per client (psc-igc.md §1.6)."""
         if grant_type == "authorization_code":
             return bool(self.config.redirect_uris)
         if grant_type == CIBA_GRANT_TYPE:
@@ -161,18 +126,10 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 
     @property
     def form(self) -> dict[str, str]:
-        """The parameters (query for GET, body for POST).
-
-        Raises:
-            Nothing.
-        """
+        """The parameters (query for GET, body for POST)."""
         return self._data
 
     @property
     def args(self) -> dict[str, str]:
-        """Same as :attr:`form`.
-
-        Raises:
-            Nothing.
-        """
+        """Same as :attr:`form`."""
         return self._data

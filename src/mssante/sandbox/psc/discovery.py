@@ -29,11 +29,7 @@ _AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
 def discovery_document(realm: Realm) -> dict[str, Any]:
-    """Return the OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2, CIBA §4).
-
-    Raises:
-        Nothing.
-    """
+    """Return the OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2, CIBA §4)."""
     doc: dict[str, Any] = {"issuer": realm.issuer}
     doc.update({key: f"{realm.issuer}/{path}" for key, path in ENDPOINTS.items()})
     doc.update({

@@ -75,9 +75,5 @@ def _load(path: Path) -> RSAKey:
 
 
 def public_jwks(key: RSAKey) -> dict[str, Any]:
-    """Return the public JWK Set served at ``certs`` (RFC 7517 §5).
-
-    Raises:
-        Nothing.
-    """
+    """Return the public JWK Set served at ``certs`` (RFC 7517 §5)."""
     return dict(KeySet([key]).as_dict(private=False))

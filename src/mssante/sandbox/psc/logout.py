@@ -28,9 +28,6 @@ async def send_backchannel_logouts(
     """POST a logout token to each client of ``session`` with a back-channel URI.
 
     Returns ``{client_id: delivered}``; delivered means the RP answered 200 or 204 (§2.8).
-
-    Raises:
-        Nothing.
     """
     targets = []
     for client_id in sorted(session.clients):

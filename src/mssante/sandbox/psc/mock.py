@@ -89,27 +89,15 @@ class MockPSC:
 
     @property
     def issuer(self) -> str:
-        """The issuer URL given at construction.
-
-        Raises:
-            Nothing.
-        """
+        """The issuer URL given at construction."""
         return self._realm.issuer
 
     def jwks(self) -> dict[str, Any]:
-        """Return the public JWK Set served at ``certs``.
-
-        Raises:
-            Nothing.
-        """
+        """Return the public JWK Set served at ``certs``."""
         return public_jwks(self._realm.tokens.key)
 
     def discovery(self) -> dict[str, Any]:
-        """Return the discovery document served at ``.well-known/wallet-openid-configuration``.
-
-        Raises:
-            Nothing.
-        """
+        """Return the discovery document served at ``.well-known/wallet-openid-configuration``."""
         return discovery_document(self._realm)
 
     def _check_available(self) -> None:
@@ -171,9 +159,6 @@ class MockPSC:
 
         The conformance suite reads it to see that an LPS keeps a session alive by refreshing its
         tokens, not by asking the professional to log in again.
-
-        Raises:
-            Nothing.
         """
         store = self._realm.store
         with store.lock:

@@ -33,41 +33,21 @@ class PSCAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_token_generator("default", self._generate)
 
     def query_client(self, client_id: str) -> SandboxClient | None:
-        """Return the registered client or None.
-
-        Raises:
-            Nothing.
-        """
+        """Return the registered client or None."""
         return self._clients.get(client_id)
 
     def save_token(self, token: Any, request: Any) -> None:
-        """Nothing to do: tokens are recorded when minted.
-
-        Raises:
-            Nothing.
-        """
+        """Nothing to do: tokens are recorded when minted."""
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-        """No signal system.
-
-        Raises:
-            Nothing.
-        """
+        """No signal system."""
 
     def create_oauth2_request(self, request: Any) -> Any:
-        """Requests are built by the web layer as :class:`FormRequest` already.
-
-        Raises:
-            Nothing.
-        """
+        """Requests are built by the web layer as :class:`FormRequest` already."""
         return request
 
     def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, list[tuple[str, str]]]:
-        """Return the triple unchanged; the web layer turns it into a Starlette response.
-
-        Raises:
-            Nothing.
-        """
+        """Return the triple unchanged; the web layer turns it into a Starlette response."""
         return status, body, list(headers)
 
     def _generate(self, grant_type: str, client: SandboxClient, user: Subject | None = None,

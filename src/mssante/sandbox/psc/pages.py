@@ -95,11 +95,7 @@ class BrowserPages:
 
     # -- authorization endpoint ----------------------------------------------------------------
     async def authorize(self, request: Request) -> Response:
-        """Authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): GET shows the page, POST logs in.
-
-        Raises:
-            Nothing.
-        """
+        """Authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): GET shows the page, POST logs in."""
         params = await read_params(request)
         oauth_params = [(k, v) for k, v in params if k not in _LOGIN_FIELDS]
         uri = f"{self.realm.issuer}/protocol/openid-connect/auth"
@@ -135,11 +131,7 @@ class BrowserPages:
 
     # -- end session endpoint -------------------------------------------------------------------
     async def logout(self, request: Request) -> Response:
-        """RP-Initiated Logout 1.0 §2-§3: ``id_token_hint``, ``post_logout_redirect_uri``, ``state``.
-
-        Raises:
-            Nothing.
-        """
+        """RP-Initiated Logout 1.0 §2-§3: ``id_token_hint``, ``post_logout_redirect_uri``, ``state``."""
         data = dict(await read_params(request))
         client_id = data.get("client_id")
         sid: str | None = None

@@ -51,21 +51,13 @@ class Realm:
             raise ValueError("unsupported scope")
 
     def login(self, professional: Professional, auth_mode: str) -> SSOSession:
-        """Open an SSO session as if ``professional`` had used a CPS (CARD) or e-CPS (MOBILE).
-
-        Raises:
-            Nothing.
-        """
+        """Open an SSO session as if ``professional`` had used a CPS (CARD) or e-CPS (MOBILE)."""
         return self.store.new_session(professional, auth_mode)
 
     def start_ciba(
         self, client_id: str, professional: Professional, scope: str, channel: str, auth_req_id: str
     ) -> dict[str, Any]:
-        """Record a CIBA request and return the backchannel authentication response (CIBA §7.3).
-
-        Raises:
-            Nothing.
-        """
+        """Record a CIBA request and return the backchannel authentication response (CIBA §7.3)."""
         now = self.store.clock()
         lt = self.lifetimes
         with self.store.lock:
@@ -84,9 +76,6 @@ class Realm:
 
         Active access token: its claims plus ``client_id`` (= azp), ``username`` and
         ``SubjectNameID`` (psc-igc.md §1.5), ``active: true``. Anything else: ``{"active": false}``.
-
-        Raises:
-            Nothing.
         """
         try:
             claims = self.tokens.validate_access_token(token)
@@ -111,11 +100,7 @@ class Realm:
         }
 
     def sessions_matching(self, key: str) -> list[str]:
-        """Return the ids of live-or-not-yet-ended sessions whose sid or national id is ``key``.
-
-        Raises:
-            Nothing.
-        """
+        """Return the ids of live-or-not-yet-ended sessions whose sid or national id is ``key``."""
         with self.store.lock:
             return [
                 s.sid for s in self.store.sessions.values()

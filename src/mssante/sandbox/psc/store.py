@@ -26,11 +26,7 @@ __all__ = ["AuthCode", "CibaRequest", "Grant", "RefreshToken", "SSOSession", "St
 
 
 def new_id() -> str:
-    """Return a fresh unguessable identifier (256 bits, URL-safe).
-
-    Raises:
-        Nothing.
-    """
+    """Return a fresh unguessable identifier (256 bits, URL-safe)."""
     return secrets.token_urlsafe(32)
 
 
@@ -77,19 +73,11 @@ class AuthCode:
 
     # Authlib's AuthorizationCodeMixin / CodeChallenge interface.
     def get_redirect_uri(self) -> str:
-        """Return the redirect URI of the authorization request.
-
-        Raises:
-            Nothing.
-        """
+        """Return the redirect URI of the authorization request."""
         return self.redirect_uri
 
     def get_scope(self) -> str:
-        """Return the granted scope.
-
-        Raises:
-            Nothing.
-        """
+        """Return the granted scope."""
         return self.scope
 
 
@@ -108,19 +96,11 @@ class RefreshToken:
 
     # Authlib's TokenMixin interface.
     def check_client(self, client: object) -> bool:
-        """Tell whether ``client`` is the one the token was issued to.
-
-        Raises:
-            Nothing.
-        """
+        """Tell whether ``client`` is the one the token was issued to."""
         return getattr(client, "client_id", None) == self.client_id
 
     def get_scope(self) -> str:
-        """Return the granted scope.
-
-        Raises:
-            Nothing.
-        """
+        """Return the granted scope."""
         return self.scope
 
 
@@ -164,11 +144,7 @@ class Store:
 
     # -- sessions -------------------------------------------------------------------------
     def new_session(self, professional: Professional, auth_mode: str) -> SSOSession:
-        """Open an SSO session for ``professional`` now.
-
-        Raises:
-            Nothing.
-        """
+        """Open an SSO session for ``professional`` now."""
         now = self.clock()
         with self.lock:
             self._purge(now)
@@ -179,20 +155,12 @@ class Store:
             return session
 
     def session_deadline(self, session: SSOSession) -> float:
-        """Return the instant the session dies if nothing happens (min of max and idle).
-
-        Raises:
-            Nothing.
-        """
+        """Return the instant the session dies if nothing happens (min of max and idle)."""
         lt = self.lifetimes
         return min(session.auth_time + lt.sso_max, session.last_active + lt.sso_idle)
 
     def live_session(self, sid: str) -> SSOSession | None:
-        """Return the session if it exists, was not ended and is within sso_max and sso_idle.
-
-        Raises:
-            Nothing.
-        """
+        """Return the session if it exists, was not ended and is within sso_max and sso_idle."""
         with self.lock:
             session = self.sessions.get(sid)
             if session is None or session.ended or self.clock() >= self.session_deadline(session):
@@ -200,11 +168,7 @@ class Store:
             return session
 
     def end_session(self, sid: str) -> SSOSession | None:
-        """Mark a session ended (logout) and revoke its grants; return it if it was alive.
-
-        Raises:
-            Nothing.
-        """
+        """Mark a session ended (logout) and revoke its grants; return it if it was alive."""
         with self.lock:
             session = self.sessions.get(sid)
             if session is None or session.ended:
@@ -220,11 +184,7 @@ class Store:
 
     # -- grants and tokens ----------------------------------------------------------------
     def new_grant(self, session: SSOSession, client_id: str, scope: str, nonce: str) -> Grant:
-        """Create a token family for ``client_id`` inside ``session``.
-
-        Raises:
-            Nothing.
-        """
+        """Create a token family for ``client_id`` inside ``session``."""
         with self.lock:
             grant = Grant(id=new_id(), sid=session.sid, client_id=client_id, scope=scope, nonce=nonce)
             self.grants[grant.id] = grant
@@ -232,11 +192,7 @@ class Store:
             return grant
 
     def live_grant(self, grant_id: str) -> tuple[Grant, SSOSession] | None:
-        """Return the grant and its session if both are still valid.
-
-        Raises:
-            Nothing.
-        """
+        """Return the grant and its session if both are still valid."""
         with self.lock:
             grant = self.grants.get(grant_id)
             if grant is None or grant.revoked:
@@ -245,31 +201,19 @@ class Store:
             return None if session is None else (grant, session)
 
     def revoke_grant(self, grant_id: str) -> None:
-        """Revoke a token family: every access and refresh token of the grant dies.
-
-        Raises:
-            Nothing.
-        """
+        """Revoke a token family: every access and refresh token of the grant dies."""
         with self.lock:
             grant = self.grants.get(grant_id)
             if grant is not None:
                 grant.revoked = True
 
     def record_access_token(self, jti: str, grant_id: str, expires_at: float) -> None:
-        """Remember an issued access token so it can be revoked and introspected.
-
-        Raises:
-            Nothing.
-        """
+        """Remember an issued access token so it can be revoked and introspected."""
         with self.lock:
             self.access_tokens[jti] = _AccessRecord(grant_id=grant_id, expires_at=expires_at)
 
     def access_token_problem(self, jti: str) -> str | None:
-        """Return why the access token ``jti`` is unusable (unknown, revoked, expired, session ended), or None.
-
-        Raises:
-            Nothing.
-        """
+        """Return why the access token ``jti`` is unusable (unknown, revoked, expired, session ended), or None."""
         with self.lock:
             record = self.access_tokens.get(jti)
             if record is None:
@@ -283,22 +227,14 @@ class Store:
             return None
 
     def revoke_access_token(self, jti: str) -> None:
-        """Revoke one access token (RFC 7009).
-
-        Raises:
-            Nothing.
-        """
+        """Revoke one access token (RFC 7009)."""
         with self.lock:
             record = self.access_tokens.get(jti)
             if record is not None:
                 record.revoked = True
 
     def new_refresh_token(self, grant: Grant, session: SSOSession) -> RefreshToken:
-        """Issue a refresh token bounded by its own lifetime and the session deadlines.
-
-        Raises:
-            Nothing.
-        """
+        """Issue a refresh token bounded by its own lifetime and the session deadlines."""
         now = self.clock()
         with self.lock:
             expires_at = min(now + self.lifetimes.refresh_token, self.session_deadline(session))
@@ -310,11 +246,7 @@ class Store:
             return token
 
     def live_refresh_token(self, value: str) -> RefreshToken | None:
-        """Return the refresh token if usable now (not used, revoked, expired, or logged out).
-
-        Raises:
-            Nothing.
-        """
+        """Return the refresh token if usable now (not used, revoked, expired, or logged out)."""
         with self.lock:
             token = self.refresh_tokens.get(value)
             if token is None or token.used or token.revoked or self.clock() >= token.expires_at:
@@ -322,11 +254,7 @@ class Store:
             return token if self.live_grant(token.grant_id) is not None else None
 
     def touch(self, session: SSOSession) -> None:
-        """Record activity: a refresh extends the idle window (Keycloak SSO idle semantics).
-
-        Raises:
-            Nothing.
-        """
+        """Record activity: a refresh extends the idle window (Keycloak SSO idle semantics)."""
         with self.lock:
             session.last_active = self.clock()
 

@@ -66,11 +66,7 @@ class TokenIssuer:
         self.store = store
 
     def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
-        """Sign ``claims`` as an RS256 compact JWT with ``kid`` and the given ``typ`` header.
-
-        Raises:
-            Nothing.
-        """
+        """Sign ``claims`` as an RS256 compact JWT with ``kid`` and the given ``typ`` header."""
         header = {"alg": SIGNING_ALG, "typ": typ, "kid": self.key.kid}
         return jwt.encode(header, claims, self.key, algorithms=[SIGNING_ALG], default_type=None)
 
@@ -80,9 +76,6 @@ class TokenIssuer:
         Fields as Keycloak/PSC answer them (psc-igc.md §1.3): ``access_token``, ``expires_in``,
         ``refresh_token``, ``refresh_expires_in``, ``token_type`` Bearer, ``id_token``,
         ``session_state``, ``scope``.
-
-        Raises:
-            Nothing.
         """
         now = self.store.clock()
         lifetime = math.ceil(self.store.lifetimes.access_token)
@@ -136,9 +129,6 @@ class TokenIssuer:
 
         Claims iss, aud, iat, exp, jti, sub, sid and ``events``; never ``nonce`` (§2.4).
         Header ``typ: logout+jwt`` as §2.4 recommends for explicit typing.
-
-        Raises:
-            Nothing.
         """
         iat = int(self.store.clock())
         claims = {

@@ -54,21 +54,13 @@ MAX_BODY = 64 * 1024
 
 
 def json_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Return an OAuth error JSON body (RFC 6749 §5.2).
-
-    Raises:
-        Nothing.
-    """
+    """Return an OAuth error JSON body (RFC 6749 §5.2)."""
     body = {"error": error, "error_description": description}
     return JSONResponse(body, status, headers={**_NO_STORE, **(headers or {})})
 
 
 def to_response(result: tuple[int, Any, list[tuple[str, str]]] | None) -> Response:
-    """Turn an Authlib (status, body, headers) triple into a Starlette response.
-
-    Raises:
-        Nothing.
-    """
+    """Turn an Authlib (status, body, headers) triple into a Starlette response."""
     if result is None:
         return Response(status_code=204)
     status, body, header_list = result
@@ -158,11 +150,7 @@ class PSCWebApp:
         self.app: ASGIApp = BodyLimit(self.starlette, limit=MAX_BODY, refuse=_too_large)
 
     def endpoint_uri(self, key: str) -> str:
-        """Return the absolute URL of a discovery endpoint key, e.g. ``token_endpoint``.
-
-        Raises:
-            Nothing.
-        """
+        """Return the absolute URL of a discovery endpoint key, e.g. ``token_endpoint``."""
         return f"{self.realm.issuer}/{ENDPOINTS[key]}"
 
     def _guard(self, handler: Handler) -> Handler:
@@ -193,54 +181,30 @@ class PSCWebApp:
 
     # -- endpoints --------------------------------------------------------------------------
     async def discovery(self, request: Request) -> Response:
-        """Discovery document (OIDC Discovery §4; PSC's wallet-openid-configuration, §1.2).
-
-        Raises:
-            Nothing.
-        """
+        """Discovery document (OIDC Discovery §4; PSC's wallet-openid-configuration, §1.2)."""
         return JSONResponse(discovery_document(self.realm))
 
     async def certs(self, request: Request) -> Response:
-        """JWKS (RFC 7517 §5).
-
-        Raises:
-            Nothing.
-        """
+        """JWKS (RFC 7517 §5)."""
         return JSONResponse(public_jwks(self.realm.tokens.key))
 
     async def token(self, request: Request) -> Response:
-        """Token endpoint (RFC 6749 §3.2): code, refresh_token and CIBA grants.
-
-        Raises:
-            Nothing.
-        """
+        """Token endpoint (RFC 6749 §3.2): code, refresh_token and CIBA grants."""
         req = await self._oauth_request(request, "token_endpoint")
         return to_response(self.server.create_token_response(req))
 
     async def introspect(self, request: Request) -> Response:
-        """Introspection (RFC 7662 §2), client authenticated.
-
-        Raises:
-            Nothing.
-        """
+        """Introspection (RFC 7662 §2), client authenticated."""
         req = await self._oauth_request(request, "introspection_endpoint")
         return to_response(self.server.create_endpoint_response("introspection", req))
 
     async def revoke(self, request: Request) -> Response:
-        """Revocation (RFC 7009 §2).
-
-        Raises:
-            Nothing.
-        """
+        """Revocation (RFC 7009 §2)."""
         req = await self._oauth_request(request, "revocation_endpoint")
         return to_response(self.server.create_endpoint_response("revocation", req))
 
     async def ciba(self, request: Request) -> Response:
-        """Backchannel authentication endpoint, poll mode (CIBA Core §7).
-
-        Raises:
-            Nothing.
-        """
+        """Backchannel authentication endpoint, poll mode (CIBA Core §7)."""
         req = await self._oauth_request(request, "backchannel_authentication_endpoint")
         try:
             body = self.server.new_ciba_request(req)
@@ -249,11 +213,7 @@ class PSCWebApp:
         return JSONResponse(body, headers=_NO_STORE)
 
     async def userinfo(self, request: Request) -> Response:
-        """UserInfo (OIDC Core §5.3) with a Bearer access token (RFC 6750 §2.1).
-
-        Raises:
-            Nothing.
-        """
+        """UserInfo (OIDC Core §5.3) with a Bearer access token (RFC 6750 §2.1)."""
         realm_hint = 'Bearer realm="esante-wallet"'
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

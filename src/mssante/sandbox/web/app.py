@@ -32,22 +32,14 @@ class Webmail:
     """The sandbox webmail (French UI): login, folders, messages, compose, journal, conformance."""
 
     def __init__(self, sandbox: SandboxServices, mailboxes: Mailboxes, hub: EventHub) -> None:
-        """Build the pages over ``mailboxes``; live updates come from ``hub``.
-
-        Raises:
-            Nothing.
-        """
+        """Build the pages over ``mailboxes``; live updates come from ``hub``."""
         self.ctx = WebContext(sandbox, mailboxes, hub)
         self.auth = AuthPages(self.ctx)
         self.mail = MailPages(self.ctx)
         self.compose = ComposePages(self.ctx)
 
     def routes(self) -> list[BaseRoute]:
-        """The webmail routes, to put before the PSC mount.
-
-        Raises:
-            Nothing.
-        """
+        """The webmail routes, to put before the PSC mount."""
         a, m, c = self.auth, self.mail, self.compose
         base = "/mail/{address}"
         message = base + "/{folder}/{uid:int}"
@@ -76,20 +68,12 @@ class Webmail:
         return routes
 
     async def aclose(self) -> None:
-        """Release the PSC client.
-
-        Raises:
-            Nothing.
-        """
+        """Release the PSC client."""
         await self.auth.aclose()
         await self.compose.aclose()
 
     async def favicon(self, request: Request) -> Response:
-        """``GET /favicon.ico``: no icon (204), rather than a 404 in every browser console.
-
-        Raises:
-            Nothing.
-        """
+        """``GET /favicon.ico``: no icon (204), rather than a 404 in every browser console."""
         return Response(status_code=204)
 
     async def journal(self, request: Request) -> Response:

@@ -29,11 +29,7 @@ CALLBACK_PATH: Final = "/callback"
 
 
 def mailbox_url(address: str, folder: str = "INBOX") -> str:
-    """The webmail URL of a BAL's folder.
-
-    Raises:
-        Nothing.
-    """
+    """The webmail URL of a BAL's folder."""
     return f"/mail/{address}/{folder}"
 
 
@@ -41,11 +37,7 @@ class AuthPages:
     """Home, login (PSC or APP), PSC callback and logout."""
 
     def __init__(self, ctx: WebContext) -> None:
-        """Use ``ctx``; the PSC client is created at the first PSC login.
-
-        Raises:
-            Nothing.
-        """
+        """Use ``ctx``; the PSC client is created at the first PSC login."""
         self.ctx = ctx
         self._psc: PSCClient | None = None
 
@@ -60,11 +52,7 @@ class AuthPages:
         return self._psc
 
     async def aclose(self) -> None:
-        """Close the PSC client's connections.
-
-        Raises:
-            Nothing.
-        """
+        """Close the PSC client's connections."""
         if self._psc is not None:
             await self._psc.aclose()
             self._psc = None

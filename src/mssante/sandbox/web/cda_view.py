@@ -58,11 +58,7 @@ class CDAView:
 
     @property
     def ins_label(self) -> str | None:
-        """``INS-NIR``, ``INS-NIA``, ``INS-NIR-TEST``... for the patient's INS OID.
-
-        Raises:
-            Nothing.
-        """
+        """``INS-NIR``, ``INS-NIA``, ``INS-NIR-TEST``... for the patient's INS OID."""
         patient = self.header.patient if self.header else None
         if patient is None or patient.ins is None:
             return None
@@ -70,11 +66,7 @@ class CDAView:
 
     @property
     def gender(self) -> str | None:
-        """The patient's administrative sex (a catalogue id: ``Female``, ``Male``, ``Unknown``).
-
-        Raises:
-            Nothing.
-        """
+        """The patient's administrative sex (a catalogue id: ``Female``, ``Male``, ``Unknown``)."""
         patient = self.header.patient if self.header else None
         if patient is None or patient.gender is None:
             return None
@@ -206,22 +198,14 @@ def format_hl7(value: str | None) -> str:
 
 
 def person_name(person: Person | None) -> str:
-    """``Dr Jean DUPONT`` from a CDA person (prefix, given, family).
-
-    Raises:
-        Nothing.
-    """
+    """``Dr Jean DUPONT`` from a CDA person (prefix, given, family)."""
     if person is None:
         return ""
     return " ".join(p for p in (person.prefix, person.given, person.family, person.suffix) if p)
 
 
 def author_label(author: Author) -> str:
-    """The author's name, specialty and organisation on one line.
-
-    Raises:
-        Nothing.
-    """
+    """The author's name, specialty and organisation on one line."""
     parts = [person_name(author.person) or (author.device or "")]
     if author.specialty is not None and author.specialty.display_name:
         parts.append(author.specialty.display_name)

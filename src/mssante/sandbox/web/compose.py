@@ -70,20 +70,12 @@ class ComposePages:
     """The compose form and the send action."""
 
     def __init__(self, ctx: WebContext) -> None:
-        """Use ``ctx``.
-
-        Raises:
-            Nothing.
-        """
+        """Use ``ctx``."""
         self.ctx = ctx
         self._dispatcher: Dispatcher | None = None
 
     async def aclose(self) -> None:
-        """Cancel the responder answers still running.
-
-        Raises:
-            Nothing.
-        """
+        """Cancel the responder answers still running."""
         if self._dispatcher is not None:
             await self._dispatcher.aclose()
             self._dispatcher = None

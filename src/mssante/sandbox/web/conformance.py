@@ -36,31 +36,19 @@ _VERDICTS: Final = {"CONFORME": N_("CONFORMANT"), "NON CONFORME": N_("NOT CONFOR
 
 
 def status_label(status: str, fallback: str = "") -> str:
-    """The label of a case status in the language in use (``fallback``, else ``status``, when unknown).
-
-    Raises:
-        Nothing.
-    """
+    """The label of a case status in the language in use (``fallback``, else ``status``, when unknown)."""
     label = STATUS_LABELS.get(status)
     return gettext(label) if label else fallback or status
 
 
 def verdict_label(verdict: str) -> str:
-    """A run's verdict as the suite writes it (``CONFORME``, ``NON CONFORME``) in the language in use.
-
-    Raises:
-        Nothing.
-    """
+    """A run's verdict as the suite writes it (``CONFORME``, ``NON CONFORME``) in the language in use."""
     label = _VERDICTS.get(verdict)
     return gettext(label) if label else verdict
 
 
 def page_words() -> dict[str, str]:
-    """The words the live page's script shows, in the language in use (``data-t`` of the page).
-
-    Raises:
-        Nothing.
-    """
+    """The words the live page's script shows, in the language in use (``data-t`` of the page)."""
     words = {status: gettext(label) for status, label in STATUS_LABELS.items()}
     words |= {verdict: gettext(label) for verdict, label in _VERDICTS.items()}
     words |= {"over": gettext("Run over: {verdict}").format(verdict=""), "case": "",
@@ -71,9 +59,6 @@ def page_words() -> dict[str, str]:
 def french_date(epoch: Any) -> str:
     """``06/12/2026 à 08:15:02 (UTC+01:00)`` (English: ``12/06/2026 at 08:15:02 (UTC+01:00)``), in the
     sandbox's local time, in the language in use; empty when unknown.
-
-    Raises:
-        Nothing.
     """
     try:
         moment = datetime.fromtimestamp(float(epoch)).astimezone()
@@ -197,20 +182,12 @@ class LiveRun:
 
     @property
     def running(self) -> bool:
-        """No ``end`` event yet.
-
-        Raises:
-            Nothing.
-        """
+        """No ``end`` event yet."""
         return not self.verdict
 
 
 def live_run(events: list[dict[str, Any]]) -> LiveRun | None:
-    """Fold the events of one run (``run`` first) into a :class:`LiveRun`; None without a ``run`` event.
-
-    Raises:
-        Nothing.
-    """
+    """Fold the events of one run (``run`` first) into a :class:`LiveRun`; None without a ``run`` event."""
     if not events or events[0].get("type") != "run":
         return None
     head = events[0]

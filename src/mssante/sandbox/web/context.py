@@ -71,11 +71,7 @@ class Forbidden(UsageError):
 
 
 def request_lang(request: Request) -> Lang:
-    """The page language: ``?lang=``, else the ``mssante_lang`` cookie, else French.
-
-    Raises:
-        Nothing.
-    """
+    """The page language: ``?lang=``, else the ``mssante_lang`` cookie, else French."""
     for value in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
         lang = parse_lang(value)
         if lang is not None:
@@ -120,11 +116,7 @@ class WebContext:
     """Shared state of the webmail pages."""
 
     def __init__(self, sandbox: SandboxServices, mailboxes: Mailboxes, hub: EventHub) -> None:
-        """Load the templates.
-
-        Raises:
-            Nothing.
-        """
+        """Load the templates."""
         self.sandbox = sandbox
         self.mail = mailboxes
         self.hub = hub
@@ -145,11 +137,7 @@ class WebContext:
 
     # -- rendering ----------------------------------------------------------------------------
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        """Render ``template`` with the common context (session, domain, CSRF token, language).
-
-        Raises:
-            Nothing.
-        """
+        """Render ``template`` with the common context (session, domain, CSRF token, language)."""
         session = context.pop("session", None) or self.session(request)
         lang = request_lang(request)
         other: Lang = "en" if lang == "fr" else "fr"
@@ -168,22 +156,14 @@ class WebContext:
         return HTMLResponse(html, status, headers=SECURITY_HEADERS)
 
     def message_page(self, request: Request, status: int, title: str, text: str) -> HTMLResponse:
-        """A page that only says something (errors, confirmations); ``title``/``text`` are catalogue ids.
-
-        Raises:
-            Nothing.
-        """
+        """A page that only says something (errors, confirmations); ``title``/``text`` are catalogue ids."""
         with use(request_lang(request)):
             title, text = _i18n.gettext(title), _i18n.gettext(text)
         return self.render(request, "message.html", status, title=title, text=text)
 
     # -- sessions and access ------------------------------------------------------------------
     def session(self, request: Request) -> WebSession | None:
-        """The browser's live session, if any.
-
-        Raises:
-            Nothing.
-        """
+        """The browser's live session, if any."""
         return self.sessions.get(request.cookies.get(SESSION_COOKIE))
 
     def require(self, request: Request, address: str | None = None) -> WebSession:
@@ -211,11 +191,7 @@ class WebContext:
             raise Forbidden("invalid or missing CSRF token")
 
     def base_url(self, request: Request) -> str:
-        """The sandbox's own base URL (``http://127.0.0.1:<port>``), as published in ``sandbox.json``.
-
-        Raises:
-            Nothing.
-        """
+        """The sandbox's own base URL (``http://127.0.0.1:<port>``), as published in ``sandbox.json``."""
         published = self.sandbox.info.get("webmail_url")
         if isinstance(published, str) and published:
             return published.rstrip("/")
@@ -227,9 +203,6 @@ def html_errors(ctx: WebContext, handler: Callable[[Request], Awaitable[Response
     """Wrap a page handler: in the reader's language, our errors become pages, bugs a 500 page without traceback.
 
     A ``?lang=`` choice is remembered in the ``mssante_lang`` cookie.
-
-    Raises:
-        Nothing.
     """
 
     async def guarded(request: Request) -> Response:

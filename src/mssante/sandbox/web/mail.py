@@ -48,11 +48,7 @@ class ArchiveView:
 
 
 def read_xdm(index: int, attachment: ParsedAttachment) -> ArchiveView:
-    """Read an IHE_XDM.ZIP attachment for display; problems go to :attr:`ArchiveView.error`.
-
-    Raises:
-        Nothing.
-    """
+    """Read an IHE_XDM.ZIP attachment for display; problems go to :attr:`ArchiveView.error`."""
     name = attachment.filename or "IHE_XDM.ZIP"
     try:
         archive = xdm.read_archive(attachment.content)
@@ -72,11 +68,7 @@ class MailPages:
     """Folder and message pages of the webmail."""
 
     def __init__(self, ctx: WebContext) -> None:
-        """Use ``ctx``.
-
-        Raises:
-            Nothing.
-        """
+        """Use ``ctx``."""
         self.ctx = ctx
 
     def _address(self, request: Request) -> str:

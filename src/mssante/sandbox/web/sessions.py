@@ -53,11 +53,7 @@ class WebSession:
     seen: float = field(default_factory=time.monotonic)
 
     def may_open(self, address: str) -> bool:
-        """Whether ``address`` is one of this session's BALs (case-insensitive).
-
-        Raises:
-            Nothing.
-        """
+        """Whether ``address`` is one of this session's BALs (case-insensitive)."""
         return address.lower() in self.bals
 
 
@@ -73,22 +69,14 @@ class SessionStore:
     """In-memory sessions and pending logins, with idle and absolute expiry."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        """Start empty.
-
-        Raises:
-            Nothing.
-        """
+        """Start empty."""
         self._clock = clock
         self._sessions: dict[str, WebSession] = {}
         self._pending: dict[str, PendingLogin] = {}
 
     def create(self, *, bals: list[str], who: str, method: str, national_id: str | None = None,
                tokens: TokenSet | None = None) -> WebSession:
-        """Open a session; the oldest one goes when the store is full.
-
-        Raises:
-            Nothing.
-        """
+        """Open a session; the oldest one goes when the store is full."""
         self._expire()
         while len(self._sessions) >= _MAX_SESSIONS:
             self._sessions.pop(next(iter(self._sessions)))
@@ -99,11 +87,7 @@ class SessionStore:
         return session
 
     def get(self, session_id: str | None) -> WebSession | None:
-        """The live session with this id, touched; None when unknown or expired.
-
-        Raises:
-            Nothing.
-        """
+        """The live session with this id, touched; None when unknown or expired."""
         if not session_id:
             return None
         session = self._sessions.get(session_id)
@@ -117,30 +101,18 @@ class SessionStore:
         return session
 
     def end(self, session_id: str | None) -> WebSession | None:
-        """Forget a session (logout); return it if it existed.
-
-        Raises:
-            Nothing.
-        """
+        """Forget a session (logout); return it if it existed."""
         return self._sessions.pop(session_id or "", None)
 
     def start_login(self, request: AuthorizationRequest) -> str:
-        """Keep a pending PSC authorization; return the id to put in the login cookie.
-
-        Raises:
-            Nothing.
-        """
+        """Keep a pending PSC authorization; return the id to put in the login cookie."""
         self._expire()
         login_id = secrets.token_urlsafe(32)
         self._pending[login_id] = PendingLogin(request=request, created=self._clock())
         return login_id
 
     def take_login(self, login_id: str | None) -> PendingLogin | None:
-        """Remove and return a pending login (one use); None when unknown or too old.
-
-        Raises:
-            Nothing.
-        """
+        """Remove and return a pending login (one use); None when unknown or too old."""
         pending = self._pending.pop(login_id or "", None)
         if pending is None or self._clock() - pending.created > LOGIN_TIMEOUT:
             return None
