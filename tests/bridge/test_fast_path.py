@@ -126,21 +126,40 @@ async def test_sqlite_looks_once_per_turn_of_the_event_loop(tmp_path: Path) -> N
 
 
 class _Relay:
-    """A TCP relay to Redis that can freeze its connections: they stay open and carry nothing."""
+    """A TCP relay to Redis that can freeze its connections: they stay open and carry nothing.
+
+    Closing waits for every socket it opened or accepted to be closed, including a connection that
+    was being set up at that moment: a socket left to the garbage collector warns (ResourceWarning)
+    in whichever later test of the worker happens to run the collection.
+    """
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.frozen: list[asyncio.StreamWriter] = []
         self.pipes: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter, asyncio.Event]] = []
         self.server: asyncio.Server | None = None
         self.tasks: list[asyncio.Task[None]] = []
+        self.handlers: set[asyncio.Task[Any]] = set()
+        self.closing = False
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        handler = asyncio.current_task()
+        assert handler is not None
+        self.handlers.add(handler)
+        try:
+            if self.closing:
+                await _close(writer)
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.closing:
+                await _close(writer)
+                await _close(up_writer)
+                return
+        finally:
+            self.handlers.discard(handler)
         gate = asyncio.Event()
         gate.set()
         self.pipes.append((writer, up_writer, gate))
@@ -159,17 +178,26 @@ class _Relay:
             gate.clear()
 
     async def aclose(self) -> None:
-        for task in self.tasks:
+        self.closing = True
+        if self.server is not None:
+            self.server.close()
+        for task in [*self.tasks, *self.handlers]:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in [*self.tasks, *self.handlers]:
+            with contextlib.suppress(asyncio.CancelledError, OSError):
                 await task
         for writer, up_writer, gate in self.pipes:
             gate.set()
-            writer.close()
-            up_writer.close()
+            await _close(writer)
+            await _close(up_writer)
         if self.server is not None:
-            self.server.close()
+            await self.server.wait_closed()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError, ConnectionError):
+        await writer.wait_closed()
 
 
 async def _until(condition: Any) -> None:
