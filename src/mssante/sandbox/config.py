@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from mssante._i18n import LANGS, Lang
 from mssante.errors import ConfigError
 
 __all__ = [
@@ -171,10 +172,15 @@ class SubmissionSettings:
 
     #: Advertise PIPELINING (RFC 2920) after STARTTLS, as Postfix operators do.
     pipelining: bool = True
+    #: Language of the delivery status notifications' subject and text (RFC 3464 §2: the
+    #: machine-readable part never changes): "fr" (default, what French operators send) or "en".
+    report_lang: Lang = "fr"
 
     def __post_init__(self) -> None:
         if not isinstance(self.pipelining, bool):
             raise ConfigError("submission.pipelining must be true or false")
+        if self.report_lang not in LANGS:
+            raise ConfigError(f"submission.report_lang must be one of {', '.join(LANGS)}")
 
 
 @dataclass(frozen=True, kw_only=True)

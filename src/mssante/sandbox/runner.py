@@ -449,7 +449,8 @@ class Sandbox:
             bench_faults(self).watch(context)
         common = (cfg, decider, self.journal, self.faults, store)
         submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None,
-                                       pipelining=cfg.submission.pipelining)
+                                       pipelining=cfg.submission.pipelining,
+                                       report_lang=cfg.submission.report_lang)
         wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {
             "imap_psc": (IMAPFront(*common, psc_ctx, front="psc"), cfg.ports.imap_psc),
             "imap_authcli": (IMAPFront(*common, cli_ctx, front="authcli"), cfg.ports.imap_authcli),
