@@ -36,10 +36,7 @@ def nir_key_ok(matricule: str) -> bool:
     """Tell whether a 15-character INS matricule (13 characters + 2-digit key) has a valid NIR key.
 
     The key is ``97 - (n mod 97)`` where ``n`` is the 13-character number, with Corsica ``2A``/``2B``
-    replaced as per the NIR rules (``2A`` → 19, ``2B`` → 18, i.e. subtract 1 000 000 / 2 000 000).
-
-    Raises:
-        MssanteError: none on purpose (a malformed matricule gives False).
+    replaced as per the NIR rules (``2A`` → 19, ``2B`` → 18). A malformed matricule gives False.
     """
     if not _MATRICULE.match(matricule):
         return False

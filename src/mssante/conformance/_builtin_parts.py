@@ -31,18 +31,15 @@ from mssante.psc import PSCClient, TokenSet
 from mssante.xdm import build_archive
 
 __all__ = [
-    "PATIENT_DOMAIN",
     "bal_entry",
     "compose_draft",
     "lookup_address",
-    "patient_address",
     "psc_login",
     "sender_of",
     "understood_of",
 ]
 
 #: Mon espace santé: a patient's address is ``<INS matricule>@patient.mssante.fr`` (ECO.2.2.6).
-PATIENT_DOMAIN: Final = "patient.mssante.fr"
 
 _TEXT: Final = ("Bonjour,\n\nVeuillez trouver ci-joint le document. Cordialement.\n"
                 "Message envoyé par la suite de conformité MSSanté (client mssante).\n")
@@ -100,13 +97,6 @@ def compose_draft(sender: Sender, to: str, document: str | None, *, request_mdn:
     companion = PdfCompanion(content=render_cda_pdf(cda, now=now), filename=name)
     return Draft(sender=sender, to=(to,), text=_TEXT, xdm_archive=build_archive([cda], now=now),
                  pdfs=(companion,), request_mdn=request_mdn)
-
-
-def patient_address(ins: str) -> str:
-    """The Mon espace santé address of the patient with this qualified INS matricule (ECO.2.2.6)."""
-    if not ins.isalnum() or len(ins) != 15:
-        raise ContentError(f"{ins!r} is not an INS matricule (15 characters)", requirement="ECO.2.2.6")
-    return f"{ins}@{PATIENT_DOMAIN}"
 
 
 async def lookup_address(info: Mapping[str, Any], national_id: str, family_name: str) -> str:

@@ -16,7 +16,6 @@ from email.utils import getaddresses
 from typing import Any
 
 from mssante.cda import SamplePatient
-from mssante.conformance._builtin_parts import PATIENT_DOMAIN
 from mssante.conformance._context import CaseContext
 from mssante.conformance._driver import SendRequest
 from mssante.conformance._judge import Submission, body_fetches, header, session_evidence
@@ -32,6 +31,7 @@ from mssante.message import (
     check_message,
     compose_message,
     parse_message,
+    patient_address,
 )
 from mssante.message import Finding as MessageFinding
 
@@ -253,7 +253,7 @@ def check_receive_xdm(*, display: bool) -> Check:
         from_patient = None
         if display:  # ECO.3.1.1: a message from a patient, to be shown apart from the professionals' ones
             from_patient = compose_message(
-                Draft(sender=Sender(address=f"{SamplePatient().ins}@{PATIENT_DOMAIN}"), to=(ctx.bal,),
+                Draft(sender=Sender(address=patient_address(SamplePatient().ins)), to=(ctx.bal,),
                       subject="Question sur mon compte rendu", text="Bonjour Docteur,\n\nMerci pour le document.\n"),
                 settings=ComposeSettings(product_reference=SANDBOX_PRODUCT_REFERENCE))
             await ctx.control.deliver(ctx.bal, from_patient.to_bytes())

@@ -27,15 +27,14 @@ from email.utils import getaddresses, parseaddr
 from typing import Any, Final
 
 from mssante.cda import SamplePatient
-from mssante.conformance._builtin_parts import PATIENT_DOMAIN
 from mssante.conformance._cases_messages import sandbox_message, threading_verdict
 from mssante.conformance._context import CaseContext
 from mssante.conformance._driver import LookupRef, PatientRef, SendRequest
 from mssante.conformance._judge import Submission, header
 from mssante.conformance._model import Check, Evidence, Verdict
+from mssante.message import PATIENT_DOMAIN, patient_address
 
 __all__ = [
-    "PATIENT_DOMAIN",
     "check_annuaire_lookup",
     "check_dsn_request",
     "check_message_id",
@@ -222,7 +221,7 @@ def check_patient_address() -> Check:
     async def check(ctx: CaseContext) -> Verdict:
         sub, notes = await _patient_message(ctx)
         patient = sample_patient_ref()
-        wanted = f"{patient.ins}@{PATIENT_DOMAIN}"
+        wanted = patient_address(patient.ins)
         asked = Evidence(title="Dossier patient donné au LPS",
                          lines=(f"{patient.family_name} {patient.given_name}, né(e) le {patient.birth_date}",
                                 f"INS {patient.ins} (OID {patient.ins_oid})"))

@@ -100,7 +100,7 @@ REQUIREMENTS: Final[tuple[Requirement, ...]] = (
                 title_en="text/plain or multipart/alternative body", library="mssante.message"),
     Requirement(id="ECO.2.2.6", title_fr="Adresse patient construite depuis l'INS qualifié",
                 title_en="Patient address built from the qualified INS",
-                library="mssante.message (ReadSettings.patient_domain); built by mssante.conformance.builtin"),
+                library="mssante.message.patient_address (NIR key checked), ReadSettings.patient_domain"),
     Requirement(id="ECO.2.2.7", title_fr="Libellé de l'expéditeur", title_en="Sender label",
                 library="mssante.message (professional_label, organisation_label)"),
     Requirement(id="ECO.2.2.8", title_fr="X-MSS-MES: FIN", title_en="X-MSS-MES: FIN",

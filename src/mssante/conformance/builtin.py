@@ -56,7 +56,6 @@ from mssante.conformance._builtin_parts import (
     bal_entry,
     compose_draft,
     lookup_address,
-    patient_address,
     psc_login,
     sender_of,
     understood_of,
@@ -64,7 +63,7 @@ from mssante.conformance._builtin_parts import (
 from mssante.credentials import ClientCertificate
 from mssante.discovery import DNSPythonResolver
 from mssante.errors import ConfigError, ConnectError, MssanteError, UsageError
-from mssante.message import ComposeSettings, Draft, DSNRequest, ParsedMessage, generate_mdn
+from mssante.message import ComposeSettings, Draft, DSNRequest, ParsedMessage, generate_mdn, patient_address
 from mssante.psc import PSCClient, PSCSession, PSCSettings
 from mssante.trace import JSONLinesSink, TraceSink
 from mssante.trust import CRLCache

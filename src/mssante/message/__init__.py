@@ -37,9 +37,11 @@ from mssante.message._compose import (
 from mssante.message._dsn import DSNParameters, DSNRequest
 from mssante.message._mdn import DispositionType, generate_mdn
 from mssante.message._naming import (
+    PATIENT_DOMAIN,
     XDM_SUBJECT_PREFIX,
     organisation_label,
     parse_xdm_subject,
+    patient_address,
     pdf_filename,
     professional_label,
     xdm_subject,
@@ -57,6 +59,7 @@ from mssante.message._xdm_bridge import ArchiveFinding, ArchiveInfo, DocumentInf
 
 __all__ = [
     "DEFAULT_CODECDA_SEPARATOR",
+    "PATIENT_DOMAIN",
     "XDM_FILENAME",
     "XDM_SUBJECT_PREFIX",
     "ArchiveFinding",
@@ -94,6 +97,7 @@ __all__ = [
     "organisation_label",
     "parse_message",
     "parse_xdm_subject",
+    "patient_address",
     "pdf_filename",
     "professional_label",
     "xdm_subject",

@@ -11,14 +11,17 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from mssante.errors import UsageError
+from mssante.cda import nir_key_ok
+from mssante.errors import ContentError, UsageError
 from mssante.message._text import check_header_value, file_token, format_birth_date, plain_name
 
 __all__ = [
+    "PATIENT_DOMAIN",
     "XDM_SUBJECT_PREFIX",
     "SubjectParts",
     "organisation_label",
     "parse_xdm_subject",
+    "patient_address",
     "pdf_filename",
     "pdf_filename_problems",
     "professional_label",
@@ -218,3 +221,25 @@ def organisation_label(unit: str) -> str:
         UsageError: the value is empty.
     """
     return _required(unit, "unit").strip()
+
+
+#: The domain of Mon espace santé, the patients' MSSanté mailboxes (ECO.2.2.6, ref2 §3.4.2).
+PATIENT_DOMAIN = "patient.mssante.fr"
+
+
+def patient_address(ins: str, *, domain: str = PATIENT_DOMAIN) -> str:
+    """The Mon espace santé address of the patient whose qualified INS matricule is ``ins`` (ECO.2.2.6).
+
+    The address is ``<matricule>@patient.mssante.fr``: 15 characters, the 13-character NIR (Corsica
+    ``2A``/``2B`` allowed) then its 2-digit key. The key is checked, because a mistyped INS would
+    write to another patient; spaces, as INS are often printed, are removed.
+
+    Raises:
+        ContentError: ``ins`` is not a 15-character INS matricule, or its NIR key is wrong.
+    """
+    matricule = ins.replace(" ", "").upper()
+    if not nir_key_ok(matricule):
+        raise ContentError(f"{ins!r} is not a qualified INS matricule (15 characters, NIR key checked)",
+                           requirement="ECO.2.2.6")
+    return f"{matricule}@{domain}"
+
