@@ -8,6 +8,7 @@ The transcripts are the client's writes and what the server received.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import ssl
@@ -53,6 +54,8 @@ class ChunkingHandler(PipeliningHandler):
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           options: list[str]) -> str:
         self.commands.append(f"RCPT {address}")
+        if self.close_at_mail:
+            await asyncio.Event().wait()  # after its 421 the server says nothing more
         return await super().handle_RCPT(server, session, envelope, address, options)
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -163,12 +166,15 @@ async def test_refusals_in_the_middle_of_a_run_land_on_their_own_message(server_
 
 async def test_a_session_closed_at_mail_is_stale_and_nothing_was_submitted(server_ctx: ssl.SSLContext,
                                                                           client_ctx: ssl.SSLContext) -> None:
+    """The group's replies are awaited together, but a 421 ends the wait: no other reply will come
+    (here the server goes silent after it), and the command timeout (5 s) is not what ends it."""
     handler = ChunkingHandler()
     handler.close_at_mail = True
     async with contextlib.AsyncExitStack() as stack:
         sub, _ = await _session(stack, server_ctx, client_ctx, handler)
-        with pytest.raises(StaleSession):
-            await sub.send(BAL, ("a@mss.test",), MESSAGE)
+        with pytest.raises(StaleSession, match="421"):
+            async with asyncio.timeout(4):
+                await sub.send(BAL, ("a@mss.test", "b@mss.test"), MESSAGE)
         assert handler.delivered == []
 
 

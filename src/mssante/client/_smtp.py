@@ -160,6 +160,8 @@ class _ReplyTap:
         self._replies: deque[SMTPResponse] = deque()
         self._error: MssanteError | None = None
         self._wake = asyncio.Event()
+        self._want = 1  # wake the reader once this many replies are queued (or the session ends)
+        self._closing = False  # a 421 came: no more replies will
 
     def __enter__(self) -> _ReplyTap:
         p = self._protocol
@@ -197,9 +199,11 @@ class _ReplyTap:
         try:
             while (reply := self._parse()) is not None:
                 self._replies.append(reply)
+                self._closing = self._closing or reply.code == 421
         except MssanteError as exc:
             self._fail(exc)
-        self._wake.set()
+        if self._ready(self._want):
+            self._wake.set()
 
     def _parse(self) -> SMTPResponse | None:
         lines: list[bytes] = []
@@ -222,6 +226,33 @@ class _ReplyTap:
             raise PeerLimitError("the SMTP server sent a reply too long", requirement="RFC 5321 §4.5.3.1.5")
         return None
 
+    def _ready(self, count: int) -> bool:
+        return len(self._replies) >= count or self._error is not None or self._closing
+
+    async def gather(self, count: int, wait: float | None) -> None:
+        """Wait until ``count`` replies are queued, the server said 421, or the connection failed.
+
+        The replies of a group are awaited together (one wake-up of the caller, not one per
+        reply); ``wait`` bounds the silence between two replies, as one command's timeout would.
+
+        Raises:
+            TimeoutError: no reply for ``wait`` seconds.
+        """
+        self._want = count
+        try:
+            while not self._ready(count):
+                queued = len(self._replies)
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+                except builtins.TimeoutError as exc:
+                    if len(self._replies) > queued:
+                        continue  # the server is answering, reply by reply
+                    raise TimeoutError("SMTP timeout waiting for a pipelined reply") from exc
+        finally:
+            self._want = 1
+
     async def reply(self, wait: float | None) -> SMTPResponse:
         """The next reply.
 
@@ -229,15 +260,11 @@ class _ReplyTap:
             ConnectionClosed: the connection ended first. TimeoutError: no reply in time.
             PeerLimitError, RemoteProtocolError: the server sent no valid reply.
         """
-        while not self._replies:
-            if self._error is not None:
-                raise self._error
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except builtins.TimeoutError as exc:
-                raise TimeoutError("SMTP timeout waiting for a pipelined reply") from exc
+        if not self._replies:
+            await self.gather(1, wait)
+        if not self._replies:
+            assert self._error is not None  # _ready(1) without a reply: the session failed
+            raise self._error
         return self._replies.popleft()
 
 
@@ -414,6 +441,7 @@ class SMTPSubmission:
             with _ReplyTap(protocol) as tap:
                 protocol.write(b"\r\n".join(lines))
                 try:
+                    await tap.gather(len(lines), timeout)  # one reply per command line
                     mail = await tap.reply(timeout)
                 except ConnectionClosed as exc:
                     raise StaleSession(exc.message) from exc
