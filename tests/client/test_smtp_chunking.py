@@ -35,6 +35,7 @@ class ChunkingHandler(PipeliningHandler):
         self.chunking = chunking
         self.data_reply: str | None = None
         self.close_at_mail = False
+        self.close_at_rcpt = False
         self.commands: list[str] = []  # what the server received, in order (BDAT with its size)
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -56,6 +57,8 @@ class ChunkingHandler(PipeliningHandler):
         self.commands.append(f"RCPT {address}")
         if self.close_at_mail:
             await asyncio.Event().wait()  # after its 421 the server says nothing more
+        if self.close_at_rcpt:
+            return "421 4.3.2 shutting down"
         return await super().handle_RCPT(server, session, envelope, address, options)
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -75,6 +78,8 @@ class ChunkingSMTP(DovecotLikeSMTP):
         handler: Any = self.event_handler
         size, _, last = arg.partition(" ")
         handler.commands.append(f"BDAT {arg}")
+        if handler.close_at_rcpt:
+            await asyncio.Event().wait()  # after its 421 the server says nothing more
         chunk = await self._reader.readexactly(int(size))  # read whatever the answer (RFC 3030 §3)
         assert self.envelope is not None
         if self.envelope.mail_from is None:
@@ -188,3 +193,19 @@ async def test_without_chunking_data_is_pipelined_and_dot_stuffed(server_ctx: ss
         assert b"\r\n..starts with a dot\r\n...two dots\r\n" in writes[1] and writes[1].endswith(b"\r\n.\r\n")
         assert not any(c.startswith("BDAT") for c in handler.commands)
         assert handler.delivered == [(BAL, ["a@mss.test"], MESSAGE)]
+
+
+async def test_a_421_in_the_middle_of_the_group_ends_the_session(server_ctx: ssl.SSLContext,
+                                                                 client_ctx: ssl.SSLContext) -> None:
+    """A 421 to RCPT and then silence: the connection is reported closed at once (RFC 5321 §3.8)."""
+    from mssante.errors import ConnectionClosed
+
+    handler = ChunkingHandler()
+    handler.close_at_rcpt = True
+    async with contextlib.AsyncExitStack() as stack:
+        sub, _ = await _session(stack, server_ctx, client_ctx, handler)
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(4):
+                await sub.send(BAL, ("a@mss.test", "b@mss.test"), MESSAGE)
+        assert info.value.smtp_code == 421 and not isinstance(info.value, StaleSession)
+        assert not sub.usable and handler.delivered == []

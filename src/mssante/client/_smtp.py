@@ -262,9 +262,8 @@ class _ReplyTap:
         """
         if not self._replies:
             await self.gather(1, wait)
-        if not self._replies:
-            assert self._error is not None  # _ready(1) without a reply: the session failed
-            raise self._error
+        if not self._replies:  # the connection failed, or the server said 421 and no more (RFC 5321 §3.8)
+            raise self._error or ConnectionClosed("the server is closing the session (421)", smtp_code=421)
         return self._replies.popleft()
 
 
