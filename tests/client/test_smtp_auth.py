@@ -127,10 +127,12 @@ def client_ctx(pki: MiniPKI) -> ssl.SSLContext:
 
 
 @contextlib.asynccontextmanager
-async def smtp_server(server_ctx: ssl.SSLContext, handler: object, **kwargs: Any) -> AsyncIterator[int]:
+async def smtp_server(server_ctx: ssl.SSLContext, handler: object, *, server_class: type[SMTP] | None = None,
+                      **kwargs: Any) -> AsyncIterator[int]:
     loop = asyncio.get_running_loop()
+    cls = server_class or DovecotLikeSMTP
     server = await loop.create_server(
-        lambda: DovecotLikeSMTP(
+        lambda: cls(
             handler,
             tls_context=server_ctx,
             require_starttls=True,

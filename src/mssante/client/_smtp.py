@@ -8,7 +8,10 @@ and maps every failure to our error tree.
 
 When the server offers PIPELINING (RFC 2920), ``MAIL``, every ``RCPT`` and ``DATA`` go in one
 write and their replies are read together (:class:`_ReplyTap`): one round trip instead of
-two plus one per recipient. Every reply is still checked (RFC 2920 §3.1).
+two plus one per recipient. Every reply is still checked (RFC 2920 §3.1). When it also offers
+CHUNKING (RFC 3030), ``BDAT <size> LAST`` and the message join that write: one round trip per
+message. Each group holds one transaction: the end of a message and the next ``MAIL``/``RCPT``
+in one group (RFC 2920 §3.1 allows it) make Dovecot 2.3.19's submission panic.
 """
 
 from __future__ import annotations
@@ -122,6 +125,25 @@ def _options(options: list[str]) -> bytes:
     return b"".join(b" " + o.encode("ascii") for o in options)
 
 
+# An address that needs no parsing on a command line: ASCII atext, no quoting (RFC 5321 §4.1.2).
+_PLAIN_ADDRESS: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+")
+
+
+def _path(address: str) -> bytes:
+    """``<address>`` for ``MAIL FROM``/``RCPT TO``, without parsing when the address is plain.
+
+    Raises:
+        UsageError: the address cannot go on a command line (RFC 5321 §4.1.2).
+    """
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return b"<" + address.encode("ascii") + b">"
+    try:
+        return quote_address(address).encode("ascii")
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise UsageError(f"an address that cannot go on an SMTP command line: {address[:80]!r}",
+                         requirement="RFC 5321 §4.1.2") from exc
+
+
 class _ReplyTap:
     """The replies to a pipelined group (RFC 2920), read from aiosmtplib's connection.
 
@@ -138,6 +160,8 @@ class _ReplyTap:
         self._replies: deque[SMTPResponse] = deque()
         self._error: MssanteError | None = None
         self._wake = asyncio.Event()
+        self._want = 1  # wake the reader once this many replies are queued (or the session ends)
+        self._closing = False  # a 421 came: no more replies will
 
     def __enter__(self) -> _ReplyTap:
         p = self._protocol
@@ -175,9 +199,11 @@ class _ReplyTap:
         try:
             while (reply := self._parse()) is not None:
                 self._replies.append(reply)
+                self._closing = self._closing or reply.code == 421
         except MssanteError as exc:
             self._fail(exc)
-        self._wake.set()
+        if self._ready(self._want):
+            self._wake.set()
 
     def _parse(self) -> SMTPResponse | None:
         lines: list[bytes] = []
@@ -200,6 +226,33 @@ class _ReplyTap:
             raise PeerLimitError("the SMTP server sent a reply too long", requirement="RFC 5321 §4.5.3.1.5")
         return None
 
+    def _ready(self, count: int) -> bool:
+        return len(self._replies) >= count or self._error is not None or self._closing
+
+    async def gather(self, count: int, wait: float | None) -> None:
+        """Wait until ``count`` replies are queued, the server said 421, or the connection failed.
+
+        The replies of a group are awaited together (one wake-up of the caller, not one per
+        reply); ``wait`` bounds the silence between two replies, as one command's timeout would.
+
+        Raises:
+            TimeoutError: no reply for ``wait`` seconds.
+        """
+        self._want = count
+        try:
+            while not self._ready(count):
+                queued = len(self._replies)
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+                except builtins.TimeoutError as exc:
+                    if len(self._replies) > queued:
+                        continue  # the server is answering, reply by reply
+                    raise TimeoutError("SMTP timeout waiting for a pipelined reply") from exc
+        finally:
+            self._want = 1
+
     async def reply(self, wait: float | None) -> SMTPResponse:
         """The next reply.
 
@@ -207,15 +260,10 @@ class _ReplyTap:
             ConnectionClosed: the connection ended first. TimeoutError: no reply in time.
             PeerLimitError, RemoteProtocolError: the server sent no valid reply.
         """
-        while not self._replies:
-            if self._error is not None:
-                raise self._error
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except builtins.TimeoutError as exc:
-                raise TimeoutError("SMTP timeout waiting for a pipelined reply") from exc
+        if not self._replies:
+            await self.gather(1, wait)
+        if not self._replies:  # the connection failed, or the server said 421 and no more (RFC 5321 §3.8)
+            raise self._error or ConnectionClosed("the server is closing the session (421)", smtp_code=421)
         return self._replies.popleft()
 
 
@@ -299,7 +347,8 @@ class SMTPSubmission:
             ConnectionClosed, TimeoutError: the connection failed (nothing was accepted when it
                 failed before ``DATA``).
             PeerLimitError, RemoteProtocolError: the server sent a reply too long or no valid reply.
-            UsageError: a control character in an address or DSN parameter (pipelined commands).
+            UsageError: a control character in an address or DSN parameter, or an address that
+                cannot go on a command line (pipelined commands).
         """
         if not recipients:
             raise CommandFailed("the message has no recipient")
@@ -364,22 +413,34 @@ class SMTPSubmission:
 
     async def _pipelined(self, sender: str, recipients: tuple[str, ...], data: bytes, mail_options: list[str],
                          rcpt_options: list[list[str]]) -> tuple[list[str], list[tuple[str, str]], SMTPResponse]:
-        """``MAIL``, every ``RCPT`` and ``DATA`` in one write, then their replies (RFC 2920 §3.1)."""
+        """``MAIL``, every ``RCPT`` and ``DATA`` in one write, then their replies (RFC 2920 §3.1).
+
+        With CHUNKING (RFC 3030) the message goes in that same write as ``BDAT <size> LAST``: one
+        round trip instead of two, no dot-stuffing. A server must read a refused chunk's octets
+        and answer ``BDAT`` with an error when no recipient was accepted (RFC 3030 §3), so the
+        data never goes anywhere without a recipient; after a refused ``BDAT`` the transaction
+        is reset (RFC 3030 §3: its state is indeterminate).
+        """
         smtp = self._smtp
-        lines = [b"MAIL FROM:" + quote_address(sender).encode("ascii") + _options(mail_options)]
-        lines += [b"RCPT TO:" + quote_address(r).encode("ascii") + _options(o)
-                  for r, o in zip(recipients, rcpt_options, strict=True)]
-        lines.append(b"DATA")
+        chunking = smtp.supports_extension("chunking")
+        lines = [b"MAIL FROM:" + _path(sender) + _options(mail_options)]
+        lines += [b"RCPT TO:" + _path(r) + _options(o) for r, o in zip(recipients, rcpt_options, strict=True)]
         if any(_CONTROL.search(line) for line in lines):
             raise UsageError("a control character in an SMTP address or parameter", requirement="RFC 5321 §2.3.8")
+        if chunking:
+            body = normalize_message_line_endings(data)
+            lines.append(b"BDAT %d LAST\r\n" % len(body) + body)
+        else:
+            lines.append(b"DATA\r\n")
         protocol = smtp.protocol
         if protocol is None or not smtp.is_connected:
             raise StaleSession("SMTP connection lost before MAIL FROM")
         timeout = smtp.timeout
         try:
             with _ReplyTap(protocol) as tap:
-                protocol.write(b"\r\n".join(lines) + b"\r\n")
+                protocol.write(b"\r\n".join(lines))
                 try:
+                    await tap.gather(len(lines), timeout)  # one reply per command line
                     mail = await tap.reply(timeout)
                 except ConnectionClosed as exc:
                     raise StaleSession(exc.message) from exc
@@ -393,19 +454,23 @@ class SMTPSubmission:
                 refused = [(r, f"{reply.code} {reply.message.strip()[:200]}")
                            for r, reply in zip(recipients, replies, strict=True)
                            if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward)]
-                if go.code == SMTPStatus.start_input and (mail.code != SMTPStatus.completed or not accepted):
-                    # RFC 2920 §3.1: DATA was accepted with nobody to deliver to: a lone dot ends it.
-                    protocol.write(b".\r\n")
-                    await tap.reply(timeout)
+                if chunking:
+                    response = go  # the reply to the whole message
+                else:
+                    if go.code == SMTPStatus.start_input and (mail.code != SMTPStatus.completed or not accepted):
+                        # RFC 2920 §3.1: DATA was accepted with nobody to deliver to: a lone dot ends it.
+                        protocol.write(b".\r\n")
+                        await tap.reply(timeout)
                 if mail.code != SMTPStatus.completed:
                     raise smtp_error(aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender), "MAIL FROM")
                 if not accepted:
                     detail = "; ".join(f"{r}: {reply}" for r, reply in refused)
                     raise CommandFailed(f"every recipient was refused: {detail}"[:400])
-                if go.code != SMTPStatus.start_input:
-                    raise smtp_error(aiosmtplib.SMTPDataError(go.code, go.message), "DATA")
-                protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
-                response = await tap.reply(timeout)
+                if not chunking:
+                    if go.code != SMTPStatus.start_input:
+                        raise smtp_error(aiosmtplib.SMTPDataError(go.code, go.message), "DATA")
+                    protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
+                    response = await tap.reply(timeout)
                 if tap.leftover:  # more replies than commands: the session cannot be trusted any more
                     smtp.close()
         except MssanteError as exc:
@@ -416,7 +481,10 @@ class SMTPSubmission:
                     await smtp.rset()
             raise
         if response.code != SMTPStatus.completed:
-            raise smtp_error(aiosmtplib.SMTPDataError(response.code, response.message), "DATA")
+            if chunking and smtp.is_connected and response.code != 421:
+                with contextlib.suppress(aiosmtplib.SMTPException, builtins.TimeoutError):
+                    await smtp.rset()  # RFC 3030 §3: after a refused BDAT the transaction must be reset
+            raise smtp_error(aiosmtplib.SMTPDataError(response.code, response.message), "BDAT" if chunking else "DATA")
         return accepted, refused, response
 
     async def quit(self, *, grace: float = 2.0) -> None:
