@@ -26,13 +26,13 @@ from mssante.cda import (
     parse_cda_header,
     parse_xml,
 )
-from mssante.cda._fastpath import FAST_ELEMENTS, parse_fast
+from mssante.cda._fastpath import FAST_ELEMENTS, _expat_name, _parse_phased, parse_fast
 from mssante.cda._header import BODY, header_from_element
-from mssante.cda._xml import _parse_exact, parse_pruned
+from mssante.cda._xml import _parse_exact, parse_pruned, safe_parser
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
 from tests._hypothesis import examples
 from tests.hardening.test_content_limits import peak_mib
-from tests.xdm._util import CRBIO_DOC, VSM_DOC
+from tests.xdm._util import CRBIO_DOC, CRBIO_SAMPLE, VSM_DOC, VSM_SAMPLE, ans_sample
 
 # Printable text without the characters XML 1.0 forbids (the generator escapes &, < and quotes itself).
 _TEXT = st.text(
@@ -129,6 +129,13 @@ _EDITS = {
     "prefixed body": b"<c:component xmlns:c='urn:hl7-org:v3'><c:structuredBody><c:x/></c:structuredBody></c:component>",
     "body name in a comment": b"<!-- <structuredBody> -->",
     "long tag": b"<x " + b" ".join(b"a%d='1'" % i for i in range(20)) + b"/>",
+    # Where the phased parse (body skipped between two C-built parts) must find its cut or give up:
+    "nested body": b"<structuredBody><structuredBody><x/></structuredBody></structuredBody>",
+    "body in another namespace": b"<o:structuredBody xmlns:o='urn:other'><x>t</x></o:structuredBody>",
+    "body-like name": b"<structuredBodyX><x/></structuredBodyX>",
+    "self-closing body": b"<component><structuredBody/></component>",
+    "body name in text": b"<x>structuredBody</x><y>&lt;structuredBody></y>",
+    "deep body content": b"<d>" * 37 + b"</d>" * 37,
 }
 
 
@@ -199,6 +206,22 @@ def test_the_fast_path_is_taken_and_builds_the_exact_tree() -> None:
         fast, exact = parse_fast(doc, BODY, XMLLimits()), _parse_exact(doc, BODY, XMLLimits(), "CDA")
         assert fast is not None
         assert ET.tostring(fast) == ET.tostring(exact)
+
+
+@pytest.mark.parametrize("name", ["CR-BIO", "VSM", "ANS CR-BIO", "ANS VSM"])
+def test_the_phased_parse_skips_the_body_and_builds_the_exact_tree(name: str) -> None:
+    doc = {"CR-BIO": CRBIO_DOC, "VSM": VSM_DOC}.get(name) or ans_sample(
+        CRBIO_SAMPLE if name == "ANS CR-BIO" else VSM_SAMPLE
+    )
+    limits = XMLLimits()
+    parser = safe_parser(limits, {})
+    tb = ET.TreeBuilder()
+    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = tb.start, tb.end, tb.data
+    skipped = _parse_phased(parser, tb, doc, tuple(map(_expat_name, BODY)), limits)
+    assert skipped is not None and skipped.tag == "urn:hl7-org:v3 structuredBody"
+    assert len(skipped) == 0 and not skipped.text  # its content was checked, not built
+    fast = parse_fast(doc, BODY, limits)
+    assert fast is not None and ET.tostring(fast) == ET.tostring(_parse_exact(doc, BODY, limits, "CDA"))
 
 
 def test_the_fast_path_refuses_dtd_entities_and_oversized_names_in_the_body() -> None:
