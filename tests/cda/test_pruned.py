@@ -26,9 +26,9 @@ from mssante.cda import (
     parse_cda_header,
     parse_xml,
 )
-from mssante.cda._fastpath import FAST_ELEMENTS, _expat_name, _parse_phased, parse_fast
+from mssante.cda._fastpath import _SEED, FAST_ELEMENTS, _parse_phased, fast_parser, parse_fast
 from mssante.cda._header import BODY, header_from_element
-from mssante.cda._xml import _parse_exact, parse_pruned, safe_parser
+from mssante.cda._xml import _parse_exact, parse_pruned
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
 from tests._hypothesis import examples
 from tests.hardening.test_content_limits import peak_mib
@@ -136,6 +136,10 @@ _EDITS = {
     "self-closing body": b"<component><structuredBody/></component>",
     "body name in text": b"<x>structuredBody</x><y>&lt;structuredBody></y>",
     "deep body content": b"<d>" * 37 + b"</d>" * 37,
+    # Names the fast path learns (expat reports them in ElementTree's form once seen) or must not:
+    "new namespace": b"<q:x xmlns:q='urn:new'><q:y q:a='1' b='2'/></q:x>",
+    "brace namespace": b"<x xmlns='{urn:a}b'><y/></x>",
+    "spaced namespace": b"<p:x xmlns:p='urn:a b'><p:y p:z='1'/></p:x>",
 }
 
 
@@ -214,14 +218,24 @@ def test_the_phased_parse_skips_the_body_and_builds_the_exact_tree(name: str) ->
         CRBIO_SAMPLE if name == "ANS CR-BIO" else VSM_SAMPLE
     )
     limits = XMLLimits()
-    parser = safe_parser(limits, {})
-    tb = ET.TreeBuilder()
-    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = tb.start, tb.end, tb.data
-    skipped = _parse_phased(parser, tb, doc, tuple(map(_expat_name, BODY)), limits)
-    assert skipped is not None and skipped.tag == "urn:hl7-org:v3 structuredBody"
+    parser, tb, _names = fast_parser(BODY, limits)
+    skipped = _parse_phased(parser, tb, doc, BODY, limits)
+    assert skipped is not None and skipped.tag == BODY[-1]
     assert len(skipped) == 0 and not skipped.text  # its content was checked, not built
     fast = parse_fast(doc, BODY, limits)
     assert fast is not None and ET.tostring(fast) == ET.tostring(_parse_exact(doc, BODY, limits, "CDA"))
+
+
+def test_names_learnt_from_one_document_give_the_same_tree_in_the_next() -> None:
+    # The first parse meets urn:learnt names and seeds expat's name table with them; the second gets them
+    # in the {uri}local form from expat itself. Both build the exact parse's tree.
+    doc = CRBIO_DOC.replace(b"<title>", b"<l:t xmlns:l='urn:learnt' l:a='1'><l:u/></l:t><title>", 1)
+    exact = ET.tostring(_parse_exact(doc, BODY, XMLLimits(), "CDA"))
+    for _ in range(2):
+        fast = parse_fast(doc, BODY, XMLLimits())
+        assert fast is not None and ET.tostring(fast) == exact
+        assert fast.find(".//{urn:learnt}t").get("{urn:learnt}a") == "1"  # type: ignore[union-attr]
+    assert _SEED.get("urn:learnt u") == "{urn:learnt}u"
 
 
 def test_the_fast_path_refuses_dtd_entities_and_oversized_names_in_the_body() -> None:
