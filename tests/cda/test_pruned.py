@@ -205,6 +205,45 @@ def test_parse_xml_builds_and_refuses_as_the_exact_parse(
     )
 
 
+_ANCHORS = (
+    b"<ClinicalDocument", b"<component><structuredBody>", b"<structuredBody>", b"</structuredBody>", b"</component>"
+)
+_MARKUP = b"<>/=\"' :&;!-?x\xc3"
+
+
+@settings(max_examples=examples(200))
+@given(
+    st.sampled_from([CRBIO_DOC, VSM_DOC]),
+    st.lists(
+        st.tuples(st.sampled_from(_ANCHORS), st.integers(-24, 40), st.sampled_from("rid"), st.sampled_from(_MARKUP)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_byte_edits_around_the_body_cut_give_the_exact_tree_or_error(
+    doc: bytes, edits: list[tuple[bytes, int, str, int]], small: bool
+) -> None:
+    # The phased parse cuts the document where the body starts and hands back where it ends: bytes
+    # replaced (r), inserted (i) or deleted (d) around those places, and the fast path must still build
+    # the exact parse's tree or raise its error (falling back when in doubt).
+    data = bytearray(doc)
+    for anchor, offset, op, byte in edits:
+        at = min(max(bytes(data).find(anchor), 0) + offset, len(data) - 1)
+        at = max(at, 0)
+        if op == "r":
+            data[at] = byte
+        elif op == "i":
+            data[at:at] = bytes([byte])
+        else:
+            del data[at]
+    hostile = bytes(data)
+    limits = _LIMITS if small else XMLLimits()
+    assert _tree(lambda: parse_pruned(hostile, prune=BODY, limits=limits, what="x")) == _tree(
+        lambda: _parse_exact(hostile, BODY, limits, "x")
+    )
+
+
 def test_the_fast_path_is_taken_and_builds_the_exact_tree() -> None:
     for doc in (CRBIO_DOC, VSM_DOC):
         fast, exact = parse_fast(doc, BODY, XMLLimits()), _parse_exact(doc, BODY, XMLLimits(), "CDA")
