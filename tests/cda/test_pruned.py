@@ -26,13 +26,13 @@ from mssante.cda import (
     parse_cda_header,
     parse_xml,
 )
-from mssante.cda._fastpath import FAST_ELEMENTS, parse_fast
+from mssante.cda._fastpath import _SEED, FAST_ELEMENTS, _parse_phased, fast_parser, parse_fast
 from mssante.cda._header import BODY, header_from_element
 from mssante.cda._xml import _parse_exact, parse_pruned
 from mssante.errors import ContentError, LimitError, MssanteError, UnsafeContentError
 from tests._hypothesis import examples
 from tests.hardening.test_content_limits import peak_mib
-from tests.xdm._util import CRBIO_DOC, VSM_DOC
+from tests.xdm._util import CRBIO_DOC, CRBIO_SAMPLE, VSM_DOC, VSM_SAMPLE, ans_sample
 
 # Printable text without the characters XML 1.0 forbids (the generator escapes &, < and quotes itself).
 _TEXT = st.text(
@@ -129,6 +129,17 @@ _EDITS = {
     "prefixed body": b"<c:component xmlns:c='urn:hl7-org:v3'><c:structuredBody><c:x/></c:structuredBody></c:component>",
     "body name in a comment": b"<!-- <structuredBody> -->",
     "long tag": b"<x " + b" ".join(b"a%d='1'" % i for i in range(20)) + b"/>",
+    # Where the phased parse (body skipped between two C-built parts) must find its cut or give up:
+    "nested body": b"<structuredBody><structuredBody><x/></structuredBody></structuredBody>",
+    "body in another namespace": b"<o:structuredBody xmlns:o='urn:other'><x>t</x></o:structuredBody>",
+    "body-like name": b"<structuredBodyX><x/></structuredBodyX>",
+    "self-closing body": b"<component><structuredBody/></component>",
+    "body name in text": b"<x>structuredBody</x><y>&lt;structuredBody></y>",
+    "deep body content": b"<d>" * 37 + b"</d>" * 37,
+    # Names the fast path learns (expat reports them in ElementTree's form once seen) or must not:
+    "new namespace": b"<q:x xmlns:q='urn:new'><q:y q:a='1' b='2'/></q:x>",
+    "brace namespace": b"<x xmlns='{urn:a}b'><y/></x>",
+    "spaced namespace": b"<p:x xmlns:p='urn:a b'><p:y p:z='1'/></p:x>",
 }
 
 
@@ -194,11 +205,76 @@ def test_parse_xml_builds_and_refuses_as_the_exact_parse(
     )
 
 
+_ANCHORS = (
+    b"<ClinicalDocument", b"<component><structuredBody>", b"<structuredBody>", b"</structuredBody>", b"</component>"
+)
+_MARKUP = b"<>/=\"' :&;!-?x\xc3"
+
+
+@settings(max_examples=examples(200))
+@given(
+    st.sampled_from([CRBIO_DOC, VSM_DOC]),
+    st.lists(
+        st.tuples(st.sampled_from(_ANCHORS), st.integers(-24, 40), st.sampled_from("rid"), st.sampled_from(_MARKUP)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_byte_edits_around_the_body_cut_give_the_exact_tree_or_error(
+    doc: bytes, edits: list[tuple[bytes, int, str, int]], small: bool
+) -> None:
+    # The phased parse cuts the document where the body starts and hands back where it ends: bytes
+    # replaced (r), inserted (i) or deleted (d) around those places, and the fast path must still build
+    # the exact parse's tree or raise its error (falling back when in doubt).
+    data = bytearray(doc)
+    for anchor, offset, op, byte in edits:
+        at = min(max(bytes(data).find(anchor), 0) + offset, len(data) - 1)
+        at = max(at, 0)
+        if op == "r":
+            data[at] = byte
+        elif op == "i":
+            data[at:at] = bytes([byte])
+        else:
+            del data[at]
+    hostile = bytes(data)
+    limits = _LIMITS if small else XMLLimits()
+    assert _tree(lambda: parse_pruned(hostile, prune=BODY, limits=limits, what="x")) == _tree(
+        lambda: _parse_exact(hostile, BODY, limits, "x")
+    )
+
+
 def test_the_fast_path_is_taken_and_builds_the_exact_tree() -> None:
     for doc in (CRBIO_DOC, VSM_DOC):
         fast, exact = parse_fast(doc, BODY, XMLLimits()), _parse_exact(doc, BODY, XMLLimits(), "CDA")
         assert fast is not None
         assert ET.tostring(fast) == ET.tostring(exact)
+
+
+@pytest.mark.parametrize("name", ["CR-BIO", "VSM", "ANS CR-BIO", "ANS VSM"])
+def test_the_phased_parse_skips_the_body_and_builds_the_exact_tree(name: str) -> None:
+    doc = {"CR-BIO": CRBIO_DOC, "VSM": VSM_DOC}.get(name) or ans_sample(
+        CRBIO_SAMPLE if name == "ANS CR-BIO" else VSM_SAMPLE
+    )
+    limits = XMLLimits()
+    parser, tb, _names = fast_parser(BODY, limits)
+    skipped = _parse_phased(parser, tb, doc, BODY, limits)
+    assert skipped is not None and skipped.tag == BODY[-1]
+    assert len(skipped) == 0 and not skipped.text  # its content was checked, not built
+    fast = parse_fast(doc, BODY, limits)
+    assert fast is not None and ET.tostring(fast) == ET.tostring(_parse_exact(doc, BODY, limits, "CDA"))
+
+
+def test_names_learnt_from_one_document_give_the_same_tree_in_the_next() -> None:
+    # The first parse meets urn:learnt names and seeds expat's name table with them; the second gets them
+    # in the {uri}local form from expat itself. Both build the exact parse's tree.
+    doc = CRBIO_DOC.replace(b"<title>", b"<l:t xmlns:l='urn:learnt' l:a='1'><l:u/></l:t><title>", 1)
+    exact = ET.tostring(_parse_exact(doc, BODY, XMLLimits(), "CDA"))
+    for _ in range(2):
+        fast = parse_fast(doc, BODY, XMLLimits())
+        assert fast is not None and ET.tostring(fast) == exact
+        assert fast.find(".//{urn:learnt}t").get("{urn:learnt}a") == "1"  # type: ignore[union-attr]
+    assert _SEED.get("urn:learnt u") == "{urn:learnt}u"
 
 
 def test_the_fast_path_refuses_dtd_entities_and_oversized_names_in_the_body() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mssante.cda import Code
-from mssante.xdm import XDMMetadata, build_archive, read_metadata, write_metadata
+from mssante.xdm import XDMMetadata, XDSAuthor, build_archive, read_metadata, write_metadata
+from mssante.xdm._metadata_write import _Writer
 from tests._hypothesis import examples
 from tests.xdm._util import CRBIO_DOC, read_entry
 
@@ -64,3 +66,25 @@ def test_empty_objects_are_written_as_empty_elements() -> None:
     assoc_xml = raw[raw.index(b"<rim:Association ") :]
     assert assoc_xml[: assoc_xml.index(b">") + 1].endswith(b'" />')
     assert read_metadata(raw).associations[0].submission_set_status is None
+
+
+@settings(max_examples=examples(100))
+@given(st.text(max_size=40), st.sampled_from(["cl", "ei", "as"]), st.integers(1, 40))
+def test_the_ids_are_rfc_4122_name_based_uuids(seed: str, kind: str, n: int) -> None:
+    # The writer formats the version-5 UUID itself; it must be the one uuid.uuid5 gives.
+    w = _Writer(seed)
+    ids = [w.next_id(kind) for _ in range(n)]
+    assert ids[-1] == f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{seed}#{kind}{n}')}"
+    assert len(set(ids)) == n
+
+
+def test_an_empty_value_is_a_slot_and_no_value_no_slot() -> None:
+    blank, empty = XDSAuthor(person=""), XDSAuthor()
+    ss = dataclasses.replace(_META.submission_sets[0], authors=(blank, empty))
+    assoc = dataclasses.replace(_META.associations[0], submission_set_status="")
+    raw = write_metadata(dataclasses.replace(_META, submission_sets=(ss,), associations=(assoc,)))
+    assert b'<rim:Slot name="authorPerson">\n     <rim:ValueList>\n      <rim:Value />' in raw
+    assert raw.count(b'nodeRepresentation="" />') == 1  # the author without any value: an empty element
+    assert b'<rim:Slot name="SubmissionSetStatus">\n    <rim:ValueList>\n     <rim:Value />' in raw
+    back = read_metadata(raw)
+    assert [a.person for a in back.submission_sets[0].authors] == [None, None]
