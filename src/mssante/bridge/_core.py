@@ -101,6 +101,7 @@ class BridgeCore:
         self._events_seen = 0  # bumped by every event: a store read that overlapped one is not cached
         self._changes: dict[str, asyncio.Event] = {}  # sessions whose refresh someone awaits
         self._verified: dict[str, bytes] = {}
+        self._checking: dict[tuple[str, bytes], asyncio.Future[bool]] = {}  # scrypt checks under way
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._logout_jtis: dict[str, float] = {}
@@ -166,6 +167,17 @@ class BridgeCore:
         known = self._verified.get(installation_id)
         if known is not None:
             return hmac.compare_digest(known, memo)
+        # One scrypt for every concurrent request with the same credential: after a restart, thousands of
+        # workstations of one installation come back at once, and each scrypt costs ~50 ms of CPU and 16 MiB.
+        key = (installation_id, memo)
+        pending = self._checking.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify(installation_id, secret, memo))
+            self._checking[key] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _verify(self, installation_id: str, secret: str, memo: bytes) -> bool:
         stored = await self.store.installation_hash(installation_id)
         ok = await asyncio.to_thread(verify_installation_secret, secret, stored or "scrypt$2$1$1$AA$AA")
         if ok and stored is not None:
