@@ -128,7 +128,7 @@ class World:
     def config(self, index: int = 0, **changes: Any) -> BridgeConfig:
         port = self.bridge_socks[index].getsockname()[1]
         base = BridgeConfig(psc=self.settings, store=f"sqlite:{self.tmp / 'bridge.sqlite3'}", host="127.0.0.1",
-                            port=port, refresh_margin=1.0, heartbeat=1.0, introspect_interval=0,
+                            port=port, refresh_margin=1.0, heartbeat=1.0, introspect_interval=0, refresh_ahead=False,
                             per_installation=RateLimit(rate=500, burst=500), per_ip=RateLimit(rate=1000, burst=1000))
         return replace(base, **changes)
 

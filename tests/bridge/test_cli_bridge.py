@@ -103,7 +103,8 @@ def test_serve_deployment_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(bridge_cli, [*base, "--access-log", "--proxy-headers", "--trusted-proxy", "10.0.0.0/8",
                                              "--trusted-proxy", "fd00::/8", "--redis-pool-size", "7",
-                                             "--redis-pool-timeout", "0.5"])
+                                             "--redis-pool-timeout", "0.5", "--per-installation", "50/800",
+                                             "--per-ip", "1000/20000"])
     assert result.exit_code == 0, result.output
     default, chosen = seen
     assert (default.access_log, default.proxy_headers, default.trusted_proxies, default.redis_pool_size) == (  # type: ignore[attr-defined]
@@ -111,5 +112,11 @@ def test_serve_deployment_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert (chosen.access_log, chosen.proxy_headers, chosen.trusted_proxies) == (  # type: ignore[attr-defined]
         True, True, ("10.0.0.0/8", "fd00::/8"))
     assert (chosen.redis_pool_size, chosen.redis_pool_timeout) == (7, 0.5)  # type: ignore[attr-defined]
+    assert (default.per_installation.rate, default.per_installation.burst) == (200, 5000)  # type: ignore[attr-defined]
+    assert (chosen.per_installation.rate, chosen.per_installation.burst) == (50, 800)  # type: ignore[attr-defined]
+    assert (chosen.per_ip.rate, chosen.per_ip.burst) == (1000, 20000)  # type: ignore[attr-defined]
+    for wrong in ("fast", "0/10", "5/0", "5/x"):
+        refused = CliRunner().invoke(bridge_cli, [*base, "--per-installation", wrong])
+        assert refused.exit_code == 2 and "RATE/BURST" in refused.output, wrong
     bad = CliRunner().invoke(bridge_cli, [*base, "--proxy-headers", "--trusted-proxy", "proxy.example"])
     assert isinstance(bad.exception, ConfigError)

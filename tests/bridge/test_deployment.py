@@ -65,3 +65,39 @@ def _psc() -> object:
 
     return PSCSettings(issuer="https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet", client_id="x",
                        client_secret="y")
+
+
+async def test_concurrent_requests_of_one_credential_cost_one_scrypt(
+    tmp_path: Path, cipher: TokenCipher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart every workstation of an installation comes back at once: one scrypt check for all."""
+    from mssante.bridge import _core
+    from mssante.bridge._audit import Audit
+    from mssante.bridge._sqlite import SQLiteStore
+    from mssante.psc import PSCClient
+
+    checks: list[str] = []
+    real = _core.verify_installation_secret
+
+    def counted(secret: str, stored: str) -> bool:
+        checks.append(secret)
+        return real(secret, stored)
+
+    monkeypatch.setattr(_core, "verify_installation_secret", counted)
+    psc = PSCClient(_psc())  # type: ignore[arg-type]
+    config = BridgeConfig(psc=_psc(), port=0)  # type: ignore[arg-type]
+    core = _core.BridgeCore(config, store=SQLiteStore(tmp_path / "b.sqlite3"), psc=psc, cipher=cipher,
+                            audit=Audit(None))
+    await core.start()
+    try:
+        secret = await core.add_installation("cab-restart")
+        back = await asyncio.gather(*(core.check_installation("cab-restart", secret) for _ in range(50)))
+        assert back == [True] * 50
+        assert len(checks) == 1
+        assert await core.check_installation("cab-restart", secret) and len(checks) == 1  # remembered
+        await core.add_installation("cab-other")
+        wrong = await asyncio.gather(*(core.check_installation("cab-other", "wrong") for _ in range(20)))
+        assert wrong == [False] * 20 and len(checks) == 2
+    finally:
+        await core.aclose()
+        await psc.aclose()

@@ -107,6 +107,32 @@ async def test_redis_waits_for_a_pooled_connection(tmp_path: Path, state_dir: Pa
         assert [r.status_code for r in answers] == [200] * 40
 
 
+async def test_redis_pool_timeout_answers_503_then_recovers(tmp_path: Path, state_dir: Path, cipher: TokenCipher,
+                                                              redis_url: str) -> None:
+    """Every pooled connection held longer than ``redis_pool_timeout``: 503 ``unavailable`` with Retry-After."""
+    async with world(tmp_path, state_dir) as w, \
+            running_bridge(w, cipher=cipher, store=redis_url, redis_pool_size=1, redis_pool_timeout=0.3,
+                           session_cache_ttl=0) as bridge:
+        secret = await bridge.core.add_installation("cab-busy")
+        url = w.config().base_url
+        async with BridgeClient(url, "cab-busy", secret) as client:
+            source = await client.login_with_ciba(MARIE)
+        pool: Any = bridge.core.store._redis.connection_pool  # type: ignore[attr-defined]
+        held = await pool.get_connection()  # the pool's only connection, busy elsewhere
+        async with httpx2.AsyncClient(base_url=url, trust_env=False, timeout=10) as http:
+            async def token() -> httpx2.Response:
+                return await http.post(f"/sessions/{source.session_id}/token", auth=("cab-busy", secret),
+                                       headers={"X-Session-Secret": source._secret.reveal()})
+
+            try:
+                busy = await token()
+            finally:
+                await pool.release(held)
+            assert busy.status_code == 503 and busy.json()["error"] == "unavailable"
+            assert busy.headers["Retry-After"] == "5"
+            assert (await token()).status_code == 200
+
+
 async def test_event_stream_outlives_a_store_failure(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
     """The heartbeat's session check meets an unreachable store: the stream stays, no traceback, ends later."""
     from mssante.errors import AuthUnavailable

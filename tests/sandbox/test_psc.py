@@ -440,3 +440,20 @@ async def test_tokens_and_secrets_are_never_logged(box: Sandbox, caplog: pytest.
     for secret in (token["access_token"], token["refresh_token"], token["id_token"], new["access_token"],
                    new["refresh_token"], "rp-web-secret"):
         assert secret not in text
+
+
+async def test_store_purges_at_intervals_not_at_every_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    """10,000 logins must not scan every session, grant and token 10,000 times (the purge was O(n) per login)."""
+    from mssante.sandbox.psc.store import Store
+
+    clock = FakeClock()
+    store = Store(LIFETIMES, clock)
+    purges: list[float] = []
+    real = store._purge
+    monkeypatch.setattr(store, "_purge", lambda now: (purges.append(now), real(now)))
+    pro = default_config().professionals[0]
+    sessions = [store.new_session(pro, "mobile") for _ in range(100)]
+    assert len(purges) == 1 and len({s.sid for s in sessions}) == 100
+    await clock.advance(30)  # the purge interval
+    store.new_session(pro, "mobile")
+    assert len(purges) == 2

@@ -49,6 +49,10 @@ class BridgeConfig:
         heartbeat: seconds between SSE comments that keep idle event streams open.
         introspect_interval: seconds between introspections of sessions whose client listens
             to events; 0 disables.
+        refresh_ahead: refresh the sessions whose client holds an event stream here before their
+            access token expires (at a random point of 60 to 85 % of its life), so that a client's
+            token request never waits for PSC and PSC's session stays alive while it listens.
+        refresh_concurrency: refreshes ahead in flight at most (earliest due first).
         per_installation: token bucket of each installation's authenticated requests (per replica).
             200/s with bursts of 5,000 carries 10,000 sessions of one installation: each asks for a
             token about once per access-token life (PSC: 120 s) and holds one event stream, and a
@@ -83,6 +87,8 @@ class BridgeConfig:
     lock_ttl: float = 15.0
     heartbeat: float = 15.0
     introspect_interval: float = 60.0
+    refresh_ahead: bool = True
+    refresh_concurrency: int = 16
     per_installation: RateLimit = RateLimit(rate=200.0, burst=5000)
     per_ip: RateLimit = RateLimit(rate=500.0, burst=10000)
     auth_failures: RateLimit = RateLimit(rate=1.0, burst=10)
@@ -103,6 +109,8 @@ class BridgeConfig:
                      "introspect_interval", "session_cache_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.refresh_concurrency < 1:
+            raise ConfigError("refresh_concurrency must be >= 1")
         if self.redis_pool_size < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("redis_pool_size must be >= 1 and redis_pool_timeout > 0")
         self.proxy_networks  # noqa: B018 - checks every trusted proxy now, not at the first request

@@ -16,6 +16,15 @@ ended or refreshed by any instance publishes ``session_ended`` / ``session_chang
 served from the cache only while :meth:`SessionStore.events_current` says no event can be missing.
 A ``fresh`` request (after ``[AUTHENTICATIONFAILED]``), a refresh and an end always read the store.
 
+Refresh ahead: a session whose client holds an event stream on this process is refreshed by the
+bridge itself, at a random point between :data:`AHEAD_FROM` and :data:`AHEAD_TO` of its access
+token's life (never later than ``refresh_margin`` before its expiry), at most
+``refresh_concurrency`` refreshes at a time, earliest due first. The random point spreads sessions
+that logged in together (10,000 logins within a minute would otherwise all expire within the same
+minute, every cycle), and the client's own token request, made shortly before its token expires,
+is answered from memory instead of waiting for PSC. PSC's session stays alive as long as the
+client listens.
+
 Access tokens are never written to disk. They are kept in process memory (as
 :class:`~mssante.secret.Secret`) until they expire; with Redis they are also shared between
 replicas AES-GCM-encrypted, under a key that never reaches Redis, with a TTL equal to their
@@ -27,9 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -61,6 +72,11 @@ _WAIT_STEP = 0.25
 MAX_CACHED: Final = 100_000
 #: Events forwarded to a session's event streams (the others are for the replicas' caches).
 _STREAM_EVENTS: Final = frozenset({"session_ended", "refresh_failed"})
+#: Refresh ahead between these fractions of an access token's life (see the module's docstring).
+AHEAD_FROM: Final = 0.6
+AHEAD_TO: Final = 0.85
+#: Seconds before a refresh ahead is tried again after PSC failed it, or another holder had the lock.
+_AHEAD_RETRY: Final = 5.0
 
 
 class BridgeCore:
@@ -85,9 +101,15 @@ class BridgeCore:
         self._events_seen = 0  # bumped by every event: a store read that overlapped one is not cached
         self._changes: dict[str, asyncio.Event] = {}  # sessions whose refresh someone awaits
         self._verified: dict[str, bytes] = {}
+        self._checking: dict[tuple[str, bytes], asyncio.Future[bool]] = {}  # scrypt checks under way
         self._subscribers: dict[str, set[asyncio.Queue[tuple[str, dict[str, Any]]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._logout_jtis: dict[str, float] = {}
+        self._ahead: list[tuple[float, str]] = []  # heap of (when, session id): refreshes ahead
+        self._ahead_at: dict[str, float] = {}  # the one live entry of each session in the heap
+        self._ahead_wake = asyncio.Event()
+        self._ahead_slots = asyncio.Semaphore(config.refresh_concurrency)
+        self._random = random.Random()  # noqa: S311 - spreads refreshes, no secret
 
     async def start(self) -> None:
         """Open the store and start the session watcher.
@@ -98,6 +120,8 @@ class BridgeCore:
         await self.store.start(self._on_event)
         if self.config.introspect_interval > 0:
             self.spawn(self._watch(), "bridge-watcher")
+        if self.config.refresh_ahead:
+            self.spawn(self._refresh_ahead(), "bridge-refresh-ahead")
 
     async def aclose(self) -> None:
         """Stop background tasks and close the store."""
@@ -143,6 +167,17 @@ class BridgeCore:
         known = self._verified.get(installation_id)
         if known is not None:
             return hmac.compare_digest(known, memo)
+        # One scrypt for every concurrent request with the same credential: after a restart, thousands of
+        # workstations of one installation come back at once, and each scrypt costs ~50 ms of CPU and 16 MiB.
+        key = (installation_id, memo)
+        pending = self._checking.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify(installation_id, secret, memo))
+            self._checking[key] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _verify(self, installation_id: str, secret: str, memo: bytes) -> bool:
         stored = await self.store.installation_hash(installation_id)
         ok = await asyncio.to_thread(verify_installation_secret, secret, stored or "scrypt$2$1$1$AA$AA")
         if ok and stored is not None:
@@ -259,6 +294,8 @@ class BridgeCore:
         now = self.clock()
         expires = tokens.expires_at  # the earlier of expires_in and the JWT's exp (TokenSet)
         self._memory[session_id] = (tokens.access_token, now, expires, version)
+        if session_id in self._subscribers:
+            self.plan_ahead(session_id, now, expires)
         if self.store.shared:
             sealed = self.cipher.encrypt(tokens.access_token, context=f"{session_id}/access")
             await self.store.cache_token(session_id, sealed, now, expires, version)
@@ -416,9 +453,19 @@ class BridgeCore:
 
     # -- events -------------------------------------------------------------------------------
     def subscribe(self, session_id: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
-        """Return a queue receiving this session's events until :meth:`unsubscribe`."""
+        """Return a queue receiving this session's events until :meth:`unsubscribe`.
+
+        The first subscriber of a session puts it in the refresh-ahead schedule (when enabled).
+        """
         queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=64)
-        self._subscribers.setdefault(session_id, set()).add(queue)
+        queues = self._subscribers.setdefault(session_id, set())
+        queues.add(queue)
+        if len(queues) == 1 and session_id not in self._ahead_at:
+            entry = self._memory.get(session_id)
+            if entry is not None:
+                self.plan_ahead(session_id, entry[1], entry[2])
+            else:  # unknown here (another replica got its token): look at the shared cache soon
+                self._schedule(session_id, self.clock() + self._random.uniform(0, _AHEAD_RETRY))
         return queue
 
     def unsubscribe(self, session_id: str, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
@@ -428,6 +475,93 @@ class BridgeCore:
             queues.discard(queue)
             if not queues:
                 del self._subscribers[session_id]
+
+    # -- refresh ahead ------------------------------------------------------------------------
+    def plan_ahead(self, session_id: str, obtained: float, expires: float) -> float:
+        """Schedule the refresh ahead of a token obtained at ``obtained`` that expires at ``expires``.
+
+        Returns:
+            The time chosen: uniformly between :data:`AHEAD_FROM` and :data:`AHEAD_TO` of the
+            token's life, and never later than the refresh margin before its expiry.
+        """
+        life = max(0.0, expires - obtained)
+        margin = min(self.config.refresh_margin, life / 2)
+        when = min(obtained + life * self._random.uniform(AHEAD_FROM, AHEAD_TO), expires - margin)
+        self._schedule(session_id, when)
+        return when
+
+    def _schedule(self, session_id: str, when: float) -> None:
+        if not self.config.refresh_ahead:
+            return
+        self._ahead_at[session_id] = when
+        heapq.heappush(self._ahead, (when, session_id))
+        if self._ahead[0][1] == session_id:
+            self._ahead_wake.set()
+
+    async def _refresh_ahead(self) -> None:
+        """Run the refreshes ahead when they are due, earliest first, ``refresh_concurrency`` at a time."""
+        heap, planned = self._ahead, self._ahead_at
+        while True:
+            self._ahead_wake.clear()
+            now = self.clock()
+            while heap and heap[0][0] <= now:
+                when, session_id = heapq.heappop(heap)
+                if planned.get(session_id) != when:
+                    continue  # replaced by a later plan
+                del planned[session_id]
+                if session_id not in self._subscribers:
+                    continue  # nobody listens any more: the client asks when it needs a token
+                await self._ahead_slots.acquire()
+                self.spawn(self._renew(session_id), "bridge-refresh-ahead")
+                now = self.clock()
+            delay = heap[0][0] - now if heap else 3600.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ahead_wake.wait(), delay)
+
+    async def _young(self, session_id: str) -> tuple[float, float] | None:
+        """``(obtained, expires)`` of a token of this session obtained less than half its life ago, if any."""
+        def young(entry: tuple[Any, float, float, int] | None) -> bool:
+            return entry is not None and self.clock() < entry[1] + (entry[2] - entry[1]) * AHEAD_FROM
+
+        entry: tuple[Any, float, float, int] | None = self._memory.get(session_id)
+        if not young(entry) and self.store.shared:
+            entry = await self.store.get_cached_token(session_id)
+        return (entry[1], entry[2]) if entry is not None and young(entry) else None
+
+    async def _renew(self, session_id: str) -> None:
+        """Refresh ahead, unless someone (a token request, another replica) just did."""
+        try:
+            young = await self._young(session_id)
+            if young is not None:
+                self.plan_ahead(session_id, *young)
+                return
+            lock = await self.store.acquire_lock(session_id, self.config.lock_ttl)
+            if lock is None:  # another refresh is under way; its result is looked at then
+                self._schedule(session_id, self.clock() + _AHEAD_RETRY)
+                return
+            try:
+                young = await self._young(session_id)
+                if young is not None:
+                    self.plan_ahead(session_id, *young)
+                else:
+                    await self._refresh(session_id)  # plans the next one (_cache)
+            finally:
+                await self.store.release_lock(session_id, lock)
+        except BridgeError as exc:
+            if exc.code == "refresh_failed":  # PSC erred (refresh_failed emitted): again, while the token lasts
+                self._retry_ahead(session_id)
+        except MssanteError as exc:
+            log.warning("refresh ahead failed: %s", exc.error)
+            self._retry_ahead(session_id)
+        finally:
+            self._ahead_slots.release()
+
+    def _retry_ahead(self, session_id: str) -> None:
+        entry = self._memory.get(session_id)
+        now = self.clock()
+        left = entry[2] - now if entry is not None else 0.0
+        if left > _AHEAD_RETRY:  # halfway to the expiry each time: a few tries, not a flood on a PSC that is down
+            self._schedule(session_id, now + max(_AHEAD_RETRY, left / 2))
 
     async def _await_change(self, session_id: str) -> None:
         """Wait until the session changes (refreshed or ended anywhere), at most ``_WAIT_STEP`` seconds."""

@@ -16,6 +16,20 @@ _STORE = click.option("--store", default="sqlite:bridge.sqlite3", show_default=T
                       help="sqlite:PATH (one process) or redis://HOST:PORT/DB (replicas).")
 
 
+def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``RATE/BURST`` (requests per second, bucket size) as a :class:`RateLimit`, or None for the default."""
+    if value is None:
+        return None
+    from mssante.bridge import RateLimit
+    from mssante.errors import ConfigError
+
+    rate, sep, burst = value.partition("/")
+    try:
+        return RateLimit(rate=float(rate), burst=int(burst)) if sep else RateLimit(rate=float(rate), burst=1)
+    except (ValueError, ConfigError) as exc:
+        raise click.BadParameter(f"{value!r} is not RATE/BURST with RATE > 0 and BURST >= 1 ({exc})") from None
+
+
 def _psc_settings(path: Path, client_id: str | None, client_secret_env: str | None) -> Any:
     import os
 
@@ -68,14 +82,18 @@ def bridge() -> None:
               help="Behind a reverse proxy: client address from X-Forwarded-For, from trusted proxies only.")
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="IP|CIDR",
               help="A reverse proxy whose X-Forwarded-* headers are believed (repeatable; default 127.0.0.1, ::1).")
+@click.option("--per-installation", callback=_rate, metavar="RATE/BURST",
+              help="Authenticated requests of one installation, per replica (default 200/5000).")
+@click.option("--per-ip", callback=_rate, metavar="RATE/BURST",
+              help="Requests of one client address before authentication, per replica (default 500/10000).")
 @click.option("--redis-pool-size", default=50, show_default=True, type=click.IntRange(min=1),
               help="Redis command connections at most.")
 @click.option("--redis-pool-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Seconds a request waits for a free Redis connection before answering 503.")
 def serve(psc_settings: Path, client_id: str | None, client_secret_env: str | None, store: str,
           key_file: Path | None, host: str, port: int, public_url: str | None, audit_file: Path | None,
-          access_log: bool, proxy_headers: bool, trusted_proxies: tuple[str, ...], redis_pool_size: int,
-          redis_pool_timeout: float) -> None:
+          access_log: bool, proxy_headers: bool, trusted_proxies: tuple[str, ...], per_installation: Any,
+          per_ip: Any, redis_pool_size: int, redis_pool_timeout: float) -> None:
     """Serve the bridge API (JSON, OpenAPI at /openapi.json) until interrupted.
 
     \f
@@ -88,7 +106,8 @@ def serve(psc_settings: Path, client_id: str | None, client_secret_env: str | No
     config = BridgeConfig(psc=_psc_settings(psc_settings, client_id, client_secret_env), store=store, host=host,
                           port=port, public_url=public_url, audit_file=audit_file, access_log=access_log,
                           proxy_headers=proxy_headers, trusted_proxies=trusted_proxies or ("127.0.0.1", "::1"),
-                          redis_pool_size=redis_pool_size, redis_pool_timeout=redis_pool_timeout)
+                          redis_pool_size=redis_pool_size, redis_pool_timeout=redis_pool_timeout,
+                          **{k: v for k, v in (("per_installation", per_installation), ("per_ip", per_ip)) if v})
     cipher = TokenCipher.load(key_file)
     click.echo(f"PSC bridge on {config.base_url} (redirect URI {config.redirect_uri}, "
                f"back-channel logout {config.base_url}/backchannel-logout)", err=True)

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from mssante.clock import Clock
 from mssante.sandbox.config import Lifetimes, Professional
 
+#: Seconds between purges of long-dead sessions and tokens (every lookup checks expiry itself).
+PURGE_INTERVAL = 30.0
+
 __all__ = ["AuthCode", "CibaRequest", "Grant", "RefreshToken", "SSOSession", "Store"]
 
 
@@ -141,13 +144,16 @@ class Store:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.access_tokens: dict[str, _AccessRecord] = {}  # jti -> record
         self.ciba: dict[str, CibaRequest] = {}
+        self._next_purge = 0.0
 
     # -- sessions -------------------------------------------------------------------------
     def new_session(self, professional: Professional, auth_mode: str) -> SSOSession:
         """Open an SSO session for ``professional`` now."""
         now = self.clock()
         with self.lock:
-            self._purge(now)
+            if now >= self._next_purge:  # each purge scans everything: not at every login (10,000 logins)
+                self._purge(now)
+                self._next_purge = now + PURGE_INTERVAL
             session = SSOSession(
                 sid=new_id(), professional=professional, auth_time=now, last_active=now, auth_mode=auth_mode
             )

@@ -1,0 +1,105 @@
+"""Refresh ahead: sessions whose client listens are refreshed by the bridge, spread, a bounded number at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mssante.bridge import BridgeClient, BridgeConfig, TokenCipher
+from mssante.bridge._audit import Audit
+from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore
+from mssante.bridge._sqlite import SQLiteStore
+from mssante.errors import ConfigError
+from mssante.psc import PSCClient, PSCSettings
+from tests.bridge._support import LOUIS, MARIE, World, running_bridge, world
+from tests.bridge.test_flows import check_token
+
+SETTINGS = PSCSettings(issuer="https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet", client_id="x",
+                       client_secret="y")
+
+
+async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
+    """Wait for ``condition`` (polled: the scheduler has no public event), failing after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_plans_spread_within_the_window_and_before_the_margin(cipher: TokenCipher) -> None:
+    """10,000 sessions whose tokens came in the same second are planned evenly over 28 s of their 120 s life."""
+    config = BridgeConfig(psc=SETTINGS, refresh_margin=20.0)
+    psc = PSCClient(SETTINGS)
+    core = BridgeCore(config, store=SQLiteStore(":memory:"), psc=psc, cipher=cipher, audit=Audit(None))
+    core._random = random.Random(7)
+    try:
+        plans = [core.plan_ahead(f"s{i}", 1000.0, 1120.0) for i in range(10_000)]
+        assert min(plans) >= 1000 + 120 * AHEAD_FROM and max(plans) <= 1120 - 20  # PSC's 120 s tokens
+        busiest = max(sum(1 for p in plans if int(p) == s) for s in range(1072, 1100))
+        assert busiest < 1.3 * 10_000 / 28, "a burst of logins stays a burst"
+        short = [core.plan_ahead("t", 0.0, 2.0) for _ in range(100)]  # a 2 s token: the margin is halved
+        assert all(2 * AHEAD_FROM <= p <= min(2 * AHEAD_TO, 1.0 + 1e-9) or p == 1.0 for p in short)
+        assert core._ahead_at["t"] == short[-1]  # one live plan per session, the latest
+    finally:
+        await psc.aclose()
+    with pytest.raises(ConfigError, match="refresh_concurrency"):
+        BridgeConfig(psc=SETTINGS, refresh_concurrency=0)
+
+
+async def _listening(w: World, bridge: Any, client: BridgeClient, who: str) -> Any:
+    source = await client.login_with_ciba(who)
+    await asyncio.wait_for(source.listening.wait(), 5)
+    await until(lambda: source.session_id in bridge.core._ahead_at)
+    return source
+
+
+async def test_listening_sessions_are_refreshed_without_asking(tmp_path: Path, state_dir: Path,
+                                                               cipher: TokenCipher) -> None:
+    async with world(tmp_path, state_dir) as w, \
+            running_bridge(w, cipher=cipher, refresh_ahead=True, refresh_margin=0.2) as bridge:
+        secret = await bridge.core.add_installation("cab-ahead")
+        async with BridgeClient(w.config().base_url, "cab-ahead", secret, margin=0.2) as client:
+            source = await _listening(w, bridge, client, MARIE)
+            await until(lambda: bridge.core.refreshes >= 2)  # two lives of 2 s, no token asked
+            check_token(w, await source.token())  # the token the bridge got ahead
+            # The client stops listening: its session leaves the schedule and is refreshed on demand only.
+            session_id = source.session_id
+            await source.aclose()
+            await until(lambda: session_id not in bridge.core._subscribers)
+            await until(lambda: session_id not in bridge.core._ahead_at)
+
+
+async def test_refreshes_ahead_run_a_bounded_number_at_a_time(tmp_path: Path, state_dir: Path,
+                                                              cipher: TokenCipher) -> None:
+    async with world(tmp_path, state_dir) as w, \
+            running_bridge(w, cipher=cipher, refresh_ahead=True, refresh_margin=0.2,
+                           refresh_concurrency=1) as bridge:
+        core = bridge.core
+        in_flight, most = 0, 0
+        real = core.psc.refresh
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.2)  # a slow PSC: concurrent refreshes would overlap
+                return await real(*args, **kwargs)
+            finally:
+                in_flight -= 1
+
+        core.psc.refresh = counted  # type: ignore[method-assign]
+        secret = await core.add_installation("cab-bound")
+        async with BridgeClient(w.config().base_url, "cab-bound", secret, margin=0.2) as client:
+            sources = [await _listening(w, bridge, client, who) for who in (MARIE, LOUIS, MARIE, LOUIS)]
+            await until(lambda: core.refreshes >= 8)
+            assert most == 1
+            for source in sources:
+                assert not source.ended.is_set()
+                await source.aclose()
