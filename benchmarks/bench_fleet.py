@@ -60,9 +60,9 @@ from tests.fleet.conftest import RedisServer
 from tests.interop.dovecot import DovecotServer
 
 from mssante import testing
-from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, TrustSettings, WatchState
+from mssante.client import ConnectionSettings, ConnectLimiter, Mailbox, MailboxOptions, TrustSettings, WatchState
 from mssante.discovery import DNSPythonResolver, ManualServers
-from mssante.fleet import BALSpec, ConnectLimiter, FleetStore, MailboxConnector, Worker, WorkerSettings
+from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerSettings
 from mssante.sandbox.config import BALConfig, SandboxConfig, default_config
 
 LEASE_TTL = 3.0  # renewed every second; --lease-ttl
@@ -84,17 +84,26 @@ debug = no
 """
 
 _TUNING = """
-# bench_fleet.py: many IDLE sessions, one imap process each (imap-hibernate lost IDLE notifications here).
-# Beyond fs.inotify.max_user_instances (128 by default) imap processes get no inotify and poll: every second.
-mailbox_idle_check_interval = 1 secs
+# bench_fleet.py: many IDLE sessions in a few imap processes (client_limit). One process per session would
+# exceed fs.inotify.max_user_instances (128 by default, one inotify instance per process): the processes
+# beyond it get no inotify ("Inotify instance limit ... exceeded, disabling") and see deliveries only when
+# they poll, every mailbox_idle_check_interval (30 s by default): IDLE notifications must come from inotify.
+# (imap-hibernate lost IDLE notifications here.) About 300 KB of address space per session: no vsz_limit
+# (256 MB by default: "Out of memory" past ~800 sessions in one process).
 default_client_limit = 30000
 service imap {{
+  service_count = 0
+  vsz_limit = 0
+  client_limit = {client_limit}
   process_limit = {imap_processes}
 }}
 service imap-login {{
   process_min_avail = 4
 }}
 """
+
+#: IMAP sessions per Dovecot imap process (its inotify instance serves them all).
+IMAP_CLIENT_LIMIT = 500
 
 
 class LocalJWTDovecot(DovecotServer):
@@ -112,7 +121,9 @@ class LocalJWTDovecot(DovecotServer):
         (key_dir / self.kid).write_text(self.public_pem)
         (etc / "oauth2.conf.ext").write_text(_LOCAL_OAUTH2.format(keys=etc / "keys"))
         with (etc / "dovecot.conf").open("a") as conf:
-            conf.write(_TUNING.format(imap_processes=2 * self.bals + 200))
+            # two sessions per BAL at most (the watch, the X-MSS fetches), room for the sessions still closing
+            processes = math.ceil(3 * self.bals / IMAP_CLIENT_LIMIT) + 2
+            conf.write(_TUNING.format(client_limit=IMAP_CLIENT_LIMIT, imap_processes=processes))
         self._chown_tree()
 
     def logged_in(self, since: float) -> set[str]:
@@ -171,6 +182,30 @@ def _load() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
+def _memory_probe() -> None:
+    """BENCH_FLEET_TRACEMALLOC=1: trace allocations from now on; SIGUSR2 writes the growth since now, by line,
+    to stderr (the child's log): what each watched BAL costs, and where."""
+    if not os.environ.get("BENCH_FLEET_TRACEMALLOC"):
+        return
+    import tracemalloc
+
+    tracemalloc.start(4)
+    start = tracemalloc.take_snapshot()
+
+    def dump() -> None:
+        now = tracemalloc.take_snapshot()
+        for key in ("filename", "traceback"):
+            stats = now.compare_to(start, key)
+            print(f"-- growth by {key}: {sum(s.size_diff for s in stats) / 2**20:.1f} MiB", file=sys.stderr)
+            for stat in stats[:25]:
+                print(stat, file=sys.stderr)
+                if key == "traceback":
+                    print("   " + " <- ".join(str(f) for f in stat.traceback), file=sys.stderr)
+        sys.stderr.flush()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
+
+
 # -- what both sides run: the connector ---------------------------------------------------------------
 
 class BenchConnector(MailboxConnector):
@@ -179,11 +214,11 @@ class BenchConnector(MailboxConnector):
     session: Any = None
     dovecot: ManualServers | None = None
 
-    async def mailbox(self, spec: BALSpec) -> Mailbox:
+    async def mailbox(self, spec: BALSpec, *, limiter: ConnectLimiter | None = None) -> Mailbox:
         if spec.kind != "ORG":
-            return await super().mailbox(spec)
+            return await super().mailbox(spec, limiter=limiter)
         return Mailbox(spec.address, kind="ORG", credentials=self.session, servers=self.dovecot, tls=self.trust(),
-                       options=self.options)
+                       options=self.options_with(limiter))
 
 
 def _connector(config: dict[str, Any]) -> BenchConnector:
@@ -207,6 +242,33 @@ def _settings(config: dict[str, Any]) -> WorkerSettings:
                           operator_burst=config["operator_burst"], x_mss=True)
 
 
+def _timed_worker(store: FleetStore, connector: MailboxConnector, settings: WorkerSettings, worker_id: str,
+                  out: Any) -> Worker:
+    """A worker that writes, per message, when its watch woke (IDLE update), had the summary (with its X-MSS
+    fields) and had published it (wall-clock seconds): where the time from delivery to the stream goes."""
+    from mssante.client import _watch
+
+    woke: dict[asyncio.Task[Any] | None, float] = {}
+    wait_for_change = _watch._wait_for_change
+
+    async def timed_wait(conn: Any, duration: float) -> None:
+        await wait_for_change(conn, duration)
+        woke[asyncio.current_task()] = time.time()
+
+    _watch._wait_for_change = timed_wait  # type: ignore[assignment]
+
+    class Timed(Worker):
+        async def _publish(self, watch: Any, summary: Any, x_mss: dict[str, str] | None) -> Any:
+            summary_at = time.time()
+            result = await super()._publish(watch, summary, x_mss)
+            out.write(json.dumps({"subject": summary.subject, "woke": woke.pop(asyncio.current_task(), None),
+                                  "summary": summary_at, "xadd": time.time()}) + "\n")
+            out.flush()
+            return result
+
+    return Timed(store, connector, settings=settings, worker_id=worker_id)
+
+
 async def _worker_child(config: dict[str, Any]) -> None:
     """One worker process."""
     import logging
@@ -218,8 +280,10 @@ async def _worker_child(config: dict[str, Any]) -> None:
     logging.getLogger("mssante.fleet").addHandler(handler)
     logging.getLogger("mssante.fleet").setLevel(logging.INFO)
     connector = _connector(config)
+    _memory_probe()
     store = FleetStore.from_url(config["redis"])
-    worker = Worker(store, connector, settings=_settings(config), worker_id=config["id"])
+    timings = open(Path(config["timings"]) / f"{config['id']}.jsonl", "a")  # noqa: SIM115, ASYNC230
+    worker = _timed_worker(store, connector, _settings(config), config["id"], timings)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.shutdown)
     try:
         await worker.run()
@@ -230,6 +294,7 @@ async def _worker_child(config: dict[str, Any]) -> None:
 async def _baseline_child(config: dict[str, Any]) -> None:
     """Mailbox.watch for every BAL in this one process, paced like the fleet; prints each message's subject."""
     connector = _connector(config)
+    _memory_probe()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -239,14 +304,13 @@ async def _baseline_child(config: dict[str, Any]) -> None:
             task.print_stack(limit=4, file=sys.stderr)
 
     loop.add_signal_handler(signal.SIGUSR1, where)
-    limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"])
+    limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"], jitter=0.5)  # paced like the fleet
     watching = 0
 
     async def one(spec: BALSpec) -> None:
         nonlocal watching
         try:
-            await limiter.acquire()
-            box = await connector.mailbox(spec)
+            box = await connector.mailbox(spec, limiter=limiter)
             # from UID 1 (the fleet's messages are in the folders: the parent ignores them), so a message
             # delivered before the watch is in IDLE is not missed
             async with box, contextlib.aclosing(box.watch(state=WatchState(last_uid=0))) as watcher:
@@ -274,6 +338,7 @@ class Bench:
                  apps: list[str], orgs: list[str]) -> None:
         self.args, self.sb, self.dovecot, self.tmp, self.redis_url = args, sb, dovecot, tmp, redis_url
         self.apps, self.orgs = apps, orgs
+        self.children: list[subprocess.Popen[bytes]] = []  # killed at the end, whatever happened
         self.bals = apps + orgs
         self.kinds = {**dict.fromkeys(apps, "APP"), **dict.fromkeys(orgs, "ORG")}
         self.rng = random.Random(args.seed)
@@ -284,7 +349,9 @@ class Bench:
             "imap_host": sb.info["imap"]["psc"]["host"], "imap_port": dovecot.imap_port, "redis": redis_url,
             "capacity": math.ceil(len(self.bals) / (args.workers - 1)) + 1,  # room for a dead worker's share
             "connect_rate": args.connect_rate, "operator_rate": args.operator_rate,
-            "operator_burst": args.operator_burst, "lease_ttl": args.lease_ttl}
+            "operator_burst": args.operator_burst, "lease_ttl": args.lease_ttl,
+            "timings": os.environ.get("BENCH_FLEET_LOGS") or str(tmp / "timings")}
+        Path(self.config["timings"]).mkdir(exist_ok=True)
 
     def spec(self, address: str) -> BALSpec:
         kind = self.kinds[address]
@@ -304,6 +371,7 @@ class Bench:
         assert child.stdin is not None
         child.stdin.write(config.encode() + self.tokens())  # on a pipe: the tokens never on disk or in argv
         child.stdin.close()
+        self.children.append(child)
         return child
 
     async def deliver(self, subject: str, delivered: dict[str, float], per_bal: dict[str, str]) -> None:
@@ -335,6 +403,47 @@ class Bench:
     async def distribution(self, store: FleetStore) -> dict[str, int]:
         counts = Counter(w or "-" for w in (await self.holders(store)).values())
         return dict(sorted(counts.items()))
+
+    def timeline(self, subject: str, delivered: float) -> str:
+        """The workers' timings of one message, in seconds from its delivery."""
+        out = []
+        for path in Path(self.config["timings"]).glob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                t = json.loads(line)
+                if t["subject"] == subject:
+                    steps = " ".join(f"{k} +{t[k] - delivered:.2f}" for k in ("woke", "summary", "xadd") if t[k])
+                    out.append(f"[{path.stem}: {steps}]")
+        return " ".join(out)
+
+    def breakdown(self, delivered: dict[str, float], seen_at: dict[str, float], per_bal: dict[str, str],
+                  moved: set[str]) -> dict[str, dict[str, float]]:
+        """Where the time went, per message (the workers' timings): p50/p99 of each step, in ms, for the BALs
+        a kill or a join moved and for the others; ``no_wake``: messages found by a scan without an IDLE update
+        (catch-up after a (re)connection)."""
+        steps: dict[str, dict[str, float]] = {}
+        for path in Path(self.config["timings"]).glob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                t = json.loads(line)
+                if t["subject"] in delivered:
+                    steps.setdefault(t["subject"], {}).update(t)  # the last publication attempt wins
+        out: dict[str, dict[str, float]] = {}
+        for group, wanted in (("steady", False), ("moved", True)):
+            rows = [(delivered[s], t, seen_at.get(s)) for s, t in steps.items() if (s in moved) == wanted]
+            spans: dict[str, list[float]] = {"delivery->wake": [], "wake->summary": [], "delivery->summary": [],
+                                              "summary->xadd": [], "xadd->read": []}
+            for start, t, read in rows:
+                if t["woke"] is not None:
+                    spans["delivery->wake"].append(t["woke"] - start)
+                    spans["wake->summary"].append(t["summary"] - t["woke"])
+                spans["delivery->summary"].append(t["summary"] - start)
+                spans["summary->xadd"].append(t["xadd"] - t["summary"])
+                if read is not None:
+                    spans["xadd->read"].append(read - t["xadd"])
+            out[group] = {"messages": len(rows), "no_wake": sum(1 for _, t, _ in rows if t["woke"] is None)}
+            for name, values in spans.items():
+                out[group][f"{name} p50"] = round(_pct(values, 0.5) * 1000, 1)
+                out[group][f"{name} p99"] = round(_pct(values, 0.99) * 1000, 1)
+        return out
 
     # -- the fleet ---------------------------------------------------------------------------------
     async def fleet(self) -> dict[str, Any]:
@@ -385,6 +494,7 @@ class Bench:
         reader = asyncio.create_task(read())
         takeovers: list[float] = []
         moved: set[str] = set()
+        moves: list[tuple[float, float, set[str]]] = []  # (from, to, BALs): a kill's takeover, a join's rebalance
         kill_at = {round((k + 1) * args.messages / (args.kills + 1)) for k in range(args.kills)}
         watchers: list[asyncio.Task[None]] = []
 
@@ -395,9 +505,11 @@ class Bench:
 
             await until(taken, 3 * args.lease_ttl + 60)
             takeovers.append(time.time() - killed)
+            moves.append((killed, time.time(), set(its)))
             _say(f"fleet: kill {number} ({victim}, {len(its)} BALs) taken over in {takeovers[-1]:.1f} s")
             distributions.append((f"kill {number} ({victim}) taken over", await self.distribution(store)))
             before = await self.holders(store)
+            join_started = time.time()
             name = f"{victim}r"
             workers[name] = self.spawn("--worker-child", id=name)  # a replacement joins, the others give it BALs
             target = len(self.bals) // args.workers
@@ -409,6 +521,7 @@ class Bench:
                 await until(joined, 30 + len(self.bals) / args.operator_rate * 2, every=0.2)
             after = await self.holders(store)
             moved.update(b for b in self.bals if after[b] != before[b])
+            moves.append((join_started, time.time(), {b for b in self.bals if after[b] != before[b]}))
             distributions.append((f"{name} joined", await self.distribution(store)))
 
         for index in range(args.messages):
@@ -435,7 +548,18 @@ class Bench:
         stop_reading.set()
         await reader
         latencies = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at]
-        steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and per_bal[s] not in moved]
+        # a message is "moved" when its BAL was moving (a kill's takeover, a join's rebalance) between its delivery
+        # and its publication: it waited for the lease TTL, a new session and its catch-up scan
+        affected = {s for s, t in delivered.items()
+                    if any(per_bal[s] in bals and t <= end and seen_at.get(s, math.inf) >= start
+                           for start, end, bals in moves)}
+        steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and s not in affected]
+        breakdown = self.breakdown(delivered, seen_at, per_bal, affected)
+        worst = sorted((s for s in delivered if s in seen_at), key=lambda s: delivered[s] - seen_at[s])[:5]
+        for subject in worst:
+            _say(f"slowest: {subject} to {per_bal[subject]}, {seen_at[subject] - delivered[subject]:.2f} s, "
+                 f"{'moved' if subject in affected else 'steady'}, "
+                 f"{self.timeline(subject, delivered[subject])}")
         result = {
             "bals": len(self.bals), "workers": args.workers, "delivered": len(delivered),
             "published": sum(published.values()), "missed": sum(1 for s in delivered if s not in published),
@@ -449,11 +573,13 @@ class Bench:
             "apps": len(self.apps), "orgs": len(self.orgs), "moved_bals": len(moved),
             "missed_by_kind": dict(Counter(self.kinds[per_bal[s]] for s in delivered if s not in published)),
             "missed_moved": sum(1 for s in delivered if s not in published and per_bal[s] in moved),
-            "distributions": distributions,
+            "distributions": distributions, "breakdown": breakdown,
         }
+        # measured: stop the workers at once (a clean stop, 1,000 LOGOUTs, took a minute); cleanly when profiled
+        stop = signal.SIGTERM if os.environ.get("BENCH_FLEET_PROFILE") else signal.SIGKILL
         for process in workers.values():
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(stop)
         for process in workers.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(process.wait, 30)  # the sandbox, in this loop, serves their LOGOUTs
@@ -563,8 +689,13 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
                 await asyncio.to_thread(dovecot.start)
                 try:
                     bench = Bench(args, sb, dovecot, tmp, redis.url, apps, orgs)
-                    fleet = await bench.fleet()
-                    baseline = await bench.baseline()
+                    try:
+                        fleet = await bench.fleet()
+                        baseline = await bench.baseline()
+                    finally:
+                        for child in bench.children:
+                            if child.poll() is None:
+                                child.kill()
                 finally:
                     if os.environ.get("BENCH_FLEET_DOVECOT_LOG"):  # where to keep Dovecot's log
                         await asyncio.to_thread(Path(os.environ["BENCH_FLEET_DOVECOT_LOG"]).write_text,
@@ -629,7 +760,16 @@ def report_rows(scale: float = 1.0) -> list[Row]:
 def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] in ("--worker-child", "--baseline-child"):
         child = _worker_child if sys.argv[1] == "--worker-child" else _baseline_child
-        asyncio.run(child(json.loads(sys.stdin.readline())))
+        config = json.loads(sys.stdin.readline())
+        profile = os.environ.get("BENCH_FLEET_PROFILE")  # a directory: cProfile of each child stopped cleanly
+        if not profile:
+            asyncio.run(child(config))
+            return
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            asyncio.run(child(config))
+        profiler.dump_stats(Path(profile) / f"{config.get('id', 'baseline')}.prof")
         return
     args = _options()
     print(f"bench_fleet: {args.bals} BALs, {args.workers} workers, {args.kills} kills, {args.messages} messages; "
@@ -637,6 +777,8 @@ def main() -> None:
     fleet, baseline = asyncio.run(run(args))
     for label, counts in fleet["distributions"]:
         print(f"  BALs per worker, {label}: {counts}")
+    for group, spans in fleet["breakdown"].items():
+        print(f"  where the time went, {group} BALs (ms): {spans}")
     print(f"{'':24}{'fleet':>12}{'Mailbox.watch':>16}")
     for key in _KEYS:
         print(f"{key:24}{fleet.get(key)!s:>12}{baseline.get(key)!s:>16}")
