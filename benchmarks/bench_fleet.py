@@ -24,8 +24,9 @@ side by side:
 * ``p50_ms``/``p99_ms``: from delivery to the event read from the stream (to the message yielded by ``watch``
   for the baseline); ``p99_ms_steady`` leaves out the BALs a kill or a join moved;
 * ``rss_mib_per_1000_bals``: RSS growth of a worker from empty to holding its BALs, per 1,000 BALs;
-* ``max_connects_per_s``: IMAP logins both servers saw in any one second, against ``connect_limit_per_s``
-  (the fleet-wide operator bucket: rate + burst in one second at most);
+* ``max_connects_per_s``: handshakes started in any one-second window (as the clients' limiters let them
+  start), against ``connect_limit_per_s`` (the fleet-wide operator bucket: rate + burst in one second at most);
+  ``max_logins_per_s``: logins the servers completed in one calendar second (they bunch under load);
 * the distribution of BALs over the workers after the start, each kill and each join.
 
 Ends with one JSON line. ``report_rows(scale)`` runs a small version (200 BALs, 2 workers, 1 kill).
@@ -266,7 +267,22 @@ def _timed_worker(store: FleetStore, connector: MailboxConnector, settings: Work
             out.flush()
             return result
 
-    return Timed(store, connector, settings=settings, worker_id=worker_id)
+    worker = Timed(store, connector, settings=settings, worker_id=worker_id)
+    _log_connects(worker.limiter, out)
+    return worker
+
+
+def _log_connects(limiter: ConnectLimiter, out: Any) -> None:
+    """Write the time of every handshake ``limiter`` lets start (``{"connect": t}``): the connect rate as sent."""
+    slot = limiter.slot
+
+    @contextlib.asynccontextmanager
+    async def logged() -> Any:
+        async with slot():
+            out.write(json.dumps({"connect": time.time()}) + "\n")
+            yield
+
+    limiter.slot = logged  # type: ignore[method-assign]
 
 
 async def _worker_child(config: dict[str, Any]) -> None:
@@ -305,6 +321,7 @@ async def _baseline_child(config: dict[str, Any]) -> None:
 
     loop.add_signal_handler(signal.SIGUSR1, where)
     limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"], jitter=0.5)  # paced like the fleet
+    _log_connects(limiter, open(Path(config["timings"]) / "baseline.jsonl", "a"))  # noqa: SIM115, ASYNC230
     watching = 0
 
     async def one(spec: BALSpec) -> None:
@@ -386,10 +403,23 @@ class Bench:
             if not reply.startswith("2"):
                 raise RuntimeError(f"LMTP delivery to {bal} failed: {reply}")
 
-    def connects_per_s(self, since: float) -> int:
+    def logins_per_s(self, since: float) -> int:
+        """The most IMAP logins both servers completed in one calendar second (completions bunch under load)."""
         counts = self.dovecot.logins_per_second(since)
         counts.update(int(r.started_at) for r in self.sb.journal.records(since=since) if r.protocol == "imap")
         return max(counts.values(), default=0)
+
+    def connects_per_s(self, since: float, until: float, who: str) -> int:
+        """The most handshakes started in any one-second window by ``who`` (``w``: every worker, ``baseline``)."""
+        starts = sorted(json.loads(line)["connect"] for path in Path(self.config["timings"]).glob(f"{who}*.jsonl")
+                        for line in path.read_text().splitlines() if line.startswith('{"connect"'))
+        starts = [t for t in starts if since <= t <= until]
+        most, first = 0, 0
+        for last, at in enumerate(starts):
+            while at - starts[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     async def connected(self, since: float) -> bool:
         """Every BAL has logged in since ``since``: ORG on Dovecot (its log), APP on the sandbox (live sessions)."""
@@ -410,22 +440,26 @@ class Bench:
         for path in Path(self.config["timings"]).glob("*.jsonl"):
             for line in path.read_text().splitlines():
                 t = json.loads(line)
-                if t["subject"] == subject:
+                if t.get("subject") == subject:
                     steps = " ".join(f"{k} +{t[k] - delivered:.2f}" for k in ("woke", "summary", "xadd") if t[k])
                     out.append(f"[{path.stem}: {steps}]")
         return " ".join(out)
 
-    def breakdown(self, delivered: dict[str, float], seen_at: dict[str, float], per_bal: dict[str, str],
-                  moved: set[str]) -> dict[str, dict[str, float]]:
-        """Where the time went, per message (the workers' timings): p50/p99 of each step, in ms, for the BALs
-        a kill or a join moved and for the others; ``no_wake``: messages found by a scan without an IDLE update
-        (catch-up after a (re)connection)."""
+    def timings(self, delivered: dict[str, float]) -> dict[str, dict[str, float]]:
+        """The workers' timings of each message (the last publication attempt wins)."""
         steps: dict[str, dict[str, float]] = {}
         for path in Path(self.config["timings"]).glob("*.jsonl"):
             for line in path.read_text().splitlines():
                 t = json.loads(line)
-                if t["subject"] in delivered:
-                    steps.setdefault(t["subject"], {}).update(t)  # the last publication attempt wins
+                if t.get("subject") in delivered:
+                    steps.setdefault(t["subject"], {}).update(t)
+        return steps
+
+    def breakdown(self, delivered: dict[str, float], seen_at: dict[str, float], steps: dict[str, dict[str, float]],
+                  moved: set[str]) -> dict[str, dict[str, float]]:
+        """Where the time went, per message (the workers' timings): p50/p99 of each step, in ms, for the
+        messages of moving BALs and for the others; ``no_wake``: messages found by a scan without an IDLE
+        update (catch-up after a (re)connection)."""
         out: dict[str, dict[str, float]] = {}
         for group, wanted in (("steady", False), ("moved", True)):
             rows = [(delivered[s], t, seen_at.get(s)) for s, t in steps.items() if (s in moved) == wanted]
@@ -550,11 +584,15 @@ class Bench:
         latencies = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at]
         # a message is "moved" when its BAL was moving (a kill's takeover, a join's rebalance) between its delivery
         # and its publication: it waited for the lease TTL, a new session and its catch-up scan
+        # and when it was found by the catch-up scan of a new session (no IDLE update before it: the BAL was
+        # being connected by its new holder, a move's tail)
+        steps = self.timings(delivered)
         affected = {s for s, t in delivered.items()
                     if any(per_bal[s] in bals and t <= end and seen_at.get(s, math.inf) >= start
-                           for start, end, bals in moves)}
+                           for start, end, bals in moves) or (s in steps and steps[s]["woke"] is None)}
         steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and s not in affected]
-        breakdown = self.breakdown(delivered, seen_at, per_bal, affected)
+        moving = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and s in affected]
+        breakdown = self.breakdown(delivered, seen_at, steps, affected)
         worst = sorted((s for s in delivered if s in seen_at), key=lambda s: delivered[s] - seen_at[s])[:5]
         for subject in worst:
             _say(f"slowest: {subject} to {per_bal[subject]}, {seen_at[subject] - delivered[subject]:.2f} s, "
@@ -566,9 +604,13 @@ class Bench:
             "duplicated": sum(n - 1 for n in published.values() if n > 1),
             "takeover_s_max": round(max(takeovers, default=0.0), 2), "p50_ms": round(_pct(latencies, 0.5), 1),
             "p99_ms": round(_pct(latencies, 0.99), 1), "p99_ms_steady": round(_pct(steady, 0.99), 1),
+            "p50_ms_steady": round(_pct(steady, 0.5), 1), "p50_ms_moved": round(_pct(moving, 0.5), 1),
+            "p99_ms_moved": round(_pct(moving, 0.99), 1), "messages_moved": len(moving),
             "rss_mib_per_1000_bals": round(statistics.median(per_worker), 1) if per_worker else None,
             "ready_s": round(ready_s, 1), "rss_mib_worker_empty": round(statistics.mean(empty_rss.values()), 1),
-            "rss_mib_worker_loaded": round(loaded_rss, 1), "max_connects_per_s": self.connects_per_s(started),
+            "rss_mib_worker_loaded": round(loaded_rss, 1),
+            "max_connects_per_s": self.connects_per_s(started, time.time(), "w"),
+            "max_logins_per_s": self.logins_per_s(started),
             "connect_limit_per_s": args.operator_rate + args.operator_burst, "kills": len(takeovers),
             "apps": len(self.apps), "orgs": len(self.orgs), "moved_bals": len(moved),
             "missed_by_kind": dict(Counter(self.kinds[per_bal[s]] for s in delivered if s not in published)),
@@ -651,7 +693,8 @@ class Bench:
                 "p50_ms": round(_pct(latencies, 0.5), 1), "p99_ms": round(_pct(latencies, 0.99), 1),
                 "rss_mib_per_1000_bals": round(rss, 1), "ready_s": round(ready_s, 1),
                 "rss_mib_worker_empty": round(empty_rss, 1), "rss_mib_worker_loaded": round(loaded_rss, 1),
-                "max_connects_per_s": self.connects_per_s(started)}
+                "max_connects_per_s": self.connects_per_s(started, time.time(), "baseline"),
+                "max_logins_per_s": self.logins_per_s(started)}
 
 
 def _public_pem(sb: Any) -> tuple[str, str]:
@@ -691,7 +734,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
                     bench = Bench(args, sb, dovecot, tmp, redis.url, apps, orgs)
                     try:
                         fleet = await bench.fleet()
-                        baseline = await bench.baseline()
+                        baseline = await bench.baseline() if args.baseline else {}
                     finally:
                         for child in bench.children:
                             if child.poll() is None:
@@ -720,6 +763,8 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--operator-burst", type=int, default=20)
     parser.add_argument("--lease-ttl", type=float, default=LEASE_TTL, help="seconds (takeover takes about this)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip Mailbox.watch in one process (a bounded try at 10,000 BALs)")
     args = parser.parse_args(argv)
     args.bals = args.bals or max(20, round(10_000 * args.scale))
     args.messages = args.messages or max(60, args.bals // 5)
@@ -729,8 +774,9 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 _KEYS = ("bals", "workers", "delivered", "published", "missed", "duplicated", "takeover_s_max", "p50_ms", "p99_ms",
-         "p99_ms_steady", "rss_mib_per_1000_bals", "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
-         "max_connects_per_s", "connect_limit_per_s")
+         "p50_ms_steady", "p99_ms_steady", "messages_moved", "p50_ms_moved", "p99_ms_moved", "rss_mib_per_1000_bals",
+         "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
+         "max_connects_per_s", "max_logins_per_s", "connect_limit_per_s")
 
 
 def report_rows(scale: float = 1.0) -> list[Row]:
