@@ -28,14 +28,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mssante.client import ConnectLimiter, MessageSummary, WatchState
+from mssante.client import ConnectLimiter, MailboxEvent, MessageSummary, WatchState
 from mssante.client._watch import watch_fetching
 from mssante.errors import MssanteError, PSCError, UsageError
 
 from ._connect import Connector
 from ._headers import X_MSS_ITEM, x_mss_of
 from ._model import BALSpec, message_fields
-from ._store import _REDIS_DOWN, FleetStore, Lease, Published
+from ._store import _REDIS_DOWN, Checkpoint, FleetStore, Lease, Published
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -98,6 +98,8 @@ class _Watch:
     lease: Lease
     task: asyncio.Task[None] | None = None
     state: WatchState | None = None
+    checkpoint: Checkpoint | None = None  # read with the claim (one round trip per tick)...
+    checkpoint_read: bool = False  # ... unless Redis was away then
     done: bool = False
 
 
@@ -142,6 +144,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
         self._operator_turn: dict[str, asyncio.Lock] = {}
+        self._connecting: set[str] = set()  # BALs claimed whose watch has not connected yet
+        self._operator_queue: dict[str, int] = {}  # BALs waiting for the operator's bucket
+        self._operator_tokens: dict[str, int] = {}  # tokens taken for them, not yet handed out
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
 
     def __repr__(self) -> str:
@@ -240,7 +245,9 @@ class Worker:
             return False
         if self.ticks == 1:
             return True  # first tick: only say we are here, so workers started together see each other first
-        want = min(target - len(self.watches), self._claim_budget())
+        # no more claims than the limiter lets through in a tick, less those still connecting: a worker that
+        # cannot keep up (a loaded machine) does not pile up leases of BALs it is not watching yet
+        want = min(target - len(self.watches), self._claim_budget() - len(self._connecting))
         claimed = 0
         if want > 0:
             # BALs nobody holds, in random order (workers do not contend for the same ones), leased in one
@@ -249,15 +256,20 @@ class Worker:
             # waiting for the limiter is a BAL another worker could already be watching.
             free = await self.store.unleased([a for a in active if a not in self.watches])
             self._rng.shuffle(free)
-            for address, lease in zip(free[:want], await self.store.acquire_many(free[:want], self.id, ttl),
-                                      strict=True):
-                if lease is None:
-                    continue  # another worker was quicker
+            leases = [lease for lease in await self.store.acquire_many(free[:want], self.id, ttl)
+                      if lease is not None]  # None: another worker was quicker
+            # their checkpoints in the same tick, one round trip (not one per BAL from its watch)
+            checkpoints: dict[str, Checkpoint | None] = {}
+            with contextlib.suppress(*_REDIS_DOWN):
+                checkpoints = await self.store.checkpoints([lease.address for lease in leases]) if leases else {}
+            for lease in leases:
                 if lease.fence > 1:
                     self.figures.takeovers += 1
-                watch = _Watch(desired[address], lease)
-                self.watches[address] = watch
-                watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
+                watch = _Watch(desired[lease.address], lease, checkpoint=checkpoints.get(lease.address),
+                               checkpoint_read=lease.address in checkpoints)
+                self.watches[lease.address] = watch
+                self._connecting.add(lease.address)
+                watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {lease.address}")
                 claimed += 1
         if claimed:
             log.info("BALs claimed", extra={"worker": self.id, "event": "claimed", "count": claimed,
@@ -273,6 +285,7 @@ class Worker:
         fencing token keeps it from publishing twice.
         """
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
+        self._connecting.difference_update(addresses)  # a task cancelled before it ran has no finally
         tasks = [w.task for w in watches if w.task is not None and not w.task.done()]
         for task in tasks:
             task.cancel()
@@ -303,10 +316,15 @@ class Worker:
         try:
             box = await self.connector.mailbox(spec, limiter=self.limiter)
         except MssanteError as exc:
+            self._connecting.discard(spec.address)
             await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
             return
+        box.add_listener(self._connected)  # one bound method for all: nothing more per BAL
         try:
-            checkpoint = await self._redis(lambda: self.store.checkpoint(spec.address))
+            checkpoint = watch.checkpoint
+            if not watch.checkpoint_read:
+                checkpoint = await self._redis(lambda: self.store.checkpoint(spec.address))
+            watch.checkpoint = None  # from now on the watch's own state is the reference
             watch.state = state = WatchState(folder=spec.folder,
                                              uidvalidity=checkpoint.uidvalidity if checkpoint else None,
                                              last_uid=checkpoint.uid if checkpoint else 0)
@@ -330,7 +348,12 @@ class Worker:
             await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
         finally:
             watch.done = True
+            self._connecting.discard(spec.address)
             await self.connector.close(box)
+
+    def _connected(self, event: MailboxEvent) -> None:
+        if event.kind == "connected":
+            self._connecting.discard(event.address)
 
     async def _connect_permit(self, spec: BALSpec) -> None:
         """The operator's fleet-wide bucket before a BAL's first connection (Redis down: the worker's limiter
@@ -339,18 +362,25 @@ class Worker:
         if rate is None:
             return
         operator = spec.address.rpartition("@")[2]
-        # one waiter per operator and worker asks the shared bucket, the others queue behind it (FIFO):
-        # hundreds of BALs waiting for a connection do not poll Redis hundreds of times
-        async with self._operator_turn.setdefault(operator, asyncio.Lock()):
-            while True:
-                try:
-                    wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
-                except _REDIS_DOWN:
-                    return
-                if not wait:
-                    return
-                self.figures.operator_waits += 1
-                await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
+        # one waiter per operator and worker asks the shared bucket, for every BAL queued behind it (FIFO):
+        # hundreds of BALs waiting for a connection take their tokens in a few round trips, not one each
+        self._operator_queue[operator] = self._operator_queue.get(operator, 0) + 1
+        try:
+            async with self._operator_turn.setdefault(operator, asyncio.Lock()):
+                while not self._operator_tokens.get(operator):
+                    try:
+                        granted, wait = await self.store.take_connects(
+                            operator, rate, self.settings.operator_burst, self._operator_queue[operator])
+                    except _REDIS_DOWN:
+                        return
+                    if granted:
+                        self._operator_tokens[operator] = granted
+                        break
+                    self.figures.operator_waits += 1
+                    await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
+                self._operator_tokens[operator] -= 1
+        finally:
+            self._operator_queue[operator] -= 1
 
     async def _publish(self, watch: _Watch, summary: MessageSummary, x_mss: dict[str, str] | None) -> Published:
         fields = message_fields(watch.spec.address, summary, x_mss)
