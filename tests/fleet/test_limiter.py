@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mssante.client import ConnectLimiter, MailboxOptions
+from mssante.discovery import ManualServers
 from mssante.errors import UsageError
 from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerSettings
 from mssante.sandbox.config import default_config
@@ -73,3 +74,37 @@ def pki_trust(pki: TestPKI) -> object:
     from mssante.client import TrustSettings
 
     return TrustSettings(ca_bundle=pki.ca_bundle_path)
+
+
+async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Path, store: FleetStore) -> None:
+    """A server that accepts and never greets (a stalled operator, a starved machine): the worker claims no
+    more than one tick's connect budget, not a budget more every tick, so the leases it holds stay few enough
+    to renew and the other workers can take the rest."""
+    pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
+                                 crl_base_url="http://127.0.0.1:9")
+    bal = pki.issue_client_cert(default_config().structures[0], "DPI")
+    (tmp_path / "s1.pem").symlink_to(bal.cert_path)
+    (tmp_path / "s1.key").symlink_to(bal.key_path)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # never a greeting
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
+                                 servers=ManualServers(imap=("127.0.0.1", port)))
+    for i in range(20):
+        await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
+    settings = WorkerSettings(connect_rate=1, connect_burst=2, connect_jitter=0, lease_ttl=3, operator_rate=None)
+    worker = Worker(store, connector, settings=settings)  # a tick's budget: 2 + 1 x 3 / 3 = 3 BALs
+    try:
+        for _ in range(5):
+            await worker.tick()
+        assert len(worker.watches) == 3  # before: 3 more every tick (12 after 5 ticks), none connected
+    finally:
+        await worker._stop_watches(list(worker.watches), release=True, wait=True)
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()
