@@ -190,18 +190,16 @@ def _memory_probe() -> None:
         return
     import tracemalloc
 
-    tracemalloc.start(4)
+    tracemalloc.start(1)
     start = tracemalloc.take_snapshot()
 
     def dump() -> None:
         now = tracemalloc.take_snapshot()
-        for key in ("filename", "traceback"):
+        for key in ("filename", "lineno"):
             stats = now.compare_to(start, key)
             print(f"-- growth by {key}: {sum(s.size_diff for s in stats) / 2**20:.1f} MiB", file=sys.stderr)
-            for stat in stats[:25]:
+            for stat in stats[:30]:
                 print(stat, file=sys.stderr)
-                if key == "traceback":
-                    print("   " + " <- ".join(str(f) for f in stat.traceback), file=sys.stderr)
         sys.stderr.flush()
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
@@ -256,7 +254,7 @@ def _timed_worker(store: FleetStore, connector: MailboxConnector, settings: Work
         await wait_for_change(conn, duration)
         woke[asyncio.current_task()] = time.time()
 
-    _watch._wait_for_change = timed_wait  # type: ignore[assignment]
+    _watch._wait_for_change = timed_wait
 
     class Timed(Worker):
         async def _publish(self, watch: Any, summary: Any, x_mss: dict[str, str] | None) -> Any:
@@ -314,6 +312,9 @@ async def _baseline_child(config: dict[str, Any]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    next_half = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR2 if not os.environ.get("BENCH_FLEET_TRACEMALLOC") else signal.SIGHUP,
+                            next_half.set)
 
     def where() -> None:  # SIGUSR1: where the watches wait
         for task in list(asyncio.all_tasks())[:5]:
@@ -332,7 +333,7 @@ async def _baseline_child(config: dict[str, Any]) -> None:
             # delivered before the watch is in IDLE is not missed
             async with box, contextlib.aclosing(box.watch(state=WatchState(last_uid=0))) as watcher:
                 watching += 1
-                if watching == len(config["bals"]):
+                if watching in (half, len(config["bals"])):
                     print(json.dumps({"watching": watching}), flush=True)
                 async for summary in watcher:
                     print(json.dumps({"bal": spec.address, "subject": summary.subject}), flush=True)
@@ -341,7 +342,10 @@ async def _baseline_child(config: dict[str, Any]) -> None:
             raise
 
     print(json.dumps({"rss": _rss_mib(os.getpid())}), flush=True)
-    tasks = [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"]]
+    half = len(config["bals"]) // 2  # in two halves, like the fleet: the second half's growth is the marginal cost
+    tasks = [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"][:half]]
+    await next_half.wait()
+    tasks += [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"][half:]]
     await stop.wait()
     for task in tasks:
         task.cancel()
@@ -421,10 +425,12 @@ class Bench:
             most = max(most, last - first + 1)
         return most
 
-    async def connected(self, since: float) -> bool:
-        """Every BAL has logged in since ``since``: ORG on Dovecot (its log), APP on the sandbox (live sessions)."""
+    async def connected(self, since: float, bals: list[str] | None = None) -> bool:
+        """Every BAL (of ``bals``) has logged in since ``since``: ORG on Dovecot (its log), APP on the sandbox
+        (live sessions)."""
+        wanted = set(self.bals if bals is None else bals)
         logged = await asyncio.to_thread(self.dovecot.logged_in, since)
-        return set(self.orgs) <= logged and all(self.sb.faults.sessions(b) for b in self.apps)
+        return (wanted & set(self.orgs)) <= logged and all(self.sb.faults.sessions(b) for b in wanted & set(self.apps))
 
     async def holders(self, store: FleetStore) -> dict[str, str | None]:
         values = await store.redis.mget([store.keys.lease(b) for b in self.bals])
@@ -491,24 +497,35 @@ class Bench:
         await until(lambda: alive(len(workers)), 60)
         empty_rss = {w: _rss_mib(p.pid) for w, p in workers.items()}
         started = time.time()
-        async with store.redis.pipeline(transaction=False) as pipe:
-            for bal in self.bals:
-                pipe.hset(store.keys.bals, bal, self.spec(bal).to_json())
-            await pipe.execute()
+        # in two halves: the second half's RSS growth is what a BAL costs, once the one-time costs (modules
+        # imported on first use, TLS contexts, Redis connections, buffers) were paid by the first half
+        half = len(self.bals) // 2
+        marks: list[tuple[dict[str, float], Counter[str | None]]] = []
+        for batch in (self.bals[:half], self.bals[half:]):
+            async with store.redis.pipeline(transaction=False) as pipe:
+                for bal in batch:
+                    pipe.hset(store.keys.bals, bal, self.spec(bal).to_json())
+                await pipe.execute()
+            count = len(self.bals) if batch[-1] == self.bals[-1] else half
 
-        async def all_watched() -> bool:
-            figures = await store.workers()
-            return all((await self.holders(store)).values()) and sum(
-                int(f.get("bals", 0)) for f in figures.values()) == len(self.bals)
+            async def all_watched(count: int = count) -> bool:
+                figures = await store.workers()
+                holders = await self.holders(store)
+                return sum(1 for h in holders.values() if h) == count and sum(
+                    int(f.get("bals", 0)) for f in figures.values()) == count
 
-        await until(all_watched, 60 + len(self.bals) / args.operator_rate * 3, every=0.2)
-        await until(lambda: self.connected(started), 60 + len(self.bals) / args.operator_rate * 3, every=0.5)
+            await until(all_watched, 60 + count / args.operator_rate * 3, every=0.2)
+            await until(lambda count=count: self.connected(started, self.bals[:count]),
+                        60 + count / args.operator_rate * 3, every=0.5)
+            await asyncio.sleep(1.0)  # the last BALs enter IDLE
+            marks.append(({w: _rss_mib(p.pid) for w, p in workers.items()},
+                          Counter(w for w in (await self.holders(store)).values())))
         ready_s = time.time() - started
         _say(f"fleet: {len(self.bals)} BALs watched after {ready_s:.1f} s")
-        await asyncio.sleep(1.0)  # the last BALs enter IDLE
-        held = Counter(w for w in (await self.holders(store)).values())
-        per_worker = [(_rss_mib(p.pid) - empty_rss[w]) / held[w] * 1000 for w, p in workers.items() if held[w]]
-        loaded_rss = statistics.mean(_rss_mib(p.pid) for p in workers.values())
+        (rss1, held1), (rss2, held) = marks
+        per_worker = [(rss2[w] - empty_rss[w]) / held[w] * 1000 for w in workers if held[w]]
+        marginal = [(rss2[w] - rss1[w]) / (held[w] - held1[w]) * 1000 for w in workers if held[w] > held1[w]]
+        loaded_rss = statistics.mean(rss2.values())
         distributions = [("start", await self.distribution(store))]
         delivered: dict[str, float] = {}
         per_bal: dict[str, str] = {}
@@ -607,6 +624,7 @@ class Bench:
             "p50_ms_steady": round(_pct(steady, 0.5), 1), "p50_ms_moved": round(_pct(moving, 0.5), 1),
             "p99_ms_moved": round(_pct(moving, 0.99), 1), "messages_moved": len(moving),
             "rss_mib_per_1000_bals": round(statistics.median(per_worker), 1) if per_worker else None,
+            "rss_mib_per_1000_bals_marginal": round(statistics.median(marginal), 1) if marginal else None,
             "ready_s": round(ready_s, 1), "rss_mib_worker_empty": round(statistics.mean(empty_rss.values()), 1),
             "rss_mib_worker_loaded": round(loaded_rss, 1),
             "max_connects_per_s": self.connects_per_s(started, time.time(), "w"),
@@ -649,14 +667,21 @@ class Bench:
         _say("baseline: started")
         empty_rss = (await asyncio.wait_for(lines.get(), 60))["rss"]
         _say("baseline: connecting")
-        async with asyncio.timeout(60 + len(self.bals) / args.operator_rate * 3):
-            while "watching" not in await lines.get():
-                pass  # the fleet's messages, yielded by the watches (from UID 1): not measured
-        await until(lambda: self.connected(started), 60 + len(self.bals) / args.operator_rate * 3, every=0.5)
+        half = len(self.bals) // 2
+        marks = []
+        for count in (half, len(self.bals)):
+            async with asyncio.timeout(60 + count / args.operator_rate * 3):
+                while "watching" not in await lines.get():
+                    pass  # the fleet's messages, yielded by the watches (from UID 1): not measured
+            await until(lambda count=count: self.connected(started, self.bals[:count]),
+                        60 + count / args.operator_rate * 3, every=0.5)
+            await asyncio.sleep(1.0)
+            marks.append(_rss_mib(child.pid))
+            if count == half:
+                child.send_signal(signal.SIGHUP if os.environ.get("BENCH_FLEET_TRACEMALLOC") else signal.SIGUSR2)
         ready_s = time.time() - started
         _say(f"baseline: {len(self.bals)} BALs watched after {ready_s:.1f} s")
-        await asyncio.sleep(1.0)
-        loaded_rss = _rss_mib(child.pid)
+        loaded_rss = marks[1]
         rss = (loaded_rss - empty_rss) / len(self.bals) * 1000
         delivered: dict[str, float] = {}
         per_bal: dict[str, str] = {}
@@ -692,6 +717,7 @@ class Bench:
                 "duplicated": sum(n - 1 for n in seen.values() if n > 1), "takeover_s_max": None,
                 "p50_ms": round(_pct(latencies, 0.5), 1), "p99_ms": round(_pct(latencies, 0.99), 1),
                 "rss_mib_per_1000_bals": round(rss, 1), "ready_s": round(ready_s, 1),
+                "rss_mib_per_1000_bals_marginal": round((marks[1] - marks[0]) / (len(self.bals) - half) * 1000, 1),
                 "rss_mib_worker_empty": round(empty_rss, 1), "rss_mib_worker_loaded": round(loaded_rss, 1),
                 "max_connects_per_s": self.connects_per_s(started, time.time(), "baseline"),
                 "max_logins_per_s": self.logins_per_s(started)}
@@ -775,6 +801,7 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
 
 _KEYS = ("bals", "workers", "delivered", "published", "missed", "duplicated", "takeover_s_max", "p50_ms", "p99_ms",
          "p50_ms_steady", "p99_ms_steady", "messages_moved", "p50_ms_moved", "p99_ms_moved", "rss_mib_per_1000_bals",
+         "rss_mib_per_1000_bals_marginal",
          "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
          "max_connects_per_s", "max_logins_per_s", "connect_limit_per_s")
 
