@@ -24,8 +24,9 @@ side by side:
 * ``p50_ms``/``p99_ms``: from delivery to the event read from the stream (to the message yielded by ``watch``
   for the baseline); ``p99_ms_steady`` leaves out the BALs a kill or a join moved;
 * ``rss_mib_per_1000_bals``: RSS growth of a worker from empty to holding its BALs, per 1,000 BALs;
-* ``max_connects_per_s``: IMAP logins both servers saw in any one second, against ``connect_limit_per_s``
-  (the fleet-wide operator bucket: rate + burst in one second at most);
+* ``max_connects_per_s``: handshakes started in any one-second window (as the clients' limiters let them
+  start), against ``connect_limit_per_s`` (the fleet-wide operator bucket: rate + burst in one second at most);
+  ``max_logins_per_s``: logins the servers completed in one calendar second (they bunch under load);
 * the distribution of BALs over the workers after the start, each kill and each join.
 
 Ends with one JSON line. ``report_rows(scale)`` runs a small version (200 BALs, 2 workers, 1 kill).
@@ -60,9 +61,9 @@ from tests.fleet.conftest import RedisServer
 from tests.interop.dovecot import DovecotServer
 
 from mssante import testing
-from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, TrustSettings, WatchState
+from mssante.client import ConnectionSettings, ConnectLimiter, Mailbox, MailboxOptions, TrustSettings, WatchState
 from mssante.discovery import DNSPythonResolver, ManualServers
-from mssante.fleet import BALSpec, ConnectLimiter, FleetStore, MailboxConnector, Worker, WorkerSettings
+from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerSettings
 from mssante.sandbox.config import BALConfig, SandboxConfig, default_config
 
 LEASE_TTL = 3.0  # renewed every second; --lease-ttl
@@ -84,17 +85,26 @@ debug = no
 """
 
 _TUNING = """
-# bench_fleet.py: many IDLE sessions, one imap process each (imap-hibernate lost IDLE notifications here).
-# Beyond fs.inotify.max_user_instances (128 by default) imap processes get no inotify and poll: every second.
-mailbox_idle_check_interval = 1 secs
+# bench_fleet.py: many IDLE sessions in a few imap processes (client_limit). One process per session would
+# exceed fs.inotify.max_user_instances (128 by default, one inotify instance per process): the processes
+# beyond it get no inotify ("Inotify instance limit ... exceeded, disabling") and see deliveries only when
+# they poll, every mailbox_idle_check_interval (30 s by default): IDLE notifications must come from inotify.
+# (imap-hibernate lost IDLE notifications here.) About 300 KB of address space per session: no vsz_limit
+# (256 MB by default: "Out of memory" past ~800 sessions in one process).
 default_client_limit = 30000
 service imap {{
+  service_count = 0
+  vsz_limit = 0
+  client_limit = {client_limit}
   process_limit = {imap_processes}
 }}
 service imap-login {{
   process_min_avail = 4
 }}
 """
+
+#: IMAP sessions per Dovecot imap process (its inotify instance serves them all).
+IMAP_CLIENT_LIMIT = 500
 
 
 class LocalJWTDovecot(DovecotServer):
@@ -112,7 +122,9 @@ class LocalJWTDovecot(DovecotServer):
         (key_dir / self.kid).write_text(self.public_pem)
         (etc / "oauth2.conf.ext").write_text(_LOCAL_OAUTH2.format(keys=etc / "keys"))
         with (etc / "dovecot.conf").open("a") as conf:
-            conf.write(_TUNING.format(imap_processes=2 * self.bals + 200))
+            # two sessions per BAL at most (the watch, the X-MSS fetches), room for the sessions still closing
+            processes = math.ceil(3 * self.bals / IMAP_CLIENT_LIMIT) + 2
+            conf.write(_TUNING.format(client_limit=IMAP_CLIENT_LIMIT, imap_processes=processes))
         self._chown_tree()
 
     def logged_in(self, since: float) -> set[str]:
@@ -171,6 +183,28 @@ def _load() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
 
 
+def _memory_probe() -> None:
+    """BENCH_FLEET_TRACEMALLOC=1: trace allocations from now on; SIGUSR2 writes the growth since now, by line,
+    to stderr (the child's log): what each watched BAL costs, and where."""
+    if not os.environ.get("BENCH_FLEET_TRACEMALLOC"):
+        return
+    import tracemalloc
+
+    tracemalloc.start(1)
+    start = tracemalloc.take_snapshot()
+
+    def dump() -> None:
+        now = tracemalloc.take_snapshot()
+        for key in ("filename", "lineno"):
+            stats = now.compare_to(start, key)
+            print(f"-- growth by {key}: {sum(s.size_diff for s in stats) / 2**20:.1f} MiB", file=sys.stderr)
+            for stat in stats[:30]:
+                print(stat, file=sys.stderr)
+        sys.stderr.flush()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
+
+
 # -- what both sides run: the connector ---------------------------------------------------------------
 
 class BenchConnector(MailboxConnector):
@@ -179,11 +213,11 @@ class BenchConnector(MailboxConnector):
     session: Any = None
     dovecot: ManualServers | None = None
 
-    async def mailbox(self, spec: BALSpec) -> Mailbox:
+    async def mailbox(self, spec: BALSpec, *, limiter: ConnectLimiter | None = None) -> Mailbox:
         if spec.kind != "ORG":
-            return await super().mailbox(spec)
+            return await super().mailbox(spec, limiter=limiter)
         return Mailbox(spec.address, kind="ORG", credentials=self.session, servers=self.dovecot, tls=self.trust(),
-                       options=self.options)
+                       options=self.options_with(limiter))
 
 
 def _connector(config: dict[str, Any]) -> BenchConnector:
@@ -207,6 +241,48 @@ def _settings(config: dict[str, Any]) -> WorkerSettings:
                           operator_burst=config["operator_burst"], x_mss=True)
 
 
+def _timed_worker(store: FleetStore, connector: MailboxConnector, settings: WorkerSettings, worker_id: str,
+                  out: Any) -> Worker:
+    """A worker that writes, per message, when its watch woke (IDLE update), had the summary (with its X-MSS
+    fields) and had published it (wall-clock seconds): where the time from delivery to the stream goes."""
+    from mssante.client import _watch
+
+    woke: dict[asyncio.Task[Any] | None, float] = {}
+    wait_for_change = _watch._wait_for_change
+
+    async def timed_wait(conn: Any, duration: float) -> None:
+        await wait_for_change(conn, duration)
+        woke[asyncio.current_task()] = time.time()
+
+    _watch._wait_for_change = timed_wait
+
+    class Timed(Worker):
+        async def _publish(self, watch: Any, summary: Any, x_mss: dict[str, str] | None) -> Any:
+            summary_at = time.time()
+            result = await super()._publish(watch, summary, x_mss)
+            out.write(json.dumps({"subject": summary.subject, "woke": woke.pop(asyncio.current_task(), None),
+                                  "summary": summary_at, "xadd": time.time()}) + "\n")
+            out.flush()
+            return result
+
+    worker = Timed(store, connector, settings=settings, worker_id=worker_id)
+    _log_connects(worker.limiter, out)
+    return worker
+
+
+def _log_connects(limiter: ConnectLimiter, out: Any) -> None:
+    """Write the time of every handshake ``limiter`` lets start (``{"connect": t}``): the connect rate as sent."""
+    slot = limiter.slot
+
+    @contextlib.asynccontextmanager
+    async def logged() -> Any:
+        async with slot():
+            out.write(json.dumps({"connect": time.time()}) + "\n")
+            yield
+
+    limiter.slot = logged  # type: ignore[method-assign]
+
+
 async def _worker_child(config: dict[str, Any]) -> None:
     """One worker process."""
     import logging
@@ -218,8 +294,10 @@ async def _worker_child(config: dict[str, Any]) -> None:
     logging.getLogger("mssante.fleet").addHandler(handler)
     logging.getLogger("mssante.fleet").setLevel(logging.INFO)
     connector = _connector(config)
+    _memory_probe()
     store = FleetStore.from_url(config["redis"])
-    worker = Worker(store, connector, settings=_settings(config), worker_id=config["id"])
+    timings = open(Path(config["timings"]) / f"{config['id']}.jsonl", "a")  # noqa: SIM115, ASYNC230
+    worker = _timed_worker(store, connector, _settings(config), config["id"], timings)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, worker.shutdown)
     try:
         await worker.run()
@@ -230,28 +308,32 @@ async def _worker_child(config: dict[str, Any]) -> None:
 async def _baseline_child(config: dict[str, Any]) -> None:
     """Mailbox.watch for every BAL in this one process, paced like the fleet; prints each message's subject."""
     connector = _connector(config)
+    _memory_probe()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    next_half = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR2 if not os.environ.get("BENCH_FLEET_TRACEMALLOC") else signal.SIGHUP,
+                            next_half.set)
 
     def where() -> None:  # SIGUSR1: where the watches wait
         for task in list(asyncio.all_tasks())[:5]:
             task.print_stack(limit=4, file=sys.stderr)
 
     loop.add_signal_handler(signal.SIGUSR1, where)
-    limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"])
+    limiter = ConnectLimiter(config["operator_rate"], config["operator_burst"], jitter=0.5)  # paced like the fleet
+    _log_connects(limiter, open(Path(config["timings"]) / "baseline.jsonl", "a"))  # noqa: SIM115, ASYNC230
     watching = 0
 
     async def one(spec: BALSpec) -> None:
         nonlocal watching
         try:
-            await limiter.acquire()
-            box = await connector.mailbox(spec)
+            box = await connector.mailbox(spec, limiter=limiter)
             # from UID 1 (the fleet's messages are in the folders: the parent ignores them), so a message
             # delivered before the watch is in IDLE is not missed
             async with box, contextlib.aclosing(box.watch(state=WatchState(last_uid=0))) as watcher:
                 watching += 1
-                if watching == len(config["bals"]):
+                if watching in (half, len(config["bals"])):
                     print(json.dumps({"watching": watching}), flush=True)
                 async for summary in watcher:
                     print(json.dumps({"bal": spec.address, "subject": summary.subject}), flush=True)
@@ -260,7 +342,10 @@ async def _baseline_child(config: dict[str, Any]) -> None:
             raise
 
     print(json.dumps({"rss": _rss_mib(os.getpid())}), flush=True)
-    tasks = [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"]]
+    half = len(config["bals"]) // 2  # in two halves, like the fleet: the second half's growth is the marginal cost
+    tasks = [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"][:half]]
+    await next_half.wait()
+    tasks += [asyncio.create_task(one(BALSpec(address=a, kind=k, ref=r))) for a, k, r in config["bals"][half:]]
     await stop.wait()
     for task in tasks:
         task.cancel()
@@ -274,6 +359,7 @@ class Bench:
                  apps: list[str], orgs: list[str]) -> None:
         self.args, self.sb, self.dovecot, self.tmp, self.redis_url = args, sb, dovecot, tmp, redis_url
         self.apps, self.orgs = apps, orgs
+        self.children: list[subprocess.Popen[bytes]] = []  # killed at the end, whatever happened
         self.bals = apps + orgs
         self.kinds = {**dict.fromkeys(apps, "APP"), **dict.fromkeys(orgs, "ORG")}
         self.rng = random.Random(args.seed)
@@ -284,7 +370,9 @@ class Bench:
             "imap_host": sb.info["imap"]["psc"]["host"], "imap_port": dovecot.imap_port, "redis": redis_url,
             "capacity": math.ceil(len(self.bals) / (args.workers - 1)) + 1,  # room for a dead worker's share
             "connect_rate": args.connect_rate, "operator_rate": args.operator_rate,
-            "operator_burst": args.operator_burst, "lease_ttl": args.lease_ttl}
+            "operator_burst": args.operator_burst, "lease_ttl": args.lease_ttl,
+            "timings": os.environ.get("BENCH_FLEET_LOGS") or str(tmp / "timings")}
+        Path(self.config["timings"]).mkdir(exist_ok=True)
 
     def spec(self, address: str) -> BALSpec:
         kind = self.kinds[address]
@@ -304,6 +392,7 @@ class Bench:
         assert child.stdin is not None
         child.stdin.write(config.encode() + self.tokens())  # on a pipe: the tokens never on disk or in argv
         child.stdin.close()
+        self.children.append(child)
         return child
 
     async def deliver(self, subject: str, delivered: dict[str, float], per_bal: dict[str, str]) -> None:
@@ -318,15 +407,30 @@ class Bench:
             if not reply.startswith("2"):
                 raise RuntimeError(f"LMTP delivery to {bal} failed: {reply}")
 
-    def connects_per_s(self, since: float) -> int:
+    def logins_per_s(self, since: float) -> int:
+        """The most IMAP logins both servers completed in one calendar second (completions bunch under load)."""
         counts = self.dovecot.logins_per_second(since)
         counts.update(int(r.started_at) for r in self.sb.journal.records(since=since) if r.protocol == "imap")
         return max(counts.values(), default=0)
 
-    async def connected(self, since: float) -> bool:
-        """Every BAL has logged in since ``since``: ORG on Dovecot (its log), APP on the sandbox (live sessions)."""
+    def connects_per_s(self, since: float, until: float, who: str) -> int:
+        """The most handshakes started in any one-second window by ``who`` (``w``: every worker, ``baseline``)."""
+        starts = sorted(json.loads(line)["connect"] for path in Path(self.config["timings"]).glob(f"{who}*.jsonl")
+                        for line in path.read_text().splitlines() if line.startswith('{"connect"'))
+        starts = [t for t in starts if since <= t <= until]
+        most, first = 0, 0
+        for last, at in enumerate(starts):
+            while at - starts[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+    async def connected(self, since: float, bals: list[str] | None = None) -> bool:
+        """Every BAL (of ``bals``) has logged in since ``since``: ORG on Dovecot (its log), APP on the sandbox
+        (live sessions)."""
+        wanted = set(self.bals if bals is None else bals)
         logged = await asyncio.to_thread(self.dovecot.logged_in, since)
-        return set(self.orgs) <= logged and all(self.sb.faults.sessions(b) for b in self.apps)
+        return (wanted & set(self.orgs)) <= logged and all(self.sb.faults.sessions(b) for b in wanted & set(self.apps))
 
     async def holders(self, store: FleetStore) -> dict[str, str | None]:
         values = await store.redis.mget([store.keys.lease(b) for b in self.bals])
@@ -335,6 +439,51 @@ class Bench:
     async def distribution(self, store: FleetStore) -> dict[str, int]:
         counts = Counter(w or "-" for w in (await self.holders(store)).values())
         return dict(sorted(counts.items()))
+
+    def timeline(self, subject: str, delivered: float) -> str:
+        """The workers' timings of one message, in seconds from its delivery."""
+        out = []
+        for path in Path(self.config["timings"]).glob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                t = json.loads(line)
+                if t.get("subject") == subject:
+                    steps = " ".join(f"{k} +{t[k] - delivered:.2f}" for k in ("woke", "summary", "xadd") if t[k])
+                    out.append(f"[{path.stem}: {steps}]")
+        return " ".join(out)
+
+    def timings(self, delivered: dict[str, float]) -> dict[str, dict[str, float]]:
+        """The workers' timings of each message (the last publication attempt wins)."""
+        steps: dict[str, dict[str, float]] = {}
+        for path in Path(self.config["timings"]).glob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                t = json.loads(line)
+                if t.get("subject") in delivered:
+                    steps.setdefault(t["subject"], {}).update(t)
+        return steps
+
+    def breakdown(self, delivered: dict[str, float], seen_at: dict[str, float], steps: dict[str, dict[str, float]],
+                  moved: set[str]) -> dict[str, dict[str, float]]:
+        """Where the time went, per message (the workers' timings): p50/p99 of each step, in ms, for the
+        messages of moving BALs and for the others; ``no_wake``: messages found by a scan without an IDLE
+        update (catch-up after a (re)connection)."""
+        out: dict[str, dict[str, float]] = {}
+        for group, wanted in (("steady", False), ("moved", True)):
+            rows = [(delivered[s], t, seen_at.get(s)) for s, t in steps.items() if (s in moved) == wanted]
+            spans: dict[str, list[float]] = {"delivery->wake": [], "wake->summary": [], "delivery->summary": [],
+                                              "summary->xadd": [], "xadd->read": []}
+            for start, t, read in rows:
+                if t["woke"] is not None:
+                    spans["delivery->wake"].append(t["woke"] - start)
+                    spans["wake->summary"].append(t["summary"] - t["woke"])
+                spans["delivery->summary"].append(t["summary"] - start)
+                spans["summary->xadd"].append(t["xadd"] - t["summary"])
+                if read is not None:
+                    spans["xadd->read"].append(read - t["xadd"])
+            out[group] = {"messages": len(rows), "no_wake": sum(1 for _, t, _ in rows if t["woke"] is None)}
+            for name, values in spans.items():
+                out[group][f"{name} p50"] = round(_pct(values, 0.5) * 1000, 1)
+                out[group][f"{name} p99"] = round(_pct(values, 0.99) * 1000, 1)
+        return out
 
     # -- the fleet ---------------------------------------------------------------------------------
     async def fleet(self) -> dict[str, Any]:
@@ -348,24 +497,35 @@ class Bench:
         await until(lambda: alive(len(workers)), 60)
         empty_rss = {w: _rss_mib(p.pid) for w, p in workers.items()}
         started = time.time()
-        async with store.redis.pipeline(transaction=False) as pipe:
-            for bal in self.bals:
-                pipe.hset(store.keys.bals, bal, self.spec(bal).to_json())
-            await pipe.execute()
+        # in two halves: the second half's RSS growth is what a BAL costs, once the one-time costs (modules
+        # imported on first use, TLS contexts, Redis connections, buffers) were paid by the first half
+        half = len(self.bals) // 2
+        marks: list[tuple[dict[str, float], Counter[str | None]]] = []
+        for batch in (self.bals[:half], self.bals[half:]):
+            async with store.redis.pipeline(transaction=False) as pipe:
+                for bal in batch:
+                    pipe.hset(store.keys.bals, bal, self.spec(bal).to_json())
+                await pipe.execute()
+            count = len(self.bals) if batch[-1] == self.bals[-1] else half
 
-        async def all_watched() -> bool:
-            figures = await store.workers()
-            return all((await self.holders(store)).values()) and sum(
-                int(f.get("bals", 0)) for f in figures.values()) == len(self.bals)
+            async def all_watched(count: int = count) -> bool:
+                figures = await store.workers()
+                holders = await self.holders(store)
+                return sum(1 for h in holders.values() if h) == count and sum(
+                    int(f.get("bals", 0)) for f in figures.values()) == count
 
-        await until(all_watched, 60 + len(self.bals) / args.operator_rate * 3, every=0.2)
-        await until(lambda: self.connected(started), 60 + len(self.bals) / args.operator_rate * 3, every=0.5)
+            await until(all_watched, 60 + count / args.operator_rate * 3, every=0.2)
+            await until(lambda count=count: self.connected(started, self.bals[:count]),
+                        60 + count / args.operator_rate * 3, every=0.5)
+            await asyncio.sleep(1.0)  # the last BALs enter IDLE
+            marks.append(({w: _rss_mib(p.pid) for w, p in workers.items()},
+                          Counter(w for w in (await self.holders(store)).values())))
         ready_s = time.time() - started
         _say(f"fleet: {len(self.bals)} BALs watched after {ready_s:.1f} s")
-        await asyncio.sleep(1.0)  # the last BALs enter IDLE
-        held = Counter(w for w in (await self.holders(store)).values())
-        per_worker = [(_rss_mib(p.pid) - empty_rss[w]) / held[w] * 1000 for w, p in workers.items() if held[w]]
-        loaded_rss = statistics.mean(_rss_mib(p.pid) for p in workers.values())
+        (rss1, held1), (rss2, held) = marks
+        per_worker = [(rss2[w] - empty_rss[w]) / held[w] * 1000 for w in workers if held[w]]
+        marginal = [(rss2[w] - rss1[w]) / (held[w] - held1[w]) * 1000 for w in workers if held[w] > held1[w]]
+        loaded_rss = statistics.mean(rss2.values())
         distributions = [("start", await self.distribution(store))]
         delivered: dict[str, float] = {}
         per_bal: dict[str, str] = {}
@@ -385,6 +545,7 @@ class Bench:
         reader = asyncio.create_task(read())
         takeovers: list[float] = []
         moved: set[str] = set()
+        moves: list[tuple[float, float, set[str]]] = []  # (from, to, BALs): a kill's takeover, a join's rebalance
         kill_at = {round((k + 1) * args.messages / (args.kills + 1)) for k in range(args.kills)}
         watchers: list[asyncio.Task[None]] = []
 
@@ -395,9 +556,11 @@ class Bench:
 
             await until(taken, 3 * args.lease_ttl + 60)
             takeovers.append(time.time() - killed)
+            moves.append((killed, time.time(), set(its)))
             _say(f"fleet: kill {number} ({victim}, {len(its)} BALs) taken over in {takeovers[-1]:.1f} s")
             distributions.append((f"kill {number} ({victim}) taken over", await self.distribution(store)))
             before = await self.holders(store)
+            join_started = time.time()
             name = f"{victim}r"
             workers[name] = self.spawn("--worker-child", id=name)  # a replacement joins, the others give it BALs
             target = len(self.bals) // args.workers
@@ -409,6 +572,7 @@ class Bench:
                 await until(joined, 30 + len(self.bals) / args.operator_rate * 2, every=0.2)
             after = await self.holders(store)
             moved.update(b for b in self.bals if after[b] != before[b])
+            moves.append((join_started, time.time(), {b for b in self.bals if after[b] != before[b]}))
             distributions.append((f"{name} joined", await self.distribution(store)))
 
         for index in range(args.messages):
@@ -435,25 +599,47 @@ class Bench:
         stop_reading.set()
         await reader
         latencies = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at]
-        steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and per_bal[s] not in moved]
+        # a message is "moved" when its BAL was moving (a kill's takeover, a join's rebalance) between its delivery
+        # and its publication: it waited for the lease TTL, a new session and its catch-up scan
+        # and when it was found by the catch-up scan of a new session (no IDLE update before it: the BAL was
+        # being connected by its new holder, a move's tail)
+        steps = self.timings(delivered)
+        affected = {s for s, t in delivered.items()
+                    if any(per_bal[s] in bals and t <= end and seen_at.get(s, math.inf) >= start
+                           for start, end, bals in moves) or (s in steps and steps[s]["woke"] is None)}
+        steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and s not in affected]
+        moving = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and s in affected]
+        breakdown = self.breakdown(delivered, seen_at, steps, affected)
+        worst = sorted((s for s in delivered if s in seen_at), key=lambda s: delivered[s] - seen_at[s])[:5]
+        for subject in worst:
+            _say(f"slowest: {subject} to {per_bal[subject]}, {seen_at[subject] - delivered[subject]:.2f} s, "
+                 f"{'moved' if subject in affected else 'steady'}, "
+                 f"{self.timeline(subject, delivered[subject])}")
         result = {
             "bals": len(self.bals), "workers": args.workers, "delivered": len(delivered),
             "published": sum(published.values()), "missed": sum(1 for s in delivered if s not in published),
             "duplicated": sum(n - 1 for n in published.values() if n > 1),
             "takeover_s_max": round(max(takeovers, default=0.0), 2), "p50_ms": round(_pct(latencies, 0.5), 1),
             "p99_ms": round(_pct(latencies, 0.99), 1), "p99_ms_steady": round(_pct(steady, 0.99), 1),
+            "p50_ms_steady": round(_pct(steady, 0.5), 1), "p50_ms_moved": round(_pct(moving, 0.5), 1),
+            "p99_ms_moved": round(_pct(moving, 0.99), 1), "messages_moved": len(moving),
             "rss_mib_per_1000_bals": round(statistics.median(per_worker), 1) if per_worker else None,
+            "rss_mib_per_1000_bals_marginal": round(statistics.median(marginal), 1) if marginal else None,
             "ready_s": round(ready_s, 1), "rss_mib_worker_empty": round(statistics.mean(empty_rss.values()), 1),
-            "rss_mib_worker_loaded": round(loaded_rss, 1), "max_connects_per_s": self.connects_per_s(started),
+            "rss_mib_worker_loaded": round(loaded_rss, 1),
+            "max_connects_per_s": self.connects_per_s(started, time.time(), "w"),
+            "max_logins_per_s": self.logins_per_s(started),
             "connect_limit_per_s": args.operator_rate + args.operator_burst, "kills": len(takeovers),
             "apps": len(self.apps), "orgs": len(self.orgs), "moved_bals": len(moved),
             "missed_by_kind": dict(Counter(self.kinds[per_bal[s]] for s in delivered if s not in published)),
             "missed_moved": sum(1 for s in delivered if s not in published and per_bal[s] in moved),
-            "distributions": distributions,
+            "distributions": distributions, "breakdown": breakdown,
         }
+        # measured: stop the workers at once (a clean stop, 1,000 LOGOUTs, took a minute); cleanly when profiled
+        stop = signal.SIGTERM if os.environ.get("BENCH_FLEET_PROFILE") else signal.SIGKILL
         for process in workers.values():
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(stop)
         for process in workers.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 await asyncio.to_thread(process.wait, 30)  # the sandbox, in this loop, serves their LOGOUTs
@@ -481,14 +667,21 @@ class Bench:
         _say("baseline: started")
         empty_rss = (await asyncio.wait_for(lines.get(), 60))["rss"]
         _say("baseline: connecting")
-        async with asyncio.timeout(60 + len(self.bals) / args.operator_rate * 3):
-            while "watching" not in await lines.get():
-                pass  # the fleet's messages, yielded by the watches (from UID 1): not measured
-        await until(lambda: self.connected(started), 60 + len(self.bals) / args.operator_rate * 3, every=0.5)
+        half = len(self.bals) // 2
+        marks = []
+        for count in (half, len(self.bals)):
+            async with asyncio.timeout(60 + count / args.operator_rate * 3):
+                while "watching" not in await lines.get():
+                    pass  # the fleet's messages, yielded by the watches (from UID 1): not measured
+            await until(lambda count=count: self.connected(started, self.bals[:count]),
+                        60 + count / args.operator_rate * 3, every=0.5)
+            await asyncio.sleep(1.0)
+            marks.append(_rss_mib(child.pid))
+            if count == half:
+                child.send_signal(signal.SIGHUP if os.environ.get("BENCH_FLEET_TRACEMALLOC") else signal.SIGUSR2)
         ready_s = time.time() - started
         _say(f"baseline: {len(self.bals)} BALs watched after {ready_s:.1f} s")
-        await asyncio.sleep(1.0)
-        loaded_rss = _rss_mib(child.pid)
+        loaded_rss = marks[1]
         rss = (loaded_rss - empty_rss) / len(self.bals) * 1000
         delivered: dict[str, float] = {}
         per_bal: dict[str, str] = {}
@@ -524,8 +717,10 @@ class Bench:
                 "duplicated": sum(n - 1 for n in seen.values() if n > 1), "takeover_s_max": None,
                 "p50_ms": round(_pct(latencies, 0.5), 1), "p99_ms": round(_pct(latencies, 0.99), 1),
                 "rss_mib_per_1000_bals": round(rss, 1), "ready_s": round(ready_s, 1),
+                "rss_mib_per_1000_bals_marginal": round((marks[1] - marks[0]) / (len(self.bals) - half) * 1000, 1),
                 "rss_mib_worker_empty": round(empty_rss, 1), "rss_mib_worker_loaded": round(loaded_rss, 1),
-                "max_connects_per_s": self.connects_per_s(started)}
+                "max_connects_per_s": self.connects_per_s(started, time.time(), "baseline"),
+                "max_logins_per_s": self.logins_per_s(started)}
 
 
 def _public_pem(sb: Any) -> tuple[str, str]:
@@ -563,8 +758,13 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
                 await asyncio.to_thread(dovecot.start)
                 try:
                     bench = Bench(args, sb, dovecot, tmp, redis.url, apps, orgs)
-                    fleet = await bench.fleet()
-                    baseline = await bench.baseline()
+                    try:
+                        fleet = await bench.fleet()
+                        baseline = await bench.baseline() if args.baseline else {}
+                    finally:
+                        for child in bench.children:
+                            if child.poll() is None:
+                                child.kill()
                 finally:
                     if os.environ.get("BENCH_FLEET_DOVECOT_LOG"):  # where to keep Dovecot's log
                         await asyncio.to_thread(Path(os.environ["BENCH_FLEET_DOVECOT_LOG"]).write_text,
@@ -589,6 +789,8 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--operator-burst", type=int, default=20)
     parser.add_argument("--lease-ttl", type=float, default=LEASE_TTL, help="seconds (takeover takes about this)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip Mailbox.watch in one process (a bounded try at 10,000 BALs)")
     args = parser.parse_args(argv)
     args.bals = args.bals or max(20, round(10_000 * args.scale))
     args.messages = args.messages or max(60, args.bals // 5)
@@ -598,8 +800,10 @@ def _options(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 _KEYS = ("bals", "workers", "delivered", "published", "missed", "duplicated", "takeover_s_max", "p50_ms", "p99_ms",
-         "p99_ms_steady", "rss_mib_per_1000_bals", "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
-         "max_connects_per_s", "connect_limit_per_s")
+         "p50_ms_steady", "p99_ms_steady", "messages_moved", "p50_ms_moved", "p99_ms_moved", "rss_mib_per_1000_bals",
+         "rss_mib_per_1000_bals_marginal",
+         "rss_mib_worker_empty", "rss_mib_worker_loaded", "ready_s",
+         "max_connects_per_s", "max_logins_per_s", "connect_limit_per_s")
 
 
 def report_rows(scale: float = 1.0) -> list[Row]:
@@ -629,7 +833,16 @@ def report_rows(scale: float = 1.0) -> list[Row]:
 def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] in ("--worker-child", "--baseline-child"):
         child = _worker_child if sys.argv[1] == "--worker-child" else _baseline_child
-        asyncio.run(child(json.loads(sys.stdin.readline())))
+        config = json.loads(sys.stdin.readline())
+        profile = os.environ.get("BENCH_FLEET_PROFILE")  # a directory: cProfile of each child stopped cleanly
+        if not profile:
+            asyncio.run(child(config))
+            return
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            asyncio.run(child(config))
+        profiler.dump_stats(Path(profile) / f"{config.get('id', 'baseline')}.prof")
         return
     args = _options()
     print(f"bench_fleet: {args.bals} BALs, {args.workers} workers, {args.kills} kills, {args.messages} messages; "
@@ -637,6 +850,8 @@ def main() -> None:
     fleet, baseline = asyncio.run(run(args))
     for label, counts in fleet["distributions"]:
         print(f"  BALs per worker, {label}: {counts}")
+    for group, spans in fleet["breakdown"].items():
+        print(f"  where the time went, {group} BALs (ms): {spans}")
     print(f"{'':24}{'fleet':>12}{'Mailbox.watch':>16}")
     for key in _KEYS:
         print(f"{key:24}{fleet.get(key)!s:>12}{baseline.get(key)!s:>16}")

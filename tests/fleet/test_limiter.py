@@ -1,36 +1,110 @@
-"""The connect limiter: never more than the burst plus the rate in any window, whatever the load."""
+"""One connect limiter, the client's: a worker's jittered bucket paces every connection of its mailboxes."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
+from mssante.client import ConnectLimiter, MailboxOptions
+from mssante.discovery import ManualServers
 from mssante.errors import UsageError
-from mssante.fleet import ConnectLimiter
+from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerSettings
+from mssante.sandbox.config import default_config
+from mssante.sandbox.pki import TestPKI
+from mssante.testing import FakeClock
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5])
-async def test_grants_never_exceed_burst_plus_rate(jitter: float) -> None:
-    loop = asyncio.get_running_loop()
-    limiter = ConnectLimiter(rate=100, burst=5, jitter=jitter, rng=random.Random(7))
-    times: list[float] = []
+async def test_jitter_spreads_the_starts_but_never_exceeds_burst_plus_rate(jitter: float) -> None:
+    clock = FakeClock(start=0.0)
+    limiter = ConnectLimiter(rate=100, burst=5, concurrent=1000, jitter=jitter, clock=clock, sleep=clock.sleep,
+                             rng=random.Random(7))
+    started: list[float] = []
 
     async def connect() -> None:
-        await limiter.acquire()
-        times.append(loop.time())
+        async with limiter.slot():
+            started.append(clock.now())
 
-    started = loop.time()
-    async with asyncio.timeout(10):
-        await asyncio.gather(*(connect() for _ in range(40)))
+    tasks = [asyncio.create_task(connect()) for _ in range(40)]
+    await clock.wait_for_sleepers(40 if jitter else 35)
+    await clock.advance(1.0)
+    await asyncio.gather(*tasks)
     assert limiter.granted == 40
-    # n grants take at least (n - burst) / rate seconds (a lower bound: load only slows it down)
-    for n, at in enumerate(sorted(times), start=1):
-        assert at - started >= (n - 5) / 100 - 1e-6
+    # n starts take at least (n - burst) / rate seconds, jitter or not; jitter adds at most jitter / rate
+    for n, at in enumerate(sorted(started), start=1):
+        assert (n - 5) / 100 - 1e-9 <= at <= max(0, n - 5) / 100 + jitter / 100 + 1e-9
+    if jitter:
+        assert len(set(started[:5])) == 5  # the burst itself is spread, not five starts at one instant
 
 
 def test_bad_settings_are_refused() -> None:
-    for kwargs in ({"rate": 0}, {"rate": 1, "burst": 0}, {"rate": 1, "jitter": -1}):
+    with pytest.raises(UsageError):
+        ConnectLimiter(rate=1, jitter=-1)
+    for settings in ({"connect_rate": 0}, {"connect_burst": 0}, {"connect_jitter": -1}, {"connect_concurrent": 0}):
         with pytest.raises(UsageError):
-            ConnectLimiter(**kwargs)  # type: ignore[arg-type]
+            WorkerSettings(**settings)  # type: ignore[arg-type]
+
+
+async def test_every_mailbox_of_a_worker_uses_the_worker_limiter(tmp_path: Path) -> None:
+    """The worker gives its limiter to the connector: first connections and reconnections of all its BALs
+    go through that one bucket (not the process-wide default of MailboxOptions)."""
+    pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
+                                 crl_base_url="http://127.0.0.1:9")
+    bal = pki.issue_client_cert(default_config().structures[0], "DPI")
+    (tmp_path / "s1.pem").symlink_to(bal.cert_path)
+    (tmp_path / "s1.key").symlink_to(bal.key_path)
+    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path, options=MailboxOptions(poll_interval=7))
+    worker = Worker(FleetStore.from_url("redis://127.0.0.1:9"), connector,
+                    settings=WorkerSettings(connect_rate=3, connect_burst=2, connect_jitter=0.25))
+    assert (worker.limiter.rate, worker.limiter.burst, worker.limiter.jitter) == (3, 2, 0.25)
+    boxes = [await connector.mailbox(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"),
+                                     limiter=worker.limiter) for i in range(3)]
+    assert all(b.options.connect_limiter is worker.limiter for b in boxes)
+    assert all(b.options.poll_interval == 7 for b in boxes)  # the connector's other options kept
+    assert len({id(b.options) for b in boxes}) == 1  # one options object for the worker, not one per BAL
+    alone = await connector.mailbox(BALSpec(address="svc9@mss.sandbox.test", kind="APP", ref="s1"))
+    assert alone.options is connector.options
+    await worker.store.aclose()
+
+
+def pki_trust(pki: TestPKI) -> object:
+    from mssante.client import TrustSettings
+
+    return TrustSettings(ca_bundle=pki.ca_bundle_path)
+
+
+async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Path, store: FleetStore) -> None:
+    """A server that accepts and never greets (a stalled operator, a starved machine): the worker claims no
+    more than one tick's connect budget, not a budget more every tick, so the leases it holds stay few enough
+    to renew and the other workers can take the rest."""
+    pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
+                                 crl_base_url="http://127.0.0.1:9")
+    bal = pki.issue_client_cert(default_config().structures[0], "DPI")
+    (tmp_path / "s1.pem").symlink_to(bal.cert_path)
+    (tmp_path / "s1.key").symlink_to(bal.key_path)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # never a greeting
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
+                                 servers=ManualServers(imap=("127.0.0.1", port)))
+    for i in range(20):
+        await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
+    settings = WorkerSettings(connect_rate=1, connect_burst=2, connect_jitter=0, lease_ttl=3, operator_rate=None)
+    worker = Worker(store, connector, settings=settings)  # a tick's budget: 2 + 1 x 3 / 3 = 3 BALs
+    try:
+        for _ in range(5):
+            await worker.tick()
+        assert len(worker.watches) == 3  # before: 3 more every tick (12 after 5 ticks), none connected
+    finally:
+        await worker._stop_watches(list(worker.watches), release=True, wait=True)
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()

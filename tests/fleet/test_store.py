@@ -8,7 +8,7 @@ import pytest
 
 from mssante.client import MessageSummary
 from mssante.errors import TransportError, UsageError
-from mssante.fleet import BALSpec, EventReader, FleetStore, message_fields
+from mssante.fleet import BALSpec, Checkpoint, EventReader, FleetStore, message_fields
 from tests.fleet.conftest import RedisServer
 
 BAL = "dpi.hopital@mss.sandbox.test"
@@ -187,3 +187,20 @@ async def test_the_operator_bucket_is_shared_by_every_worker(store: FleetStore, 
         assert await other.take_connect("autre-operateur.test", 10, 2) == 0  # one bucket per operator
     finally:
         await other.aclose()
+
+
+async def test_a_queue_of_bals_takes_its_operator_tokens_in_one_round_trip(store: FleetStore) -> None:
+    # burst 5 at 10/s: a worker with 8 BALs waiting gets the 5 the bucket holds, never more, then waits
+    assert await store.take_connects("mss.sandbox.test", 10, 5, 8) == (5, 0.0)
+    granted, wait = await store.take_connects("mss.sandbox.test", 10, 5, 3)
+    assert granted == 0 and 0 < wait <= 0.1
+    assert await store.take_connects("autre-operateur.test", 10, 5, 2) == (2, 0.0)  # one bucket per operator
+
+
+async def test_the_checkpoints_of_a_claim_are_read_in_one_round_trip(store: FleetStore) -> None:
+    other = "autre@mss.sandbox.test"
+    lease = await store.acquire(BAL, "w1", 10_000)
+    assert lease is not None
+    await store.publish(lease, 7, 12, message_fields(BAL, summary(12)))
+    assert await store.checkpoints([BAL, other]) == {BAL: Checkpoint(uidvalidity=7, uid=12), other: None}
+    assert await store.checkpoints([]) == {}

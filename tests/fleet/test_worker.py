@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mssante.client import Mailbox
+from mssante.client import ConnectLimiter, Mailbox
 from mssante.errors import PSCError
 from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerSettings
 from mssante.psc import PSCSession
@@ -153,10 +153,10 @@ class SessionConnector:
     def __init__(self, sb: Sandbox, standard: MailboxConnector, session: PSCSession) -> None:
         self.sb, self.standard, self.session = sb, standard, session
 
-    async def mailbox(self, spec: BALSpec) -> Mailbox:
+    async def mailbox(self, spec: BALSpec, *, limiter: ConnectLimiter | None = None) -> Mailbox:
         if spec.kind == "PER":
             return per_mailbox(self.sb, self.session, address=spec.address)
-        return await self.standard.mailbox(spec)
+        return await self.standard.mailbox(spec, limiter=limiter)
 
     async def close(self, box: Mailbox) -> None:
         await box.aclose()  # the PSC session belongs to the test

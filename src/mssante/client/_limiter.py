@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,34 +31,41 @@ class ConnectLimiter:
     """At most ``rate`` handshakes per second on average, ``burst`` back to back, ``concurrent`` at once.
 
     Shared by every mailbox given it (the default of :class:`~mssante.client.MailboxOptions` is
-    one limiter for the whole process); usable from several event loops (each has its own
-    bucket). The bucket is a GCRA (generic cell rate algorithm): no lock, first come first served.
+    one limiter for the whole process; a fleet worker gives its own to every mailbox it
+    builds); usable from several event loops (each has its own bucket). The bucket is a GCRA
+    (generic cell rate algorithm): no lock, first come first served.
 
     Args:
         rate: handshakes started per second, on average.
         burst: handshakes that may start back to back.
         concurrent: handshakes in progress at most (connect, STARTTLS, authentication).
-        clock: monotonic seconds; sleep: how to wait (tests give fakes).
+        jitter: each handshake also waits a random share of one interval (0 to ``jitter / rate``
+            seconds), so that processes restarted together do not knock at the same instant;
+            the rate stays strict (the token is taken before the jitter).
+        clock: monotonic seconds; sleep: how to wait; rng: the jitter's draws (tests give fakes).
 
     Raises:
-        UsageError: a non-positive rate, burst or concurrency.
+        UsageError: a non-positive rate, burst or concurrency, or a negative jitter.
     """
 
-    def __init__(self, rate: float = 200.0, burst: int = 50, concurrent: int = 64, *,
+    def __init__(self, rate: float = 200.0, burst: int = 50, concurrent: int = 64, *, jitter: float = 0.0,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
-        if rate <= 0 or burst < 1 or concurrent < 1:
-            raise UsageError("ConnectLimiter needs rate > 0, burst >= 1 and concurrent >= 1")
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, rng: random.Random | None = None) -> None:
+        if rate <= 0 or burst < 1 or concurrent < 1 or jitter < 0:
+            raise UsageError("ConnectLimiter needs rate > 0, burst >= 1, concurrent >= 1 and jitter >= 0")
         self.rate = rate
         self.burst = burst
         self.concurrent = concurrent
+        self.jitter = jitter
+        self._rng = rng or random.Random()  # noqa: S311 - spreading connections, not cryptography
         self._clock = clock
         self._sleep = sleep
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self.granted = 0
 
     def __repr__(self) -> str:
-        return f"ConnectLimiter(rate={self.rate}, burst={self.burst}, concurrent={self.concurrent})"
+        jitter = f", jitter={self.jitter}" if self.jitter else ""
+        return f"ConnectLimiter(rate={self.rate}, burst={self.burst}, concurrent={self.concurrent}{jitter})"
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -90,6 +98,8 @@ class ConnectLimiter:
         state = self._state()
         async with state.slots:
             wait = self.delay()
+            if self.jitter:
+                wait += self._rng.uniform(0.0, self.jitter / self.rate)
             if wait > 0:
                 await self._sleep(wait)
             self.granted += 1

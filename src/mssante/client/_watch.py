@@ -45,7 +45,7 @@ from ._models import SUMMARY_ITEMS, MessageSummary, WatchState
 if TYPE_CHECKING:
     from ._mailbox import Mailbox
 
-__all__ = ["new_since", "watch"]
+__all__ = ["new_since", "watch", "watch_fetching"]
 
 _WAKE = (ExistsResponse, RecentResponse, FetchResponse, ExpungeResponse, VanishedResponse)
 _RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError, DiscoveryError)
@@ -53,14 +53,18 @@ _MAX_RESCANS = 20  # consecutive scans before waiting anyway (a server announcin
 
 
 async def new_since(
-    conn: IMAPConnection, folder: str, uidvalidity: int | None, last_uid: int
-) -> tuple[list[MessageSummary], bool]:
+    conn: IMAPConnection, folder: str, uidvalidity: int | None, last_uid: int, extra_items: tuple[str, ...] = ()
+) -> tuple[list[tuple[MessageSummary, FetchResponse]], bool]:
     """Summaries of the messages of the selected ``folder`` with a UID above ``last_uid``, in UID order.
 
+    ``extra_items`` are fetched in the same ``UID FETCH`` (e.g. ``BODY.PEEK[HEADER.FIELDS (...)]``):
+    no other command, no other connection.
+
     Returns:
-        The summaries, and whether the server announced a change (EXISTS/RECENT) meanwhile: a
-        server may answer SEARCH from the state *before* the updates it sends with the answer
-        (RFC 3501 §7: untagged updates may come with any command), so the caller scans again.
+        Each summary with the FETCH response it was built from, and whether the server announced
+        a change (EXISTS/RECENT) meanwhile: a server may answer SEARCH from the state *before* the
+        updates it sends with the answer (RFC 3501 §7: untagged updates may come with any
+        command), so the caller scans again.
 
     Raises:
         CommandFailed, TransportError, RemoteProtocolError: the commands failed.
@@ -70,11 +74,11 @@ async def new_since(
     uids = sorted({uid for e in events if isinstance(e, _Search) for uid in e.ids if uid > last_uid})
     if not uids:
         return [], changed
-    _, events = await conn.command(UidFetch(uids=uids, items=SUMMARY_ITEMS))
+    _, events = await conn.command(UidFetch(uids=uids, items=SUMMARY_ITEMS + extra_items))
     changed = changed or any(isinstance(e, ExistsResponse | RecentResponse) for e in events)
-    found = [MessageSummary.from_fetch(e, folder=folder, uidvalidity=uidvalidity)
+    found = [(MessageSummary.from_fetch(e, folder=folder, uidvalidity=uidvalidity), e)
              for e in events if isinstance(e, FetchResponse) and e.uid in uids]
-    return sorted(found, key=lambda s: s.uid), changed
+    return sorted(found, key=lambda pair: pair[0].uid), changed
 
 
 async def _wait_for_change(conn: IMAPConnection, duration: float) -> None:
@@ -93,6 +97,23 @@ async def watch(box: Mailbox, state: WatchState) -> AsyncGenerator[MessageSummar
         PSCError: the PSC session is over (every session of the BAL was closed, ECO.1.2.6).
         TrustError: the server is not trusted any more.
         CommandFailed: the folder cannot be selected.
+    """
+    async with contextlib.aclosing(watch_fetching(box, state)) as found:
+        async for summary, _ in found:
+            yield summary
+
+
+async def watch_fetching(
+    box: Mailbox, state: WatchState, extra_items: tuple[str, ...] = ()
+) -> AsyncGenerator[tuple[MessageSummary, FetchResponse], None]:
+    """:func:`watch`, each summary with its FETCH response holding ``extra_items`` too (fetched on the
+    watch connection, in the same command as the summary: a fleet worker's X-MSS header fields).
+
+    Raises:
+        TokenRejected, NotAuthorized: authentication refused (after the retry rule).
+        PSCError: the PSC session is over (every session of the BAL was closed, ECO.1.2.6).
+        TrustError: the server is not trusted any more.
+        CommandFailed: the folder cannot be selected, or the server refused ``extra_items``.
     """
     options = box.options
     conn: IMAPConnection | None = None
@@ -119,11 +140,12 @@ async def watch(box: Mailbox, state: WatchState) -> AsyncGenerator[MessageSummar
                         state.last_uid = (info.uidnext or 1) - 1 if info.uidnext else await _highest(conn)
                     box._trace("select", f"SELECT {state.folder} (watch)", f"UIDVALIDITY {info.uidvalidity}", True)
                     failures = 0
-                found, changed = await new_since(conn, state.folder, state.uidvalidity, state.last_uid or 0)
-                for summary in found:
+                found, changed = await new_since(conn, state.folder, state.uidvalidity, state.last_uid or 0,
+                                                 extra_items)
+                for summary, response in found:
                     state.last_uid = summary.uid
                     box._trace("fetch", f"UID FETCH {summary.uid} (watch {state.folder})", "new message", True)
-                    yield summary
+                    yield summary, response
                 if (found or changed) and rescans < _MAX_RESCANS:
                     # Scan again before waiting: what arrived while the caller held the last message
                     # may not be announced by the next IDLE (a server may report only changes made

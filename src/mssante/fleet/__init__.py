@@ -12,7 +12,6 @@ Needs the ``fleet`` extra (``pip install 'mssante[fleet]'``). See ``docs/fleet.m
 
 from ._connect import Connector, MailboxConnector
 from ._http import WorkerCollector, serve_http
-from ._limiter import ConnectLimiter
 from ._model import BALSpec, FleetEvent, Keys, message_fields
 from ._reader import EventReader
 from ._store import Checkpoint, FleetStore, Lease, Published
@@ -21,7 +20,6 @@ from ._worker import Worker, WorkerSettings
 __all__ = [
     "BALSpec",
     "Checkpoint",
-    "ConnectLimiter",
     "Connector",
     "EventReader",
     "FleetEvent",

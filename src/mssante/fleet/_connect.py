@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from mssante.client import Mailbox, MailboxOptions, TrustSettings
+from mssante.client import ConnectLimiter, Mailbox, MailboxOptions, TrustSettings
 from mssante.credentials import ClientCertificate, TokenSource
 from mssante.discovery import MailServers, ManualServers, Resolver
 from mssante.errors import ConfigError
@@ -31,8 +31,8 @@ __all__ = ["Connector", "MailboxConnector"]
 class Connector(Protocol):
     """Builds the mailbox of a BAL from its reference (the worker's only way to credentials)."""
 
-    async def mailbox(self, spec: BALSpec) -> Mailbox:
-        """The mailbox of ``spec``.
+    async def mailbox(self, spec: BALSpec, *, limiter: ConnectLimiter | None = None) -> Mailbox:
+        """The mailbox of ``spec``; ``limiter`` (the worker's) paces each of its connections, when given.
 
         Raises:
             ConfigError: the reference names nothing usable (no such certificate or session).
@@ -72,6 +72,7 @@ class MailboxConnector:
     _trust: dict[str, TrustSettings] = field(default_factory=dict, init=False, repr=False)
     _certs: dict[str, ClientCertificate] = field(default_factory=dict, init=False, repr=False)
     _sources: dict[str, tuple[BridgeTokenSource, int]] = field(default_factory=dict, init=False, repr=False)
+    _options: dict[int, MailboxOptions] = field(default_factory=dict, init=False, repr=False)
 
     def trust(self, certificate: ClientCertificate | None = None) -> TrustSettings:
         """The TLS settings of a mailbox of this worker: one context per certificate (one for the token
@@ -126,8 +127,19 @@ class MailboxConnector:
         self._sources[spec.ref] = (shared[0], shared[1] + 1)
         return shared[0], trust
 
-    async def mailbox(self, spec: BALSpec) -> Mailbox:
-        """The mailbox of ``spec`` with its credentials found by reference (shared by the BALs of one reference).
+    def options_with(self, limiter: ConnectLimiter | None) -> MailboxOptions | None:
+        """:attr:`options` with ``limiter`` pacing the connections (the worker's limiter), built once per limiter."""
+        if limiter is None:
+            return self.options
+        cached = self._options.get(id(limiter))
+        if cached is None or cached.connect_limiter is not limiter:
+            cached = replace(self.options or MailboxOptions(), connect_limiter=limiter)
+            self._options[id(limiter)] = cached
+        return cached
+
+    async def mailbox(self, spec: BALSpec, *, limiter: ConnectLimiter | None = None) -> Mailbox:
+        """The mailbox of ``spec`` with its credentials found by reference (shared by the BALs of one reference);
+        ``limiter`` (the worker's) paces its first connection and every reconnection.
 
         Raises:
             ConfigError: no such certificate files (or unreadable ones), no bridge configured, or no
@@ -135,7 +147,7 @@ class MailboxConnector:
         """
         credentials, trust = self._credentials(spec)
         return Mailbox(spec.address, kind=spec.kind, credentials=credentials, servers=self.servers,
-                       resolver=self.resolver, tls=trust, options=self.options)
+                       resolver=self.resolver, tls=trust, options=self.options_with(limiter))
 
     async def close(self, box: Mailbox) -> None:
         """Close ``box``; the last BAL of a bridge session stops that session's event listener

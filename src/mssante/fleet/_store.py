@@ -106,19 +106,21 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 # KEYS: bucket hash. ARGV: rate (per s), burst. Returns 0 (go) or the milliseconds to wait before asking again.
+# ARGV: rate, burst, tokens wanted. Returns {tokens granted, ms to wait before asking again (0 if granted)}.
 _CONNECT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(b[1]) or burst
 local at = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+local granted = math.min(want, math.floor(tokens))
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+if granted >= 1 then tokens = tokens - granted else wait = math.ceil((1 - tokens) * 1000 / rate) end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait
+return {granted, wait}
 """
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -344,6 +346,19 @@ class FleetStore:
             return None
         return Checkpoint(int(raw[0]), int(raw[1] or 0))
 
+    async def checkpoints(self, addresses: list[str]) -> dict[str, Checkpoint | None]:
+        """:meth:`checkpoint` of each address, in one round trip (the BALs a worker claims in one tick).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for address in addresses:
+                pipe.hmget(self.keys.checkpoint(address), ["uidvalidity", "uid"])
+            raw = await pipe.execute()
+        return {a: None if r[0] is None else Checkpoint(int(r[0]), int(r[1] or 0))
+                for a, r in zip(addresses, raw, strict=True)}
+
     async def lags(self, addresses: list[str]) -> dict[str, tuple[int, int] | None]:
         """Per BAL, the lag of its last published message (ms, -1 when unknown) and when it was
         published (Redis time, ms); None for a BAL with nothing published yet. One round trip.
@@ -402,7 +417,22 @@ class FleetStore:
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
-        return int(await self._connect(keys=[self.keys.operator(operator)], args=[rate, burst])) / 1000
+        granted, wait = await self.take_connects(operator, rate, burst, 1)
+        return 0.0 if granted else wait
+
+    async def take_connects(self, operator: str, rate: float, burst: int, want: int) -> tuple[int, float]:
+        """Take up to ``want`` tokens at once from the fleet-wide bucket of ``operator``: one round trip for a
+        worker's queue of BALs waiting to connect, not one per BAL.
+
+        Returns:
+            The tokens granted (at least 1 unless the bucket is empty), and the seconds to wait before asking
+            again when none was.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        granted, wait = await self._connect(keys=[self.keys.operator(operator)], args=[rate, burst, max(1, want)])
+        return int(granted), int(wait) / 1000
 
     async def heartbeat(self, worker_id: str, ttl_ms: int, figures: dict[str, str | int]) -> int:
         """Say this worker is alive for ``ttl_ms`` and store its figures; returns how many workers are alive.

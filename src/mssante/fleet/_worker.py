@@ -28,14 +28,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from mssante.client import Mailbox, MessageSummary, WatchState
+from mssante.client import ConnectLimiter, MailboxEvent, MessageSummary, WatchState
+from mssante.client._watch import watch_fetching
 from mssante.errors import MssanteError, PSCError, UsageError
 
 from ._connect import Connector
-from ._headers import x_mss_headers
-from ._limiter import ConnectLimiter
+from ._headers import X_MSS_ITEM, x_mss_of
 from ._model import BALSpec, message_fields
-from ._store import _REDIS_DOWN, FleetStore, Lease, Published
+from ._store import _REDIS_DOWN, Checkpoint, FleetStore, Lease, Published
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -50,17 +50,19 @@ class WorkerSettings:
     Attributes:
         capacity: the most BALs this worker watches.
         lease_ttl: seconds a lease lives without renewal (a dead worker's BALs move after this).
-        connect_rate, connect_burst: the connect limiter (connections per second, back to back).
+        connect_rate, connect_burst: the worker's connect limiter (connections per second, back to
+            back): a :class:`mssante.client.ConnectLimiter` given to every mailbox of the worker, so
+            that first connections, reconnections and their catch-up scans all go through it.
         connect_jitter: share of one connect interval each start is randomly delayed by.
+        connect_concurrent: handshakes in progress at most in this worker.
         operator_rate, operator_burst: the fleet-wide connect limit toward one operator (BALs of
             one domain), shared by every worker through Redis; None: no fleet-wide limit.
         redis_retry_max: longest pause between two attempts while Redis is unreachable (s).
-        x_mss: fetch each new message's X-MSS header fields for its event (one more IMAP
-            command, on the mailbox's command connection, opened on the BAL's first message).
-        header_fetches: the most such fetches at once in this worker (bounded catch-up).
+        x_mss: fetch each new message's X-MSS header fields for its event (in the watch's own
+            ``UID FETCH``, with the summary: no other command, no other connection).
 
     Raises:
-        UsageError: a non-positive capacity, TTL or rate.
+        UsageError: a non-positive capacity, TTL, rate, burst or concurrency, or a negative jitter.
     """
 
     capacity: int = 1000
@@ -68,19 +70,19 @@ class WorkerSettings:
     connect_rate: float = 20.0
     connect_burst: int = 5
     connect_jitter: float = 0.5
+    connect_concurrent: int = 64
     operator_rate: float | None = 100.0
     operator_burst: int = 20
     redis_retry_max: float = 2.0
     x_mss: bool = True
-    header_fetches: int = 16
 
     def __post_init__(self) -> None:
         if self.operator_rate is not None and (self.operator_rate <= 0 or self.operator_burst < 1):
             raise UsageError("operator_rate and operator_burst must be positive")
-        if self.header_fetches < 1:
-            raise UsageError("header_fetches must be positive")
-        if self.capacity < 1 or self.lease_ttl <= 0 or self.connect_rate <= 0 or self.redis_retry_max <= 0:
-            raise UsageError("capacity, lease_ttl, connect_rate and redis_retry_max must be positive")
+        if self.capacity < 1 or self.lease_ttl <= 0 or self.redis_retry_max <= 0:
+            raise UsageError("capacity, lease_ttl and redis_retry_max must be positive")
+        ConnectLimiter(self.connect_rate, self.connect_burst, self.connect_concurrent,
+                       jitter=self.connect_jitter)  # raises UsageError on a bad connect setting
 
     @property
     def ttl_ms(self) -> int:
@@ -96,8 +98,9 @@ class _Watch:
     lease: Lease
     task: asyncio.Task[None] | None = None
     state: WatchState | None = None
+    checkpoint: Checkpoint | None = None  # read with the claim (one round trip per tick)...
+    checkpoint_read: bool = False  # ... unless Redis was away then
     done: bool = False
-    command_connection: bool = False  # opened for the X-MSS header fetches (it went through the limiter)
 
 
 @dataclass
@@ -132,7 +135,7 @@ class Worker:
         self.settings = settings or WorkerSettings()
         self.id = worker_id or uuid.uuid4().hex[:12]
         self.limiter = ConnectLimiter(self.settings.connect_rate, self.settings.connect_burst,
-                                      jitter=self.settings.connect_jitter)
+                                      self.settings.connect_concurrent, jitter=self.settings.connect_jitter)
         self.figures = WorkerFigures()
         self.watches: dict[str, _Watch] = {}
         self.alive_workers = 0
@@ -141,7 +144,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
         self._operator_turn: dict[str, asyncio.Lock] = {}
-        self._fetches = asyncio.Semaphore(self.settings.header_fetches)
+        self._connecting: set[str] = set()  # BALs claimed whose watch has not connected yet
+        self._operator_queue: dict[str, int] = {}  # BALs waiting for the operator's bucket
+        self._operator_tokens: dict[str, int] = {}  # tokens taken for them, not yet handed out
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
 
     def __repr__(self) -> str:
@@ -240,7 +245,9 @@ class Worker:
             return False
         if self.ticks == 1:
             return True  # first tick: only say we are here, so workers started together see each other first
-        want = min(target - len(self.watches), self._claim_budget())
+        # no more claims than the limiter lets through in a tick, less those still connecting: a worker that
+        # cannot keep up (a loaded machine) does not pile up leases of BALs it is not watching yet
+        want = min(target - len(self.watches), self._claim_budget() - len(self._connecting))
         claimed = 0
         if want > 0:
             # BALs nobody holds, in random order (workers do not contend for the same ones), leased in one
@@ -249,15 +256,20 @@ class Worker:
             # waiting for the limiter is a BAL another worker could already be watching.
             free = await self.store.unleased([a for a in active if a not in self.watches])
             self._rng.shuffle(free)
-            for address, lease in zip(free[:want], await self.store.acquire_many(free[:want], self.id, ttl),
-                                      strict=True):
-                if lease is None:
-                    continue  # another worker was quicker
+            leases = [lease for lease in await self.store.acquire_many(free[:want], self.id, ttl)
+                      if lease is not None]  # None: another worker was quicker
+            # their checkpoints in the same tick, one round trip (not one per BAL from its watch)
+            checkpoints: dict[str, Checkpoint | None] = {}
+            with contextlib.suppress(*_REDIS_DOWN):
+                checkpoints = await self.store.checkpoints([lease.address for lease in leases]) if leases else {}
+            for lease in leases:
                 if lease.fence > 1:
                     self.figures.takeovers += 1
-                watch = _Watch(desired[address], lease)
-                self.watches[address] = watch
-                watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {address}")
+                watch = _Watch(desired[lease.address], lease, checkpoint=checkpoints.get(lease.address),
+                               checkpoint_read=lease.address in checkpoints)
+                self.watches[lease.address] = watch
+                self._connecting.add(lease.address)
+                watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-watch {lease.address}")
                 claimed += 1
         if claimed:
             log.info("BALs claimed", extra={"worker": self.id, "event": "claimed", "count": claimed,
@@ -273,6 +285,7 @@ class Worker:
         fencing token keeps it from publishing twice.
         """
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
+        self._connecting.difference_update(addresses)  # a task cancelled before it ran has no finally
         tasks = [w.task for w in watches if w.task is not None and not w.task.done()]
         for task in tasks:
             task.cancel()
@@ -301,19 +314,25 @@ class Worker:
     async def _watch(self, watch: _Watch) -> None:
         spec = watch.spec
         try:
-            box = await self.connector.mailbox(spec)
+            box = await self.connector.mailbox(spec, limiter=self.limiter)
         except MssanteError as exc:
+            self._connecting.discard(spec.address)
             await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
             return
+        box.add_listener(self._connected)  # one bound method for all: nothing more per BAL
         try:
-            checkpoint = await self._redis(lambda: self.store.checkpoint(spec.address))
+            checkpoint = watch.checkpoint
+            if not watch.checkpoint_read:
+                checkpoint = await self._redis(lambda: self.store.checkpoint(spec.address))
+            watch.checkpoint = None  # from now on the watch's own state is the reference
             watch.state = state = WatchState(folder=spec.folder,
                                              uidvalidity=checkpoint.uidvalidity if checkpoint else None,
                                              last_uid=checkpoint.uid if checkpoint else 0)
             await self._connect_permit(spec)
-            async with box, contextlib.aclosing(box.watch(spec.folder, state=state)) as watcher:
-                async for summary in watcher:
-                    result = await self._publish(watch, summary, await self._x_mss(watch, box, summary))
+            items = (X_MSS_ITEM,) if self.settings.x_mss else ()
+            async with box, contextlib.aclosing(watch_fetching(box, state, items)) as watcher:
+                async for summary, response in watcher:
+                    result = await self._publish(watch, summary, x_mss_of(response) if items else None)
                     if result.status == "stale":
                         self.figures.stale += 1
                         log.info("fencing token stale, BAL left", extra={"worker": self.id, "bal": spec.address})
@@ -329,43 +348,39 @@ class Worker:
             await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
         finally:
             watch.done = True
+            self._connecting.discard(spec.address)
             await self.connector.close(box)
 
+    def _connected(self, event: MailboxEvent) -> None:
+        if event.kind == "connected":
+            self._connecting.discard(event.address)
+
     async def _connect_permit(self, spec: BALSpec) -> None:
-        """The worker's own limiter, then the operator's fleet-wide bucket (Redis down: the local one only)."""
-        await self.limiter.acquire()
+        """The operator's fleet-wide bucket before a BAL's first connection (Redis down: the worker's limiter
+        only, which paces every connection of its mailboxes)."""
         rate = self.settings.operator_rate
         if rate is None:
             return
         operator = spec.address.rpartition("@")[2]
-        # one waiter per operator and worker asks the shared bucket, the others queue behind it (FIFO):
-        # hundreds of BALs waiting for a connection do not poll Redis hundreds of times
-        async with self._operator_turn.setdefault(operator, asyncio.Lock()):
-            while True:
-                try:
-                    wait = await self.store.take_connect(operator, rate, self.settings.operator_burst)
-                except _REDIS_DOWN:
-                    return
-                if not wait:
-                    return
-                self.figures.operator_waits += 1
-                await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
-
-    async def _x_mss(self, watch: _Watch, box: Mailbox, summary: MessageSummary) -> dict[str, str] | None:
-        if not self.settings.x_mss:
-            return None
-        if not watch.command_connection:  # its first fetch opens a second connection: the limiters apply
-            await self._connect_permit(watch.spec)
-            watch.command_connection = True
-        async with self._fetches:
-            try:
-                return await x_mss_headers(box, summary.folder, summary.uid)
-            except PSCError:
-                raise
-            except MssanteError as exc:  # the event goes out anyway: the LPS can fetch the message itself
-                log.warning("X-MSS header fetch failed", extra={"worker": self.id, "bal": box.address,
-                                                                "uid": summary.uid, "error": str(exc)})
-                return {"error": f"{type(exc).__name__}: {exc}"}
+        # one waiter per operator and worker asks the shared bucket, for every BAL queued behind it (FIFO):
+        # hundreds of BALs waiting for a connection take their tokens in a few round trips, not one each
+        self._operator_queue[operator] = self._operator_queue.get(operator, 0) + 1
+        try:
+            async with self._operator_turn.setdefault(operator, asyncio.Lock()):
+                while not self._operator_tokens.get(operator):
+                    try:
+                        granted, wait = await self.store.take_connects(
+                            operator, rate, self.settings.operator_burst, self._operator_queue[operator])
+                    except _REDIS_DOWN:
+                        return
+                    if granted:
+                        self._operator_tokens[operator] = granted
+                        break
+                    self.figures.operator_waits += 1
+                    await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
+                self._operator_tokens[operator] -= 1
+        finally:
+            self._operator_queue[operator] -= 1
 
     async def _publish(self, watch: _Watch, summary: MessageSummary, x_mss: dict[str, str] | None) -> Published:
         fields = message_fields(watch.spec.address, summary, x_mss)
