@@ -72,28 +72,25 @@ async def test_the_wait_ends_with_the_last_reply_not_before() -> None:
         assert [(await tap.reply(5)).code for _ in range(3)] == [250, 250, 250]
 
 
-async def test_a_421_or_the_end_of_the_connection_ends_the_wait() -> None:
+@pytest.mark.parametrize(("octets", "first", "then"), [
+    (b"421 4.3.2 shutting down\r\n", 421, ConnectionClosed),  # no more replies after a 421 (RFC 5321 §3.8)
+    (b"250 OK\r\nHELLO\r\n", 250, RemoteProtocolError),  # what is no reply
+])
+async def test_a_421_or_what_is_no_reply_ends_the_wait(octets: bytes, first: int, then: type[Exception]) -> None:
     protocol = _protocol()
     with _ReplyTap(protocol) as tap:
-        protocol.data_received(b"421 4.3.2 shutting down\r\n")
+        protocol.data_received(octets)
         await asyncio.wait_for(tap.gather(3, 5), 5)
-        assert (await tap.reply(5)).code == 421
-        with pytest.raises(ConnectionClosed):
+        assert (await tap.reply(5)).code == first
+        with pytest.raises(then):
             await tap.reply(5)
+
+
+async def test_the_end_of_the_connection_ends_the_wait() -> None:
     protocol = _protocol()
     with _ReplyTap(protocol) as tap:
         waiter = asyncio.create_task(tap.gather(2, 5))
         protocol.connection_lost(None)
         await asyncio.wait_for(waiter, 5)
         with pytest.raises(ConnectionClosed):
-            await tap.reply(5)
-
-
-async def test_what_is_no_reply_is_a_remote_protocol_error() -> None:
-    protocol = _protocol()
-    with _ReplyTap(protocol) as tap:
-        protocol.data_received(b"250 OK\r\nHELLO\r\n")
-        await asyncio.wait_for(tap.gather(2, 5), 5)
-        assert (await tap.reply(5)).code == 250
-        with pytest.raises(RemoteProtocolError):
             await tap.reply(5)
