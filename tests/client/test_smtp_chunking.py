@@ -14,15 +14,19 @@ import re
 import ssl
 from typing import Any
 
+import aiosmtplib
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mssante.client import SMTPSubmission
 from mssante.client._smtp import StaleSession
-from mssante.errors import CommandFailed, LimitError
+from mssante.client._smtp_auth import authenticate, starttls
+from mssante.errors import CommandFailed, ConnectionClosed, LimitError
+from mssante.secret import Secret
+from mssante.wire.sasl import XOAuth2Client
 
-from .test_smtp_auth import BAL, DovecotLikeSMTP, client_ctx, pki, server_ctx, smtp_server
-from .test_smtp_pipelining import MESSAGE, REFUSED, PipeliningHandler, _submission
+from .test_smtp_auth import BAL, GOOD, DovecotLikeSMTP, client_ctx, pki, server_ctx, smtp_server
+from .test_smtp_pipelining import MESSAGE, REFUSED, PipeliningHandler, _submission, record_writes
 
 __all__ = ["client_ctx", "pki", "server_ctx"]  # fixtures, imported for pytest
 
@@ -198,8 +202,6 @@ async def test_without_chunking_data_is_pipelined_and_dot_stuffed(server_ctx: ss
 async def test_a_421_in_the_middle_of_the_group_ends_the_session(server_ctx: ssl.SSLContext,
                                                                  client_ctx: ssl.SSLContext) -> None:
     """A 421 to RCPT and then silence: the connection is reported closed at once (RFC 5321 §3.8)."""
-    from mssante.errors import ConnectionClosed
-
     handler = ChunkingHandler()
     handler.close_at_rcpt = True
     async with contextlib.AsyncExitStack() as stack:
@@ -209,3 +211,24 @@ async def test_a_421_in_the_middle_of_the_group_ends_the_session(server_ctx: ssl
                 await sub.send(BAL, ("a@mss.test", "b@mss.test"), MESSAGE)
         assert info.value.smtp_code == 421 and not isinstance(info.value, StaleSession)
         assert not sub.usable and handler.delivered == []
+
+
+async def test_nothing_is_pipelined_with_starttls_or_before_auth(server_ctx: ssl.SSLContext,
+                                                                 client_ctx: ssl.SSLContext) -> None:
+    """The whole client transcript: STARTTLS alone in its write and waited for (RFC 3207 §4.2,
+    RFC 2920 does not pipeline it), EHLO again, AUTH alone (RFC 4954), and only then the group."""
+    handler = ChunkingHandler()
+    async with smtp_server(server_ctx, handler, server_class=ChunkingSMTP) as port:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=5)
+        await smtp.connect()
+        try:
+            writes = record_writes(smtp.protocol)
+            await starttls(smtp, tls_context=client_ctx, server_hostname="smtp.psc.mss.test")
+            await authenticate(smtp, XOAuth2Client(BAL, Secret(GOOD)))
+            await SMTPSubmission(smtp, server_name="smtp.psc.mss.test").send(BAL, ("a@mss.test",), MESSAGE)
+        finally:
+            smtp.close()
+    verbs = [w.split(b" ")[0].split(b"\r\n")[0] for w in writes]
+    assert verbs == [b"EHLO", b"STARTTLS", b"EHLO", b"AUTH", b"MAIL"]
+    assert writes[1] == b"STARTTLS\r\n" and writes[3].count(b"\r\n") == 1  # alone in their writes
+    assert handler.delivered == [(BAL, ["a@mss.test"], MESSAGE)]
