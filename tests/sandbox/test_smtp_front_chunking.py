@@ -11,10 +11,13 @@ a message into chunks delivers the same octets.
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import itertools
 import re
 import socket
+import ssl
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiosmtplib
@@ -25,10 +28,12 @@ from hypothesis import strategies as st
 from mssante.client import SMTPSubmission
 from mssante.client._smtp_auth import authenticate, starttls
 from mssante.errors import ConfigError
-from mssante.sandbox.config import load_config
+from mssante.sandbox.config import SubmissionSettings, default_config, load_config
 from mssante.sandbox.fronts.smtp import Replies, SubmissionOptions
 from mssante.sandbox.fronts.smtp_data import BodyLimits, parse_bdat
+from mssante.sandbox.runner import Sandbox
 from mssante.secret import Secret
+from mssante.testing import running_sandbox
 from mssante.wire.sasl import XOAuth2Client
 from tests._hypothesis import examples
 from tests.client.test_smtp_pipelining import record_writes
@@ -228,17 +233,21 @@ async def test_malformed_bdat_closes_the_connection(psc: Env, material: Material
 async def test_connection_dropped_mid_chunk_delivers_nothing_and_is_journaled(psc: Env, material: Material) -> None:
     def run() -> list[str]:
         with _wire(psc, material) as wire:
-            wire.send(_envelope() + b"BDAT 1000 LAST\r\n" + b"a" * 100)
-            got = wire.replies(2)
+            wire.send(_envelope() + _bdat(kept, last=True) + _envelope() + b"BDAT 1000 LAST\r\n" + b"a" * 100)
+            got = wire.replies(5)
             wire.sock.shutdown(socket.SHUT_RDWR)
             return got
 
-    assert await in_thread(run) == ["250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"]
+    kept = message(PER, APP, subject="avant la coupure")
+    got = await in_thread(run)
+    assert QUEUED.match(got[2]) and got[3:] == ["250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"]
     record = await psc.journal.wait_for(lambda: next((r for r in psc.records() if r.ended_at), None))
-    bdat = next(c for c in record.commands if c.command.startswith("BDAT"))
-    assert bdat.command == "BDAT 1000 LAST"
-    assert bdat.result.startswith("connection lost mid-chunk after ") and "nothing delivered" in bdat.result
-    assert record.messages == [] and psc.delivery.box(APP) == []
+    bdat = record.commands[-1]
+    assert bdat.command == "BDAT 1000 LAST" and bdat.at <= (record.ended_at or 0)
+    assert bdat.result == ("connection lost mid-chunk after 100 of 1000 octets: transaction discarded, "
+                           "nothing delivered (RFC 3030 section 2)")
+    assert len(record.messages) == 1  # the message before: delivered, and it stays
+    assert [_strip_received(m) for m in psc.delivery.box(APP)] == [kept]
 
 
 async def _client(env: Env, material: Material, stack: contextlib.AsyncExitStack
@@ -328,3 +337,58 @@ async def test_any_chunking_of_a_message_delivers_the_same_octets(psc: Env, mate
         return sent
 
     assert await in_thread(run) >= 1
+
+
+async def _send_through_sandbox(sandbox: Sandbox, data: bytes) -> list[bytes]:
+    """Our client through the running sandbox's PSC front: PER to itself; the writes it made."""
+    info = sandbox.info
+    token = str(sandbox.psc.issue_tokens_for_tests("899700000001", "mssante-sandbox")["access_token"])
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=info["smtp"]["psc"]["port"], start_tls=False, timeout=10)
+    await smtp.connect()
+    try:
+        await starttls(smtp, tls_context=ssl.create_default_context(cafile=info["ca_bundle"]),
+                       server_hostname=info["smtp"]["psc"]["host"])
+        await authenticate(smtp, XOAuth2Client(PER, Secret(token)))
+        writes = record_writes(smtp.protocol)
+        await SMTPSubmission(smtp, server_name=info["smtp"]["psc"]["host"]).send(PER, (PER,), data)
+    finally:
+        smtp.close()
+    return writes
+
+
+def _imap_fetch_last(sandbox: Sandbox) -> bytes:
+    """The newest INBOX message of PER read with imaplib (a client we did not write)."""
+    info = sandbox.info
+    token = sandbox.psc.issue_tokens_for_tests("899700000001", "mssante-sandbox")["access_token"]
+    ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+    ctx.check_hostname = False  # connected by IP
+    imap = imaplib.IMAP4("127.0.0.1", info["imap"]["psc"]["port"], timeout=20)
+    try:
+        imap.starttls(ssl_context=ctx)
+        imap.authenticate("XOAUTH2", lambda _: f"user={PER}\x01auth=Bearer {token}\x01\x01".encode())
+        imap.select("INBOX")
+        _, data = imap.uid("FETCH", "*", "(BODY.PEEK[])")
+        item = data[0]
+        assert isinstance(item, tuple)
+        return bytes(item[1])
+    finally:
+        imap.logout()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunking", [True, False])
+async def test_the_running_sandbox_follows_the_chunking_setting(tmp_path: Path, chunking: bool) -> None:
+    """The ``[submission] chunking`` setting reaches the fronts (runner wiring); BDAT or DATA, the
+    message lands in the store octet for octet (read back with imaplib)."""
+    config = replace(default_config(), submission=SubmissionSettings(chunking=chunking))
+    data = message(PER, PER, subject=f"chunking={chunking}", body=".point\r\n\u00e9t\u00e9\r\nfin\r\n")
+    async with running_sandbox(tmp_path / "state", config) as sandbox:
+        writes = await _send_through_sandbox(sandbox, data)
+        stored = await in_thread(_imap_fetch_last, sandbox)
+        (record,) = [r for r in sandbox.journal if r.front == "smtp-psc" and r.messages]
+    assert _strip_received(stored) == data
+    if chunking:
+        assert len(writes) == 1 and writes[0].endswith(b"BDAT %d LAST\r\n" % len(data) + data)
+    else:
+        assert len(writes) == 2 and writes[0].endswith(b"\r\nDATA\r\n")
+    assert [m["via"] for m in record.messages] == ["BDAT" if chunking else "DATA"]

@@ -114,12 +114,13 @@ async def read_data(reader: asyncio.StreamReader, options: SubmissionOptions) ->
     return (b"", problem) if problem is not None else (b"".join(chunks), None)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChunkRequest:
-    """A parsed ``BDAT <size> [LAST]`` (RFC 3030 §2)."""
+    """A parsed ``BDAT <size> [LAST]`` (RFC 3030 §2) and how many of its octets were read."""
 
     size: int
     last: bool
+    received: int = 0
 
 
 def parse_bdat(arg: str | None) -> ChunkRequest | None:
@@ -154,22 +155,20 @@ class ChunkedBody:
         return b"".join(self._parts)
 
 
-async def read_chunk(reader: asyncio.StreamReader, size: int, body: ChunkedBody | None) -> None:
-    """Read the ``size`` octets of a chunk into ``body``, or drop them (``body`` None).
+async def read_chunk(reader: asyncio.StreamReader, request: ChunkRequest, body: ChunkedBody | None) -> None:
+    """Read the octets of a chunk into ``body``, or drop them (``body`` None).
 
-    Read in pieces of at most 64 KiB: a chunk is never buffered whole beyond what ``body`` keeps.
+    Read as they come, at most 64 KiB at a time: a chunk is never buffered whole beyond what
+    ``body`` keeps. ``request.received`` counts the octets read so far (for the journal when
+    the connection is lost mid-chunk).
 
     Raises:
-        asyncio.IncompleteReadError: the client closed the connection mid-chunk; ``partial``
-            holds what arrived of the piece being read and ``expected`` says how many octets of
-            the chunk were still due (the chunk's own ``size``, less those already read).
+        asyncio.IncompleteReadError: the client closed the connection mid-chunk.
     """
-    remaining = size
-    while remaining:
-        try:
-            piece = await reader.readexactly(min(remaining, _PIECE))
-        except asyncio.IncompleteReadError as exc:
-            raise asyncio.IncompleteReadError(exc.partial, remaining) from exc
-        remaining -= len(piece)
+    while request.received < request.size:
+        piece = await reader.read(min(request.size - request.received, _PIECE))
+        if not piece:
+            raise asyncio.IncompleteReadError(b"", request.size - request.received)
+        request.received += len(piece)
         if body is not None:
             body.add(piece)

@@ -477,17 +477,11 @@ class SubmissionSession(AuthMixin, SMTP):
             asyncio.CancelledError: the connection was lost mid-chunk.
         """
         try:
-            await read_chunk(self._reader, request.size, body)
-        except asyncio.IncompleteReadError as exc:
-            self._chunk_lost(f"{request.size - (exc.expected or 0) + len(exc.partial)} of {request.size}")
+            await read_chunk(self._reader, request, body)
+        except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
+            self._last_reply = (f"connection lost mid-chunk after {request.received} of {request.size} octets: "
+                                "transaction discarded, nothing delivered (RFC 3030 section 2)")
             raise
-        except (asyncio.CancelledError, ConnectionError):
-            self._chunk_lost(f"part of {request.size}")
-            raise
-
-    def _chunk_lost(self, got: str) -> None:
-        self._last_reply = (f"connection lost mid-chunk after {got} octets: transaction discarded, "
-                            "nothing delivered (RFC 3030 section 2)")
 
     def _bdat_refusal(self, envelope: SubmissionEnvelope, request: ChunkRequest) -> str | None:
         """The reply refusing this chunk before its octets are read, or None to take them."""
