@@ -392,3 +392,21 @@ async def test_the_running_sandbox_follows_the_chunking_setting(tmp_path: Path, 
     else:
         assert len(writes) == 2 and writes[0].endswith(b"\r\nDATA\r\n")
     assert [m["via"] for m in record.messages] == ["BDAT" if chunking else "DATA"]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b"a" * 7, b"b" * 40, b"."]), max_size=80).map(b"".join),
+       cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=8))
+def test_body_limits_do_not_depend_on_where_the_chunks_are_cut(data: bytes, cuts: list[int]) -> None:
+    """Same verdict whole or in pieces, and the verdict of the definition (RFC 5321 §4.5.3.1.6:
+    a line, CRLF included, of at most ``max_line_length`` octets; RFC 1870: ``max_size`` in all)."""
+    options = SubmissionOptions(max_line_length=80, max_size=400)
+    lines = data.split(b"\r\n")
+    expect_long = any(len(line) + 2 > 80 for line in lines[:-1]) or len(lines[-1]) > 80
+    whole, pieces = BodyLimits(options), BodyLimits(options)
+    whole.feed(data)
+    edges = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    for a, b in itertools.pairwise(edges):
+        pieces.feed(data[a:b])
+    assert (whole.too_long, whole.too_big, whole.size) == (pieces.too_long, pieces.too_big, pieces.size)
+    assert whole.too_long == expect_long and whole.too_big == (len(data) > 400)

@@ -139,7 +139,6 @@ class ChunkedBody:
     def __init__(self, options: SubmissionOptions) -> None:
         """An empty body checked against ``options``."""
         self.limits = BodyLimits(options)
-        self.chunks = 0
         self._parts: list[bytes] = []
 
     def add(self, piece: bytes) -> None:

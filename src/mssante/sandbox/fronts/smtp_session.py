@@ -541,7 +541,6 @@ class SubmissionSession(AuthMixin, SMTP):
                 envelope.bdat, envelope.bdat_failed = None, True
             await self.push(problem)
             return
-        body.chunks += 1
         if not request.last:
             envelope.bdat = body
             await self.push(f"250 2.0.0 Ok: {request.size} bytes")
