@@ -172,13 +172,17 @@ class SubmissionSettings:
 
     #: Advertise PIPELINING (RFC 2920) after STARTTLS, as Postfix operators do.
     pipelining: bool = True
+    #: Advertise CHUNKING (RFC 3030, ``BDAT``) after STARTTLS, as Postfix does since 3.4 (MailKit
+    #: then sends with BDAT); false keeps clients on the DATA path.
+    chunking: bool = True
     #: Language of the delivery status notifications' subject and text (RFC 3464 §2: the
     #: machine-readable part never changes): "fr" (default, what French operators send) or "en".
     report_lang: Lang = "fr"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pipelining, bool):
-            raise ConfigError("submission.pipelining must be true or false")
+        for name in ("pipelining", "chunking"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"submission.{name} must be true or false")
         if self.report_lang not in LANGS:
             raise ConfigError(f"submission.report_lang must be one of {', '.join(LANGS)}")
 

@@ -449,7 +449,7 @@ class Sandbox:
             bench_faults(self).watch(context)
         common = (cfg, decider, self.journal, self.faults, store)
         submission = SubmissionOptions(auth_line_limit=cfg.smtp_auth_line_limit or None,
-                                       pipelining=cfg.submission.pipelining,
+                                       pipelining=cfg.submission.pipelining, chunking=cfg.submission.chunking,
                                        report_lang=cfg.submission.report_lang)
         wanted: dict[str, tuple[IMAPFront | SubmissionFront, int]] = {
             "imap_psc": (IMAPFront(*common, psc_ctx, front="psc"), cfg.ports.imap_psc),

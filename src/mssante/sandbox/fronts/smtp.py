@@ -19,6 +19,11 @@ Rules enforced, each with its reply (texts in :class:`~.smtp_options.Replies`):
 * ``MAIL FROM`` = the authenticated BAL (``553 5.7.1``, RFC 6409 §6.1); ``SIZE`` advertised
   and enforced on the parameter and the data (``552 5.3.4``, RFC 1870); DSN parameters
   ``NOTIFY``/``ORCPT``/``RET``/``ENVID`` kept (RFC 3461);
+* ``CHUNKING`` (RFC 3030) after STARTTLS, as Postfix ≥ 3.4: ``BDAT <size> [LAST]`` chunks held
+  to the same size and line checks as DATA, a refused chunk read and dropped before its reply
+  (``503`` without a transaction, ``552`` past ``SIZE``), DATA/MAIL/RCPT after BDAT ``503``
+  (§3), a malformed size ``521`` and closed; no BINARYMIME. The complete message then takes
+  DATA's path (see :mod:`.smtp_session`);
 * recipients: BALs of the store. Unknown BAL of the sandbox domain: ``550 5.1.1`` at RCPT by
   default, or accepted and bounced with an RFC 3464 DSN (``unknown_recipients="bounce"``).
   Other domains: ``550 5.7.1 Relay access denied`` by default, or bounced (``5.4.4``);

@@ -56,6 +56,21 @@ class Replies:
     #: DATA after every RCPT was refused (RFC 5321 §3.3, RFC 2920 §3.1); Postfix's text.
     NO_VALID_RCPT: Final = "554 5.5.1 Error: no valid recipients"
     NEED_RCPT: Final = "503 5.5.1 Error: need RCPT command"
+    NEED_MAIL: Final = "503 5.5.1 Error: need MAIL command"
+    #: RFC 3030 §2: a chunk size that is not a number, or words after it other than ``LAST``. The
+    #: chunk's end is then unknown, so the stream cannot be followed: the connection is closed
+    #: after this reply, as Postfix does.
+    BDAT_SYNTAX: Final = "521 5.5.4 Syntax: BDAT count [LAST]"
+    #: ``BDAT`` while ``CHUNKING`` is off (``chunking=False``); the chunk is still read.
+    BDAT_OFF: Final = "502 5.5.1 Error: BDAT not offered (no CHUNKING in EHLO)"
+    #: RFC 3030 §2: ``BDAT 0`` without ``LAST`` carries nothing (Postfix's refusal).
+    BDAT_NULL: Final = "551 5.7.1 Null BDAT request"
+    #: RFC 3030 §2: chunks already in the pipeline after a refused one are read and discarded.
+    BDAT_AFTER_FAILURE: Final = "503 5.5.1 Error: BDAT after a refused chunk: send RSET (RFC 3030 section 2)"
+    #: RFC 3030 §3: DATA and BDAT cannot be mixed in one transaction (Postfix's texts).
+    DATA_AFTER_BDAT: Final = "503 5.5.1 Error: DATA after BDAT"
+    MAIL_AFTER_BDAT: Final = "503 5.5.1 Error: MAIL after BDAT"
+    RCPT_AFTER_BDAT: Final = "503 5.5.1 Error: RCPT after BDAT"
     BYE_FAULT: Final = "421 4.4.2 Connection closed by the operator"
 
 
@@ -91,6 +106,10 @@ class SubmissionOptions:
         pipelining: advertise ``PIPELINING`` (RFC 2920) in the ``EHLO`` answer after STARTTLS, as
             Postfix does. Commands are always read and answered in order, so a client that
             pipelines anyway is served; this only says whether the client may.
+        chunking: advertise ``CHUNKING`` (RFC 3030) after STARTTLS and accept ``BDAT``, as Postfix
+            does since 3.4 (MailKit then sends every message with ``BDAT``). ``BINARYMIME`` is
+            not offered (neither does Postfix): the IMAP side could not serve binary bodies.
+            Off: not advertised, and a ``BDAT`` gets ``502`` (its chunk still read).
         copy_to_sent: also store the submitted message in the sender's ``Sent`` folder. Off by
             default: real operators mostly do not, and the client library appends to Sent itself.
         responder_limit: at most this many responder answers per responder address ...
@@ -112,6 +131,7 @@ class SubmissionOptions:
     foreign_recipients: RecipientPolicy = "refuse"
     bounce_domains: tuple[str, ...] = ("patient.mssante.fr",)
     pipelining: bool = True
+    chunking: bool = True
     copy_to_sent: bool = False
     responder_limit: int = 10
     responder_window: float = 60.0

@@ -1,13 +1,20 @@
 """One SMTP submission connection: aiosmtpd's protocol with the MSSanté operator rules.
 
 aiosmtpd (1.4.6) gives the connection loop, STARTTLS and the simple verbs; this subclass
-replaces EHLO, AUTH, MAIL, RCPT and DATA, and routes every command through a gate that:
+replaces EHLO, AUTH, MAIL, RCPT and DATA, adds BDAT (RFC 3030 CHUNKING), and routes every
+command through a gate that:
 
 * refuses anything but EHLO, STARTTLS, NOOP and QUIT before TLS with
   ``530 5.7.0 Must issue a STARTTLS command first`` (RFC 3207 §4), noting an AUTH that carried
   credentials in clear (``credentials_before_tls``);
 * limits the AUTH line to 512 octets (RFC 4954 §4, RFC 5321 §4.5.3.1.4) like Dovecot;
-* records the command, redacted, and its reply in the journal.
+* records the command, redacted, and its reply in the journal;
+* reads and drops the chunk of a ``BDAT`` it refuses (RFC 3030 §2), so the octets of a chunk
+  are never taken for commands.
+
+A message sent with ``BDAT`` goes through :meth:`SubmissionSession._accept` like one sent with
+``DATA``: same checks (:class:`~.smtp_data.BodyLimits`), trace line, dispatch (delivery, DSN,
+responders) and journal entry.
 
 The SASL exchange lives in :mod:`.smtp_auth`. aiosmtpd's line limits are class-level shared
 dicts and a 1001-octet read buffer: this class reads with a 64 KiB buffer and sets its own
@@ -29,7 +36,7 @@ from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
 
 from mssante.sandbox.fronts.journal import SessionRecord
 from mssante.sandbox.fronts.smtp_auth import AuthMixin, FrontContext
-from mssante.sandbox.fronts.smtp_data import read_data
+from mssante.sandbox.fronts.smtp_data import ChunkedBody, ChunkRequest, parse_bdat, read_chunk, read_data
 from mssante.sandbox.fronts.smtp_dispatch import Accepted, header_map, new_queue_id
 from mssante.sandbox.fronts.smtp_options import Replies
 from mssante.sandbox.fronts.smtp_params import MailRequest, ParamError, RcptRequest, parse_mail, parse_rcpt
@@ -63,6 +70,13 @@ class SubmissionEnvelope(Envelope):
         self.mail: MailRequest | None = None
         self.rcpts: list[RcptRequest] = []
         self.refused = 0  # RCPT commands refused in this transaction
+        self.bdat: ChunkedBody | None = None  # the chunks received so far (RFC 3030 §2)
+        self.bdat_failed = False  # a chunk was refused: drop the rest until RSET (RFC 3030 §2)
+
+    @property
+    def chunked(self) -> bool:
+        """Whether ``BDAT`` began in this transaction (no DATA, MAIL or RCPT then: RFC 3030 §3)."""
+        return self.bdat is not None or self.bdat_failed
 
 
 class _Hooks:
@@ -220,11 +234,13 @@ class SubmissionSession(AuthMixin, SMTP):
         if self._tls_protocol is None and verb not in _BEFORE_TLS:
             if verb == "AUTH":
                 self._note_auth_outcome(AuthOutcome.PRIVACYREQUIRED, "AUTH before STARTTLS")
+            await self._drop_chunk(verb, arg)
             await self.push(Replies.STARTTLS_FIRST)  # RFC 3207 §4, before any other check
             return
         if limit is not None and len(line.encode("utf-8", "surrogateescape")) + 2 > limit:
             if verb == "AUTH":
                 self._note_auth_outcome(AuthOutcome.TOOBIG, f"AUTH line over {limit} octets")
+            await self._drop_chunk(verb, arg)
             await self.push(Replies.AUTH_LINE_TOO_LONG if verb == "AUTH" else Replies.LINE_TOO_LONG)  # RFC 4954 §4
             return
         await method(arg)
@@ -245,7 +261,7 @@ class SubmissionSession(AuthMixin, SMTP):
 
     @syntax("EHLO hostname")
     async def smtp_EHLO(self, hostname: str | None) -> None:
-        """EHLO (RFC 5321 §4.1.1.1) with SIZE, DSN, ENHANCEDSTATUSCODES; AUTH and PIPELINING only after TLS.
+        """EHLO (RFC 5321 §4.1.1.1) with SIZE, DSN, ENHANCEDSTATUSCODES; AUTH, CHUNKING and PIPELINING after TLS.
 
         PIPELINING (RFC 2920) is not offered in clear: STARTTLS must end a group (§3.1) and
         nothing read before the handshake may be taken as said after it (RFC 3207 §4.2).
@@ -262,6 +278,8 @@ class SubmissionSession(AuthMixin, SMTP):
             ext.append("STARTTLS")
         else:
             ext.append("AUTH " + " ".join(self._ctx.mechanisms))
+            if self._ctx.options.chunking:
+                ext.append("CHUNKING")  # RFC 3030 §2; no BINARYMIME (see SubmissionOptions.chunking)
             if self._ctx.options.pipelining:
                 ext.append("PIPELINING")
         ext.append("HELP")
@@ -300,15 +318,20 @@ class SubmissionSession(AuthMixin, SMTP):
 
     # ------------------------------------------------------------------ the mail transaction
 
-    async def _transaction_ready(self) -> bool:
+    def _transaction_refusal(self) -> str | None:
+        """The reply refusing a transaction command now (no EHLO, no AUTH), or None."""
         assert self.session is not None
         if not self.session.host_name:
-            await self.push(Replies.SEND_EHLO)
-            return False
+            return Replies.SEND_EHLO
         if not self.session.authenticated:
-            await self.push(Replies.AUTH_FIRST)  # RFC 4954 §6
-            return False
-        return True
+            return Replies.AUTH_FIRST  # RFC 4954 §6
+        return None
+
+    async def _transaction_ready(self) -> bool:
+        refusal = self._transaction_refusal()
+        if refusal is not None:
+            await self.push(refusal)
+        return refusal is None
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str | None) -> None:
@@ -318,7 +341,7 @@ class SubmissionSession(AuthMixin, SMTP):
         envelope = self.envelope
         assert isinstance(envelope, SubmissionEnvelope)
         if envelope.mail is not None:
-            await self.push("503 5.5.1 Error: nested MAIL command")
+            await self.push(Replies.MAIL_AFTER_BDAT if envelope.chunked else "503 5.5.1 Error: nested MAIL command")
             return
         try:
             request = parse_mail(arg)
@@ -345,7 +368,10 @@ class SubmissionSession(AuthMixin, SMTP):
         envelope = self.envelope
         assert isinstance(envelope, SubmissionEnvelope)
         if envelope.mail is None:
-            await self.push("503 5.5.1 Error: need MAIL command")
+            await self.push(Replies.NEED_MAIL)
+            return
+        if envelope.chunked:
+            await self.push(Replies.RCPT_AFTER_BDAT)  # RFC 3030 §3 (Postfix's reply)
             return
         refusal = self._rcpt_refusal(envelope, arg)
         if isinstance(refusal, str):
@@ -384,6 +410,10 @@ class SubmissionSession(AuthMixin, SMTP):
             return
         envelope = self.envelope
         assert isinstance(envelope, SubmissionEnvelope) and self.session is not None
+        if envelope.chunked:
+            envelope.bdat_failed = True  # RFC 3030 §3: 503, the transaction's state is indeterminate
+            await self.push(Replies.DATA_AFTER_BDAT)
+            return
         if envelope.mail is None or not envelope.rcpts:
             # RFC 5321 §3.3 / RFC 2920 §3.1: a pipelined DATA whose recipients were all refused
             # gets 554 "no valid recipients"; no RCPT (or no MAIL) at all is out of sequence.
@@ -398,6 +428,16 @@ class SubmissionSession(AuthMixin, SMTP):
             self.envelope = self._create_envelope()
             await self.push(problem)
             return
+        await self.push(await self._accept(envelope, data, "DATA"))
+
+    async def _accept(self, envelope: SubmissionEnvelope, data: bytes, verb: str) -> str:
+        """Trace, dispatch and journal a message whose octets are all in; the reply to send.
+
+        The one path after DATA's dot or BDAT's LAST chunk: delivery, DSNs and responders
+        (:meth:`Dispatcher.dispatch`), the journal entry (with the verb that carried it), then
+        the transaction is reset.
+        """
+        assert envelope.mail is not None
         queue_id = new_queue_id()
         accepted = Accepted(queue_id=queue_id, mail=envelope.mail, recipients=list(envelope.rcpts), data=data,
                             received=self._received(queue_id, envelope.rcpts))
@@ -409,11 +449,103 @@ class SubmissionSession(AuthMixin, SMTP):
                 "rcpt_options": {r.address: {k: v for k, v in (("NOTIFY", ",".join(sorted(r.notify))
                                  if r.notify is not None else None), ("ORCPT", r.orcpt)) if v is not None}
                                  for r in envelope.rcpts},
-                "size": len(data), "headers": header_map(data), **result,
+                "size": len(data), "via": verb, "headers": header_map(data), **result,
             })
             self._ctx.journal.update(self._record)
         self.envelope = self._create_envelope()
-        await self.push(f"250 2.0.0 Ok: queued as {queue_id}")
+        if verb == "BDAT":
+            return f"250 2.0.0 Ok: {len(data)} bytes queued as {queue_id}"  # Postfix's reply
+        return f"250 2.0.0 Ok: queued as {queue_id}"
+
+    # ------------------------------------------------------------------ CHUNKING (RFC 3030)
+
+    async def _drop_chunk(self, verb: str, arg: str | None) -> None:
+        """Read and drop the chunk of a ``BDAT`` about to be refused (RFC 3030 §2).
+
+        Raises:
+            asyncio.IncompleteReadError: the client closed the connection mid-chunk.
+        """
+        request = parse_bdat(arg) if verb == "BDAT" else None
+        if request is not None:
+            await self._read_chunk(request, None)
+
+    async def _read_chunk(self, request: ChunkRequest, body: ChunkedBody | None) -> None:
+        """Read a chunk into ``body`` (or drop it); a connection lost meanwhile is journaled.
+
+        Raises:
+            asyncio.IncompleteReadError: the client closed the connection mid-chunk.
+            asyncio.CancelledError: the connection was lost mid-chunk.
+        """
+        try:
+            await read_chunk(self._reader, request, body)
+        except (asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
+            self._last_reply = (f"connection lost mid-chunk after {request.received} of {request.size} octets: "
+                                "transaction discarded, nothing delivered (RFC 3030 section 2)")
+            raise
+
+    def _bdat_refusal(self, envelope: SubmissionEnvelope, request: ChunkRequest) -> str | None:
+        """The reply refusing this chunk before its octets are read, or None to take them."""
+        if not self._ctx.options.chunking:
+            return Replies.BDAT_OFF
+        refusal = self._transaction_refusal()
+        if refusal is not None:
+            return refusal
+        if envelope.mail is None:
+            return Replies.NEED_MAIL  # RFC 3030 §2: also any BDAT after BDAT LAST
+        if envelope.bdat_failed:
+            return Replies.BDAT_AFTER_FAILURE
+        if not envelope.rcpts:
+            return Replies.NO_VALID_RCPT if envelope.refused else Replies.NEED_RCPT
+        if request.size == 0 and not request.last:
+            return Replies.BDAT_NULL
+        return None
+
+    @syntax("BDAT size [LAST]")
+    async def smtp_BDAT(self, arg: str | None) -> None:
+        """BDAT (RFC 3030 §2): one chunk of the message; ``LAST`` ends it.
+
+        A refused chunk is read and dropped before the reply (§2); after a refused chunk the
+        transaction drops the chunks already pipelined behind it until ``RSET`` (or a ``LAST``
+        chunk, which ends it). Size and line checks run as the octets arrive; the complete
+        message then takes DATA's path (:meth:`_accept`). A malformed size cannot be skipped:
+        ``521`` and the connection is closed.
+
+        Raises:
+            asyncio.IncompleteReadError: the client closed the connection mid-chunk.
+        """
+        request = parse_bdat(arg)
+        if request is None:
+            await self.push(Replies.BDAT_SYNTAX)
+            self.abort(graceful=True)
+            return
+        envelope = self.envelope
+        assert isinstance(envelope, SubmissionEnvelope)
+        refusal = self._bdat_refusal(envelope, request)
+        if refusal is not None:
+            await self._read_chunk(request, None)
+            if envelope.bdat_failed and request.last:
+                self.envelope = self._create_envelope()  # the failed transaction ends with its LAST chunk
+            await self.push(refusal)
+            return
+        body = envelope.bdat or ChunkedBody(self._ctx.options)
+        if body.limits.would_exceed(request.size):
+            await self._read_chunk(request, None)  # RFC 1870 §6.2, RFC 3030 §2: read, then refuse
+            problem: str | None = Replies.TOO_BIG
+        else:
+            await self._read_chunk(request, body)
+            problem = body.limits.problem
+        if problem is not None:
+            if request.last:
+                self.envelope = self._create_envelope()  # the transaction is over, as after DATA
+            else:
+                envelope.bdat, envelope.bdat_failed = None, True
+            await self.push(problem)
+            return
+        if not request.last:
+            envelope.bdat = body
+            await self.push(f"250 2.0.0 Ok: {request.size} bytes")
+            return
+        await self.push(await self._accept(envelope, body.data(), "BDAT"))
 
     def _received(self, queue_id: str, rcpts: list[RcptRequest]) -> bytes:
         """The ``Received:`` trace line (RFC 5321 §4.4); ESMTPSA = ESMTP + TLS + AUTH (RFC 3848)."""
