@@ -208,7 +208,9 @@ class Worker:
 
         Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` releases
         only its excess, and no more per tick than one worker's connect limiter lets through in a
-        tick (so the joiner can take them at once); a worker below its share claims free BALs.
+        tick less the BALs already released and not yet claimed (so the joiner can take them at
+        once); a worker below its share claims free BALs, no more than its limiter's budget less
+        the BALs it is still connecting.
 
         Returns:
             True when this worker is below its share and should look again soon.
@@ -237,7 +239,12 @@ class Worker:
         active = [a for a in desired if a not in stopped]
         target = min(self.settings.capacity, math.ceil(len(active) / max(1, self.alive_workers)))
         if len(self.watches) > target:
-            excess = min(len(self.watches) - target, self._claim_budget())
+            # BALs released (by anyone) and not yet claimed are unwatched: release no more while they wait, so a
+            # joiner slower to connect than the limiter's budget does not leave hundreds of BALs unwatched
+            in_transit = len(await self.store.unleased([a for a in active if a not in self.watches]))
+            excess = min(len(self.watches) - target, self._claim_budget() - in_transit)
+            if excess <= 0:
+                return False
             extras = self._rng.sample(sorted(self.watches), excess)
             await self._stop_watches(extras, release=True)
             log.info("BALs released for balance", extra={"worker": self.id, "event": "released",
