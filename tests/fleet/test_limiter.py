@@ -108,3 +108,45 @@ async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Pa
         for writer in accepted:
             writer.close()
         await server.wait_closed()
+
+
+async def test_leases_that_lapsed_in_a_late_tick_are_taken_back_with_the_watches_kept(tmp_path: Path,
+                                                                                       store: FleetStore) -> None:
+    """A worker starved of CPU past its lease TTL: its next tick takes the lapsed leases back (new fencing
+    tokens) without stopping the watches, unless another worker took them meanwhile."""
+    pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
+                                 crl_base_url="http://127.0.0.1:9")
+    bal = pki.issue_client_cert(default_config().structures[0], "DPI")
+    (tmp_path / "s1.pem").symlink_to(bal.cert_path)
+    (tmp_path / "s1.key").symlink_to(bal.key_path)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # never a greeting: the watches stay pending
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
+                                 servers=ManualServers(imap=("127.0.0.1", server.sockets[0].getsockname()[1])))
+    for i in range(3):
+        await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
+    worker = Worker(store, connector, settings=WorkerSettings(connect_jitter=0, lease_ttl=3, operator_rate=None))
+    try:
+        await worker.tick()
+        await worker.tick()
+        watches = dict(worker.watches)
+        assert len(watches) == 3
+        fences = {a: w.lease.fence for a, w in watches.items()}
+        await store.redis.delete(*(store.keys.lease(a) for a in watches))  # the TTL ran out
+        stolen = await store.acquire("svc0@mss.sandbox.test", "another", 3000)  # one taken meanwhile
+        assert stolen is not None
+        await worker.tick()
+        assert set(worker.watches) == {"svc1@mss.sandbox.test", "svc2@mss.sandbox.test"}
+        assert all(worker.watches[a] is watches[a] and worker.watches[a].lease.fence > fences[a]
+                   for a in worker.watches)  # the same watches, new fencing tokens
+        assert await store.holder("svc0@mss.sandbox.test") == stolen.value
+    finally:
+        await worker._stop_watches(list(worker.watches), release=True, wait=True)
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()

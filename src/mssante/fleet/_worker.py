@@ -220,18 +220,27 @@ class Worker:
         """
         self.ticks += 1
         ttl = self.settings.ttl_ms
-        self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
         for address in [a for a, w in self.watches.items() if w.done]:
             del self.watches[address]
         held = list(self.watches.values())
-        for watch, kept in zip(held, await self.store.renew([w.lease for w in held], ttl), strict=True):
-            if not kept:
-                lease = await self.store.acquire(watch.spec.address, self.id, ttl)
+        # leases first (the heartbeat after): a late tick must not lose them to its own other round trips
+        renewed = await self.store.renew([w.lease for w in held], ttl)
+        lapsed = [w for w, kept in zip(held, renewed, strict=True) if not kept]
+        if lapsed:
+            # expired (Redis away, or this worker starved of CPU past the TTL): take them back in one round trip,
+            # not one per BAL (a tick of hundreds of round trips made the next leases lapse in turn)
+            lost = []
+            again = await self.store.acquire_many([w.spec.address for w in lapsed], self.id, ttl)
+            for watch, lease in zip(lapsed, again, strict=True):
                 if lease is not None:
-                    watch.lease = lease  # expired while Redis was away: ours again, with a new fencing token
+                    watch.lease = lease  # ours again, with a new fencing token
                 else:
-                    log.info("lease lost", extra={"worker": self.id, "bal": watch.spec.address})
-                    await self._stop_watches([watch.spec.address], release=False)
+                    lost.append(watch.spec.address)
+            if lost:
+                log.info("leases lost", extra={"worker": self.id, "event": "lost", "count": len(lost),
+                                               "bals": lost[:20]})
+                await self._stop_watches(lost, release=False)
+        self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
         desired = await self.store.bals()
         stopped = await self.store.stopped()
         gone = [a for a, w in self.watches.items() if desired.get(a) != w.spec or a in stopped]
