@@ -150,3 +150,26 @@ async def test_leases_that_lapsed_in_a_late_tick_are_taken_back_with_the_watches
         for writer in accepted:
             writer.close()
         await server.wait_closed()
+
+
+async def test_a_publication_that_crossed_its_own_lease_renewal_is_not_lost(store: FleetStore) -> None:
+    """The tick took a lapsed lease back (new fencing token) while a publication under the old token was on its
+    way: the script refuses it as stale, and the worker publishes again under its new token instead of leaving
+    the BAL unwatched until someone claims it again (about ten seconds on a loaded machine)."""
+    from mssante.client import MessageSummary
+    from mssante.fleet._worker import _Watch
+
+    spec = BALSpec(address="svc0@mss.sandbox.test", kind="APP", ref="s1")
+    worker = Worker(store, MailboxConnector(tls=None), worker_id="w1")  # type: ignore[arg-type]
+    old = await store.acquire(spec.address, worker.id, 3000)
+    assert old is not None
+    await store.redis.delete(store.keys.lease(spec.address))  # the TTL ran out...
+    new = await store.acquire(spec.address, worker.id, 3000)  # ...and the tick took it back
+    assert new is not None and new.fence == old.fence + 1
+    watch = _Watch(spec, old)  # the watch has not seen the new lease yet
+    summary = MessageSummary(folder="INBOX", uid=5, uidvalidity=9, subject="CR")
+    assert (await worker._publish(watch, summary, None)).status == "published"
+    assert watch.lease.fence == new.fence
+    await store.redis.delete(store.keys.lease(spec.address))
+    assert await store.acquire(spec.address, "another", 3000) is not None  # another worker has it: stale stays
+    assert (await worker._publish(watch, MessageSummary(folder="INBOX", uid=6, uidvalidity=9), None)).status == "stale"

@@ -404,8 +404,21 @@ class Worker:
         if summary.internaldate is not None:  # INTERNALDATE has whole seconds: up to 1 s more than the real lag
             lag = max(0, int((dt.datetime.now(dt.UTC) - summary.internaldate).total_seconds() * 1000))
             self.figures.lag_ms = lag
-        return await self._redis(lambda: self.store.publish(watch.lease, summary.uidvalidity or 0, summary.uid,
-                                                            fields, lag_ms=lag))
+        address = watch.spec.address
+        while True:
+            lease = watch.lease
+            result = await self._redis(lambda lease=lease: self.store.publish(  # type: ignore[misc]
+                lease, summary.uidvalidity or 0, summary.uid, fields, lag_ms=lag))
+            if result.status != "stale":
+                return result
+            # stale: a newer fencing token was issued. If it is this worker's own (its tick took the lapsed lease
+            # back while this publication was on its way), publish again under it instead of leaving the BAL.
+            held = await self._redis(lambda: self.store.holder(address))
+            worker, _, fence = (held or "").rpartition("|")
+            if worker != self.id or not fence.isdigit() or int(fence) <= lease.fence:
+                return result
+            if watch.lease is lease:
+                watch.lease = Lease(address, held or "", int(fence))
 
     async def _end(self, watch: _Watch, kind: str, reason: str) -> None:
         self.figures.failures += kind == "bal-error"
