@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import logging
 import math
@@ -26,7 +27,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mssante.client import ConnectLimiter, MailboxEvent, MessageSummary, WatchState
 from mssante.client._watch import watch_fetching
@@ -41,6 +42,25 @@ __all__ = ["Worker", "WorkerSettings"]
 
 log = logging.getLogger("mssante.fleet.worker")
 T = TypeVar("T")
+
+
+_MALLOC_TRIM: Any = None
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    A burst of TLS handshakes (a claim, a takeover) allocates and frees megabytes of OpenSSL buffers; glibc
+    keeps them, so the worker's RSS would stay at the burst's peak instead of what its idle BALs hold.
+    """
+    global _MALLOC_TRIM  # looked up once
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", False)  # the process's own C library
+        except OSError:
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +165,7 @@ class Worker:
         self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
         self._operator_turn: dict[str, asyncio.Lock] = {}
         self._connecting: set[str] = set()  # BALs claimed whose watch has not connected yet
+        self._burst = False  # BALs were connecting at the last tick: trim the heap once they all have
         self._operator_queue: dict[str, int] = {}  # BALs waiting for the operator's bucket
         self._operator_tokens: dict[str, int] = {}  # tokens taken for them, not yet handed out
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
@@ -241,6 +262,9 @@ class Worker:
                                                "bals": lost[:20]})
                 await self._stop_watches(lost, release=False)
         self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
+        if self._burst and not self._connecting:
+            _trim_heap()  # the handshakes are over: their buffers go back to the system
+        self._burst = bool(self._connecting)
         desired = await self.store.bals()
         stopped = await self.store.stopped()
         gone = [a for a, w in self.watches.items() if desired.get(a) != w.spec or a in stopped]
