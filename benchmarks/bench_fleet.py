@@ -302,6 +302,8 @@ async def _worker_child(config: dict[str, Any]) -> None:
     logging.getLogger("mssante.fleet").addHandler(handler)
     logging.getLogger("mssante.fleet").setLevel(logging.INFO)
     connector = _connector(config)
+    if config.get("hold"):  # a replacement started at a kill: its worker joins once the takeover is measured
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     _memory_probe()
     store = FleetStore.from_url(config["redis"])
     timings = open(Path(config["timings"]) / f"{config['id']}.jsonl", "a")  # noqa: SIM115, ASYNC230
@@ -390,8 +392,9 @@ class Bench:
         answer = self.sb.psc.issue_tokens_for_tests(MARIE, self.sb.info["psc"]["client_id"])
         return (json.dumps(answer) + "\n").encode()
 
-    def spawn(self, mode: str, **extra: Any) -> subprocess.Popen[bytes]:
-        config = json.dumps({**self.config, **extra}) + "\n"
+    def spawn(self, mode: str, *, hold: bool = False, **extra: Any) -> subprocess.Popen[bytes]:
+        """A child process; ``hold``: it starts (imports, PSC session) but waits for ``go()`` to run its worker."""
+        config = json.dumps({**self.config, **extra, "hold": hold}) + "\n"
         logs = os.environ.get("BENCH_FLEET_LOGS")  # a directory for the children's logs (JSON lines)
         err = open(Path(logs) / f"{extra.get('id', 'baseline')}.log", "ab") if logs else subprocess.DEVNULL  # noqa: SIM115
         child = subprocess.Popen([sys.executable, __file__, mode], stdin=subprocess.PIPE,
@@ -399,9 +402,19 @@ class Bench:
                                  stderr=err)
         assert child.stdin is not None
         child.stdin.write(config.encode() + self.tokens())  # on a pipe: the tokens never on disk or in argv
-        child.stdin.close()
+        if hold:
+            child.stdin.flush()
+        else:
+            child.stdin.close()
         self.children.append(child)
         return child
+
+    @staticmethod
+    def go(child: subprocess.Popen[bytes]) -> None:
+        """Let a held worker process start its worker."""
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
 
     async def deliver(self, subject: str, delivered: dict[str, float], per_bal: dict[str, str]) -> None:
         bal = self.rng.choice(self.bals)
@@ -557,7 +570,8 @@ class Bench:
         kill_at = {round((k + 1) * args.messages / (args.kills + 1)) for k in range(args.kills)}
         watchers: list[asyncio.Task[None]] = []
 
-        async def takeover(victim: str, its: list[str], killed: float, number: int) -> None:
+        async def takeover(victim: str, its: list[str], killed: float, number: int,
+                           spare: subprocess.Popen[bytes]) -> None:
             async def taken() -> bool:
                 now = await self.holders(store)
                 return all(now[b] not in (None, victim) for b in its)
@@ -570,7 +584,8 @@ class Bench:
             before = await self.holders(store)
             join_started = time.time()
             name = f"{victim}r"
-            workers[name] = self.spawn("--worker-child", id=name)  # a replacement joins, the others give it BALs
+            self.go(spare)  # a replacement joins (started at the kill, held until now), the others give it BALs
+            workers[name] = spare
             target = len(self.bals) // args.workers
 
             async def joined() -> bool:
@@ -591,7 +606,9 @@ class Bench:
                 workers[victim].send_signal(signal.SIGKILL)
                 await asyncio.to_thread(workers[victim].wait)
                 moved.update(its)
-                watchers.append(asyncio.create_task(takeover(victim, its, time.time(), len(watchers) + 1)))
+                killed = time.time()
+                spare = self.spawn("--worker-child", hold=True, id=f"{victim}r")  # its start overlaps the takeover
+                watchers.append(asyncio.create_task(takeover(victim, its, killed, len(watchers) + 1, spare)))
             await self.deliver(f"fleet{index:05d}", delivered, per_bal)
             await asyncio.sleep(1 / args.rate)
         await asyncio.gather(*watchers)

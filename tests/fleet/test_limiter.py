@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from pathlib import Path
 
@@ -173,3 +174,25 @@ async def test_a_publication_that_crossed_its_own_lease_renewal_is_not_lost(stor
     await store.redis.delete(store.keys.lease(spec.address))
     assert await store.acquire(spec.address, "another", 3000) is not None  # another worker has it: stale stays
     assert (await worker._publish(watch, MessageSummary(folder="INBOX", uid=6, uidvalidity=9), None)).status == "stale"
+
+
+async def test_waiters_woken_late_by_a_stalled_loop_do_not_start_back_to_back() -> None:
+    """The event loop stalls (a loaded machine) while handshakes wait for their turn: when it runs again, the
+    waiters must still start one interval apart. A token reserved ahead let them all start at once after the
+    stall (141 starts in one second against a limit of 120 in a benchmark run)."""
+    import time
+
+    limiter = ConnectLimiter(rate=50, burst=1, concurrent=100)  # one start every 20 ms
+    starts: list[float] = []
+
+    async def connect() -> None:
+        async with limiter.slot():
+            starts.append(time.monotonic())
+
+    tasks = [asyncio.create_task(connect()) for _ in range(8)]
+    await asyncio.sleep(0)  # every waiter is in the bucket
+    time.sleep(0.3)  # noqa: ASYNC251 - the stall under test: the loop does not run for 300 ms
+    async with asyncio.timeout(10):
+        await asyncio.gather(*tasks)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.02 - 0.002, gaps  # the rate holds on the starts themselves
