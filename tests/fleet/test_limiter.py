@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from pathlib import Path
 
@@ -108,3 +109,90 @@ async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Pa
         for writer in accepted:
             writer.close()
         await server.wait_closed()
+
+
+async def test_leases_that_lapsed_in_a_late_tick_are_taken_back_with_the_watches_kept(tmp_path: Path,
+                                                                                       store: FleetStore) -> None:
+    """A worker starved of CPU past its lease TTL: its next tick takes the lapsed leases back (new fencing
+    tokens) without stopping the watches, unless another worker took them meanwhile."""
+    pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
+                                 crl_base_url="http://127.0.0.1:9")
+    bal = pki.issue_client_cert(default_config().structures[0], "DPI")
+    (tmp_path / "s1.pem").symlink_to(bal.cert_path)
+    (tmp_path / "s1.key").symlink_to(bal.key_path)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # never a greeting: the watches stay pending
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
+                                 servers=ManualServers(imap=("127.0.0.1", server.sockets[0].getsockname()[1])))
+    for i in range(3):
+        await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
+    worker = Worker(store, connector, settings=WorkerSettings(connect_jitter=0, lease_ttl=3, operator_rate=None))
+    try:
+        await worker.tick()
+        await worker.tick()
+        watches = dict(worker.watches)
+        assert len(watches) == 3
+        fences = {a: w.lease.fence for a, w in watches.items()}
+        await store.redis.delete(*(store.keys.lease(a) for a in watches))  # the TTL ran out
+        stolen = await store.acquire("svc0@mss.sandbox.test", "another", 3000)  # one taken meanwhile
+        assert stolen is not None
+        await worker.tick()
+        assert set(worker.watches) == {"svc1@mss.sandbox.test", "svc2@mss.sandbox.test"}
+        assert all(worker.watches[a] is watches[a] and worker.watches[a].lease.fence > fences[a]
+                   for a in worker.watches)  # the same watches, new fencing tokens
+        assert await store.holder("svc0@mss.sandbox.test") == stolen.value
+    finally:
+        await worker._stop_watches(list(worker.watches), release=True, wait=True)
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_a_publication_that_crossed_its_own_lease_renewal_is_not_lost(store: FleetStore) -> None:
+    """The tick took a lapsed lease back (new fencing token) while a publication under the old token was on its
+    way: the script refuses it as stale, and the worker publishes again under its new token instead of leaving
+    the BAL unwatched until someone claims it again (about ten seconds on a loaded machine)."""
+    from mssante.client import MessageSummary
+    from mssante.fleet._worker import _Watch
+
+    spec = BALSpec(address="svc0@mss.sandbox.test", kind="APP", ref="s1")
+    worker = Worker(store, MailboxConnector(tls=None), worker_id="w1")  # type: ignore[arg-type]
+    old = await store.acquire(spec.address, worker.id, 3000)
+    assert old is not None
+    await store.redis.delete(store.keys.lease(spec.address))  # the TTL ran out...
+    new = await store.acquire(spec.address, worker.id, 3000)  # ...and the tick took it back
+    assert new is not None and new.fence == old.fence + 1
+    watch = _Watch(spec, old)  # the watch has not seen the new lease yet
+    summary = MessageSummary(folder="INBOX", uid=5, uidvalidity=9, subject="CR")
+    assert (await worker._publish(watch, summary, None)).status == "published"
+    assert watch.lease.fence == new.fence
+    await store.redis.delete(store.keys.lease(spec.address))
+    assert await store.acquire(spec.address, "another", 3000) is not None  # another worker has it: stale stays
+    assert (await worker._publish(watch, MessageSummary(folder="INBOX", uid=6, uidvalidity=9), None)).status == "stale"
+
+
+async def test_waiters_woken_late_by_a_stalled_loop_do_not_start_back_to_back() -> None:
+    """The event loop stalls (a loaded machine) while handshakes wait for their turn: when it runs again, the
+    waiters must still start one interval apart. A token reserved ahead let them all start at once after the
+    stall (141 starts in one second against a limit of 120 in a benchmark run)."""
+    import time
+
+    limiter = ConnectLimiter(rate=50, burst=1, concurrent=100)  # one start every 20 ms
+    starts: list[float] = []
+
+    async def connect() -> None:
+        async with limiter.slot():
+            starts.append(time.monotonic())
+
+    tasks = [asyncio.create_task(connect()) for _ in range(8)]
+    await asyncio.sleep(0)  # every waiter is in the bucket
+    time.sleep(0.3)  # noqa: ASYNC251 - the stall under test: the loop does not run for 300 ms
+    async with asyncio.timeout(10):
+        await asyncio.gather(*tasks)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.02 - 0.002, gaps  # the rate holds on the starts themselves

@@ -88,19 +88,33 @@ class ConnectLimiter:
         state.due = due + interval
         return max(0.0, wait)
 
+    def _take(self, state: _LoopState) -> float:
+        """Take a token if one is due now (0.0); else how long until one is, taking nothing."""
+        now = self._clock()
+        interval = 1.0 / self.rate
+        due = max(state.due, now)
+        wait = due - now - (self.burst - 1) * interval
+        if wait > 1e-9:  # not a rounding residue: a clock that does not move would wait for it forever
+            return wait
+        state.due = due + interval
+        return 0.0
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for a token and a free slot; hold the slot for the handshake.
+
+        The token is taken when the handshake actually starts, not reserved ahead: an event loop
+        that stalled (a loaded machine) wakes its waiters late, and they must not then start
+        back to back, the rate holds on the starts themselves.
 
         Raises:
             Nothing (cancellation aside).
         """
         state = self._state()
         async with state.slots:
-            wait = self.delay()
             if self.jitter:
-                wait += self._rng.uniform(0.0, self.jitter / self.rate)
-            if wait > 0:
+                await self._sleep(self._rng.uniform(0.0, self.jitter / self.rate))
+            while (wait := self._take(state)) > 0:
                 await self._sleep(wait)
             self.granted += 1
             yield

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import logging
 import math
@@ -26,7 +27,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mssante.client import ConnectLimiter, MailboxEvent, MessageSummary, WatchState
 from mssante.client._watch import watch_fetching
@@ -41,6 +42,25 @@ __all__ = ["Worker", "WorkerSettings"]
 
 log = logging.getLogger("mssante.fleet.worker")
 T = TypeVar("T")
+
+
+_MALLOC_TRIM: Any = None
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    A burst of TLS handshakes (a claim, a takeover) allocates and frees megabytes of OpenSSL buffers; glibc
+    keeps them, so the worker's RSS would stay at the burst's peak instead of what its idle BALs hold.
+    """
+    global _MALLOC_TRIM  # looked up once
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", False)  # the process's own C library
+        except OSError:
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +165,7 @@ class Worker:
         self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
         self._operator_turn: dict[str, asyncio.Lock] = {}
         self._connecting: set[str] = set()  # BALs claimed whose watch has not connected yet
+        self._burst = False  # BALs were connecting at the last tick: trim the heap once they all have
         self._operator_queue: dict[str, int] = {}  # BALs waiting for the operator's bucket
         self._operator_tokens: dict[str, int] = {}  # tokens taken for them, not yet handed out
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
@@ -208,7 +229,9 @@ class Worker:
 
         Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` releases
         only its excess, and no more per tick than one worker's connect limiter lets through in a
-        tick (so the joiner can take them at once); a worker below its share claims free BALs.
+        tick less the BALs already released and not yet claimed (so the joiner can take them at
+        once); a worker below its share claims free BALs, no more than its limiter's budget less
+        the BALs it is still connecting.
 
         Returns:
             True when this worker is below its share and should look again soon.
@@ -218,18 +241,30 @@ class Worker:
         """
         self.ticks += 1
         ttl = self.settings.ttl_ms
-        self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
         for address in [a for a, w in self.watches.items() if w.done]:
             del self.watches[address]
         held = list(self.watches.values())
-        for watch, kept in zip(held, await self.store.renew([w.lease for w in held], ttl), strict=True):
-            if not kept:
-                lease = await self.store.acquire(watch.spec.address, self.id, ttl)
+        # leases first (the heartbeat after): a late tick must not lose them to its own other round trips
+        renewed = await self.store.renew([w.lease for w in held], ttl)
+        lapsed = [w for w, kept in zip(held, renewed, strict=True) if not kept]
+        if lapsed:
+            # expired (Redis away, or this worker starved of CPU past the TTL): take them back in one round trip,
+            # not one per BAL (a tick of hundreds of round trips made the next leases lapse in turn)
+            lost = []
+            again = await self.store.acquire_many([w.spec.address for w in lapsed], self.id, ttl)
+            for watch, lease in zip(lapsed, again, strict=True):
                 if lease is not None:
-                    watch.lease = lease  # expired while Redis was away: ours again, with a new fencing token
+                    watch.lease = lease  # ours again, with a new fencing token
                 else:
-                    log.info("lease lost", extra={"worker": self.id, "bal": watch.spec.address})
-                    await self._stop_watches([watch.spec.address], release=False)
+                    lost.append(watch.spec.address)
+            if lost:
+                log.info("leases lost", extra={"worker": self.id, "event": "lost", "count": len(lost),
+                                               "bals": lost[:20]})
+                await self._stop_watches(lost, release=False)
+        self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
+        if self._burst and not self._connecting:
+            _trim_heap()  # the handshakes are over: their buffers go back to the system
+        self._burst = bool(self._connecting)
         desired = await self.store.bals()
         stopped = await self.store.stopped()
         gone = [a for a, w in self.watches.items() if desired.get(a) != w.spec or a in stopped]
@@ -237,7 +272,12 @@ class Worker:
         active = [a for a in desired if a not in stopped]
         target = min(self.settings.capacity, math.ceil(len(active) / max(1, self.alive_workers)))
         if len(self.watches) > target:
-            excess = min(len(self.watches) - target, self._claim_budget())
+            # BALs released (by anyone) and not yet claimed are unwatched: release no more while they wait, so a
+            # joiner slower to connect than the limiter's budget does not leave hundreds of BALs unwatched
+            in_transit = len(await self.store.unleased([a for a in active if a not in self.watches]))
+            excess = min(len(self.watches) - target, self._claim_budget() - in_transit)
+            if excess <= 0:
+                return False
             extras = self._rng.sample(sorted(self.watches), excess)
             await self._stop_watches(extras, release=True)
             log.info("BALs released for balance", extra={"worker": self.id, "event": "released",
@@ -388,8 +428,21 @@ class Worker:
         if summary.internaldate is not None:  # INTERNALDATE has whole seconds: up to 1 s more than the real lag
             lag = max(0, int((dt.datetime.now(dt.UTC) - summary.internaldate).total_seconds() * 1000))
             self.figures.lag_ms = lag
-        return await self._redis(lambda: self.store.publish(watch.lease, summary.uidvalidity or 0, summary.uid,
-                                                            fields, lag_ms=lag))
+        address = watch.spec.address
+        while True:
+            lease = watch.lease
+            result = await self._redis(lambda lease=lease: self.store.publish(  # type: ignore[misc]
+                lease, summary.uidvalidity or 0, summary.uid, fields, lag_ms=lag))
+            if result.status != "stale":
+                return result
+            # stale: a newer fencing token was issued. If it is this worker's own (its tick took the lapsed lease
+            # back while this publication was on its way), publish again under it instead of leaving the BAL.
+            held = await self._redis(lambda: self.store.holder(address))
+            worker, _, fence = (held or "").rpartition("|")
+            if worker != self.id or not fence.isdigit() or int(fence) <= lease.fence:
+                return result
+            if watch.lease is lease:
+                watch.lease = Lease(address, held or "", int(fence))
 
     async def _end(self, watch: _Watch, kind: str, reason: str) -> None:
         self.figures.failures += kind == "bal-error"
