@@ -65,6 +65,13 @@ def _waits(attempts: Sequence[Attempt], records: Sequence[SessionRecord]) -> lis
             for a, b in itertools.pairwise(attempts)]
 
 
+async def _still_trying(ctx: CaseContext, since: float) -> bool:
+    """True when the LPS opened a session or got an answer within the last case bound."""
+    records = await ctx.sessions(since)
+    latest = max([r.started_at for r in records] + [a.at for a in _attempts_in(records, since)], default=0.0)
+    return time.time() - latest < ctx.bound()
+
+
 def _with(notes: Sequence[Evidence | None], *more: Evidence) -> list[Evidence]:
     return [*(n for n in notes if n is not None), *more]
 
@@ -195,6 +202,9 @@ def check_unavailable(*, psc: bool) -> Check:
 
             # APP: the failures are spread over the LPS's own back-off, hence the extra time.
             recovered = await ctx.wait_for(probe, ctx.bound() + (0.0 if psc else ctx.settings.unavailable_for))
+            if not recovered and await _still_trying(ctx, since):
+                # A loaded machine slows each handshake, not the LPS's back-off: one more bound, once.
+                recovered = await ctx.wait_for(probe, ctx.bound())
         finally:
             await ctx.control.clear_faults()
         records = await ctx.sessions(since)
