@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from mssante._asgi_guard import ASGIApp, BodyLimit, Receive, Scope, Send
-from mssante.bridge._core import BridgeCore
+from mssante.bridge._core import CHECK, BridgeCore
 from mssante.bridge._errors import BridgeError
 from mssante.bridge._logins import LoginFlows
 from mssante.bridge._openapi import openapi_document
@@ -50,6 +50,7 @@ _SSE_HEADERS_TEXT = (("Content-Type", "text/event-stream; charset=utf-8"), ("Cac
 _SSE_HEADERS = [(k.lower().encode(), v.encode()) for k, v in _SSE_HEADERS_TEXT]
 #: Pseudo-events queued to an event stream: the heartbeat's timer fired; the client went away.
 _BEAT, _GONE = "_beat", "_gone"
+_CHECK_EVERY = 8
 _FORM = "application/x-www-form-urlencoded"
 _DONE_PAGE = ("<!doctype html><html lang=fr><meta charset=utf-8><title>Pro Santé Connect</title>"
               "<p>Connexion réussie. Vous pouvez fermer cette fenêtre et revenir au logiciel.</p></html>")
@@ -249,11 +250,15 @@ class API:
         """The SSE text of one event stream, until the session ends or :data:`_GONE` is queued (client gone).
 
         The heartbeat is a timer that queues :data:`_BEAT` (no task waits for a timeout): 10,000 streams
-        held cost a queue, a timer and the server's own connection objects each.
+        held cost a queue, a timer and the server's own connection objects each. A heartbeat reads the
+        session from the store only when the store's events may be missing, after a resync
+        (:data:`~mssante.bridge._core.CHECK`), and at the first beat then every :data:`_CHECK_EVERY`
+        (a session that merely expired from the store announces nothing).
         """
         session_id, core = record.session_id, self.core
         loop = asyncio.get_running_loop()
         tick: asyncio.TimerHandle | None = None
+        beats = 0
         try:
             if record.ended:
                 yield _sse("session_ended", {"reason": record.ended})
@@ -266,6 +271,11 @@ class API:
                 if event == _GONE:
                     return
                 if event == _BEAT:
+                    beats += 1
+                    if beats % _CHECK_EVERY != 1 and core.store.events_current():  # an end comes as an event
+                        yield ": ping\n\n"
+                        continue
+                if event in (_BEAT, CHECK):
                     try:
                         current = await core.current_session(session_id)  # ended while events were lost?
                     except MssanteError as exc:  # the store is busy or away: keep the stream, look again later

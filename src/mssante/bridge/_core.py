@@ -72,6 +72,8 @@ _WAIT_STEP = 0.25
 MAX_CACHED: Final = 100_000
 #: Events forwarded to a session's event streams (the others are for the replicas' caches).
 _STREAM_EVENTS: Final = frozenset({"session_ended", "refresh_failed"})
+#: Pseudo-event queued to every event stream when events may have been lost: look at the store.
+CHECK: Final = "_check"
 #: Refresh ahead between these fractions of an access token's life (see the module's docstring).
 AHEAD_FROM: Final = 0.6
 AHEAD_TO: Final = 0.85
@@ -571,8 +573,12 @@ class BridgeCore:
 
     def _on_event(self, session_id: str, event: str, data: dict[str, Any]) -> None:
         self._events_seen += 1
-        if event == RESYNC:
+        if event == RESYNC:  # events may have been lost: every event stream looks at the store
             self._records.clear()
+            for queues in self._subscribers.values():
+                for queue in queues:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait((CHECK, {}))
             return
         changed = self._changes.pop(session_id, None)
         if changed is not None:
