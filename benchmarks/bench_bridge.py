@@ -35,7 +35,6 @@ import base64
 import contextlib
 import json
 import os
-import random
 import re
 import resource
 import secrets
@@ -116,8 +115,7 @@ def _bridge_main(args: argparse.Namespace) -> None:
     _raise_fd_limit()
     known = {f.name for f in dataclasses.fields(BridgeConfig)}  # --src may name an older tree
     wanted: dict[str, Any] = {
-        "psc": PSCSettings(issuer=args.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, leeway=5,
-                           timeout=30),
+        "psc": PSCSettings(issuer=args.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, leeway=5),
         "store": args.store, "host": "127.0.0.1", "port": args.port, "refresh_margin": args.margin,
         "introspect_interval": 0, "per_installation": RateLimit(**UNLIMITED), "per_ip": RateLimit(**UNLIMITED),
         "auth_failures": RateLimit(**UNLIMITED), "redis_pool_size": 100,
@@ -471,17 +469,15 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
     """
     t0 = time.monotonic()
     failed: list[str] = []
-    sessions = await _logins(url, secret, count, failures=failed)
-    login_seconds = time.monotonic() - t0
-    count = len(sessions)
-    stats: dict[str, Any] = {"sessions": count, "login_failures": len(failed), "requests": 0, "refreshed": 0,
-                             "lapses": 0, "late": 0, "streams": 0, "stream_lapses": 0, "pings": 0,
-                             "login_seconds": round(login_seconds, 1),
-                             "errors": failed[:3], "margins": []}
+    stats: dict[str, Any] = {"sessions": 0, "login_failures": 0, "requests": 0, "refreshed": 0,
+                             "lapses": 0, "late": 0, "streams": 0, "stream_lapses": 0, "pings": 0, "slowest": 0.0,
+                             "login_seconds": 0.0, "errors": failed, "margins": []}
     http = _Http(url, 32, f"{INSTALLATION}:{secret}")
+    logins = _Http(url, 50, f"{INSTALLATION}:{secret}")
     stop = asyncio.Event()
     ready = asyncio.Event()
     opening = asyncio.Semaphore(100)
+    pending = count  # clients not yet logged in with their stream open (or failed)
     margin = client_margin(life)
 
     def lapse(kind: str, detail: str) -> None:
@@ -489,7 +485,7 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
         if len(stats["errors"]) < 10:
             stats["errors"].append(detail)
 
-    async def stream(sid: str, ssec: str) -> None:
+    async def stream(sid: str, ssec: str, started: asyncio.Event) -> None:
         writer = None
         try:
             async with opening:
@@ -509,8 +505,7 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
                     event, _, text = text.partition("\n\n")
                     if event.startswith("event: ready"):
                         stats["streams"] += 1
-                        if stats["streams"] == count:
-                            ready.set()
+                        started.set()
                     elif event.startswith(":"):
                         stats["pings"] += 1
                     else:
@@ -525,21 +520,21 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
             if writer is not None:
                 writer.close()
 
-    async def keep(sid: str, ssec: str, end: float, delay: float) -> None:
+    async def keep(sid: str, ssec: str) -> None:
         expires, jti, held_since = 0.0, "", 0.0
         headers = {"X-Session-Secret": ssec}
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
         while not stop.is_set():
             now = time.time()
             if expires and now > expires:
                 lapse("late", f"asked {now - expires:.1f} s after expiry")
             try:
-                status, body = await http.request("POST", f"/sessions/{sid}/token", headers, b"{}")
-            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                async with asyncio.timeout(30):
+                    status, body = await http.request("POST", f"/sessions/{sid}/token", headers, b"{}")
+            except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError) as exc:
                 lapse("lapses", f"token request failed: {type(exc).__name__}")
                 status, body = 0, b""
             stats["requests"] += 1
+            stats["slowest"] = max(stats["slowest"], round(time.time() - now, 2))
             wake = time.monotonic() + 1
             if status == 200:
                 answer = json.loads(body)
@@ -557,28 +552,45 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
                 wake = time.monotonic() + max(1.0, left - margin)
             elif status:
                 lapse("lapses", f"token answer {status}: {body[:120]!r}")
-            if wake >= end:
-                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, wake - time.monotonic()))
 
-    watchers = [asyncio.create_task(stream(sid, ssec)) for sid, ssec in sessions]
-    try:
-        await asyncio.wait_for(ready.wait(), 120 + count / 20)
-    except TimeoutError:
-        lapse("stream_lapses", f"only {stats['streams']} of {count} streams opened")
-    # Every load process is ready: the parent says go, so that no login competes with the holding.
+    async def client() -> None:
+        """One workstation: logs in, opens its event stream, keeps a valid token until the end."""
+        nonlocal pending
+        try:
+            try:
+                sid, ssec = await _login(logins)
+            except (OSError, asyncio.IncompleteReadError, ValueError, RuntimeError) as exc:
+                stats["login_failures"] += 1
+                if len(failed) < 10:
+                    failed.append(f"{type(exc).__name__}: {exc}"[:200])
+                return
+            stats["sessions"] += 1
+            started = asyncio.Event()
+            watcher = asyncio.create_task(stream(sid, ssec, started))
+            await asyncio.wait({watcher, asyncio.ensure_future(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pending -= 1
+            if pending == 0:
+                stats["login_seconds"] = round(time.monotonic() - t0, 1)
+                ready.set()
+        if started.is_set():
+            await keep(sid, ssec)
+        await watcher  # ends with the session (a lapse), or is cancelled at the end
+
+    clients = [asyncio.create_task(client()) for _ in range(count)]
+    await ready.wait()
+    logins.close()
+    # Every load process is ready: the parent says go, and the measured window begins.
     print(json.dumps({"ready": stats["streams"]}), flush=True)
     await asyncio.to_thread(sys.stdin.readline)
-    end = time.monotonic() + seconds
-    spread = random.Random(count)  # the first requests spread over the rest of the login tokens' life
-    keepers = [asyncio.create_task(keep(sid, ssec, end, spread.uniform(0, life / 4))) for sid, ssec in sessions]
-    await asyncio.sleep(max(0.0, end - time.monotonic()))
+    await asyncio.sleep(seconds)
     stop.set()
-    await asyncio.gather(*keepers)
-    for task in watchers:
-        task.cancel()
-    await asyncio.gather(*watchers, return_exceptions=True)
+    for task in asyncio.all_tasks():
+        if task.get_coro().__name__ == "stream":  # type: ignore[union-attr]
+            task.cancel()
+    await asyncio.gather(*clients, return_exceptions=True)
     http.close()
     return stats
 
@@ -664,7 +676,7 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     for key, value in part.items():
                         if key in ("errors", "margins"):
                             total[key] += value
-                        elif key == "login_seconds":
+                        elif key in ("login_seconds", "slowest"):
                             total[key] = max(total.get(key, 0.0), value)
                         else:
                             total[key] = total.get(key, 0) + value
@@ -775,8 +787,10 @@ def main() -> None:
                   f"held {args.minutes:g} min "
                   f"(access tokens of {r['access_life']} s): lapses {r['lapses']} + late {r['late']} + streams "
                   f"{r['stream_lapses']}; {r['refreshed']} refreshes seen, margin before expiry p1 "
-                  f"{r['margin_p1']} s, min {r['margin_min']} s; {r['requests']} token requests, {r['pings']} pings")
-            print(f"          logins {r['logins_per_s']}/s ({r['bridge_cpu_per_login_ms']} ms bridge CPU each), ready "
+                  f"{r['margin_p1']} s, min {r['margin_min']} s; {r['requests']} token requests "
+                  f"(slowest {r['slowest']} s), {r['pings']} pings")
+            print(f"          logins {r['logins_per_s']}/s ({r['bridge_cpu_per_login_ms']} ms bridge CPU per session "
+                  f"while logging in, streams and refreshes included), ready "
                   f"in {r['ready_seconds']} s; bridge RSS {r['bridge_rss_mib_idle']} -> {r['bridge_rss_mib_ready']} "
                   f"-> peak {r['bridge_rss_mib_peak']} MiB ({r['bridge_rss_kib_per_session']} KiB/session), CPU "
                   f"{r['bridge_cpu_held_percent']} % while held; load {r['load_avg_held']}  {r['errors'][:3]}")
