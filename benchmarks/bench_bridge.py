@@ -560,8 +560,9 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
         nonlocal pending
         try:
             try:
-                sid, ssec = await _login(logins)
-            except (OSError, asyncio.IncompleteReadError, ValueError, RuntimeError) as exc:
+                async with asyncio.timeout(300):  # a stuck login is a failure, not a hung run
+                    sid, ssec = await _login(logins)
+            except (OSError, asyncio.IncompleteReadError, ValueError, RuntimeError, TimeoutError) as exc:
                 stats["login_failures"] += 1
                 if len(failed) < 10:
                     failed.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -569,7 +570,11 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
             stats["sessions"] += 1
             started = asyncio.Event()
             watcher = asyncio.create_task(stream(sid, ssec, started))
-            await asyncio.wait({watcher, asyncio.ensure_future(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            opened = asyncio.ensure_future(started.wait())
+            await asyncio.wait({watcher, opened}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+            opened.cancel()
+            if not started.is_set() and not watcher.done():
+                lapse("stream_lapses", "stream not open after 120 s")
         finally:
             pending -= 1
             if pending == 0:
