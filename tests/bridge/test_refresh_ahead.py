@@ -103,3 +103,33 @@ async def test_refreshes_ahead_run_a_bounded_number_at_a_time(tmp_path: Path, st
             for source in sources:
                 assert not source.ended.is_set()
                 await source.aclose()
+
+
+async def test_refreshes_asked_for_wait_their_turn_in_the_bridge(tmp_path: Path, state_dir: Path,
+                                                                 cipher: TokenCipher) -> None:
+    """Many clients whose tokens expire together: at most psc_concurrency refreshes at PSC, all answered."""
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, psc_concurrency=2) as bridge:
+        core = bridge.core
+        in_flight, most = 0, 0
+        real = core.psc.refresh
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.2)  # a slow PSC: unbounded refreshes would overlap
+                return await real(*args, **kwargs)
+            finally:
+                in_flight -= 1
+
+        core.psc.refresh = counted  # type: ignore[method-assign]
+        secret = await core.add_installation("cab-turns")
+        async with BridgeClient(w.config().base_url, "cab-turns", secret, margin=0.2) as client:
+            sources = [await client.login_with_ciba(who) for who in (MARIE, LOUIS, MARIE, LOUIS, MARIE)]
+            tokens = await asyncio.gather(*(source.token(fresh=True) for source in sources))
+            assert core.refreshes == 5 and most == 2
+            for token in tokens:
+                check_token(w, token)
+            for source in sources:
+                await source.aclose()

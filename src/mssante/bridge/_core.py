@@ -111,6 +111,7 @@ class BridgeCore:
         self._ahead_at: dict[str, float] = {}  # the one live entry of each session in the heap
         self._ahead_wake = asyncio.Event()
         self._ahead_slots = asyncio.Semaphore(config.refresh_concurrency)
+        self._psc_slots = asyncio.Semaphore(config.psc_concurrency)  # refreshes in flight at PSC
         self._random = random.Random()  # noqa: S311 - spreads refreshes, no secret
 
     async def start(self) -> None:
@@ -348,8 +349,9 @@ class BridgeCore:
                 await self._await_change(sid)
                 continue
             try:
-                hit = await self._cached(sid, floor)
-                return hit if hit is not None else await self._refresh(sid)
+                async with self._psc_slots:  # waiting here, not in the HTTP client's pool queue
+                    hit = await self._cached(sid, floor)
+                    return hit if hit is not None else await self._refresh(sid)
             finally:
                 await self.store.release_lock(sid, lock)
 
@@ -542,11 +544,12 @@ class BridgeCore:
                 self._schedule(session_id, self.clock() + _AHEAD_RETRY)
                 return
             try:
-                young = await self._young(session_id)
-                if young is not None:
-                    self.plan_ahead(session_id, *young)
-                else:
-                    await self._refresh(session_id)  # plans the next one (_cache)
+                async with self._psc_slots:
+                    young = await self._young(session_id)
+                    if young is not None:
+                        self.plan_ahead(session_id, *young)
+                    else:
+                        await self._refresh(session_id)  # plans the next one (_cache)
             finally:
                 await self.store.release_lock(session_id, lock)
         except BridgeError as exc:
