@@ -281,6 +281,7 @@ class _Http:
         self.auth = "Basic " + base64.b64encode(auth.encode()).decode()
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self._slots = asyncio.Semaphore(size)
+        self.retry_after: dict[int, float] = {}  # task -> Retry-After of its last refusal
 
     def head(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Authorization: {self.auth}",
@@ -311,6 +312,8 @@ class _Http:
                     writer.close()
                 else:
                     self._idle.append((reader, writer, time.monotonic()))
+                if status >= 400:  # a busy bridge says when to come back (Retry-After)
+                    self.retry_after[id(asyncio.current_task())] = float(fields.get("retry-after", "1") or 1)
                 return status, answer
         raise AssertionError("unreachable")
 
@@ -552,6 +555,8 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
                 wake = time.monotonic() + max(1.0, left - margin)
             elif status:
                 lapse("lapses", f"token answer {status}: {body[:120]!r}")
+                wait = http.retry_after.pop(id(asyncio.current_task()), 1.0)
+                wake = time.monotonic() + max(1.0, wait)  # as a workstation honours Retry-After
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, wake - time.monotonic()))
 
