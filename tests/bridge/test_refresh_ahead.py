@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from mssante.bridge import BridgeClient, BridgeConfig, TokenCipher
+from mssante.bridge import BridgeClient, BridgeConfig, BridgeTokenSource, TokenCipher
 from mssante.bridge._audit import Audit
 from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore
 from mssante.bridge._sqlite import SQLiteStore
 from mssante.errors import ConfigError
 from mssante.psc import PSCClient, PSCSettings
+from mssante.secret import Secret
 from tests.bridge._support import LOUIS, MARIE, World, running_bridge, world
 from tests.bridge.test_flows import check_token
 
@@ -133,3 +134,34 @@ async def test_refreshes_asked_for_wait_their_turn_in_the_bridge(tmp_path: Path,
                 check_token(w, token)
             for source in sources:
                 await source.aclose()
+
+
+async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
+    tmp_path: Path, state_dir: Path, cipher: TokenCipher
+) -> None:
+    """Fifty requests meet one refresh under way: they await it (one PSC call), none polls the lock."""
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher) as bridge:
+        core = bridge.core
+        real_refresh, real_wait = core.psc.refresh, core._await_change
+        polls = 0
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.3)  # the refresh is under way while the others arrive
+            return await real_refresh(*args, **kwargs)
+
+        async def counted(session_id: str) -> None:
+            nonlocal polls
+            polls += 1
+            await real_wait(session_id)
+
+        core.psc.refresh = slow  # type: ignore[method-assign]
+        core._await_change = counted  # type: ignore[method-assign]
+        secret = await core.add_installation("cab-share")
+        async with BridgeClient(w.config().base_url, "cab-share", secret, margin=0.2) as client:
+            source = await client.login_with_ciba(MARIE)
+            twins = [BridgeTokenSource(client, source.session_id, Secret(source._secret.reveal()), margin=0.2)
+                     for _ in range(50)]
+            tokens = {t.reveal() for t in await asyncio.gather(*(twin.token(fresh=True) for twin in twins))}
+            assert core.refreshes == 1 and polls == 0 and len(tokens) == 1
+            check_token(w, Secret(tokens.pop()))
+            await source.aclose()

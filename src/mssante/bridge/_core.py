@@ -81,6 +81,12 @@ AHEAD_TO: Final = 0.85
 _AHEAD_RETRY: Final = 5.0
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shared refresh's failure as seen (its own request raises it; nobody else may await it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class BridgeCore:
     """Sessions and tokens for thick clients, over a :class:`SessionStore` and a :class:`PSCClient`.
 
@@ -112,6 +118,7 @@ class BridgeCore:
         self._ahead_wake = asyncio.Event()
         self._ahead_slots = asyncio.Semaphore(config.refresh_concurrency)
         self._psc_slots = asyncio.Semaphore(config.psc_concurrency)  # refreshes in flight at PSC
+        self._inflight: dict[str, asyncio.Future[tuple[Secret, float]]] = {}  # refreshes under way here
         self._random = random.Random()  # noqa: S311 - spreads refreshes, no secret
 
     async def start(self) -> None:
@@ -341,19 +348,47 @@ class BridgeCore:
             hit = await self._cached(sid, floor)
             if hit is not None:
                 return hit
+            running = self._inflight.get(sid)
+            if running is not None:  # refreshing here already: share its outcome, no polling
+                return await asyncio.shield(running)
             lock = await self.store.acquire_lock(sid, self.config.lock_ttl)
-            if lock is None:
+            if lock is None:  # another replica refreshes: its session_changed event wakes us
                 if self.clock() > deadline:
                     raise BridgeError(503, "refresh_busy", "another refresh of this session is in progress",
                                       retry_after="1")
                 await self._await_change(sid)
                 continue
             try:
-                async with self._psc_slots:  # waiting here, not in the HTTP client's pool queue
-                    hit = await self._cached(sid, floor)
-                    return hit if hit is not None else await self._refresh(sid)
+                return await self._refresh_once(sid, floor)
             finally:
                 await self.store.release_lock(sid, lock)
+
+    async def _refresh_once(self, session_id: str, floor: int, *, ahead: bool = False) -> tuple[Secret, float]:
+        """Refresh, holding the session's lock; this process's other requests for it share the outcome.
+
+        Under load, thousands of requests waiting for the refreshes of their sessions would otherwise
+        poll the cache and the lock several times a second each, and that polling alone saturates the
+        event loop. ``ahead``: refresh even if the token in the cache is still usable.
+        """
+        future: asyncio.Future[tuple[Secret, float]] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)
+        self._inflight[session_id] = future
+        try:
+            async with self._psc_slots:  # waiting here, not in the HTTP client's pool queue
+                hit = None if ahead else await self._cached(session_id, floor)
+                result = hit if hit is not None else await self._refresh(session_id)
+        except Exception as exc:
+            future.set_exception(exc)
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._inflight.get(session_id) is future:
+                del self._inflight[session_id]
 
     async def _refresh(self, session_id: str) -> tuple[Secret, float]:
         record = await self.store.get_session(session_id)
@@ -544,12 +579,11 @@ class BridgeCore:
                 self._schedule(session_id, self.clock() + _AHEAD_RETRY)
                 return
             try:
-                async with self._psc_slots:
-                    young = await self._young(session_id)
-                    if young is not None:
-                        self.plan_ahead(session_id, *young)
-                    else:
-                        await self._refresh(session_id)  # plans the next one (_cache)
+                young = await self._young(session_id)
+                if young is not None:
+                    self.plan_ahead(session_id, *young)
+                else:
+                    await self._refresh_once(session_id, 0, ahead=True)  # plans the next one (_cache)
             finally:
                 await self.store.release_lock(session_id, lock)
         except BridgeError as exc:
