@@ -23,14 +23,14 @@ from tests.bridge._support import MARIE, running_bridge, world
 
 
 async def _ask(app: Any, path: str, headers: dict[str, str], body: bytes, *, root_path: str = "",
-               chunks: int = 1) -> tuple[int, dict[str, str], bytes]:
+               chunks: int = 1, method: str = "POST") -> tuple[int, dict[str, str], bytes]:
     """One request straight to the ASGI app (the guard, the fast path and the router are all ours)."""
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     if chunks == 1:
         raw.append((b"content-length", str(len(body)).encode()))
     else:
         raw.append((b"transfer-encoding", b"chunked"))
-    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "root_path": root_path,
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "root_path": root_path,
              "query_string": b"", "headers": raw, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
              "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
     size = max(1, len(body) // chunks + 1)
@@ -105,6 +105,48 @@ async def test_fast_path_keeps_the_rate_limits_and_the_trusted_proxies(tmp_path:
         assert statuses == [200, 200, 200, 200, 429]
         other = {**headers, "X-Forwarded-For": "198.51.100.3"}  # another client behind the proxy: its own bucket
         assert (await _ask(bridge.app, f"/sessions/{sid}/token", other, b""))[0] == 200
+
+
+async def test_event_streams_fast_path_answers_as_the_router(tmp_path: Path, state_dir: Path,
+                                                             cipher: TokenCipher) -> None:
+    async with _session(tmp_path, state_dir, cipher) as (bridge, secret, sid, ssec):
+        good = {"Authorization": _basic(secret), "X-Session-Secret": ssec}
+        cases = [("ok", good), ("no credentials", {}), ("wrong session secret", {**good, "X-Session-Secret": "x"}),
+                 ("not Basic", {**good, "Authorization": "Bearer x"})]
+        for name, headers in cases:  # the client goes away at once: each stream ends
+            fast = await _ask(bridge.app, f"/sessions/{sid}/events", headers, b"", method="GET")
+            routed = await _ask(bridge.app, f"/api/sessions/{sid}/events", headers, b"", root_path="/api",
+                                method="GET")
+            assert fast[:2] == routed[:2], name
+            if fast[0] != 200:
+                assert json.loads(fast[2]) == json.loads(routed[2]), name
+        assert fast[0] == 401 and sid not in bridge.core._subscribers
+        assert (await _ask(bridge.app, f"/sessions/{sid}/events", good, b" " * 20_000, method="GET"))[0] == 413
+
+
+async def test_event_stream_over_a_socket_ends_with_the_session_or_the_client(tmp_path: Path, state_dir: Path,
+                                                                              cipher: TokenCipher) -> None:
+    """Served by Front: ready, then session_ended and the end of the response; a client gone is unsubscribed."""
+    async with _session(tmp_path, state_dir, cipher) as (bridge, secret, sid, ssec):
+        port = bridge.config.port
+        request = (f"GET /sessions/{sid}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {_basic(secret)}\r\n"
+                   f"X-Session-Secret: {ssec}\r\n\r\n").encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head and b"no-store" in head
+        assert b"event: ready" in await asyncio.wait_for(reader.readuntil(b"\n\n"), 10)
+        await _close(writer)  # the client goes away: its subscription with it
+        await _until(lambda: sid not in bridge.core._subscribers)
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        assert b"event: ready" in await asyncio.wait_for(reader.readuntil(b"\n\n"), 10)
+        await bridge.core.end(sid, "logout")
+        rest = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 10)  # the chunked body's end
+        assert b"event: session_ended" in rest and b'"reason":"logout"' in rest
+        await _close(writer)
+        assert sid not in bridge.core._subscribers
 
 
 async def test_sqlite_looks_once_per_turn_of_the_event_loop(tmp_path: Path) -> None:

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from mssante.bridge import BridgeClient, BridgeConfig, TokenCipher
+from mssante.bridge import BridgeClient, BridgeConfig, BridgeTokenSource, TokenCipher
 from mssante.bridge._audit import Audit
 from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore
 from mssante.bridge._sqlite import SQLiteStore
 from mssante.errors import ConfigError
 from mssante.psc import PSCClient, PSCSettings
+from mssante.secret import Secret
 from tests.bridge._support import LOUIS, MARIE, World, running_bridge, world
 from tests.bridge.test_flows import check_token
 
@@ -103,3 +104,64 @@ async def test_refreshes_ahead_run_a_bounded_number_at_a_time(tmp_path: Path, st
             for source in sources:
                 assert not source.ended.is_set()
                 await source.aclose()
+
+
+async def test_refreshes_asked_for_wait_their_turn_in_the_bridge(tmp_path: Path, state_dir: Path,
+                                                                 cipher: TokenCipher) -> None:
+    """Many clients whose tokens expire together: at most psc_concurrency refreshes at PSC, all answered."""
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, psc_concurrency=2) as bridge:
+        core = bridge.core
+        in_flight, most = 0, 0
+        real = core.psc.refresh
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.2)  # a slow PSC: unbounded refreshes would overlap
+                return await real(*args, **kwargs)
+            finally:
+                in_flight -= 1
+
+        core.psc.refresh = counted  # type: ignore[method-assign]
+        secret = await core.add_installation("cab-turns")
+        async with BridgeClient(w.config().base_url, "cab-turns", secret, margin=0.2) as client:
+            sources = [await client.login_with_ciba(who) for who in (MARIE, LOUIS, MARIE, LOUIS, MARIE)]
+            tokens = await asyncio.gather(*(source.token(fresh=True) for source in sources))
+            assert core.refreshes == 5 and most == 2
+            for token in tokens:
+                check_token(w, token)
+            for source in sources:
+                await source.aclose()
+
+
+async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
+    tmp_path: Path, state_dir: Path, cipher: TokenCipher
+) -> None:
+    """Fifty requests meet one refresh under way: they await it (one PSC call), none polls the lock."""
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher) as bridge:
+        core = bridge.core
+        real_refresh, real_wait = core.psc.refresh, core._await_change
+        polls = 0
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.3)  # the refresh is under way while the others arrive
+            return await real_refresh(*args, **kwargs)
+
+        async def counted(session_id: str) -> None:
+            nonlocal polls
+            polls += 1
+            await real_wait(session_id)
+
+        core.psc.refresh = slow  # type: ignore[method-assign]
+        core._await_change = counted  # type: ignore[method-assign]
+        secret = await core.add_installation("cab-share")
+        async with BridgeClient(w.config().base_url, "cab-share", secret, margin=0.2) as client:
+            source = await client.login_with_ciba(MARIE)
+            twins = [BridgeTokenSource(client, source.session_id, Secret(source._secret.reveal()), margin=0.2)
+                     for _ in range(50)]
+            tokens = {t.reveal() for t in await asyncio.gather(*(twin.token(fresh=True) for twin in twins))}
+            assert core.refreshes == 1 and polls == 0 and len(tokens) == 1
+            check_token(w, Secret(tokens.pop()))
+            await source.aclose()

@@ -133,6 +133,39 @@ async def test_redis_pool_timeout_answers_503_then_recovers(tmp_path: Path, stat
             assert (await token()).status_code == 200
 
 
+async def test_heartbeats_read_the_store_only_when_events_may_be_missing(tmp_path: Path, state_dir: Path,
+                                                                          cipher: TokenCipher) -> None:
+    """10,000 held streams must not read the store at every heartbeat; a resync makes each one look at once."""
+    from mssante.bridge._records import RESYNC
+
+    async with world(tmp_path, state_dir) as w, \
+            running_bridge(w, cipher=cipher, heartbeat=0.05, session_cache_ttl=0) as bridge:
+        secret = await bridge.core.add_installation("cab-beat")
+        url = w.config().base_url
+        async with BridgeClient(url, "cab-beat", secret) as client:
+            source = await client.login_with_ciba(MARIE)
+        reads = count_reads(bridge)
+        async with httpx2.AsyncClient(base_url=url, trust_env=False, timeout=10) as http, \
+                http.stream("GET", f"/sessions/{source.session_id}/events", auth=("cab-beat", secret),
+                            headers={"X-Session-Secret": source._secret.reveal()}) as stream:
+            lines = stream.aiter_lines()
+            assert (await lines.__anext__()).startswith("event: ready")
+            start = reads[0]
+            pings = 0
+            while pings < 16:
+                pings += (await asyncio.wait_for(lines.__anext__(), 5)) == ": ping"
+            assert 1 <= reads[0] - start <= 3  # the first beat, then one in eight
+            # The session ends in the store without an event (a replica's event lost): a resync reveals it.
+            store: Any = bridge.core.store
+            record = await store.get_session(source.session_id)
+            assert await store.swap_session(record.bump(ended="logout"), 60)
+            bridge.core._on_event("", RESYNC, {})
+            line = ""
+            while not line.startswith("event:"):
+                line = await asyncio.wait_for(lines.__anext__(), 5)
+            assert line == "event: session_ended"
+
+
 async def test_event_stream_outlives_a_store_failure(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
     """The heartbeat's session check meets an unreachable store: the stream stays, no traceback, ends later."""
     from mssante.errors import AuthUnavailable

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from mssante._asgi_guard import ASGIApp, BodyLimit, Receive, Scope, Send
-from mssante.bridge._core import BridgeCore
+from mssante.bridge._core import CHECK, BridgeCore
 from mssante.bridge._errors import BridgeError
 from mssante.bridge._logins import LoginFlows
 from mssante.bridge._openapi import openapi_document
@@ -43,6 +44,13 @@ MAX_BODY = 16 * 1024  # bytes: every request body of this API is tiny (enforced 
 _MAX_FORM_FIELDS = 8  # a back-channel logout form has one field (OIDC BCL 1.0 §2.5)
 _NO_STORE_RAW = [(k.lower().encode(), v.encode()) for k, v in _NO_STORE.items()]
 _TOKEN_PATH = re.compile(r"/sessions/([^/]+)/token")  # as Starlette matches ``/sessions/{session_id}/token``
+_EVENTS_PATH = re.compile(r"/sessions/([^/]+)/events")
+_SSE_HEADERS_TEXT = (("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"),
+                     ("X-Accel-Buffering", "no"))  # nginx: do not buffer the stream
+_SSE_HEADERS = [(k.lower().encode(), v.encode()) for k, v in _SSE_HEADERS_TEXT]
+#: Pseudo-events queued to an event stream: the heartbeat's timer fired; the client went away.
+_BEAT, _GONE = "_beat", "_gone"
+_CHECK_EVERY = 8
 _FORM = "application/x-www-form-urlencoded"
 _DONE_PAGE = ("<!doctype html><html lang=fr><meta charset=utf-8><title>Pro Santé Connect</title>"
               "<p>Connexion réussie. Vous pouvez fermer cette fenêtre et revenir au logiciel.</p></html>")
@@ -218,13 +226,8 @@ class API:
         try:
             ip = _ip(scope)
             self._limit(self.per_ip, ip)
-            authorization = secret = None
-            for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
-                if name == b"authorization" and authorization is None:
-                    authorization = value.decode("latin-1")
-                elif name == b"x-session-secret" and secret is None:
-                    secret = value.decode("latin-1")
-            answer = await self.token_answer(authorization or "", ip, session_id, secret or "", body)
+            authorization, secret = _credentials(scope)
+            answer = await self.token_answer(authorization, ip, session_id, secret, body)
         except Exception as exc:
             await _error_answer(exc, "POST", path)(scope, receive, send)
             return
@@ -241,20 +244,38 @@ class API:
     async def events(self, request: Request) -> Response:
         _, record = await self.session(request, allow_ended=True)
         queue = self.core.subscribe(record.session_id)
-        return StreamingResponse(self._stream(record, queue), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(self._stream(record, queue), headers=dict(_SSE_HEADERS_TEXT))
 
-    async def _stream(self, record: Any, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> AsyncIterator[str]:
+    async def _stream(self, record: Any, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> AsyncGenerator[str]:
+        """The SSE text of one event stream, until the session ends or :data:`_GONE` is queued (client gone).
+
+        The heartbeat is a timer that queues :data:`_BEAT` (no task waits for a timeout): 10,000 streams
+        held cost a queue, a timer and the server's own connection objects each. A heartbeat reads the
+        session from the store only when the store's events may be missing, after a resync
+        (:data:`~mssante.bridge._core.CHECK`), and at the first beat then every :data:`_CHECK_EVERY`
+        (a session that merely expired from the store announces nothing).
+        """
         session_id, core = record.session_id, self.core
+        loop = asyncio.get_running_loop()
+        tick: asyncio.TimerHandle | None = None
+        beats = 0
         try:
             if record.ended:
                 yield _sse("session_ended", {"reason": record.ended})
                 return
             yield _sse("ready", {})
             while True:
-                try:
-                    event, data = await asyncio.wait_for(queue.get(), core.config.heartbeat)
-                except TimeoutError:
+                tick = loop.call_later(core.config.heartbeat, _offer, queue, _BEAT)
+                event, data = await queue.get()
+                tick.cancel()
+                if event == _GONE:
+                    return
+                if event == _BEAT:
+                    beats += 1
+                    if beats % _CHECK_EVERY != 1 and core.store.events_current():  # an end comes as an event
+                        yield ": ping\n\n"
+                        continue
+                if event in (_BEAT, CHECK):
                     try:
                         current = await core.current_session(session_id)  # ended while events were lost?
                     except MssanteError as exc:  # the store is busy or away: keep the stream, look again later
@@ -270,7 +291,39 @@ class API:
                 if event == "session_ended":
                     return
         finally:
+            if tick is not None:
+                tick.cancel()
             core.unsubscribe(session_id, queue)
+
+    async def fast_events(self, scope: Scope, receive: Receive, send: Send, session_id: str) -> None:
+        """Serve ``GET /sessions/{id}/events`` without the router (:class:`Front`); same answers as :meth:`events`.
+
+        One task per stream (the server's): the client's disconnection is awaited by a future whose
+        callback queues :data:`_GONE`, instead of Starlette's task group of two tasks per response.
+        """
+        try:
+            ip = _ip(scope)
+            self._limit(self.per_ip, ip)
+            authorization, secret = _credentials(scope)
+            installation_id = await self.installation_of(authorization, ip)
+            record = await self.core.session(installation_id, session_id, secret, allow_ended=True)
+        except Exception as exc:
+            await _error_answer(exc, "GET", scope["path"])(scope, receive, send)
+            return
+        queue = self.core.subscribe(record.session_id)
+        gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(lambda _: _offer(queue, _GONE))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            async with contextlib.aclosing(self._stream(record, queue)) as stream:  # unsubscribes in any case
+                async for text in stream:
+                    if gone.done():
+                        return
+                    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            gone.cancel()
+            self.core.unsubscribe(record.session_id, queue)  # also when the stream never started
 
     async def backchannel_logout(self, request: Request) -> Response:
         token = (await self.form(request)).get("logout_token")
@@ -282,6 +335,28 @@ class API:
             self.core.audit.record("backchannel_logout", "refused", detail=exc.oauth_error or "")
             raise BridgeError(400, "invalid_request", exc.message) from exc
         return Response(status_code=200, headers=_NO_STORE)
+
+
+def _credentials(scope: Scope) -> tuple[str, str]:
+    """The ``Authorization`` and ``X-Session-Secret`` headers ("" when absent; the first of each, as Starlette)."""
+    authorization = secret = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"x-session-secret" and secret is None:
+            secret = value.decode("latin-1")
+    return authorization or "", secret or ""
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone (what is left of a request body is read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _offer(queue: asyncio.Queue[tuple[str, dict[str, Any]]], event: str) -> None:
+    with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes its stream anyway
+        queue.put_nowait((event, {}))
 
 
 def _ip(scope: Scope) -> str:
@@ -339,13 +414,14 @@ def routes(api: API) -> list[Route]:
 
 
 class Front:
-    """The bridge's outermost ASGI layer: ``POST /sessions/{id}/token`` served without the router.
+    """The bridge's outermost ASGI layer: ``POST /sessions/{id}/token`` and the event streams without the router.
 
     The hot path of the bridge (every IMAP/SMTP login of every thick client) skips Starlette's
     router, request objects and middleware stack, and keeps every guarantee of the full app: the
     same body limit and refusals (``guard``, :class:`~mssante._asgi_guard.BodyLimit`), the same
     trusted-proxy rewrite, rate limits, credential checks and JSON errors (:meth:`API.fast_token`).
-    Every other request goes to ``app``.
+    The event streams (``GET /sessions/{id}/events``, :meth:`API.fast_events`) skip them too, so that
+    each held stream costs one task. Every other request goes to ``app``.
     """
 
     def __init__(self, api: API, app: ASGIApp, guard: BodyLimit, proxies: TrustedProxies | None = None) -> None:
@@ -356,14 +432,19 @@ class Front:
         self.proxies = proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            match = _TOKEN_PATH.fullmatch(scope["path"])
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method = scope["method"]
+            pattern = _TOKEN_PATH if method == "POST" else _EVENTS_PATH if method == "GET" else None
+            match = pattern.fullmatch(scope["path"]) if pattern is not None else None
             if match is not None:
                 body = await self.guard.read(scope, receive, send)
                 if body is None:
                     return  # refused (answered) or gone
                 if self.proxies is not None:
                     scope = self.proxies.rewrite(scope)
-                await self.api.fast_token(scope, receive, send, match[1], body)
+                if method == "POST":
+                    await self.api.fast_token(scope, receive, send, match[1], body)
+                else:
+                    await self.api.fast_events(scope, receive, send, match[1])
                 return
         await self.app(scope, receive, send)

@@ -53,6 +53,10 @@ class BridgeConfig:
             access token expires (at a random point of 60 to 85 % of its life), so that a client's
             token request never waits for PSC and PSC's session stays alive while it listens.
         refresh_concurrency: refreshes ahead in flight at most (earliest due first).
+        psc_concurrency: refreshes in flight at PSC at most, ahead or asked for; the others wait
+            their turn in the bridge. Unbounded, thousands of clients whose tokens expire together
+            queue thousands of requests in the HTTP client's connection pool, which spends its time
+            sorting that queue: every refresh then times out, even once PSC is idle again.
         per_installation: token bucket of each installation's authenticated requests (per replica).
             200/s with bursts of 5,000 carries 10,000 sessions of one installation: each asks for a
             token about once per access-token life (PSC: 120 s) and holds one event stream, and a
@@ -89,6 +93,7 @@ class BridgeConfig:
     introspect_interval: float = 60.0
     refresh_ahead: bool = True
     refresh_concurrency: int = 16
+    psc_concurrency: int = 32
     per_installation: RateLimit = RateLimit(rate=200.0, burst=5000)
     per_ip: RateLimit = RateLimit(rate=500.0, burst=10000)
     auth_failures: RateLimit = RateLimit(rate=1.0, burst=10)
@@ -109,8 +114,8 @@ class BridgeConfig:
                      "introspect_interval", "session_cache_ttl"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
-        if self.refresh_concurrency < 1:
-            raise ConfigError("refresh_concurrency must be >= 1")
+        if self.refresh_concurrency < 1 or self.psc_concurrency < 1:
+            raise ConfigError("refresh_concurrency and psc_concurrency must be >= 1")
         if self.redis_pool_size < 1 or self.redis_pool_timeout <= 0:
             raise ConfigError("redis_pool_size must be >= 1 and redis_pool_timeout > 0")
         self.proxy_networks  # noqa: B018 - checks every trusted proxy now, not at the first request

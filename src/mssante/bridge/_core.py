@@ -72,11 +72,19 @@ _WAIT_STEP = 0.25
 MAX_CACHED: Final = 100_000
 #: Events forwarded to a session's event streams (the others are for the replicas' caches).
 _STREAM_EVENTS: Final = frozenset({"session_ended", "refresh_failed"})
+#: Pseudo-event queued to every event stream when events may have been lost: look at the store.
+CHECK: Final = "_check"
 #: Refresh ahead between these fractions of an access token's life (see the module's docstring).
 AHEAD_FROM: Final = 0.6
 AHEAD_TO: Final = 0.85
 #: Seconds before a refresh ahead is tried again after PSC failed it, or another holder had the lock.
 _AHEAD_RETRY: Final = 5.0
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a shared refresh's failure as seen (its own request raises it; nobody else may await it)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class BridgeCore:
@@ -109,6 +117,8 @@ class BridgeCore:
         self._ahead_at: dict[str, float] = {}  # the one live entry of each session in the heap
         self._ahead_wake = asyncio.Event()
         self._ahead_slots = asyncio.Semaphore(config.refresh_concurrency)
+        self._psc_slots = asyncio.Semaphore(config.psc_concurrency)  # refreshes in flight at PSC
+        self._inflight: dict[str, asyncio.Future[tuple[Secret, float]]] = {}  # refreshes under way here
         self._random = random.Random()  # noqa: S311 - spreads refreshes, no secret
 
     async def start(self) -> None:
@@ -338,18 +348,47 @@ class BridgeCore:
             hit = await self._cached(sid, floor)
             if hit is not None:
                 return hit
+            running = self._inflight.get(sid)
+            if running is not None:  # refreshing here already: share its outcome, no polling
+                return await asyncio.shield(running)
             lock = await self.store.acquire_lock(sid, self.config.lock_ttl)
-            if lock is None:
+            if lock is None:  # another replica refreshes: its session_changed event wakes us
                 if self.clock() > deadline:
                     raise BridgeError(503, "refresh_busy", "another refresh of this session is in progress",
                                       retry_after="1")
                 await self._await_change(sid)
                 continue
             try:
-                hit = await self._cached(sid, floor)
-                return hit if hit is not None else await self._refresh(sid)
+                return await self._refresh_once(sid, floor)
             finally:
                 await self.store.release_lock(sid, lock)
+
+    async def _refresh_once(self, session_id: str, floor: int, *, ahead: bool = False) -> tuple[Secret, float]:
+        """Refresh, holding the session's lock; this process's other requests for it share the outcome.
+
+        Under load, thousands of requests waiting for the refreshes of their sessions would otherwise
+        poll the cache and the lock several times a second each, and that polling alone saturates the
+        event loop. ``ahead``: refresh even if the token in the cache is still usable.
+        """
+        future: asyncio.Future[tuple[Secret, float]] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)
+        self._inflight[session_id] = future
+        try:
+            async with self._psc_slots:  # waiting here, not in the HTTP client's pool queue
+                hit = None if ahead else await self._cached(session_id, floor)
+                result = hit if hit is not None else await self._refresh(session_id)
+        except Exception as exc:
+            future.set_exception(exc)
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._inflight.get(session_id) is future:
+                del self._inflight[session_id]
 
     async def _refresh(self, session_id: str) -> tuple[Secret, float]:
         record = await self.store.get_session(session_id)
@@ -544,7 +583,7 @@ class BridgeCore:
                 if young is not None:
                     self.plan_ahead(session_id, *young)
                 else:
-                    await self._refresh(session_id)  # plans the next one (_cache)
+                    await self._refresh_once(session_id, 0, ahead=True)  # plans the next one (_cache)
             finally:
                 await self.store.release_lock(session_id, lock)
         except BridgeError as exc:
@@ -571,8 +610,12 @@ class BridgeCore:
 
     def _on_event(self, session_id: str, event: str, data: dict[str, Any]) -> None:
         self._events_seen += 1
-        if event == RESYNC:
+        if event == RESYNC:  # events may have been lost: every event stream looks at the store
             self._records.clear()
+            for queues in self._subscribers.values():
+                for queue in queues:
+                    with contextlib.suppress(asyncio.QueueFull):
+                        queue.put_nowait((CHECK, {}))
             return
         changed = self._changes.pop(session_id, None)
         if changed is not None:
