@@ -59,9 +59,9 @@ def _collect_garbage_after_each_module() -> Iterator[None]:
 
 
 # -- the order modules are dealt to the xdist workers ------------------------------------------------
-# scripts/test.sh runs ``-n 2 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
+# scripts/test.sh runs ``-n 4 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
 # worker, in collection order. Dealing the longest modules first (longest-processing-time first)
-# lets the two workers finish together instead of one waiting out a 40 s module dealt last.
+# lets the workers finish together instead of one waiting out a 40 s module dealt last.
 # tests/module_seconds.json holds the measured seconds per module (scripts/module_seconds.py
 # refreshes it from a JUnit report); a module it does not know weighs 0.1 s per test.
 _SECONDS_FILE = Path(__file__).with_name("module_seconds.json")
