@@ -2,7 +2,7 @@
 
 Reads a JUnit report of a whole-suite run and writes the seconds each test module took (setup,
 call and teardown of its tests), rounded, longest first. Usage:
-    .venv/bin/pytest -n 2 --dist loadfile --junitxml=reports/junit.xml
+    .venv/bin/pytest -n 4 --dist loadfile --junitxml=reports/junit.xml
     .venv/bin/python scripts/module_seconds.py reports/junit.xml
 """
 

@@ -56,12 +56,13 @@ fi
 mkdir -p reports
 ( .venv/bin/mypy src && .venv/bin/lint-imports ) >reports/static-checks.log 2>&1 &
 static=$!
-# The whole suite: two workers, a module's tests on one worker (module fixtures stay whole), the
-# longest modules dealt first (tests/conftest.py); branch coverage, gated per package in
-# pyproject.toml ([tool.mssante.coverage-gates]). The HTML report is on demand: .venv/bin/coverage html
+# The whole suite: four workers on two cores (the long modules mostly wait on sockets, subprocesses,
+# a JVM: two workers left the cores idle most of the time), a module's tests on one worker (module
+# fixtures stay whole), the longest modules dealt first (tests/conftest.py); branch coverage, gated
+# per package in pyproject.toml ([tool.mssante.coverage-gates]). HTML report: .venv/bin/coverage html
 echo "== pytest (${SECONDS} s)"
 status=0
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
+.venv/bin/pytest -n "${PYTEST_WORKERS:-4}" --dist loadfile --no-loadscope-reorder \
   --cov --cov-report=json:reports/coverage.json || status=$?
 echo "== mypy --strict src/, lint-imports (the layer order in pyproject.toml) (${SECONDS} s)"
 static_status=0

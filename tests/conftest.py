@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import tests._hypothesis  # noqa: F401 - registers and loads the Hypothesis profile
+from tests._ports import sandbox_state_dir
 
 # The messages people read follow the locale (mssante._i18n): the suite pins C.UTF-8, which every
 # Debian machine has and which gives French (the default of a toolkit for French users), so that its
@@ -29,9 +30,10 @@ def sandbox_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     The test PKI is built by the first sandbox (about 2 s on a busy machine) and loaded by the next
     ones (0.1 s). Mailboxes, journal and faults live in each sandbox's memory: every test starts
-    from empty ones.
+    from empty ones. The HTTP port the PKI publishes its CRLs on lies below the ephemeral range
+    (tests/_ports.py), where no outgoing connection takes it between two sandboxes.
     """
-    return tmp_path_factory.mktemp("sandbox-state")
+    return sandbox_state_dir(tmp_path_factory.mktemp("sandbox-state"))
 
 
 # -- leaks are reported by the module that leaks ------------------------------------------------------
@@ -59,9 +61,9 @@ def _collect_garbage_after_each_module() -> Iterator[None]:
 
 
 # -- the order modules are dealt to the xdist workers ------------------------------------------------
-# scripts/test.sh runs ``-n 2 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
+# scripts/test.sh runs ``-n 4 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
 # worker, in collection order. Dealing the longest modules first (longest-processing-time first)
-# lets the two workers finish together instead of one waiting out a 40 s module dealt last.
+# lets the workers finish together instead of one waiting out a 40 s module dealt last.
 # tests/module_seconds.json holds the measured seconds per module (scripts/module_seconds.py
 # refreshes it from a JUnit report); a module it does not know weighs 0.1 s per test.
 _SECONDS_FILE = Path(__file__).with_name("module_seconds.json")

@@ -6,6 +6,8 @@ ResourceWarning failed an unrelated later test of the same xdist worker (one ``.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +50,21 @@ def test_a_socket_leaked_in_a_cycle_fails_its_own_module_not_a_later_one(tmp_pat
     assert "3 passed, 1 error" in out, out
     assert "ERROR at teardown of test_last_of_the_leaking_module" in out, out
     assert "unclosed <socket.socket" in out, out
+
+
+def test_a_state_directory_of_the_suite_keeps_its_http_port_below_the_ephemeral_range(tmp_path: Path) -> None:
+    """The port the test PKI publishes its CRLs on cannot be taken by an outgoing connection (tests/_ports.py)."""
+    from mssante.sandbox.config import default_config
+    from mssante.sandbox.runner import Sandbox
+    from tests._ports import below_ephemeral, sandbox_state_dir
+
+    state = sandbox_state_dir(tmp_path / "state")
+    chosen = json.loads((state / "ports.json").read_text(encoding="utf-8"))["http"]
+    assert chosen in below_ephemeral()
+
+    async def api_port() -> int:
+        async with Sandbox(default_config(), state) as sb:
+            return int(sb.info["api_url"].split(":")[2].split("/")[0])
+
+    # the first run makes the PKI on that port, the second finds it there again
+    assert [asyncio.run(api_port()) for _ in range(2)] == [chosen, chosen]

@@ -3,7 +3,9 @@
 Every case runs: the API ends a professional's PSC sessions, refuses the next token of a BAL
 for good (token freshness) and simulates a CRL outage (ECO.1.1.7). The builtin LPS logs in
 by CIBA on the sandbox's PSC, as an LPS of another process must, and learns the end of its
-PSC session through the channels a real LPS has (refresh refused, access token refused).
+PSC session through the channels a real LPS has (refresh refused, access token refused). The same
+through the documented command line: tests/conformance/test_two_terminals_cli.py (its own module, so
+that xdist deals it to another worker).
 """
 
 from __future__ import annotations
@@ -47,23 +49,3 @@ async def test_builtin_client_passes_every_case_against_a_separate_sandbox(
         assert {"psc-logout", "authenticationfailed"} <= codes
         fresh = next(r for r in report.results if r.code == "authenticationfailed")
         assert "avec un nouveau jeton" in fresh.explanation
-
-
-def test_the_documented_cli_path_against_a_running_sandbox(tmp_path: Path) -> None:
-    """Terminal 1: `mssante sandbox up`; terminal 2: `mssante conformance run --client builtin` (CIBA login)."""
-    import json
-    import subprocess
-    import sys
-
-    state = tmp_path / "state"
-    state.mkdir()
-    with separate_sandbox(state):
-        out = subprocess.run(
-            [sys.executable, "-m", "mssante", "conformance", "run", "--profile", "per-org", "--client", "builtin",
-             "--sandbox-state", str(state), "--case", "authenticationfailed", "--case", "psc-logout",
-             "--case", "crl-outage", "--time-scale", "0.1", "--events", str(tmp_path / "events.jsonl")],
-            capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "Bac à sable déjà lancé" in out.stdout and "\nCONFORME" in out.stdout
-    end = json.loads((tmp_path / "events.jsonl").read_text().splitlines()[-1])
-    assert end["verdict"] == "CONFORME" and end["counts"]["pass"] == 3 and end["exit_code"] == 0

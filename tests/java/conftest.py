@@ -8,12 +8,15 @@ over loopback. Its readiness is the line ``Contrat : …/sandbox.json`` on its s
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import selectors
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,15 +39,31 @@ ciba_approve_delay = 0.5
 
 @pytest.fixture(scope="session")
 def java_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``javac`` on docs/examples/java/src (JDK only, warnings as errors); the class directory."""
+    """``javac`` on docs/examples/java/src (JDK only, warnings as errors); the class directory.
+
+    Compiled once per pytest run, not once per xdist worker: the first worker to get here compiles
+    into the run's shared temporary directory (under a lock, named by a hash of the sources), the
+    others wait for it and reuse the classes. A failed compilation is compiled (and reported) again.
+    """
     javac = shutil.which("javac")
     if javac is None or shutil.which("java") is None:
         pytest.skip("javac/java absent: install a JDK 17 (scripts/test.sh installs openjdk-17-jdk-headless)")
-    out = tmp_path_factory.mktemp("java-classes")
-    sources = sorted(str(p) for p in JAVA_SOURCES.rglob("*.java"))
-    command = [javac, "-encoding", "UTF-8", "-Xlint:all", "-Werror", "--release", "17", "-d", str(out), *sources]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr
+    sources = sorted(JAVA_SOURCES.rglob("*.java"))
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(str(source.relative_to(JAVA_SOURCES)).encode() + b"\0" + source.read_bytes() + b"\0")
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # popen-gwN's parent: the run's
+    out = shared / f"java-classes-{digest.hexdigest()[:16]}"
+    with (shared / "java-classes.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not out.is_dir():
+            building = Path(tempfile.mkdtemp(prefix="java-classes-", dir=shared))
+            command = [javac, "-encoding", "UTF-8", "-Xlint:all", "-Werror", "--release", "17", "-d", str(building),
+                       *map(str, sources)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+            assert done.returncode == 0, done.stderr
+            building.rename(out)
     return out
 
 

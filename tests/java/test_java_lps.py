@@ -5,36 +5,23 @@ through the sandbox DNS, checks the operator certificate (IGC Santé bundle, hos
 and logs in with PSC (CIBA + XOAUTH2) for a BAL PER/ORG or with the ORG AUTH_CLI certificate +
 PLAIN for a BAL APP; the sandbox's own journal is the judge. Driven only by the suite's event
 stream (``--events``, docs/schemas/conformance-events.schema.json) and acknowledging each step on
-the sandbox API, it passes every case of both profiles; a deliberately broken variant fails
-exactly the cases it breaks.
+the sandbox API, it passes every case of both profiles and a deliberately broken variant fails
+exactly the cases it breaks (tests/java/test_java_campaign_*.py, split so that xdist deals the
+campaigns to several workers).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
-from mssante.conformance import (
-    ExternalDriver,
-    HTTPControl,
-    Profile,
-    RunEvents,
-    RunReport,
-    Status,
-    catalogue,
-    choose_bal,
-    run_job,
-)
-from tests.conformance._harness import GREEN
+from tests.java._campaign import JAVA_NIL, java_command, valid
 from tests.java.conftest import RunningSandbox, wait_line
 
 pytestmark = pytest.mark.slow
@@ -135,7 +122,7 @@ def test_the_event_loop_skips_what_is_not_a_step_and_acknowledges_on_the_sandbox
     ]
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    done = subprocess.run(_java(java_classes, sandbox, events, tmp_path / "traces.jsonl"),
+    done = subprocess.run(java_command(java_classes, sandbox, events, tmp_path / "traces.jsonl"),
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "étape reçue avant l'événement « run » : ignorée" in done.stderr
@@ -147,148 +134,6 @@ def test_the_event_loop_skips_what_is_not_a_step_and_acknowledges_on_the_sandbox
         assert json.loads(response.read())["done"] is False
 
 
-# ---------------------------------------------------------------------------------------------
-# The whole catalogue, the Java LPS driven only by the event stream and sandbox.json.
-
-SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
-#: React within a second, like the Python test LPS (the suite runs with its GREEN timing).
-FAST = ["--keepalive", "150", "--psc-check", "500", "--backoff", "400", "--backoff-max", "800"]
-#: The suite's bounds for a JVM LPS: three times those of the Python test LPS (GREEN), because a cold
-#: JVM on a loaded 2-core machine can take seconds for its first SMTP session. A green run costs no
-#: more: every wait ends at the LPS's step acknowledgement, not at the bound.
-JAVA_TIMING = replace(GREEN, time_scale=GREEN.time_scale * 3)
-#: The Java LPS's X-MSS-NIL (its ``--nil`` default), declared to the suite as ``--product-reference`` does.
-JAVA_NIL = "LPSJAVA001"
-#: Cases added or made stricter by issue 16 that the Java example does not implement yet; the
-#: conformance report of the branch that added them says what an LPS must do for each.
-NOT_YET_IN_JAVA: frozenset[str] = frozenset()
-
-
-def _java_cases(profile: Profile) -> tuple[str, ...]:
-    return tuple(c.code for c in catalogue(profile) if c.code not in NOT_YET_IN_JAVA)
-
-
-def _java(java_classes: Path, sandbox: RunningSandbox, events: Path, trace: Path, *extra: str) -> list[str]:
-    return ["java", "-cp", str(java_classes), "lps.Main", "--sandbox", str(sandbox.contract),
-            "--events", str(events), "--trace", str(trace), *extra]
-
-
-async def _campaign(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path, profile: Profile,
-                    breaks: str = "", cases: tuple[str, ...] = ()) -> tuple[RunReport, str, Path, Path]:
-    """What ``mssante conformance run --events FILE`` does, with the suite's fast timing, in this process.
-
-    The suite's own event machinery (:class:`RunEvents`, the external driver announcing steps)
-    writes the events file; the Java LPS (another process) follows it and acknowledges each step on
-    the sandbox API; the sandbox is a third process.
-    """
-    info = json.loads(sandbox.contract.read_text(encoding="utf-8"))
-    control = HTTPControl(info, sandbox.state_dir)
-    events_file, trace = tmp_path / "events.jsonl", tmp_path / "traces.jsonl"
-    events_file.touch()
-
-    def write(event: dict[str, Any]) -> None:
-        with events_file.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(event, ensure_ascii=False) + "\n")
-
-    events = RunEvents(control=control, sinks=[write])
-    bal = choose_bal(info, profile, None, control.responders)
-    driver = ExternalDriver(bal=bal, profile=profile, echo=lambda _: None, announce=events.step)
-    command = _java(java_classes, sandbox, events_file, trace, *FAST, *(["--break", breaks] if breaks else []))
-    log_file = tmp_path / "lps.log"
-    with log_file.open("w", encoding="utf-8") as log_out:
-        lps = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL, stderr=log_out)
-        try:
-            report = await run_job(control, driver, profile=profile, bal=bal, case_ids=cases or _java_cases(profile),
-                                   settings=JAVA_TIMING, trace_file=trace, events=events,
-                                   product_reference=JAVA_NIL)
-            code = await asyncio.wait_for(lps.wait(), 30)  # the ``end`` event stops it
-        finally:
-            if lps.returncode is None:
-                lps.kill()
-                await lps.wait()
-            await driver.close()
-            await control.aclose()
-    log = log_file.read_text(encoding="utf-8")
-    assert code == 0, log
-    return report, log, events_file, trace
-
-
-def _valid(path: Path, schema: str) -> list[dict[str, Any]]:
-    validator = jsonschema.Draft202012Validator(json.loads((SCHEMAS / schema).read_text(encoding="utf-8")))
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    for line in lines:
-        validator.validate(line)
-    return lines
-
-
-@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP], ids=lambda p: p.value)
-async def test_the_java_lps_passes_every_case(
-    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, profile: Profile
-) -> None:
-    report, log, events_file, trace = await _campaign(java_classes, fresh_sandbox, tmp_path, profile)
-    not_green = [(r.case_id, r.code, r.status.value, r.explanation) for r in report.results
-                 if r.status is not Status.PASS]
-    assert not_green == [], log
-    assert len(report.results) == len(_java_cases(profile))
-    events = _valid(events_file, "conformance-events.schema.json")
-    assert events[0]["type"] == "run" and events[-1]["type"] == "end"
-    assert events[-1]["verdict"] == "CONFORME" and events[-1]["exit_code"] == 0
-    steps = [e for e in events if e["type"] == "step"]
-    assert {"reconnect", "send", "read"} <= {e["action"] for e in steps}
-    assert log.count("] ") >= len(steps), "the Java LPS took every step"
-    assert "accusé de l'étape" not in log, "every acknowledgement was accepted by the sandbox"
-    records = _valid(trace, "trace.schema.json")
-    assert {"authenticate", "send", "append", "fetch"} <= {r["action"] for r in records}
-    if profile is Profile.PER_ORG:
-        fresh = next(r for r in report.results if r.code == "authenticationfailed")
-        assert "avec un nouveau jeton" in fresh.explanation
-        assert "PSC : session terminée" in log
-
-
-#: The broken Java variant (``--break``) and, per profile, exactly the cases it must turn red.
-BREAKS = "no-nil,no-mdn,no-cert-check,plain-pdf"
-BROKEN = ("x-mss-nil", "mdn-request", "server-cert-expired", "server-cert-foreign", "server-cert-wrong-host",
-          "server-cert-revoked", "server-cert-impostor", "crl-outage", "pdf-companion", "pdf-from-cda")
-EXPECTED_RED = {Profile.PER_ORG: {*BROKEN, "mdn-return"}, Profile.APP: {*BROKEN, "mdn-return"}}  # MDN: issue 16
-
-
-@pytest.mark.parametrize("profile", [Profile.PER_ORG, Profile.APP], ids=lambda p: p.value)
-async def test_a_broken_java_variant_fails_exactly_the_cases_it_breaks(
-    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, profile: Profile
-) -> None:
-    report, log, events_file, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, profile, breaks=BREAKS)
-    red = {r.code: r for r in report.results if r.status is not Status.PASS}
-    table = "\n".join(f"{r.case_id} {r.code} {r.status.value}: {r.explanation}" for r in red.values())
-    assert set(red) == EXPECTED_RED[profile], table + "\n" + log
-    assert all(r.status is Status.FAIL for r in red.values()), table
-    assert "X-MSS-NIL" in red["x-mss-nil"].explanation
-    assert "Disposition-Notification-To" in red["mdn-request"].explanation
-    assert all("Authentification tentée malgré" in red[c].explanation for c in BROKEN if c.startswith("server-cert"))
-    assert "Aucun accusé de lecture" in red["mdn-return"].explanation
-    assert "PDF/A-1" in red["pdf-companion"].explanation
-    assert "ne nomme pas le patient" in red["pdf-from-cda"].explanation
-    end = _valid(events_file, "conformance-events.schema.json")[-1]
-    assert end["verdict"] == "NON CONFORME" and end["exit_code"] == 1
-
-
-@pytest.mark.parametrize(("breaks", "broken", "cause", "fix"), [
-    ("auth-line", "smtp-xoauth2", "auth-line-too-long", "« 334 »"),
-    ("no-sni", "srv-front", "no-sni", "SNI"),
-])
-async def test_the_verdict_names_the_cause_of_a_known_client_mistake(
-    java_classes: Path, fresh_sandbox: RunningSandbox, tmp_path: Path, breaks: str, broken: str, cause: str, fix: str
-) -> None:
-    """``--break auth-line``: the token on the ``AUTH XOAUTH2`` line, as some mail libraries send it;
-    ``--break no-sni``: no server name in the handshake, like a client that connects by address (issue 11)."""
-    cases = ("imap-xoauth2", broken)
-    report, log, _, _ = await _campaign(java_classes, fresh_sandbox, tmp_path, Profile.PER_ORG, breaks=breaks,
-                                        cases=cases)
-    by_code = {r.code: r for r in report.results}
-    sound, red = by_code["imap-xoauth2"], by_code[broken]
-    assert sound.status is Status.PASS, sound.explanation + log
-    assert red.status is Status.FAIL, red.explanation + log
-    assert red.cause is not None and red.cause.code == cause
-    assert fix in red.explanation
 
 
 def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox, tmp_path: Path) -> None:
@@ -296,7 +141,7 @@ def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox,
     events_file, trace, report = tmp_path / "events.jsonl", tmp_path / "traces.jsonl", tmp_path / "report.json"
     # in catalogue order
     cases = ("imap-xoauth2", "smtp-xoauth2", "x-mss-nil", "x-mss-codecda", "x-mss-ins", "mdn-return", "traces")
-    lps = subprocess.Popen(_java(java_classes, sandbox, Path("api"), trace), stdout=subprocess.DEVNULL,
+    lps = subprocess.Popen(java_command(java_classes, sandbox, Path("api"), trace), stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     suite: subprocess.Popen[str] | None = None
     try:
@@ -320,7 +165,7 @@ def test_the_readme_three_terminals(java_classes: Path, sandbox: RunningSandbox,
     assert lps.returncode == 0 and "fin de campagne : CONFORME" in log
     results = json.loads(report.read_text(encoding="utf-8"))["results"]
     assert [(r["code"], r["status"]) for r in results] == [(c, "pass") for c in cases]
-    assert [e["type"] for e in _valid(events_file, "conformance-events.schema.json")][-1] == "end"
+    assert [e["type"] for e in valid(events_file, "conformance-events.schema.json")][-1] == "end"
 
 
 def test_a_hostile_archive_is_read_without_dtd_nor_external_entity(
@@ -367,7 +212,7 @@ def test_a_hostile_archive_is_read_without_dtd_nor_external_entity(
               ack={"method": "POST", "url": f"{api}/conformance/steps/{step}/done"}),
         event("end", verdict="CONFORME", complete=True, counts={}, exit_code=0),
     ]) + "\n", encoding="utf-8")
-    done = subprocess.run(_java(java_classes, sandbox, events, tmp_path / "traces.jsonl"),
+    done = subprocess.run(java_command(java_classes, sandbox, events, tmp_path / "traces.jsonl"),
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "SECRET-DU-POSTE-42" not in done.stderr and "Exception" not in done.stderr
