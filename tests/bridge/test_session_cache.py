@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,12 @@ import httpx2
 
 from mssante.bridge import Bridge, BridgeClient, BridgeTokenSource, TokenCipher
 from mssante.secret import Secret
-from tests.bridge._support import MARIE, World, running_bridge, world
+from tests.bridge._support import LIFETIMES, MARIE, World, running_bridge, world
 from tests.bridge.test_flows import wait_ended
+
+#: Tokens that outlive the test: the refreshes it judges are the ones it asks for (``fresh``), never one
+#: that a slow machine let come due between two requests (each would invalidate B's cached record).
+LONG_TOKENS = replace(LIFETIMES, access_token=120)
 
 
 def count_reads(bridge: Bridge) -> list[int]:
@@ -75,14 +80,14 @@ async def _two_instances(w: World, a: Bridge, b: Bridge, *, immediate: bool) -> 
 
 
 async def test_two_instances_on_one_sqlite_file(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
-    async with world(tmp_path, state_dir, replicas=2) as w, \
+    async with world(tmp_path, state_dir, replicas=2, lifetimes=LONG_TOKENS) as w, \
             running_bridge(w, 0, cipher=cipher) as a, running_bridge(w, 1, cipher=cipher) as b:
         await _two_instances(w, a, b, immediate=True)  # each request of B first reads the file's new events
 
 
 async def test_two_instances_on_one_redis(tmp_path: Path, state_dir: Path, cipher: TokenCipher,
                                           redis_url: str) -> None:
-    async with world(tmp_path, state_dir, replicas=2) as w, \
+    async with world(tmp_path, state_dir, replicas=2, lifetimes=LONG_TOKENS) as w, \
             running_bridge(w, 0, cipher=cipher, store=redis_url) as a, \
             running_bridge(w, 1, cipher=cipher, store=redis_url) as b:
         await _two_instances(w, a, b, immediate=False)
