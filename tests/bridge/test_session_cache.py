@@ -97,7 +97,8 @@ async def test_redis_waits_for_a_pooled_connection(tmp_path: Path, state_dir: Pa
                                                    redis_url: str) -> None:
     """Forty concurrent requests on a pool of two Redis connections: all answered, none 503."""
     async with world(tmp_path, state_dir) as w, \
-            running_bridge(w, cipher=cipher, store=redis_url, redis_pool_size=2, session_cache_ttl=0) as bridge:
+            running_bridge(w, cipher=cipher, store=redis_url, redis_pool_size=2, session_cache_ttl=0,
+                           redis_pool_timeout=120.0) as bridge:
         secret = await bridge.core.add_installation("cab-pool")
         url = w.config().base_url
         async with BridgeClient(url, "cab-pool", secret) as client:
@@ -105,7 +106,8 @@ async def test_redis_waits_for_a_pooled_connection(tmp_path: Path, state_dir: Pa
         pool: Any = bridge.core.store._redis.connection_pool  # type: ignore[attr-defined]
         assert pool.max_connections == 2
         limits = httpx2.Limits(max_connections=40)
-        async with httpx2.AsyncClient(base_url=url, trust_env=False, limits=limits) as http:
+        # Bounds far above any load (what is judged is that every request waits and none is refused).
+        async with httpx2.AsyncClient(base_url=url, trust_env=False, limits=limits, timeout=120.0) as http:
             answers = await asyncio.gather(*(
                 http.post(f"/sessions/{source.session_id}/token", auth=("cab-pool", secret),
                           headers={"X-Session-Secret": source._secret.reveal()}) for _ in range(40)))
