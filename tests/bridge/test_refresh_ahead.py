@@ -76,31 +76,43 @@ async def test_listening_sessions_are_refreshed_without_asking(tmp_path: Path, s
             await until(lambda: session_id not in bridge.core._ahead_at)
 
 
+class _Overlap:
+    """The most refreshes seen at PSC at once."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most = 0
+
+
+def _slow_psc(core: Any) -> _Overlap:
+    """Make the bridge's PSC answer refreshes 0.2 s late, counting how many overlap (unbounded ones would)."""
+    overlap, real = _Overlap(), core.psc.refresh
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        overlap.in_flight += 1
+        overlap.most = max(overlap.most, overlap.in_flight)
+        try:
+            await asyncio.sleep(0.2)  # a slow PSC, not a wait for an event: it makes refreshes overlap
+            return await real(*args, **kwargs)
+        finally:
+            overlap.in_flight -= 1
+
+    core.psc.refresh = counted
+    return overlap
+
+
 async def test_refreshes_ahead_run_a_bounded_number_at_a_time(tmp_path: Path, state_dir: Path,
                                                               cipher: TokenCipher) -> None:
     async with world(tmp_path, state_dir) as w, \
             running_bridge(w, cipher=cipher, refresh_ahead=True, refresh_margin=0.2,
                            refresh_concurrency=1) as bridge:
         core = bridge.core
-        in_flight, most = 0, 0
-        real = core.psc.refresh
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            nonlocal in_flight, most
-            in_flight += 1
-            most = max(most, in_flight)
-            try:
-                await asyncio.sleep(0.2)  # a slow PSC: concurrent refreshes would overlap
-                return await real(*args, **kwargs)
-            finally:
-                in_flight -= 1
-
-        core.psc.refresh = counted  # type: ignore[method-assign]
+        overlap = _slow_psc(core)
         secret = await core.add_installation("cab-bound")
         async with BridgeClient(w.config().base_url, "cab-bound", secret, margin=0.2) as client:
             sources = [await _listening(w, bridge, client, who) for who in (MARIE, LOUIS, MARIE, LOUIS)]
             await until(lambda: core.refreshes >= 8)
-            assert most == 1
+            assert overlap.most == 1
             for source in sources:
                 assert not source.ended.is_set()
                 await source.aclose()
@@ -111,25 +123,12 @@ async def test_refreshes_asked_for_wait_their_turn_in_the_bridge(tmp_path: Path,
     """Many clients whose tokens expire together: at most psc_concurrency refreshes at PSC, all answered."""
     async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, psc_concurrency=2) as bridge:
         core = bridge.core
-        in_flight, most = 0, 0
-        real = core.psc.refresh
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            nonlocal in_flight, most
-            in_flight += 1
-            most = max(most, in_flight)
-            try:
-                await asyncio.sleep(0.2)  # a slow PSC: unbounded refreshes would overlap
-                return await real(*args, **kwargs)
-            finally:
-                in_flight -= 1
-
-        core.psc.refresh = counted  # type: ignore[method-assign]
+        overlap = _slow_psc(core)
         secret = await core.add_installation("cab-turns")
         async with BridgeClient(w.config().base_url, "cab-turns", secret, margin=0.2) as client:
             sources = [await client.login_with_ciba(who) for who in (MARIE, LOUIS, MARIE, LOUIS, MARIE)]
             tokens = await asyncio.gather(*(source.token(fresh=True) for source in sources))
-            assert core.refreshes == 5 and most == 2
+            assert core.refreshes == 5 and overlap.most == 2
             for token in tokens:
                 check_token(w, token)
             for source in sources:
