@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from mssante._asgi_guard import ASGIApp, BodyLimit, Receive, Scope, Send
 from mssante.bridge._core import CHECK, BridgeCore
+from mssante.bridge._delegation import delegation_routes
 from mssante.bridge._errors import BridgeError
 from mssante.bridge._logins import LoginFlows
 from mssante.bridge._openapi import openapi_document
@@ -410,6 +411,7 @@ def routes(api: API) -> list[Route]:
         Route("/sessions/{session_id}/events", e(api.events), methods=["GET"]),
         Route("/sessions/{session_id}", e(api.logout), methods=["DELETE"]),
         Route("/backchannel-logout", e(api.backchannel_logout), methods=["POST"]),
+        *delegation_routes(api),  # delegation to another installation (a fleet): _delegation.py
     ]
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import httpx2
 
-from mssante.errors import AuthUnavailable, ConfigError, PSCError, TimeoutError
+from mssante.errors import AuthUnavailable, ConfigError, PSCError, TimeoutError, UsageError
 
 __all__ = ["SESSION_SECRET_HEADER", "listen_with_backoff", "poll_login", "post_login", "raise_for", "stream_events"]
 
@@ -42,6 +42,8 @@ def raise_for(response: httpx2.Response, what: str) -> None:
         raise AuthUnavailable(f"the bridge cannot {what} now: {message or code}", imap_code="UNAVAILABLE")
     if response.status_code == 401:
         raise ConfigError(f"the bridge refused this installation's credentials ({code})")
+    if response.status_code == 403:  # delegate_forbidden: what only the session's owner may do
+        raise UsageError(f"the bridge refused: {message or code}")
     if code in ("session_ended", "session_not_found"):
         raise PSCError(f"the PSC session is over: {message}", oauth_error="invalid_grant", requirement="ECO.1.2.6")
     raise PSCError(f"the bridge could not {what}: {message or code}", oauth_error=code or None)

@@ -71,7 +71,8 @@ _WAIT_STEP = 0.25
 #: Session records kept in memory at most; the oldest cached are dropped first.
 MAX_CACHED: Final = 100_000
 #: Events forwarded to a session's event streams (the others are for the replicas' caches).
-_STREAM_EVENTS: Final = frozenset({"session_ended", "refresh_failed"})
+_STREAM_EVENTS: Final = frozenset({"session_ended", "refresh_failed",
+                                    "delegation_revoked"})  # delegation: _delegation.py (REVOKED)
 #: Pseudo-event queued to every event stream when events may have been lost: look at the store.
 CHECK: Final = "_check"
 #: Refresh ahead between these fractions of an access token's life (see the module's docstring).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mssante._version import __version__
+from mssante.bridge._delegation import delegation_paths
 
 __all__ = ["openapi_document"]
 
@@ -96,5 +97,6 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "properties": {"logout_token": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "sessions ended"}, "400": _error("invalid logout token or form"),
                               **_BODY}}},
+            **delegation_paths(_error, _json, token),  # delegation to another installation: _delegation.py
         },
     }

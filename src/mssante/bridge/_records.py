@@ -37,6 +37,8 @@ class SessionRecord:
         created_at: epoch seconds.
         version: incremented at every write; writes are compare-and-swap on it.
         ended: why the session ended (``logout``, ``invalid_grant``...); empty while live.
+        delegates: installations the owner delegated the session to (tokens and events only,
+            see :mod:`mssante.bridge._delegation`); they end with the session.
     """
 
     session_id: str
@@ -50,6 +52,7 @@ class SessionRecord:
     created_at: float
     version: int = 0
     ended: str = ""
+    delegates: tuple[str, ...] = ()  # delegation (_delegation.py); a list once read back from JSON
 
     def to_json(self) -> str:
         """Serialise for the store."""

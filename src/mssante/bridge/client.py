@@ -10,6 +10,13 @@ secret, in memory. Access tokens are kept in memory only, until shortly before t
 supervisor closes the IMAP/SMTP sessions (ECO.1.2.6); later calls to ``token()`` raise
 ``PSCError(oauth_error="invalid_grant")``. Network failures do not end the session: the stream
 reconnects, and ``token()`` raises :class:`~mssante.errors.AuthUnavailable` (ECO.1.2.7).
+
+Delegation (:mod:`mssante.bridge._delegation`): the owner of a session hands it to another
+installation, a fleet of workers, with :meth:`BridgeTokenSource.delegate` (and takes it back with
+:meth:`BridgeTokenSource.revoke`). The delegate's workers, each with that installation's own
+credential and no session secret, use :meth:`BridgeClient.delegated`: a token source that gets
+tokens and events like the owner's, ends on ``session_ended`` and on ``delegation_revoked``, and
+is refused logout and delegation (:class:`~mssante.errors.UsageError`, HTTP 403).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from mssante.bridge._client_wire import (
     raise_for,
     stream_events,
 )
-from mssante.errors import AuthUnavailable, PSCError
+from mssante.errors import AuthUnavailable, PSCError, UsageError
 from mssante.secret import Secret
 
 __all__ = ["BridgeClient", "BridgeTokenSource", "PendingLogin"]
@@ -50,17 +57,24 @@ class BridgeTokenSource:
     Attributes:
         session_id: the bridge session id.
         subject: the professional's national id, as the bridge reported it.
-        ended: set once the session is over (logout, refresh refused, back-channel logout).
-        end_reason: why it ended, once :attr:`ended` is set.
+        ended: set once the session is over (logout, refresh refused, back-channel logout), or,
+            for a delegate, once the owner revoked the delegation.
+        end_reason: why it ended, once :attr:`ended` is set (``delegation_revoked`` for a delegate
+            whose delegation was revoked).
+        delegated: true for a delegate's source (no session secret, see :meth:`BridgeClient.delegated`).
         listening: set while the event stream is connected and subscribed.
     """
 
-    def __init__(self, client: BridgeClient, session_id: str, session_secret: Secret, *, subject: str = "",
+    def __init__(self, client: BridgeClient, session_id: str, session_secret: Secret | None, *, subject: str = "",
                  margin: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        """Use the session ``session_id``; refetch tokens ``margin`` s before expiry (at most half their life)."""
+        """Use the session ``session_id``; refetch tokens ``margin`` s before expiry (at most half their life).
+
+        ``session_secret`` None: the session was delegated to ``client``'s installation (delegate routes).
+        """
         self._client = client
         self.session_id = session_id
         self._secret = session_secret
+        self.delegated = session_secret is None
         self.subject = subject
         self._margin = margin
         self._clock = clock
@@ -73,13 +87,14 @@ class BridgeTokenSource:
         self.end_reason: str | None = None
 
     def __repr__(self) -> str:
-        return f"BridgeTokenSource(ended={self.ended.is_set()}, cached={self._cached is not None})"
+        return (f"BridgeTokenSource(ended={self.ended.is_set()}, cached={self._cached is not None}, "
+                f"delegated={self.delegated})")
 
     def _headers(self) -> dict[str, str]:
-        return {SESSION_SECRET_HEADER: self._secret.reveal()}
+        return {} if self._secret is None else {SESSION_SECRET_HEADER: self._secret.reveal()}
 
     def _url(self, suffix: str = "") -> str:
-        return f"/sessions/{self.session_id}{suffix}"
+        return f"/{'delegated' if self._secret is None else 'sessions'}/{self.session_id}{suffix}"
 
     # -- tokens -------------------------------------------------------------------------------
     async def token(self, *, fresh: bool = False) -> Secret:
@@ -173,6 +188,9 @@ class BridgeTokenSource:
         elif event == "session_ended":
             self._end(str(payload.get("reason", "session_ended")))
             return True
+        elif event == "delegation_revoked" and self.delegated:  # the delegate's stream only (its own delegation)
+            self._end("delegation_revoked")
+            return True
         elif event == "refresh_failed":
             log.warning("the bridge could not refresh the PSC session (%s); it stays open", payload.get("error"))
         return False
@@ -183,7 +201,12 @@ class BridgeTokenSource:
 
         Raises:
             AuthUnavailable: the bridge is unreachable (the session is ended locally anyway).
+            UsageError: a delegate's source: only the owner may log out (the bridge answers 403).
         """
+        if self.delegated:  # asked of the bridge, which refuses; the session goes on for everyone
+            response = await self._call("DELETE", "")
+            raise_for(response, "log out")
+            raise UsageError("the bridge did not refuse a delegate's logout")  # never: 403 or 404 above
         try:
             response = await self._client.http.delete(self._url(), headers=self._headers())
         except httpx2.HTTPError as exc:
@@ -193,9 +216,62 @@ class BridgeTokenSource:
         if response.status_code >= 500:
             raise_for(response, "log out")
 
+    # -- delegation (the owner's side) -----------------------------------------------------------
+    async def _call(self, method: str, suffix: str, body: dict[str, Any] | None = None) -> httpx2.Response:
+        try:
+            return await self._client.http.request(method, self._url(suffix), headers=self._headers(), json=body)
+        except httpx2.HTTPError as exc:
+            raise AuthUnavailable(f"the bridge is unreachable ({type(exc).__name__})") from exc
+
+    async def delegate(self, installation_id: str) -> list[str]:
+        """Delegate this session to the installation ``installation_id`` (a fleet); return its delegates.
+
+        The delegate gets tokens and events for the session with its own installation credential
+        (:meth:`BridgeClient.delegated`), never the session secret; it cannot log out nor delegate.
+        Delegating again to the same installation changes nothing.
+
+        Raises:
+            PSCError: ``installation_not_found``, ``invalid_request`` (the owner itself, too many
+                delegates), or ``invalid_grant`` (the session is over, ECO.1.2.6).
+            UsageError: this source is itself a delegate's (the bridge answers 403).
+            AuthUnavailable: the bridge is unreachable or busy.
+            ConfigError: the bridge refused the installation credentials.
+        """
+        response = await self._call("POST", "/delegations", {"installation_id": installation_id})
+        raise_for(response, "delegate the session")
+        return [str(d) for d in response.json()["delegates"]]
+
+    async def delegations(self) -> list[str]:
+        """The installations this session is delegated to.
+
+        Raises:
+            PSCError: ``invalid_grant``: the session is over (ECO.1.2.6).
+            UsageError: this source is itself a delegate's (the bridge answers 403).
+            AuthUnavailable: the bridge is unreachable or busy.
+            ConfigError: the bridge refused the installation credentials.
+        """
+        response = await self._call("GET", "/delegations")
+        raise_for(response, "list the delegations")
+        return [str(d) for d in response.json()["delegates"]]
+
+    async def revoke(self, installation_id: str) -> None:
+        """Revoke the delegation to ``installation_id``: its event streams close, its token requests fail.
+
+        Raises:
+            PSCError: ``delegation_not_found``, or ``invalid_grant`` (the session is over).
+            UsageError: this source is itself a delegate's (the bridge answers 403).
+            AuthUnavailable: the bridge is unreachable or busy.
+            ConfigError: the bridge refused the installation credentials.
+        """
+        if self.delegated:
+            raise UsageError("a delegate cannot revoke delegations; the session's owner can")
+        response = await self._call("DELETE", f"/delegations/{installation_id}")
+        raise_for(response, "revoke the delegation")
+
     async def aclose(self) -> None:
         """Stop listening and forget the cached token (the session stays open at the bridge)."""
         self._cached = None
+        self._client._sources.discard(self)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -251,7 +327,7 @@ class BridgeClient:
                                        verify=verify, timeout=timeout, trust_env=False, transport=transport)
         self.stream_timeout = stream_timeout
         self._margin = margin
-        self._sources: list[BridgeTokenSource] = []
+        self._sources: set[BridgeTokenSource] = set()  # each leaves when closed (a fleet worker's churn)
 
     def __repr__(self) -> str:
         return f"BridgeClient({str(self.http.base_url)!r})"
@@ -264,7 +340,7 @@ class BridgeClient:
 
     async def aclose(self) -> None:
         """Stop every token source's listener and close the connections."""
-        for source in self._sources:
+        for source in list(self._sources):
             await source.aclose()
         await self.http.aclose()
 
@@ -312,6 +388,32 @@ class BridgeClient:
         wait = float(started["expires_in"]) + 5 if max_wait is None else max_wait
         return await self.await_login(str(started["login_id"]), wait)
 
+    def session(self, session_id: str, session_secret: str | Secret, *, listen: bool = False) -> BridgeTokenSource:
+        """The token source of a session this installation owns, from its id and secret (kept by the LPS).
+
+        ``listen``: start its event-stream task at once (see :meth:`BridgeTokenSource.listen`).
+        Nothing is asked of the bridge here: a wrong id or secret shows at the first call.
+        """
+        secret = session_secret if isinstance(session_secret, Secret) else Secret(session_secret)
+        return self._adopt(BridgeTokenSource(self, session_id, secret, margin=self._margin), listen)
+
+    def delegated(self, session_id: str, *, listen: bool = True) -> BridgeTokenSource:
+        """The token source of a session another installation delegated to this one (a fleet worker).
+
+        Tokens and events come from the delegate routes, authenticated by this client's installation
+        credential alone; :attr:`BridgeTokenSource.ended` is set by ``session_ended`` (ECO.1.2.6) and
+        by ``delegation_revoked``. ``listen``: start the event-stream task at once.
+        Nothing is asked of the bridge here: a session not delegated shows at the first call
+        (``PSCError`` ``invalid_grant``, the one answer for an unknown session).
+        """
+        return self._adopt(BridgeTokenSource(self, session_id, None, margin=self._margin), listen)
+
+    def _adopt(self, source: BridgeTokenSource, listen: bool) -> BridgeTokenSource:
+        self._sources.add(source)
+        if listen:
+            source.listen()
+        return source
+
     async def await_login(self, login_id: str, max_wait: float) -> BridgeTokenSource:
         """Long-poll the bridge for a login's outcome; return a listening token source.
 
@@ -321,6 +423,4 @@ class BridgeClient:
         body = await poll_login(self.http, login_id, max_wait)
         source = BridgeTokenSource(self, str(body["session_id"]), Secret(str(body["session_secret"])),
                                    subject=str(body.get("subject", "")), margin=self._margin)
-        self._sources.append(source)
-        source.listen()
-        return source
+        return self._adopt(source, True)
