@@ -107,12 +107,18 @@ async def listen_with_backoff(stream_once: Callable[[], Awaitable[None]], *, end
 
 
 async def stream_events(http: httpx2.AsyncClient, url: str, headers: Mapping[str, str], read_timeout: float,
-                        dispatch: Callable[[str, str], bool]) -> None:
-    """Read the server-sent events at ``url``, handing each to ``dispatch(event, data)`` until it returns true."""
+                        dispatch: Callable[[str, str], bool],
+                        refused: Callable[[httpx2.Response], None] | None = None) -> None:
+    """Read the server-sent events at ``url``, handing each to ``dispatch(event, data)`` until it returns true.
+
+    ``refused`` sees an error answer first (and may raise its own error), before the common mapping.
+    """
     timeout = httpx2.Timeout(10.0, read=read_timeout)
     async with http.stream("GET", url, headers=headers, timeout=timeout) as response:
         if response.status_code >= 400:
             await response.aread()
+            if refused is not None:
+                refused(response)
             raise_for(response, "stream events")
         event, data = "message", ""
         async for line in response.aiter_lines():

@@ -59,8 +59,9 @@ class BridgeTokenSource:
         subject: the professional's national id, as the bridge reported it.
         ended: set once the session is over (logout, refresh refused, back-channel logout), or,
             for a delegate, once the owner revoked the delegation.
-        end_reason: why it ended, once :attr:`ended` is set (``delegation_revoked`` for a delegate
-            whose delegation was revoked).
+        end_reason: why it ended, once :attr:`ended` is set (for a delegate: ``delegation_revoked``
+            when the owner revoked it, ``not_delegated`` when the bridge answered that the session is
+            not delegated to this installation).
         delegated: true for a delegate's source (no session secret, see :meth:`BridgeClient.delegated`).
         listening: set while the event stream is connected and subscribed.
     """
@@ -121,6 +122,7 @@ class BridgeTokenSource:
             try:
                 response = await self._client.http.post(self._url("/token"), headers=self._headers(),
                                                         json={"fresh": fresh})
+                self._refused(response)
                 raise_for(response, "give a token")
                 body = response.json()
                 token = Secret(str(body["access_token"]))
@@ -139,7 +141,16 @@ class BridgeTokenSource:
             self._cached = (token, now, now + max(0.0, expires_in))
             return token
 
+    def _refused(self, response: httpx2.Response) -> None:
+        """A delegate's 404: the session is not delegated to this installation (never, or revoked meanwhile)."""
+        if self.delegated and response.status_code == 404:
+            self._end("not_delegated")
+            raise self._over()
+
     def _over(self) -> PSCError:
+        if self.end_reason in ("delegation_revoked", "not_delegated"):
+            return PSCError(f"the bridge session is not (or no longer) delegated to this installation "
+                            f"({self.end_reason})", oauth_error="invalid_grant", requirement="ECO.1.2.6")
         return PSCError(f"the PSC session is over ({self.end_reason})", oauth_error="invalid_grant",
                         requirement="ECO.1.2.6")
 
@@ -175,7 +186,7 @@ class BridgeTokenSource:
 
     async def _stream_once(self) -> None:
         await stream_events(self._client.http, self._url("/events"), self._headers(), self._client.stream_timeout,
-                            self._dispatch)
+                            self._dispatch, self._refused)
 
     def _dispatch(self, event: str, data: str) -> bool:
         """Handle one event; true when the stream is over."""

@@ -2,9 +2,15 @@
 
 * APP: ``<certificates>/<ref>.pem`` and ``<certificates>/<ref>.key`` (the structure's ORG AUTH_CLI
   certificate, IGC Santé), read by :class:`~mssante.credentials.ClientCertificate`.
-* PER/ORG: the bridge session ``ref``; its session secret comes from ``<session_secrets>/<ref>``
-  (a file readable by the worker only), and :class:`~mssante.bridge.client.BridgeTokenSource`
-  gets tokens on demand and reports the PSC session's end (ECO.1.2.6).
+* PER/ORG: the bridge session ``ref``, in one of two ways:
+
+  - **delegated** (no ``session_secrets``): the LPS that owns the session delegated it to the
+    fleet's own bridge installation (``POST /sessions/{id}/delegations``); the worker holds that
+    installation's credential only, once, in its configuration, and
+    :meth:`~mssante.bridge.client.BridgeClient.delegated` gets tokens on demand and reports the
+    PSC session's end or the delegation's revocation (ECO.1.2.6);
+  - **secret files** (``session_secrets``): the session secret is in ``<session_secrets>/<ref>``
+    (a file readable by the worker only) and the worker uses the bridge as the owner would.
 """
 
 from __future__ import annotations
@@ -56,8 +62,11 @@ class MailboxConnector:
     Attributes:
         tls: trust anchors (IGC Santé).
         certificates: directory of ``<structure>.pem`` / ``<structure>.key`` (APP).
-        bridge: the bridge client (PER/ORG); None: PER/ORG BALs are refused with a clear error.
-        session_secrets: directory of ``<session id>`` files holding each bridge session's secret.
+        bridge: the bridge client (PER/ORG), with the fleet's installation credential; None: PER/ORG
+            BALs are refused with a clear error.
+        session_secrets: directory of ``<session id>`` files holding each bridge session's secret;
+            None: the sessions were delegated to :attr:`bridge`'s installation (the way to hand
+            sessions to workers on other machines, no secret per session on any of them).
         servers, resolver: how servers are found (None: DNS SRV discovery, ECO.1.1.9).
         options: mailbox options (timeouts, backoff, resolve overrides).
     """
@@ -72,6 +81,7 @@ class MailboxConnector:
     _trust: dict[str, TrustSettings] = field(default_factory=dict, init=False, repr=False)
     _certs: dict[str, ClientCertificate] = field(default_factory=dict, init=False, repr=False)
     _sources: dict[str, tuple[BridgeTokenSource, int]] = field(default_factory=dict, init=False, repr=False)
+    _boxes: dict[str, set[Mailbox]] = field(default_factory=dict, init=False, repr=False)  # per bridge session
     _options: dict[int, MailboxOptions] = field(default_factory=dict, init=False, repr=False)
 
     def trust(self, certificate: ClientCertificate | None = None) -> TrustSettings:
@@ -111,21 +121,38 @@ class MailboxConnector:
             trust = self.trust(cert)
             self._certs[spec.ref] = cert
             return cert, trust
-        if self.bridge is None or self.session_secrets is None:
+        if self.bridge is None:
             raise ConfigError(f"{spec.address}: no bridge configured for BAL {spec.kind}")
         shared = self._sources.get(spec.ref)
-        path = self.session_secrets / spec.ref
-        if shared is None and not path.is_file():
-            raise ConfigError(f"{spec.address}: no secret for bridge session {spec.ref} on this worker")
         trust = self.trust()
         if shared is None:
-            from mssante.bridge.client import BridgeTokenSource
-
-            source = BridgeTokenSource(self.bridge, spec.ref, Secret(path.read_text().strip()))
-            source.listen()  # session_ended from the bridge closes the BAL's sessions (ECO.1.2.6)
-            shared = (source, 0)
+            # session_ended (or delegation_revoked) from the bridge closes the BAL's sessions (ECO.1.2.6)
+            shared = (self._bridge_source(self.bridge, spec), 0)
         self._sources[spec.ref] = (shared[0], shared[1] + 1)
         return shared[0], trust
+
+    def _bridge_source(self, bridge: BridgeClient, spec: BALSpec) -> BridgeTokenSource:
+        if self.session_secrets is None:
+            source = bridge.delegated(spec.ref, listen=False)
+        else:
+            path = self.session_secrets / spec.ref
+            if not path.is_file():
+                raise ConfigError(f"{spec.address}: no secret for bridge session {spec.ref} on this worker")
+            from mssante.bridge.client import BridgeTokenSource
+
+            source = BridgeTokenSource(bridge, spec.ref, Secret(path.read_text().strip()))
+        source.on_end(self._ended)  # before any mailbox's own callback: the BALs' events say why
+        source.listen()
+        return source
+
+    def _ended(self, source: BridgeTokenSource) -> None:
+        """End the mailboxes of a bridge session with the reason the bridge gave (ECO.1.2.6)."""
+        if source.end_reason in ("delegation_revoked", "not_delegated"):
+            reason = f"the bridge session is not (or no longer) delegated to the fleet ({source.end_reason})"
+        else:
+            reason = f"the PSC session ended ({source.end_reason})"
+        for box in list(self._boxes.get(source.session_id, ())):
+            box.end(reason)
 
     def options_with(self, limiter: ConnectLimiter | None) -> MailboxOptions | None:
         """:attr:`options` with ``limiter`` pacing the connections (the worker's limiter), built once per limiter."""
@@ -143,11 +170,15 @@ class MailboxConnector:
 
         Raises:
             ConfigError: no such certificate files (or unreadable ones), no bridge configured, or no
-                secret for the session.
+                secret for the session (secret files); a session not delegated to the fleet shows
+                at the first connection, as an ended PSC session (``PSCError``).
         """
         credentials, trust = self._credentials(spec)
-        return Mailbox(spec.address, kind=spec.kind, credentials=credentials, servers=self.servers,
-                       resolver=self.resolver, tls=trust, options=self.options_with(limiter))
+        box = Mailbox(spec.address, kind=spec.kind, credentials=credentials, servers=self.servers,
+                      resolver=self.resolver, tls=trust, options=self.options_with(limiter))
+        if spec.kind != "APP":
+            self._boxes.setdefault(spec.ref, set()).add(box)
+        return box
 
     async def close(self, box: Mailbox) -> None:
         """Close ``box``; the last BAL of a bridge session stops that session's event listener
@@ -164,6 +195,11 @@ class MailboxConnector:
         held, users = self._sources.get(source.session_id, (None, 0))
         if held is not source:
             return
+        boxes = self._boxes.get(source.session_id)
+        if boxes is not None:
+            boxes.discard(box)
+            if not boxes:
+                del self._boxes[source.session_id]
         if users > 1:
             self._sources[source.session_id] = (source, users - 1)
             return
