@@ -230,3 +230,10 @@ def add_installation(installation_id: str, store: str) -> None:
 
     asyncio.run(register())
     click.echo(json.dumps({"installation_id": installation_id, "installation_secret": secret}))
+
+
+# -- delegation of a session to a fleet, the owner's side (_bridge_delegation.py) --
+from mssante.cli._bridge_delegation import delegate, delegations, revoke  # noqa: E402
+
+for _command in (delegate, revoke, delegations):
+    bridge.add_command(_command)

@@ -1,7 +1,8 @@
 """``mssante fleet``: watch many BALs with worker processes coordinated through Redis.
 
 ``worker`` runs one worker; ``add``/``remove``/``list`` edit the desired set (credential
-*references* only: a structure id for APP, a bridge session id for PER/ORG); ``status`` shows
+*references* only: a structure id for APP, a bridge session id for PER/ORG, which the LPS that owns
+the session delegated to the fleet's installation: ``mssante bridge delegate``); ``status`` shows
 the workers and their figures; ``events`` reads the event stream with a consumer group, the way
 an LPS does (XREADGROUP, then XACK once handled). Output is in French; ``--json`` for programs.
 """
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import click
 
+from mssante._i18n import gettext as _
+from mssante.cli._bridge_delegation import secret_from
 from mssante.client import ConnectionSettings, MailboxOptions, TrustSettings
 from mssante.discovery import DNSPythonResolver
 from mssante.errors import UsageError
@@ -77,26 +79,60 @@ def fleet() -> None:
 @fleet.command("add")
 @click.argument("address")
 @click.option("--kind", type=_KINDS, required=True, help="BAL kind.")
-@click.option("--ref", required=True,
+@click.option("--ref", "--session", "ref", required=True,
               help="Credential reference: structure id (APP, names <dir>/<ref>.pem/.key) or bridge session id "
-                   "(PER/ORG). Never a secret.")
+                   "(PER/ORG, delegated to the fleet's installation). Never a secret.")
 @click.option("--folder", default="INBOX", show_default=True, help="Folder to watch.")
+@click.option("--check-bridge", "bridge_url", metavar="URL",
+              help="PER/ORG: first check at this bridge that the session is delegated to the fleet's installation "
+                   "(--installation-id, secret in --bridge-secret-file or MSSANTE_BRIDGE_SECRET).")
+@click.option("--installation-id", help="The fleet's bridge installation id (with --check-bridge).")
+@click.option("--bridge-secret-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the fleet's installation secret (else MSSANTE_BRIDGE_SECRET).")
 @_redis_option
 @_json_option
-def add(address: str, kind: str, ref: str, folder: str, redis_url: str, prefix: str, as_json: bool) -> None:
+def add(address: str, kind: str, ref: str, folder: str, bridge_url: str | None, installation_id: str | None,
+        bridge_secret_file: Path | None, redis_url: str, prefix: str, as_json: bool) -> None:
     """Watch ADDRESS (or change how it is reached; clears a stopped mark).
 
     \f
     Raises:
-        UsageError: bad address, kind or reference (a token instead of a reference).
+        UsageError: bad address, kind or reference (a token instead of a reference); with
+            --check-bridge, a session not delegated to the fleet's installation.
         TransportError: Redis is unreachable.
+        AuthUnavailable: the bridge is unreachable (--check-bridge).
+        ConfigError: the bridge refused the fleet's installation credentials (--check-bridge).
     """
     spec = BALSpec(address=address, kind=kind.upper(), ref=ref, folder=folder)  # type: ignore[arg-type]
+    if bridge_url is not None:
+        if spec.kind == "APP":
+            raise UsageError(_("--check-bridge applies to BAL PER and ORG only"))
+        if not installation_id:
+            raise UsageError(_("--check-bridge needs --installation-id (the fleet's bridge installation)"))
+        secret = secret_from(bridge_secret_file, "MSSANTE_BRIDGE_SECRET", _("the fleet's installation secret"))
+        asyncio.run(_check_delegated(bridge_url, installation_id, secret, spec.ref))
     _with_store(redis_url, prefix, lambda store: store.add(spec))
     if as_json:
         _echo_json({"added": address, "kind": spec.kind, "ref": spec.ref, "folder": spec.folder})
     else:
         click.echo(f"BAL ajoutée : {address} ({_KIND_FR[spec.kind]}, référence {spec.ref}, dossier {spec.folder})")
+
+
+async def _check_delegated(bridge_url: str, installation_id: str, secret: str, session_id: str) -> None:
+    """Ask the bridge for a token of ``session_id`` as the fleet's installation (a delegate), then forget it."""
+    from mssante.bridge.client import BridgeClient
+    from mssante.errors import PSCError
+
+    async with BridgeClient(bridge_url, installation_id, secret, timeout=15) as client:
+        source = client.delegated(session_id, listen=False)
+        try:
+            await source.token()
+        except PSCError as exc:
+            raise UsageError(_("the bridge session {session} is not delegated to the installation {installation} "
+                               "(or it is over): {reason}").format(session=session_id, installation=installation_id,
+                                                                  reason=exc.message)) from None
+        finally:
+            await source.aclose()
 
 
 @fleet.command("remove")
@@ -303,9 +339,13 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--certificates", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Directory of <structure>.pem / <structure>.key (BAL APP).")
 @click.option("--bridge", "bridge_url", help="Bridge URL (BAL PER/ORG).")
-@click.option("--installation-id", help="The bridge installation id (its secret: MSSANTE_BRIDGE_SECRET).")
+@click.option("--installation-id",
+              help="The fleet's bridge installation id (its secret: --bridge-secret-file or MSSANTE_BRIDGE_SECRET).")
+@click.option("--bridge-secret-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the fleet's installation secret (else MSSANTE_BRIDGE_SECRET).")
 @click.option("--session-secrets", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Directory of <session id> files holding each bridge session's secret.")
+              help="Directory of <session id> files holding each bridge session's secret; without it, PER/ORG "
+                   "sessions are those delegated to the fleet's installation (mssante bridge delegate).")
 @click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
               help="Seconds before a dead worker's BALs move to the others.")
 @click.option("--connect-rate", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
@@ -324,7 +364,8 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--http", "http_at", metavar="HOST:PORT", help="Serve /healthz and /metrics (Prometheus) here.")
 @_redis_option
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
-           installation_id: str | None, session_secrets: Path | None, lease_ttl: float, connect_rate: float,
+           installation_id: str | None, bridge_secret_file: Path | None, session_secrets: Path | None,
+           lease_ttl: float, connect_rate: float,
            connect_burst: int, operator_rate: float, dns_server: str | None, resolve: tuple[str, ...],
            idle_refresh: float, worker_id: str | None, no_x_mss: bool, log_level: str, http_at: str | None,
            redis_url: str, prefix: str) -> None:
@@ -352,12 +393,18 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     async def run() -> None:
         bridge = None
         if bridge_url:
-            secret = os.environ.get("MSSANTE_BRIDGE_SECRET")
-            if not installation_id or not secret:
-                raise UsageError("--bridge needs --installation-id and the MSSANTE_BRIDGE_SECRET variable")
+            if not installation_id:
+                raise UsageError(_("--bridge needs --installation-id (the fleet's bridge installation)"))
+            secret = secret_from(bridge_secret_file, "MSSANTE_BRIDGE_SECRET", _("the fleet's installation secret"))
             from mssante.bridge.client import BridgeClient
 
             bridge = BridgeClient(bridge_url, installation_id, secret)
+            if session_secrets is None:
+                click.echo(_("BAL PER/ORG: sessions delegated to the installation {installation} at {bridge}").format(
+                    installation=installation_id, bridge=bridge_url), err=True)
+            else:
+                click.echo(_("BAL PER/ORG: session secrets read from {directory}").format(directory=session_secrets),
+                           err=True)
         connector = MailboxConnector(tls=TrustSettings(ca_bundle=ca_bundle), certificates=certificates,
                                      bridge=bridge, session_secrets=session_secrets, resolver=resolver,
                                      options=options)
