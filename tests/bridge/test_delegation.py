@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -45,6 +47,16 @@ def raw(bridge: Bridge, installation: str, secret: str) -> httpx2.AsyncClient:
     """What a C#/Java client would send: HTTP Basic, JSON, nothing of ours."""
     return httpx2.AsyncClient(base_url=bridge.config.base_url, auth=httpx2.BasicAuth(installation, secret),
                               trust_env=False, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def parties(bridge: Bridge) -> AsyncIterator[tuple[str, str, BridgeTokenSource]]:
+    """Installations ``cabinet`` (the LPS) and ``flotte`` (the fleet), and MARIE's session owned by ``cabinet``."""
+    lps_secret = await bridge.core.add_installation("cabinet")
+    fleet_secret = await bridge.core.add_installation("flotte")
+    async with BridgeClient(bridge.config.base_url, "cabinet", lps_secret) as lps:
+        owner = await lps.login_with_ciba(MARIE, on_binding=lambda _: None)
+        yield lps_secret, fleet_secret, owner
 
 
 async def ended(source: BridgeTokenSource) -> str:
@@ -197,3 +209,48 @@ async def test_the_openapi_document_describes_delegation(tmp_path: Path, state_d
         assert "delete" in paths["/sessions/{session_id}/delegations/{installation_id}"]
         assert paths["/delegated/{session_id}/token"]["post"]["security"] == [{"installation": []}]
         assert "403" in paths["/delegated/{session_id}"]["delete"]["responses"]
+
+
+async def curl(*args: str) -> tuple[int, str]:
+    """curl (software we did not write), as a Delphi/WinDev LPS's HTTP stack would call: status and body."""
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    body, _, status = out.decode().rpartition("\n")
+    return int(status), body
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_the_handoff_with_curl(tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher) as bridge, \
+            parties(bridge) as (lps_secret, fleet_secret, owner):
+        url = bridge.config.base_url
+        assert owner._secret is not None
+        sid, owner_headers = owner.session_id, ["-u", f"cabinet:{lps_secret}",
+                                                "-H", f"X-Session-Secret: {owner._secret.reveal()}"]
+        json_body = ["-H", "Content-Type: application/json"]
+        status, body = await curl(*owner_headers, *json_body, "-d", '{"installation_id":"flotte"}',
+                                  f"{url}/sessions/{sid}/delegations")
+        assert status == 201 and json.loads(body)["delegates"] == ["flotte"]
+        fleet = ["-u", f"flotte:{fleet_secret}"]
+        status, body = await curl(*fleet, *json_body, "-d", "{}", f"{url}/delegated/{sid}/token")
+        assert status == 200
+        w.psc.validate_access_token(json.loads(body)["access_token"])
+        status, body = await curl(*fleet, "-X", "DELETE", f"{url}/delegated/{sid}")
+        assert status == 403 and json.loads(body)["error"] == "delegate_forbidden"
+        # the delegate's event stream (curl -N) closes with delegation_revoked when the owner revokes
+        stream = await asyncio.create_subprocess_exec(
+            "curl", "-sSN", "--max-time", "30", *fleet, f"{url}/delegated/{sid}/events",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert stream.stdout is not None
+        assert await asyncio.wait_for(stream.stdout.readline(), 20) == b"event: ready\n"
+        status, _ = await curl(*owner_headers, "-X", "DELETE", f"{url}/sessions/{sid}/delegations/flotte")
+        assert status == 204
+        rest, _ = await asyncio.wait_for(stream.communicate(), 20)
+        assert stream.returncode == 0  # the bridge ended the stream
+        assert b'event: delegation_revoked\ndata: {"installation":"flotte"}' in rest
+        status, body = await curl(*fleet, *json_body, "-d", "{}", f"{url}/delegated/{sid}/token")
+        assert status == 404 and json.loads(body)["error"] == "session_not_found"
+        await owner.logout()

@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from mssante.bridge import BridgeClient, TokenCipher
 from mssante.fleet import FleetStore
-from tests.bridge._support import MARIE, running_bridge, world
+from tests.bridge._support import (
+    MARIE,
+    base_url,
+    bind,
+    running_bridge,
+    sandbox_bridge,
+    sandbox_config_for_bridge,
+    world,
+)
+from tests.bridge.test_delegation import parties
 from tests.cli._run import exit_code
-from tests.client.test_mailbox_support import PER
+from tests.client.test_mailbox_support import PER, running_sandbox
+from tests.fleet._support import Events, fleet_config, raw, until_held
 from tests.fleet.conftest import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -34,12 +48,9 @@ async def test_delegate_add_by_session_and_revoke_from_the_command_line(
         monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "psc-state"
     state.mkdir()
-    async with world(tmp_path, state) as w, running_bridge(w, cipher=TokenCipher.generate()) as bridge:
+    async with world(tmp_path, state) as w, running_bridge(w, cipher=TokenCipher.generate()) as bridge, \
+            parties(bridge) as (lps_secret, fleet_secret, session):
         url = bridge.config.base_url
-        lps_secret = await bridge.core.add_installation("cabinet")
-        fleet_secret = await bridge.core.add_installation("flotte")
-        async with BridgeClient(url, "cabinet", lps_secret) as lps:
-            session = await lps.login_with_ciba(MARIE, on_binding=lambda _: None)
         assert session._secret is not None
         sid = session.session_id
         fleet_file = tmp_path / "flotte.secret"
@@ -81,3 +92,42 @@ async def test_delegate_add_by_session_and_revoke_from_the_command_line(
         assert code == 2 and "absent" in err
         captured = out + err
         assert lps_secret not in captured and fleet_secret not in captured
+
+
+async def test_a_worker_process_watches_a_delegated_session_with_the_fleet_credential_only(
+        tmp_path: Path, redis_server: RedisServer, store: FleetStore, capsys: pytest.CaptureFixture[str]) -> None:
+    sock = bind()
+    url = base_url(sock)
+    async with running_sandbox(tmp_path, fleet_config(sandbox_config_for_bridge(url))) as sb, \
+            sandbox_bridge(sb.info, sock, tmp_path, cipher=TokenCipher.generate()) as bridge, asyncio.timeout(90):
+        lps_secret = await bridge.core.add_installation("cabinet")
+        fleet_file = tmp_path / "flotte.secret"
+        fleet_file.write_text(await bridge.core.add_installation("flotte"))
+        async with BridgeClient(url, "cabinet", lps_secret) as lps:
+            session = await lps.login_with_ciba(MARIE, on_binding=lambda _: None, max_wait=10)
+            await session.delegate("flotte")
+            r = ("--redis", redis_server.url)
+            added = await run(capsys, "fleet", "add", PER, "--kind", "PER", "--session", session.session_id, *r)
+            assert added[0] == 0
+            dns = f"{sb.info['dns']['host']}:{sb.info['dns']['port']}"
+            hosts = [sb.info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
+            worker = subprocess.Popen(  # noqa: ASYNC220 - a worker process, waited for below
+                [sys.executable, "-m", "mssante", "fleet", "worker", "--capacity", "5", "--id", "w-deleg",
+                 "--ca-bundle", sb.info["ca_bundle"], "--bridge", url, "--installation-id", "flotte",
+                 "--bridge-secret-file", str(fleet_file), "--dns", dns, *(f"--resolve={h}=127.0.0.1" for h in hosts),
+                 "--lease-ttl", "1", *r], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={k: v for k, v in os.environ.items() if k != "MSSANTE_BRIDGE_SECRET"})
+            try:
+                await until_held(store, (PER,), lambda h: h[PER] == "w-deleg")
+                await sb.store.deliver(PER, raw(PER, "par le worker"))
+                await Events(store).until(lambda seen: (PER, "par le worker") in
+                                          [(e.bal, e.fields.get("subject")) for e in seen])
+                await session.revoke("flotte")
+                seen = await Events(store).until(lambda seen: any(e.kind == "psc-session-ended" for e in seen))
+                ended = [e.fields["reason"] for e in seen if e.kind == "psc-session-ended"]
+                assert len(ended) == 1 and "not (or no longer) delegated" in ended[0], ended
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                _, err = await asyncio.to_thread(worker.communicate, timeout=30)
+            assert worker.returncode == 0, err
+            assert "sessions déléguées à l'installation flotte" in err
