@@ -270,7 +270,7 @@ class BridgeTokenSource:
 
         Raises:
             PSCError: ``delegation_not_found``, or ``invalid_grant`` (the session is over).
-            UsageError: this source is itself a delegate's (the bridge answers 403).
+            UsageError: this source is itself a delegate's (refused here; the bridge would answer 404).
             AuthUnavailable: the bridge is unreachable or busy.
             ConfigError: the bridge refused the installation credentials.
         """
