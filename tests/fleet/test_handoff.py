@@ -24,7 +24,7 @@ from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker
 from mssante.sandbox.runner import Sandbox
 from tests.bridge._support import MARIE, MintedTokens, base_url, bind, sandbox_bridge, sandbox_config_for_bridge
 from tests.client.test_mailbox_support import ORG, PER, options, resolver, running_sandbox, trust
-from tests.fleet._support import Events, fleet_config, raw
+from tests.fleet._support import APPS, Events, app, certificates, fleet_config, raw
 from tests.fleet.test_bridge_fleet import QUICK, running  # the same quick worker and its runner
 
 pytestmark = pytest.mark.slow
@@ -49,9 +49,10 @@ async def handed_over(tmp_path: Path, store: FleetStore
             yield sb, bridge, session, fleet_secret, {lps_secret, fleet_secret, session._secret.reveal()}
 
 
-def machine(sb: Sandbox, bridge_client: BridgeClient) -> MailboxConnector:
-    """A worker machine's connector: the fleet's bridge client, no session secrets directory."""
+def machine(sb: Sandbox, bridge_client: BridgeClient, certs: Path | None = None) -> MailboxConnector:
+    """A worker machine's connector: the fleet's bridge client, no session secrets directory (and APP certificates)."""
     return MailboxConnector(tls=trust(sb), bridge=bridge_client, resolver=resolver(sb),
+                            certificates=certificates(sb, certs) if certs is not None else None,
                             options=options(sb, backoff=Backoff(initial=0.2, maximum=0.5)))
 
 
@@ -148,14 +149,18 @@ async def test_the_session_end_stops_the_delegated_watch(tmp_path: Path, store: 
                 assert (await store.stopped()).keys() == {PER, ORG}
 
 
-async def test_a_session_never_delegated_stops_its_bal_only(tmp_path: Path, store: FleetStore) -> None:
+async def test_a_session_never_delegated_stops_its_bals_only(tmp_path: Path, store: FleetStore) -> None:
     async with handed_over(tmp_path, store) as (sb, bridge, session, fleet_secret, _secrets):
         await session.revoke("flotte")  # the LPS changed its mind before any worker started
+        await store.add(app(APPS[0]))
         events = Events(store)
         async with BridgeClient(bridge.config.base_url, "flotte", fleet_secret, timeout=10) as fleet_bridge, \
-                running(Worker(store, machine(sb, fleet_bridge), settings=QUICK, worker_id="w-none")):
+                running(Worker(store, machine(sb, fleet_bridge, tmp_path / "certs"), settings=QUICK,
+                               worker_id="w-none")):
             seen = await events.until(lambda seen: sum(e.kind == "psc-session-ended" for e in seen) == 2)
             ended = {e.bal: e.fields["reason"] for e in seen if e.kind == "psc-session-ended"}
             assert ended.keys() == {PER, ORG}
             assert all("not_delegated" in reason for reason in ended.values()), ended
+            await sb.store.deliver(APPS[0], raw(APPS[0], "toujours"))  # the other BALs are not affected
+            await events.until(lambda seen: (APPS[0], "toujours") in events.messages())
         assert not session.ended.is_set()
