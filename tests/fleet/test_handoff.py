@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import pytest
 
-from mssante.bridge import Bridge, BridgeClient, BridgeTokenSource, TokenCipher
+from mssante.bridge import Bridge, BridgeClient, BridgeTokenSource, RateLimit, TokenCipher
 from mssante.client import Backoff
 from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker
 from mssante.sandbox.runner import Sandbox
@@ -30,14 +32,15 @@ from tests.fleet.test_bridge_fleet import QUICK, running  # the same quick worke
 pytestmark = pytest.mark.slow
 
 @contextlib.asynccontextmanager
-async def handed_over(tmp_path: Path, store: FleetStore
+async def handed_over(tmp_path: Path, store: FleetStore, **bridge_changes: Any
                       ) -> AsyncIterator[tuple[Sandbox, Bridge, BridgeTokenSource, str, set[str]]]:
     """The sandbox, the bridge, the LPS's session (delegated to ``flotte``), the fleet's secret, the secrets."""
     sock = bind()
     url = base_url(sock)
     config = fleet_config(sandbox_config_for_bridge(url, access_token=3.0))
     async with running_sandbox(tmp_path, config) as sb, \
-            sandbox_bridge(sb.info, sock, tmp_path, cipher=TokenCipher.generate()) as bridge, asyncio.timeout(120):
+            sandbox_bridge(sb.info, sock, tmp_path, cipher=TokenCipher.generate(), **bridge_changes) as bridge, \
+            asyncio.timeout(120):
         lps_secret = await bridge.core.add_installation("cabinet")
         fleet_secret = await bridge.core.add_installation("flotte")
         async with BridgeClient(url, "cabinet", lps_secret, timeout=10) as lps:
@@ -164,3 +167,29 @@ async def test_a_session_never_delegated_stops_its_bals_only(tmp_path: Path, sto
             await sb.store.deliver(APPS[0], raw(APPS[0], "toujours"))  # the other BALs are not affected
             await events.until(lambda seen: (APPS[0], "toujours") in events.messages())
         assert not session.ended.is_set()
+
+
+async def test_a_fleet_over_its_bridge_rate_limit_waits_and_watches(tmp_path: Path, store: FleetStore) -> None:
+    """Every request of the fleet counts for its one installation: refused 429, the worker retries (ECO.1.2.7)."""
+    async with handed_over(tmp_path, store, per_installation=RateLimit(rate=1, burst=6)) as \
+            (sb, bridge, _session, fleet_secret, _secrets):
+        url = bridge.config.base_url
+        async with httpx2.AsyncClient(base_url=url, auth=httpx2.BasicAuth("flotte", fleet_secret),
+                                      trust_env=False) as drain:
+            while (await drain.get("/delegated/none/events")).status_code != 429:  # empty the fleet's bucket
+                pass
+        events = Events(store)
+        statuses: list[int] = []
+
+        async def seen(response: httpx2.Response) -> None:
+            statuses.append(response.status_code)
+
+        async with BridgeClient(url, "flotte", fleet_secret, timeout=10) as fleet_bridge:
+            fleet_bridge.http.event_hooks["response"].append(seen)
+            async with running(Worker(store, machine(sb, fleet_bridge), settings=QUICK, worker_id="w-limited")):
+                for address in (PER, ORG):
+                    await sb.store.deliver(address, raw(address, f"limite {address[:5]}"))
+                await events.until(lambda seen: len(events.messages()) == 2)
+        assert 429 in statuses and 200 in statuses, statuses
+        assert not [e for e in events.seen if e.kind != "message"]  # no BAL stopped by a 429
+        assert not await store.stopped()
