@@ -254,3 +254,31 @@ async def test_the_handoff_with_curl(tmp_path: Path, state_dir: Path, cipher: To
         status, body = await curl(*fleet, *json_body, "-d", "{}", f"{url}/delegated/{sid}/token")
         assert status == 404 and json.loads(body)["error"] == "session_not_found"
         await owner.logout()
+
+
+async def test_a_revocation_whose_event_was_lost_still_closes_the_delegate_stream(
+        tmp_path: Path, state_dir: Path, cipher: TokenCipher) -> None:
+    from mssante.bridge._records import RESYNC
+
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher, heartbeat=0.05) as bridge, \
+            parties(bridge) as (_lps_secret, fleet_secret, owner):
+        await owner.delegate("flotte")
+        async with raw(bridge, "flotte", fleet_secret) as http, \
+                http.stream("GET", f"/delegated/{owner.session_id}/events") as stream:
+            lines = stream.aiter_lines()
+            assert await lines.__anext__() == "event: ready"
+            # the delegation disappears from the store without its events (a replica's pub/sub lost them)
+            store = bridge.core.store
+            record = await store.get_session(owner.session_id)
+            assert record is not None and await store.swap_session(record.bump(delegates=()), 60)
+            pings = 0
+            while pings < 3:  # heartbeats go on: the cached record still names the delegate
+                pings += (await asyncio.wait_for(lines.__anext__(), 5)) == ": ping"
+            bridge.core._on_event("", RESYNC, {})  # the subscription is back: every stream looks at the store
+            line = ""
+            async with asyncio.timeout(10):  # pings for ever if the stream did not look (red before the look)
+                while not line.startswith("event:"):
+                    line = await lines.__anext__()
+            assert line == "event: delegation_revoked"
+            assert await asyncio.wait_for(lines.__anext__(), 5) == 'data: {"installation":"flotte"}'
+        assert not owner.ended.is_set()
