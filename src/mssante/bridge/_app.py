@@ -311,20 +311,28 @@ class API:
         except Exception as exc:
             await _error_answer(exc, "GET", scope["path"])(scope, receive, send)
             return
-        queue = self.core.subscribe(record.session_id)
+        await self.serve_stream(receive, send, record.session_id, lambda queue: self._stream(record, queue))
+
+    async def serve_stream(self, receive: Receive, send: Send, session_id: str,
+                           stream: Callable[[asyncio.Queue[tuple[str, dict[str, Any]]]], AsyncGenerator[str]]) -> None:
+        """Send the SSE texts of ``stream(queue)`` (``queue`` subscribed to the session) in the server's task.
+
+        Also the delegates' streams (:mod:`mssante.bridge._delegation`).
+        """
+        queue = self.core.subscribe(session_id)
         gone = asyncio.ensure_future(_disconnected(receive))
         gone.add_done_callback(lambda _: _offer(queue, _GONE))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-            async with contextlib.aclosing(self._stream(record, queue)) as stream:  # unsubscribes in any case
-                async for text in stream:
+            async with contextlib.aclosing(stream(queue)) as texts:  # unsubscribes in any case
+                async for text in texts:
                     if gone.done():
                         return
                     await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
             gone.cancel()
-            self.core.unsubscribe(record.session_id, queue)  # also when the stream never started
+            self.core.unsubscribe(session_id, queue)  # also when the stream never started
 
     async def backchannel_logout(self, request: Request) -> Response:
         token = (await self.form(request)).get("logout_token")

@@ -33,14 +33,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mssante._asgi_guard import Receive, Scope, Send
 from mssante.bridge._core import BridgeCore
 from mssante.bridge._errors import BridgeError, ended, not_found
 from mssante.bridge._records import SessionRecord
@@ -56,8 +57,6 @@ MAX_DELEGATES: Final = 8
 #: The event a delegate's streams receive when the owner revokes its delegation (``{"installation": id}``).
 REVOKED: Final = "delegation_revoked"
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1 for token answers
-_SSE_HEADERS: Final = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store",
-                       "X-Accel-Buffering": "no"}
 _REVOKED_EVENT: Final = f"event: {REVOKED}\n"
 _SWAP_TRIES: Final = 10
 
@@ -205,10 +204,27 @@ class DelegationAPI:
             encode_basestring_ascii(token.reveal()).encode(), expires_in)
         return Response(answer, media_type="application/json", headers=_NO_STORE)
 
-    async def events(self, request: Request) -> Response:
-        installation_id, record = await self._delegate(request, allow_ended=True)
-        queue = self.api.core.subscribe(record.session_id)  # also schedules the refresh ahead, as for the owner
-        return StreamingResponse(self._stream(installation_id, record, queue), headers=_SSE_HEADERS)
+    async def events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /delegated/{id}/events`` as an ASGI endpoint: one task per held stream, as the owners' streams
+        (:meth:`~mssante.bridge._app.API.serve_stream`), not Starlette's streaming response and its task group.
+
+        Subscribing also schedules the session's refresh ahead, as for the owner.
+        """
+        from mssante.bridge._app import _error_answer  # _app imports this module
+
+        api = self.api
+        request = Request(scope)
+        try:
+            ip = request.client.host if request.client else ""
+            api._limit(api.per_ip, ip)
+            installation_id = await api.installation_of(request.headers.get("authorization", ""), ip)
+            record = await self.rules.delegated(installation_id, str(request.path_params["session_id"]),
+                                                allow_ended=True)
+        except Exception as exc:
+            await _error_answer(exc, "GET", scope["path"])(scope, receive, send)
+            return
+        await api.serve_stream(receive, send, record.session_id,
+                               lambda queue: self._stream(installation_id, record, queue))
 
     async def _stream(self, installation_id: str, record: SessionRecord,
                       queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> AsyncGenerator[str]:
@@ -247,6 +263,16 @@ class DelegationAPI:
         raise forbidden("delegate the session or see its delegations")
 
 
+class _ASGIEndpoint:
+    """An ASGI callable Starlette routes as such (a bound method would be wrapped as a request handler)."""
+
+    def __init__(self, serve: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.serve = serve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(scope, receive, send)
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -259,7 +285,7 @@ def delegation_routes(api: API) -> list[Route]:
         Route("/sessions/{session_id}/delegations", e(d.list), methods=["GET"]),
         Route("/sessions/{session_id}/delegations/{installation_id}", e(d.remove), methods=["DELETE"]),
         Route("/delegated/{session_id}/token", e(d.token), methods=["POST"]),
-        Route("/delegated/{session_id}/events", e(d.events), methods=["GET"]),
+        Route("/delegated/{session_id}/events", _ASGIEndpoint(d.events), methods=["GET"]),
         Route("/delegated/{session_id}", e(d.refused_logout), methods=["DELETE"]),
         Route("/delegated/{session_id}/delegations", e(d.refused_delegation), methods=["GET", "POST"]),
     ]
