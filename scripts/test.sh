@@ -63,7 +63,10 @@ static=$!
 echo "== pytest (${SECONDS} s)"
 status=0
 .venv/bin/pytest -n "${PYTEST_WORKERS:-4}" --dist loadfile --no-loadscope-reorder \
-  --cov --cov-report=json:reports/coverage.json || status=$?
+  --cov --cov-report=json:reports/coverage.json --junitxml=reports/junit.xml || status=$?
+# Which module ran on which worker, when: the balance of the workers (scripts/module_seconds.py
+# --write refreshes tests/module_seconds.json from the same report).
+.venv/bin/python scripts/module_seconds.py reports/junit.xml || true
 echo "== mypy --strict src/, lint-imports (the layer order in pyproject.toml) (${SECONDS} s)"
 static_status=0
 wait "$static" || static_status=$?

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +86,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return float(seconds.get(module, 0.1 * len(modules[module])))
 
     items[:] = [item for module in sorted(modules, key=weight, reverse=True) for item in modules[module]]
+
+
+# -- the timeline of a run ---------------------------------------------------------------------------
+# Under xdist each test records its worker and the time its setup started in the JUnit report
+# (``--junitxml``, which scripts/test.sh writes): scripts/module_seconds.py reads them back to print
+# each worker's timeline (which module ran where and when, and how long each worker idled at the end)
+# and to refresh tests/module_seconds.json with each module's wall time.
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        item.user_properties.append(("xdist_worker", worker))
+        item.user_properties.append(("started", f"{time.time():.3f}"))
