@@ -2,11 +2,13 @@
 per-module times tests/conftest.py deals modules to the workers by (tests/module_seconds.json).
 
 Reads a JUnit report of a whole-suite run (scripts/test.sh writes reports/junit.xml). Each test of an
-xdist run carries its worker and the time its setup started (tests/conftest.py), so a module's time
-is its wall time on its worker, from its first test's setup to its last test's teardown; without
-them, the sum of its tests' times. Usage:
-    .venv/bin/python scripts/module_seconds.py reports/junit.xml            # print the timeline
-    .venv/bin/python scripts/module_seconds.py --write reports/junit.xml    # and refresh the JSON
+xdist run carries its worker, the time its setup started and its CPU seconds (tests/conftest.py), so a
+module's time is its wall time on its worker, from its first test's setup to its last test's teardown
+(without them, the sum of its tests' times), and its CPU seconds are those of its worker and of the
+subprocesses its tests waited for. Usage:
+    .venv/bin/python scripts/module_seconds.py reports/junit.xml     # print the timeline
+    .venv/bin/python scripts/module_seconds.py --write A.xml [B.xml…]
+        # and refresh the JSON with each module's mean time over the reports
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Module:
     start: float | None = None
     end: float | None = None
     summed: float = 0.0
+    cpu: float = 0.0
     tests: int = 0
     failed: int = 0
     workers: set[str] = field(default_factory=set)
@@ -65,6 +68,7 @@ def read(report: str) -> dict[str, Module]:
         module.tests += 1
         module.failed += case.find("failure") is not None or case.find("error") is not None
         props = {p.get("name"): p.get("value", "") for p in case.iter("property")}
+        module.cpu += float(props.get("cpu", "0") or 0)
         if "started" in props and "xdist_worker" in props:
             started = float(props["started"])
             module.workers.add(props["xdist_worker"])
@@ -81,7 +85,9 @@ def timeline(modules: dict[str, Module]) -> str:
         return "no worker timeline in this report (not an xdist run with tests/conftest.py's stamps)"
     t0 = min(m.start for m in timed if m.start is not None)
     t1 = max(m.end for m in timed if m.end is not None)
-    lines = [f"pytest's tests: {t1 - t0:.0f} s from the first setup to the last teardown"]
+    cpu = sum(m.cpu for m in timed)
+    lines = [f"pytest's tests: {t1 - t0:.0f} s from the first setup to the last teardown, "
+             f"{sum(m.seconds for m in timed):.0f} s of modules on the workers, {cpu:.0f} CPU s in the modules"]
     by_worker: dict[str, list[Module]] = defaultdict(list)
     for module in timed:
         by_worker[module.worker].append(module)
@@ -89,27 +95,35 @@ def timeline(modules: dict[str, Module]) -> str:
         ran = sorted(by_worker[worker], key=lambda m: m.start or 0.0)
         busy = sum(m.seconds for m in ran)
         end = max(m.end for m in ran if m.end is not None)
-        lines.append(f"{worker}: {len(ran)} modules, {busy:.0f} s of tests, last teardown at {end - t0:.0f} s, "
-                     f"idle for the last {t1 - end:.0f} s")
-        small, count = 0.0, 0
+        lines.append(f"{worker}: {len(ran)} modules, {busy:.0f} s of tests ({sum(m.cpu for m in ran):.0f} CPU s), "
+                     f"last teardown at {end - t0:.0f} s, idle for the last {t1 - end:.0f} s")
+        small, small_cpu, count = 0.0, 0.0, 0
         for module in ran:
             if module.seconds < SHOWN:
-                small, count = small + module.seconds, count + 1
+                small, small_cpu, count = small + module.seconds, small_cpu + module.cpu, count + 1
                 continue
             if count:
-                lines.append(f"    {'':>6}  {small:6.1f} s  ({count} shorter modules)")
-                small, count = 0.0, 0
+                lines.append(f"    {'':>6}  {small:6.1f} s  {small_cpu:6.1f} CPU s  ({count} shorter modules)")
+                small, small_cpu, count = 0.0, 0.0, 0
             mark = " FAILED" if module.failed else ""
-            lines.append(f"    {(module.start or 0.0) - t0:6.1f}  {module.seconds:6.1f} s  {module.path}{mark}")
+            lines.append(f"    {(module.start or 0.0) - t0:6.1f}  {module.seconds:6.1f} s  {module.cpu:6.1f} CPU s  "
+                         f"{module.path}{mark}")
         if count:
-            lines.append(f"    {'':>6}  {small:6.1f} s  ({count} shorter modules)")
+            lines.append(f"    {'':>6}  {small:6.1f} s  {small_cpu:6.1f} CPU s  ({count} shorter modules)")
     return "\n".join(lines)
 
 
-def write(modules: dict[str, Module]) -> str:
-    """Refresh tests/module_seconds.json (longest first); what was written, in one line."""
-    table = {m.path: round(m.seconds, 1) for m in sorted(modules.values(), key=lambda m: -m.seconds)
-             if m.seconds >= SHORTEST}
+def write(runs: list[dict[str, Module]]) -> str:
+    """Refresh tests/module_seconds.json with each module's mean time over ``runs`` (longest first).
+
+    What was written, in one line.
+    """
+    times: dict[str, list[float]] = defaultdict(list)
+    for modules in runs:
+        for module in modules.values():
+            times[module.path].append(module.seconds)
+    means = {path: sum(seconds) / len(seconds) for path, seconds in times.items()}
+    table = {path: round(s, 1) for path, s in sorted(means.items(), key=lambda kv: -kv[1]) if s >= SHORTEST}
     out = ROOT / "tests" / "module_seconds.json"
     out.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
     return f"{out.relative_to(ROOT)}: {len(table)} modules, {sum(table.values()):.0f} s in all"
@@ -118,13 +132,14 @@ def write(modules: dict[str, Module]) -> str:
 def main(argv: list[str]) -> int:
     refresh = "--write" in argv
     reports = [a for a in argv if a != "--write"]
-    if len(reports) != 1:
+    if not reports or (len(reports) > 1 and not refresh):
         print(__doc__, file=sys.stderr)
         return 2
-    modules = read(reports[0])
-    print(timeline(modules))
+    runs = [read(report) for report in reports]
+    for report, modules in zip(reports, runs, strict=True):
+        print(f"{report}:" if len(reports) > 1 else "", timeline(modules), sep="\n" if len(reports) > 1 else "")
     if refresh:
-        print(write(modules))
+        print(write(runs))
     return 0
 
 
