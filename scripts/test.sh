@@ -38,7 +38,11 @@ PYTHON=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# --no-compile: pip does not byte-compile every installed module (playwright, babel, mypy, fontTools…,
+# most never imported by the tests); the ones the tests import are compiled on first import and
+# cached in __pycache__ as usual. It halves the install on a busy machine (135 s instead of 242 s
+# with a warm wheel cache and a load of 8; 34 s before on a quieter one).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-compile -e '.[test]'
 
 echo "== ruff (${SECONDS} s)"
 .venv/bin/ruff check src tests benchmarks
@@ -51,9 +55,16 @@ if (($#)); then
   # A chosen subset (e.g. a file or -k): no coverage gates, which hold for the whole suite only.
   exec .venv/bin/pytest "$@"
 fi
+mkdir -p reports
+# The CPU seconds of the processes each stage waited for (pip, ruff, pytest with its workers and the
+# servers, JVMs and CLIs the tests start; then mypy and lint-imports): on a shared machine, a measure
+# that the load beside the run changes much less than the wall time. Bash's ``times``, in this shell.
+cpu_so_far() {
+  times >reports/cpu-times.txt
+  CPU=$(tail -n 1 reports/cpu-times.txt | awk '{print $1 " user, " $2 " system"}')
+}
 # The static checks run beside the tests (mostly waiting on sockets and subprocesses, they leave CPU
 # free): their output is printed, and their verdict counts, once pytest is done.
-mkdir -p reports
 ( .venv/bin/mypy src && .venv/bin/lint-imports ) >reports/static-checks.log 2>&1 &
 static=$!
 # The whole suite: four workers on two cores (the long modules mostly wait on sockets, subprocesses,
@@ -63,7 +74,12 @@ static=$!
 echo "== pytest (${SECONDS} s)"
 status=0
 .venv/bin/pytest -n "${PYTEST_WORKERS:-4}" --dist loadfile --no-loadscope-reorder \
-  --cov --cov-report=json:reports/coverage.json || status=$?
+  --cov --cov-report=json:reports/coverage.json --junitxml=reports/junit.xml || status=$?
+# Which module ran on which worker, when: the balance of the workers (scripts/module_seconds.py
+# --write refreshes tests/module_seconds.json from the same report).
+.venv/bin/python scripts/module_seconds.py reports/junit.xml || true
+cpu_so_far
+echo "== pytest done (${SECONDS} s; CPU of pip, ruff and pytest: ${CPU})"
 echo "== mypy --strict src/, lint-imports (the layer order in pyproject.toml) (${SECONDS} s)"
 static_status=0
 wait "$static" || static_status=$?
@@ -72,4 +88,5 @@ if ((status)); then exit "$status"; fi
 if ((static_status)); then exit "$static_status"; fi
 echo "== coverage gates (${SECONDS} s)"
 .venv/bin/python scripts/coverage_gates.py reports/coverage.json
-echo "== done (${SECONDS} s)"
+cpu_so_far
+echo "== done (${SECONDS} s; CPU of all stages: ${CPU})"

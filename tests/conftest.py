@@ -7,6 +7,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +87,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return float(seconds.get(module, 0.1 * len(modules[module])))
 
     items[:] = [item for module in sorted(modules, key=weight, reverse=True) for item in modules[module]]
+
+
+# -- the timeline of a run ---------------------------------------------------------------------------
+# Under xdist each test records its worker, the time its setup started and the CPU seconds it took
+# (its worker's, and its waited-for subprocesses') in the JUnit report (``--junitxml``, which
+# scripts/test.sh writes): scripts/module_seconds.py reads them back to print each worker's timeline
+# (which module ran where and when, its CPU, how long each worker idled at the end) and to refresh
+# tests/module_seconds.json with each module's wall time.
+
+
+_CPU_AT_SETUP = pytest.StashKey[float]()
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it waited for (servers, JVMs, CLIs)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        item.user_properties.append(("xdist_worker", worker))
+        item.user_properties.append(("started", f"{time.time():.3f}"))
+        item.stash[_CPU_AT_SETUP] = _cpu_seconds()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After the test's fixtures are finalized: the CPU seconds its setup, call and teardown took."""
+    started = item.stash.get(_CPU_AT_SETUP, None)
+    if started is not None:
+        item.user_properties.append(("cpu", f"{_cpu_seconds() - started:.3f}"))
+

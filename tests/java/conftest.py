@@ -28,10 +28,15 @@ import pytest
 JAVA_SOURCES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "java" / "src"
 
 #: Short PSC lifetimes so token refreshes happen within a test run; the simulated professional
-#: approves a CIBA request after half a second.
+#: approves a CIBA request after half a second. The token-lifetimes case of a PER/ORG campaign waits
+#: out two access-token lifetimes (2 × 10 s + 0.5 s): the Java LPS, run with ``--psc-check 500``
+#: (tests/java/_campaign.py), refreshes its token every half second, so the token it sends with is
+#: at most a few seconds old even on a loaded machine, far inside 10 s (the sandbox's ``exp`` is
+#: truncated to the second); the case judges that the first token expired twice over and the LPS
+#: still sends, with no new PSC login and its IMAP session open.
 SANDBOX_TOML = """
 [lifetimes]
-access_token = 30
+access_token = 10
 refresh_token = 300
 ciba_approve_delay = 0.5
 """
