@@ -307,7 +307,7 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--session-secrets", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Directory of <session id> files holding each bridge session's secret.")
 @click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
-              help="Seconds before a dead worker's BALs move to the others.")
+              help="Seconds a lease lives unrenewed: a dead machine's BALs move after this.")
 @click.option("--connect-rate", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
               help="Most new IMAP connections per second from this worker.")
 @click.option("--connect-burst", type=click.IntRange(min=1), default=5, show_default=True)
