@@ -47,7 +47,8 @@ if ARGV[2] ~= '' and was ~= ARGV[2] then return 1 end
 return 0
 """
 
-# KEYS: presence hash, workers zset, worker hash, held set, then lease and fence of each BAL of the held set.
+# KEYS: presence hash, workers zset, worker hash, held set, then lease and fence of each BAL of the held set (kept
+# until its TTL: the others read it to know which free BALs were the dead worker's, FleetStore.held_by).
 # ARGV: worker id, the registration seen missing. Returns the leases expired, or -1 when the registration
 # changed (the worker reconnected, or another peer evicted it first).
 _EVICT = """
@@ -64,7 +65,7 @@ for i = 5, #KEYS, 2 do
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[3])
 return n
 """
 

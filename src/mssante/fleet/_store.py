@@ -464,6 +464,26 @@ class FleetStore:
         return int(await self._heartbeat(keys=[self.keys.workers, self.keys.worker(worker_id),
                                                self.keys.held(worker_id)], args=[worker_id, ttl_ms, *flat]))
 
+    async def live_workers(self) -> list[str]:
+        """The ids of the live workers (heartbeat not expired), in one round trip.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        now_s, now_us = await self.redis.time()
+        return [_s(w) for w in await self.redis.zrangebyscore(self.keys.workers, now_s * 1000 + now_us // 1000,
+                                                              "+inf")]
+
+    async def held_by(self, workers: set[str]) -> set[str]:
+        """The BALs these workers leased (their held sets: some may have lapsed or moved since).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        if not workers:
+            return set()
+        return {_s(a) for a in await self.redis.sunion([self.keys.held(w) for w in sorted(workers)])}
+
     async def workers(self) -> dict[str, dict[str, str]]:
         """The live workers and their last figures.
 

@@ -213,7 +213,8 @@ class Worker:
         self._operator_queue: dict[str, int] = {}  # BALs waiting for the operator's bucket
         self._operator_tokens: dict[str, int] = {}  # tokens taken for them, not yet handed out
         self._operator_limiters: dict[str, ConnectLimiter] = {}
-        self._alive_before = 0  # live workers at the previous tick
+        self._live_before: set[str] = set()  # live workers at the previous tick
+        self._orphans: set[str] = set()  # the BALs of the workers that left lately (their held sets)
         self._stranded_watch_until = 0.0  # loop time until which stranded BALs are looked for (a worker left)
         self._free_before: set[str] = set()  # BALs unleased at the previous tick's look
         self._keep_excess_until = 0.0  # loop time before which stranded BALs taken are not released
@@ -343,9 +344,12 @@ class Worker:
         active = [a for a in desired if a not in stopped]
         target = min(self.settings.capacity, math.ceil(len(active) / max(1, self.alive_workers)))
         now = asyncio.get_running_loop().time()
-        if self.alive_workers < self._alive_before:
-            self._stranded_watch_until = now + 3 * self.settings.lease_ttl  # a worker left: its BALs are free
-        self._alive_before = self.alive_workers
+        live = set(await self.store.live_workers())
+        departed = self._live_before - live - {self.id}
+        self._live_before = live
+        if departed:  # a worker left (evicted, lease TTL): its BALs, from its held set, may be left stranded
+            self._orphans = await self.store.held_by(departed)
+            self._stranded_watch_until = now + 3 * self.settings.lease_ttl
         if len(self.watches) > target and now >= self._keep_excess_until:
             # BALs released (by anyone) and not yet claimed are unwatched: release no more while they wait, so a
             # joiner slower to connect than the limiter's budget does not leave hundreds of BALs unwatched
@@ -376,13 +380,14 @@ class Worker:
             self._rng.shuffle(free)
             picks = free[:want]
         elif budget > 0 and len(self.watches) < self.settings.capacity and now < self._stranded_watch_until:
-            # at its share while a dead worker's BALs are being taken over: those still unleased since this
-            # worker's previous tick are stranded (the workers below their share cannot connect them yet: a
+            # at its share while a dead worker's BALs are being taken over: those of its BALs still unleased since
+            # this worker's previous tick are stranded (the workers below their share cannot connect them yet: a
             # kill while the newest worker still connects its own share). Take them, up to capacity, and keep
-            # the excess a lease TTL before giving it back, so they do not bounce between workers.
+            # the excess a lease TTL before giving it back, so they do not bounce between workers. Not BALs
+            # released for a joiner: they are its share, taking them would only move them twice.
             free = await self.store.unleased([a for a in active if a not in self.watches])
-            picks = [a for a in free if a in self._free_before][:min(budget,
-                                                                     self.settings.capacity - len(self.watches))]
+            stranded = [a for a in free if a in self._free_before and a in self._orphans]  # not a joiner's share
+            picks = stranded[:min(budget, self.settings.capacity - len(self.watches))]
             if picks:
                 self._keep_excess_until = now + self.settings.lease_ttl
                 log.info("stranded BALs taken over", extra={"worker": self.id, "event": "stranded",
