@@ -353,7 +353,9 @@ class Worker:
         if len(self.watches) > target and now >= self._keep_excess_until:
             # BALs released (by anyone) and not yet claimed are unwatched: release no more while they wait, so a
             # joiner slower to connect than the limiter's budget does not leave hundreds of BALs unwatched
-            in_transit = len(await self.store.unleased([a for a in active if a not in self.watches]))
+            unleased = await self.store.unleased([a for a in active if a not in self.watches])
+            self._orphans.intersection_update(unleased)  # those leased since are nobody's orphans any more
+            in_transit = len(unleased)
             excess = min(len(self.watches) - target, self._claim_budget() - in_transit)
             if excess <= 0:
                 return False
@@ -377,6 +379,7 @@ class Worker:
             # No more claims per tick than the connect limiter lets through meanwhile: a lease held while
             # waiting for the limiter is a BAL another worker could already be watching.
             free = await self.store.unleased([a for a in active if a not in self.watches])
+            self._orphans.intersection_update(free)
             self._rng.shuffle(free)
             picks = free[:want]
         elif budget > 0 and len(self.watches) < self.settings.capacity and now < self._stranded_watch_until:
@@ -386,6 +389,7 @@ class Worker:
             # the excess a lease TTL before giving it back, so they do not bounce between workers. Not BALs
             # released for a joiner: they are its share, taking them would only move them twice.
             free = await self.store.unleased([a for a in active if a not in self.watches])
+            self._orphans.intersection_update(free)  # leased since: if released again, it is for a joiner
             stranded = [a for a in free if a in self._free_before and a in self._orphans]  # not a joiner's share
             picks = stranded[:min(budget, self.settings.capacity - len(self.watches))]
             if picks:
