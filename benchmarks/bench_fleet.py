@@ -279,11 +279,9 @@ def _timed_worker(store: FleetStore, connector: MailboxConnector, settings: Work
             out.flush()
             return result
 
-        async def _connect_permit(self, operator: str) -> None:
-            await super()._connect_permit(operator)  # the operator's token: the handshake starts now
-            out.write(json.dumps({"connect": time.time()}) + "\n")
-
-    return Timed(store, connector, settings=settings, worker_id=worker_id)
+    worker = Timed(store, connector, settings=settings, worker_id=worker_id)
+    _log_connects(worker.limiter, out)  # after the operator's token: every (re)connection's start
+    return worker
 
 
 def _log_connects(limiter: ConnectLimiter, out: Any) -> None:

@@ -80,14 +80,15 @@ class _OperatorLimiter(ConnectLimiter):
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """The worker's slot, then the operator's token, taken last so that the fleet-wide rate holds on the
-        handshakes' starts.
+        """The operator's token, then the worker's slot: the worker's limiter (with its jitter) paces the starts of
+        a batch of tokens taken at once (taken after the slot, a batch started back to back: 131 handshakes in one
+        second against a fleet-wide 120 in a benchmark run).
 
         Raises:
             Nothing (cancellation aside).
         """
+        await self._permit()
         async with self.local.slot():
-            await self._permit()
             self.granted += 1
             yield
 
