@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from mssante.errors import TransportError
 from mssante.fleet import BALSpec, FleetEvent, FleetStore, MailboxConnector
 from mssante.sandbox.config import BALConfig, SandboxConfig, default_config
 from mssante.sandbox.runner import Sandbox
-from tests.client.test_mailbox_support import options, resolver, trust
+from tests.client.test_mailbox_support import options, resolver, running_sandbox, trust
 
 DOMAIN = "mss.sandbox.test"
 STRUCTURE = "1750000001"
@@ -77,6 +78,15 @@ class Events:
 
     def messages(self) -> list[tuple[str, str]]:
         return [(e.bal, e.fields["subject"]) for e in self.seen if e.kind == "message"]
+
+
+@contextlib.asynccontextmanager
+async def apps_watched(tmp_path: Path, store: FleetStore) -> AsyncIterator[tuple[Sandbox, Events, MailboxConnector]]:
+    """The sandbox with :data:`APPS` in the desired set: the sandbox, the stream's reader and a connector."""
+    async with running_sandbox(tmp_path, fleet_config()) as sb:
+        for address in APPS:
+            await store.add(app(address))
+        yield sb, Events(store), connector(sb, tmp_path)
 
 
 async def holders(store: FleetStore, addresses: tuple[str, ...]) -> dict[str, str | None]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,10 @@ from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerS
 from mssante.sandbox.config import default_config
 from mssante.sandbox.pki import TestPKI
 from mssante.testing import FakeClock
+from tests.client.test_mailbox_support import running_sandbox
+from tests.fleet._support import APPS, app, connector, fleet_config
+from tests.fleet.conftest import RedisServer
+from tests.fleet.test_worker import running, until
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5])
@@ -77,10 +84,10 @@ def pki_trust(pki: TestPKI) -> object:
     return TrustSettings(ca_bundle=pki.ca_bundle_path)
 
 
-async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Path, store: FleetStore) -> None:
-    """A server that accepts and never greets (a stalled operator, a starved machine): the worker claims no
-    more than one tick's connect budget, not a budget more every tick, so the leases it holds stay few enough
-    to renew and the other workers can take the rest."""
+@contextlib.asynccontextmanager
+async def mute_operator(tmp_path: Path) -> AsyncIterator[MailboxConnector]:
+    """A connector of BAL APP (structure ``s1``) toward a server that accepts and never greets (a stalled
+    operator, a starved machine): every watch stays connecting."""
     pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
                                  crl_base_url="http://127.0.0.1:9")
     bal = pki.issue_client_cert(default_config().structures[0], "DPI")
@@ -92,65 +99,95 @@ async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Pa
         accepted.append(writer)  # never a greeting
 
     server = await asyncio.start_server(mute, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
-                                 servers=ManualServers(imap=("127.0.0.1", port)))
-    for i in range(20):
-        await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
-    settings = WorkerSettings(connect_rate=1, connect_burst=2, connect_jitter=0, lease_ttl=3, operator_rate=None)
-    worker = Worker(store, connector, settings=settings)  # a tick's budget: 2 + 1 x 3 / 3 = 3 BALs
     try:
-        for _ in range(5):
-            await worker.tick()
-        assert len(worker.watches) == 3  # before: 3 more every tick (12 after 5 ticks), none connected
+        yield MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
+                               servers=ManualServers(imap=("127.0.0.1", server.sockets[0].getsockname()[1])))
     finally:
-        await worker._stop_watches(list(worker.watches), release=True, wait=True)
         server.close()
         for writer in accepted:
             writer.close()
         await server.wait_closed()
+
+
+async def test_a_worker_that_cannot_connect_does_not_pile_up_leases(tmp_path: Path, store: FleetStore) -> None:
+    """A server that accepts and never greets: the worker claims no more than one tick's connect budget, not a
+    budget more every tick, so the leases it holds stay few enough to renew and the other workers can take the
+    rest."""
+    for i in range(20):
+        await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
+    settings = WorkerSettings(connect_rate=1, connect_burst=2, connect_jitter=0, lease_ttl=3, operator_rate=None)
+    async with mute_operator(tmp_path) as connector:
+        worker = Worker(store, connector, settings=settings)  # a tick's budget: 2 + 1 x 3 / 3 = 3 BALs
+        try:
+            for _ in range(5):
+                await worker.tick()
+            assert len(worker.watches) == 3  # before: 3 more every tick (12 after 5 ticks), none connected
+        finally:
+            await worker._stop_watches(list(worker.watches), release=True, wait=True)
+
+
+async def test_a_kill_while_the_newest_worker_still_connects_leaves_no_bal_stranded(
+        tmp_path: Path, store: FleetStore) -> None:
+    """Three workers; the newest still connects its share (its budget spent) when another dies. The dead
+    worker's BALs beyond what the newest can take must not wait for it to finish connecting: the worker at its
+    share takes them at its next tick (before: they stayed unleased until the newest had budget again, the
+    6.8 s takeover of a benchmark run). Only the dead worker's: BALs released for a joiner are its share."""
+    bals = [f"svc{i}@mss.sandbox.test" for i in range(30)]
+    for address in bals:
+        await store.add(BALSpec(address=address, kind="APP", ref="s1"))
+    common: dict[str, Any] = {"connect_jitter": 0, "lease_ttl": 30, "operator_rate": None, "presence_interval": None}
+    async with mute_operator(tmp_path) as connector:
+        steady = Worker(store, connector, worker_id="steady",
+                        settings=WorkerSettings(connect_rate=3, connect_burst=20, **common))  # budget 50 a tick
+        newest = Worker(store, connector, worker_id="newest",
+                        settings=WorkerSettings(connect_rate=0.1, connect_burst=3, **common))  # budget 4 a tick
+        try:
+            doomed = await store.acquire_many(bals[:10], "doomed", 30_000)  # the worker about to die
+            await store.heartbeat("doomed", 30_000, {})
+            for worker in (steady, newest, steady, newest):
+                await worker.tick()
+            assert (len(steady.watches), len(newest.watches)) == (10, 4)  # the newest: its budget, still connecting
+            before = set(steady.watches)
+            # "doomed" dies: its leases go (the failure detector, or the TTL) and so does its heartbeat
+            await store.redis.delete(*(store.keys.lease(lease.address) for lease in doomed if lease))
+            await store.redis.zrem(store.keys.workers, "doomed")
+            for worker in (steady, newest, steady, newest, steady):
+                await worker.tick()
+            holders = [await store.holder(lease.address) for lease in doomed if lease]
+            assert all(holders), f"{holders.count(None)} of the dead worker's BALs left unwatched"
+            assert len(newest.watches) == 4  # the newest took nothing it could not connect
+            # the BALs that were the newest's share and not yet taken stay for it (no second move later): beyond
+            # the dead worker's, the steady worker took only what filled its own share (15, from 10)
+            assert len(set(steady.watches) - before - {lease.address for lease in doomed if lease}) <= 5
+        finally:
+            for worker in (steady, newest):
+                await worker._stop_watches(list(worker.watches), release=True, wait=True)
 
 
 async def test_leases_that_lapsed_in_a_late_tick_are_taken_back_with_the_watches_kept(tmp_path: Path,
                                                                                        store: FleetStore) -> None:
     """A worker starved of CPU past its lease TTL: its next tick takes the lapsed leases back (new fencing
     tokens) without stopping the watches, unless another worker took them meanwhile."""
-    pki = TestPKI.load_or_create(tmp_path / "pki", server_names=default_config().server_names,
-                                 crl_base_url="http://127.0.0.1:9")
-    bal = pki.issue_client_cert(default_config().structures[0], "DPI")
-    (tmp_path / "s1.pem").symlink_to(bal.cert_path)
-    (tmp_path / "s1.key").symlink_to(bal.key_path)
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)  # never a greeting: the watches stay pending
-
-    server = await asyncio.start_server(mute, "127.0.0.1", 0)
-    connector = MailboxConnector(tls=pki_trust(pki), certificates=tmp_path,  # type: ignore[arg-type]
-                                 servers=ManualServers(imap=("127.0.0.1", server.sockets[0].getsockname()[1])))
     for i in range(3):
         await store.add(BALSpec(address=f"svc{i}@mss.sandbox.test", kind="APP", ref="s1"))
-    worker = Worker(store, connector, settings=WorkerSettings(connect_jitter=0, lease_ttl=3, operator_rate=None))
-    try:
-        await worker.tick()
-        await worker.tick()
-        watches = dict(worker.watches)
-        assert len(watches) == 3
-        fences = {a: w.lease.fence for a, w in watches.items()}
-        await store.redis.delete(*(store.keys.lease(a) for a in watches))  # the TTL ran out
-        stolen = await store.acquire("svc0@mss.sandbox.test", "another", 3000)  # one taken meanwhile
-        assert stolen is not None
-        await worker.tick()
-        assert set(worker.watches) == {"svc1@mss.sandbox.test", "svc2@mss.sandbox.test"}
-        assert all(worker.watches[a] is watches[a] and worker.watches[a].lease.fence > fences[a]
-                   for a in worker.watches)  # the same watches, new fencing tokens
-        assert await store.holder("svc0@mss.sandbox.test") == stolen.value
-    finally:
-        await worker._stop_watches(list(worker.watches), release=True, wait=True)
-        server.close()
-        for writer in accepted:
-            writer.close()
-        await server.wait_closed()
+    async with mute_operator(tmp_path) as connector:
+        worker = Worker(store, connector, settings=WorkerSettings(connect_jitter=0, lease_ttl=3, operator_rate=None))
+        try:
+            await worker.tick()
+            await worker.tick()
+            watches = dict(worker.watches)
+            assert len(watches) == 3
+            fences = {a: w.lease.fence for a, w in watches.items()}
+            await store.redis.delete(*(store.keys.lease(a) for a in watches))  # the TTL ran out
+            stolen = await store.acquire("svc0@mss.sandbox.test", "another", 3000)  # one taken meanwhile
+            assert stolen is not None
+            await worker.tick()
+            assert set(worker.watches) == {"svc1@mss.sandbox.test", "svc2@mss.sandbox.test"}
+            assert all(worker.watches[a] is watches[a] and worker.watches[a].lease.fence > fences[a]
+                       for a in worker.watches)  # the same watches, new fencing tokens
+            assert await store.holder("svc0@mss.sandbox.test") == stolen.value
+        finally:
+            await worker._stop_watches(list(worker.watches), release=True, wait=True)
 
 
 async def test_a_publication_that_crossed_its_own_lease_renewal_is_not_lost(store: FleetStore) -> None:
@@ -196,3 +233,35 @@ async def test_waiters_woken_late_by_a_stalled_loop_do_not_start_back_to_back() 
         await asyncio.gather(*tasks)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.02 - 0.002, gaps  # the rate holds on the starts themselves
+
+
+class CountingStore(FleetStore):
+    """The fleet's store on a real Redis, counting the tokens its operator buckets grant."""
+
+    granted = 0
+
+    async def take_connects(self, operator: str, rate: float, burst: int, want: int) -> tuple[int, float]:
+        granted, wait = await super().take_connects(operator, rate, burst, want)
+        self.granted += granted
+        return granted, wait
+
+
+async def test_a_reconnection_takes_its_token_from_the_operators_fleet_wide_bucket(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """Every (re)connection of a worker toward an operator goes through the fleet-wide bucket: before, only a
+    BAL's first connection did, so an operator restart (every session dropped, every BAL reconnecting) went past
+    the fleet's limit, each worker held back by its own limiter only."""
+    store = CountingStore.from_url(redis_server.url)
+    assert isinstance(store, CountingStore)
+    async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(60):
+        await store.add(app(APPS[0]))
+        worker = Worker(store, connector(sb, tmp_path), settings=WorkerSettings(
+            lease_ttl=30, connect_rate=50, operator_rate=5, operator_burst=1))
+        async with running(worker):
+            await until(lambda: len(sb.faults.sessions(APPS[0])) == 1)
+            assert store.granted == 1
+            await sb.faults.end_sessions(APPS[0], "drop")  # the operator drops the session: the watch reconnects
+            await until(lambda: len(sb.faults.sessions(APPS[0])) == 1 and worker.watches[APPS[0]].state is not None
+                        and worker.watches[APPS[0]].state.reconnects == 1)
+            assert store.granted == 2  # before: 1, the reconnection asked the worker's limiter only
+    await store.aclose()

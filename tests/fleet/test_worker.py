@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from mssante.fleet import BALSpec, FleetStore, MailboxConnector, Worker, WorkerS
 from mssante.psc import PSCSession
 from mssante.sandbox.runner import Sandbox
 from tests.client.test_mailbox_support import MARIE, PER, per_mailbox, psc_session, running_sandbox, short_tokens
-from tests.fleet._support import APPS, Events, app, connector, fleet_config, raw, until_held
+from tests.fleet._support import APPS, Events, app, apps_watched, connector, fleet_config, raw, until_held
 from tests.fleet.conftest import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -61,12 +62,9 @@ async def deliver(sb: Sandbox, subjects: dict[str, list[str]]) -> None:
 
 async def test_workers_balance_and_take_over_a_dead_one_nothing_missed_or_doubled(
         tmp_path: Path, store: FleetStore) -> None:
-    async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(120):
-        for address in APPS:
-            await store.add(app(address))
-        events = Events(store)
-        boxes = connector(sb, tmp_path)
-        w1, w2 = (Worker(store, boxes, settings=QUICK, worker_id=name) for name in ("w1", "w2"))
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        ttl_only = replace(QUICK, presence_interval=None)  # the lease TTL, the safety net (test_presence.py: faster)
+        w1, w2 = (Worker(store, boxes, settings=ttl_only, worker_id=name) for name in ("w1", "w2"))
         async with running(w1):
             await until_held(store, APPS, lambda h: all(v == "w1" for v in h.values()))
             await deliver(sb, {a: [f"{a}-1"] for a in APPS})

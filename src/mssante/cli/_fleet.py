@@ -347,12 +347,17 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
               help="Directory of <session id> files holding each bridge session's secret; without it, PER/ORG "
                    "sessions are those delegated to the fleet's installation (mssante bridge delegate).")
 @click.option("--lease-ttl", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
-              help="Seconds before a dead worker's BALs move to the others.")
+              help="Seconds a lease lives unrenewed: a dead machine's BALs move after this.")
 @click.option("--connect-rate", type=click.FloatRange(min=0.01), default=20.0, show_default=True,
               help="Most new IMAP connections per second from this worker.")
 @click.option("--connect-burst", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--operator-rate", type=click.FloatRange(min=0), default=100.0, show_default=True,
               help="Most new connections per second toward one operator, for the whole fleet (0: no limit).")
+# -- fast failure detection (wt/fleet) --
+@click.option("--presence-grace", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds a peer's presence connection to Redis must be gone before its BALs are taken over "
+                   "(a killed worker: about this long; a dead machine: --lease-ttl). 0: lease TTL only.")
+# -- end fast failure detection --
 @click.option("--dns", "dns_server", metavar="HOST:PORT", help="Ask this DNS server for SRV records.")
 @click.option("--resolve", multiple=True, metavar="HOST=IP", help="Connect to IP for HOST (checked by name).")
 @click.option("--idle-refresh", type=click.FloatRange(min=1), default=29 * 60.0, show_default=True,
@@ -366,7 +371,8 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
            installation_id: str | None, bridge_secret_file: Path | None, session_secrets: Path | None,
            lease_ttl: float, connect_rate: float,
-           connect_burst: int, operator_rate: float, dns_server: str | None, resolve: tuple[str, ...],
+           connect_burst: int, operator_rate: float, presence_grace: float, dns_server: str | None,
+           resolve: tuple[str, ...],
            idle_refresh: float, worker_id: str | None, no_x_mss: bool, log_level: str, http_at: str | None,
            redis_url: str, prefix: str) -> None:
     """Run a fleet worker until SIGTERM or Ctrl-C (then its leases are released).
@@ -388,7 +394,8 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     http = _host_port(http_at, "--http") if http_at else None
     options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
     settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
-                              connect_burst=connect_burst, operator_rate=operator_rate or None, x_mss=not no_x_mss)
+                              connect_burst=connect_burst, operator_rate=operator_rate or None, x_mss=not no_x_mss,
+                              presence_interval=0.25 if presence_grace else None, presence_grace=presence_grace)
 
     async def run() -> None:
         bridge = None

@@ -169,6 +169,15 @@ class Keys:
         """Hash of one worker's figures (expires with its heartbeat)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    @property
+    def presence(self) -> str:
+        """Hash: worker id → ``<client id>|<client name>`` of its presence connection (the failure detector)."""
+        return f"{self.prefix}:presence"
+
+    def held(self, worker_id: str) -> str:
+        """Set: the BALs a worker leased (may hold stale entries; the lease keys are the truth)."""
+        return f"{self.prefix}:held:{worker_id}"
+
     def operator(self, domain: str) -> str:
         """Hash: the fleet-wide connect bucket of an operator (by BAL domain)."""
         return f"{self.prefix}:connect:{domain.lower()}"

@@ -29,10 +29,15 @@ from ._model import BALSpec, FleetEvent, Keys, _s
 
 __all__ = ["Checkpoint", "FleetStore", "Lease", "Published", "redis_errors"]
 
+# KEYS: lease, fence, the worker's held set. ARGV: worker id, ttl ms, address. The held set lists the BALs a
+# worker leased (entries may be stale: a lease that lapsed or moved); the failure detector reads it to expire a
+# dead worker's leases at once (FleetStore.evict).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], 3 * tonumber(ARGV[2]))
 return fence
 """
 
@@ -41,8 +46,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
+# KEYS: lease, the worker's held set. ARGV: lease value, address.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -76,7 +85,8 @@ redis.call('HSET', KEYS[2], 'uidvalidity', ARGV[2], 'uid', ARGV[3], 'fence', ARG
 return {1, id}
 """
 
-# KEYS: fence, lease, stopped hash, stream. ARGV: fence, lease value, address, reason, maxlen, field/value pairs.
+# KEYS: fence, lease, stopped hash, stream, the worker's held set. ARGV: fence, lease value, address, reason,
+# maxlen, field/value pairs.
 _STOP = """
 local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < issued then return -1 end
@@ -86,11 +96,12 @@ args[#args + 1] = '*'
 for i = 6, #ARGV do args[#args + 1] = ARGV[i] end
 redis.call(unpack(args))
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]); redis.call('SREM', KEYS[5], ARGV[3]) end
 return 1
 """
 
-# KEYS: workers zset, worker hash. ARGV: worker id, ttl ms, then field/value pairs. Returns live workers.
+# KEYS: workers zset, worker hash, worker's held set. ARGV: worker id, ttl ms, then field/value pairs. Returns
+# live workers.
 _HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -102,6 +113,7 @@ if #ARGV > 2 then
   redis.call('HSET', KEYS[2], unpack(fields))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], 3 * tonumber(ARGV[2]))
 return redis.call('ZCARD', KEYS[1])
 """
 
@@ -146,6 +158,11 @@ class Lease:
     address: str
     value: str
     fence: int
+
+    @property
+    def worker(self) -> str:
+        """The worker holding it (the value's part before ``|``)."""
+        return self.value.rpartition("|")[0]
 
 
 @dataclass(frozen=True)
@@ -263,8 +280,8 @@ class FleetStore:
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable (the worker retries).
         """
-        fence = int(await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address)],
-                                        args=[worker_id, ttl_ms]))
+        fence = int(await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address),
+                                              self.keys.held(worker_id)], args=[worker_id, ttl_ms, address]))
         return Lease(address, f"{worker_id}|{fence}", fence) if fence else None
 
     async def acquire_many(self, addresses: list[str], worker_id: str, ttl_ms: int) -> list[Lease | None]:
@@ -275,8 +292,8 @@ class FleetStore:
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for address in addresses:
-                await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address)],
-                                    args=[worker_id, ttl_ms], client=pipe)
+                await self._acquire(keys=[self.keys.lease(address), self.keys.fence(address),
+                                          self.keys.held(worker_id)], args=[worker_id, ttl_ms, address], client=pipe)
             fences = await pipe.execute()
         return [Lease(a, f"{worker_id}|{int(f)}", int(f)) if int(f) else None
                 for a, f in zip(addresses, fences, strict=True)]
@@ -310,7 +327,8 @@ class FleetStore:
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
-        return bool(await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value]))
+        return bool(await self._release(keys=[self.keys.lease(lease.address), self.keys.held(lease.worker)],
+                                         args=[lease.value, lease.address]))
 
     async def release_many(self, leases: list[Lease]) -> list[bool]:
         """:meth:`release` for several leases in one round trip.
@@ -320,7 +338,8 @@ class FleetStore:
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for lease in leases:
-                await self._release(keys=[self.keys.lease(lease.address)], args=[lease.value], client=pipe)
+                await self._release(keys=[self.keys.lease(lease.address), self.keys.held(lease.worker)],
+                                    args=[lease.value, lease.address], client=pipe)
             results = await pipe.execute()
         return [bool(r) for r in results]
 
@@ -403,7 +422,8 @@ class FleetStore:
         """
         fields = {"kind": kind, "bal": lease.address, "reason": reason, **(extra or {})}
         flat = [x for pair in fields.items() for x in pair]
-        keys = [self.keys.fence(lease.address), self.keys.lease(lease.address), self.keys.stopped, self.keys.events]
+        keys = [self.keys.fence(lease.address), self.keys.lease(lease.address), self.keys.stopped, self.keys.events,
+                self.keys.held(lease.worker)]
         done = await self._stop(keys=keys, args=[lease.fence, lease.value, lease.address, f"{kind}: {reason}",
                                                  self.stream_maxlen, *flat])
         return int(done) == 1
@@ -441,8 +461,28 @@ class FleetStore:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
         flat = [str(x) for pair in figures.items() for x in pair]
-        return int(await self._heartbeat(keys=[self.keys.workers, self.keys.worker(worker_id)],
-                                         args=[worker_id, ttl_ms, *flat]))
+        return int(await self._heartbeat(keys=[self.keys.workers, self.keys.worker(worker_id),
+                                               self.keys.held(worker_id)], args=[worker_id, ttl_ms, *flat]))
+
+    async def live_workers(self) -> list[str]:
+        """The ids of the live workers (heartbeat not expired), in one round trip.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        now_s, now_us = await self.redis.time()
+        return [_s(w) for w in await self.redis.zrangebyscore(self.keys.workers, now_s * 1000 + now_us // 1000,
+                                                              "+inf")]
+
+    async def held_by(self, workers: set[str]) -> set[str]:
+        """The BALs these workers leased (their held sets: some may have lapsed or moved since).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        if not workers:
+            return set()
+        return {_s(a) for a in await self.redis.sunion([self.keys.held(w) for w in sorted(workers)])}
 
     async def workers(self) -> dict[str, dict[str, str]]:
         """The live workers and their last figures.
