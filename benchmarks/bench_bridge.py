@@ -7,8 +7,11 @@ and the baseline, a bare Starlette app under the same uvicorn settings (:func:`u
 
 * **token requests/s** (``wrk``, 2 threads, 16 connections): ``POST /sessions/{id}/token`` over 16 sessions opened
   by CIBA, answered from the access-token cache: installation Basic auth, session lookup, secret check, JSON
-  answer. The baseline answers the same requests with a JSON object of the same size. Rounds are interleaved
-  (baseline, SQLite, Redis, baseline...) and the medians compared. Without ``wrk`` this part is skipped.
+  answer. The baseline answers the same requests with a JSON object of the same size. Short rounds (1 s) are
+  interleaved in cycles of alternating order (baseline, SQLite, Redis, then Redis, SQLite, baseline...); the
+  medians of 9 cycles are compared, and beside them the median of the paired ratios (each round over the
+  baseline's round of the same cycle) and the servers' CPU per request (bare / bridge: the capacity ratio,
+  which the machine's other load hardly moves). Without ``wrk`` this part is skipped.
 * **sessions held**: ``--sessions`` CIBA logins through the bridge's API, one event stream (SSE) each, for
   ``--minutes``, from 4 load processes (raw asyncio HTTP/1.1: a socket per stream, nothing more). The mock PSC's
   access tokens live 120 s as PSC's for a 10-minute run (shorter for short runs: 3 lives per run at least); each
@@ -412,9 +415,17 @@ def _wrk(url: str, script: Path, seconds: float) -> float:
     return rate
 
 
-def measure_tokens(rounds: int = 3, seconds: float = 3.0, src: str | None = None,
+def measure_tokens(rounds: int = 9, seconds: float = 1.0, src: str | None = None,
                    profile: Path | None = None) -> dict[str, Any] | None:
-    """Interleaved wrk rounds on bare Starlette and each bridge; None when wrk is not installed."""
+    """Interleaved wrk rounds on bare Starlette and each bridge; None when wrk is not installed.
+
+    Each cycle runs one short round per server, in alternating order (bare, SQLite, Redis, then Redis,
+    SQLite, bare), so that a burst of the machine's other load falls on neighbouring rounds of every
+    server alike. Returned: the median rate of each server, the median of each bridge's **paired** ratios
+    (its round over the bare round of the same cycle), and the server CPU per request (microseconds, from
+    ``/proc``), whose ratio (bare / bridge) is the servers' capacity ratio: what the rates would be if each
+    had the CPU to itself, a figure that the machine's other load hardly moves.
+    """
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk): token requests/s skipped", file=sys.stderr)
         return None
@@ -433,14 +444,21 @@ def measure_tokens(rounds: int = 3, seconds: float = 3.0, src: str | None = None
                 _wrk(urls[name], scripts[name], 1)  # warm-up: connections, credential memo, token caches
             rates: dict[str, list[float]] = {name: [] for name in urls}
             cpu: dict[str, list[float]] = {name: [] for name in urls}  # server CPU microseconds per request
-            for _ in range(rounds):
-                for name in urls:
+            order = ["bare", *(name for name in urls if name != "bare")]
+            for cycle in range(rounds):
+                for name in order if cycle % 2 == 0 else order[::-1]:
                     pid, before = env["pids"][name], _cpu_seconds(env["pids"][name])
                     rate = _wrk(urls[name], scripts[name], seconds)
                     rates[name].append(rate)
-                    cpu[name].append(round((_cpu_seconds(pid) - before) / (rate * max(1, round(seconds))) * 1e6))
+                    cpu[name].append(round((_cpu_seconds(pid) - before) / (rate * max(1, round(seconds))) * 1e6, 1))
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    paired = {name: statistics.median(r / b for r, b in zip(rates[name], rates["bare"], strict=True))
+              for name in rates if name != "bare"}
     return {"median": {k: statistics.median(v) for k, v in rates.items()}, "rounds": rates,
-            "cpu_us_per_request": {k: statistics.median(v) for k, v in cpu.items()}, "load": os.getloadavg()}
+            "paired_ratio": {k: round(v, 3) for k, v in paired.items()},
+            "cpu_us_per_request": median_cpu,
+            "cpu_ratio": {k: round(median_cpu["bare"] / v, 3) for k, v in median_cpu.items() if k != "bare" and v},
+            "load": os.getloadavg()}
 
 
 # -- sessions held with their event streams --------------------------------------------------------------------
@@ -718,7 +736,7 @@ def report_rows(scale: float = 1.0) -> list[Row]:
     """Rows ``bridge.tokens.sqlite``, ``bridge.tokens.redis`` (goal >= 0.8 of bare Starlette) and
     ``bridge.sessions.lapses`` (ceiling 0)."""
     rows: list[Row] = []
-    tokens = measure_tokens(rounds=3, seconds=3.0)
+    tokens = measure_tokens()
     if tokens is not None:
         med = tokens["median"]
         for name in ("sqlite", "redis"):
@@ -726,7 +744,10 @@ def report_rows(scale: float = 1.0) -> list[Row]:
                 rows.append(Row(key=f"bridge.tokens.{name}", what=f"bridge token requests, {name} (wrk, c=16)",
                                 figure=round(med[name]), unit="req/s", baseline_name="bare Starlette, same uvicorn",
                                 baseline=round(med["bare"]), goal=0.8,
-                                extra={"rounds": tokens["rounds"], "load": tokens["load"]}))
+                                extra={"rounds": tokens["rounds"], "load": tokens["load"],
+                                       "paired_ratio": tokens["paired_ratio"][name],
+                                       "cpu_ratio": tokens["cpu_ratio"].get(name),
+                                       "cpu_us_per_request": tokens["cpu_us_per_request"]}))
     sessions, minutes = _scale(scale)
     held = measure_sessions(sessions, minutes)
     lapses = sum(r["lapses"] + r["late"] + r["stream_lapses"] + r["login_failures"] for r in held.values())
@@ -757,8 +778,8 @@ def main() -> None:
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--seconds", type=float, required=True)
     c.add_argument("--life", type=float, required=True)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds (medians)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved wrk cycles (medians)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per wrk round")
     parser.add_argument("--sessions", type=int, default=_scale(1)[0], help="sessions held with their event streams")
     parser.add_argument("--minutes", type=float, default=_scale(1)[1], help="how long they are held, per store")
     parser.add_argument("--access-life", type=int, default=None,
@@ -780,9 +801,11 @@ def main() -> None:
             print(json.dumps({"tokens": tokens}))
         elif tokens is not None:
             med = tokens["median"]
-            print(f"load average {tokens['load'][0]:.2f}; medians of {args.rounds} interleaved wrk rounds:")
+            print(f"load average {tokens['load'][0]:.2f}; medians of {args.rounds} interleaved wrk cycles:")
             for name, rate in med.items():
-                print(f"  {name:7} {rate:8.0f} req/s  ratio {rate / med['bare']:.2f}   server CPU "
+                ratios = (f"ratio {rate / med['bare']:.2f} (paired {tokens['paired_ratio'][name]:.2f}, CPU "
+                          f"{tokens['cpu_ratio'][name]:.2f})" if name != "bare" else f"{'':34}")
+                print(f"  {name:7} {rate:8.0f} req/s  {ratios}   server CPU "
                       f"{tokens['cpu_us_per_request'][name]:4.0f} us/request   rounds "
                       + " ".join(f"{r:.0f}" for r in tokens["rounds"][name]))
     if args.only in (None, "sessions"):
