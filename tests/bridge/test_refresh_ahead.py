@@ -13,7 +13,7 @@ import pytest
 
 from mssante.bridge import BridgeClient, BridgeConfig, BridgeTokenSource, TokenCipher
 from mssante.bridge._audit import Audit
-from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore
+from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore, UrgentFirst
 from mssante.bridge._sqlite import SQLiteStore
 from mssante.errors import ConfigError
 from mssante.psc import PSCClient, PSCSettings
@@ -133,6 +133,34 @@ async def test_refreshes_asked_for_wait_their_turn_in_the_bridge(tmp_path: Path,
                 check_token(w, token)
             for source in sources:
                 await source.aclose()
+
+
+async def test_refreshes_waiting_for_psc_go_earliest_expiry_first() -> None:
+    """10,000 sessions on a loaded machine: refreshes ahead (a third of the token's life left) queued before a
+    client's own refresh (seconds left) went first at PSC, and that client's token expired while it waited."""
+    gate = UrgentFirst(1)
+    order: list[float] = []
+    entered = asyncio.Event()
+
+    async def refresh(due: float) -> None:
+        async with gate.slot(due):
+            order.append(due)
+            await entered.wait()
+
+    holder = asyncio.create_task(refresh(0.0))
+    await until(lambda: order == [0.0])
+    queued = []
+    for due in (1100.0, 1090.0, 1010.0, 1100.0):  # three ahead, one urgent, queued in that order
+        queued.append(asyncio.create_task(refresh(due)))
+        await until(lambda: gate.waiting == len(queued))
+    gone = asyncio.create_task(refresh(1000.0))  # the most urgent, but its request is cancelled while it waits
+    await until(lambda: gate.waiting == 5)
+    gone.cancel()
+    entered.set()
+    await asyncio.gather(holder, *queued)
+    assert order == [0.0, 1010.0, 1090.0, 1100.0, 1100.0]
+    async with gate.slot(0.0):  # the cancelled waiter did not keep the place
+        assert gate.waiting == 0
 
 
 async def test_requests_for_a_session_being_refreshed_share_it_without_polling(

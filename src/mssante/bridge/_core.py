@@ -38,11 +38,12 @@ import contextlib
 import hashlib
 import heapq
 import hmac
+import itertools
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from mssante.bridge._audit import Audit
@@ -87,6 +88,52 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class UrgentFirst:
+    """At most ``size`` holders at once; the waiters enter most urgent first (lowest ``due``), then in order.
+
+    The refreshes in flight at PSC are bounded (:attr:`BridgeConfig.psc_concurrency`); when more wait,
+    the one whose token expires first goes first, so that a burst of refreshes ahead (tokens with a
+    third of their life left) never holds back a client whose token is about to expire.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        """Waiters not yet let in (cancelled ones included until their turn comes)."""
+        return len(self._waiting)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, due: float) -> AsyncIterator[None]:
+        """Hold one of the ``size`` places while the block runs; wait for it by urgency."""
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (due, next(self._order), turn))
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():  # let in, then cancelled: pass the place on
+                    self._release()
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            turn = heapq.heappop(self._waiting)[2]
+            if not turn.done():  # a cancelled waiter is skipped
+                turn.set_result(None)
+                return
+        self._free += 1
+
+
 class BridgeCore:
     """Sessions and tokens for thick clients, over a :class:`SessionStore` and a :class:`PSCClient`.
 
@@ -117,7 +164,7 @@ class BridgeCore:
         self._ahead_at: dict[str, float] = {}  # the one live entry of each session in the heap
         self._ahead_wake = asyncio.Event()
         self._ahead_slots = asyncio.Semaphore(config.refresh_concurrency)
-        self._psc_slots = asyncio.Semaphore(config.psc_concurrency)  # refreshes in flight at PSC
+        self._psc_slots = UrgentFirst(config.psc_concurrency)  # refreshes in flight at PSC, earliest expiry first
         self._inflight: dict[str, asyncio.Future[tuple[Secret, float]]] = {}  # refreshes under way here
         self._random = random.Random()  # noqa: S311 - spreads refreshes, no secret
 
@@ -374,7 +421,8 @@ class BridgeCore:
         future.add_done_callback(_retrieved)
         self._inflight[session_id] = future
         try:
-            async with self._psc_slots:  # waiting here, not in the HTTP client's pool queue
+            held = self._memory.get(session_id)  # the token it replaces: the sooner it expires, the sooner its turn
+            async with self._psc_slots.slot(held[2] if held is not None else 0.0):  # not in the HTTP pool's queue
                 hit = None if ahead else await self._cached(session_id, floor)
                 result = hit if hit is not None else await self._refresh(session_id)
         except Exception as exc:
