@@ -761,6 +761,8 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     if not worker.stdout.readline():
                         raise SystemExit(f"a load process failed (exit {worker.wait()}); see {env['log']}")
                 ready, cpu1, rss_ready = time.monotonic() - t0, _cpu_seconds(pid), _rss_mib(pid)
+                others = [env["pids"]["mock PSC"], *(worker.pid for worker in workers)]
+                others_cpu1 = [_cpu_seconds(p) for p in others]
                 for worker in workers:
                     assert worker.stdin is not None
                     worker.stdin.write("go\n")
@@ -772,6 +774,7 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     loads.append(os.getloadavg()[0])
                     rss_peak = max(rss_peak, _rss_mib(pid))
                 held_cpu = _cpu_seconds(pid) - cpu1
+                others_cpu = [_cpu_seconds(p) - c for p, c in zip(others, others_cpu1, strict=True)]
                 total: dict[str, Any] = {"errors": [], "margins": [], "access_life": life,
                                          "ready_seconds": round(ready, 1)}
                 for worker in workers:
@@ -800,6 +803,9 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     "bridge_rss_mib_idle": rss0,
                     "bridge_rss_kib_per_session": round((rss_peak - rss0) * 1024 / sessions, 1),
                     "bridge_cpu_held_percent": round(held_cpu / max(time.monotonic() - t1, 1e-9) * 100, 1),
+                    "psc_cpu_held_percent": round(others_cpu[0] / max(time.monotonic() - t1, 1e-9) * 100, 1),
+                    "load_clients_cpu_held_percent": round(sum(others_cpu[1:]) / max(time.monotonic() - t1, 1e-9)
+                                                           * 100, 1),
                     "load_avg_held": round(statistics.median(loads), 2) if loads else None,
                     "bridge_lag_ms": _lag_file(tmp / f"lag-{name}.jsonl", went),
                     "psc_lag_ms": _lag_file(tmp / "lag-psc.jsonl", went),
@@ -917,7 +923,8 @@ def main() -> None:
                   f"while logging in, streams and refreshes included), ready "
                   f"in {r['ready_seconds']} s; bridge RSS {r['bridge_rss_mib_idle']} -> {r['bridge_rss_mib_ready']} "
                   f"-> peak {r['bridge_rss_mib_peak']} MiB ({r['bridge_rss_kib_per_session']} KiB/session), CPU "
-                  f"{r['bridge_cpu_held_percent']} % while held; load {r['load_avg_held']}")
+                  f"{r['bridge_cpu_held_percent']} % while held (mock PSC {r['psc_cpu_held_percent']} %, load "
+                  f"processes {r['load_clients_cpu_held_percent']} %); load {r['load_avg_held']}")
             print(f"          event-loop lag p50/p99/max ms (worst 10-s window): bridge {_lags(r['bridge_lag_ms'])}, "
                   f"mock PSC {_lags(r['psc_lag_ms'])}, load clients {_lags(r['client_lag_ms'])}  {r['errors'][:3]}")
 
