@@ -192,3 +192,43 @@ async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
             assert core.refreshes == 1 and polls == 0 and len(tokens) == 1
             check_token(w, Secret(tokens.pop()))
             await source.aclose()
+
+
+async def test_refresh_ahead_looks_at_the_shared_cache_only_after_another_replica_refreshed(
+    cipher: TokenCipher, redis_url: str
+) -> None:
+    """10,000 sessions on Redis: every refresh ahead read the shared token twice (before and after the lock) to
+    find a replica's newer token, although none had been announced. It reads it once a replica announces one
+    (``session_changed`` with a higher version), or when events may have been lost."""
+    from mssante.bridge._records import RESYNC
+    from mssante.bridge._redis import RedisStore
+
+    store = RedisStore(redis_url, prefix=f"test-young-{random.randrange(10**9)}:")
+    psc = PSCClient(SETTINGS)
+    core = BridgeCore(BridgeConfig(psc=SETTINGS, store=redis_url), store=store, psc=psc, cipher=cipher,
+                      audit=Audit(None))
+    await core.start()
+    reads = [0]
+    real = store.get_cached_token
+
+    async def counted(session_id: str) -> Any:
+        reads[0] += 1
+        return await real(session_id)
+
+    store.get_cached_token = counted  # type: ignore[method-assign]
+    try:
+        now = time.time()
+        core._memory["s1"] = (Secret("ours"), now - 90, now + 30, 1)  # 3/4 of its life gone: due ahead
+        core._latest.add("s1")
+        assert await core._young("s1") is None and reads[0] == 0  # ours is the latest: refresh, no read
+        # Another replica refreshed: its token is shared, then announced.
+        await store.cache_token("s1", cipher.encrypt(Secret("theirs"), context="s1/access"), now, now + 120, 2)
+        await store.publish("s1", "session_changed", {"version": 2})
+        await until(lambda: "s1" not in core._latest)
+        assert await core._young("s1") == (now, now + 120) and reads[0] == 1  # theirs is young: no refresh
+        core._latest.add("s1")
+        core._on_event("", RESYNC, {})  # events may have been lost: look again
+        assert await core._young("s1") == (now, now + 120) and reads[0] == 2
+    finally:
+        await core.aclose()
+        await psc.aclose()

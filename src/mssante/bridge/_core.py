@@ -152,6 +152,9 @@ class BridgeCore:
         self.clock = clock
         self.refreshes = 0
         self._memory: dict[str, tuple[Secret, float, float, int]] = {}
+        # Sessions whose token in memory is the latest any replica announced (session_changed): while the
+        # store's events are current, a refresh ahead need not look at the shared cache for a newer one.
+        self._latest: set[str] = set()
         self._records: dict[str, tuple[SessionRecord, float]] = {}  # id -> (record, cached until)
         self._events_seen = 0  # bumped by every event: a store read that overlapped one is not cached
         self._changes: dict[str, asyncio.Event] = {}  # sessions whose refresh someone awaits
@@ -351,6 +354,7 @@ class BridgeCore:
         now = self.clock()
         expires = tokens.expires_at  # the earlier of expires_in and the JWT's exp (TokenSet)
         self._memory[session_id] = (tokens.access_token, now, expires, version)
+        self._latest.add(session_id)
         if session_id in self._subscribers:
             self.plan_ahead(session_id, now, expires)
         if self.store.shared:
@@ -372,6 +376,7 @@ class BridgeCore:
             if shared is not None and self._usable(shared, floor):
                 token = self.cipher.decrypt(shared[0], context=f"{session_id}/access")
                 self._memory[session_id] = (token, shared[1], shared[2], shared[3])
+                self._latest.add(session_id)
                 return token, shared[2]
         return None
 
@@ -499,6 +504,7 @@ class BridgeCore:
             return None
         self._memory.pop(session_id, None)
         self._records.pop(session_id, None)
+        self._latest.discard(session_id)
         await self.store.publish(session_id, "session_ended", {"reason": reason})
         self.audit.record("session_end", reason, installation=record.installation_id, session=session_id,
                           subject=record.subject)
@@ -611,7 +617,8 @@ class BridgeCore:
             return entry is not None and self.clock() < entry[1] + (entry[2] - entry[1]) * AHEAD_FROM
 
         entry: tuple[Any, float, float, int] | None = self._memory.get(session_id)
-        if not young(entry) and self.store.shared:
+        latest = session_id in self._latest and self.store.events_current()  # no replica announced a newer one
+        if not young(entry) and self.store.shared and not latest:
             entry = await self.store.get_cached_token(session_id)
         return (entry[1], entry[2]) if entry is not None and young(entry) else None
 
@@ -660,6 +667,7 @@ class BridgeCore:
         self._events_seen += 1
         if event == RESYNC:  # events may have been lost: every event stream looks at the store
             self._records.clear()
+            self._latest.clear()
             for queues in self._subscribers.values():
                 for queue in queues:
                     with contextlib.suppress(asyncio.QueueFull):
@@ -671,9 +679,13 @@ class BridgeCore:
         if event == "session_ended":
             self._memory.pop(session_id, None)
             self._records.pop(session_id, None)
+            self._latest.discard(session_id)
         elif event == "session_changed":
             entry = self._records.get(session_id)
             version = data.get("version")
+            held = self._memory.get(session_id)
+            if held is None or not isinstance(version, int) or held[3] < version:  # another replica refreshed
+                self._latest.discard(session_id)
             if entry is not None and (not isinstance(version, int) or entry[0].version < version):
                 del self._records[session_id]
         if event not in _STREAM_EVENTS:
