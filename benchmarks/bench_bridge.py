@@ -7,8 +7,11 @@ and the baseline, a bare Starlette app under the same uvicorn settings (:func:`u
 
 * **token requests/s** (``wrk``, 2 threads, 16 connections): ``POST /sessions/{id}/token`` over 16 sessions opened
   by CIBA, answered from the access-token cache: installation Basic auth, session lookup, secret check, JSON
-  answer. The baseline answers the same requests with a JSON object of the same size. Rounds are interleaved
-  (baseline, SQLite, Redis, baseline...) and the medians compared. Without ``wrk`` this part is skipped.
+  answer. The baseline answers the same requests with a JSON object of the same size. Short rounds (1 s) are
+  interleaved in cycles of alternating order (baseline, SQLite, Redis, then Redis, SQLite, baseline...); the
+  medians of 9 cycles are compared, and beside them the median of the paired ratios (each round over the
+  baseline's round of the same cycle) and the servers' CPU per request (bare / bridge: the capacity ratio,
+  which the machine's other load hardly moves). Without ``wrk`` this part is skipped.
 * **sessions held**: ``--sessions`` CIBA logins through the bridge's API, one event stream (SSE) each, for
   ``--minutes``, from 4 load processes (raw asyncio HTTP/1.1: a socket per stream, nothing more). The mock PSC's
   access tokens live 120 s as PSC's for a 10-minute run (shorter for short runs: 3 lives per run at least); each
@@ -16,11 +19,14 @@ and the baseline, a bare Starlette app under the same uvicorn settings (:func:`u
   settings: refresh ahead, 20 s margin) refreshes the sessions whose stream it holds between 60 and 85 % of
   their tokens' life. A **lapse** is a token answer that is not 200 or has less than 1 s left, a new token
   issued after the one it replaces had expired (its ``iat`` after the previous ``exp``), a request made after
-  the held token had expired (the load client fell behind), or an event stream that closed, failed or
-  announced ``session_ended`` / ``refresh_failed``. Goal: 0. Also reported: the margin of the refreshes seen
-  (the replaced token's ``exp`` minus the new one's ``iat``; p1 = 99 % of refreshes came at least that early),
-  logins/s and the bridge's CPU per login, the bridge's RSS (idle, all streams open, peak) and CPU while the
-  sessions are held, and the load average meanwhile (the machine is shared).
+  the held token had expired (counted apart as ``late``: the load client fell behind, its own event-loop lag is
+  printed beside), or an event stream that closed, failed or announced ``session_ended``. A ``refresh_failed``
+  event is counted apart, not as a lapse: the session stays (ECO.1.2.7) and the token the client holds is still
+  valid; if no refresh follows in time, the next answer is a lapse. Goal: 0. Also reported: the margin of the
+  refreshes seen (the replaced token's ``exp`` minus the new one's ``iat``; p1 = 99 % of refreshes came at least
+  that early), logins/s and the bridge's CPU per login, the bridge's RSS (idle, all streams open, peak) and CPU
+  while the sessions are held, the event-loop lag of the bridge, the mock PSC and the load processes (how late a
+  100 ms timer fires), and the load average meanwhile (the machine is shared).
 
 ``report_rows(scale)``: 200 sessions for 0.3 minute per store at scale 1 (under a minute); 1,000·scale sessions
 for ``scale`` minutes above 1 (scale 10: 10,000 sessions for 10 minutes). Rate limits are lifted in the bridges
@@ -77,6 +83,60 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class LoopLag:
+    """The lag of this process's event loop: how late a 100 ms timer fires (a busy loop answers late).
+
+    ``write`` appends one JSON line per ``window`` seconds (wall time, p50/p99/max lag in ms) to a file
+    the parent reads; ``since(t)`` summarizes the lags recorded after wall time ``t`` in this process.
+    """
+
+    TICK = 0.1
+
+    def __init__(self, path: str | None = None, window: float = 10.0) -> None:
+        self.path, self.window = path, window
+        self.samples: list[tuple[float, float]] = []  # (wall time, lag in ms)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        window: list[float] = []
+        flushed = time.time()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.TICK)
+            lag = max(0.0, (loop.time() - start - self.TICK) * 1000)
+            self.samples.append((time.time(), lag))
+            if self.path is None:
+                continue
+            window.append(lag)
+            if time.time() - flushed >= self.window:
+                _append(self.path, json.dumps({"t": time.time(), **_lag_summary(window)}))
+                window, flushed = [], time.time()
+
+    def since(self, t: float) -> dict[str, float | None]:
+        return _lag_summary([lag for at, lag in self.samples if at >= t])
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as out:
+        out.write(line + "\n")
+
+
+def _lag_summary(lags: list[float]) -> dict[str, float | None]:
+    ordered = sorted(lags)
+    pick = (lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)) if ordered else (lambda q: None)
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}
+
+
+def _lag_file(path: Path, since: float) -> dict[str, float | None]:
+    """Worst window of a :class:`LoopLag` file after wall time ``since``: the highest p99 and max."""
+    rows = []
+    with contextlib.suppress(OSError):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if row["t"] >= since and row["max"] is not None]
+    return {"p50": statistics.median(r["p50"] for r in rows) if rows else None,
+            "p99": max((r["p99"] for r in rows), default=None), "max": max((r["max"] for r in rows), default=None)}
+
+
 # -- child processes ------------------------------------------------------------------------------------------
 def _psc_main(args: argparse.Namespace) -> None:
     """Child: the sandbox's mock PSC under uvicorn; prints its issuer."""
@@ -98,7 +158,15 @@ def _psc_main(args: argparse.Namespace) -> None:
     print(json.dumps({"issuer": psc.issuer}), flush=True)
     server = uvicorn.Server(uvicorn.Config(psc.app, log_level="warning", lifespan="on", access_log=False,
                                            proxy_headers=False, backlog=4096))
-    asyncio.run(server.serve(sockets=[sock]))
+
+    async def main() -> None:
+        lag = asyncio.create_task(LoopLag(args.lag).run())
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            lag.cancel()
+
+    asyncio.run(main())
 
 
 def _bridge_main(args: argparse.Namespace) -> None:
@@ -119,6 +187,7 @@ def _bridge_main(args: argparse.Namespace) -> None:
         "store": args.store, "host": "127.0.0.1", "port": args.port, "refresh_margin": args.margin,
         "introspect_interval": 0, "per_installation": RateLimit(**UNLIMITED), "per_ip": RateLimit(**UNLIMITED),
         "auth_failures": RateLimit(**UNLIMITED), "redis_pool_size": 100,
+        **json.loads(os.environ.get("BENCH_BRIDGE_CONFIG", "{}")),  # experiments: {"refresh_concurrency": 64}
     }
     config = BridgeConfig(**{k: v for k, v in wanted.items() if k in known})
     cipher = TokenCipher.from_text(args.key)
@@ -134,7 +203,11 @@ def _bridge_main(args: argparse.Namespace) -> None:
         await store.start(ignore)
         await store.add_installation(INSTALLATION, hash_installation_secret(args.secret))
         await store.aclose()
-        await serve(config, cipher)
+        lag = asyncio.create_task(LoopLag(args.lag).run())
+        try:
+            await serve(config, cipher)
+        finally:
+            lag.cancel()
 
     profile = None
     if args.profile:
@@ -242,13 +315,13 @@ def _servers(tmp: Path, stores: dict[str, str], access_life: float, src: str | N
         first = f"http://127.0.0.1:{next(iter(ports.values()))}"
         (tmp / "psc").mkdir(exist_ok=True)
         psc = _spawn("mock PSC", ["_psc", "--state", str(tmp / "psc"), "--bridge-url", first,
-                                  "--access-life", str(access_life)], log)
+                                  "--access-life", str(access_life), "--lag", str(tmp / "lag-psc.jsonl")], log)
         children.append(psc)
         urls: dict[str, str] = {}
         for name, store in stores.items():
             argv = ["_bridge", "--store", store, "--port", str(ports[name]), "--issuer", psc.info["issuer"],
                     f"--key={key}", f"--secret={secret}",  # a secret may start with "-"
-                    "--margin", str(bridge_margin(access_life))]
+                    "--margin", str(bridge_margin(access_life)), "--lag", str(tmp / f"lag-{name}.jsonl")]
             if profile is not None:
                 argv += ["--profile", str(profile / f"bridge-{name}.prof")]
             children.append(_spawn(f"bridge {name}", argv, log, src=src, reads_line=False))
@@ -412,9 +485,17 @@ def _wrk(url: str, script: Path, seconds: float) -> float:
     return rate
 
 
-def measure_tokens(rounds: int = 3, seconds: float = 3.0, src: str | None = None,
+def measure_tokens(rounds: int = 9, seconds: float = 1.0, src: str | None = None,
                    profile: Path | None = None) -> dict[str, Any] | None:
-    """Interleaved wrk rounds on bare Starlette and each bridge; None when wrk is not installed."""
+    """Interleaved wrk rounds on bare Starlette and each bridge; None when wrk is not installed.
+
+    Each cycle runs one short round per server, in alternating order (bare, SQLite, Redis, then Redis,
+    SQLite, bare), so that a burst of the machine's other load falls on neighbouring rounds of every
+    server alike. Returned: the median rate of each server, the median of each bridge's **paired** ratios
+    (its round over the bare round of the same cycle), and the server CPU per request (microseconds, from
+    ``/proc``), whose ratio (bare / bridge) is the servers' capacity ratio: what the rates would be if each
+    had the CPU to itself, a figure that the machine's other load hardly moves.
+    """
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk): token requests/s skipped", file=sys.stderr)
         return None
@@ -433,14 +514,21 @@ def measure_tokens(rounds: int = 3, seconds: float = 3.0, src: str | None = None
                 _wrk(urls[name], scripts[name], 1)  # warm-up: connections, credential memo, token caches
             rates: dict[str, list[float]] = {name: [] for name in urls}
             cpu: dict[str, list[float]] = {name: [] for name in urls}  # server CPU microseconds per request
-            for _ in range(rounds):
-                for name in urls:
+            order = ["bare", *(name for name in urls if name != "bare")]
+            for cycle in range(rounds):
+                for name in order if cycle % 2 == 0 else order[::-1]:
                     pid, before = env["pids"][name], _cpu_seconds(env["pids"][name])
                     rate = _wrk(urls[name], scripts[name], seconds)
                     rates[name].append(rate)
-                    cpu[name].append(round((_cpu_seconds(pid) - before) / (rate * max(1, round(seconds))) * 1e6))
+                    cpu[name].append(round((_cpu_seconds(pid) - before) / (rate * max(1, round(seconds))) * 1e6, 1))
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    paired = {name: statistics.median(r / b for r, b in zip(rates[name], rates["bare"], strict=True))
+              for name in rates if name != "bare"}
     return {"median": {k: statistics.median(v) for k, v in rates.items()}, "rounds": rates,
-            "cpu_us_per_request": {k: statistics.median(v) for k, v in cpu.items()}, "load": os.getloadavg()}
+            "paired_ratio": {k: round(v, 3) for k, v in paired.items()},
+            "cpu_us_per_request": median_cpu,
+            "cpu_ratio": {k: round(median_cpu["bare"] / v, 3) for k, v in median_cpu.items() if k != "bare" and v},
+            "load": os.getloadavg()}
 
 
 # -- sessions held with their event streams --------------------------------------------------------------------
@@ -466,14 +554,15 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
     Each client behaves as ``BridgeTokenSource``: it asks for a token :func:`client_margin` seconds before the one
     it holds expires. Lapses: a token answer that is not 200 or has less than 1 s left, a new token issued by PSC
     after the previous one had expired (``iat`` > previous ``exp``: the refresh came too late), a request made after
-    the held token had expired (the client fell behind), an event stream that closed, failed or announced an event
-    (``session_ended``, ``refresh_failed``). ``margins``: seconds between each refresh seen and the expiry of the
-    token it replaced.
+    the held token had expired (``late``: the client fell behind), an event stream that closed, failed or announced
+    ``session_ended``; ``refresh_failed`` events are counted apart. ``margins``: seconds between each refresh seen
+    and the expiry of the token it replaced.
     """
     t0 = time.monotonic()
     failed: list[str] = []
     stats: dict[str, Any] = {"sessions": 0, "login_failures": 0, "requests": 0, "refreshed": 0,
                              "lapses": 0, "late": 0, "streams": 0, "stream_lapses": 0, "pings": 0, "slowest": 0.0,
+                             "refresh_failed": 0,
                              "login_seconds": 0.0, "errors": failed, "margins": []}
     http = _Http(url, 32, f"{INSTALLATION}:{secret}")
     logins = _Http(url, 50, f"{INSTALLATION}:{secret}")
@@ -511,6 +600,8 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
                         started.set()
                     elif event.startswith(":"):
                         stats["pings"] += 1
+                    elif event.startswith("event: refresh_failed"):  # the session stays (ECO.1.2.7), the
+                        stats["refresh_failed"] += 1  # token held is still valid: a lapse only if it expires
                     else:
                         lapse("stream_lapses", f"stream event {event[:80]!r}")
                         return
@@ -589,12 +680,15 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
             await keep(sid, ssec)
         await watcher  # ends with the session (a lapse), or is cancelled at the end
 
+    lag = LoopLag()
+    lagging = asyncio.create_task(lag.run())
     clients = [asyncio.create_task(client()) for _ in range(count)]
     await ready.wait()
     logins.close()
     # Every load process is ready: the parent says go, and the measured window begins.
     print(json.dumps({"ready": stats["streams"]}), flush=True)
     await asyncio.to_thread(sys.stdin.readline)
+    went = time.time()
     await asyncio.sleep(seconds)
     stop.set()
     for task in asyncio.all_tasks():
@@ -602,6 +696,8 @@ async def _hold(url: str, secret: str, count: int, seconds: float, life: float) 
             task.cancel()
     await asyncio.gather(*clients, return_exceptions=True)
     http.close()
+    lagging.cancel()
+    stats["client_lag_ms"] = lag.since(went)  # this load process's own loop while the sessions were held
     return stats
 
 
@@ -665,17 +761,20 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     if not worker.stdout.readline():
                         raise SystemExit(f"a load process failed (exit {worker.wait()}); see {env['log']}")
                 ready, cpu1, rss_ready = time.monotonic() - t0, _cpu_seconds(pid), _rss_mib(pid)
+                others = [env["pids"]["mock PSC"], *(worker.pid for worker in workers)]
+                others_cpu1 = [_cpu_seconds(p) for p in others]
                 for worker in workers:
                     assert worker.stdin is not None
                     worker.stdin.write("go\n")
                     worker.stdin.flush()
-                t1, loads, rss_peak = time.monotonic(), [], rss_ready
+                t1, went, loads, rss_peak = time.monotonic(), time.time(), [], rss_ready
                 while any(worker.poll() is None for worker in workers):  # sample the load and the RSS
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         workers[0].wait(min(30.0, minutes * 60 / 4))
                     loads.append(os.getloadavg()[0])
                     rss_peak = max(rss_peak, _rss_mib(pid))
                 held_cpu = _cpu_seconds(pid) - cpu1
+                others_cpu = [_cpu_seconds(p) - c for p, c in zip(others, others_cpu1, strict=True)]
                 total: dict[str, Any] = {"errors": [], "margins": [], "access_life": life,
                                          "ready_seconds": round(ready, 1)}
                 for worker in workers:
@@ -686,6 +785,10 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     for key, value in part.items():
                         if key in ("errors", "margins"):
                             total[key] += value
+                        elif key == "client_lag_ms":  # the worst load process
+                            worst = total.setdefault(key, {})
+                            for q, ms in value.items():
+                                worst[q] = max(worst.get(q) or 0.0, ms or 0.0)
                         elif key in ("login_seconds", "slowest"):
                             total[key] = max(total.get(key, 0.0), value)
                         else:
@@ -700,7 +803,12 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     "bridge_rss_mib_idle": rss0,
                     "bridge_rss_kib_per_session": round((rss_peak - rss0) * 1024 / sessions, 1),
                     "bridge_cpu_held_percent": round(held_cpu / max(time.monotonic() - t1, 1e-9) * 100, 1),
+                    "psc_cpu_held_percent": round(others_cpu[0] / max(time.monotonic() - t1, 1e-9) * 100, 1),
+                    "load_clients_cpu_held_percent": round(sum(others_cpu[1:]) / max(time.monotonic() - t1, 1e-9)
+                                                           * 100, 1),
                     "load_avg_held": round(statistics.median(loads), 2) if loads else None,
+                    "bridge_lag_ms": _lag_file(tmp / f"lag-{name}.jsonl", went),
+                    "psc_lag_ms": _lag_file(tmp / "lag-psc.jsonl", went),
                 })
                 results[name] = total
     return results
@@ -718,7 +826,7 @@ def report_rows(scale: float = 1.0) -> list[Row]:
     """Rows ``bridge.tokens.sqlite``, ``bridge.tokens.redis`` (goal >= 0.8 of bare Starlette) and
     ``bridge.sessions.lapses`` (ceiling 0)."""
     rows: list[Row] = []
-    tokens = measure_tokens(rounds=3, seconds=3.0)
+    tokens = measure_tokens()
     if tokens is not None:
         med = tokens["median"]
         for name in ("sqlite", "redis"):
@@ -726,7 +834,10 @@ def report_rows(scale: float = 1.0) -> list[Row]:
                 rows.append(Row(key=f"bridge.tokens.{name}", what=f"bridge token requests, {name} (wrk, c=16)",
                                 figure=round(med[name]), unit="req/s", baseline_name="bare Starlette, same uvicorn",
                                 baseline=round(med["bare"]), goal=0.8,
-                                extra={"rounds": tokens["rounds"], "load": tokens["load"]}))
+                                extra={"rounds": tokens["rounds"], "load": tokens["load"],
+                                       "paired_ratio": tokens["paired_ratio"][name],
+                                       "cpu_ratio": tokens["cpu_ratio"].get(name),
+                                       "cpu_us_per_request": tokens["cpu_us_per_request"]}))
     sessions, minutes = _scale(scale)
     held = measure_sessions(sessions, minutes)
     lapses = sum(r["lapses"] + r["late"] + r["stream_lapses"] + r["login_failures"] for r in held.values())
@@ -736,6 +847,10 @@ def report_rows(scale: float = 1.0) -> list[Row]:
     return rows
 
 
+def _lags(lag: dict[str, float | None]) -> str:
+    return "/".join("-" if lag.get(q) is None else f"{lag[q]:.0f}" for q in ("p50", "p99", "max"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="child")
@@ -743,12 +858,14 @@ def main() -> None:
     c.add_argument("--state", required=True)
     c.add_argument("--bridge-url", required=True)
     c.add_argument("--access-life", type=int, default=120)
+    c.add_argument("--lag", default=None)
     c = sub.add_parser("_bridge")
     for name in ("--store", "--issuer", "--key", "--secret"):
         c.add_argument(name, required=True)
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--margin", type=float, default=20.0)
     c.add_argument("--profile", default=None)
+    c.add_argument("--lag", default=None)
     c = sub.add_parser("_bare")
     c.add_argument("--port", type=int, required=True)
     c = sub.add_parser("_hold")
@@ -757,8 +874,8 @@ def main() -> None:
     c.add_argument("--count", type=int, required=True)
     c.add_argument("--seconds", type=float, required=True)
     c.add_argument("--life", type=float, required=True)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds (medians)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per wrk round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved wrk cycles (medians)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per wrk round")
     parser.add_argument("--sessions", type=int, default=_scale(1)[0], help="sessions held with their event streams")
     parser.add_argument("--minutes", type=float, default=_scale(1)[1], help="how long they are held, per store")
     parser.add_argument("--access-life", type=int, default=None,
@@ -780,9 +897,11 @@ def main() -> None:
             print(json.dumps({"tokens": tokens}))
         elif tokens is not None:
             med = tokens["median"]
-            print(f"load average {tokens['load'][0]:.2f}; medians of {args.rounds} interleaved wrk rounds:")
+            print(f"load average {tokens['load'][0]:.2f}; medians of {args.rounds} interleaved wrk cycles:")
             for name, rate in med.items():
-                print(f"  {name:7} {rate:8.0f} req/s  ratio {rate / med['bare']:.2f}   server CPU "
+                ratios = (f"ratio {rate / med['bare']:.2f} (paired {tokens['paired_ratio'][name]:.2f}, CPU "
+                          f"{tokens['cpu_ratio'][name]:.2f})" if name != "bare" else f"{'':34}")
+                print(f"  {name:7} {rate:8.0f} req/s  {ratios}   server CPU "
                       f"{tokens['cpu_us_per_request'][name]:4.0f} us/request   rounds "
                       + " ".join(f"{r:.0f}" for r in tokens["rounds"][name]))
     if args.only in (None, "sessions"):
@@ -797,13 +916,17 @@ def main() -> None:
                   f"held {args.minutes:g} min "
                   f"(access tokens of {r['access_life']} s): lapses {r['lapses']} + late {r['late']} + streams "
                   f"{r['stream_lapses']}; {r['refreshed']} refreshes seen, margin before expiry p1 "
-                  f"{r['margin_p1']} s, min {r['margin_min']} s; {r['requests']} token requests "
+                  f"{r['margin_p1']} s, min {r['margin_min']} s; {r['refresh_failed']} refresh_failed events; "
+                  f"{r['requests']} token requests "
                   f"(slowest {r['slowest']} s), {r['pings']} pings")
             print(f"          logins {r['logins_per_s']}/s ({r['bridge_cpu_per_login_ms']} ms bridge CPU per session "
                   f"while logging in, streams and refreshes included), ready "
                   f"in {r['ready_seconds']} s; bridge RSS {r['bridge_rss_mib_idle']} -> {r['bridge_rss_mib_ready']} "
                   f"-> peak {r['bridge_rss_mib_peak']} MiB ({r['bridge_rss_kib_per_session']} KiB/session), CPU "
-                  f"{r['bridge_cpu_held_percent']} % while held; load {r['load_avg_held']}  {r['errors'][:3]}")
+                  f"{r['bridge_cpu_held_percent']} % while held (mock PSC {r['psc_cpu_held_percent']} %, load "
+                  f"processes {r['load_clients_cpu_held_percent']} %); load {r['load_avg_held']}")
+            print(f"          event-loop lag p50/p99/max ms (worst 10-s window): bridge {_lags(r['bridge_lag_ms'])}, "
+                  f"mock PSC {_lags(r['psc_lag_ms'])}, load clients {_lags(r['client_lag_ms'])}  {r['errors'][:3]}")
 
 
 if __name__ == "__main__":

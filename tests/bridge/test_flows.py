@@ -111,3 +111,31 @@ async def test_browser_login_then_backchannel_logout(tmp_path: Path, state_dir: 
                 await source.token()
             assert info.value.oauth_error == "invalid_grant"
         assert scan(tmp_path, w.recorder.issued) == []
+
+
+async def test_a_login_whose_session_the_store_cannot_keep_fails_at_once(tmp_path: Path, state_dir: Path,
+                                                                        cipher: TokenCipher) -> None:
+    """10,000 logins on a busy Redis: the store refused a session at the end of a CIBA login, the client
+    waited until the login expired and the background task died unseen. Now the client hears 503 at once and
+    PSC's session is not left open with nobody to end it."""
+    from mssante.errors import AuthUnavailable
+
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher) as bridge:
+        store = bridge.core.store
+        real_create = store.create_session
+
+        async def busy(*args: object, **kwargs: object) -> None:
+            raise AuthUnavailable("the bridge store is unreachable (ConnectionError)")
+
+        store.create_session = busy  # type: ignore[method-assign]
+        secret = await bridge.core.add_installation("cab-busy")
+        async with BridgeClient(w.config().base_url, "cab-busy", secret) as client:
+            with pytest.raises(AuthUnavailable, match="log in again"):
+                await asyncio.wait_for(client.login_with_ciba(MARIE), 20)
+            assert w.recorder.refresh_tokens, "PSC issued tokens"
+            for refresh in w.recorder.refresh_tokens:  # revoked: PSC's session ends with the failed login
+                assert w.psc._realm.store.live_refresh_token(refresh) is None
+            store.create_session = real_create  # type: ignore[method-assign]
+            source = await client.login_with_ciba(MARIE)  # the next login works
+            check_token(w, await source.token())
+            await source.aclose()

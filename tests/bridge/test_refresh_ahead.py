@@ -13,7 +13,7 @@ import pytest
 
 from mssante.bridge import BridgeClient, BridgeConfig, BridgeTokenSource, TokenCipher
 from mssante.bridge._audit import Audit
-from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore
+from mssante.bridge._core import AHEAD_FROM, AHEAD_TO, BridgeCore, UrgentFirst
 from mssante.bridge._sqlite import SQLiteStore
 from mssante.errors import ConfigError
 from mssante.psc import PSCClient, PSCSettings
@@ -135,6 +135,34 @@ async def test_refreshes_asked_for_wait_their_turn_in_the_bridge(tmp_path: Path,
                 await source.aclose()
 
 
+async def test_refreshes_waiting_for_psc_go_earliest_expiry_first() -> None:
+    """10,000 sessions on a loaded machine: refreshes ahead (a third of the token's life left) queued before a
+    client's own refresh (seconds left) went first at PSC, and that client's token expired while it waited."""
+    gate = UrgentFirst(1)
+    order: list[float] = []
+    entered = asyncio.Event()
+
+    async def refresh(due: float) -> None:
+        async with gate.slot(due):
+            order.append(due)
+            await entered.wait()
+
+    holder = asyncio.create_task(refresh(0.0))
+    await until(lambda: order == [0.0])
+    queued = []
+    for due in (1100.0, 1090.0, 1010.0, 1100.0):  # three ahead, one urgent, queued in that order
+        queued.append(asyncio.create_task(refresh(due)))
+        await until(lambda: gate.waiting == len(queued))
+    gone = asyncio.create_task(refresh(1000.0))  # the most urgent, but its request is cancelled while it waits
+    await until(lambda: gate.waiting == 5)
+    gone.cancel()
+    entered.set()
+    await asyncio.gather(holder, *queued)
+    assert order == [0.0, 1010.0, 1090.0, 1100.0, 1100.0]
+    async with gate.slot(0.0):  # the cancelled waiter did not keep the place
+        assert gate.waiting == 0
+
+
 async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
     tmp_path: Path, state_dir: Path, cipher: TokenCipher
 ) -> None:
@@ -164,3 +192,43 @@ async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
             assert core.refreshes == 1 and polls == 0 and len(tokens) == 1
             check_token(w, Secret(tokens.pop()))
             await source.aclose()
+
+
+async def test_refresh_ahead_looks_at_the_shared_cache_only_after_another_replica_refreshed(
+    cipher: TokenCipher, redis_url: str
+) -> None:
+    """10,000 sessions on Redis: every refresh ahead read the shared token twice (before and after the lock) to
+    find a replica's newer token, although none had been announced. It reads it once a replica announces one
+    (``session_changed`` with a higher version), or when events may have been lost."""
+    from mssante.bridge._records import RESYNC
+    from mssante.bridge._redis import RedisStore
+
+    store = RedisStore(redis_url, prefix=f"test-young-{random.randrange(10**9)}:")
+    psc = PSCClient(SETTINGS)
+    core = BridgeCore(BridgeConfig(psc=SETTINGS, store=redis_url), store=store, psc=psc, cipher=cipher,
+                      audit=Audit(None))
+    await core.start()
+    reads = [0]
+    real = store.get_cached_token
+
+    async def counted(session_id: str) -> Any:
+        reads[0] += 1
+        return await real(session_id)
+
+    store.get_cached_token = counted  # type: ignore[method-assign]
+    try:
+        now = time.time()
+        core._memory["s1"] = (Secret("ours"), now - 90, now + 30, 1)  # 3/4 of its life gone: due ahead
+        core._latest.add("s1")
+        assert await core._young("s1") is None and reads[0] == 0  # ours is the latest: refresh, no read
+        # Another replica refreshed: its token is shared, then announced.
+        await store.cache_token("s1", cipher.encrypt(Secret("theirs"), context="s1/access"), now, now + 120, 2)
+        await store.publish("s1", "session_changed", {"version": 2})
+        await until(lambda: "s1" not in core._latest)
+        assert await core._young("s1") == (now, now + 120) and reads[0] == 1  # theirs is young: no refresh
+        core._latest.add("s1")
+        core._on_event("", RESYNC, {})  # events may have been lost: look again
+        assert await core._young("s1") == (now, now + 120) and reads[0] == 2
+    finally:
+        await core.aclose()
+        await psc.aclose()

@@ -38,11 +38,12 @@ import contextlib
 import hashlib
 import heapq
 import hmac
+import itertools
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 from mssante.bridge._audit import Audit
@@ -88,6 +89,52 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class UrgentFirst:
+    """At most ``size`` holders at once; the waiters enter most urgent first (lowest ``due``), then in order.
+
+    The refreshes in flight at PSC are bounded (:attr:`BridgeConfig.psc_concurrency`); when more wait,
+    the one whose token expires first goes first, so that a burst of refreshes ahead (tokens with a
+    third of their life left) never holds back a client whose token is about to expire.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        """Waiters not yet let in (cancelled ones included until their turn comes)."""
+        return len(self._waiting)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, due: float) -> AsyncIterator[None]:
+        """Hold one of the ``size`` places while the block runs; wait for it by urgency."""
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+        else:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (due, next(self._order), turn))
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():  # let in, then cancelled: pass the place on
+                    self._release()
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            turn = heapq.heappop(self._waiting)[2]
+            if not turn.done():  # a cancelled waiter is skipped
+                turn.set_result(None)
+                return
+        self._free += 1
+
+
 class BridgeCore:
     """Sessions and tokens for thick clients, over a :class:`SessionStore` and a :class:`PSCClient`.
 
@@ -106,6 +153,9 @@ class BridgeCore:
         self.clock = clock
         self.refreshes = 0
         self._memory: dict[str, tuple[Secret, float, float, int]] = {}
+        # Sessions whose token in memory is the latest any replica announced (session_changed): while the
+        # store's events are current, a refresh ahead need not look at the shared cache for a newer one.
+        self._latest: set[str] = set()
         self._records: dict[str, tuple[SessionRecord, float]] = {}  # id -> (record, cached until)
         self._events_seen = 0  # bumped by every event: a store read that overlapped one is not cached
         self._changes: dict[str, asyncio.Event] = {}  # sessions whose refresh someone awaits
@@ -118,7 +168,7 @@ class BridgeCore:
         self._ahead_at: dict[str, float] = {}  # the one live entry of each session in the heap
         self._ahead_wake = asyncio.Event()
         self._ahead_slots = asyncio.Semaphore(config.refresh_concurrency)
-        self._psc_slots = asyncio.Semaphore(config.psc_concurrency)  # refreshes in flight at PSC
+        self._psc_slots = UrgentFirst(config.psc_concurrency)  # refreshes in flight at PSC, earliest expiry first
         self._inflight: dict[str, asyncio.Future[tuple[Secret, float]]] = {}  # refreshes under way here
         self._random = random.Random()  # noqa: S311 - spreads refreshes, no secret
 
@@ -305,6 +355,7 @@ class BridgeCore:
         now = self.clock()
         expires = tokens.expires_at  # the earlier of expires_in and the JWT's exp (TokenSet)
         self._memory[session_id] = (tokens.access_token, now, expires, version)
+        self._latest.add(session_id)
         if session_id in self._subscribers:
             self.plan_ahead(session_id, now, expires)
         if self.store.shared:
@@ -326,6 +377,7 @@ class BridgeCore:
             if shared is not None and self._usable(shared, floor):
                 token = self.cipher.decrypt(shared[0], context=f"{session_id}/access")
                 self._memory[session_id] = (token, shared[1], shared[2], shared[3])
+                self._latest.add(session_id)
                 return token, shared[2]
         return None
 
@@ -375,7 +427,8 @@ class BridgeCore:
         future.add_done_callback(_retrieved)
         self._inflight[session_id] = future
         try:
-            async with self._psc_slots:  # waiting here, not in the HTTP client's pool queue
+            held = self._memory.get(session_id)  # the token it replaces: the sooner it expires, the sooner its turn
+            async with self._psc_slots.slot(held[2] if held is not None else 0.0):  # not in the HTTP pool's queue
                 hit = None if ahead else await self._cached(session_id, floor)
                 result = hit if hit is not None else await self._refresh(session_id)
         except Exception as exc:
@@ -452,6 +505,7 @@ class BridgeCore:
             return None
         self._memory.pop(session_id, None)
         self._records.pop(session_id, None)
+        self._latest.discard(session_id)
         await self.store.publish(session_id, "session_ended", {"reason": reason})
         self.audit.record("session_end", reason, installation=record.installation_id, session=session_id,
                           subject=record.subject)
@@ -564,7 +618,8 @@ class BridgeCore:
             return entry is not None and self.clock() < entry[1] + (entry[2] - entry[1]) * AHEAD_FROM
 
         entry: tuple[Any, float, float, int] | None = self._memory.get(session_id)
-        if not young(entry) and self.store.shared:
+        latest = session_id in self._latest and self.store.events_current()  # no replica announced a newer one
+        if not young(entry) and self.store.shared and not latest:
             entry = await self.store.get_cached_token(session_id)
         return (entry[1], entry[2]) if entry is not None and young(entry) else None
 
@@ -613,6 +668,7 @@ class BridgeCore:
         self._events_seen += 1
         if event == RESYNC:  # events may have been lost: every event stream looks at the store
             self._records.clear()
+            self._latest.clear()
             for queues in self._subscribers.values():
                 for queue in queues:
                     with contextlib.suppress(asyncio.QueueFull):
@@ -624,9 +680,13 @@ class BridgeCore:
         if event == "session_ended":
             self._memory.pop(session_id, None)
             self._records.pop(session_id, None)
+            self._latest.discard(session_id)
         elif event == "session_changed":
             entry = self._records.get(session_id)
             version = data.get("version")
+            held = self._memory.get(session_id)
+            if held is None or not isinstance(version, int) or held[3] < version:  # another replica refreshed
+                self._latest.discard(session_id)
             if entry is not None and (not isinstance(version, int) or entry[0].version < version):
                 del self._records[session_id]
         if event not in _STREAM_EVENTS:

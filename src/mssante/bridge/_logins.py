@@ -14,7 +14,9 @@ secret, and the login record is deleted by that read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import replace
@@ -24,10 +26,14 @@ from mssante.bridge._core import BridgeCore
 from mssante.bridge._crypto import new_id
 from mssante.bridge._errors import BridgeError
 from mssante.bridge._records import LoginRecord
-from mssante.errors import MssanteError, PSCError, UsageError
+from mssante.errors import AuthUnavailable, MssanteError, PSCError, UsageError
 from mssante.psc import AuthorizationRequest, Channel, CibaRequest, TokenSet
 
 __all__ = ["LoginFlows"]
+
+log = logging.getLogger("mssante.bridge")
+#: The failure code of a login whose session the store could not keep (answered 503: log in again).
+_STORE_FAILED = "store_unavailable"
 
 #: Seconds at most between store reads while a client awaits a login; a login finished by this process
 #: wakes its waiter at once, so the reads only matter for one finished by another replica (browser callback).
@@ -133,14 +139,33 @@ class LoginFlows:
             code = exc.oauth_error if isinstance(exc, PSCError) and exc.oauth_error else exc.error
             await self._fail(login, code, exc.message)
             return
-        await self._complete(login, tokens)
+        try:
+            await self._complete(login, tokens)
+        except MssanteError as exc:  # told to the waiting client by _complete
+            log.warning("a CIBA login could not be completed: %s", exc.error)
 
     async def _complete(self, login: LoginRecord, tokens: TokenSet) -> None:
+        """Keep the session and hand it to the waiting client; if it cannot be kept, say so at once.
+
+        A store that fails here (10,000 logins on a busy Redis: no pooled connection in time) would
+        otherwise leave the login pending until it expires, the client waiting for nothing, and PSC's
+        session open with nobody to end it: its refresh token is revoked and the login fails
+        (``store_unavailable``, answered 503: log in again).
+        """
         core = self.core
-        session_id, secret = await core.open_session(login.installation_id, tokens)
-        sealed = core.cipher.encrypt(secret, context=f"{login.login_id}/secret")
-        await core.store.put_login(replace(login, status="complete", session_id=session_id, session_secret=sealed,
-                                           pending=""))
+        try:
+            session_id, secret = await core.open_session(login.installation_id, tokens)
+            sealed = core.cipher.encrypt(secret, context=f"{login.login_id}/secret")
+            await core.store.put_login(replace(login, status="complete", session_id=session_id,
+                                               session_secret=sealed, pending=""))
+        except MssanteError as exc:
+            if tokens.refresh_token is not None:
+                with contextlib.suppress(MssanteError):
+                    await core.psc.revoke(tokens.refresh_token)
+            code = _STORE_FAILED if isinstance(exc, AuthUnavailable) else exc.error
+            with contextlib.suppress(MssanteError):
+                await self._fail(login, code, "the bridge could not keep the session; log in again")
+            raise
         self._wake(login.login_id)
         core.audit.record("login_complete", "ok", installation=login.installation_id, session=session_id,
                           detail=login.method)
@@ -161,7 +186,8 @@ class LoginFlows:
         Raises:
             BridgeError: 404 ``login_not_found`` (unknown, expired, another installation's, or
                 already handed over); 400 with the failure code (``expired_token``,
-                ``access_denied``...).
+                ``access_denied``...); 503 ``store_unavailable`` (the store failed to keep the session:
+                log in again).
             AuthUnavailable: the store is unreachable.
         """
         core = self.core
@@ -186,7 +212,9 @@ class LoginFlows:
         if not await core.store.take_login(login_id):
             raise self._unknown()
         if login.status == "failed":
-            raise BridgeError(400, login.error or "login_failed", login.message or "the login failed")
+            raise BridgeError(503 if login.error == _STORE_FAILED else 400, login.error or "login_failed",
+                              login.message or "the login failed",
+                              retry_after="5" if login.error == _STORE_FAILED else None)
         secret = core.cipher.decrypt(login.session_secret, context=f"{login_id}/secret")
         record = await core.store.get_session(login.session_id)
         return {"session_id": login.session_id, "session_secret": secret.reveal(),
