@@ -52,7 +52,7 @@ class SessionRecord:
     created_at: float
     version: int = 0
     ended: str = ""
-    delegates: tuple[str, ...] = ()  # delegation (_delegation.py); a list once read back from JSON
+    delegates: tuple[str, ...] = ()  # delegation (_delegation.py)
 
     def to_json(self) -> str:
         """Serialise for the store."""
@@ -66,6 +66,8 @@ class SessionRecord:
             ContentError: the stored value is not a session record.
         """
         record: SessionRecord = _parse(cls, text)
+        if not isinstance(record.delegates, tuple):  # JSON gives a list: a record read back equals the one written
+            record = replace(record, delegates=tuple(record.delegates))
         return record
 
     def bump(self, **changes: Any) -> SessionRecord:
