@@ -97,6 +97,7 @@ class Presence:
         self.evicted = 0  # times this worker found it had been evicted
         self.supported = True  # False: Redis refused CLIENT (an ACL): the lease TTL alone detects failures
         self._conn: Any = None  # the presence connection (redis.asyncio.Connection)
+        self._opened: set[Any] = set()  # every connection opened and not yet closed for sure
         self._missing: dict[tuple[str, str], float] = {}  # (peer, registration) -> loop time first seen missing
         self._peers: set[str] = set()
         self._register = store.redis.register_script(_REGISTER)
@@ -114,12 +115,13 @@ class Presence:
             if conn is None:
                 pool = self.store.redis.connection_pool
                 conn = self._conn = pool.connection_class(**{**pool.connection_kwargs, "client_name": self.name})
+                self._opened.add(conn)
             try:
                 await conn.send_command("CLIENT", "ID")
                 return int(await conn.read_response())
             except BaseException as exc:
                 self._conn = None
-                await asyncio.shield(conn.disconnect())
+                await asyncio.shield(self._close(conn))
                 if attempt == 2 or not isinstance(exc, _REDIS_DOWN):
                     raise
         raise AssertionError("unreachable")
@@ -211,9 +213,13 @@ class Presence:
     async def aclose(self, *, unregister: bool) -> None:
         """Close the presence connection; ``unregister`` first (a clean stop: the peers need not evict)."""
         if unregister and self.registration:
-            with contextlib.suppress(*_REDIS_DOWN):
+            with contextlib.suppress(*_REDIS_DOWN, redis.exceptions.RedisError):
                 await self._unregister(keys=[self.store.keys.presence], args=[self.worker_id, self.registration])
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(*_REDIS_DOWN):
-                await conn.disconnect()
+        self._conn = None
+        for conn in list(self._opened):  # the current one, and any a cancellation left half closed
+            await self._close(conn)
+
+    async def _close(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            await conn.disconnect(nowait=True)
+        self._opened.discard(conn)

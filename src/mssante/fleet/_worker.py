@@ -252,12 +252,14 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), period / 4 if soon else period)
                 self._wake.clear()
         finally:
-            if peers is not None:
-                peers.cancel()
-                await asyncio.gather(peers, return_exceptions=True)
-            await self._stop_watches(list(self.watches), release=self._stop.is_set(), wait=True)
-            if self.presence is not None:  # a crash (cancelled) closes it too: the peers take over at once
-                await self.presence.aclose(unregister=self._stop.is_set())
+            try:
+                if peers is not None:
+                    peers.cancel()
+                    await asyncio.gather(peers, return_exceptions=True)
+                await self._stop_watches(list(self.watches), release=self._stop.is_set(), wait=True)
+            finally:
+                if self.presence is not None:  # a crash (cancelled) closes it too: the peers take over at once
+                    await self.presence.aclose(unregister=self._stop.is_set())
 
     def shutdown(self) -> None:
         """Ask :meth:`run` to stop cleanly (leases released)."""
