@@ -190,11 +190,12 @@ async def test_the_operator_bucket_is_shared_by_every_worker(store: FleetStore, 
 
 
 async def test_a_queue_of_bals_takes_its_operator_tokens_in_one_round_trip(store: FleetStore) -> None:
-    # burst 5 at 10/s: a worker with 8 BALs waiting gets the 5 the bucket holds, never more, then waits
-    assert await store.take_connects("mss.sandbox.test", 10, 5, 8) == (5, 0.0)
-    granted, wait = await store.take_connects("mss.sandbox.test", 10, 5, 3)
-    assert granted == 0 and 0 < wait <= 0.1
-    assert await store.take_connects("autre-operateur.test", 10, 5, 2) == (2, 0.0)  # one bucket per operator
+    # burst 5 at 0.01/s (one token per 100 s, so no token comes back between two calls however loaded the
+    # machine): a worker with 8 BALs waiting gets the 5 the bucket holds, never more, then waits
+    assert await store.take_connects("mss.sandbox.test", 0.01, 5, 8) == (5, 0.0)
+    granted, wait = await store.take_connects("mss.sandbox.test", 0.01, 5, 3)
+    assert granted == 0 and 0 < wait <= 100
+    assert await store.take_connects("autre-operateur.test", 0.01, 5, 2) == (2, 0.0)  # one bucket per operator
 
 
 async def test_the_checkpoints_of_a_claim_are_read_in_one_round_trip(store: FleetStore) -> None:
