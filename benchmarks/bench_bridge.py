@@ -52,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -729,6 +730,10 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _collect(worker: subprocess.Popen[str], outputs: dict[int, str], timeout: float) -> None:
+    outputs[worker.pid] = worker.communicate(timeout=timeout)[0]
+
+
 def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                      only: tuple[str, ...] = ("sqlite", "redis"),
                      profile: Path | None = None, life: int | None = None) -> dict[str, dict[str, Any]]:
@@ -761,24 +766,36 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     if not worker.stdout.readline():
                         raise SystemExit(f"a load process failed (exit {worker.wait()}); see {env['log']}")
                 ready, cpu1, rss_ready = time.monotonic() - t0, _cpu_seconds(pid), _rss_mib(pid)
-                others = [env["pids"]["mock PSC"], *(worker.pid for worker in workers)]
-                others_cpu1 = [_cpu_seconds(p) for p in others]
+                psc_pid, psc_cpu1 = env["pids"]["mock PSC"], _cpu_seconds(env["pids"]["mock PSC"])
+                reaped = resource.getrusage(resource.RUSAGE_CHILDREN)  # the load processes, once they have exited
+                clients_cpu1 = reaped.ru_utime + reaped.ru_stime + sum(_cpu_seconds(w.pid) for w in workers)
                 for worker in workers:
                     assert worker.stdin is not None
                     worker.stdin.write("go\n")
                     worker.stdin.flush()
                 t1, went, loads, rss_peak = time.monotonic(), time.time(), [], rss_ready
-                while any(worker.poll() is None for worker in workers):  # sample the load and the RSS
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        workers[0].wait(min(30.0, minutes * 60 / 4))
+                # Each load process's last line (its figures, ~100 KB of margins at 10 minutes) is read while it is
+                # written: a pipe nobody reads holds 64 KiB, and the process would never exit.
+                outputs: dict[int, str] = {}
+
+                readers = [threading.Thread(target=_collect, args=(worker, outputs, minutes * 60 + 600), daemon=True)
+                           for worker in workers]
+                for reader in readers:
+                    reader.start()
+                while any(reader.is_alive() for reader in readers):  # sample the load and the RSS
+                    readers[0].join(min(30.0, minutes * 60 / 4))
+                    for reader in readers:
+                        reader.join(0)
                     loads.append(os.getloadavg()[0])
                     rss_peak = max(rss_peak, _rss_mib(pid))
                 held_cpu = _cpu_seconds(pid) - cpu1
-                others_cpu = [_cpu_seconds(p) - c for p, c in zip(others, others_cpu1, strict=True)]
+                psc_cpu = _cpu_seconds(psc_pid) - psc_cpu1
+                reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+                clients_cpu = reaped.ru_utime + reaped.ru_stime - clients_cpu1
                 total: dict[str, Any] = {"errors": [], "margins": [], "access_life": life,
                                          "ready_seconds": round(ready, 1)}
                 for worker in workers:
-                    out, _ = worker.communicate(timeout=minutes * 60 + 600)
+                    out = outputs.get(worker.pid, "")
                     if worker.returncode != 0 or not out.strip():
                         raise SystemExit(f"a load process failed (exit {worker.returncode}); see {env['log']}")
                     part = json.loads(out.strip().splitlines()[-1])
@@ -803,9 +820,8 @@ def measure_sessions(sessions: int, minutes: float, src: str | None = None,
                     "bridge_rss_mib_idle": rss0,
                     "bridge_rss_kib_per_session": round((rss_peak - rss0) * 1024 / sessions, 1),
                     "bridge_cpu_held_percent": round(held_cpu / max(time.monotonic() - t1, 1e-9) * 100, 1),
-                    "psc_cpu_held_percent": round(others_cpu[0] / max(time.monotonic() - t1, 1e-9) * 100, 1),
-                    "load_clients_cpu_held_percent": round(sum(others_cpu[1:]) / max(time.monotonic() - t1, 1e-9)
-                                                           * 100, 1),
+                    "psc_cpu_held_percent": round(psc_cpu / max(time.monotonic() - t1, 1e-9) * 100, 1),
+                    "load_clients_cpu_held_percent": round(clients_cpu / max(time.monotonic() - t1, 1e-9) * 100, 1),
                     "load_avg_held": round(statistics.median(loads), 2) if loads else None,
                     "bridge_lag_ms": _lag_file(tmp / f"lag-{name}.jsonl", went),
                     "psc_lag_ms": _lag_file(tmp / "lag-psc.jsonl", went),
