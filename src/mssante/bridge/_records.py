@@ -66,8 +66,9 @@ class SessionRecord:
             ContentError: the stored value is not a session record.
         """
         record: SessionRecord = _parse(cls, text)
-        if not isinstance(record.delegates, tuple):  # JSON gives a list: a record read back equals the one written
-            record = replace(record, delegates=tuple(record.delegates))
+        delegates = tuple(record.delegates)
+        if record.delegates != delegates:  # JSON gives a list: a record read back equals the one written
+            record = replace(record, delegates=delegates)
         return record
 
     def bump(self, **changes: Any) -> SessionRecord:
