@@ -139,3 +139,37 @@ async def test_a_login_whose_session_the_store_cannot_keep_fails_at_once(tmp_pat
             source = await client.login_with_ciba(MARIE)  # the next login works
             check_token(w, await source.token())
             await source.aclose()
+
+
+async def test_a_ciba_login_polled_here_wakes_its_waiter_without_reading_the_store_meanwhile(
+        tmp_path: Path, state_dir: Path, cipher: TokenCipher, monkeypatch: pytest.MonkeyPatch) -> None:
+    """10,000 logins waited on at once on Redis: each waiter read its login every 0.5 s, the pool ran dry and
+    logins failed with 503. A CIBA login whose PSC polling runs in this process wakes its waiter when it ends:
+    each ``GET /logins/{id}`` reads the store once before its wait and once after, however long PSC takes."""
+    from mssante.bridge import _logins
+
+    monkeypatch.setattr(_logins, "_LOCAL_STEP", 3600.0)  # the safety net out of the way: only the wake ends a wait
+    calls: list[str] = []
+    real_result = _logins.LoginFlows.result
+
+    async def result(self: _logins.LoginFlows, installation_id: str, login_id: str, wait: float) -> object:
+        calls.append(login_id)
+        return await real_result(self, installation_id, login_id, wait)
+
+    monkeypatch.setattr(_logins.LoginFlows, "result", result)
+    async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher) as bridge:
+        store = bridge.core.store
+        reads: list[str] = []
+        real_get = store.get_login
+
+        async def get_login(login_id: str) -> object:
+            reads.append(login_id)
+            return await real_get(login_id)
+
+        store.get_login = get_login  # type: ignore[method-assign]
+        secret = await bridge.core.add_installation("cab-wait")
+        async with BridgeClient(w.config().base_url, "cab-wait", secret) as client:
+            source = await asyncio.wait_for(client.login_with_ciba(MARIE), 60)  # PSC approves after 1 s
+            check_token(w, await source.token())
+            await source.aclose()
+        assert calls and len(reads) == 2 * len(calls), (len(reads), len(calls))

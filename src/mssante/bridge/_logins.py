@@ -38,6 +38,10 @@ _STORE_FAILED = "store_unavailable"
 #: Seconds at most between store reads while a client awaits a login; a login finished by this process
 #: wakes its waiter at once, so the reads only matter for one finished by another replica (browser callback).
 _POLL_STEP = 0.5
+#: The same, for a CIBA login whose PSC polling runs in this process: it wakes its waiter when it ends, so the
+#: store is read only as a safety net (10,000 logins waited on at once on Redis: two reads per waiter and
+#: second emptied the connection pool, and logins failed with 503).
+_LOCAL_STEP = 5.0
 
 
 class LoginFlows:
@@ -47,6 +51,7 @@ class LoginFlows:
         """Use ``core``'s store, PSC client and cipher."""
         self.core = core
         self._finished: dict[str, asyncio.Event] = {}  # logins whose result a client awaits here
+        self._polling: set[str] = set()  # CIBA logins whose PSC polling runs in this process
 
     def _wake(self, login_id: str) -> None:
         finished = self._finished.pop(login_id, None)
@@ -128,21 +133,26 @@ class LoginFlows:
         login = LoginRecord(login_id=login_id, installation_id=installation_id, method="ciba", state="",
                             pending="", expires_at=core.clock() + expires_in + 60)
         await core.store.put_login(login)
+        self._polling.add(login_id)
         core.spawn(self._poll(login, request), "bridge-ciba")
         core.audit.record("login_start", "ok", installation=installation_id, detail="ciba")
         return login_id, request.binding_message, expires_in
 
     async def _poll(self, login: LoginRecord, request: CibaRequest) -> None:
         try:
-            tokens = await self.core.psc.wait_ciba(request)
-        except MssanteError as exc:
-            code = exc.oauth_error if isinstance(exc, PSCError) and exc.oauth_error else exc.error
-            await self._fail(login, code, exc.message)
-            return
-        try:
-            await self._complete(login, tokens)
-        except MssanteError as exc:  # told to the waiting client by _complete
-            log.warning("a CIBA login could not be completed: %s", exc.error)
+            try:
+                tokens = await self.core.psc.wait_ciba(request)
+            except MssanteError as exc:
+                code = exc.oauth_error if isinstance(exc, PSCError) and exc.oauth_error else exc.error
+                await self._fail(login, code, exc.message)
+                return
+            try:
+                await self._complete(login, tokens)
+            except MssanteError as exc:  # told to the waiting client by _complete
+                log.warning("a CIBA login could not be completed: %s", exc.error)
+        finally:
+            self._polling.discard(login.login_id)
+            self._wake(login.login_id)  # however it ended: the waiter reads the store now, not at its next step
 
     async def _complete(self, login: LoginRecord, tokens: TokenSet) -> None:
         """Keep the session and hand it to the waiting client; if it cannot be kept, say so at once.
@@ -192,23 +202,27 @@ class LoginFlows:
         """
         core = self.core
         deadline = core.clock() + max(0.0, min(wait, 60.0))
-        while True:
-            login = await core.store.get_login(login_id) if len(login_id) <= 64 else None
-            if login is None or login.installation_id != installation_id:
-                raise self._unknown()
-            if login.status != "pending":
-                break
-            left = deadline - core.clock()
-            if left <= 0:
-                return None
-            finished = self._finished.setdefault(login_id, asyncio.Event())
-            try:
-                await asyncio.wait_for(finished.wait(), min(_POLL_STEP, left))
-            except TimeoutError:
-                pass
-            finally:
-                if not finished.is_set() and self._finished.get(login_id) is finished:
-                    del self._finished[login_id]
+        # Registered before each read of the store, so a login finished while the read is under way still
+        # wakes this waiter (else it would sleep a whole step).
+        finished = self._finished.setdefault(login_id, asyncio.Event())
+        try:
+            while True:
+                login = await core.store.get_login(login_id) if len(login_id) <= 64 else None
+                if login is None or login.installation_id != installation_id:
+                    raise self._unknown()
+                if login.status != "pending":
+                    break
+                left = deadline - core.clock()
+                if left <= 0:
+                    return None
+                step = _LOCAL_STEP if login_id in self._polling else _POLL_STEP
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), min(step, left))
+                if finished.is_set():  # woken (``_wake`` dropped it): a new event for the next wait
+                    finished = self._finished.setdefault(login_id, asyncio.Event())
+        finally:
+            if self._finished.get(login_id) is finished:
+                del self._finished[login_id]
         if not await core.store.take_login(login_id):
             raise self._unknown()
         if login.status == "failed":
