@@ -821,6 +821,7 @@ async def run(args: argparse.Namespace, report: Callable[[dict[str, Any], dict[s
                     _remove_in_background(mail_dir)
         finally:
             redis.stop()
+    faulthandler.cancel_dump_traceback_later()  # stopped in time: no stacks later (report.py runs on after it)
     _say(f"servers stopped in {time.time() - stopping:.1f} s")
     return fleet, baseline
 
