@@ -4,6 +4,7 @@ whose presence connection merely dropped cannot publish under its old fencing to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -157,3 +158,25 @@ async def test_a_worker_cut_off_from_redis_cannot_publish_with_its_old_tokens_an
                 await deliver(sb, {a: [f"{a}-3"] for a in APPS})
                 await events.until(lambda seen: len(events.messages()) == 12)
         assert Counter(events.messages()) == Counter((a, f"{a}-{n}") for a in APPS for n in (1, 2, 3))
+
+
+async def test_a_worker_stops_even_when_a_cancellation_of_its_detector_is_swallowed(store: FleetStore) -> None:
+    """A CI run hung 120 s in a worker's stop: the failure detector's loop went on after its cancellation (one
+    swallowed below it: Python 3.11's ``wait_for`` drops a cancellation that races a result), and ``run`` waited
+    for it. Here the detector's round swallows every cancellation; the worker must still stop."""
+    worker = Worker(store, connector=None, settings=FAST, worker_id="w-stop")  # type: ignore[arg-type]  # no BAL
+    assert worker.presence is not None
+    rounds = 0
+
+    async def swallowing_check() -> tuple[bool, int]:
+        nonlocal rounds
+        rounds += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        return False, 0
+
+    worker.presence.check = swallowing_check  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run())
+    await until(lambda: rounds >= 1 and worker.ticks >= 1)
+    worker.shutdown()
+    await asyncio.wait_for(task, 30)  # far above a detector's round (0.05 s here); forever before the fix

@@ -205,6 +205,7 @@ class Worker:
         self.last_tick_ok: float | None = None  # loop time of the last tick that reached Redis
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # tick now: stopping, or leases changed hands (the failure detector)
+        self._peers_over = False  # the failure detector's loop must end (set before its task is cancelled)
         self.presence = (Presence(store, self.id, grace=self.settings.presence_grace)
                          if self.settings.presence_interval is not None else None)
         self._closing: set[asyncio.Task[None]] = set()  # watches stopped, their sessions still closing
@@ -254,6 +255,9 @@ class Worker:
         finally:
             try:
                 if peers is not None:
+                    # The flag too: a cancellation swallowed below us (Python 3.11's wait_for drops one that
+                    # races a result) left the loop running and this run waiting for it forever.
+                    self._peers_over = True
                     peers.cancel()
                     await asyncio.gather(peers, return_exceptions=True)
                 await self._stop_watches(list(self.watches), release=self._stop.is_set(), wait=True)
@@ -270,7 +274,7 @@ class Worker:
         """The fast failure detector's loop: a round every ``presence_interval``; a tick at once when leases
         changed hands (a peer evicted or gone, this worker evicted)."""
         assert self.presence is not None and self.settings.presence_interval is not None
-        while self.presence.supported:
+        while self.presence.supported and not self._peers_over:
             try:
                 changed, _ = await self.presence.check()
                 if changed:
