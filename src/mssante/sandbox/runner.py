@@ -116,13 +116,13 @@ async def _on_sticky_port(start: Callable[[int], Awaitable[_P]], pinned: int, la
     rather than failing the start; a pinned port that is busy fails it.
 
     Raises:
-        TransportError, OSError: the pinned port (or a free one) cannot be bound.
+        ConfigError, TransportError, OSError: the pinned port (or a free one) cannot be bound.
     """
     if pinned or not last:
         return await start(pinned)
     try:
         return await start(last)
-    except (TransportError, OSError):
+    except (ConfigError, TransportError, OSError):  # the submission front says ConfigError ("cannot listen")
         log.warning("%s: port %d of the last run is taken; a new port is chosen", what, last)
         return await start(0)
 
