@@ -169,11 +169,21 @@ async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
     """Fifty requests meet one refresh under way: they await it (one PSC call), none polls the lock."""
     async with world(tmp_path, state_dir) as w, running_bridge(w, cipher=cipher) as bridge:
         core = bridge.core
-        real_refresh, real_wait = core.psc.refresh, core._await_change
+        real_refresh, real_wait, real_access = core.psc.refresh, core._await_change, core.access_token
         polls = 0
+        arrived: list[bool] = []  # requests of the fifty twins that reached the core
+        all_in = asyncio.Event()
+
+        async def access_token(record: Any, *, fresh: bool = False) -> Any:
+            if len(arrived) < 50:
+                arrived.append(fresh)
+                if len(arrived) == 50:
+                    all_in.set()
+            return await real_access(record, fresh=fresh)
 
         async def slow(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0.3)  # the refresh is under way while the others arrive
+            # the refresh stays under way until all fifty requests have arrived, however loaded the machine
+            await asyncio.wait_for(all_in.wait(), 120)
             return await real_refresh(*args, **kwargs)
 
         async def counted(session_id: str) -> None:
@@ -188,6 +198,7 @@ async def test_requests_for_a_session_being_refreshed_share_it_without_polling(
             source = await client.login_with_ciba(MARIE)
             twins = [BridgeTokenSource(client, source.session_id, Secret(source._secret.reveal()), margin=0.2)
                      for _ in range(50)]
+            core.access_token = access_token  # type: ignore[method-assign]
             tokens = {t.reveal() for t in await asyncio.gather(*(twin.token(fresh=True) for twin in twins))}
             assert core.refreshes == 1 and polls == 0 and len(tokens) == 1
             check_token(w, Secret(tokens.pop()))
