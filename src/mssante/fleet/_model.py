@@ -156,6 +156,11 @@ class Keys:
         return f"{self.prefix}:stopped"
 
     @property
+    def rejected(self) -> str:
+        """Hash: address → digest of an unreadable desired-set entry already reported (one event per value)."""
+        return f"{self.prefix}:rejected"
+
+    @property
     def events(self) -> str:
         """The event stream."""
         return f"{self.prefix}:events"

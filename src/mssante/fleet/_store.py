@@ -16,6 +16,7 @@ No secret is ever written: BALs are stored with a credential *reference* (:class
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from mssante.errors import TransportError
+from mssante.errors import TransportError, UsageError
 
 from ._model import BALSpec, FleetEvent, Keys, _s
 
@@ -135,6 +136,18 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {granted, wait}
 """
 
+# KEYS: the rejected hash, the stream. ARGV: address, digest of the unreadable value, maxlen, field/value pairs.
+_REJECT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local args = {'XADD', KEYS[2]}
+if tonumber(ARGV[3]) > 0 then args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[3] end
+args[#args + 1] = '*'
+for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
+redis.call(unpack(args))
+return 1
+"""
+
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -198,11 +211,13 @@ class FleetStore:
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._reject = client.register_script(_REJECT)
         self._publish = client.register_script(_PUBLISH)
         self._stop = client.register_script(_STOP)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._connect = client.register_script(_CONNECT)
-        self._parsed: dict[tuple[Any, Any], BALSpec] = {}
+        self._parsed: dict[tuple[Any, Any], BALSpec | UsageError] = {}
+        self.unreadable: dict[str, tuple[str, str]] = {}  # address -> (digest of the value, why), at the last bals()
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> FleetStore:
@@ -235,6 +250,7 @@ class FleetStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.bals, spec.address, spec.to_json())
                 pipe.hdel(self.keys.stopped, spec.address)
+                pipe.hdel(self.keys.rejected, spec.address)
                 await pipe.execute()
 
     async def remove(self, address: str) -> bool:
@@ -251,17 +267,45 @@ class FleetStore:
         return bool(removed)
 
     async def bals(self) -> dict[str, BALSpec]:
-        """Every BAL of the desired set, by address.
+        """Every readable BAL of the desired set, by address.
+
+        An entry that is not a BAL description (written by hand, by another program, by an older version) is left
+        out and kept in :attr:`unreadable` with why: one bad entry must not stop the fleet's other BALs (a
+        worker reports it once, :meth:`report_unreadable`).
 
         Raises:
             TransportError: Redis is unreachable.
-            UsageError: a stored description is unreadable.
         """
         with redis_errors():
             raw = await self.redis.hgetall(self.keys.bals)
         known = self._parsed  # a worker reads the whole set every tick: parse only what changed
-        self._parsed = {(a, v): known.get((a, v)) or BALSpec.from_json(_s(a), v) for a, v in raw.items()}
-        return {_s(a): spec for (a, _), spec in self._parsed.items()}
+        parsed: dict[tuple[Any, Any], BALSpec | UsageError] = {}
+        for address, value in raw.items():
+            spec = known.get((address, value))
+            if spec is None:
+                try:
+                    spec = BALSpec.from_json(_s(address), value)
+                except UsageError as exc:
+                    spec = exc
+            parsed[(address, value)] = spec
+        self._parsed = parsed
+        self.unreadable = {_s(a): (hashlib.sha256(_s(v).encode()).hexdigest()[:16], str(spec))
+                           for (a, v), spec in parsed.items() if isinstance(spec, UsageError)}
+        return {_s(a): spec for (a, _), spec in parsed.items() if isinstance(spec, BALSpec)}
+
+    async def report_unreadable(self, address: str, digest: str, reason: str) -> bool:
+        """Emit a ``bal-error`` event for an unreadable desired-set entry, once per value (``digest``) across the
+        fleet; :meth:`add` of a good description clears it.
+
+        Returns:
+            True when this call emitted the event (False: already reported).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        flat = ["kind", "bal-error", "bal", address, "reason", reason]
+        return int(await self._reject(keys=[self.keys.rejected, self.keys.events],
+                                      args=[address, digest, self.stream_maxlen, *flat])) == 1
 
     async def stopped(self) -> dict[str, str]:
         """BALs whose watch stopped (PSC session ended, bad reference) → why; add them again to resume.

@@ -221,6 +221,7 @@ class Worker:
         self._free_before: set[str] = set()  # BALs unleased at the previous tick's look
         self._keep_excess_until = 0.0  # loop time before which stranded BALs taken are not released
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
+        self._unreadable_seen: dict[str, str] = {}  # desired-set entries not readable -> digest already reported
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, bals={len(self.watches)})"
@@ -345,6 +346,7 @@ class Worker:
             _trim_heap()  # the handshakes are over: their buffers go back to the system
         self._burst = bool(self._connecting)
         desired = await self.store.bals()
+        await self._report_unreadable()
         stopped = await self.store.stopped()
         gone = [a for a, w in self.watches.items() if desired.get(a) != w.spec or a in stopped]
         await self._stop_watches(gone, release=True)
@@ -427,6 +429,18 @@ class Worker:
         # a worker that left still unleased (stranded at the next tick)
         return (len(self.watches) < target and (claimed > 0 or self.ticks <= 6)) or bool(
             self._free_before and now < self._stranded_watch_until)
+
+    async def _report_unreadable(self) -> None:
+        """A ``bal-error`` event for each desired-set entry that is not a BAL description, once per value across
+        the fleet (the store dedups; this worker remembers what it saw, so no round trip per tick)."""
+        for address, (digest, reason) in self.store.unreadable.items():
+            if self._unreadable_seen.get(address) == digest:
+                continue
+            if await self.store.report_unreadable(address, digest, reason):
+                self.figures.failures += 1
+                log.warning("unreadable BAL entry left out", extra={"worker": self.id, "bal": address,
+                                                                    "event": "bal-error", "reason": reason})
+            self._unreadable_seen[address] = digest
 
     async def _stop_watches(self, addresses: list[str], *, release: bool, wait: bool = False) -> None:
         """Stop these watches; ``release`` their leases (one round trip).
