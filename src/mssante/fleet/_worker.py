@@ -46,6 +46,9 @@ T = TypeVar("T")
 
 
 _MALLOC_TRIM: Any = None
+#: Seconds a fleet-wide connect token taken for the waiters queued then stays usable (they start at once; one
+#: left by a waiter cancelled meanwhile is dropped rather than spent late, beyond the bucket's bound).
+_TOKEN_LIFE = 0.05
 
 
 def _trim_heap() -> None:
@@ -80,15 +83,16 @@ class _OperatorLimiter(ConnectLimiter):
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """The operator's token, then the worker's slot: the worker's limiter (with its jitter) paces the starts of
-        a batch of tokens taken at once (taken after the slot, a batch started back to back: 131 handshakes in one
-        second against a fleet-wide 120 in a benchmark run).
+        """The worker's slot (its pace, jitter and concurrency), then the operator's token, taken right before the
+        handshake starts: a start follows its grant by a few loop turns at most, so the fleet-wide bucket bounds
+        the starts themselves (a token taken first and used after the worker's pacing, or after a stalled loop,
+        started up to a second late: 127 handshakes in one second against a fleet-wide 120 in a benchmark run).
 
         Raises:
             Nothing (cancellation aside).
         """
-        await self._permit()
         async with self.local.slot():
+            await self._permit()
             self.granted += 1
             yield
 
@@ -213,7 +217,7 @@ class Worker:
         self._connecting: set[str] = set()  # BALs claimed whose watch has not connected yet
         self._burst = False  # BALs were connecting at the last tick: trim the heap once they all have
         self._operator_queue: dict[str, int] = {}  # BALs waiting for the operator's bucket
-        self._operator_tokens: dict[str, int] = {}  # tokens taken for them, not yet handed out
+        self._operator_tokens: dict[str, tuple[int, float]] = {}  # tokens taken for them, not yet handed out, when
         self._operator_limiters: dict[str, ConnectLimiter] = {}
         self._live_before: set[str] = set()  # live workers at the previous tick
         self._orphans: set[str] = set()  # the BALs of the workers that left lately (their held sets)
@@ -542,18 +546,22 @@ class Worker:
         self._operator_queue[operator] = self._operator_queue.get(operator, 0) + 1
         try:
             async with self._operator_turn.setdefault(operator, asyncio.Lock()):
-                while not self._operator_tokens.get(operator):
+                loop = asyncio.get_running_loop()
+                tokens, granted_at = self._operator_tokens.get(operator, (0, 0.0))
+                if tokens and loop.time() - granted_at > _TOKEN_LIFE:
+                    tokens = 0  # granted for waiters that went away (cancelled): too old to start with now
+                while not tokens:
                     try:
-                        granted, wait = await self.store.take_connects(
+                        tokens, wait = await self.store.take_connects(
                             operator, rate, self.settings.operator_burst, self._operator_queue[operator])
                     except _REDIS_DOWN:
                         return
-                    if granted:
-                        self._operator_tokens[operator] = granted
+                    granted_at = loop.time()
+                    if tokens:
                         break
                     self.figures.operator_waits += 1
                     await asyncio.sleep(wait * self._rng.uniform(1.0, 1.0 + self.settings.connect_jitter))
-                self._operator_tokens[operator] -= 1
+                self._operator_tokens[operator] = (tokens - 1, granted_at)
         finally:
             self._operator_queue[operator] -= 1
 
