@@ -582,6 +582,7 @@ class Bench:
             async with store.redis.pipeline(transaction=False) as pipe:
                 for bal in batch:
                     pipe.hset(store.keys.bals, bal, self.spec(bal).to_json())
+                pipe.incr(store.keys.bals_version)  # the workers read the set again at their next tick
                 await pipe.execute()
             count = len(self.bals) if batch[-1] == self.bals[-1] else half
 

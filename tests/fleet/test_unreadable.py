@@ -41,7 +41,32 @@ async def test_an_unreadable_entry_is_reported_once_and_the_other_bals_go_on(
             # the entry corrected by `add`: watched, and a new bad value is reported again
             await store.add(app(bad))
             await until(lambda: bad in w1.watches or bad in w2.watches)
-            await store.redis.hset(store.keys.bals, bad, "{}")
+            async with store.redis.pipeline(transaction=True) as pipe:  # a writer of its own moves the version
+                pipe.hset(store.keys.bals, bad, "{}")
+                pipe.incr(store.keys.bals_version)
+                await pipe.execute()
             await events.until(lambda seen: sum(e.kind == "bal-error" for e in seen) == 3)
         assert sorted(e.bal for e in events.seen if e.kind == "bal-error") == sorted([bad, broken, bad])
         assert w1.figures.failures + w2.figures.failures == 3
+
+
+async def test_the_desired_set_is_read_again_only_when_its_version_moves_or_it_is_old(store: FleetStore) -> None:
+    """A worker ticks three times a second: reading 100,000 entries each time is what the sizing said Redis could
+    not serve. The set is read again when add/remove move its version, or after max_age."""
+
+    async def hgetalls() -> int:
+        stats = await store.redis.info("commandstats")
+        return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+    await store.add(app(APPS[0]))
+    first = await store.bals(max_age=60)
+    calls = await hgetalls()
+    assert await store.bals(max_age=60) is first and await hgetalls() == calls  # one GET, no HGETALL
+    await store.redis.hset(store.keys.bals, APPS[1], app(APPS[1]).to_json())  # a writer that forgot the version
+    assert APPS[1] not in await store.bals(max_age=60)
+    assert APPS[1] in await store.bals(max_age=0)  # too old: read again
+    await store.add(app(APPS[2]))
+    assert (await store.bals(max_age=60)).keys() == {APPS[0], APPS[1], APPS[2]}
+    await store.remove(APPS[0])
+    assert (await store.bals(max_age=60)).keys() == {APPS[1], APPS[2]}
+    assert (await store.bals()).keys() == {APPS[1], APPS[2]}  # no max_age: always read

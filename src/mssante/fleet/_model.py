@@ -156,6 +156,11 @@ class Keys:
         return f"{self.prefix}:stopped"
 
     @property
+    def bals_version(self) -> str:
+        """Counter moved by every change of the desired set (workers re-read the set when it moves)."""
+        return f"{self.prefix}:bals:version"
+
+    @property
     def rejected(self) -> str:
         """Hash: address → digest of an unreadable desired-set entry already reported (one event per value)."""
         return f"{self.prefix}:rejected"

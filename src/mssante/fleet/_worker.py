@@ -121,6 +121,9 @@ class WorkerSettings:
             expired: a worker whose connection merely dropped (a network blip, Redis restarting)
             reconnects within it and keeps its BALs; a dead process is taken over after about
             ``presence_grace + presence_interval`` plus one tick and the connections.
+        desired_max_age: seconds a worker keeps the desired set it read while its version key has not
+            moved (:meth:`FleetStore.bals`): ``add``/``remove`` are seen at the next tick, a direct write
+            of the hash without the version within this time. 0: read the whole set every tick.
 
     Raises:
         UsageError: a non-positive capacity, TTL, rate, burst, concurrency or presence interval, or a
@@ -139,14 +142,15 @@ class WorkerSettings:
     x_mss: bool = True
     presence_interval: float | None = 0.25
     presence_grace: float = 1.0
+    desired_max_age: float = 10.0
 
     def __post_init__(self) -> None:
         if (self.presence_interval is not None and self.presence_interval <= 0) or self.presence_grace < 0:
             raise UsageError("presence_interval must be positive (or None) and presence_grace not negative")
         if self.operator_rate is not None and (self.operator_rate <= 0 or self.operator_burst < 1):
             raise UsageError("operator_rate and operator_burst must be positive")
-        if self.capacity < 1 or self.lease_ttl <= 0 or self.redis_retry_max <= 0:
-            raise UsageError("capacity, lease_ttl and redis_retry_max must be positive")
+        if self.capacity < 1 or self.lease_ttl <= 0 or self.redis_retry_max <= 0 or self.desired_max_age < 0:
+            raise UsageError("capacity, lease_ttl and redis_retry_max must be positive, desired_max_age not negative")
         ConnectLimiter(self.connect_rate, self.connect_burst, self.connect_concurrent,
                        jitter=self.connect_jitter)  # raises UsageError on a bad connect setting
 
@@ -349,7 +353,7 @@ class Worker:
         if self._burst and not self._connecting:
             _trim_heap()  # the handshakes are over: their buffers go back to the system
         self._burst = bool(self._connecting)
-        desired = await self.store.bals()
+        desired = await self.store.bals(max_age=self.settings.desired_max_age or None)
         await self._report_unreadable()
         stopped = await self.store.stopped()
         gone = [a for a, w in self.watches.items() if desired.get(a) != w.spec or a in stopped]
