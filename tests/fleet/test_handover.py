@@ -3,8 +3,18 @@ watching it until the lease moves; nothing missed, nothing doubled, no BAL ever 
 
 from __future__ import annotations
 
-from mssante.fleet import BALSpec, FleetStore, message_fields
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from mssante.fleet import BALSpec, Connector, FleetStore, Lease, Worker, WorkerSettings, message_fields
+from mssante.sandbox.fronts.faults import LiveSession
+from mssante.sandbox.runner import Sandbox
+from tests.fleet._support import APPS, apps_watched, holders, until_held
 from tests.fleet.test_store import summary
+from tests.fleet.test_worker import deliver, running, until
 
 BAL = "dpi.hopital@mss.sandbox.test"
 OTHER = "labo@mss.sandbox.test"
@@ -85,3 +95,211 @@ async def test_a_draining_worker_leaves_the_live_set_and_keeps_its_figures(store
     assert await store.heartbeat("w1", 60_000, {"bals": 2, "handovers_out": 1}, live=False) == 1
     assert set(await store.live_workers()) == {"w2"}
     assert await store.redis.hget(store.keys.worker("w1"), "handovers_out") == "1"
+
+
+# -- workers over loopback: the sandbox's IMAP front, a real redis-server ---------------------------------------------
+HANDOVER = WorkerSettings(capacity=10, lease_ttl=3.0, connect_rate=50, connect_burst=10, presence_interval=0.05,
+                          presence_grace=0.2)
+
+
+class GatedStore(FleetStore):
+    """The fleet's store for a taker whose transfers wait at a gate: its IMAP sessions are authenticated, the leases
+    not moved yet (the middle of a handover, held as long as the test needs)."""
+
+    def __init__(self, store: FleetStore) -> None:
+        super().__init__(store.redis, keys=store.keys)
+        self.gate = asyncio.Event()
+        self.waiting: set[str] = set()
+
+    async def transfer(self, address: str, replaced: str, worker_id: str, ttl_ms: int) -> tuple[str, Lease | None]:
+        self.waiting.add(address)
+        await self.gate.wait()
+        return await super().transfer(address, replaced, worker_id, ttl_ms)
+
+
+class SessionWatch:
+    """The sandbox's authenticated IMAP sessions per BAL; records each BAL left with none while armed."""
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.armed = False
+        self.zero: list[str] = []
+        original = sb.faults.unregister
+
+        def unregister(session: LiveSession) -> None:
+            original(session)
+            if self.armed and session.front.startswith("imap") and not self.count(session.bal):
+                self.zero.append(session.bal)
+
+        sb.faults.unregister = unregister  # type: ignore[method-assign]
+
+    def count(self, bal: str) -> int:
+        return len([s for s in self.sb.faults.sessions(bal) if s.front.startswith("imap")])
+
+
+def settled(worker: Worker) -> bool:
+    """Every watch of ``worker`` has its lease and its session up."""
+    return all(w.taking is None and w.state is not None for w in worker.watches.values()) and not worker._connecting
+
+
+def gated_pair(sb: Sandbox, store: FleetStore, boxes: Connector) -> tuple[Worker, GatedStore, Worker, SessionWatch]:
+    """w1 (the holder), the gated store of w2 (the taker), w2, and the server's sessions."""
+    taker = GatedStore(store)
+    return (Worker(store, boxes, settings=HANDOVER, worker_id="w1"), taker,
+            Worker(taker, boxes, settings=HANDOVER, worker_id="w2"), SessionWatch(sb))
+
+
+async def holding_all(worker: Worker, sessions: SessionWatch) -> None:
+    """Wait for ``worker`` to watch every BAL, one session each on the server."""
+    await until(lambda: len(worker.watches) == 4 and settled(worker) and all(sessions.count(a) == 1 for a in APPS))
+
+
+async def at_the_gate(taker: GatedStore, sessions: SessionWatch) -> list[str]:
+    """Wait for the taker to hold two BALs' sessions open, authenticated, their leases not moved: the BALs."""
+    await until(lambda: len(taker.waiting) == 2)
+    moved = sorted(taker.waiting)
+    await until(lambda: all(sessions.count(a) == 2 for a in moved))  # both sessions up, on the server
+    return moved
+
+
+async def test_a_joiner_takes_bals_by_handover_never_leaving_one_without_a_session(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        w1, taker, w2, sessions = gated_pair(sb, store, boxes)
+        async with running(w1):
+            await holding_all(w1, sessions)
+            sessions.armed = True
+            await deliver(sb, {a: [f"{a}-avant"] for a in APPS})
+            await events.until(lambda seen: len(events.messages()) == 4)
+            async with running(w2):
+                # w1 offers half; w2 opens their sessions (TLS + authentication) and waits at the gate
+                moved = await at_the_gate(taker, sessions)
+                assert all(v == "w1" for v in (await holders(store, APPS)).values())  # the leases have not moved
+                await deliver(sb, {a: [f"{a}-pendant"] for a in moved})  # w1 still watches them: published by w1
+                await events.until(lambda seen: len(events.messages()) == 6)
+                await deliver(sb, {a: [f"{a}-bascule"] for a in moved})  # racing the transfer: published once
+                taker.gate.set()
+                held = await until_held(store, APPS, lambda h: Counter(h.values()) == {"w1": 2, "w2": 2})
+                assert sorted(a for a, w in held.items() if w == "w2") == moved
+                await until(lambda: w1.figures.handovers_out == 2 and w2.figures.handovers_in == 2 and settled(w2))
+                await until(lambda: all(sessions.count(a) == 1 for a in APPS))  # w1's sessions closed after
+                await events.until(lambda seen: len(events.messages()) == 8)
+                await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+                await events.until(lambda seen: len(events.messages()) == 12)
+                assert sessions.zero == []  # no BAL was ever left without a session on the server
+                sessions.armed = False
+                async with asyncio.timeout(20):  # the figures as the next heartbeat writes them
+                    while (await store.redis.hget(store.keys.worker("w2"), "handovers_in")) != "2":  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                figures = await store.redis.hgetall(store.keys.worker("w1"))
+                assert {"handovers_out", "handovers_in", "connecting", "heap_trims"} <= figures.keys()
+        expected = [(a, f"{a}-{n}") for a in APPS for n in ("avant", "apres")]
+        expected += [(a, f"{a}-{n}") for a in moved for n in ("pendant", "bascule")]
+        assert Counter(events.messages()) == Counter(expected)  # none missed, none doubled
+        assert w1.figures.takeovers == 0 and w2.figures.takeovers == 0  # moved by handover, not taken over
+
+
+async def test_a_joiner_dying_before_the_transfer_leaves_every_bal_watched_and_the_balance_still_converges(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        w1, taker, doomed, sessions = gated_pair(sb, store, boxes)
+        async with running(w1):
+            await holding_all(w1, sessions)
+            sessions.armed = True
+            crashed = asyncio.create_task(doomed.run())
+            await at_the_gate(taker, sessions)
+            crashed.cancel()  # w2 dies with its sessions up, before moving any lease (like kill -9)
+            with contextlib.suppress(asyncio.CancelledError):
+                await crashed
+            await until(lambda: all(sessions.count(a) == 1 for a in APPS))  # w2's sessions are gone, w1's stay
+            await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})  # w1 never stopped watching
+            await events.until(lambda seen: len(events.messages()) == 4)
+            assert all(v == "w1" for v in (await holders(store, APPS)).values())
+            assert w1.figures.handovers_out == 0 and sorted(w1.watches) == sorted(APPS)
+            # w1's offers lapse; a worker joining later gets its share by handover
+            w3 = Worker(store, boxes, settings=HANDOVER, worker_id="w3")
+            async with running(w3):
+                await until_held(store, APPS, lambda h: Counter(h.values()) == {"w1": 2, "w3": 2}, within=60)
+                await until(lambda: w3.figures.handovers_in == 2 and settled(w3), within=30)
+                await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+                await events.until(lambda seen: len(events.messages()) == 8)
+                assert sessions.zero == []
+                sessions.armed = False
+        assert Counter(events.messages()) == Counter((a, f"{a}-{n}") for a in APPS for n in ("pendant", "apres"))
+
+
+async def test_the_old_holder_dying_during_the_handover_the_taker_acquires_the_freed_leases(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        w1, taker, w2, sessions = gated_pair(sb, store, boxes)
+        crashed = asyncio.create_task(w1.run())
+        try:
+            await holding_all(w1, sessions)
+            await deliver(sb, {a: [f"{a}-avant"] for a in APPS})
+            await events.until(lambda seen: len(events.messages()) == 4)
+            async with running(w2):
+                moved = await at_the_gate(taker, sessions)
+                sessions.armed = True
+                crashed.cancel()  # w1 dies mid-handover, its leases held (like kill -9)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await crashed
+                await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})
+                # w2's failure detector evicts w1 (its leases deleted, fences bumped); w2 claims the two BALs it
+                # was not taking, then its transfers find the moved ones' leases gone and acquire them
+                await until(lambda: w2.presence is not None and w2.presence.evictions == 1)
+                taker.gate.set()
+                await until_held(store, APPS, lambda h: all(v == "w2" for v in h.values()))
+                await events.until(lambda seen: len(events.messages()) == 8)
+                await until(lambda: settled(w2))
+                assert w2.figures.handovers_in == 0 and w2.figures.takeovers == 4
+                assert sorted(sessions.zero) == sorted(set(APPS) - set(moved))  # the moved ones never lost a session
+                sessions.armed = False
+                await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+                await events.until(lambda seen: len(events.messages()) == 12)
+        finally:
+            crashed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await crashed
+        assert Counter(events.messages()) == Counter(
+            (a, f"{a}-{n}") for a in APPS for n in ("avant", "pendant", "apres"))
+
+
+async def test_a_clean_shutdown_drains_to_a_peer_without_a_gap(tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        w1 = Worker(store, boxes, settings=HANDOVER, worker_id="w1")
+        w2 = Worker(store, boxes, settings=HANDOVER, worker_id="w2")
+        sessions = SessionWatch(sb)
+        leaving = asyncio.create_task(w1.run())
+        try:
+            async with running(w2):
+                await until_held(store, APPS, lambda h: Counter(h.values()) == {"w1": 2, "w2": 2}, within=60)
+                await until(lambda: settled(w1) and settled(w2) and all(sessions.count(a) == 1 for a in APPS))
+                sessions.armed = True
+                before = w1.figures.handovers_out
+                w1.shutdown()  # SIGTERM in `mssante fleet worker`
+                await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})
+                await asyncio.wait_for(leaving, 60)
+                assert all(v == "w2" for v in (await holders(store, APPS)).values())
+                assert w1.figures.handovers_out - before == 2 and not w1.watches  # its two BALs, handed over
+                await events.until(lambda seen: len(events.messages()) == 4)
+                await until(lambda: settled(w2) and len(w2.watches) == 4)
+                assert sessions.zero == []
+                sessions.armed = False
+                await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+                await events.until(lambda seen: len(events.messages()) == 8)
+        finally:
+            leaving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leaving
+        assert Counter(events.messages()) == Counter((a, f"{a}-{n}") for a in APPS for n in ("pendant", "apres"))
+
+
+async def test_a_lone_workers_shutdown_releases_at_once(tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (_, _, boxes), asyncio.timeout(60):
+        alone = Worker(store, boxes, settings=replace(HANDOVER, drain_timeout=3600.0), worker_id="w1")
+        task = asyncio.create_task(alone.run())
+        await until(lambda: len(alone.watches) == 4 and settled(alone))
+        alone.shutdown()
+        await asyncio.wait_for(task, 30)  # no peer to drain to: it did not wait its hour
+        assert set((await holders(store, APPS)).values()) == {None}
+        assert alone.figures.handovers_out == 0 and await store.live_offers() == []
