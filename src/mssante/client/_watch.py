@@ -16,7 +16,7 @@ watchers started at once must not give up because the DNS was slow to answer the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from mssante.errors import (
@@ -104,19 +104,27 @@ async def watch(box: Mailbox, state: WatchState) -> AsyncGenerator[MessageSummar
 
 
 async def watch_fetching(
-    box: Mailbox, state: WatchState, extra_items: tuple[str, ...] = ()
+    box: Mailbox, state: WatchState, extra_items: tuple[str, ...] = (), *,
+    on_connected: Callable[[WatchState], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[tuple[MessageSummary, FetchResponse], None]:
     """:func:`watch`, each summary with its FETCH response holding ``extra_items`` too (fetched on the
     watch connection, in the same command as the summary: a fleet worker's X-MSS header fields).
+
+    ``on_connected`` is awaited once, when the first connection is authenticated and before its
+    ``SELECT`` and catch-up scan: it may set ``state.uidvalidity`` and ``state.last_uid`` (a fleet
+    worker taking a BAL over moves its lease there, then reads the checkpoint), or raise to end
+    the watch (the exception goes to the caller, the connection is logged out).
 
     Raises:
         TokenRejected, NotAuthorized: authentication refused (after the retry rule).
         PSCError: the PSC session is over (every session of the BAL was closed, ECO.1.2.6).
         TrustError: the server is not trusted any more.
         CommandFailed: the folder cannot be selected, or the server refused ``extra_items``.
+        Exception: whatever ``on_connected`` raised.
     """
     options = box.options
     conn: IMAPConnection | None = None
+    hook_error: BaseException | None = None
     failures = 0
     idle_failures = 0
     rescans = 0
@@ -132,6 +140,13 @@ async def watch_fetching(
                         box.release(conn)
                         conn = None
                     conn = await box.open_imap()
+                    if on_connected is not None:
+                        hook, on_connected = on_connected, None
+                        try:
+                            await hook(state)
+                        except BaseException as exc:
+                            hook_error = exc  # not a lost connection to recover from: the caller's decision
+                            raise
                     info = await conn.select(state.folder)
                     if state.uidvalidity is not None and info.uidvalidity != state.uidvalidity:
                         state.last_uid = 0  # RFC 3501 §2.3.1.1: every UID changed, deliver everything again
@@ -162,6 +177,8 @@ async def watch_fetching(
                 else:
                     await options.clock.sleep(options.poll_interval)
             except _RECOVERABLE as exc:
+                if exc is hook_error:
+                    raise
                 if conn is not None:
                     conn.abort()
                     box.release(conn)

@@ -184,6 +184,12 @@ class Keys:
         """Hash: worker id → ``<client id>|<client name>`` of its presence connection (the failure detector)."""
         return f"{self.prefix}:presence"
 
+    @property
+    def offers(self) -> str:
+        """Sorted set: ``<address>\\n<lease value>`` → deadline (Redis time, ms): BALs their holder offers to a
+        worker below its share (make-before-break handover); the holder watches them until one takes them."""
+        return f"{self.prefix}:offers"
+
     def held(self, worker_id: str) -> str:
         """Set: the BALs a worker leased (may hold stale entries; the lease keys are the truth)."""
         return f"{self.prefix}:held:{worker_id}"

@@ -7,6 +7,8 @@ Every write that matters is one Lua script, so it is atomic (Redis runs scripts 
   lost its lease while paused cannot publish), refuses a UID already published under the same
   UIDVALIDITY (nothing doubled), reports a UIDVALIDITY change (RFC 3501 §2.3.1.1) as an event,
   then ``XADD`` the message event and moves the checkpoint, together.
+* ``offer``, ``take``, ``transfer``: the make-before-break handover (a BAL moves to a worker whose IMAP session is
+  already up; its previous holder watches it until then).
 * ``stop``: the same fencing check, an event (``psc-session-ended``, ECO.1.2.6; ``bal-error``),
   the BAL marked stopped and its lease released.
 
@@ -48,8 +50,9 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# KEYS: lease, the worker's held set. ARGV: lease value, address.
+# KEYS: lease, the worker's held set, offers. ARGV: lease value, address. An offer of the lease goes with it.
 _RELEASE = """
+redis.call('ZREM', KEYS[3], ARGV[2] .. '\\n' .. ARGV[1])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SREM', KEYS[2], ARGV[2])
   return redis.call('DEL', KEYS[1])
@@ -102,16 +105,21 @@ if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]); redis.
 return 1
 """
 
-# KEYS: workers zset, worker hash, worker's held set. ARGV: worker id, ttl ms, then field/value pairs. Returns
-# live workers.
+# KEYS: workers zset, worker hash, worker's held set. ARGV: worker id, ttl ms, '1' (live) or '0' (draining: out
+# of the live set, so the others' share grows and they take its offers), then field/value pairs. Returns live
+# workers.
 _HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-if #ARGV > 2 then
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+if #ARGV > 3 then
   local fields = {}
-  for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', KEYS[2], unpack(fields))
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -147,6 +155,84 @@ args[#args + 1] = '*'
 for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
 redis.call(unpack(args))
 return 1
+"""
+
+# Make-before-break handover (docs/fleet.md): a worker above its share *offers* BALs it keeps watching; a worker
+# below its share takes an offer, opens the IMAP session, and only then moves the lease (_TRANSFER).
+# An offer is the member ``<address>\n<lease value>`` of the offers sorted set, scored by its deadline (Redis time,
+# ms): no hash-field expiry in Redis 7.0, and the lease value in the member makes an offer die with the lease it
+# was made under (the holder lost it, or took it back with a new fencing token).
+
+# KEYS: offers. ARGV: lifetime ms, then members. Returns the deadline (Redis time, ms).
+_OFFER = """
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], deadline, ARGV[i]) end
+return deadline
+"""
+
+# KEYS: offers. Drops the expired offers; returns the live ones.
+_LIVE_OFFERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# KEYS: offers. ARGV: taker id, most offers taken, the lease keys' prefix. Drops the expired offers, then pops
+# up to N offers of other workers, oldest first, and returns {address, lease value to replace ('' when the lease is
+# gone: its holder died or released it), ms left before the offer's deadline} for each. An offer whose lease changed
+# hands meanwhile is dropped. The lease keys are derived from the prefix (one Redis, not a cluster: as every key
+# of a fleet, docs/fleet.md sizing).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local want = tonumber(ARGV[2])
+local mine = ARGV[1] .. '|'
+local out = {}
+if want <= 0 then return out end
+local offers = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #offers, 2 do
+  local member = offers[i]
+  local cut = string.find(member, '\\n', 1, true)
+  if cut then
+    local address, value = string.sub(member, 1, cut - 1), string.sub(member, cut + 1)
+    if string.sub(value, 1, #mine) ~= mine then
+      redis.call('ZREM', KEYS[1], member)
+      local current = redis.call('GET', ARGV[3] .. address)
+      if current == value or not current then
+        out[#out + 1] = address
+        out[#out + 1] = current and value or ''
+        out[#out + 1] = tostring(tonumber(offers[i + 1]) - now)
+        if #out >= 3 * want then break end
+      end
+    end
+  end
+end
+return out
+"""
+
+# KEYS: lease, fence, taker's held set, old holder's held set, bals hash, stopped hash. ARGV: the lease value
+# to replace ('' when it was gone), taker id, ttl ms, address. Returns {how, fence}: how is 1 (handed over: the
+# lease was still the offered one), 2 (acquired: the lease was gone, a normal claim), 0 (someone else holds it)
+# or -1 (the BAL was removed or stopped meanwhile).
+_TRANSFER = """
+if redis.call('HEXISTS', KEYS[5], ARGV[4]) == 0 or redis.call('HEXISTS', KEYS[6], ARGV[4]) == 1 then
+  return {-1, 0}
+end
+local current = redis.call('GET', KEYS[1])
+local how = 2
+if current then
+  if ARGV[1] == '' or current ~= ARGV[1] then return {0, 0} end
+  how = 1
+  redis.call('SREM', KEYS[4], ARGV[4])
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. fence, 'PX', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], 3 * tonumber(ARGV[3]))
+return {how, fence}
 """
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -222,6 +308,10 @@ class FleetStore:
         self._desired: dict[str, BALSpec] | None = None  # the last set read, its version and when (loop time)
         self._desired_version: Any = None
         self._desired_at = 0.0
+        self._offer = client.register_script(_OFFER)
+        self._live_offers = client.register_script(_LIVE_OFFERS)
+        self._take = client.register_script(_TAKE)
+        self._transfer = client.register_script(_TRANSFER)
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> FleetStore:
@@ -394,8 +484,8 @@ class FleetStore:
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
-        return bool(await self._release(keys=[self.keys.lease(lease.address), self.keys.held(lease.worker)],
-                                         args=[lease.value, lease.address]))
+        return bool(await self._release(keys=[self.keys.lease(lease.address), self.keys.held(lease.worker),
+                                              self.keys.offers], args=[lease.value, lease.address]))
 
     async def release_many(self, leases: list[Lease]) -> list[bool]:
         """:meth:`release` for several leases in one round trip.
@@ -405,8 +495,8 @@ class FleetStore:
         """
         async with self.redis.pipeline(transaction=False) as pipe:
             for lease in leases:
-                await self._release(keys=[self.keys.lease(lease.address), self.keys.held(lease.worker)],
-                                    args=[lease.value, lease.address], client=pipe)
+                await self._release(keys=[self.keys.lease(lease.address), self.keys.held(lease.worker),
+                                          self.keys.offers], args=[lease.value, lease.address], client=pipe)
             results = await pipe.execute()
         return [bool(r) for r in results]
 
@@ -419,6 +509,16 @@ class FleetStore:
         with redis_errors():
             value = await self.redis.get(self.keys.lease(address))
         return _s(value) if value else None
+
+    async def holders(self, addresses: list[str]) -> list[str | None]:
+        """Who holds the lease of each of ``addresses`` (``worker|fence``, None: nobody), in one MGET.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        if not addresses:
+            return []
+        return [_s(v) if v else None for v in await self.redis.mget([self.keys.lease(a) for a in addresses])]
 
     # -- checkpoints and events -----------------------------------------------------------------
     async def checkpoint(self, address: str) -> Checkpoint | None:
@@ -521,15 +621,79 @@ class FleetStore:
         granted, wait = await self._connect(keys=[self.keys.operator(operator)], args=[rate, burst, max(1, want)])
         return int(granted), int(wait) / 1000
 
-    async def heartbeat(self, worker_id: str, ttl_ms: int, figures: dict[str, str | int]) -> int:
+    async def heartbeat(self, worker_id: str, ttl_ms: int, figures: dict[str, str | int], *, live: bool = True
+                        ) -> int:
         """Say this worker is alive for ``ttl_ms`` and store its figures; returns how many workers are alive.
+
+        ``live=False`` (a worker draining before it stops) takes it out of the live workers, so the others' share
+        grows and they take its offers, while its figures and held set are kept up to date.
 
         Raises:
             redis.exceptions.ConnectionError: Redis is unreachable.
         """
         flat = [str(x) for pair in figures.items() for x in pair]
         return int(await self._heartbeat(keys=[self.keys.workers, self.keys.worker(worker_id),
-                                               self.keys.held(worker_id)], args=[worker_id, ttl_ms, *flat]))
+                                               self.keys.held(worker_id)],
+                                         args=[worker_id, ttl_ms, "1" if live else "0", *flat]))
+
+    # -- make-before-break handover -------------------------------------------------------------
+    async def offer(self, leases: list[Lease], lifetime_ms: int) -> int:
+        """Offer these BALs (held by the caller, who keeps watching them) to a worker below its share, for
+        ``lifetime_ms``; an offer made again replaces the previous one. Returns the deadline (Redis time, ms).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        if not leases:
+            return 0
+        return int(await self._offer(keys=[self.keys.offers],
+                                     args=[lifetime_ms, *(f"{x.address}\n{x.value}" for x in leases)]))
+
+    async def live_offers(self) -> list[Lease]:
+        """The offers not expired yet (the expired ones are dropped), as the leases they were made under.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        out = []
+        for member in await self._live_offers(keys=[self.keys.offers]):
+            address, _, value = _s(member).partition("\n")
+            fence = value.rpartition("|")[2]
+            out.append(Lease(address, value, int(fence) if fence.isdigit() else 0))
+        return out
+
+    async def take_offers(self, worker_id: str, count: int) -> list[tuple[str, str, int]]:
+        """Pop up to ``count`` live offers of other workers, oldest first: for each, the BAL, the lease value
+        :meth:`transfer` must replace ('' when the lease is gone) and the milliseconds left before the offer's
+        deadline. Offers whose lease changed hands are dropped.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        raw = [_s(x) for x in await self._take(keys=[self.keys.offers],
+                                               args=[worker_id, count, self.keys.lease("")])]
+        return [(raw[i], raw[i + 1], int(raw[i + 2])) for i in range(0, len(raw), 3)]
+
+    async def transfer(self, address: str, replaced: str, worker_id: str, ttl_ms: int) -> tuple[str, Lease | None]:
+        """Move the lease of ``address`` to ``worker_id`` if it is still ``replaced`` (new fencing token: the
+        previous holder's publications are refused as stale from now on), or take it if it is gone.
+
+        Returns:
+            ``("handed-over", lease)``, ``("acquired", lease)`` (the lease was gone: its holder died or released
+            it), ``("taken", None)`` (another worker holds it) or ``("gone", None)`` (the BAL was removed or
+            stopped meanwhile).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable (nothing was moved).
+        """
+        previous = replaced.rpartition("|")[0] or worker_id
+        how, fence = await self._transfer(
+            keys=[self.keys.lease(address), self.keys.fence(address), self.keys.held(worker_id),
+                  self.keys.held(previous), self.keys.bals, self.keys.stopped],
+            args=[replaced, worker_id, ttl_ms, address])
+        name = {1: "handed-over", 2: "acquired", 0: "taken", -1: "gone"}[int(how)]
+        lease = Lease(address, f"{worker_id}|{int(fence)}", int(fence)) if int(how) > 0 else None
+        return name, lease
 
     async def live_workers(self) -> list[str]:
         """The ids of the live workers (heartbeat not expired), in one round trip.

@@ -124,10 +124,13 @@ class WorkerSettings:
         desired_max_age: seconds a worker keeps the desired set it read while its version key has not
             moved (:meth:`FleetStore.bals`): ``add``/``remove`` are seen at the next tick, a direct write
             of the hash without the version within this time. 0: read the whole set every tick.
+        drain_timeout: seconds :meth:`Worker.shutdown` waits for the other workers to take its BALs
+            by handover (each BAL watched until its new worker's session is up) before it releases
+            what is left; None: three lease TTLs; 0: release at once.
 
     Raises:
         UsageError: a non-positive capacity, TTL, rate, burst, concurrency or presence interval, or a
-            negative jitter or grace.
+            negative jitter, grace, drain timeout or desired_max_age.
     """
 
     capacity: int = 1000
@@ -143,8 +146,11 @@ class WorkerSettings:
     presence_interval: float | None = 0.25
     presence_grace: float = 1.0
     desired_max_age: float = 10.0
+    drain_timeout: float | None = None
 
     def __post_init__(self) -> None:
+        if self.drain_timeout is not None and self.drain_timeout < 0:
+            raise UsageError("drain_timeout must not be negative")
         if (self.presence_interval is not None and self.presence_interval <= 0) or self.presence_grace < 0:
             raise UsageError("presence_interval must be positive (or None) and presence_grace not negative")
         if self.operator_rate is not None and (self.operator_rate <= 0 or self.operator_burst < 1):
@@ -159,6 +165,17 @@ class WorkerSettings:
         """The lease TTL in milliseconds."""
         return max(1, int(self.lease_ttl * 1000))
 
+    @property
+    def drain_s(self) -> float:
+        """Seconds a clean shutdown waits for its BALs to be taken by handover."""
+        return 3 * self.lease_ttl if self.drain_timeout is None else self.drain_timeout
+
+    @property
+    def offer_ms(self) -> int:
+        """How long an offer lives: two lease TTLs, time for a taker to connect through its limiters; a taker
+        gives up at the offer's deadline, and only then may the holder offer the BAL again."""
+        return 2 * self.ttl_ms
+
 
 @dataclass(slots=True)
 class _Watch:
@@ -171,6 +188,10 @@ class _Watch:
     checkpoint: Checkpoint | None = None  # read with the claim (one round trip per tick)...
     checkpoint_read: bool = False  # ... unless Redis was away then
     done: bool = False
+    taking: str | None = None  # being taken by handover: the lease value to replace ('' gone); None: ours
+    give_up: float = 0.0  # loop time: a taking watch not transferred by then is dropped (its offer's deadline)
+    transferring: bool = False  # the transfer script is on its way: not to be cancelled
+    stale: bool = False  # a publication was refused as stale (the lease moved)
 
 
 @dataclass
@@ -184,8 +205,15 @@ class WorkerFigures:
     redis_errors: int = 0
     takeovers: int = 0
     operator_waits: int = 0
+    handovers_out: int = 0
+    handovers_in: int = 0
+    heap_trims: int = 0
     lag_ms: int = 0
     stops: dict[str, int] = field(default_factory=dict)
+
+
+class _NotTaken(Exception):
+    """A handover's transfer found the lease in other hands, or the BAL removed: the watch ends quietly."""
 
 
 class Worker:
@@ -230,13 +258,15 @@ class Worker:
         self._keep_excess_until = 0.0  # loop time before which stranded BALs taken are not released
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
         self._unreadable_seen: dict[str, str] = {}  # desired-set entries not readable -> digest already reported
+        self._offers: dict[str, float] = {}  # BALs offered under their current lease -> loop time of the deadline
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, bals={len(self.watches)})"
 
     # -- life -----------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Work until :meth:`shutdown`; then stop every watch and release the leases.
+        """Work until :meth:`shutdown`; then hand the BALs over to the other workers (``drain_timeout``), stop
+        every watch and release the leases left.
 
         Cancelling the task instead stops the watches *without* releasing the leases, like a
         crash: the other workers take the BALs over once the leases expire.
@@ -263,6 +293,8 @@ class Worker:
                 self._wake.clear()
         finally:
             try:
+                if self._stop.is_set():
+                    await self._drain()  # the failure detector still runs: a worker dying meanwhile is evicted
                 if peers is not None:
                     # The flag too: a cancellation swallowed below us (Python 3.11's wait_for drops one that
                     # races a result) left the loop running and this run waiting for it forever.
@@ -275,7 +307,7 @@ class Worker:
                     await self.presence.aclose(unregister=self._stop.is_set())
 
     def shutdown(self) -> None:
-        """Ask :meth:`run` to stop cleanly (leases released)."""
+        """Ask :meth:`run` to stop cleanly: BALs handed over to the other workers, then the leases left released."""
         self._stop.set()
         self._wake.set()
 
@@ -306,6 +338,8 @@ class Worker:
                 "takeovers": self.figures.takeovers, "operator_waits": self.figures.operator_waits,
                 "lag_ms": self.figures.lag_ms,
                 "connects": self.limiter.granted,
+                "handovers_out": self.figures.handovers_out, "handovers_in": self.figures.handovers_in,
+                "connecting": len(self._connecting), "heap_trims": self.figures.heap_trims,
                 "evicted_peers": self.presence.evictions if self.presence else 0}
 
     def _claim_budget(self) -> int:
@@ -329,29 +363,11 @@ class Worker:
         """
         self.ticks += 1
         ttl = self.settings.ttl_ms
-        for address in [a for a, w in self.watches.items() if w.done]:
-            del self.watches[address]
-        held = list(self.watches.values())
-        # leases first (the heartbeat after): a late tick must not lose them to its own other round trips
-        renewed = await self.store.renew([w.lease for w in held], ttl)
-        lapsed = [w for w, kept in zip(held, renewed, strict=True) if not kept]
-        if lapsed:
-            # expired (Redis away, or this worker starved of CPU past the TTL): take them back in one round trip,
-            # not one per BAL (a tick of hundreds of round trips made the next leases lapse in turn)
-            lost = []
-            again = await self.store.acquire_many([w.spec.address for w in lapsed], self.id, ttl)
-            for watch, lease in zip(lapsed, again, strict=True):
-                if lease is not None:
-                    watch.lease = lease  # ours again, with a new fencing token
-                else:
-                    lost.append(watch.spec.address)
-            if lost:
-                log.info("leases lost", extra={"worker": self.id, "event": "lost", "count": len(lost),
-                                               "bals": lost[:20]})
-                await self._stop_watches(lost, release=False)
+        await self._keep_leases()
         self.alive_workers = await self.store.heartbeat(self.id, ttl, self._figures())
         if self._burst and not self._connecting:
             _trim_heap()  # the handshakes are over: their buffers go back to the system
+            self.figures.heap_trims += 1
         self._burst = bool(self._connecting)
         desired = await self.store.bals(max_age=self.settings.desired_max_age or None)
         await self._report_unreadable()
@@ -367,19 +383,25 @@ class Worker:
         if departed:  # a worker left (evicted, lease TTL): its BALs, from its held set, may be left stranded
             self._orphans = await self.store.held_by(departed)
             self._stranded_watch_until = now + 3 * self.settings.lease_ttl
-        if len(self.watches) > target and now >= self._keep_excess_until:
-            # BALs released (by anyone) and not yet claimed are unwatched: release no more while they wait, so a
-            # joiner slower to connect than the limiter's budget does not leave hundreds of BALs unwatched
+        offered = {a for a, deadline in self._offers.items() if deadline > now}
+        if len(self.watches) - len(offered) > target and now >= self._keep_excess_until:
+            # Offer the excess (make-before-break): this worker watches each offered BAL until a worker below its
+            # share has its own session up and moves the lease (docs/fleet.md). Offers live and not taken, taken
+            # and still connecting, and BALs without a lease are in transit: offer no more than a joiner connects
+            # in a tick less those, so a joiner slower than the limiter's budget is not handed hundreds at once.
             unleased = await self.store.unleased([a for a in active if a not in self.watches])
             self._orphans.intersection_update(unleased)  # those leased since are nobody's orphans any more
-            in_transit = len(unleased)
-            excess = min(len(self.watches) - target, self._claim_budget() - in_transit)
+            theirs = [x for x in await self.store.live_offers() if x.worker != self.id]
+            in_transit = len(unleased) + len(theirs) + len(offered)
+            excess = min(len(self.watches) - len(offered) - target, self._claim_budget() - in_transit)
             if excess <= 0:
                 return False
-            extras = self._rng.sample(sorted(self.watches), excess)
-            await self._stop_watches(extras, release=True)
-            log.info("BALs released for balance", extra={"worker": self.id, "event": "released",
-                                                         "count": len(extras), "target": target})
+            candidates = sorted(a for a, w in self.watches.items()
+                                if a not in offered and w.taking is None and a not in self._connecting)
+            extras = self._rng.sample(candidates, min(excess, len(candidates)))
+            await self._offer(extras)
+            log.info("BALs offered for balance", extra={"worker": self.id, "event": "offered",
+                                                        "count": len(extras), "target": target})
             return False
         if self.ticks == 1:
             return True  # first tick: only say we are here, so workers started together see each other first
@@ -390,7 +412,20 @@ class Worker:
         claimed = 0
         free: list[str] = []
         picks: list[str] = []
-        if want > 0:
+        below = want > 0
+        if below:
+            # offers first: their BALs stay watched by their holder until this worker's session is up
+            for address, replaced, left_ms in await self.store.take_offers(self.id, want):
+                spec = desired.get(address)
+                if spec is None or address in stopped or address in self.watches:
+                    continue  # removed or stopped meanwhile: its holder drops it at its next tick
+                watch = _Watch(spec, Lease(address, "", 0), taking=replaced, give_up=now + left_ms / 1000)
+                self.watches[address] = watch
+                self._connecting.add(address)
+                watch.task = asyncio.create_task(self._watch(watch), name=f"fleet-take {address}")
+                claimed += 1
+            want -= claimed
+        if below:
             # BALs nobody holds, in random order (workers do not contend for the same ones), leased in one
             # round trip: a tick stays short however loaded the worker, so its leases never age unrenewed.
             # No more claims per tick than the connect limiter lets through meanwhile: a lease held while
@@ -398,7 +433,7 @@ class Worker:
             free = await self.store.unleased([a for a in active if a not in self.watches])
             self._orphans.intersection_update(free)
             self._rng.shuffle(free)
-            picks = free[:want]
+            picks = free[:max(0, want)]
         elif budget > 0 and len(self.watches) < self.settings.capacity and now < self._stranded_watch_until:
             # at its share while a dead worker's BALs are being taken over: those of its BALs still unleased since
             # this worker's previous tick are stranded (the workers below their share cannot connect them yet: a
@@ -449,6 +484,92 @@ class Worker:
                 log.warning("unreadable BAL entry left out", extra={"worker": self.id, "bal": address,
                                                                     "event": "bal-error", "reason": reason})
             self._unreadable_seen[address] = digest
+    async def _keep_leases(self) -> None:
+        """Renew the leases (one round trip); tell a handover (a BAL this worker offered, now held by another) from
+        a lost lease; take back, with a new fencing token, those that lapsed; drop the takings never connected.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        ttl = self.settings.ttl_ms
+        now = asyncio.get_running_loop().time()
+        handed: list[str] = []
+        for address in [a for a, w in self.watches.items() if w.done]:
+            watch = self.watches.pop(address)
+            if self._offers.pop(address, None) is not None and watch.stale:
+                handed.append(address)  # its publication was refused: the taker moved the lease
+        late = [a for a, w in self.watches.items() if w.taking is not None and not w.transferring and now >= w.give_up]
+        if late:  # its holder still watches each: the offer lapses there and is made again
+            log.info("handover given up: session not up by the offer's deadline",
+                     extra={"worker": self.id, "event": "take-given-up", "count": len(late), "bals": late[:20]})
+            await self._stop_watches(late, release=False)
+        held = [w for w in self.watches.values() if w.taking is None]
+        # leases first (the heartbeat after): a late tick must not lose them to its own other round trips
+        renewed = await self.store.renew([w.lease for w in held], ttl)
+        lapsed = [w for w, kept in zip(held, renewed, strict=True) if not kept]
+        offered = [w.spec.address for w in lapsed if w.spec.address in self._offers]
+        if offered:
+            # held by another worker: a taker moved it after its session was up, a handover, not a loss (gone: the
+            # lease lapsed or this worker was evicted, taken back below like any other)
+            moved = [a for a, h in zip(offered, await self.store.holders(offered), strict=True) if h is not None]
+            await self._stop_watches(moved, release=False)
+            handed += moved
+            lapsed = [w for w in lapsed if w.spec.address not in set(moved)]
+        if handed:
+            self.figures.handovers_out += len(handed)
+            log.info("handed over", extra={"worker": self.id, "event": "handed-over", "count": len(handed),
+                                           "bals": handed[:20]})
+        if lapsed:
+            # expired (Redis away, or this worker starved of CPU past the TTL): take them back in one round trip,
+            # not one per BAL (a tick of hundreds of round trips made the next leases lapse in turn)
+            lost = []
+            again = await self.store.acquire_many([w.spec.address for w in lapsed], self.id, ttl)
+            for watch, lease in zip(lapsed, again, strict=True):
+                if lease is not None:
+                    watch.lease = lease  # ours again, with a new fencing token (an offer made before is void)
+                    self._offers.pop(watch.spec.address, None)
+                else:
+                    lost.append(watch.spec.address)
+            if lost:
+                log.info("leases lost", extra={"worker": self.id, "event": "lost", "count": len(lost),
+                                               "bals": lost[:20]})
+                await self._stop_watches(lost, release=False)
+
+    async def _offer(self, addresses: list[str]) -> None:
+        """Offer these BALs for a handover (still watched here, leases renewed, until a taker moves them)."""
+        if not addresses:
+            return
+        await self.store.offer([self.watches[a].lease for a in addresses], self.settings.offer_ms)
+        deadline = asyncio.get_running_loop().time() + self.settings.offer_ms / 1000
+        for address in addresses:
+            self._offers[address] = deadline
+
+    async def _drain(self) -> None:
+        """A clean stop's handover: out of the live workers (the others' share grows), offer every BAL and keep
+        renewing while the others take them, up to ``drain_timeout``; :meth:`run` then releases what is left. A
+        lone worker, or a drain timeout of 0, releases at once."""
+        timeout = self.settings.drain_s
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        before = self.figures.handovers_out
+        try:
+            while True:
+                # BALs this worker was taking: their holders watch them still (those mid-transfer are kept)
+                await self._stop_watches([a for a, w in self.watches.items()
+                                          if w.taking is not None and not w.transferring], release=False)
+                await self._keep_leases()
+                others = await self.store.heartbeat(self.id, self.settings.ttl_ms, self._figures(), live=False)
+                now = loop.time()
+                if not self.watches or others == 0 or now >= end:
+                    break
+                await self._offer(sorted(a for a, w in self.watches.items() if w.taking is None
+                                         and self._offers.get(a, 0.0) <= now))
+                await asyncio.sleep(min(self.settings.lease_ttl / 12, end - now))
+        except _REDIS_DOWN:
+            return
+        if timeout > 0:
+            log.info("drained", extra={"worker": self.id, "event": "drained",
+                                       "count": self.figures.handovers_out - before, "left": len(self.watches)})
 
     async def _stop_watches(self, addresses: list[str], *, release: bool, wait: bool = False) -> None:
         """Stop these watches; ``release`` their leases (one round trip).
@@ -459,6 +580,8 @@ class Worker:
         """
         watches = [self.watches.pop(a) for a in addresses if a in self.watches]
         self._connecting.difference_update(addresses)  # a task cancelled before it ran has no finally
+        for address in addresses:
+            self._offers.pop(address, None)
         tasks = [w.task for w in watches if w.task is not None and not w.task.done()]
         for task in tasks:
             task.cancel()
@@ -468,9 +591,10 @@ class Worker:
             self._closing.update(tasks)
             for task in tasks:
                 task.add_done_callback(self._closing.discard)
-        if release and watches:
+        leases = [w.lease for w in watches if w.taking is None]  # a BAL being taken is still its holder's
+        if release and leases:
             with contextlib.suppress(*_REDIS_DOWN):
-                await self.store.release_many([w.lease for w in watches])
+                await self.store.release_many(leases)
 
     # -- one BAL --------------------------------------------------------------------------------
     async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -490,38 +614,78 @@ class Worker:
             box = await self.connector.mailbox(spec, limiter=self._limiter_for(spec))
         except MssanteError as exc:
             self._connecting.discard(spec.address)
-            await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
+            if watch.taking is None:
+                await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
+            else:  # its holder still watches it (with its own credentials): no event from here
+                self._take_failed(spec.address, exc)
+                watch.done = True
             return
         box.add_listener(self._connected)  # one bound method for all: nothing more per BAL
         try:
             checkpoint = watch.checkpoint
-            if not watch.checkpoint_read:
+            if watch.taking is None and not watch.checkpoint_read:
                 checkpoint = await self._redis(lambda: self.store.checkpoint(spec.address))
             watch.checkpoint = None  # from now on the watch's own state is the reference
             watch.state = state = WatchState(folder=spec.folder,
                                              uidvalidity=checkpoint.uidvalidity if checkpoint else None,
                                              last_uid=checkpoint.uid if checkpoint else 0)
             items = (X_MSS_ITEM,) if self.settings.x_mss else ()
-            async with box, contextlib.aclosing(watch_fetching(box, state, items)) as watcher:
+            take = (lambda state: self._take(watch, state)) if watch.taking is not None else None
+            async with box, contextlib.aclosing(watch_fetching(box, state, items, on_connected=take)) as watcher:
                 async for summary, response in watcher:
                     result = await self._publish(watch, summary, x_mss_of(response) if items else None)
                     if result.status == "stale":
                         self.figures.stale += 1
                         log.info("fencing token stale, BAL left", extra={"worker": self.id, "bal": spec.address})
-                        watch.done = True
+                        watch.stale = watch.done = True
                         return
                     if result.status == "duplicate":
                         self.figures.duplicates += 1
                         continue
                     self.figures.published += 1
-        except PSCError as exc:
-            await self._end(watch, "psc-session-ended", str(exc))  # ECO.1.2.6
+        except _NotTaken:
+            pass  # another worker took the offer first, or the BAL was removed: nothing to report
         except MssanteError as exc:
-            await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
+            if watch.taking is not None:  # its holder still watches it, and says so if it fails there too
+                self._take_failed(spec.address, exc)
+            elif isinstance(exc, PSCError):
+                await self._end(watch, "psc-session-ended", str(exc))  # ECO.1.2.6
+            else:
+                await self._end(watch, "bal-error", f"{type(exc).__name__}: {exc}")
         finally:
             watch.done = True
             self._connecting.discard(spec.address)
             await self.connector.close(box)
+
+    def _take_failed(self, address: str, exc: MssanteError) -> None:
+        log.warning("handover failed before the lease moved", extra={
+            "worker": self.id, "bal": address, "event": "take-failed", "reason": f"{type(exc).__name__}: {exc}"})
+
+    async def _take(self, watch: _Watch, state: WatchState) -> None:
+        """A taking watch's first connection is authenticated: move the lease here (the holder's publications are
+        refused as stale from now on), then read the checkpoint the SELECT and catch-up scan start from.
+
+        Raises:
+            _NotTaken: another worker holds the lease, or the BAL was removed or stopped: the watch ends quietly.
+        """
+        address, replaced = watch.spec.address, watch.taking or ""
+        watch.transferring = True
+        try:
+            how, lease = await self._redis(lambda: self.store.transfer(address, replaced, self.id,
+                                                                       self.settings.ttl_ms))
+        finally:
+            watch.transferring = False
+        if lease is None:
+            log.info("offer not taken", extra={"worker": self.id, "bal": address, "event": f"take-{how}"})
+            raise _NotTaken(how)
+        watch.lease, watch.taking = lease, None
+        if how == "handed-over":
+            self.figures.handovers_in += 1
+        elif lease.fence > 1:
+            self.figures.takeovers += 1  # its holder died (evicted) while this session was opening
+        checkpoint = await self._redis(lambda: self.store.checkpoint(address))
+        state.uidvalidity = checkpoint.uidvalidity if checkpoint else None
+        state.last_uid = checkpoint.uid if checkpoint else 0
 
     def _connected(self, event: MailboxEvent) -> None:
         if event.kind == "connected":
