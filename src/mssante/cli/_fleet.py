@@ -337,7 +337,9 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="PEM file of the IGC Santé CAs.")
 @click.option("--certificates", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Directory of <structure>.pem / <structure>.key (BAL APP).")
+              help="Directory of the BAL APP certificates, per structure: <ref>.p12 or <ref>.pfx (PKCS#12), "
+                   "else <ref>.pem + <ref>.key; a password in <ref>.password (chmod 600) "
+                   "or MSSANTE_CERT_PASSWORD_<REF>.")
 @click.option("--bridge", "bridge_url", help="Bridge URL (BAL PER/ORG).")
 @click.option("--installation-id",
               help="The fleet's bridge installation id (its secret: --bridge-secret-file or MSSANTE_BRIDGE_SECRET).")
