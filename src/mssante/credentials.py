@@ -19,6 +19,7 @@ import os
 import secrets
 import shlex
 import ssl
+import stat
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -44,6 +45,7 @@ __all__ = [
     "EnvTokenSource",
     "StaticTokenSource",
     "TokenSource",
+    "password_file",
 ]
 
 
@@ -187,6 +189,28 @@ class CommandTokenSource:
             PSCError: the command failed, timed out or printed nothing.
         """
         return await self._cache.token(fresh=fresh)
+
+
+def password_file(path: Path) -> Secret:
+    """The password held in file ``path`` (a key's or a PKCS#12 file's); one trailing line end is dropped.
+
+    The file must be readable by its owner only, like every secret file of mssante.
+
+    Raises:
+        ConfigError: the file cannot be read, is not UTF-8 text, or group or others may read it.
+    """
+    try:
+        info = path.stat()
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
+        with open(path, "rb") as file:
+            data = file.read(_MAX_FILE + 1)
+        text = data[:_MAX_FILE].decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the password file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"the password file {path} is not UTF-8 text") from None
+    return Secret(text.removesuffix("\n").removesuffix("\r"))
 
 
 #: Largest certificate, key or PKCS#12 file read (a real one is a few KiB).

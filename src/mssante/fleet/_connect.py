@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mssante.client import ConnectLimiter, Mailbox, MailboxOptions, TrustSettings
-from mssante.credentials import ClientCertificate, TokenSource
+from mssante.credentials import ClientCertificate, TokenSource, password_file
 from mssante.discovery import MailServers, ManualServers, Resolver
 from mssante.errors import ConfigError
 from mssante.secret import Secret
@@ -57,20 +56,10 @@ def password_env(ref: str) -> str:
 
 def _password(directory: Path, ref: str) -> Secret | None:
     path = directory / f"{ref}.password"
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        value = os.environ.get(password_env(ref))
-        return None if value is None else Secret(value)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path} as UTF-8 text") from exc
-    return Secret(text.removesuffix("\n").removesuffix("\r"))
+    if path.exists() or path.is_symlink():
+        return password_file(path)
+    value = os.environ.get(password_env(ref))
+    return None if value is None else Secret(value)
 
 
 def certificate_of(directory: Path, ref: str) -> ClientCertificate:
