@@ -14,13 +14,26 @@ supervisor then closes every IMAP/SMTP session of that BAL (ECO.1.2.6).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import secrets
 import shlex
+import ssl
+import stat
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mssante.errors import ConfigError, PSCError
 from mssante.secret import Secret
@@ -32,6 +45,7 @@ __all__ = [
     "EnvTokenSource",
     "StaticTokenSource",
     "TokenSource",
+    "password_file",
 ]
 
 
@@ -177,21 +191,239 @@ class CommandTokenSource:
         return await self._cache.token(fresh=fresh)
 
 
+def password_file(path: Path) -> Secret:
+    """The password held in file ``path`` (a key's or a PKCS#12 file's); one trailing line end is dropped.
+
+    The file must be readable by its owner only, like every secret file of mssante.
+
+    Raises:
+        ConfigError: the file cannot be read, is not UTF-8 text, or group or others may read it.
+    """
+    try:
+        info = path.stat()
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
+        with open(path, "rb") as file:
+            data = file.read(_MAX_FILE + 1)
+        text = data[:_MAX_FILE].decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the password file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"the password file {path} is not UTF-8 text") from None
+    return Secret(text.removesuffix("\n").removesuffix("\r"))
+
+
+#: Largest certificate, key or PKCS#12 file read (a real one is a few KiB).
+_MAX_FILE = 1024 * 1024
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientCertificate:
     """An IGC Santé ORG AUTH_CLI certificate and its key, for a BAL APP (mutual TLS).
 
+    Two forms, both checked when loaded (:meth:`load_into`): the key opens with the password, it
+    belongs to the certificate, the certificate is within its validity dates and, when it names
+    its uses, allows client authentication (AUTH_CLI):
+
+    * PEM files: ``ClientCertificate(cert=..., key=..., password=...)``; ``password`` for an
+      encrypted key (a key that needs one and has none is refused, never asked on a terminal);
+    * a PKCS#12 file (``.p12`` / ``.pfx``, the form Windows certificate stores export):
+      :meth:`from_pkcs12`. The key is given to ``ssl`` without ever being written in clear: it is
+      re-encrypted with a random one-time passphrase and handed over through an anonymous
+      in-memory file (``memfd_create``, Linux), or, where there is none, a 0600 temporary file
+      holding the *encrypted* key only, deleted as soon as OpenSSL has read it.
+
     Attributes:
-        cert: PEM file with the certificate (and, optionally, its chain).
-        key: PEM file with the private key.
-        password: the key's password, if it is encrypted.
+        cert: PEM file with the certificate (and, optionally, its chain), or the PKCS#12 file.
+        key: PEM file with the private key (the PKCS#12 file again for that form).
+        password: the key's password (PEM), the PKCS#12 file's password; never shown in a repr.
+        pkcs12: True when :attr:`cert` is a PKCS#12 file.
+
+    Raises:
+        ConfigError: a file does not exist.
     """
 
     cert: Path
     key: Path
     password: Secret | None = None
+    pkcs12: bool = False
 
     def __post_init__(self) -> None:
         for label, path in (("certificate", self.cert), ("key", self.key)):
             if not Path(path).is_file():
                 raise ConfigError(f"client {label} file {path} does not exist")
+
+    @classmethod
+    def from_pkcs12(cls, path: Path | str, password: str | Secret | None = None) -> ClientCertificate:
+        """The certificate, key and chain of a PKCS#12 file (``.p12``/``.pfx``), opened with ``password``.
+
+        The file is read again (and checked) each time a TLS context is built from it.
+
+        Raises:
+            ConfigError: the file does not exist.
+        """
+        secret = password if isinstance(password, Secret) or password is None else Secret(password)
+        return cls(cert=Path(path), key=Path(path), password=secret, pkcs12=True)
+
+    def check(self) -> x509.Certificate:
+        """Read and check the files as :meth:`load_into` does; return the certificate.
+
+        Raises:
+            ConfigError: a file cannot be read or holds the wrong thing, the password is missing
+                or wrong, the key is not the certificate's, the certificate is expired, not yet
+                valid or not for client authentication.
+        """
+        return self._material()[1]
+
+    def load_into(self, context: ssl.SSLContext) -> None:
+        """Load the certificate, its chain and its key into ``context`` (after :meth:`check`'s checks).
+
+        Raises:
+            ConfigError: as :meth:`check`, or OpenSSL refuses the material.
+        """
+        key, cert, chain = self._material()
+        try:
+            if not self.pkcs12:
+                context.load_cert_chain(str(self.cert), str(self.key), password=self._password_bytes)
+                return
+            one_time = secrets.token_bytes(32)
+            pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain))
+            pem += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.BestAvailableEncryption(one_time))
+            with _key_file(pem) as path:
+                context.load_cert_chain(path, password=one_time)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the client certificate {self.cert}: {exc}") from exc
+
+    def _password_bytes(self) -> bytes:
+        return b"" if self.password is None else self.password.reveal().encode("utf-8")
+
+    def _material(self) -> tuple[_PrivateKey, x509.Certificate, list[x509.Certificate]]:
+        if self.pkcs12:
+            key, cert, chain = _open_pkcs12(self.cert, _read(self.cert, "PKCS#12"), self.password)
+        else:
+            certs = _pem_certificates(self.cert, _read(self.cert, "certificate"))
+            key, cert, chain = _pem_key(self.key, _read(self.key, "key"), self.password), certs[0], certs[1:]
+        _check_leaf(self.cert, key, cert)
+        return key, cert, chain
+
+
+_PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _read(path: Path, label: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_MAX_FILE + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the client {label} file {path}: {exc.strerror}") from exc
+    if len(data) > _MAX_FILE:
+        raise ConfigError(f"the client {label} file {path} is larger than {_MAX_FILE} octets: not a certificate")
+    return data
+
+
+def _usable_key(path: Path, key: object) -> _PrivateKey:
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{path}: the private key is of type {type(key).__name__}; IGC Santé keys are RSA")
+    return key
+
+
+def _looks_like_pfx(data: bytes) -> bool:
+    """A DER SEQUENCE whose first element is INTEGER 3 (PFX version v3, RFC 7292 §4)."""
+    if len(data) < 5 or data[0] != 0x30:
+        return False
+    skip = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
+    return data[skip:skip + 3] == b"\x02\x01\x03"
+
+
+def _open_pkcs12(path: Path, data: bytes, password: Secret | None
+                 ) -> tuple[_PrivateKey, x509.Certificate, list[x509.Certificate]]:
+    if not _looks_like_pfx(data):
+        hint = " (it is a PEM file: give it as cert/key)" if b"-----BEGIN" in data[:4096] else ""
+        raise ConfigError(f"{path} is not a PKCS#12 (.p12/.pfx) file{hint}")
+    secret = None if password is None else password.reveal().encode("utf-8")
+    try:
+        key, cert, chain = pkcs12.load_key_and_certificates(data, secret)
+    except ValueError:
+        if secret:
+            raise ConfigError(f"{path}: the password does not open this PKCS#12 file (or the file is damaged)"
+                              ) from None
+        raise ConfigError(f"{path}: this PKCS#12 file needs a password (or is damaged)") from None
+    except (TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"{path}: unsupported PKCS#12 content ({type(exc).__name__})") from None
+    if key is None:
+        raise ConfigError(f"{path}: the PKCS#12 file holds no private key (export it with its key)")
+    if cert is None:
+        raise ConfigError(f"{path}: the PKCS#12 file holds no certificate for its key")
+    return _usable_key(path, key), cert, list(chain)
+
+
+def _pem_certificates(path: Path, data: bytes) -> list[x509.Certificate]:
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = []
+    if not certs:
+        raise ConfigError(f"{path} holds no PEM certificate")
+    return certs
+
+
+def _pem_key(path: Path, data: bytes, password: Secret | None) -> _PrivateKey:
+    secret = None if password is None else password.reveal().encode("utf-8")
+    try:
+        try:
+            key = serialization.load_pem_private_key(data, secret)
+        except TypeError:
+            if secret is None:
+                raise ConfigError(f"{path}: the private key is encrypted and no password was given") from None
+            key = serialization.load_pem_private_key(data, None)  # a password for a clear key: not needed
+    except ValueError:
+        if secret is not None and b"ENCRYPTED" in data:
+            raise ConfigError(f"{path}: the password does not open this private key") from None
+        raise ConfigError(f"{path} holds no usable PEM private key") from None
+    except UnsupportedAlgorithm as exc:
+        raise ConfigError(f"{path}: unsupported private key ({type(exc).__name__})") from None
+    return _usable_key(path, key)
+
+
+def _check_leaf(path: Path, key: _PrivateKey, cert: x509.Certificate) -> None:
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (key.public_key().public_bytes(serialization.Encoding.DER, spki)
+            != cert.public_key().public_bytes(serialization.Encoding.DER, spki)):
+        raise ConfigError(f"{path}: the private key does not belong to the certificate")
+    now = datetime.now(UTC)
+    subject = cert.subject.rfc4514_string()
+    if now > cert.not_valid_after_utc:
+        raise ConfigError(f"{path}: the certificate {subject} expired on "
+                          f"{cert.not_valid_after_utc:%Y-%m-%d}: renew it (IGC Santé)")
+    if now < cert.not_valid_before_utc:
+        raise ConfigError(f"{path}: the certificate {subject} is not valid before "
+                          f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+        raise ConfigError(f"{path}: the certificate {subject} is not for client authentication "
+                          "(an ORG AUTH_CLI certificate is needed for a BAL APP)")
+
+
+@contextlib.contextmanager
+def _key_file(pem: bytes) -> Iterator[str]:
+    """A path OpenSSL can read ``pem`` from: an anonymous memory file, else a 0600 temporary file."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None and os.path.isdir("/proc/self/fd"):
+        fd = memfd("mssante-client-cert", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, pem)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    fd, name = tempfile.mkstemp(prefix="mssante-", suffix=".pem")  # 0600; the key inside is encrypted
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem)
+        yield name
+    finally:
+        os.unlink(name)

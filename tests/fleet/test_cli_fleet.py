@@ -40,7 +40,7 @@ async def test_the_desired_set_from_the_command_line(redis_server: RedisServer,
     code, out, _ = await cli(capsys, "add", APPS[0], "--kind", "APP", "--ref", STRUCTURE, *r)
     assert code == 0 and out == f"BAL ajoutée : {APPS[0]} (applicative, référence {STRUCTURE}, dossier INBOX)\n"
     code, _, err = await cli(capsys, "add", APPS[1], "--kind", "PER", "--ref", TOKEN_LIKE, *r)
-    assert code == 2 and "never a secret" in err and TOKEN_LIKE not in err
+    assert code == 2 and "jamais un secret" in err and TOKEN_LIKE not in err
     code, out, _ = await cli(capsys, "list", *r)
     assert out == f"{APPS[0]} [APP, référence {STRUCTURE}] non surveillée\n"
     code, out, _ = await cli(capsys, "list", "--json", *r)
@@ -52,7 +52,7 @@ async def test_the_desired_set_from_the_command_line(redis_server: RedisServer,
     code, out, _ = await cli(capsys, "list", *r)
     assert out == "Aucune BAL dans la flotte.\n"
     code, _, err = await cli(capsys, "list", "--redis", "redis://127.0.0.1:1/0")
-    assert code == 3 and "Redis is unreachable" in err
+    assert code == 3 and "Redis injoignable" in err
 
 
 async def test_a_worker_process_publishes_and_the_lps_reads_with_a_group(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from mssante._i18n import gettext as _
 from mssante._i18n import ngettext as _n
 from mssante.cli._advice import missing_ca_bundle, refused_recipients, rejected_credentials
 from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, MessageSummary, TrustSettings
-from mssante.credentials import ClientCertificate, CommandTokenSource, EnvTokenSource
+from mssante.credentials import ClientCertificate, CommandTokenSource, EnvTokenSource, password_file
 from mssante.discovery import DNSPythonResolver, Front, MailServers, ManualServers, discover
 from mssante.errors import CommandFailed, DiscoveryError, TokenRejected, UsageError
 from mssante.message import Draft, DSNRequest, Sender
+from mssante.secret import Secret
 
 __all__ = ["discover_command", "fetch", "send", "watch"]
 
@@ -105,6 +107,8 @@ class _BoxOptions:
     token_command: str | None
     cert: Path | None
     key: Path | None
+    cert_password_file: Path | None
+    cert_password_env: str | None
     as_json: bool
     timeout: float
 
@@ -121,8 +125,13 @@ def _mailbox_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="PEM file of the trusted CAs (IGC Santé)."),
         click.option("--token-env", metavar="VAR", help="PER/ORG: read the PSC access token from this variable."),
         click.option("--token-command", metavar="CMD", help="PER/ORG: a command printing the PSC access token."),
-        click.option("--cert", type=click.Path(dir_okay=False, path_type=Path), help="APP: the AUTH_CLI certificate."),
-        click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="APP: its private key."),
+        click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
+                     help="APP: the AUTH_CLI certificate (PEM with --key, or a PKCS#12 .p12/.pfx alone)."),
+        click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="APP: its private key (PEM)."),
+        click.option("--cert-password-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="APP: file (chmod 600) holding the password of the .p12/.pfx or of an encrypted key."),
+        click.option("--cert-password-env", metavar="VAR",
+                     help="APP: environment variable holding that password."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON."),
         click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout in seconds."),
     ]
@@ -133,7 +142,7 @@ def _mailbox_options(command: Callable[..., None]) -> Callable[..., None]:
 
 def _box_options(kw: dict[str, Any]) -> _BoxOptions:
     names = ("address", "kind", "dns_server", "imap", "smtp", "tls_name", "ca_bundle", "token_env", "token_command",
-             "cert", "key", "as_json", "timeout")
+             "cert", "key", "cert_password_file", "cert_password_env", "as_json", "timeout")
     values = [kw.pop(n) for n in names]
     values[1] = str(values[1]).upper()
     return _BoxOptions(*values)
@@ -152,6 +161,25 @@ async def _a_records(names: set[str], dns_server: str) -> dict[str, str]:
                 name=name, server=dns_server, reason=type(exc).__name__)) from exc
         out[name] = answer[0].to_text()
     return out
+
+
+def _certificate(opts: _BoxOptions) -> ClientCertificate:
+    """The APP certificate the options name: PEM --cert + --key, or a PKCS#12 --cert; its password if given."""
+    password: Secret | None = None
+    if opts.cert_password_file is not None:
+        password = password_file(opts.cert_password_file)
+    elif opts.cert_password_env:
+        value = os.environ.get(opts.cert_password_env)
+        if value is None:
+            raise UsageError(_("--cert-password-env: the variable {name} is not set").format(
+                name=opts.cert_password_env))
+        password = Secret(value)
+    if opts.cert is not None and opts.key is None and opts.cert.suffix.lower() in (".p12", ".pfx"):
+        return ClientCertificate.from_pkcs12(opts.cert, password)
+    if opts.cert is None or opts.key is None:
+        raise UsageError(_("a BAL APP needs --cert and --key, or --cert with a PKCS#12 file (.p12/.pfx) "
+                           "(IGC Santé ORG AUTH_CLI)"))
+    return ClientCertificate(cert=opts.cert, key=opts.key, password=password)
 
 
 async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent_copy: bool = True) -> Mailbox:
@@ -173,9 +201,7 @@ async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent
         raise missing_ca_bundle()
     credentials: Any
     if opts.kind == "APP":
-        if opts.cert is None or opts.key is None:
-            raise UsageError(_("a BAL APP needs --cert and --key (IGC Santé ORG AUTH_CLI)"))
-        credentials = ClientCertificate(cert=opts.cert, key=opts.key)
+        credentials = _certificate(opts)
     elif opts.token_env:
         credentials = EnvTokenSource(opts.token_env)
     elif opts.token_command:

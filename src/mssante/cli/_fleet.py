@@ -4,7 +4,9 @@
 *references* only: a structure id for APP, a bridge session id for PER/ORG, which the LPS that owns
 the session delegated to the fleet's installation: ``mssante bridge delegate``); ``status`` shows
 the workers and their figures; ``events`` reads the event stream with a consumer group, the way
-an LPS does (XREADGROUP, then XACK once handled). Output is in French; ``--json`` for programs.
+an LPS does (XREADGROUP, then XACK once handled). Output follows ``--lang`` (French by default,
+through :mod:`mssante._i18n`; the library's errors are told again in the user's words); ``--json`` for
+programs.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any, TypeVar
 
 import click
 
+from mssante._i18n import N_
 from mssante._i18n import gettext as _
 from mssante.cli._bridge_delegation import secret_from
 from mssante.client import ConnectionSettings, MailboxOptions, TrustSettings
 from mssante.discovery import DNSPythonResolver
-from mssante.errors import UsageError
+from mssante.errors import TransportError, UsageError
 from mssante.fleet import (
     BALSpec,
     EventReader,
@@ -40,7 +43,7 @@ __all__ = ["fleet"]
 
 T = TypeVar("T")
 _KINDS = click.Choice(["PER", "ORG", "APP"], case_sensitive=False)
-_KIND_FR = {"PER": "personnelle", "ORG": "organisationnelle", "APP": "applicative"}
+_KIND_NAMES = {"PER": N_("personal"), "ORG": N_("organisational"), "APP": N_("application")}
 
 
 def _redis_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,7 +54,7 @@ def _redis_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of French text.")(fn)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(fn)
 
 
 def _with_store(redis_url: str, prefix: str, work: Callable[[FleetStore], Awaitable[T]]) -> T:
@@ -59,9 +62,13 @@ def _with_store(redis_url: str, prefix: str, work: Callable[[FleetStore], Awaita
         try:
             store = FleetStore.from_url(redis_url, keys=Keys(prefix))
         except ValueError as exc:
-            raise UsageError(f"--redis: {exc}") from None
-        async with store.session():
-            return await work(store)
+            raise UsageError(_("--redis: not a Redis URL ({reason})").format(reason=exc)) from None
+        try:
+            async with store.session():
+                return await work(store)
+        except TransportError as exc:  # the store's English text, told with the option at fault
+            raise TransportError(_("Redis is unreachable at {url} (--redis or MSSANTE_FLEET_REDIS): {reason}").format(
+                url=redis_url, reason=exc.message.removeprefix("Redis is unreachable: "))) from exc
 
     return asyncio.run(run())
 
@@ -103,7 +110,7 @@ def add(address: str, kind: str, ref: str, folder: str, bridge_url: str | None, 
         AuthUnavailable: the bridge is unreachable (--check-bridge).
         ConfigError: the bridge refused the fleet's installation credentials (--check-bridge).
     """
-    spec = BALSpec(address=address, kind=kind.upper(), ref=ref, folder=folder)  # type: ignore[arg-type]
+    spec = _spec(address, kind, ref, folder)
     if bridge_url is not None:
         if spec.kind == "APP":
             raise UsageError(_("--check-bridge applies to BAL PER and ORG only"))
@@ -115,7 +122,23 @@ def add(address: str, kind: str, ref: str, folder: str, bridge_url: str | None, 
     if as_json:
         _echo_json({"added": address, "kind": spec.kind, "ref": spec.ref, "folder": spec.folder})
     else:
-        click.echo(f"BAL ajoutée : {address} ({_KIND_FR[spec.kind]}, référence {spec.ref}, dossier {spec.folder})")
+        click.echo(_("BAL added: {address} ({kind}, reference {ref}, folder {folder})").format(
+            address=address, kind=_(_KIND_NAMES[spec.kind]), ref=spec.ref, folder=spec.folder))
+
+
+def _spec(address: str, kind: str, ref: str, folder: str) -> BALSpec:
+    """The BAL to add; the library's refusal told with the argument at fault."""
+    try:
+        return BALSpec(address=address, kind=kind.upper(), ref=ref, folder=folder)  # type: ignore[arg-type]
+    except UsageError as exc:
+        if exc.message.startswith("not a BAL address"):
+            message = _("ADDRESS {address} is not a BAL address (name@domain)").format(address=address)
+        elif exc.message.startswith("folder"):
+            message = _("--folder must be 1 to 200 characters")
+        else:  # the reference: never echoed, it may be a token given by mistake
+            message = _("--ref must be a short credential reference (a structure id or a bridge session id), "
+                        "never a secret such as a token")
+        raise UsageError(message) from exc
 
 
 async def _check_delegated(bridge_url: str, installation_id: str, secret: str, session_id: str) -> None:
@@ -148,11 +171,11 @@ def remove(address: str, redis_url: str, prefix: str, as_json: bool) -> None:
         TransportError: Redis is unreachable.
     """
     if not _with_store(redis_url, prefix, lambda store: store.remove(address)):
-        raise UsageError(f"BAL inconnue de la flotte : {address}")
+        raise UsageError(_("BAL not in the fleet: {address}").format(address=address))
     if as_json:
         _echo_json({"removed": address})
     else:
-        click.echo(f"BAL retirée : {address}")
+        click.echo(_("BAL removed: {address}").format(address=address))
 
 
 async def _listing(store: FleetStore) -> list[dict[str, Any]]:
@@ -185,13 +208,14 @@ def list_command(redis_url: str, prefix: str, as_json: bool) -> None:
         _echo_json(rows)
         return
     if not rows:
-        click.echo("Aucune BAL dans la flotte.")
+        click.echo(_("No BAL in the fleet."))
     for row in rows:
-        where = f"surveillée par {row['worker']}" if row["worker"] else "non surveillée"
+        where = _("watched by {worker}").format(worker=row["worker"]) if row["worker"] else _("not watched")
         if row["stopped"]:
-            where = f"arrêtée ({row['stopped']})"
-        mark = f", dernier UID publié {row['last_uid']}" if row["last_uid"] is not None else ""
-        click.echo(f"{row['address']} [{row['kind']}, référence {row['ref']}] {where}{mark}")
+            where = _("stopped ({reason})").format(reason=row["stopped"])
+        mark = _(", last UID published {uid}").format(uid=row["last_uid"]) if row["last_uid"] is not None else ""
+        click.echo(_("{address} [{kind}, reference {ref}] {state}{mark}").format(
+            address=row["address"], kind=row["kind"], ref=row["ref"], state=where, mark=mark))
 
 
 async def _status(store: FleetStore) -> dict[str, Any]:
@@ -228,21 +252,25 @@ def status(redis_url: str, prefix: str, as_json: bool) -> None:
     if as_json:
         _echo_json(data)
         return
-    click.echo(f"BAL : {data['bals']} dans la flotte, {data['held']} surveillées, {data['unwatched']} en attente "
-               f"d'un worker, {data['stopped']} arrêtées")
-    click.echo(f"Workers actifs : {len(data['workers'])}")
+    click.echo(_("BAL: {bals} in the fleet, {held} watched, {unwatched} waiting for a worker, "
+                 "{stopped} stopped").format(bals=data["bals"], held=data["held"], unwatched=data["unwatched"],
+                                             stopped=data["stopped"]))
+    click.echo(_("Active workers: {count}").format(count=len(data["workers"])))
     for wid, w in data["workers"].items():
-        click.echo(f"  {wid} : {w.get('bals', 0)}/{w.get('capacity', '?')} BAL, {w.get('published', 0)} messages "
-                   f"publiés, retard {w.get('lag_ms', 0)} ms, {w.get('reconnects', 0)} reconnexions, "
-                   f"{w.get('failures', 0)} échecs, {w.get('redis_errors', 0)} erreurs Redis")
+        click.echo(_("  {worker}: {bals}/{capacity} BAL, {published} messages published, lag {lag} ms, "
+                     "{reconnects} reconnections, {failures} failures, {redis_errors} Redis errors").format(
+            worker=wid, bals=w.get("bals", 0), capacity=w.get("capacity", "?"), published=w.get("published", 0),
+            lag=w.get("lag_ms", 0), reconnects=w.get("reconnects", 0), failures=w.get("failures", 0),
+            redis_errors=w.get("redis_errors", 0)))
     if data["lag"]["bals"]:
         worst = ", ".join(f"{w['bal']} {w['lag_ms']} ms" for w in data["lag"]["worst"])
-        click.echo(f"Retard par BAL (arrivée → publication du dernier message) : médiane {data['lag']['p50_ms']} ms, "
-                   f"max {data['lag']['max_ms']} ms ; les plus en retard : {worst}")
-    click.echo(f"Flux d'événements : {data['events']} entrées")
+        click.echo(_("Lag per BAL (arrival → publication of the last message): median {p50} ms, max {max} ms; "
+                     "most behind: {worst}").format(p50=data["lag"]["p50_ms"], max=data["lag"]["max_ms"],
+                                                    worst=worst))
+    click.echo(_("Event stream: {count} entries").format(count=data["events"]))
     for g in data["groups"]:
-        click.echo(f"  groupe {g.get('name')} : {g.get('pending')} en attente d'acquittement, "
-                   f"{g.get('lag')} non lus")
+        click.echo(_("  group {name}: {pending} waiting for acknowledgement, {lag} unread").format(
+            name=g.get("name"), pending=g.get("pending"), lag=g.get("lag")))
 
 
 # -- the LPS's side ----------------------------------------------------------------------------------
@@ -287,15 +315,16 @@ def events(group: str, consumer: str, count: int, follow: bool, no_ack: bool, re
 def _describe(fields: dict[str, str]) -> str:
     kind, bal = fields.get("kind"), fields.get("bal")
     if kind == "message":
-        return (f"{bal} : nouveau message UID {fields.get('uid')} (UIDVALIDITY {fields.get('uidvalidity')}) de "
-                f"{fields.get('from')} « {fields.get('subject')} » {fields.get('message_id')}, "
-                f"{fields.get('size')} octets")
+        return _("{bal}: new message UID {uid} (UIDVALIDITY {uidvalidity}) from {sender} “{subject}” {message_id}, "
+                 "{size} octets").format(bal=bal, uid=fields.get("uid"), uidvalidity=fields.get("uidvalidity"),
+                                         sender=fields.get("from"), subject=fields.get("subject"),
+                                         message_id=fields.get("message_id"), size=fields.get("size"))
     if kind == "uidvalidity-changed":
-        return (f"{bal} : UIDVALIDITY changée ({fields.get('previous')} → {fields.get('uidvalidity')}), "
-                "le dossier est republié")
+        return _("{bal}: UIDVALIDITY changed ({previous} → {uidvalidity}), the folder is published again").format(
+            bal=bal, previous=fields.get("previous"), uidvalidity=fields.get("uidvalidity"))
     if kind == "psc-session-ended":
-        return f"{bal} : session PSC terminée, surveillance arrêtée ({fields.get('reason')})"
-    return f"{bal} : erreur, surveillance arrêtée ({fields.get('reason')})"
+        return _("{bal}: PSC session ended, watch stopped ({reason})").format(bal=bal, reason=fields.get("reason"))
+    return _("{bal}: error, watch stopped ({reason})").format(bal=bal, reason=fields.get("reason"))
 
 
 # -- the worker --------------------------------------------------------------------------------------
@@ -316,9 +345,9 @@ class _JSONLines(logging.Formatter):
 
 
 def _host_port(value: str, what: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
+    host, _sep, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"{what} must be HOST:PORT, not {value!r}")
+        raise UsageError(_("{option} must be HOST:PORT, not {value!r}").format(option=what, value=value))
     return host.strip("[]"), int(port)
 
 
@@ -327,7 +356,7 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         host, sep, address = value.partition("=")
         if not sep or not host or not address:
-            raise UsageError(f"--resolve must be HOST=IP, not {value!r}")
+            raise UsageError(_("--resolve must be HOST=IP, not {value!r}").format(value=value))
         out[host] = address
     return out
 
@@ -337,7 +366,9 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="PEM file of the IGC Santé CAs.")
 @click.option("--certificates", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Directory of <structure>.pem / <structure>.key (BAL APP).")
+              help="Directory of the BAL APP certificates, per structure: <ref>.p12 or <ref>.pfx (PKCS#12), "
+                   "else <ref>.pem + <ref>.key; a password in <ref>.password (chmod 600) "
+                   "or MSSANTE_CERT_PASSWORD_<REF>.")
 @click.option("--bridge", "bridge_url", help="Bridge URL (BAL PER/ORG).")
 @click.option("--installation-id",
               help="The fleet's bridge installation id (its secret: --bridge-secret-file or MSSANTE_BRIDGE_SECRET).")
@@ -423,8 +454,10 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
         server = await serve_http(runner, *http) if http else None
         if server is not None:
             bound = server.sockets[0].getsockname()
-            click.echo(f"Santé et métriques : http://{bound[0]}:{bound[1]}/healthz et /metrics", err=True)
-        click.echo(f"Worker {runner.id} démarré (capacité {capacity} BAL, bail {lease_ttl:g} s)", err=True)
+            click.echo(_("Health and metrics: http://{host}:{port}/healthz and /metrics").format(
+                host=bound[0], port=bound[1]), err=True)
+        click.echo(_("Worker {worker} started (capacity {capacity} BAL, lease {ttl} s)").format(
+            worker=runner.id, capacity=capacity, ttl=f"{lease_ttl:g}"), err=True)
         try:
             await runner.run()
         finally:
@@ -433,6 +466,6 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
             await store.aclose()
             if bridge is not None:
                 await bridge.aclose()
-        click.echo(f"Worker {runner.id} arrêté, baux rendus", err=True)
+        click.echo(_("Worker {worker} stopped, leases released").format(worker=runner.id), err=True)
 
     asyncio.run(run())

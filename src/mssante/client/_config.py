@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 from mssante.clock import SYSTEM_CLOCK, Clock
 from mssante.credentials import ClientCertificate
-from mssante.errors import ConfigError, UsageError
+from mssante.errors import UsageError
 from mssante.secret import Secret
 from mssante.trust import CABundle, CRLCache, client_ssl_context
 
@@ -123,11 +123,7 @@ class TrustSettings:
         """
         ctx = client_ssl_context(ca_bundle=self.ca_bundle, ssl_context=self.ssl_context)
         if certificate is not None:
-            password = certificate.password.reveal() if isinstance(certificate.password, Secret) else None
-            try:
-                ctx.load_cert_chain(str(certificate.cert), str(certificate.key), password=password)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"cannot load the client certificate {certificate.cert}: {exc}") from exc
+            certificate.load_into(ctx)  # PEM or PKCS#12, checked; the key never in clear on disk
         return ctx
 
     def chain_bundle(self) -> CABundle | None:

@@ -1,7 +1,17 @@
 """From a BAL reference to a :class:`~mssante.client.Mailbox`: credentials stay on the worker, never in Redis.
 
-* APP: ``<certificates>/<ref>.pem`` and ``<certificates>/<ref>.key`` (the structure's ORG AUTH_CLI
-  certificate, IGC Santé), read by :class:`~mssante.credentials.ClientCertificate`.
+* APP: the structure's ORG AUTH_CLI certificate (IGC Santé) in the ``certificates`` directory, read
+  by :class:`~mssante.credentials.ClientCertificate`, in the first form found:
+
+  - ``<ref>.p12`` or ``<ref>.pfx``: a PKCS#12 file (what a Windows certificate store exports), its
+    password in ``<ref>.password`` or, without that file, in the environment variable
+    ``MSSANTE_CERT_PASSWORD_<REF>`` (the reference in capitals, every other character than a
+    letter or a digit as ``_``; unset: a PKCS#12 without password);
+  - ``<ref>.pem`` (certificate, optionally followed by its chain) and ``<ref>.key`` (private key),
+    the key's password, when it is encrypted, found the same way.
+
+  A ``<ref>.password`` file must be readable by its owner only (``chmod 600``); one trailing line
+  end is not part of the password. The key is never written in clear (see ``ClientCertificate``).
 * PER/ORG: the bridge session ``ref``, in one of two ways:
 
   - **delegated** (no ``session_secrets``): the LPS that owns the session delegated it to the
@@ -15,12 +25,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mssante.client import ConnectLimiter, Mailbox, MailboxOptions, TrustSettings
-from mssante.credentials import ClientCertificate, TokenSource
+from mssante.credentials import ClientCertificate, TokenSource, password_file
 from mssante.discovery import MailServers, ManualServers, Resolver
 from mssante.errors import ConfigError
 from mssante.secret import Secret
@@ -31,7 +43,40 @@ from ._model import BALSpec
 if TYPE_CHECKING:
     from mssante.bridge.client import BridgeClient, BridgeTokenSource
 
-__all__ = ["Connector", "MailboxConnector"]
+__all__ = ["Connector", "MailboxConnector", "certificate_of"]
+
+#: The environment variable holding the password of reference ``ref``'s key or PKCS#12 file.
+PASSWORD_ENV_PREFIX = "MSSANTE_CERT_PASSWORD_"  # noqa: S105 - a variable name, not a password
+
+
+def password_env(ref: str) -> str:
+    """The name of the environment variable that may hold ``ref``'s certificate password."""
+    return PASSWORD_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ref).upper()
+
+
+def _password(directory: Path, ref: str) -> Secret | None:
+    path = directory / f"{ref}.password"
+    if path.exists() or path.is_symlink():
+        return password_file(path)
+    value = os.environ.get(password_env(ref))
+    return None if value is None else Secret(value)
+
+
+def certificate_of(directory: Path, ref: str) -> ClientCertificate:
+    """The AUTH_CLI certificate of reference ``ref`` in ``directory``: ``<ref>.p12``/``.pfx`` (PKCS#12), else
+    ``<ref>.pem`` + ``<ref>.key``; the password from ``<ref>.password`` or ``MSSANTE_CERT_PASSWORD_<REF>``.
+
+    Raises:
+        ConfigError: none of these files exists, or the password file is readable by others or unreadable.
+    """
+    for suffix in (".p12", ".pfx"):
+        bundle = directory / f"{ref}{suffix}"
+        if bundle.is_file():
+            return ClientCertificate.from_pkcs12(bundle, _password(directory, ref))
+    pem = directory / f"{ref}.pem"
+    if not pem.is_file():
+        raise ConfigError(f"client certificate file {pem} does not exist (nor {ref}.p12 or {ref}.pfx)")
+    return ClientCertificate(cert=pem, key=directory / f"{ref}.key", password=_password(directory, ref))
 
 
 class Connector(Protocol):
@@ -61,7 +106,8 @@ class MailboxConnector:
 
     Attributes:
         tls: trust anchors (IGC Santé).
-        certificates: directory of ``<structure>.pem`` / ``<structure>.key`` (APP).
+        certificates: directory of the APP certificates, per structure (module docstring):
+            ``<ref>.p12``/``.pfx``, or ``<ref>.pem`` + ``<ref>.key``; ``<ref>.password`` when one is needed.
         bridge: the bridge client (PER/ORG), with the fleet's installation credential; None: PER/ORG
             BALs are refused with a clear error.
         session_secrets: directory of ``<session id>`` files holding each bridge session's secret;
@@ -116,8 +162,7 @@ class MailboxConnector:
                 raise ConfigError(f"{spec.address}: no certificate directory configured for BAL APP")
             cert = self._certs.get(spec.ref)
             if cert is None:
-                cert = ClientCertificate(cert=self.certificates / f"{spec.ref}.pem",
-                                         key=self.certificates / f"{spec.ref}.key")
+                cert = certificate_of(self.certificates, spec.ref)
             trust = self.trust(cert)
             self._certs[spec.ref] = cert
             return cert, trust
@@ -169,7 +214,8 @@ class MailboxConnector:
         ``limiter`` (the worker's) paces its first connection and every reconnection.
 
         Raises:
-            ConfigError: no such certificate files (or unreadable ones), no bridge configured, or no
+            ConfigError: no such certificate files (or unreadable ones, a wrong password, an expired
+                certificate, a key not the certificate's), no bridge configured, or no
                 secret for the session (secret files); a session not delegated to the fleet shows
                 at the first connection, as an ended PSC session (``PSCError``).
         """
