@@ -11,6 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from mssante.fleet import FleetStore, Worker, WorkerSettings
 from mssante.fleet._presence import Presence
 from tests.client.test_mailbox_support import running_sandbox
@@ -110,11 +112,11 @@ async def test_a_killed_worker_process_is_taken_over_long_before_its_lease_ttl(
                 process.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(process.wait)
                 await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})  # nobody watches them now
-                # a third of the lease TTL at most: the failure detector, not the TTL, moved them
-                async with asyncio.timeout(LONG_TTL / 3):
-                    await until_held(store, APPS, lambda h: all(v == "w1" for v in h.values()), within=LONG_TTL)
-                    await events.until(lambda seen: len(events.messages()) == 8, within=LONG_TTL)
+                # a third of the lease TTL at most: the failure detector, not the TTL, moved them (the leases'
+                # holders judge it; the four IMAP logins that follow the takeover are load's, not the detector's)
+                await until_held(store, APPS, lambda h: all(v == "w1" for v in h.values()), within=LONG_TTL / 3)
                 assert survivor.presence is not None and survivor.presence.evictions == 1
+                await events.until(lambda seen: len(events.messages()) == 8, within=LONG_TTL)
                 await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
                 await events.until(lambda seen: len(events.messages()) == 12)
         finally:
@@ -180,3 +182,20 @@ async def test_a_worker_stops_even_when_a_cancellation_of_its_detector_is_swallo
     await until(lambda: rounds >= 1 and worker.ticks >= 1)
     worker.shutdown()
     await asyncio.wait_for(task, 30)  # far above a detector's round (0.05 s here); forever before the fix
+
+
+async def test_a_worker_stop_that_hangs_fails_at_the_tests_bound_instead_of_passing_late() -> None:
+    """``running`` (tests/fleet/test_worker.py) used to swallow every cancellation of its wait for the worker's end,
+    the test's own bound included: a CI run whose worker stop hung (the detector bug above) passed after 122 s against
+    a 120-s bound. A stop that never ends must now fail at the bound."""
+
+    class Hung:
+        async def run(self) -> None:
+            await asyncio.Event().wait()  # its stop never comes: only a cancellation ends it
+
+        def shutdown(self) -> None:
+            pass
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2), running(Hung()):  # type: ignore[arg-type]  # run and shutdown only
+            pass

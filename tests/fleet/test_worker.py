@@ -33,8 +33,14 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
         yield task
     finally:
         worker.shutdown()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            # The worker's own end, cancelled: expected. The test's bound (an ``asyncio.timeout`` around the
+            # block) cancelling us while a stop hangs must fail the test, not pass it late: a CI run passed
+            # after 122 s against a 120-s bound, its timeout swallowed here.
+            if (current := asyncio.current_task()) is not None and current.cancelling():
+                raise
 
 
 async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
