@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mssante.errors import (
     AuthUnavailable,
@@ -52,10 +52,17 @@ _RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError
 _MAX_RESCANS = 20  # consecutive scans before waiting anyway (a server announcing changes forever)
 
 
+#: UIDs fetched in one ``UID FETCH`` at most: a folder's whole history (a BAL watched for the first time, a
+#: UIDVALIDITY change) comes in bounded steps, not as one response holding thousands of summaries.
+FETCH_CHUNK = 200
+
+
 async def new_since(
-    conn: IMAPConnection, folder: str, uidvalidity: int | None, last_uid: int, extra_items: tuple[str, ...] = ()
-) -> tuple[list[tuple[MessageSummary, FetchResponse]], bool]:
-    """Summaries of the messages of the selected ``folder`` with a UID above ``last_uid``, in UID order.
+    conn: IMAPConnection, folder: str, uidvalidity: int | None, last_uid: int, extra_items: tuple[str, ...] = (),
+    *, chunk: int = FETCH_CHUNK,
+) -> tuple[list[tuple[MessageSummary, FetchResponse]], bool, bool]:
+    """Summaries of the messages of the selected ``folder`` with a UID above ``last_uid``, in UID order, the
+    ``chunk`` lowest at most.
 
     ``extra_items`` are fetched in the same ``UID FETCH`` (e.g. ``BODY.PEEK[HEADER.FIELDS (...)]``):
     no other command, no other connection.
@@ -64,7 +71,8 @@ async def new_since(
         Each summary with the FETCH response it was built from, and whether the server announced
         a change (EXISTS/RECENT) meanwhile: a server may answer SEARCH from the state *before* the
         updates it sends with the answer (RFC 3501 §7: untagged updates may come with any
-        command), so the caller scans again.
+        command), so the caller scans again; and whether more UIDs than ``chunk`` were found (the
+        caller scans again from the last one returned).
 
     Raises:
         CommandFailed, TransportError, RemoteProtocolError: the commands failed.
@@ -72,13 +80,16 @@ async def new_since(
     _, events = await conn.command(UidSearch(criteria=SearchKey.uid(f"{last_uid + 1}:*")))
     changed = any(isinstance(e, ExistsResponse | RecentResponse) for e in events)
     uids = sorted({uid for e in events if isinstance(e, _Search) for uid in e.ids if uid > last_uid})
+    more = len(uids) > chunk
+    uids = uids[:chunk]
     if not uids:
-        return [], changed
+        return [], changed, False
     _, events = await conn.command(UidFetch(uids=uids, items=SUMMARY_ITEMS + extra_items))
     changed = changed or any(isinstance(e, ExistsResponse | RecentResponse) for e in events)
+    wanted = set(uids)
     found = [(MessageSummary.from_fetch(e, folder=folder, uidvalidity=uidvalidity), e)
-             for e in events if isinstance(e, FetchResponse) and e.uid in uids]
-    return sorted(found, key=lambda pair: pair[0].uid), changed
+             for e in events if isinstance(e, FetchResponse) and e.uid in wanted]
+    return sorted(found, key=lambda pair: pair[0].uid), changed, more
 
 
 async def _wait_for_change(conn: IMAPConnection, duration: float) -> None:
@@ -106,6 +117,8 @@ async def watch(box: Mailbox, state: WatchState) -> AsyncGenerator[MessageSummar
 async def watch_fetching(
     box: Mailbox, state: WatchState, extra_items: tuple[str, ...] = (), *,
     on_connected: Callable[[WatchState], Awaitable[None]] | None = None,
+    catch_up: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
+    chunk: int = FETCH_CHUNK,
 ) -> AsyncGenerator[tuple[MessageSummary, FetchResponse], None]:
     """:func:`watch`, each summary with its FETCH response holding ``extra_items`` too (fetched on the
     watch connection, in the same command as the summary: a fleet worker's X-MSS header fields).
@@ -114,6 +127,10 @@ async def watch_fetching(
     ``SELECT`` and catch-up scan: it may set ``state.uidvalidity`` and ``state.last_uid`` (a fleet
     worker taking a BAL over moves its lease there, then reads the checkpoint), or raise to end
     the watch (the exception goes to the caller, the connection is logged out).
+
+    ``catch_up`` (a fleet worker's bound on concurrent catch-ups) is entered after each (re)connection and
+    held while the scans find messages, until the first wait: what was delivered while nobody watched is
+    fetched by a bounded number of BALs at a time. ``chunk``: UIDs per ``UID FETCH`` at most.
 
     Raises:
         TokenRejected, NotAuthorized: authentication refused (after the retry rule).
@@ -128,6 +145,7 @@ async def watch_fetching(
     failures = 0
     idle_failures = 0
     rescans = 0
+    gate = contextlib.AsyncExitStack()  # the catch-up slot, held from a (re)connection until caught up
     try:
         while True:
             if box.closed:
@@ -155,12 +173,16 @@ async def watch_fetching(
                         state.last_uid = (info.uidnext or 1) - 1 if info.uidnext else await _highest(conn)
                     box._trace("select", f"SELECT {state.folder} (watch)", f"UIDVALIDITY {info.uidvalidity}", True)
                     failures = 0
-                found, changed = await new_since(conn, state.folder, state.uidvalidity, state.last_uid or 0,
-                                                 extra_items)
+                    if catch_up is not None:
+                        await gate.enter_async_context(catch_up())
+                found, changed, more = await new_since(conn, state.folder, state.uidvalidity, state.last_uid or 0,
+                                                       extra_items, chunk=chunk)
                 for summary, response in found:
                     state.last_uid = summary.uid
                     box._trace("fetch", f"UID FETCH {summary.uid} (watch {state.folder})", "new message", True)
                     yield summary, response
+                if more:
+                    continue  # the rest of a backlog: the UIDs only grow, it ends
                 if (found or changed) and rescans < _MAX_RESCANS:
                     # Scan again before waiting: what arrived while the caller held the last message
                     # may not be announced by the next IDLE (a server may report only changes made
@@ -168,6 +190,7 @@ async def watch_fetching(
                     rescans += 1
                     continue
                 rescans = 0
+                await gate.aclose()  # caught up: another BAL's turn
                 if conn.engine.has("IDLE") and idle_failures < options.idle_failures_before_polling:
                     try:
                         await _wait_for_change(conn, options.connection.idle_refresh)
@@ -179,6 +202,7 @@ async def watch_fetching(
             except _RECOVERABLE as exc:
                 if exc is hook_error:
                     raise
+                await gate.aclose()
                 if conn is not None:
                     conn.abort()
                     box.release(conn)
@@ -190,6 +214,7 @@ async def watch_fetching(
                 await options.clock.sleep(options.backoff.delay(failures))
                 failures += 1
     finally:
+        await gate.aclose()
         if conn is not None:
             box.release(conn)
             await conn.logout(grace=1.0)

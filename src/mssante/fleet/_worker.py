@@ -109,6 +109,9 @@ class WorkerSettings:
             that first connections, reconnections and their catch-up scans all go through it.
         connect_jitter: share of one connect interval each start is randomly delayed by.
         connect_concurrent: handshakes in progress at most in this worker.
+        catch_up_concurrent: BALs of this worker catching up at once at most (the scan and fetches
+            after a (re)connection, until the first wait; 200 UIDs per ``UID FETCH``): a takeover or
+            an operator restart fetches what was missed a bounded number of BALs at a time.
         operator_rate, operator_burst: the fleet-wide connect limit toward one operator (BALs of
             one domain), shared by every worker through Redis; None: no fleet-wide limit.
         redis_retry_max: longest pause between two attempts while Redis is unreachable (s).
@@ -139,6 +142,7 @@ class WorkerSettings:
     connect_burst: int = 5
     connect_jitter: float = 0.5
     connect_concurrent: int = 64
+    catch_up_concurrent: int = 32
     operator_rate: float | None = 100.0
     operator_burst: int = 20
     redis_retry_max: float = 2.0
@@ -155,8 +159,10 @@ class WorkerSettings:
             raise UsageError("presence_interval must be positive (or None) and presence_grace not negative")
         if self.operator_rate is not None and (self.operator_rate <= 0 or self.operator_burst < 1):
             raise UsageError("operator_rate and operator_burst must be positive")
-        if self.capacity < 1 or self.lease_ttl <= 0 or self.redis_retry_max <= 0 or self.desired_max_age < 0:
-            raise UsageError("capacity, lease_ttl and redis_retry_max must be positive, desired_max_age not negative")
+        if (self.capacity < 1 or self.lease_ttl <= 0 or self.redis_retry_max <= 0 or self.desired_max_age < 0
+                or self.catch_up_concurrent < 1):
+            raise UsageError("capacity, lease_ttl, redis_retry_max and catch_up_concurrent must be positive, "
+                             "desired_max_age not negative")
         ConnectLimiter(self.connect_rate, self.connect_burst, self.connect_concurrent,
                        jitter=self.connect_jitter)  # raises UsageError on a bad connect setting
 
@@ -208,6 +214,7 @@ class WorkerFigures:
     handovers_out: int = 0
     handovers_in: int = 0
     heap_trims: int = 0
+    catch_up_waits: int = 0
     lag_ms: int = 0
     stops: dict[str, int] = field(default_factory=dict)
 
@@ -257,6 +264,7 @@ class Worker:
         self._free_before: set[str] = set()  # BALs unleased at the previous tick's look
         self._keep_excess_until = 0.0  # loop time before which stranded BALs taken are not released
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
+        self._catch_up = asyncio.Semaphore(self.settings.catch_up_concurrent)
         self._unreadable_seen: dict[str, str] = {}  # desired-set entries not readable -> digest already reported
         self._offers: dict[str, float] = {}  # BALs offered under their current lease -> loop time of the deadline
 
@@ -340,6 +348,7 @@ class Worker:
                 "connects": self.limiter.granted,
                 "handovers_out": self.figures.handovers_out, "handovers_in": self.figures.handovers_in,
                 "connecting": len(self._connecting), "heap_trims": self.figures.heap_trims,
+                "catch_up_waits": self.figures.catch_up_waits,
                 "evicted_peers": self.presence.evictions if self.presence else 0}
 
     def _claim_budget(self) -> int:
@@ -631,7 +640,8 @@ class Worker:
                                              last_uid=checkpoint.uid if checkpoint else 0)
             items = (X_MSS_ITEM,) if self.settings.x_mss else ()
             take = (lambda state: self._take(watch, state)) if watch.taking is not None else None
-            async with box, contextlib.aclosing(watch_fetching(box, state, items, on_connected=take)) as watcher:
+            async with box, contextlib.aclosing(watch_fetching(box, state, items, on_connected=take,
+                                                               catch_up=self._catch_up_slot)) as watcher:
                 async for summary, response in watcher:
                     result = await self._publish(watch, summary, x_mss_of(response) if items else None)
                     if result.status == "stale":
@@ -686,6 +696,14 @@ class Worker:
         checkpoint = await self._redis(lambda: self.store.checkpoint(address))
         state.uidvalidity = checkpoint.uidvalidity if checkpoint else None
         state.last_uid = checkpoint.uid if checkpoint else 0
+
+    @contextlib.asynccontextmanager
+    async def _catch_up_slot(self) -> AsyncIterator[None]:
+        """One of the worker's ``catch_up_concurrent`` catch-up slots (counted in ``catch_up_waits`` when full)."""
+        if self._catch_up.locked():
+            self.figures.catch_up_waits += 1
+        async with self._catch_up:
+            yield
 
     def _connected(self, event: MailboxEvent) -> None:
         if event.kind == "connected":
