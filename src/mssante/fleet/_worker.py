@@ -349,11 +349,11 @@ class Worker:
     async def tick(self) -> bool:
         """One round: heartbeat, renew, drop removed BALs, balance.
 
-        Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` releases
-        only its excess, and no more per tick than one worker's connect limiter lets through in a
-        tick less the BALs already released and not yet claimed (so the joiner can take them at
-        once); a worker below its share claims free BALs, no more than its limiter's budget less
-        the BALs it is still connecting.
+        Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` offers
+        only its excess (still watching it: make-before-break), and no more per tick than one
+        worker's connect limiter lets through in a tick less the BALs in transit (live offers, BALs
+        without a lease); a worker below its share takes offers, then free BALs, no more than its
+        limiter's budget less the BALs it is still connecting.
 
         Returns:
             True when this worker is below its share and should look again soon.
