@@ -68,7 +68,7 @@ async def test_a_worker_process_publishes_and_the_lps_reads_with_a_group(
             [sys.executable, "-m", "mssante", "fleet", "worker", "--capacity", "10", "--id", "w-cli",
              "--ca-bundle", sb.info["ca_bundle"], "--certificates", str(certificates(sb, tmp_path / "certs")),
              "--dns", dns, *(f"--resolve={h}=127.0.0.1" for h in hosts), "--lease-ttl", "1", "--idle-refresh", "2",
-             *r], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             "--drain-timeout", "600", *r], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             await until_held(store, bals, lambda h: all(v == "w-cli" for v in h.values()))
             for address in bals:
@@ -94,12 +94,15 @@ async def test_a_worker_process_publishes_and_the_lps_reads_with_a_group(
             assert all(w["lag_ms"] >= 0 for w in lag["worst"]) and lag["max_ms"] >= lag["p50_ms"] >= 0
             code, out, _ = await cli(capsys, "status", *r)
             assert "Workers actifs : 1" in out and "w-cli : 2/10 BAL, 2 messages publiés" in out
+            assert "0 BAL cédées par relève, 0 reçues par relève, 0 en connexion" in out
             assert "Retard par BAL (arrivée → publication du dernier message) : médiane" in out
         finally:
             worker.send_signal(signal.SIGTERM)
             _, err = await asyncio.to_thread(worker.communicate, timeout=20)
         assert worker.returncode == 0, err
-        assert "Worker w-cli arrêté, baux rendus" in err
+        # alone: no peer to hand its BALs to, it released them at once (not after its 600-s drain)
+        assert "Worker w-cli arrêté, baux rendus (0 BAL cédées par relève depuis son démarrage)" in err
+        assert "en cours d'arrêt : ses BAL passent aux autres workers par relève (au plus 600 s)" in err
         logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
         claimed = [entry for entry in logs if entry.get("event") == "claimed"]
         assert claimed and claimed[0]["worker"] == "w-cli" and claimed[0]["level"] == "INFO"

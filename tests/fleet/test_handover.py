@@ -13,6 +13,7 @@ from mssante.fleet import BALSpec, Connector, FleetStore, Lease, Worker, WorkerS
 from mssante.sandbox.fronts.faults import LiveSession
 from mssante.sandbox.runner import Sandbox
 from tests.fleet._support import APPS, apps_watched, holders, until_held
+from tests.fleet.conftest import RedisServer
 from tests.fleet.test_store import summary
 from tests.fleet.test_worker import deliver, running, until
 
@@ -303,3 +304,111 @@ async def test_a_lone_workers_shutdown_releases_at_once(tmp_path: Path, store: F
         await asyncio.wait_for(task, 30)  # no peer to drain to: it did not wait its hour
         assert set((await holders(store, APPS)).values()) == {None}
         assert alone.figures.handovers_out == 0 and await store.live_offers() == []
+
+
+async def test_a_bal_removed_while_offered_is_not_taken(tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        w1, taker, w2, sessions = gated_pair(sb, store, boxes)
+        async with running(w1):
+            await holding_all(w1, sessions)
+            async with running(w2):
+                gone, moved = await at_the_gate(taker, sessions)
+                assert await store.remove(gone)
+                await until(lambda: gone not in w1.watches)  # its holder drops it (lease released, offer withdrawn)
+                taker.gate.set()
+                await until(lambda: gone not in w2.watches)  # the transfer finds it removed: no lease, no event
+                await until(lambda: sessions.count(gone) == 0)
+                assert await store.holder(gone) is None
+                kept = tuple(a for a in APPS if a != gone)
+                await until_held(store, kept, lambda h: h[moved] == "w2")
+                await until(lambda: w2.figures.handovers_in == 1 and settled(w2))
+                await deliver(sb, {a: [f"{a}-apres"] for a in kept})
+                await events.until(lambda seen: len(events.messages()) == 3)
+        assert Counter(events.messages()) == Counter((a, f"{a}-apres") for a in kept)
+        assert [e.kind for e in events.seen] == ["message"] * 3  # no bal-error for the removed BAL
+
+
+async def test_redis_restarting_mid_handover_the_transfer_waits_and_nothing_is_lost(
+        tmp_path: Path, store: FleetStore, redis_server: RedisServer) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        patient = replace(HANDOVER, presence_grace=30.0)  # Redis restarting is no worker's death
+        taker = GatedStore(store)
+        w1 = Worker(store, boxes, settings=patient, worker_id="w1")
+        w2 = Worker(taker, boxes, settings=patient, worker_id="w2")
+        sessions = SessionWatch(sb)
+        async with running(w1):
+            await holding_all(w1, sessions)
+            sessions.armed = True
+            async with running(w2):
+                moved = await at_the_gate(taker, sessions)
+                redis_server.stop()
+                await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})
+                taker.gate.set()  # the transfers meet a Redis that is away: they wait for it
+                redis_server.start()
+                async with FleetStore.from_url(redis_server.url).session() as fresh:  # the test's own, not stale
+                    held = await until_held(fresh, APPS, lambda h: Counter(h.values()) == {"w1": 2, "w2": 2})
+                assert sorted(a for a, w in held.items() if w == "w2") == moved
+                await until(lambda: w2.figures.handovers_in == 2 and settled(w2))
+                await events.until(lambda seen: len(events.messages()) == 4)
+                await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+                await events.until(lambda seen: len(events.messages()) == 8)
+                assert sessions.zero == []
+                sessions.armed = False
+        assert Counter(events.messages()) == Counter((a, f"{a}-{n}") for a in APPS for n in ("pendant", "apres"))
+
+
+async def test_a_worker_evicted_with_offers_out_loses_nothing_and_joins_again(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        # w1 looks at its presence once (at its start), then only when the test says
+        w1 = Worker(store, boxes, settings=replace(HANDOVER, presence_interval=3600.0), worker_id="w1")
+        taker = GatedStore(store)
+        w2 = Worker(taker, boxes, settings=HANDOVER, worker_id="w2")
+        sessions = SessionWatch(sb)
+        async with running(w1):
+            await holding_all(w1, sessions)
+            async with running(w2):
+                moved = await at_the_gate(taker, sessions)
+                assert w1.presence is not None
+                await store.redis.client_kill_filter(_id=w1.presence.registration.partition("|")[0])
+                # w2 evicts w1 (leases deleted, fences bumped) and claims the BALs it was not taking
+                await until(lambda: w2.presence is not None and w2.presence.evictions == 1)
+                await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})
+                taker.gate.set()  # the offers' leases are gone: the transfers acquire them
+                await until_held(store, APPS, lambda h: all(v == "w2" for v in h.values()))
+                await events.until(lambda seen: len(events.messages()) == 4)
+                assert w2.figures.handovers_in == 0
+                assert all(sessions.count(a) >= 1 for a in moved)
+                # w1 looks again: it learns it was evicted, and joins the balance like a new worker
+                changed, _ = await w1.presence.check()
+                assert changed and w1.presence.evicted == 1
+                w1._wake.set()
+                await until_held(store, APPS, lambda h: Counter(h.values()) == {"w1": 2, "w2": 2}, within=60)
+                await until(lambda: settled(w1) and settled(w2))
+                await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+                await events.until(lambda seen: len(events.messages()) == 8)
+        assert Counter(events.messages()) == Counter((a, f"{a}-{n}") for a in APPS for n in ("pendant", "apres"))
+
+
+async def test_a_taker_stopped_mid_transfer_gives_the_lease_back_to_the_holder(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        w1, taker, _, sessions = gated_pair(sb, store, boxes)
+        # a clean stop with no drain: w2 stays registered until it unregisters, so nobody evicts it
+        stopping = Worker(taker, boxes, settings=replace(HANDOVER, drain_timeout=0.0), worker_id="w2")
+        async with running(w1):
+            await holding_all(w1, sessions)
+            sessions.armed = True
+            task = asyncio.create_task(stopping.run())
+            moved = await at_the_gate(taker, sessions)
+            stopping.shutdown()  # w2 stops while its transfers are on their way to Redis
+            await asyncio.wait_for(task, 30)
+            assert w1.presence is not None and w1.presence.evictions == 0
+            taker.gate.set()  # the transfers land: w2 gives the leases back, w1 (still watching) takes them again
+            await until_held(store, APPS, lambda h: all(v == "w1" for v in h.values()))
+            await until(lambda: all(w1.watches[a].lease.fence > 1 for a in moved))
+            await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
+            await events.until(lambda seen: len(events.messages()) == 4)
+            assert sorted(w1.watches) == sorted(APPS) and sessions.zero == []
+            sessions.armed = False
+        assert Counter(events.messages()) == Counter((a, f"{a}-apres") for a in APPS)

@@ -222,6 +222,10 @@ async def test_health_and_metrics_read_with_curl(tmp_path: Path, store: FleetSto
                 assert 'mssante_fleet_published_total{worker="w-http"} 1.0' in metrics
                 assert 'mssante_fleet_bals{worker="w-http"} 1.0' in metrics
                 assert 'mssante_fleet_healthy{worker="w-http"} 1.0' in metrics
+                assert 'mssante_fleet_handovers_out_total{worker="w-http"} 0.0' in metrics
+                assert 'mssante_fleet_handovers_in_total{worker="w-http"} 0.0' in metrics
+                assert 'mssante_fleet_connecting{worker="w-http"} 0.0' in metrics
+                assert 'mssante_fleet_heap_trims_total{worker="w-http"}' in metrics
                 assert (await _curl(f"{base}/autre"))[0] == 404
                 redis_server.stop()  # leases cannot be renewed: unhealthy after two TTLs
                 async with asyncio.timeout(10):

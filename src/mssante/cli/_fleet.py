@@ -261,7 +261,10 @@ def status(redis_url: str, prefix: str, as_json: bool) -> None:
                      "{reconnects} reconnections, {failures} failures, {redis_errors} Redis errors").format(
             worker=wid, bals=w.get("bals", 0), capacity=w.get("capacity", "?"), published=w.get("published", 0),
             lag=w.get("lag_ms", 0), reconnects=w.get("reconnects", 0), failures=w.get("failures", 0),
-            redis_errors=w.get("redis_errors", 0)))
+            redis_errors=w.get("redis_errors", 0)) + ", "
+                   + _("{out} BALs handed over, {taken} taken by handover, {connecting} connecting").format(
+                       out=w.get("handovers_out", 0), taken=w.get("handovers_in", 0),
+                       connecting=w.get("connecting", 0)))
     if data["lag"]["bals"]:
         worst = ", ".join(f"{w['bal']} {w['lag_ms']} ms" for w in data["lag"]["worst"])
         click.echo(_("Lag per BAL (arrival → publication of the last message): median {p50} ms, max {max} ms; "
@@ -389,6 +392,10 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
               help="Seconds a peer's presence connection to Redis must be gone before its BALs are taken over "
                    "(a killed worker: about this long; a dead machine: --lease-ttl). 0: lease TTL only.")
 # -- end fast failure detection --
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=None,
+              help="Seconds a clean stop (SIGTERM, Ctrl-C) waits for the other workers to take this worker's BALs "
+                   "by handover, each watched until its new worker's session is up, before releasing the rest "
+                   "(default: 3 x --lease-ttl; 0: release at once).")
 @click.option("--dns", "dns_server", metavar="HOST:PORT", help="Ask this DNS server for SRV records.")
 @click.option("--resolve", multiple=True, metavar="HOST=IP", help="Connect to IP for HOST (checked by name).")
 @click.option("--idle-refresh", type=click.FloatRange(min=1), default=29 * 60.0, show_default=True,
@@ -402,11 +409,13 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
            installation_id: str | None, bridge_secret_file: Path | None, session_secrets: Path | None,
            lease_ttl: float, connect_rate: float,
-           connect_burst: int, operator_rate: float, presence_grace: float, dns_server: str | None,
+           connect_burst: int, operator_rate: float, presence_grace: float, drain_timeout: float | None,
+           dns_server: str | None,
            resolve: tuple[str, ...],
            idle_refresh: float, worker_id: str | None, no_x_mss: bool, log_level: str, http_at: str | None,
            redis_url: str, prefix: str) -> None:
-    """Run a fleet worker until SIGTERM or Ctrl-C (then its leases are released).
+    """Run a fleet worker until SIGTERM or Ctrl-C (then its BALs are handed over to the other workers, the
+    leases left released).
 
     \f
     Raises:
@@ -426,7 +435,8 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
     settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
                               connect_burst=connect_burst, operator_rate=operator_rate or None, x_mss=not no_x_mss,
-                              presence_interval=0.25 if presence_grace else None, presence_grace=presence_grace)
+                              presence_interval=0.25 if presence_grace else None, presence_grace=presence_grace,
+                              drain_timeout=drain_timeout)
 
     async def run() -> None:
         bridge = None
@@ -449,8 +459,14 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
         store = FleetStore.from_url(redis_url, keys=Keys(prefix))
         runner = Worker(store, connector, settings=settings, worker_id=worker_id)
         loop = asyncio.get_running_loop()
+        def stop() -> None:
+            if runner.watches and settings.drain_s > 0:
+                click.echo(_("Worker {worker} stopping: its BALs go to the other workers by handover (at most "
+                             "{seconds:g} s)").format(worker=runner.id, seconds=settings.drain_s), err=True)
+            runner.shutdown()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, runner.shutdown)
+            loop.add_signal_handler(sig, stop)
         server = await serve_http(runner, *http) if http else None
         if server is not None:
             bound = server.sockets[0].getsockname()
@@ -466,6 +482,7 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
             await store.aclose()
             if bridge is not None:
                 await bridge.aclose()
-        click.echo(_("Worker {worker} stopped, leases released").format(worker=runner.id), err=True)
+        click.echo(_("Worker {worker} stopped, leases released ({handed} BALs handed over since it started)").format(
+            worker=runner.id, handed=runner.figures.handovers_out), err=True)
 
     asyncio.run(run())

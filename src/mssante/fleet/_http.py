@@ -55,6 +55,12 @@ class WorkerCollector(Collector):
         yield counter("redis_errors", "Redis calls that failed and were retried.", f.redis_errors)
         yield counter("takeovers", "BALs taken over from another worker.", f.takeovers)
         yield counter("connects", "IMAP connections granted by the connect limiter.", w.limiter.granted)
+        yield counter("handovers_out", "BALs handed over to another worker (make-before-break).", f.handovers_out)
+        yield counter("handovers_in", "BALs taken from another worker by handover.", f.handovers_in)
+        yield gauge("connecting", "BALs claimed or being taken whose IMAP session is not up yet.",
+                    w.connecting_count)
+        yield counter("heap_trims", "Times the C heap was given back to the system after a burst of handshakes.",
+                      f.heap_trims)
         reconnects = sum(x.state.reconnects for x in w.watches.values() if x.state is not None)
         yield counter("reconnects", "Watch reconnections of the BALs held now.", reconnects)
 

@@ -2,10 +2,14 @@
 
 Each tick (a third of the lease TTL) the worker says it is alive, renews its leases in one round
 trip, drops the BALs removed from the desired set, and balances: it aims at
-``min(capacity, ceil(active BALs / live workers))`` BALs, releasing extras when a worker joins
-and claiming free ones (in random order, so workers do not contend) when one leaves or dies.
+``min(capacity, ceil(active BALs / live workers))`` BALs, *offering* extras when a worker joins
+and taking offers, then free BALs (in random order, so workers do not contend) when below its share.
 It claims nothing on its first tick (workers started together see each other first) and no more
 per tick than its connect limiter lets through meanwhile.
+
+A planned move is make-before-break (docs/fleet.md): the holder keeps watching an offered BAL; the
+taker opens the IMAP session first, then moves the lease in one script (new fencing token), and
+only then reads the checkpoint and scans. A clean shutdown drains the same way.
 
 A watched BAL resumes from its checkpoint: ``Mailbox.watch`` scans ``UID SEARCH UID n+1:*``
 (RFC 3501 §6.4.4) at every (re)connection, so a message delivered while nobody watched is
@@ -347,9 +351,14 @@ class Worker:
                 "lag_ms": self.figures.lag_ms,
                 "connects": self.limiter.granted,
                 "handovers_out": self.figures.handovers_out, "handovers_in": self.figures.handovers_in,
-                "connecting": len(self._connecting), "heap_trims": self.figures.heap_trims,
+                "connecting": self.connecting_count, "heap_trims": self.figures.heap_trims,
                 "catch_up_waits": self.figures.catch_up_waits,
                 "evicted_peers": self.presence.evictions if self.presence else 0}
+
+    @property
+    def connecting_count(self) -> int:
+        """BALs claimed or being taken whose IMAP session is not up yet."""
+        return len(self._connecting)
 
     def _claim_budget(self) -> int:
         """How many BALs one worker can connect during one tick (its connect limiter's output)."""
@@ -358,11 +367,11 @@ class Worker:
     async def tick(self) -> bool:
         """One round: heartbeat, renew, drop removed BALs, balance.
 
-        Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` releases
-        only its excess, and no more per tick than one worker's connect limiter lets through in a
-        tick less the BALs already released and not yet claimed (so the joiner can take them at
-        once); a worker below its share claims free BALs, no more than its limiter's budget less
-        the BALs it is still connecting.
+        Balance moves as few BALs as it can: a worker above ``ceil(active / live workers)`` offers
+        only its excess (still watching it: make-before-break), and no more per tick than one
+        worker's connect limiter lets through in a tick less the BALs in transit (live offers, BALs
+        without a lease); a worker below its share takes offers, then free BALs, no more than its
+        limiter's budget less the BALs it is still connecting.
 
         Returns:
             True when this worker is below its share and should look again soon.
@@ -680,9 +689,13 @@ class Worker:
         """
         address, replaced = watch.spec.address, watch.taking or ""
         watch.transferring = True
+        transfer = asyncio.ensure_future(self._redis(lambda: self.store.transfer(address, replaced, self.id,
+                                                                                 self.settings.ttl_ms)))
         try:
-            how, lease = await self._redis(lambda: self.store.transfer(address, replaced, self.id,
-                                                                       self.settings.ttl_ms))
+            how, lease = await asyncio.shield(transfer)
+        except asyncio.CancelledError:  # stopped meanwhile (a shutdown): a lease moved here is given back
+            transfer.add_done_callback(self._give_back)
+            raise
         finally:
             watch.transferring = False
         if lease is None:
@@ -704,6 +717,19 @@ class Worker:
             self.figures.catch_up_waits += 1
         async with self._catch_up:
             yield
+
+    def _give_back(self, transfer: asyncio.Future[tuple[str, Lease | None]]) -> None:
+        """Release the lease a transfer moved here after its watch was stopped: its previous holder, still
+        watching, takes it back at its next tick instead of the BAL staying leased to nobody watching it."""
+        if transfer.cancelled() or transfer.exception() is not None or (lease := transfer.result()[1]) is None:
+            return
+        task = asyncio.create_task(self._release_quietly(lease))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _release_quietly(self, lease: Lease) -> None:
+        with contextlib.suppress(*_REDIS_DOWN):
+            await self.store.release(lease)
 
     def _connected(self, event: MailboxEvent) -> None:
         if event.kind == "connected":
