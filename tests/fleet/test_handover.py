@@ -409,6 +409,9 @@ async def test_a_taker_stopped_mid_transfer_gives_the_lease_back_to_the_holder(
             await until(lambda: all(w1.watches[a].lease.fence > 1 for a in moved))
             await deliver(sb, {a: [f"{a}-apres"] for a in APPS})
             await events.until(lambda seen: len(events.messages()) == 4)
-            assert sorted(w1.watches) == sorted(APPS) and sessions.zero == []
+            # w1 is told of the transfer and closes its session unless the lease is already given back when it
+            # looks (test_handover_idle.py): a look between the transfer and the give-back leaves the BAL without
+            # a session until w1's next tick; nothing is lost (the catch-up), so only the other BALs are checked
+            assert sorted(w1.watches) == sorted(APPS) and set(sessions.zero) <= set(moved)
             sessions.armed = False
         assert Counter(events.messages()) == Counter((a, f"{a}-apres") for a in APPS)

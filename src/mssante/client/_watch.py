@@ -49,6 +49,7 @@ __all__ = ["new_since", "watch", "watch_fetching"]
 
 _WAKE = (ExistsResponse, RecentResponse, FetchResponse, ExpungeResponse, VanishedResponse)
 _RECOVERABLE = (TransportError, AuthUnavailable, RemoteProtocolError, LimitError, DiscoveryError)
+_SETTLE_POLL = 0.2  # seconds between two scans while idle_ready says not yet
 _MAX_RESCANS = 20  # consecutive scans before waiting anyway (a server announcing changes forever)
 
 
@@ -119,6 +120,7 @@ async def watch_fetching(
     on_connected: Callable[[WatchState], Awaitable[None]] | None = None,
     catch_up: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     chunk: int = FETCH_CHUNK,
+    idle_ready: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncGenerator[tuple[MessageSummary, FetchResponse], None]:
     """:func:`watch`, each summary with its FETCH response holding ``extra_items`` too (fetched on the
     watch connection, in the same command as the summary: a fleet worker's X-MSS header fields).
@@ -131,6 +133,9 @@ async def watch_fetching(
     ``catch_up`` (a fleet worker's bound on concurrent catch-ups) is entered after each (re)connection and
     held while the scans find messages, until the first wait: what was delivered while nobody watched is
     fetched by a bounded number of BALs at a time. ``chunk``: UIDs per ``UID FETCH`` at most.
+    ``idle_ready``: asked before each wait until it says True; until then the watch scans every
+    0.2 s instead of entering IDLE (a fleet worker taking a BAL over waits for the previous session's
+    end: a Dovecot imap process stops notifying a mailbox's sessions when one of them closes).
 
     Raises:
         TokenRejected, NotAuthorized: authentication refused (after the retry rule).
@@ -191,6 +196,11 @@ async def watch_fetching(
                     continue
                 rescans = 0
                 await gate.aclose()  # caught up: another BAL's turn
+                if idle_ready is not None:
+                    if not await idle_ready():
+                        await options.clock.sleep(_SETTLE_POLL)
+                        continue
+                    idle_ready = None
                 if conn.engine.has("IDLE") and idle_failures < options.idle_failures_before_polling:
                     try:
                         await _wait_for_change(conn, options.connection.idle_refresh)

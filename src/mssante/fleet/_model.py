@@ -190,6 +190,14 @@ class Keys:
         worker below its share (make-before-break handover); the holder watches them until one takes them."""
         return f"{self.prefix}:offers"
 
+    def handed(self, worker_id: str) -> str:
+        """Set: the BALs handed over from a worker not yet told (``<address>\\n<new fencing token>``)."""
+        return f"{self.prefix}:handed:{worker_id}"
+
+    def released(self, address: str) -> str:
+        """Flag: the previous holder of a BAL handed over closed its session (its taker may IDLE)."""
+        return f"{self.prefix}:released:{address}"
+
     def held(self, worker_id: str) -> str:
         """Set: the BALs a worker leased (may hold stale entries; the lease keys are the truth)."""
         return f"{self.prefix}:held:{worker_id}"

@@ -232,7 +232,19 @@ local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2] .. '|' .. fence, 'PX', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[3], 3 * tonumber(ARGV[3]))
+if how == 1 then
+  -- tell the previous holder at once (its next look, not its next tick): it logs out, then says so
+  redis.call('SADD', KEYS[7], ARGV[4] .. '\\n' .. fence)
+  redis.call('PEXPIRE', KEYS[7], 3 * tonumber(ARGV[3]))
+end
 return {how, fence}
+"""
+
+# KEYS: a worker's handed-over set. Returns its members and empties it (``<address>\n<fence of the new lease>``).
+_TAKE_HANDED = """
+local members = redis.call('SMEMBERS', KEYS[1])
+if #members > 0 then redis.call('DEL', KEYS[1]) end
+return members
 """
 
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -312,6 +324,7 @@ class FleetStore:
         self._live_offers = client.register_script(_LIVE_OFFERS)
         self._take = client.register_script(_TAKE)
         self._transfer = client.register_script(_TRANSFER)
+        self._take_handed = client.register_script(_TAKE_HANDED)
 
     @classmethod
     def from_url(cls, url: str, *, max_connections: int = 32, **kwargs: Any) -> FleetStore:
@@ -689,11 +702,44 @@ class FleetStore:
         previous = replaced.rpartition("|")[0] or worker_id
         how, fence = await self._transfer(
             keys=[self.keys.lease(address), self.keys.fence(address), self.keys.held(worker_id),
-                  self.keys.held(previous), self.keys.bals, self.keys.stopped],
+                  self.keys.held(previous), self.keys.bals, self.keys.stopped, self.keys.handed(previous)],
             args=[replaced, worker_id, ttl_ms, address])
         name = {1: "handed-over", 2: "acquired", 0: "taken", -1: "gone"}[int(how)]
         lease = Lease(address, f"{worker_id}|{int(fence)}", int(fence)) if int(how) > 0 else None
         return name, lease
+
+    async def take_handed(self, worker_id: str) -> list[tuple[str, int]]:
+        """The BALs handed over from ``worker_id`` since its last look, each with the new lease's fencing token
+        (the set is emptied: each is told once).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        out = []
+        for member in await self._take_handed(keys=[self.keys.handed(worker_id)]):
+            address, _, fence = _s(member).rpartition("\n")
+            out.append((address, int(fence)))
+        return out
+
+    async def mark_released(self, addresses: list[str], ttl_ms: int) -> None:
+        """Say that the sessions of these BALs handed over are closed here (their takers may start IDLE: Dovecot
+        stops notifying every session of a mailbox in an imap process when one of them closes).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for address in addresses:
+                pipe.set(self.keys.released(address), "1", px=ttl_ms)
+            await pipe.execute()
+
+    async def released(self, address: str) -> bool:
+        """Whether the previous holder of ``address`` said its session is closed (the mark is consumed).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        return bool(await self.redis.delete(self.keys.released(address)))
 
     async def live_workers(self) -> list[str]:
         """The ids of the live workers (heartbeat not expired), in one round trip.
