@@ -297,9 +297,15 @@ def _timed_worker(store: FleetStore, connector: MailboxConnector, settings: Work
             if event.kind == "connected":  # each (re)connection of a BAL: when a killed worker's BAL is back
                 out.write(json.dumps({"bal": event.address, "connected": time.time()}) + "\n")
 
-    worker = Timed(store, connector, settings=settings, worker_id=worker_id)
-    _log_connects(worker.limiter, out)  # after the operator's token: every (re)connection's start
-    return worker
+        def _limiter_for(self, spec: BALSpec) -> ConnectLimiter:
+            limiter = super()._limiter_for(spec)  # the worker's pacing, then the operator's fleet-wide token
+            if limiter not in logged:
+                logged.add(limiter)
+                _log_connects(limiter, out)  # inside both: every (re)connection's handshake start
+            return limiter
+
+    logged: set[ConnectLimiter] = set()
+    return Timed(store, connector, settings=settings, worker_id=worker_id)
 
 
 def _log_connects(limiter: ConnectLimiter, out: Any) -> None:
