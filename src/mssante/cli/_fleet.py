@@ -355,12 +355,21 @@ def _host_port(value: str, what: str) -> tuple[str, int]:
 
 
 def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
+    return _pairs(values, "--resolve")
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    """``NAME=VALUE`` options as a dict (``--resolve HOST=IP``, ``--operator DOMAIN=NAME``).
+
+    Raises:
+        UsageError: a value without ``=`` or with an empty side.
+    """
     out = {}
     for value in values:
-        host, sep, address = value.partition("=")
-        if not sep or not host or not address:
-            raise UsageError(_("--resolve must be HOST=IP, not {value!r}").format(value=value))
-        out[host] = address
+        name, sep, target = value.partition("=")
+        if not sep or not name or not target:
+            raise UsageError(_("{option} must be NAME=VALUE, not {value!r}").format(option=option, value=value))
+        out[name] = target
     return out
 
 
@@ -387,6 +396,13 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--connect-burst", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--operator-rate", type=click.FloatRange(min=0), default=100.0, show_default=True,
               help="Most new connections per second toward one operator, for the whole fleet (0: no limit).")
+@click.option("--operator-burst", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Connections toward one operator the whole fleet may open back to back.")
+@click.option("--operator", "operators", multiple=True, metavar="DOMAIN=NAME",
+              help="The operator hosting the BALs of DOMAIN: the domains of one operator share its limit "
+                   "(repeatable; a domain not named is its own operator).")
+@click.option("--stream-maxlen", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Trim the event stream to about this many entries (0: never; the LPS trims after XACK).")
 # -- fast failure detection (wt/fleet) --
 @click.option("--presence-grace", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds a peer's presence connection to Redis must be gone before its BALs are taken over "
@@ -409,7 +425,8 @@ def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
 def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url: str | None,
            installation_id: str | None, bridge_secret_file: Path | None, session_secrets: Path | None,
            lease_ttl: float, connect_rate: float,
-           connect_burst: int, operator_rate: float, presence_grace: float, drain_timeout: float | None,
+           connect_burst: int, operator_rate: float, operator_burst: int, operators: tuple[str, ...],
+           stream_maxlen: int, presence_grace: float, drain_timeout: float | None,
            dns_server: str | None,
            resolve: tuple[str, ...],
            idle_refresh: float, worker_id: str | None, no_x_mss: bool, log_level: str, http_at: str | None,
@@ -434,7 +451,9 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     http = _host_port(http_at, "--http") if http_at else None
     options = MailboxOptions(connection=ConnectionSettings(resolve=_resolve_map(resolve), idle_refresh=idle_refresh))
     settings = WorkerSettings(capacity=capacity, lease_ttl=lease_ttl, connect_rate=connect_rate,
-                              connect_burst=connect_burst, operator_rate=operator_rate or None, x_mss=not no_x_mss,
+                              connect_burst=connect_burst, operator_rate=operator_rate or None,
+                              operator_burst=operator_burst, operators=_pairs(operators, "--operator"),
+                              x_mss=not no_x_mss,
                               presence_interval=0.25 if presence_grace else None, presence_grace=presence_grace,
                               drain_timeout=drain_timeout)
 
@@ -456,7 +475,7 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
         connector = MailboxConnector(tls=TrustSettings(ca_bundle=ca_bundle), certificates=certificates,
                                      bridge=bridge, session_secrets=session_secrets, resolver=resolver,
                                      options=options)
-        store = FleetStore.from_url(redis_url, keys=Keys(prefix))
+        store = FleetStore.from_url(redis_url, keys=Keys(prefix), stream_maxlen=stream_maxlen)
         runner = Worker(store, connector, settings=settings, worker_id=worker_id)
         loop = asyncio.get_running_loop()
         def stop() -> None:

@@ -29,7 +29,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -116,8 +116,11 @@ class WorkerSettings:
         catch_up_concurrent: BALs of this worker catching up at once at most (the scan and fetches
             after a (re)connection, until the first wait; 200 UIDs per ``UID FETCH``): a takeover or
             an operator restart fetches what was missed a bounded number of BALs at a time.
-        operator_rate, operator_burst: the fleet-wide connect limit toward one operator (BALs of
-            one domain), shared by every worker through Redis; None: no fleet-wide limit.
+        operator_rate, operator_burst: the fleet-wide connect limit toward one operator, shared by
+            every worker through Redis; None: no fleet-wide limit.
+        operators: BAL domain (lower case) → operator name: the domains one operator hosts share its
+            fleet-wide bucket (``{"ch-a.mssante.fr": "op1", "ch-b.mssante.fr": "op1"}``); a domain not
+            listed is its own operator. Fifty domains of one operator would otherwise get fifty limits.
         redis_retry_max: longest pause between two attempts while Redis is unreachable (s).
         x_mss: fetch each new message's X-MSS header fields for its event (in the watch's own
             ``UID FETCH``, with the summary: no other command, no other connection).
@@ -147,6 +150,7 @@ class WorkerSettings:
     connect_jitter: float = 0.5
     connect_concurrent: int = 64
     catch_up_concurrent: int = 32
+    operators: Mapping[str, str] = field(default_factory=dict)
     operator_rate: float | None = 100.0
     operator_burst: int = 20
     redis_retry_max: float = 2.0
@@ -159,6 +163,7 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.drain_timeout is not None and self.drain_timeout < 0:
             raise UsageError("drain_timeout must not be negative")
+        object.__setattr__(self, "operators", {d.lower(): o for d, o in self.operators.items()})
         if (self.presence_interval is not None and self.presence_interval <= 0) or self.presence_grace < 0:
             raise UsageError("presence_interval must be positive (or None) and presence_grace not negative")
         if self.operator_rate is not None and (self.operator_rate <= 0 or self.operator_burst < 1):
@@ -804,7 +809,8 @@ class Worker:
         then its operator's fleet-wide bucket (one :class:`_OperatorLimiter` per operator, shared by its BALs)."""
         if self.settings.operator_rate is None:
             return self.limiter
-        operator = spec.address.rpartition("@")[2].lower()
+        domain = spec.address.rpartition("@")[2].lower()
+        operator = self.settings.operators.get(domain, domain)
         limiter = self._operator_limiters.get(operator)
         if limiter is None:
             limiter = self._operator_limiters[operator] = _OperatorLimiter(
