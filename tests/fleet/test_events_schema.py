@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,13 @@ from mssante.fleet import BALSpec, FleetEvent, FleetStore, MailboxConnector, Wor
 from mssante.secret import Secret
 from tests.client.test_mailbox_support import PER, running_sandbox
 from tests.fleet._support import APPS, Events, app, connector, fleet_config, raw
+from tests.fleet.conftest import RedisServer
 from tests.fleet.test_worker import QUICK, running
 
 pytestmark = pytest.mark.slow
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "schemas" / "fleet-event.schema.json").read_text("utf-8"))
+REDIS_CLI = shutil.which("redis-cli") or "redis-cli"  # packaged with redis-server
 KINDS = ("message", "uidvalidity-changed", "psc-session-ended", "bal-error")
 
 
@@ -81,7 +84,17 @@ X_MSS = (b"From: labo@mss.sandbox.test\r\nTo: a@mss.sandbox.test, b@mss.sandbox.
 BARE = b"X-Quoi: rien\r\n\r\nsans en-tetes\r\n"  # no From, To, Subject, Message-ID, Date
 
 
-async def test_every_kind_of_event_matches_the_schema(tmp_path: Path, store: FleetStore) -> None:
+async def redis_cli(server: RedisServer, *argv: str) -> list[str]:
+    """``redis-cli`` (software we did not write, as in the guides), its raw output lines."""
+    proc = await asyncio.create_subprocess_exec(REDIS_CLI, "-p", str(server.port), *argv,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0 and not err, err
+    return out.decode().splitlines()
+
+
+async def test_every_kind_of_event_matches_the_schema(tmp_path: Path, store: FleetStore,
+                                                      redis_server: RedisServer) -> None:
     async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(90):
         address = APPS[0]
         engine = sb.store.engine
@@ -118,6 +131,27 @@ async def test_every_kind_of_event_matches_the_schema(tmp_path: Path, store: Fle
     assert error["reason"].startswith("ConfigError: ") and error["bal_kind"] == "APP"
     [ended] = by_kind["psc-session-ended"]
     assert ended["bal"] == PER and ended["bal_kind"] == "PER"
+    await the_guides_commands_read_them(redis_server, [e.id for e in events.seen])
+
+
+async def the_guides_commands_read_them(server: RedisServer, ids: list[str]) -> None:
+    """The redis-cli commands of docs/fr/flotte-evenements.md and docs/en/fleet-events.md, on the stream."""
+    key = "mssante:fleet:events"
+    assert await redis_cli(server, "XGROUP", "CREATE", key, "dpi", "0", "MKSTREAM") == ["OK"]
+    pending = await redis_cli(server, "XREADGROUP", "GROUP", "dpi", "dpi-1", "COUNT", "100", "STREAMS", key, "0")
+    assert not set(pending) & set(ids)  # nothing read yet, nothing pending
+    read = await redis_cli(server, "XREADGROUP", "GROUP", "dpi", "dpi-1", "COUNT", "100", "BLOCK", "5000",
+                           "STREAMS", key, ">")
+    assert [line for line in read if line in ids] == ids  # every entry, in order
+    assert (await redis_cli(server, "XPENDING", key, "dpi"))[0] == str(len(ids))
+    assert await redis_cli(server, "XACK", key, "dpi", ids[0]) == ["1"]
+    # dpi-1 died holding the rest: dpi-2 takes them over (min idle 0 here, 60000 in the guide)
+    claimed = await redis_cli(server, "XAUTOCLAIM", key, "dpi", "dpi-2", "0", "0-0", "COUNT", "100")
+    assert [line for line in claimed if line in ids] == ids[1:]
+    assert await redis_cli(server, "XACK", key, "dpi", *ids[1:]) == [str(len(ids) - 1)]
+    assert (await redis_cli(server, "XPENDING", key, "dpi"))[0] == "0"
+    # trimmed once every group acknowledged: what is before the last entry goes
+    assert await redis_cli(server, "XTRIM", key, "MINID", ids[-1]) == [str(len(ids) - 1)]
 
 
 def test_the_schema_refuses_what_a_consumer_must_not_get() -> None:
