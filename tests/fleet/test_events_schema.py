@@ -128,7 +128,7 @@ async def test_every_kind_of_event_matches_the_schema(tmp_path: Path, store: Fle
     [changed] = by_kind["uidvalidity-changed"]
     assert changed["previous"] == full["uidvalidity"] and changed["previous_uid"] == "2"
     [error] = by_kind["bal-error"]
-    assert error["reason"].startswith("ConfigError: ") and error["bal_kind"] == "APP"
+    assert error["reason"].startswith("CertificateFileError: ") and error["bal_kind"] == "APP"
     [ended] = by_kind["psc-session-ended"]
     assert ended["bal"] == PER and ended["bal_kind"] == "PER"
     await the_guides_commands_read_them(redis_server, [e.id for e in events.seen])
