@@ -40,6 +40,7 @@ from mssante.secret import Secret
 
 __all__ = [
     "CallbackTokenSource",
+    "CertificateFileError",
     "ClientCertificate",
     "CommandTokenSource",
     "EnvTokenSource",
@@ -191,25 +192,47 @@ class CommandTokenSource:
         return await self._cache.token(fresh=fresh)
 
 
+class CertificateFileError(ConfigError):
+    """A BAL APP's certificate, key, PKCS#12 or password file cannot be used (the user's file: ``config``).
+
+    Attributes:
+        problem: a stable code saying what is wrong: ``missing``, ``unreadable``, ``not_pkcs12``,
+            ``password_needed``, ``wrong_password``, ``unsupported``, ``no_key``, ``no_certificate``,
+            ``key_mismatch``, ``expired``, ``not_yet_valid``, ``not_client_auth``, ``password_file_open``
+            (group or others may read the password file), ``refused`` (OpenSSL refused the material).
+        path: the file at fault.
+        date: the date that matters (``expired``: the end of validity; ``not_yet_valid``: its start), else None.
+    """
+
+    def __init__(self, message: str, *, problem: str, path: Path, date: datetime | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.path = path
+        self.date = date
+
+
 def password_file(path: Path) -> Secret:
     """The password held in file ``path`` (a key's or a PKCS#12 file's); one trailing line end is dropped.
 
     The file must be readable by its owner only, like every secret file of mssante.
 
     Raises:
-        ConfigError: the file cannot be read, is not UTF-8 text, or group or others may read it.
+        CertificateFileError: the file cannot be read, is not UTF-8 text, or group or others may read it.
     """
     try:
         info = path.stat()
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"{path} must not be readable by group or others (chmod 600)")
+            raise CertificateFileError(f"{path} must not be readable by group or others (chmod 600)",
+                                       problem="password_file_open", path=path)
         with open(path, "rb") as file:
             data = file.read(_MAX_FILE + 1)
         text = data[:_MAX_FILE].decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the password file {path}: {exc.strerror}") from exc
+        raise CertificateFileError(f"cannot read the password file {path}: {exc.strerror}", problem="unreadable",
+                                   path=path) from exc
     except UnicodeDecodeError:
-        raise ConfigError(f"the password file {path} is not UTF-8 text") from None
+        raise CertificateFileError(f"the password file {path} is not UTF-8 text", problem="unreadable",
+                                   path=path) from None
     return Secret(text.removesuffix("\n").removesuffix("\r"))
 
 
@@ -240,7 +263,7 @@ class ClientCertificate:
         pkcs12: True when :attr:`cert` is a PKCS#12 file.
 
     Raises:
-        ConfigError: a file does not exist.
+        CertificateFileError: a file does not exist.
     """
 
     cert: Path
@@ -251,7 +274,8 @@ class ClientCertificate:
     def __post_init__(self) -> None:
         for label, path in (("certificate", self.cert), ("key", self.key)):
             if not Path(path).is_file():
-                raise ConfigError(f"client {label} file {path} does not exist")
+                raise CertificateFileError(f"client {label} file {path} does not exist", problem="missing",
+                                           path=Path(path))
 
     @classmethod
     def from_pkcs12(cls, path: Path | str, password: str | Secret | None = None) -> ClientCertificate:
@@ -260,7 +284,7 @@ class ClientCertificate:
         The file is read again (and checked) each time a TLS context is built from it.
 
         Raises:
-            ConfigError: the file does not exist.
+            CertificateFileError: the file does not exist.
         """
         secret = password if isinstance(password, Secret) or password is None else Secret(password)
         return cls(cert=Path(path), key=Path(path), password=secret, pkcs12=True)
@@ -269,7 +293,7 @@ class ClientCertificate:
         """Read and check the files as :meth:`load_into` does; return the certificate.
 
         Raises:
-            ConfigError: a file cannot be read or holds the wrong thing, the password is missing
+            CertificateFileError: a file cannot be read or holds the wrong thing, the password is missing
                 or wrong, the key is not the certificate's, the certificate is expired, not yet
                 valid or not for client authentication.
         """
@@ -279,21 +303,22 @@ class ClientCertificate:
         """Load the certificate, its chain and its key into ``context`` (after :meth:`check`'s checks).
 
         Raises:
-            ConfigError: as :meth:`check`, or OpenSSL refuses the material.
+            CertificateFileError: as :meth:`check`, or OpenSSL refuses the material.
         """
         key, cert, chain = self._material()
         try:
             if not self.pkcs12:
                 context.load_cert_chain(str(self.cert), str(self.key), password=self._password_bytes)
                 return
-            one_time = secrets.token_bytes(32)
+            one_time = secrets.token_urlsafe(32).encode()  # 256 bits, ASCII: no NUL for C string APIs
             pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, *chain))
             pem += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                      serialization.BestAvailableEncryption(one_time))
             with _key_file(pem) as path:
                 context.load_cert_chain(path, password=one_time)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load the client certificate {self.cert}: {exc}") from exc
+            raise CertificateFileError(f"cannot load the client certificate {self.cert}: {exc}", problem="refused",
+                                       path=self.cert) from exc
 
     def _password_bytes(self) -> bytes:
         return b"" if self.password is None else self.password.reveal().encode("utf-8")
@@ -316,15 +341,18 @@ def _read(path: Path, label: str) -> bytes:
         with open(path, "rb") as file:
             data = file.read(_MAX_FILE + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read the client {label} file {path}: {exc.strerror}") from exc
+        raise CertificateFileError(f"cannot read the client {label} file {path}: {exc.strerror}",
+                                   problem="unreadable", path=path) from exc
     if len(data) > _MAX_FILE:
-        raise ConfigError(f"the client {label} file {path} is larger than {_MAX_FILE} octets: not a certificate")
+        raise CertificateFileError(f"the client {label} file {path} is larger than {_MAX_FILE} octets: "
+                                   "not a certificate", problem="unsupported", path=path)
     return data
 
 
 def _usable_key(path: Path, key: object) -> _PrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{path}: the private key is of type {type(key).__name__}; IGC Santé keys are RSA")
+        raise CertificateFileError(f"{path}: the private key is of type {type(key).__name__}; IGC Santé keys are RSA",
+                                   problem="unsupported", path=path)
     return key
 
 
@@ -340,21 +368,25 @@ def _open_pkcs12(path: Path, data: bytes, password: Secret | None
                  ) -> tuple[_PrivateKey, x509.Certificate, list[x509.Certificate]]:
     if not _looks_like_pfx(data):
         hint = " (it is a PEM file: give it as cert/key)" if b"-----BEGIN" in data[:4096] else ""
-        raise ConfigError(f"{path} is not a PKCS#12 (.p12/.pfx) file{hint}")
+        raise CertificateFileError(f"{path} is not a PKCS#12 (.p12/.pfx) file{hint}", problem="not_pkcs12", path=path)
     secret = None if password is None else password.reveal().encode("utf-8")
     try:
         key, cert, chain = pkcs12.load_key_and_certificates(data, secret)
     except ValueError:
         if secret:
-            raise ConfigError(f"{path}: the password does not open this PKCS#12 file (or the file is damaged)"
-                              ) from None
-        raise ConfigError(f"{path}: this PKCS#12 file needs a password (or is damaged)") from None
+            raise CertificateFileError(f"{path}: the password does not open this PKCS#12 file (or the file is "
+                                       "damaged)", problem="wrong_password", path=path) from None
+        raise CertificateFileError(f"{path}: this PKCS#12 file needs a password (or is damaged)",
+                                   problem="password_needed", path=path) from None
     except (TypeError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"{path}: unsupported PKCS#12 content ({type(exc).__name__})") from None
+        raise CertificateFileError(f"{path}: unsupported PKCS#12 content ({type(exc).__name__})",
+                                   problem="unsupported", path=path) from None
     if key is None:
-        raise ConfigError(f"{path}: the PKCS#12 file holds no private key (export it with its key)")
+        raise CertificateFileError(f"{path}: the PKCS#12 file holds no private key (export it with its key)",
+                                   problem="no_key", path=path)
     if cert is None:
-        raise ConfigError(f"{path}: the PKCS#12 file holds no certificate for its key")
+        raise CertificateFileError(f"{path}: the PKCS#12 file holds no certificate for its key",
+                                   problem="no_certificate", path=path)
     return _usable_key(path, key), cert, list(chain)
 
 
@@ -364,25 +396,31 @@ def _pem_certificates(path: Path, data: bytes) -> list[x509.Certificate]:
     except ValueError:
         certs = []
     if not certs:
-        raise ConfigError(f"{path} holds no PEM certificate")
+        raise CertificateFileError(f"{path} holds no PEM certificate", problem="no_certificate", path=path)
     return certs
 
 
 def _pem_key(path: Path, data: bytes, password: Secret | None) -> _PrivateKey:
+    # The key is read here to check it and compare it with the certificate; OpenSSL loads the file itself and
+    # checks the pair again. Validating an RSA key costs ~50 ms (x the structures of a fleet): not done twice.
     secret = None if password is None else password.reveal().encode("utf-8")
     try:
         try:
-            key = serialization.load_pem_private_key(data, secret)
+            key = serialization.load_pem_private_key(data, secret, unsafe_skip_rsa_key_validation=True)
         except TypeError:
             if secret is None:
-                raise ConfigError(f"{path}: the private key is encrypted and no password was given") from None
-            key = serialization.load_pem_private_key(data, None)  # a password for a clear key: not needed
+                raise CertificateFileError(f"{path}: the private key is encrypted and no password was given",
+                                           problem="password_needed", path=path) from None
+            # a password for a clear key: not needed
+            key = serialization.load_pem_private_key(data, None, unsafe_skip_rsa_key_validation=True)
     except ValueError:
         if secret is not None and b"ENCRYPTED" in data:
-            raise ConfigError(f"{path}: the password does not open this private key") from None
-        raise ConfigError(f"{path} holds no usable PEM private key") from None
+            raise CertificateFileError(f"{path}: the password does not open this private key",
+                                       problem="wrong_password", path=path) from None
+        raise CertificateFileError(f"{path} holds no usable PEM private key", problem="no_key", path=path) from None
     except UnsupportedAlgorithm as exc:
-        raise ConfigError(f"{path}: unsupported private key ({type(exc).__name__})") from None
+        raise CertificateFileError(f"{path}: unsupported private key ({type(exc).__name__})", problem="unsupported",
+                                   path=path) from None
     return _usable_key(path, key)
 
 
@@ -390,22 +428,26 @@ def _check_leaf(path: Path, key: _PrivateKey, cert: x509.Certificate) -> None:
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     if (key.public_key().public_bytes(serialization.Encoding.DER, spki)
             != cert.public_key().public_bytes(serialization.Encoding.DER, spki)):
-        raise ConfigError(f"{path}: the private key does not belong to the certificate")
+        raise CertificateFileError(f"{path}: the private key does not belong to the certificate",
+                                   problem="key_mismatch", path=path)
     now = datetime.now(UTC)
     subject = cert.subject.rfc4514_string()
     if now > cert.not_valid_after_utc:
-        raise ConfigError(f"{path}: the certificate {subject} expired on "
-                          f"{cert.not_valid_after_utc:%Y-%m-%d}: renew it (IGC Santé)")
+        raise CertificateFileError(f"{path}: the certificate {subject} expired on "
+                                   f"{cert.not_valid_after_utc:%Y-%m-%d}: renew it (IGC Santé)",
+                                   problem="expired", path=path, date=cert.not_valid_after_utc)
     if now < cert.not_valid_before_utc:
-        raise ConfigError(f"{path}: the certificate {subject} is not valid before "
-                          f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+        raise CertificateFileError(f"{path}: the certificate {subject} is not valid before "
+                                   f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+                                   problem="not_yet_valid", path=path, date=cert.not_valid_before_utc)
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return
     if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-        raise ConfigError(f"{path}: the certificate {subject} is not for client authentication "
-                          "(an ORG AUTH_CLI certificate is needed for a BAL APP)")
+        raise CertificateFileError(f"{path}: the certificate {subject} is not for client authentication "
+                                   "(an ORG AUTH_CLI certificate is needed for a BAL APP)",
+                                   problem="not_client_auth", path=path)
 
 
 @contextlib.contextmanager

@@ -65,7 +65,7 @@ def test_links_resolve_and_stay_local(page: Path) -> None:
 
 
 def test_french_and_english_guides_match() -> None:
-    assert len(GUIDES["fr"]) == len(GUIDES["en"]) == 7
+    assert len(GUIDES["fr"]) == len(GUIDES["en"]) == 8
     fr = sorted(src + block for page in GUIDES["fr"] for src, block in _excerpts(page))
     en = sorted(src + block for page in GUIDES["en"] for src, block in _excerpts(page))
     assert fr == en, "the French and English guides quote different excerpts"

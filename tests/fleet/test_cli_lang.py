@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mssante.fleet import FleetStore
 from tests.cli._run import exit_code
 from tests.fleet._support import APPS, STRUCTURE, TOKEN_LIKE
 from tests.fleet.conftest import RedisServer
@@ -63,3 +64,24 @@ async def test_messages_and_errors_in_the_chosen_language(redis_server: RedisSer
     assert code == 0 and [row["address"] for row in json.loads(out)] == [APPS[0]]
     assert await run(capsys, lang, "remove", APPS[0], *r) == (0, said["removed"], "")
     assert await run(capsys, lang, "list", *r) == (0, said["empty"], "")
+
+
+@pytest.mark.parametrize(("lang", "message", "error"), [
+    (None, f"{APPS[0]} : nouveau message UID 3 (UIDVALIDITY 7) de labo@x.fr « CR » <m@x>, 120 octets",
+     f"{APPS[1]} : erreur, surveillance arrêtée (ConfigError: bad reference)"),
+    ("en", f"{APPS[0]}: new message UID 3 (UIDVALIDITY 7) from labo@x.fr “CR” <m@x>, 120 octets",
+     f"{APPS[1]}: error, watch stopped (ConfigError: bad reference)"),
+])
+async def test_events_are_described_in_the_chosen_language(store: FleetStore, redis_server: RedisServer,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch, lang: str | None,
+                                                           message: str, error: str) -> None:
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    await store.redis.xadd(store.keys.events, {
+        "kind": "message", "bal": APPS[0], "folder": "INBOX", "uidvalidity": "7", "uid": "3", "message_id": "<m@x>",
+        "subject": "CR", "from": "labo@x.fr", "to": APPS[0], "date": "", "size": "120"})
+    await store.redis.xadd(store.keys.events, {"kind": "bal-error", "bal": APPS[1], "bal_kind": "APP", "worker": "w",
+                                               "reason": "ConfigError: bad reference"})
+    code, out, _ = await run(capsys, lang, "events", "--group", "g", "--consumer", "c", "--redis", redis_server.url)
+    assert code == 0 and out.splitlines() == [message, error]

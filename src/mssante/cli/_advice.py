@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mssante._i18n import N_, ngettext
 from mssante._i18n import gettext as _
-from mssante._i18n import ngettext
+from mssante.credentials import CertificateFileError
 from mssante.errors import CommandFailed, TokenRejected, UsageError
 
-__all__ = ["missing_ca_bundle", "refused_recipients", "rejected_credentials"]
+__all__ = ["certificate_problem", "missing_ca_bundle", "refused_recipients", "rejected_credentials"]
 
 _EVERY_RECIPIENT_REFUSED = "every recipient was refused: "  # the SMTP client's text (mssante.client)
 
@@ -31,6 +32,38 @@ def missing_ca_bundle() -> UsageError:
           "revocation (CRL), always checked"),
         requirement="ECO.1.1.6",
     )
+
+
+#: ``CertificateFileError.problem`` → what the user reads ({path}: the file; {date}: the date that matters).
+_CERTIFICATE_PROBLEMS = {
+    "missing": N_("{path} does not exist"),
+    "unreadable": N_("cannot read {path}"),
+    "not_pkcs12": N_("{path} is not a PKCS#12 file (.p12/.pfx): a PEM certificate goes with --cert, its key with "
+                     "--key"),
+    "password_needed": N_("{path} needs its password: give it with --cert-password-file FILE or "
+                          "--cert-password-env VAR"),
+    "wrong_password": N_("the password given (--cert-password-file or --cert-password-env) does not open {path}"),
+    "unsupported": N_("{path} holds a key or content that is not supported (IGC Santé keys are RSA)"),
+    "no_key": N_("{path} holds no private key: export the certificate with its private key"),
+    "no_certificate": N_("{path} holds no certificate for its private key"),
+    "key_mismatch": N_("the private key is not the one of the certificate {path}"),
+    "expired": N_("the certificate {path} expired on {date}: ask IGC Santé for a new ORG AUTH_CLI certificate"),
+    "not_yet_valid": N_("the certificate {path} is not valid before {date}"),
+    "not_client_auth": N_("the certificate {path} is not for client authentication: a BAL APP needs an IGC Santé "
+                          "ORG AUTH_CLI certificate"),
+    "password_file_open": N_("{path} must not be readable by group or others (chmod 600)"),
+    "refused": N_("OpenSSL refused the certificate {path}"),
+}
+
+
+def certificate_problem(exc: CertificateFileError) -> CertificateFileError:
+    """``exc`` (a BAL APP's certificate file cannot be used) told in the user's language, with the options to use."""
+    template = _CERTIFICATE_PROBLEMS.get(exc.problem)
+    if template is None:
+        return exc
+    date = exc.date.strftime(_("%m/%d/%Y")) if exc.date is not None else ""
+    return CertificateFileError(_(template).format(path=exc.path, date=date), problem=exc.problem, path=exc.path,
+                                date=exc.date)
 
 
 def rejected_credentials(exc: TokenRejected, *, kind: str, address: str, token_env: str | None,

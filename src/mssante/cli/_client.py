@@ -23,9 +23,15 @@ import dns.exception
 
 from mssante._i18n import gettext as _
 from mssante._i18n import ngettext as _n
-from mssante.cli._advice import missing_ca_bundle, refused_recipients, rejected_credentials
+from mssante.cli._advice import certificate_problem, missing_ca_bundle, refused_recipients, rejected_credentials
 from mssante.client import ConnectionSettings, Mailbox, MailboxOptions, MessageSummary, TrustSettings
-from mssante.credentials import ClientCertificate, CommandTokenSource, EnvTokenSource, password_file
+from mssante.credentials import (
+    CertificateFileError,
+    ClientCertificate,
+    CommandTokenSource,
+    EnvTokenSource,
+    password_file,
+)
 from mssante.discovery import DNSPythonResolver, Front, MailServers, ManualServers, discover
 from mssante.errors import CommandFailed, DiscoveryError, TokenRejected, UsageError
 from mssante.message import Draft, DSNRequest, Sender
@@ -164,22 +170,28 @@ async def _a_records(names: set[str], dns_server: str) -> dict[str, str]:
 
 
 def _certificate(opts: _BoxOptions) -> ClientCertificate:
-    """The APP certificate the options name: PEM --cert + --key, or a PKCS#12 --cert; its password if given."""
-    password: Secret | None = None
-    if opts.cert_password_file is not None:
-        password = password_file(opts.cert_password_file)
-    elif opts.cert_password_env:
-        value = os.environ.get(opts.cert_password_env)
-        if value is None:
-            raise UsageError(_("--cert-password-env: the variable {name} is not set").format(
-                name=opts.cert_password_env))
-        password = Secret(value)
-    if opts.cert is not None and opts.key is None and opts.cert.suffix.lower() in (".p12", ".pfx"):
-        return ClientCertificate.from_pkcs12(opts.cert, password)
-    if opts.cert is None or opts.key is None:
-        raise UsageError(_("a BAL APP needs --cert and --key, or --cert with a PKCS#12 file (.p12/.pfx) "
-                           "(IGC Santé ORG AUTH_CLI)"))
-    return ClientCertificate(cert=opts.cert, key=opts.key, password=password)
+    """The APP certificate the options name, checked: PEM --cert + --key, or a PKCS#12 --cert; its password."""
+    try:
+        password: Secret | None = None
+        if opts.cert_password_file is not None:
+            password = password_file(opts.cert_password_file)
+        elif opts.cert_password_env:
+            value = os.environ.get(opts.cert_password_env)
+            if value is None:
+                raise UsageError(_("--cert-password-env: the variable {name} is not set").format(
+                    name=opts.cert_password_env))
+            password = Secret(value)
+        if opts.cert is not None and opts.key is None and opts.cert.suffix.lower() in (".p12", ".pfx"):
+            certificate = ClientCertificate.from_pkcs12(opts.cert, password)
+        elif opts.cert is None or opts.key is None:
+            raise UsageError(_("a BAL APP needs --cert and --key, or --cert with a PKCS#12 file (.p12/.pfx) "
+                               "(IGC Santé ORG AUTH_CLI)"))
+        else:
+            certificate = ClientCertificate(cert=opts.cert, key=opts.key, password=password)
+        certificate.check()
+    except CertificateFileError as exc:
+        raise certificate_problem(exc) from exc
+    return certificate
 
 
 async def _open(opts: _BoxOptions, *, product_reference: str | None = None, sent_copy: bool = True) -> Mailbox:

@@ -87,7 +87,8 @@ def fleet() -> None:
 @click.argument("address")
 @click.option("--kind", type=_KINDS, required=True, help="BAL kind.")
 @click.option("--ref", "--session", "ref", required=True,
-              help="Credential reference: structure id (APP, names <dir>/<ref>.pem/.key) or bridge session id "
+              help="Credential reference: structure id (APP, names <dir>/<ref>.p12 or .pfx, else <ref>.pem + .key) "
+                   "or bridge session id "
                    "(PER/ORG, delegated to the fleet's installation). Never a secret.")
 @click.option("--folder", default="INBOX", show_default=True, help="Folder to watch.")
 @click.option("--check-bridge", "bridge_url", metavar="URL",

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mssante.client import ConnectLimiter, Mailbox, MailboxOptions, TrustSettings
-from mssante.credentials import ClientCertificate, TokenSource, password_file
+from mssante.credentials import CertificateFileError, ClientCertificate, TokenSource, password_file
 from mssante.discovery import MailServers, ManualServers, Resolver
 from mssante.errors import ConfigError
 from mssante.secret import Secret
@@ -67,7 +67,7 @@ def certificate_of(directory: Path, ref: str) -> ClientCertificate:
     ``<ref>.pem`` + ``<ref>.key``; the password from ``<ref>.password`` or ``MSSANTE_CERT_PASSWORD_<REF>``.
 
     Raises:
-        ConfigError: none of these files exists, or the password file is readable by others or unreadable.
+        CertificateFileError: none of these files exists, or the password file is readable by others or unreadable.
     """
     for suffix in (".p12", ".pfx"):
         bundle = directory / f"{ref}{suffix}"
@@ -75,7 +75,8 @@ def certificate_of(directory: Path, ref: str) -> ClientCertificate:
             return ClientCertificate.from_pkcs12(bundle, _password(directory, ref))
     pem = directory / f"{ref}.pem"
     if not pem.is_file():
-        raise ConfigError(f"client certificate file {pem} does not exist (nor {ref}.p12 or {ref}.pfx)")
+        raise CertificateFileError(f"client certificate file {pem} does not exist (nor {ref}.p12 or {ref}.pfx)",
+                                   problem="missing", path=pem)
     return ClientCertificate(cert=pem, key=directory / f"{ref}.key", password=_password(directory, ref))
 
 
