@@ -715,14 +715,17 @@ class Bench:
         back = self.reconnections()
         outage_windows = [(killed, b, min((t for t in back.get(b, ()) if t >= killed), default=math.inf))
                           for killed, its in kills for b in its]
+        # to a dead worker's BAL, published after the kill (delivered before it too: the worker died before
+        # publishing) and delivered before the BAL's new session
         in_outage = {s for s, t in delivered.items()
-                     if any(per_bal[s] == b and killed <= t <= up for killed, b, up in outage_windows)}
-        affected = {s for s, t in delivered.items()
-                    if any(per_bal[s] in bals and t <= end and seen_at.get(s, math.inf) >= start
-                           for _, start, end, bals in moves) or (s in steps and steps[s]["woke"] is None)}
+                     if any(per_bal[s] == b and t <= up and seen_at.get(s, math.inf) >= killed
+                            for killed, b, up in outage_windows)}
+        moving_in = {s: [kind for kind, start, end, bals in moves
+                         if per_bal[s] in bals and t <= end and seen_at.get(s, math.inf) >= start]
+                     for s, t in delivered.items()}
+        affected = {s for s in delivered if moving_in[s] or (s in steps and steps[s]["woke"] is None)}
         affected -= in_outage
-        handed = {s for s in affected
-                  if any(per_bal[s] in bals and kind == "join" for kind, _, _, bals in moves)}
+        handed = {s for s in affected if moving_in[s] and set(moving_in[s]) == {"join"}}  # a join's move only
         steady = [(seen_at[s] - t) * 1000 for s, t in delivered.items()
                   if s in seen_at and s not in affected and s not in in_outage]
         moving = [(seen_at[s] - t) * 1000 for s, t in delivered.items() if s in seen_at and s in affected]
