@@ -768,6 +768,10 @@ class Bench:
             "missed_moved": sum(1 for s in delivered if s not in published and per_bal[s] in moved),
             "distributions": distributions, "breakdown": breakdown,
         }
+        with contextlib.suppress(Exception):  # each live worker's own figures (heartbeat hash)
+            result["worker_figures"] = {w: {k: f.get(k) for k in (
+                "bals", "published", "takeovers", "handovers_in", "handovers_out", "catch_up_waits", "operator_waits",
+                "heap_trims", "connects")} for w, f in (await store.workers()).items()}
         # measured: stop the workers at once (a clean stop, 1,000 LOGOUTs, took a minute); cleanly when profiled
         stop = signal.SIGTERM if os.environ.get("BENCH_FLEET_PROFILE") else signal.SIGKILL
         for process in workers.values():
@@ -1025,6 +1029,8 @@ def _print_report(fleet: dict[str, Any], baseline: dict[str, Any]) -> None:
     """The figures, ending with the JSON line, printed as soon as measured (before the servers stop)."""
     for label, counts in fleet["distributions"]:
         print(f"  BALs per worker, {label}: {counts}")
+    for worker, figures in fleet.get("worker_figures", {}).items():
+        print(f"  worker {worker}: {figures}")
     for group, spans in fleet["breakdown"].items():
         print(f"  where the time went, {group} BALs (ms): {spans}")
     print(f"{'':24}{'fleet':>12}{'Mailbox.watch':>16}")
