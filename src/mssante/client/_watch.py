@@ -121,6 +121,7 @@ async def watch_fetching(
     catch_up: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
     chunk: int = FETCH_CHUNK,
     idle_ready: Callable[[], Awaitable[bool]] | None = None,
+    on_uidvalidity_change: Callable[[int | None, int | None], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[tuple[MessageSummary, FetchResponse], None]:
     """:func:`watch`, each summary with its FETCH response holding ``extra_items`` too (fetched on the
     watch connection, in the same command as the summary: a fleet worker's X-MSS header fields).
@@ -136,6 +137,9 @@ async def watch_fetching(
     ``idle_ready``: asked before each wait until it says True; until then the watch scans every
     0.2 s instead of entering IDLE (a fleet worker taking a BAL over waits for the previous session's
     end: a Dovecot imap process stops notifying a mailbox's sessions when one of them closes).
+    ``on_uidvalidity_change(previous, new)`` is awaited when a ``SELECT`` finds another UIDVALIDITY
+    than the state's (RFC 3501 §2.3.1.1), before the folder is scanned again from UID 1: a fleet
+    worker reports it at once, even for a folder left empty.
 
     Raises:
         TokenRejected, NotAuthorized: authentication refused (after the retry rule).
@@ -173,6 +177,8 @@ async def watch_fetching(
                     info = await conn.select(state.folder)
                     if state.uidvalidity is not None and info.uidvalidity != state.uidvalidity:
                         state.last_uid = 0  # RFC 3501 §2.3.1.1: every UID changed, deliver everything again
+                        if on_uidvalidity_change is not None:
+                            await on_uidvalidity_change(state.uidvalidity, info.uidvalidity)
                     state.uidvalidity = info.uidvalidity
                     if state.last_uid is None:
                         state.last_uid = (info.uidnext or 1) - 1 if info.uidnext else await _highest(conn)

@@ -145,6 +145,23 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return {granted, wait}
 """
 
+# KEYS: fence, checkpoint, stream. ARGV: fence, previous uidvalidity, new uidvalidity, maxlen, address. Reports a
+# UIDVALIDITY change seen at SELECT once (the checkpoint still holds the previous one), restarting the checkpoint.
+_UIDVALIDITY = """
+local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < issued then return -1 end
+local ck = redis.call('HMGET', KEYS[2], 'uidvalidity', 'uid')
+if ck[1] ~= ARGV[2] then return 0 end
+local args = {'XADD', KEYS[3]}
+if tonumber(ARGV[4]) > 0 then args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[4] end
+args[#args + 1] = '*'
+for _, v in ipairs({'kind', 'uidvalidity-changed', 'bal', ARGV[5], 'previous', ck[1], 'uidvalidity', ARGV[3],
+                    'previous_uid', ck[2] or '0'}) do args[#args + 1] = v end
+redis.call(unpack(args))
+redis.call('HSET', KEYS[2], 'uidvalidity', ARGV[3], 'uid', '0', 'fence', ARGV[1])
+return 1
+"""
+
 # KEYS: the rejected hash, the stream. ARGV: address, digest of the unreadable value, maxlen, field/value pairs.
 _REJECT = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
@@ -311,6 +328,7 @@ class FleetStore:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._reject = client.register_script(_REJECT)
+        self._uidvalidity = client.register_script(_UIDVALIDITY)
         self._publish = client.register_script(_PUBLISH)
         self._stop = client.register_script(_STOP)
         self._heartbeat = client.register_script(_HEARTBEAT)
@@ -418,6 +436,22 @@ class FleetStore:
                            for (a, v), spec in parsed.items() if isinstance(spec, UsageError)}
         self._desired = {_s(a): spec for (a, _), spec in parsed.items() if isinstance(spec, BALSpec)}
         return self._desired
+
+    async def uidvalidity_changed(self, lease: Lease, previous: int, new: int) -> bool:
+        """Report that the BAL's folder has a new UIDVALIDITY (seen at SELECT): one ``uidvalidity-changed`` event,
+        the checkpoint restarted at UID 0 under ``new``; nothing when the checkpoint is not at ``previous`` any more
+        (already reported) or the fencing token is stale.
+
+        Returns:
+            True when this call reported it.
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis is unreachable.
+        """
+        done = await self._uidvalidity(keys=[self.keys.fence(lease.address), self.keys.checkpoint(lease.address),
+                                             self.keys.events],
+                                       args=[lease.fence, previous, new, self.stream_maxlen, lease.address])
+        return int(done) == 1
 
     async def report_unreadable(self, address: str, digest: str, reason: str) -> bool:
         """Emit a ``bal-error`` event for an unreadable desired-set entry, once per value (``digest``) across the

@@ -668,7 +668,9 @@ class Worker:
             idle_ready = (lambda: self._may_idle(watch)) if watch.taking is not None else None
             async with box, contextlib.aclosing(watch_fetching(box, state, items, on_connected=take,
                                                                catch_up=self._catch_up_slot,
-                                                               idle_ready=idle_ready)) as watcher:
+                                                               idle_ready=idle_ready,
+                                                               on_uidvalidity_change=lambda old, new: self._uidvalidity(
+                                                                   watch, old, new))) as watcher:
                 async for summary, response in watcher:
                     result = await self._publish(watch, summary, x_mss_of(response) if items else None)
                     if result.status == "stale":
@@ -728,6 +730,11 @@ class Worker:
         checkpoint = await self._redis(lambda: self.store.checkpoint(address))
         state.uidvalidity = checkpoint.uidvalidity if checkpoint else None
         state.last_uid = checkpoint.uid if checkpoint else 0
+
+    async def _uidvalidity(self, watch: _Watch, previous: int | None, new: int | None) -> None:
+        """A SELECT found another UIDVALIDITY than the checkpoint's: report it now (RFC 3501 §2.3.1.1), not with the
+        next message, so a folder emptied or recreated is reported too; the checkpoint restarts from UID 0."""
+        await self._redis(lambda: self.store.uidvalidity_changed(watch.lease, previous or 0, new or 0))
 
     async def _may_idle(self, watch: _Watch) -> bool:
         """Whether a BAL taken by handover may enter IDLE: once its previous holder said its session is closed
