@@ -9,10 +9,15 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from mssante.client import WatchState
+from mssante.client._watch import watch_fetching
+from mssante.errors import TransportError
 from mssante.fleet import BALSpec, Connector, FleetStore, Lease, Worker, WorkerSettings, message_fields
 from mssante.sandbox.fronts.faults import LiveSession
 from mssante.sandbox.runner import Sandbox
-from tests.fleet._support import APPS, apps_watched, holders, until_held
+from tests.fleet._support import APPS, app, apps_watched, holders, until_held
 from tests.fleet.conftest import RedisServer
 from tests.fleet.test_store import summary
 from tests.fleet.test_worker import deliver, running, until
@@ -412,3 +417,31 @@ async def test_a_taker_stopped_mid_transfer_gives_the_lease_back_to_the_holder(
             assert sorted(w1.watches) == sorted(APPS) and sessions.zero == []
             sessions.armed = False
         assert Counter(events.messages()) == Counter((a, f"{a}-apres") for a in APPS)
+
+
+async def test_watch_fetchings_hook_runs_once_after_authentication_and_before_the_scan(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, _, boxes), asyncio.timeout(60):
+        address = APPS[0]
+        await deliver(sb, {address: ["un", "deux"]})
+        seen: list[int] = []
+
+        async def skip_the_first(state: WatchState) -> None:
+            seen.append(len(sb.faults.sessions(address)))  # authenticated already, on the server
+            state.uidvalidity, state.last_uid = None, 1  # as a checkpoint read after a transfer would say
+
+        box = await boxes.mailbox(app(address))
+        async with box, contextlib.aclosing(watch_fetching(box, WatchState(folder="INBOX"),
+                                                           on_connected=skip_the_first)) as watcher:
+            first, _ = await anext(watcher)
+        assert (first.uid, first.subject, seen) == (2, "deux", [1])
+
+        async def refuse(state: WatchState) -> None:
+            raise TransportError("not a lost connection: the caller's decision")  # recoverable type, not retried
+
+        box = await boxes.mailbox(app(address))
+        async with box:
+            with pytest.raises(TransportError, match="the caller's decision"):
+                async for _ in watch_fetching(box, WatchState(folder="INBOX", last_uid=0), on_connected=refuse):
+                    pass
+            await until(lambda: not sb.faults.sessions(address))  # its connection was logged out
