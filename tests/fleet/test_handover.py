@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +21,7 @@ from mssante.errors import TransportError
 from mssante.fleet import BALSpec, Connector, FleetStore, Lease, Worker, WorkerSettings, message_fields
 from mssante.sandbox.fronts.faults import LiveSession
 from mssante.sandbox.runner import Sandbox
-from tests.fleet._support import APPS, app, apps_watched, holders, until_held
+from tests.fleet._support import APPS, app, apps_watched, certificates, holders, until_held
 from tests.fleet.conftest import RedisServer
 from tests.fleet.test_store import summary
 from tests.fleet.test_worker import deliver, running, until
@@ -445,3 +449,45 @@ async def test_watch_fetchings_hook_runs_once_after_authentication_and_before_th
                 async for _ in watch_fetching(box, WatchState(folder="INBOX", last_uid=0), on_connected=refuse):
                     pass
             await until(lambda: not sb.faults.sessions(address))  # its connection was logged out
+
+
+async def test_sigterm_drains_a_worker_process_to_its_peer_without_a_gap(
+        tmp_path: Path, redis_server: RedisServer, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        dns = f"{sb.info['dns']['host']}:{sb.info['dns']['port']}"
+        hosts = [sb.info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
+        process = subprocess.Popen(  # noqa: ASYNC220 - the worker process stopped with SIGTERM below
+            [sys.executable, "-m", "mssante", "fleet", "worker", "--capacity", "10", "--id", "w-proc",
+             "--ca-bundle", sb.info["ca_bundle"], "--certificates", str(certificates(sb, tmp_path / "certs")),
+             "--dns", dns, *(f"--resolve={h}=127.0.0.1" for h in hosts), "--lease-ttl", "3",
+             "--drain-timeout", "60", "--redis", redis_server.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sessions = SessionWatch(sb)
+        try:
+            await until_held(store, APPS, lambda h: all(v == "w-proc" for v in h.values()), within=60)
+            peer = Worker(store, boxes, settings=HANDOVER, worker_id="w1")
+            async with running(peer):
+                await until_held(store, APPS, lambda h: Counter(h.values()) == {"w-proc": 2, "w1": 2}, within=60)
+                await until(lambda: settled(peer) and all(sessions.count(a) == 1 for a in APPS), within=30)
+                sessions.armed = True
+                process.send_signal(signal.SIGTERM)
+                await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})
+                _, err = await asyncio.to_thread(process.communicate, timeout=60)
+                assert process.returncode == 0, err
+                assert all(v == "w1" for v in (await holders(store, APPS)).values())
+                await events.until(lambda seen: len(events.messages()) == 4)
+                await until(lambda: settled(peer) and len(peer.watches) == 4)
+                assert sessions.zero == []  # no BAL was without a session while the process drained
+                sessions.armed = False
+                assert peer.figures.handovers_in == 4  # two when it joined, two at the drain
+                assert "Worker w-proc arrêté, baux rendus (4 BAL cédées par relève depuis son démarrage)" in err
+                logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+                assert sum(e["count"] for e in logs if e.get("event") == "handed-over") == 4
+                (drained,) = [e for e in logs if e.get("event") == "drained"]
+                assert (drained["count"], drained["left"]) == (2, 0)
+                assert not [e for e in logs if e.get("event") == "lost"]  # a handover is no lost lease
+        finally:
+            if process.poll() is None:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+        assert Counter(events.messages()) == Counter((a, f"{a}-pendant") for a in APPS)
