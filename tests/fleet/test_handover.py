@@ -67,6 +67,12 @@ async def test_an_offer_dies_with_its_lease_and_expires_at_its_deadline(store: F
     # released: the offer is withdrawn with the lease
     await store.offer([first], 60_000)
     assert await store.release(first) and await store.live_offers() == []
+    # stopped (a bal-error, a PSC session end): withdrawn too
+    first = await store.acquire(BAL, "w1", 60_000)
+    assert first is not None
+    await store.offer([first], 60_000)
+    assert await store.stop(first, "bal-error", "test") and await store.live_offers() == []
+    assert await store.holder(BAL) is None
     # taken back by its holder with a new fencing token: the offer made under the old lease is dropped
     await store.offer([other], 60_000)
     await store.redis.delete(store.keys.lease(OTHER))
