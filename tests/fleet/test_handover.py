@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from mssante.client import WatchState
+from mssante.client._watch import watch_fetching
+from mssante.errors import TransportError
 from mssante.fleet import BALSpec, Connector, FleetStore, Lease, Worker, WorkerSettings, message_fields
 from mssante.sandbox.fronts.faults import LiveSession
 from mssante.sandbox.runner import Sandbox
-from tests.fleet._support import APPS, apps_watched, holders, until_held
+from tests.fleet._support import APPS, app, apps_watched, certificates, holders, until_held
 from tests.fleet.conftest import RedisServer
 from tests.fleet.test_store import summary
 from tests.fleet.test_worker import deliver, running, until
@@ -58,6 +67,12 @@ async def test_an_offer_dies_with_its_lease_and_expires_at_its_deadline(store: F
     # released: the offer is withdrawn with the lease
     await store.offer([first], 60_000)
     assert await store.release(first) and await store.live_offers() == []
+    # stopped (a bal-error, a PSC session end): withdrawn too
+    first = await store.acquire(BAL, "w1", 60_000)
+    assert first is not None
+    await store.offer([first], 60_000)
+    assert await store.stop(first, "bal-error", "test") and await store.live_offers() == []
+    assert await store.holder(BAL) is None
     # taken back by its holder with a new fencing token: the offer made under the old lease is dropped
     await store.offer([other], 60_000)
     await store.redis.delete(store.keys.lease(OTHER))
@@ -415,3 +430,73 @@ async def test_a_taker_stopped_mid_transfer_gives_the_lease_back_to_the_holder(
             assert sorted(w1.watches) == sorted(APPS) and set(sessions.zero) <= set(moved)
             sessions.armed = False
         assert Counter(events.messages()) == Counter((a, f"{a}-apres") for a in APPS)
+
+
+async def test_watch_fetchings_hook_runs_once_after_authentication_and_before_the_scan(
+        tmp_path: Path, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, _, boxes), asyncio.timeout(60):
+        address = APPS[0]
+        await deliver(sb, {address: ["un", "deux"]})
+        seen: list[int] = []
+
+        async def skip_the_first(state: WatchState) -> None:
+            seen.append(len(sb.faults.sessions(address)))  # authenticated already, on the server
+            state.uidvalidity, state.last_uid = None, 1  # as a checkpoint read after a transfer would say
+
+        box = await boxes.mailbox(app(address))
+        async with box, contextlib.aclosing(watch_fetching(box, WatchState(folder="INBOX"),
+                                                           on_connected=skip_the_first)) as watcher:
+            first, _ = await anext(watcher)
+        assert (first.uid, first.subject, seen) == (2, "deux", [1])
+
+        async def refuse(state: WatchState) -> None:
+            raise TransportError("not a lost connection: the caller's decision")  # recoverable type, not retried
+
+        box = await boxes.mailbox(app(address))
+        async with box:
+            with pytest.raises(TransportError, match="the caller's decision"):
+                async for _ in watch_fetching(box, WatchState(folder="INBOX", last_uid=0), on_connected=refuse):
+                    pass
+            await until(lambda: not sb.faults.sessions(address))  # its connection was logged out
+
+
+async def test_sigterm_drains_a_worker_process_to_its_peer_without_a_gap(
+        tmp_path: Path, redis_server: RedisServer, store: FleetStore) -> None:
+    async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
+        dns = f"{sb.info['dns']['host']}:{sb.info['dns']['port']}"
+        hosts = [sb.info[p][f]["host"] for p in ("imap", "smtp") for f in ("psc", "authcli")]
+        process = subprocess.Popen(  # noqa: ASYNC220 - the worker process stopped with SIGTERM below
+            [sys.executable, "-m", "mssante", "fleet", "worker", "--capacity", "10", "--id", "w-proc",
+             "--ca-bundle", sb.info["ca_bundle"], "--certificates", str(certificates(sb, tmp_path / "certs")),
+             "--dns", dns, *(f"--resolve={h}=127.0.0.1" for h in hosts), "--lease-ttl", "3",
+             "--drain-timeout", "60", "--redis", redis_server.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sessions = SessionWatch(sb)
+        try:
+            await until_held(store, APPS, lambda h: all(v == "w-proc" for v in h.values()), within=60)
+            peer = Worker(store, boxes, settings=HANDOVER, worker_id="w1")
+            async with running(peer):
+                await until_held(store, APPS, lambda h: Counter(h.values()) == {"w-proc": 2, "w1": 2}, within=60)
+                await until(lambda: settled(peer) and all(sessions.count(a) == 1 for a in APPS), within=30)
+                sessions.armed = True
+                process.send_signal(signal.SIGTERM)
+                await deliver(sb, {a: [f"{a}-pendant"] for a in APPS})
+                _, err = await asyncio.to_thread(process.communicate, timeout=60)
+                assert process.returncode == 0, err
+                assert all(v == "w1" for v in (await holders(store, APPS)).values())
+                await events.until(lambda seen: len(events.messages()) == 4)
+                await until(lambda: settled(peer) and len(peer.watches) == 4)
+                assert sessions.zero == []  # no BAL was without a session while the process drained
+                sessions.armed = False
+                assert peer.figures.handovers_in == 4  # two when it joined, two at the drain
+                assert "Worker w-proc arrêté, baux rendus (4 BAL cédées par relève depuis son démarrage)" in err
+                logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+                assert sum(e["count"] for e in logs if e.get("event") == "handed-over") == 4
+                (drained,) = [e for e in logs if e.get("event") == "drained"]
+                assert (drained["count"], drained["left"]) == (2, 0)
+                assert not [e for e in logs if e.get("event") == "lost"]  # a handover is no lost lease
+        finally:
+            if process.poll() is None:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+        assert Counter(events.messages()) == Counter((a, f"{a}-pendant") for a in APPS)

@@ -333,7 +333,7 @@ def _describe(fields: dict[str, str]) -> str:
 
 # -- the worker --------------------------------------------------------------------------------------
 #: ``extra`` keys of the fleet's log records (never a secret: addresses, counts, error texts).
-_LOG_FIELDS = ("worker", "bal", "event", "reason", "error", "uid", "count", "bals", "target")
+_LOG_FIELDS = ("worker", "bal", "event", "reason", "error", "uid", "count", "bals", "target", "left")
 
 
 class _JSONLines(logging.Formatter):

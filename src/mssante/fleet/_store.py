@@ -90,11 +90,12 @@ redis.call('HSET', KEYS[2], 'uidvalidity', ARGV[2], 'uid', ARGV[3], 'fence', ARG
 return {1, id}
 """
 
-# KEYS: fence, lease, stopped hash, stream, the worker's held set. ARGV: fence, lease value, address, reason,
-# maxlen, field/value pairs.
+# KEYS: fence, lease, stopped hash, stream, the worker's held set, offers. ARGV: fence, lease value, address,
+# reason, maxlen, field/value pairs. An offer of the lease is withdrawn.
 _STOP = """
 local issued = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) < issued then return -1 end
+redis.call('ZREM', KEYS[6], ARGV[3] .. '\\n' .. ARGV[2])
 local args = {'XADD', KEYS[4]}
 if tonumber(ARGV[5]) > 0 then args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[5] end
 args[#args + 1] = '*'
@@ -637,7 +638,7 @@ class FleetStore:
         fields = {"kind": kind, "bal": lease.address, "reason": reason, **(extra or {})}
         flat = [x for pair in fields.items() for x in pair]
         keys = [self.keys.fence(lease.address), self.keys.lease(lease.address), self.keys.stopped, self.keys.events,
-                self.keys.held(lease.worker)]
+                self.keys.held(lease.worker), self.keys.offers]
         done = await self._stop(keys=keys, args=[lease.fence, lease.value, lease.address, f"{kind}: {reason}",
                                                  self.stream_maxlen, *flat])
         return int(done) == 1
