@@ -483,6 +483,25 @@ class Bench:
         logged = await asyncio.to_thread(self.dovecot.logged_in, since)
         return (wanted & set(self.orgs)) <= logged and all(self.sb.faults.sessions(b) for b in wanted & set(self.apps))
 
+    @staticmethod
+    async def redis_stats(store: FleetStore) -> dict[str, Any]:
+        """Redis's own counters: calls per command, memory."""
+        stats = await store.redis.info("commandstats")
+        memory = await store.redis.info("memory")
+        calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+        return {"calls": calls, "used_memory": int(memory["used_memory"])}
+
+    def redis_rates(self, before: dict[str, Any], after: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """Redis commands per second between two snapshots (all, the five most called), and its memory per BAL:
+        what the sizing in docs/fleet.md derives from."""
+        calls = {k: after["calls"].get(k, 0) - before["calls"].get(k, 0) for k in after["calls"]}
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+        seconds = max(seconds, 1e-9)
+        return {"seconds": round(seconds, 1), "commands_per_s": round(sum(calls.values()) / seconds),
+                "per_1000_bals_per_s": round(sum(calls.values()) / seconds / len(self.bals) * 1000, 1),
+                "top_per_s": {k: round(v / seconds, 1) for k, v in top},
+                "used_memory_bytes_per_bal": round(after["used_memory"] / len(self.bals))}
+
     async def trims(self, store: FleetStore) -> dict[str, int]:
         """Each worker's ``heap_trims`` figure (none: older workers)."""
         return {w: int(f["heap_trims"]) for w, f in (await store.workers()).items() if "heap_trims" in f}
@@ -670,12 +689,16 @@ class Bench:
         # Deliveries at a steady --rate for the whole run (messages / rate seconds), whatever happens to the
         # workers; the kills evenly spaced within it, each after the previous one's takeover and join.
         duration = args.messages / args.rate
+        stats_start = await self.redis_stats(store)
         t0 = time.time()
+        stats_at_kill: list[tuple[float, dict[str, Any]]] = []
 
         async def kill_schedule() -> None:
             for k in range(args.kills):
                 await asyncio.sleep(max(0.0, t0 + duration * (k + 1) / (args.kills + 1) - time.time()))
                 await asyncio.gather(*watchers)  # the previous kill is taken over, its replacement joined
+                if not stats_at_kill:  # the quiet part of the run ends here: Redis's cost in a steady fleet
+                    stats_at_kill.append((time.time(), await self.redis_stats(store)))
                 victim = self.rng.choice(sorted(w for w, p in workers.items() if p.poll() is None))
                 its = [b for b, w in (await self.holders(store)).items() if w == victim]
                 workers[victim].send_signal(signal.SIGKILL)
@@ -693,6 +716,7 @@ class Bench:
         delivering_s = time.time() - t0
         await killing
         await asyncio.gather(*watchers)
+        stats_end = await self.redis_stats(store)
 
         async def all_published() -> bool:
             return all(s in published for s in delivered)
@@ -756,6 +780,9 @@ class Bench:
             "reconnected_s_p50": round(_pct(unwatched, 0.5), 2),
             "reconnected_s_max": round(max(unwatched, default=0), 2),
             "outage_share_pct": round(100 * outage_share, 2), "delivering_s": round(delivering_s, 1),
+            "redis_steady": self.redis_rates(stats_start, stats_at_kill[0][1] if stats_at_kill else stats_end,
+                                             (stats_at_kill[0][0] if stats_at_kill else time.time()) - t0),
+            "redis_whole_run": self.redis_rates(stats_start, stats_end, time.time() - t0),
             "rss_mib_per_1000_bals": round(statistics.median(per_worker), 1) if per_worker else None,
             "rss_mib_per_1000_bals_marginal": round(statistics.median(marginal), 1) if marginal else None,
             "ready_s": round(ready_s, 1), "rss_mib_worker_empty": round(statistics.mean(empty_rss.values()), 1),
@@ -1031,6 +1058,8 @@ def _print_report(fleet: dict[str, Any], baseline: dict[str, Any]) -> None:
         print(f"  BALs per worker, {label}: {counts}")
     for worker, figures in fleet.get("worker_figures", {}).items():
         print(f"  worker {worker}: {figures}")
+    for key in ("redis_steady", "redis_whole_run"):
+        print(f"  Redis, {key.removeprefix('redis_').replace('_', ' ')}: {fleet.get(key)}")
     for group, spans in fleet["breakdown"].items():
         print(f"  where the time went, {group} BALs (ms): {spans}")
     print(f"{'':24}{'fleet':>12}{'Mailbox.watch':>16}")
