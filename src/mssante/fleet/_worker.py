@@ -232,6 +232,7 @@ class WorkerFigures:
     handovers_in: int = 0
     heap_trims: int = 0
     catch_up_waits: int = 0
+    reconnects_ended: int = 0  # the reconnections of the watches that left this worker (moved, stopped, removed)
     lag_ms: int = 0
     stops: dict[str, int] = field(default_factory=dict)
 
@@ -356,11 +357,23 @@ class Worker:
             return False
         return asyncio.get_running_loop().time() - self.last_tick_ok < 2 * self.settings.lease_ttl
 
+    @property
+    def reconnects(self) -> int:
+        """Watch reconnections by this worker since it started: those of the watches that left it (moved, stopped,
+        removed) and those of the BALs held now; it never goes down (a Prometheus counter, ``fleet status``)."""
+        return self.figures.reconnects_ended + sum(w.state.reconnects for w in self.watches.values()
+                                                   if w.state is not None)
+
+    def _left(self, watch: _Watch) -> _Watch:
+        """Account for a watch taken out of :attr:`watches`: its reconnections are kept in the worker's total."""
+        if watch.state is not None:
+            self.figures.reconnects_ended += watch.state.reconnects
+        return watch
+
     def _figures(self) -> dict[str, str | int]:
-        reconnects = sum(w.state.reconnects for w in self.watches.values() if w.state is not None)
         return {"bals": len(self.watches), "capacity": self.settings.capacity, "published": self.figures.published,
                 "duplicates": self.figures.duplicates, "failures": self.figures.failures,
-                "reconnects": reconnects, "redis_errors": self.figures.redis_errors,
+                "reconnects": self.reconnects, "redis_errors": self.figures.redis_errors,
                 "takeovers": self.figures.takeovers, "operator_waits": self.figures.operator_waits,
                 "lag_ms": self.figures.lag_ms,
                 "connects": self.limiter.granted,
@@ -529,7 +542,7 @@ class Worker:
         now = asyncio.get_running_loop().time()
         handed: list[str] = []
         for address in [a for a, w in self.watches.items() if w.done]:
-            watch = self.watches.pop(address)
+            watch = self._left(self.watches.pop(address))
             if self._offers.pop(address, None) is not None and watch.stale:
                 handed.append(address)  # its publication was refused: the taker moved the lease
         late = [a for a, w in self.watches.items() if w.taking is not None and not w.transferring and now >= w.give_up]
@@ -612,7 +625,7 @@ class Worker:
         goes on renewing. Another worker may then watch the BAL while this one still closes; the
         fencing token keeps it from publishing twice.
         """
-        watches = [self.watches.pop(a) for a in addresses if a in self.watches]
+        watches = [self._left(self.watches.pop(a)) for a in addresses if a in self.watches]
         self._connecting.difference_update(addresses)  # a task cancelled before it ran has no finally
         for address in addresses:
             self._offers.pop(address, None)
