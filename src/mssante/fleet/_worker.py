@@ -3,7 +3,9 @@
 Each tick (a third of the lease TTL) the worker says it is alive, renews its leases in one round
 trip, drops the BALs removed from the desired set, and balances: it aims at
 ``min(capacity, ceil(active BALs / live workers))`` BALs, *offering* extras when a worker joins
-and taking offers, then free BALs (in random order, so workers do not contend) when below its share.
+and taking offers, then free BALs (in random order, so workers do not contend) when below its share;
+a look for free BALs that found none is made again only once something can have freed one, or after a
+pause doubled at each empty look (:meth:`Worker._may_be_free`).
 It claims nothing on its first tick (workers started together see each other first) and no more
 per tick than its connect limiter lets through meanwhile.
 
@@ -285,6 +287,13 @@ class Worker:
         self._catch_up = asyncio.Semaphore(self.settings.catch_up_concurrent)
         self._unreadable_seen: dict[str, str] = {}  # desired-set entries not readable -> digest already reported
         self._offers: dict[str, float] = {}  # BALs offered under their current lease -> loop time of the deadline
+        self._watches_left = 0  # watches taken out of self.watches so far (_left)
+        # the last look for free BALs found none: what it saw (desired set, then stopped, live workers, watches),
+        # when to look again all the same, and the pause before that (doubled at each look that finds none)
+        self._none_free: tuple[object, tuple[object, ...]] | None = None
+        self._look_again_at = 0.0
+        self._look_pause = 0.0
+        self._look_now = False  # leases changed hands (the failure detector): look at the next tick
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, bals={len(self.watches)})"
@@ -345,6 +354,7 @@ class Worker:
             try:
                 changed, _ = await self.presence.check()
                 if changed:
+                    self._look_now = True
                     self._wake.set()
                 await self._hand_off()
             except _REDIS_DOWN:
@@ -368,6 +378,7 @@ class Worker:
         """Account for a watch taken out of :attr:`watches`: its reconnections are kept in the worker's total."""
         if watch.state is not None:
             self.figures.reconnects_ended += watch.state.reconnects
+        self._watches_left += 1
         return watch
 
     def _figures(self) -> dict[str, str | int]:
@@ -475,10 +486,13 @@ class Worker:
             # round trip: a tick stays short however loaded the worker, so its leases never age unrenewed.
             # No more claims per tick than the connect limiter lets through meanwhile: a lease held while
             # waiting for the limiter is a BAL another worker could already be watching.
-            free = await self.store.unleased([a for a in active if a not in self.watches])
-            self._orphans.intersection_update(free)
-            self._rng.shuffle(free)
-            picks = free[:max(0, want)]
+            seen = (frozenset(stopped), frozenset(live), len(self.watches), self._watches_left)
+            if self._may_be_free(desired, seen, now):
+                free = await self.store.unleased([a for a in active if a not in self.watches])
+                self._orphans.intersection_update(free)
+                self._rng.shuffle(free)
+                picks = free[:max(0, want)]
+                self._looked(desired, seen, now, found=bool(free))
         elif budget > 0 and len(self.watches) < self.settings.capacity and now < self._stranded_watch_until:
             # at its share while a dead worker's BALs are being taken over: those of its BALs still unleased since
             # this worker's previous tick are stranded (the workers below their share cannot connect them yet: a
@@ -517,6 +531,29 @@ class Worker:
         # a worker that left still unleased (stranded at the next tick)
         return (len(self.watches) < target and (claimed > 0 or self.ticks <= 6)) or bool(
             self._free_before and now < self._stranded_watch_until)
+
+    def _may_be_free(self, desired: object, seen: tuple[object, ...], now: float) -> bool:
+        """Whether a worker below its share should look for free BALs (an MGET over every active BAL it does not
+        hold: 95,000 keys at 100,000 BALs). Not when its last look found none and nothing that can free or add a
+        BAL has happened since: the desired set read again (its version moved, or ``desired_max_age``), a stop
+        added or cleared, a worker left or joined, this worker's own watches changed, the failure detector saw
+        leases change hands; and only until a pause (one tick, doubled at each look that finds none, up to
+        ``desired_max_age``) is over. A takeover is never delayed: a worker that left changes the live set, and
+        its BALs are looked for at every tick while they may be stranded."""
+        return (self._none_free is None or self._none_free[0] is not desired or self._none_free[1] != seen
+                or self._look_now or now >= self._look_again_at or now < self._stranded_watch_until)
+
+    def _looked(self, desired: object, seen: tuple[object, ...], now: float, *, found: bool) -> None:
+        """Remember what a look for free BALs saw when it found none (:meth:`_may_be_free`)."""
+        self._look_now = False
+        tick = self.settings.lease_ttl / 3
+        if found:
+            self._none_free, self._look_pause = None, 0.0
+            return
+        unchanged = self._none_free is not None and self._none_free[0] is desired and self._none_free[1] == seen
+        self._look_pause = min(2 * self._look_pause, max(tick, self.settings.desired_max_age)) if unchanged else tick
+        self._none_free = (desired, seen)
+        self._look_again_at = now + self._look_pause
 
     async def _report_unreadable(self) -> None:
         """A ``bal-error`` event for each desired-set entry that is not a BAL description, once per value across
