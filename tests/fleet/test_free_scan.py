@@ -6,7 +6,6 @@ is still taken over at once."""
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,15 @@ from tests.fleet.test_worker import QUICK, running, until
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = replace(QUICK, lease_ttl=1.5, presence_grace=0.2, desired_max_age=60.0)
+SETTINGS = replace(QUICK, lease_ttl=1.5, presence_grace=0.2)
+
+
+def looks_at_most(elapsed: float, pause: float, longest: float) -> int:
+    """Looks in ``elapsed`` seconds when each pause doubles from ``pause`` up to ``longest``."""
+    looks, at = 1, 0.0
+    while (at := at + pause) <= elapsed:
+        looks, pause = looks + 1, min(2 * pause, longest)
+    return looks
 
 
 async def mgets(store: FleetStore) -> int:
@@ -27,12 +34,14 @@ async def mgets(store: FleetStore) -> int:
     return int(stats.get("cmdstat_mget", {}).get("calls", 0))
 
 
+@pytest.mark.parametrize("desired_max_age", [60.0, 1.0])  # 1.0: the desired set read again, unchanged, each second
 async def test_a_worker_short_of_its_share_with_nothing_free_looks_rarely_and_still_takes_over_at_once(
-        tmp_path: Path, store: FleetStore) -> None:
+        tmp_path: Path, store: FleetStore, desired_max_age: float) -> None:
+    settings = replace(SETTINGS, desired_max_age=desired_max_age)
     bals = APPS[:3]
     async with apps_watched(tmp_path, store) as (_sb, _, boxes), asyncio.timeout(90):
         await store.remove(APPS[3])  # 3 BALs, 2 workers: a share of 2, one worker holds 1 with nothing free
-        w1, w2 = (Worker(store, boxes, settings=SETTINGS, worker_id=n) for n in ("w1", "w2"))
+        w1, w2 = (Worker(store, boxes, settings=settings, worker_id=n) for n in ("w1", "w2"))
         async with running(w1) as t1, running(w2) as t2:
             await until(lambda: sorted((len(w1.watches), len(w2.watches))) == [1, 2]
                         and all(w.taking is None for w in (*w1.watches.values(), *w2.watches.values()))
@@ -45,13 +54,13 @@ async def test_a_worker_short_of_its_share_with_nothing_free_looks_rarely_and_st
             await until(lambda: short.ticks >= ticks + 16, within=40)
             looks, elapsed = await mgets(store) - calls, loop.time() - start
             # before: one MGET per tick of the short worker (16 here). Now: a look at most after each pause, one
-            # tick doubled each time (p, 2p, 4p...: log2(T/p + 1) looks in T seconds), and one more at the start
-            pause = SETTINGS.lease_ttl / 3
-            assert looks <= 2 + math.log2(elapsed / pause + 1), (looks, elapsed)
+            # tick doubled each time up to desired_max_age, and one more at the start
+            pause = settings.lease_ttl / 3
+            assert looks <= 1 + looks_at_most(elapsed, pause, max(pause, desired_max_age)), (looks, elapsed)
             assert sorted((len(w1.watches), len(w2.watches))) == [1, 2]  # nothing moved meanwhile
             # the full worker dies (a crash: cancelled, its presence connection closed) while the short worker's
-            # next look is 5 s or more away (10 ticks): taken over at once all the same
-            await until(lambda: short._look_again_at - loop.time() >= 5.0, within=30)
+            # next look is several ticks away (10 with the longer pauses): taken over at once all the same
+            await until(lambda: short._look_again_at - loop.time() >= min(5.0, desired_max_age / 2), within=30)
             ticks = short.ticks
             (t1 if full is w1 else t2).cancel()
             await until(lambda: len(short.watches) == 3 and short.connecting_count == 0, within=30)

@@ -535,13 +535,25 @@ class Worker:
     def _may_be_free(self, desired: object, seen: tuple[object, ...], now: float) -> bool:
         """Whether a worker below its share should look for free BALs (an MGET over every active BAL it does not
         hold: 95,000 keys at 100,000 BALs). Not when its last look found none and nothing that can free or add a
-        BAL has happened since: the desired set read again (its version moved, or ``desired_max_age``), a stop
-        added or cleared, a worker left or joined, this worker's own watches changed, the failure detector saw
-        leases change hands; and only until a pause (one tick, doubled at each look that finds none, up to
-        ``desired_max_age``) is over. A takeover is never delayed: a worker that left changes the live set, and
-        its BALs are looked for at every tick while they may be stranded."""
-        return (self._none_free is None or self._none_free[0] is not desired or self._none_free[1] != seen
-                or self._look_now or now >= self._look_again_at or now < self._stranded_watch_until)
+        BAL has happened since: the desired set changed (read again when its version moved, or after
+        ``desired_max_age``), a stop added or cleared, a worker left or joined, this worker's own watches changed,
+        the failure detector saw leases change hands; and only until a pause (one tick, doubled at each look that
+        finds none, up to ``desired_max_age``) is over. A takeover is never delayed: a worker that left changes
+        the live set, and its BALs are looked for at every tick while they may be stranded."""
+        return (not self._unchanged_since_look(desired, seen) or self._look_now or now >= self._look_again_at
+                or now < self._stranded_watch_until)
+
+    def _unchanged_since_look(self, desired: object, seen: tuple[object, ...]) -> bool:
+        """Whether the last look found no free BAL and saw this desired set and ``seen``. The set read again
+        unchanged (``desired_max_age``) is the same: compared once (its entries are the store's same objects),
+        then kept, so the pause is not reset each time the set is read again."""
+        if self._none_free is None or self._none_free[1] != seen:
+            return False
+        if self._none_free[0] is not desired:
+            if self._none_free[0] != desired:
+                return False
+            self._none_free = (desired, seen)
+        return True
 
     def _looked(self, desired: object, seen: tuple[object, ...], now: float, *, found: bool) -> None:
         """Remember what a look for free BALs saw when it found none (:meth:`_may_be_free`)."""
@@ -550,7 +562,7 @@ class Worker:
         if found:
             self._none_free, self._look_pause = None, 0.0
             return
-        unchanged = self._none_free is not None and self._none_free[0] is desired and self._none_free[1] == seen
+        unchanged = self._unchanged_since_look(desired, seen)
         self._look_pause = min(2 * self._look_pause, max(tick, self.settings.desired_max_age)) if unchanged else tick
         self._none_free = (desired, seen)
         self._look_again_at = now + self._look_pause
