@@ -56,3 +56,43 @@ async def test_reconnects_never_go_down_when_a_bal_leaves_and_stops_are_counted_
                 assert "# TYPE mssante_fleet_stops_total counter" in metrics
         finally:
             server.close()
+
+
+async def test_reconnects_of_a_bal_gone_between_two_scrapes_still_count_in_the_metric_and_the_status(
+        tmp_path: Path, store: FleetStore) -> None:
+    """The total used to be the sum over the BALs held now, patched by the collector only for the watches a scrape
+    had seen: a BAL that reconnected and left between two scrapes took its reconnections away, and the figure of
+    ``mssante fleet status`` went down at every move or stop."""
+    async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(60):
+        for address in APPS[:2]:
+            await store.add(app(address))
+        worker = Worker(store, connector(sb, tmp_path), settings=QUICK, worker_id="w-r")
+        server = await serve_http(worker, "127.0.0.1", 0)
+        metrics_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/metrics"
+
+        def figure() -> int:
+            return int(worker._figures()["reconnects"])
+
+        try:
+            async with running(worker):
+                await until(lambda: all(len(sb.faults.sessions(a)) == 1 for a in APPS[:2]))
+                for _ in range(2):  # no scrape meanwhile
+                    reconnects = figure()
+                    await sb.faults.end_sessions(APPS[0], "drop")
+                    await until(lambda r=reconnects: figure() == r + 1  # type: ignore[misc]
+                                and len(sb.faults.sessions(APPS[0])) == 1)
+                assert figure() == 2
+                await store.remove(APPS[0])  # the BAL leaves this worker (a move or a stop leaves it the same way)
+                await until(lambda: APPS[0] not in worker.watches)
+                ticks = worker.ticks
+                await until(lambda: worker.ticks >= ticks + 2)  # the figures written by a tick since
+                _, metrics = await _curl(metrics_url)
+                assert value(metrics, "mssante_fleet_reconnects_total", worker="w-r") == 2
+                assert (await store.workers())["w-r"]["reconnects"] == "2"  # what `mssante fleet status` shows
+                assert figure() == worker.figures.reconnects_ended == 2
+                await sb.faults.end_sessions(APPS[1], "drop")  # the BAL still held adds to what left
+                await until(lambda: figure() == 3)
+                _, metrics = await _curl(metrics_url)
+                assert value(metrics, "mssante_fleet_reconnects_total", worker="w-r") == 3
+        finally:
+            server.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import signal
@@ -27,7 +28,7 @@ from mssante._i18n import gettext as _
 from mssante.cli._bridge_delegation import secret_from
 from mssante.client import ConnectionSettings, MailboxOptions, TrustSettings
 from mssante.discovery import DNSPythonResolver
-from mssante.errors import TransportError, UsageError
+from mssante.errors import ConfigError, TransportError, UsageError
 from mssante.fleet import (
     BALSpec,
     EventReader,
@@ -355,6 +356,25 @@ def _host_port(value: str, what: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+async def _serve(runner: Worker, host: str, port: int) -> asyncio.Server:
+    """The worker's ``/healthz`` and ``/metrics`` at ``--http``, before it takes any BAL.
+
+    Raises:
+        ConfigError: the address cannot be listened on (the port taken by another program, a host not of this
+            machine, a privileged port).
+    """
+    try:
+        return await serve_http(runner, host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = _("--http {host}:{port}: this port is already in use (another worker or program listens "
+                        "there); choose another one").format(host=host, port=port)
+        else:
+            message = _("--http {host}:{port}: cannot listen there ({reason})").format(
+                host=host, port=port, reason=exc.strerror or exc)
+        raise ConfigError(message) from None
+
+
 def _resolve_map(values: tuple[str, ...]) -> dict[str, str]:
     return _pairs(values, "--resolve")
 
@@ -438,6 +458,7 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
     \f
     Raises:
         UsageError: bad options (a bridge without installation or secret).
+        ConfigError: ``--http`` cannot be listened on (its port already in use).
     """
     handler = logging.StreamHandler()
     handler.setFormatter(_JSONLines())
@@ -487,14 +508,15 @@ def worker(capacity: int, ca_bundle: Path, certificates: Path | None, bridge_url
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
-        server = await serve_http(runner, *http) if http else None
-        if server is not None:
-            bound = server.sockets[0].getsockname()
-            click.echo(_("Health and metrics: http://{host}:{port}/healthz and /metrics").format(
-                host=bound[0], port=bound[1]), err=True)
-        click.echo(_("Worker {worker} started (capacity {capacity} BAL, lease {ttl} s)").format(
-            worker=runner.id, capacity=capacity, ttl=f"{lease_ttl:g}"), err=True)
+        server = None
         try:
+            if http:
+                server = await _serve(runner, *http)
+                bound = server.sockets[0].getsockname()
+                click.echo(_("Health and metrics: http://{host}:{port}/healthz and /metrics").format(
+                    host=bound[0], port=bound[1]), err=True)
+            click.echo(_("Worker {worker} started (capacity {capacity} BAL, lease {ttl} s)").format(
+                worker=runner.id, capacity=capacity, ttl=f"{lease_ttl:g}"), err=True)
             await runner.run()
         finally:
             if server is not None:

@@ -14,8 +14,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mssante.client import WatchState
-
 from ._worker import Worker
 
 __all__ = ["WorkerCollector", "serve_http"]
@@ -28,34 +26,11 @@ _MAX_HEADERS = 50
 STOP_KINDS = ("psc-session-ended", "bal-error")
 
 
-class _Reconnects:
-    """A monotonic total of watch reconnections, from the watches' own counts (``WatchState.reconnects``).
-
-    The worker counts reconnections per watch; a BAL that moves to another worker takes its count away.
-    Each watch's state is kept until a scrape sees it gone, then its final count is carried: the total never
-    goes down. Only a watch that comes and goes between two scrapes is not seen at all.
-    """
-
-    def __init__(self) -> None:
-        self.carried = 0
-        self.seen: dict[int, WatchState] = {}
-
-    def total(self, live: list[WatchState]) -> int:
-        now = {id(state): state for state in live}
-        for key, state in list(self.seen.items()):
-            if key not in now:
-                self.carried += state.reconnects  # its watch ended: the count is final
-                del self.seen[key]
-        self.seen.update(now)
-        return self.carried + sum(state.reconnects for state in now.values())
-
-
 class WorkerCollector(Collector):
     """The worker's figures as Prometheus metrics (read at each scrape)."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self._reconnects = _Reconnects()
 
     def collect(self) -> Iterator[Metric]:
         """Yield the metrics."""
@@ -93,8 +68,7 @@ class WorkerCollector(Collector):
         yield counter("catch_up_waits", "Catch-ups that waited for one of the worker's catch-up slots.",
                       f.catch_up_waits)
         yield counter("operator_waits", "Waits for the operator's fleet-wide connection bucket.", f.operator_waits)
-        reconnects = self._reconnects.total([x.state for x in w.watches.values() if x.state is not None])
-        yield counter("reconnects", "Watch reconnections by this worker (BALs held now and before).", reconnects)
+        yield counter("reconnects", "Watch reconnections by this worker (BALs held now and before).", w.reconnects)
         stops = CounterMetricFamily("mssante_fleet_stops", "BAL watches stopped, by event kind (not taken again).",
                                     labels=["worker", "kind"])
         for kind in sorted({*STOP_KINDS, *f.stops}):

@@ -2,7 +2,9 @@
 
 Nothing here does I/O. A BAL is an address, a kind and a *credential reference*:
 
-* APP: a structure id naming certificate files on the worker (``<dir>/<ref>.pem`` + ``.key``);
+* APP: a structure id naming certificate files on the worker: ``<dir>/<ref>.p12`` or ``.pfx`` (PKCS#12), else
+  ``<dir>/<ref>.pem`` + ``.key``; a password in ``<dir>/<ref>.password`` or ``MSSANTE_CERT_PASSWORD_<REF>``
+  (:mod:`mssante.fleet._connect`);
 * PER/ORG: a bridge session id; the worker gets tokens from the bridge on demand.
 
 References are short identifiers (``[A-Za-z0-9._:-]``, at most 128 characters): a value that

@@ -3,7 +3,9 @@
 Each tick (a third of the lease TTL) the worker says it is alive, renews its leases in one round
 trip, drops the BALs removed from the desired set, and balances: it aims at
 ``min(capacity, ceil(active BALs / live workers))`` BALs, *offering* extras when a worker joins
-and taking offers, then free BALs (in random order, so workers do not contend) when below its share.
+and taking offers, then free BALs (in random order, so workers do not contend) when below its share;
+a look for free BALs that found none is made again only once something can have freed one, or after a
+pause doubled at each empty look (:meth:`Worker._may_be_free`).
 It claims nothing on its first tick (workers started together see each other first) and no more
 per tick than its connect limiter lets through meanwhile.
 
@@ -232,6 +234,7 @@ class WorkerFigures:
     handovers_in: int = 0
     heap_trims: int = 0
     catch_up_waits: int = 0
+    reconnects_ended: int = 0  # the reconnections of the watches that left this worker (moved, stopped, removed)
     lag_ms: int = 0
     stops: dict[str, int] = field(default_factory=dict)
 
@@ -284,6 +287,13 @@ class Worker:
         self._catch_up = asyncio.Semaphore(self.settings.catch_up_concurrent)
         self._unreadable_seen: dict[str, str] = {}  # desired-set entries not readable -> digest already reported
         self._offers: dict[str, float] = {}  # BALs offered under their current lease -> loop time of the deadline
+        self._watches_left = 0  # watches taken out of self.watches so far (_left)
+        # the last look for free BALs found none: what it saw (desired set, then stopped, live workers, watches),
+        # when to look again all the same, and the pause before that (doubled at each look that finds none)
+        self._none_free: tuple[object, tuple[object, ...]] | None = None
+        self._look_again_at = 0.0
+        self._look_pause = 0.0
+        self._look_now = False  # leases changed hands (the failure detector): look at the next tick
 
     def __repr__(self) -> str:
         return f"Worker({self.id!r}, bals={len(self.watches)})"
@@ -344,6 +354,7 @@ class Worker:
             try:
                 changed, _ = await self.presence.check()
                 if changed:
+                    self._look_now = True
                     self._wake.set()
                 await self._hand_off()
             except _REDIS_DOWN:
@@ -356,11 +367,24 @@ class Worker:
             return False
         return asyncio.get_running_loop().time() - self.last_tick_ok < 2 * self.settings.lease_ttl
 
+    @property
+    def reconnects(self) -> int:
+        """Watch reconnections by this worker since it started: those of the watches that left it (moved, stopped,
+        removed) and those of the BALs held now; it never goes down (a Prometheus counter, ``fleet status``)."""
+        return self.figures.reconnects_ended + sum(w.state.reconnects for w in self.watches.values()
+                                                   if w.state is not None)
+
+    def _left(self, watch: _Watch) -> _Watch:
+        """Account for a watch taken out of :attr:`watches`: its reconnections are kept in the worker's total."""
+        if watch.state is not None:
+            self.figures.reconnects_ended += watch.state.reconnects
+        self._watches_left += 1
+        return watch
+
     def _figures(self) -> dict[str, str | int]:
-        reconnects = sum(w.state.reconnects for w in self.watches.values() if w.state is not None)
         return {"bals": len(self.watches), "capacity": self.settings.capacity, "published": self.figures.published,
                 "duplicates": self.figures.duplicates, "failures": self.figures.failures,
-                "reconnects": reconnects, "redis_errors": self.figures.redis_errors,
+                "reconnects": self.reconnects, "redis_errors": self.figures.redis_errors,
                 "takeovers": self.figures.takeovers, "operator_waits": self.figures.operator_waits,
                 "lag_ms": self.figures.lag_ms,
                 "connects": self.limiter.granted,
@@ -462,10 +486,13 @@ class Worker:
             # round trip: a tick stays short however loaded the worker, so its leases never age unrenewed.
             # No more claims per tick than the connect limiter lets through meanwhile: a lease held while
             # waiting for the limiter is a BAL another worker could already be watching.
-            free = await self.store.unleased([a for a in active if a not in self.watches])
-            self._orphans.intersection_update(free)
-            self._rng.shuffle(free)
-            picks = free[:max(0, want)]
+            seen = (frozenset(stopped), frozenset(live), len(self.watches), self._watches_left)
+            if self._may_be_free(desired, seen, now):
+                free = await self.store.unleased([a for a in active if a not in self.watches])
+                self._orphans.intersection_update(free)
+                self._rng.shuffle(free)
+                picks = free[:max(0, want)]
+                self._looked(desired, seen, now, found=bool(free))
         elif budget > 0 and len(self.watches) < self.settings.capacity and now < self._stranded_watch_until:
             # at its share while a dead worker's BALs are being taken over: those of its BALs still unleased since
             # this worker's previous tick are stranded (the workers below their share cannot connect them yet: a
@@ -505,6 +532,41 @@ class Worker:
         return (len(self.watches) < target and (claimed > 0 or self.ticks <= 6)) or bool(
             self._free_before and now < self._stranded_watch_until)
 
+    def _may_be_free(self, desired: object, seen: tuple[object, ...], now: float) -> bool:
+        """Whether a worker below its share should look for free BALs (an MGET over every active BAL it does not
+        hold: 95,000 keys at 100,000 BALs). Not when its last look found none and nothing that can free or add a
+        BAL has happened since: the desired set changed (read again when its version moved, or after
+        ``desired_max_age``), a stop added or cleared, a worker left or joined, this worker's own watches changed,
+        the failure detector saw leases change hands; and only until a pause (one tick, doubled at each look that
+        finds none, up to ``desired_max_age``) is over. A takeover is never delayed: a worker that left changes
+        the live set, and its BALs are looked for at every tick while they may be stranded."""
+        return (not self._unchanged_since_look(desired, seen) or self._look_now or now >= self._look_again_at
+                or now < self._stranded_watch_until)
+
+    def _unchanged_since_look(self, desired: object, seen: tuple[object, ...]) -> bool:
+        """Whether the last look found no free BAL and saw this desired set and ``seen``. The set read again
+        unchanged (``desired_max_age``) is the same: compared once (its entries are the store's same objects),
+        then kept, so the pause is not reset each time the set is read again."""
+        if self._none_free is None or self._none_free[1] != seen:
+            return False
+        if self._none_free[0] is not desired:
+            if self._none_free[0] != desired:
+                return False
+            self._none_free = (desired, seen)
+        return True
+
+    def _looked(self, desired: object, seen: tuple[object, ...], now: float, *, found: bool) -> None:
+        """Remember what a look for free BALs saw when it found none (:meth:`_may_be_free`)."""
+        self._look_now = False
+        tick = self.settings.lease_ttl / 3
+        if found:
+            self._none_free, self._look_pause = None, 0.0
+            return
+        unchanged = self._unchanged_since_look(desired, seen)
+        self._look_pause = min(2 * self._look_pause, max(tick, self.settings.desired_max_age)) if unchanged else tick
+        self._none_free = (desired, seen)
+        self._look_again_at = now + self._look_pause
+
     async def _report_unreadable(self) -> None:
         """A ``bal-error`` event for each desired-set entry that is not a BAL description, once per value across
         the fleet (the store dedups; this worker remembers what it saw, so no round trip per tick)."""
@@ -529,7 +591,7 @@ class Worker:
         now = asyncio.get_running_loop().time()
         handed: list[str] = []
         for address in [a for a, w in self.watches.items() if w.done]:
-            watch = self.watches.pop(address)
+            watch = self._left(self.watches.pop(address))
             if self._offers.pop(address, None) is not None and watch.stale:
                 handed.append(address)  # its publication was refused: the taker moved the lease
         late = [a for a, w in self.watches.items() if w.taking is not None and not w.transferring and now >= w.give_up]
@@ -612,7 +674,7 @@ class Worker:
         goes on renewing. Another worker may then watch the BAL while this one still closes; the
         fencing token keeps it from publishing twice.
         """
-        watches = [self.watches.pop(a) for a in addresses if a in self.watches]
+        watches = [self._left(self.watches.pop(a)) for a in addresses if a in self.watches]
         self._connecting.difference_update(addresses)  # a task cancelled before it ran has no finally
         for address in addresses:
             self._offers.pop(address, None)
