@@ -69,7 +69,8 @@ async def deliver(sb: Sandbox, subjects: dict[str, list[str]]) -> None:
 async def test_workers_balance_and_take_over_a_dead_one_nothing_missed_or_doubled(
         tmp_path: Path, store: FleetStore) -> None:
     async with apps_watched(tmp_path, store) as (sb, events, boxes), asyncio.timeout(120):
-        ttl_only = replace(QUICK, presence_interval=None)  # the lease TTL, the safety net (test_presence.py: faster)
+        # the lease TTL, the safety net (test_presence.py: faster); 3 s, room to look at the dead worker's leases
+        ttl_only = replace(QUICK, lease_ttl=3.0, presence_interval=None)
         w1, w2 = (Worker(store, boxes, settings=ttl_only, worker_id=name) for name in ("w1", "w2"))
         async with running(w1):
             await until_held(store, APPS, lambda h: all(v == "w1" for v in h.values()))
@@ -83,9 +84,10 @@ async def test_workers_balance_and_take_over_a_dead_one_nothing_missed_or_double
             await events.until(lambda seen: len(events.messages()) == 8)
             # w2 dies without releasing anything (like kill -9); messages arrive while nobody watches its BALs
             crashed.cancel()
+            # still its leases (looked at before its sessions finish closing, which can take a second)
+            assert all(v == "w2" for a, v in (await until_held(store, APPS, lambda h: True)).items() if a in w2_bals)
             with contextlib.suppress(asyncio.CancelledError):
                 await crashed
-            assert all(v == "w2" for a, v in (await until_held(store, APPS, lambda h: True)).items() if a in w2_bals)
             await deliver(sb, {a: [f"{a}-3", f"{a}-4"] for a in APPS})
             await until_held(store, APPS, lambda h: all(v == "w1" for v in h.values()))
             await events.until(lambda seen: len(events.messages()) == 16)

@@ -266,6 +266,14 @@ class Mailbox:
         self._trace("disconnect", "end of the PSC session", reason, True)
         self._emit("ended", reason)
 
+    def abort(self) -> None:
+        """Close every session at once, without LOGOUT / QUIT; :meth:`watch` iterations then stop quietly.
+        Idempotent. For a caller whose polite close cannot wait (a worker stopping watches that did not end
+        when cancelled)."""
+        self._forget_source()
+        self._closed = True
+        self._sessions.abort_all()
+
     async def aclose(self) -> None:
         """LOGOUT / QUIT every session (bounded), then close. Idempotent."""
         self._forget_source()

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mssante.client import ConnectLimiter, MailboxEvent, MessageSummary, WatchState
+from mssante.client import ConnectLimiter, Mailbox, MailboxEvent, MessageSummary, WatchState
 from mssante.client._watch import watch_fetching
 from mssante.errors import MssanteError, PSCError, UsageError
 
@@ -52,6 +52,8 @@ T = TypeVar("T")
 
 
 _MALLOC_TRIM: Any = None
+#: Seconds a stopped watch has to end before its sessions are aborted (a LOGOUT is bounded by 1 s).
+_STOP_GRACE = 5.0
 #: Seconds a fleet-wide connect token taken for the waiters queued then stays usable (they start at once; one
 #: left by a waiter cancelled meanwhile is dropped rather than spent late, beyond the bucket's bound).
 _TOKEN_LIFE = 0.05
@@ -217,6 +219,7 @@ class _Watch:
     transferring: bool = False  # the transfer script is on its way: not to be cancelled
     stale: bool = False  # a publication was refused as stale (the lease moved)
     idle_after: float | None = None  # handed over: loop time until which IDLE waits for the old session's end
+    box: Mailbox | None = None  # its mailbox once built (aborted if the watch does not end when cancelled)
 
 
 @dataclass
@@ -285,6 +288,7 @@ class Worker:
         self._keep_excess_until = 0.0  # loop time before which stranded BALs taken are not released
         self._rng = random.Random()  # noqa: S311 - balancing order, not cryptography
         self._catch_up = asyncio.Semaphore(self.settings.catch_up_concurrent)
+        self._stopping: dict[asyncio.Task[Any], _Watch] = {}  # stopped watches not ended yet
         self._unreadable_seen: dict[str, str] = {}  # desired-set entries not readable -> digest already reported
         self._offers: dict[str, float] = {}  # BALs offered under their current lease -> loop time of the deadline
         self._watches_left = 0  # watches taken out of self.watches so far (_left)
@@ -679,10 +683,14 @@ class Worker:
         for address in addresses:
             self._offers.pop(address, None)
         tasks = [w.task for w in watches if w.task is not None and not w.task.done()]
+        for watch in watches:
+            if watch.task is not None and not watch.task.done():
+                self._stopping[watch.task] = watch
         for task in tasks:
             task.cancel()
+            task.add_done_callback(self._stopped)
         if wait:
-            await asyncio.gather(*tasks, *self._closing, return_exceptions=True)
+            await self._until_ended([*tasks, *self._closing])
         else:
             self._closing.update(tasks)
             for task in tasks:
@@ -691,6 +699,27 @@ class Worker:
         if release and leases:
             with contextlib.suppress(*_REDIS_DOWN):
                 await self.store.release_many(leases)
+
+    def _stopped(self, task: asyncio.Task[Any]) -> None:
+        self._stopping.pop(task, None)
+
+    async def _until_ended(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Wait for these (cancelled) watch tasks to end; those still running after ``_STOP_GRACE`` seconds have
+        their sessions aborted. A cancellation swallowed below a watch (an await racing its own result) left it in
+        IDLE, and the worker's stop waiting for it, for 2 minutes in a test run (29 minutes: the IDLE renewal)."""
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=_STOP_GRACE)
+        if not pending:
+            return
+        for task in pending:
+            watch = self._stopping.get(task)
+            if watch is not None and watch.box is not None:
+                watch.box.abort()  # its IDLE read ends at once: the watch sees a closed mailbox and returns
+            task.cancel()
+        _, stuck = await asyncio.wait(pending, timeout=_STOP_GRACE)
+        log.warning("watches did not end when cancelled, sessions aborted",
+                    extra={"worker": self.id, "event": "stop-aborted", "count": len(pending), "left": len(stuck)})
 
     # -- one BAL --------------------------------------------------------------------------------
     async def _redis(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -716,6 +745,7 @@ class Worker:
                 self._take_failed(spec.address, exc)
                 watch.done = True
             return
+        watch.box = box
         box.add_listener(self._connected)  # one bound method for all: nothing more per BAL
         try:
             checkpoint = watch.checkpoint
