@@ -63,7 +63,7 @@ def _collect_garbage_after_each_module() -> Iterator[None]:
 
 
 # -- the order modules are dealt to the xdist workers ------------------------------------------------
-# scripts/test.sh runs ``-n 4 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
+# scripts/test.sh runs ``-n 6 --dist loadfile --no-loadscope-reorder``: a module goes whole to one
 # worker, in collection order. Dealing the longest modules first (longest-processing-time first)
 # lets the workers finish together instead of one waiting out a 40 s module dealt last.
 # tests/module_seconds.json holds the measured seconds per module (scripts/module_seconds.py
