@@ -24,7 +24,7 @@ async def test_a_delegated_session_source_is_shared_then_forgotten(pki: TestPKI)
         assert org.token_source is source and _listeners() == 1
         # the bridge says the session ended: both mailboxes end with the reason it gave
         source._end("delegation_revoked")
-        assert "delegated to the fleet (delegation_revoked)" in str(box.end_reason)
+        assert "delegated to this installation (delegation_revoked)" in str(box.end_reason)
         assert org.end_reason == box.end_reason
         await connector.close(box)
         await connector.close(org)

@@ -147,12 +147,16 @@ class BridgeTokenSource:
             self._end("not_delegated")
             raise self._over()
 
-    def _over(self) -> PSCError:
+    @property
+    def end_message(self) -> str:
+        """Why this source ended, for the mailboxes it ends (ECO.1.2.6): the same words whichever path saw the
+        end first (the event stream, a token request's 404, a mailbox created after it)."""
         if self.end_reason in ("delegation_revoked", "not_delegated"):
-            return PSCError(f"the bridge session is not (or no longer) delegated to this installation "
-                            f"({self.end_reason})", oauth_error="invalid_grant", requirement="ECO.1.2.6")
-        return PSCError(f"the PSC session is over ({self.end_reason})", oauth_error="invalid_grant",
-                        requirement="ECO.1.2.6")
+            return f"the bridge session is not (or no longer) delegated to this installation ({self.end_reason})"
+        return f"the PSC session is over ({self.end_reason})"
+
+    def _over(self) -> PSCError:
+        return PSCError(self.end_message, oauth_error="invalid_grant", requirement="ECO.1.2.6")
 
     # -- end ----------------------------------------------------------------------------------
     def on_end(self, callback: EndCallback) -> None:

@@ -146,8 +146,8 @@ class Mailbox:
         on_end = getattr(credentials, "on_end", None)
         if callable(on_end):  # PSCSession, BridgeTokenSource (ECO.1.2.6)
 
-            def ended(_source: object) -> None:
-                self.end("the PSC session ended")
+            def ended(source: object) -> None:
+                self.end(str(getattr(source, "end_message", None) or "the PSC session ended"))
 
             on_end(ended)
             remove = getattr(credentials, "remove_on_end", None)

@@ -193,12 +193,8 @@ class MailboxConnector:
 
     def _ended(self, source: BridgeTokenSource) -> None:
         """End the mailboxes of a bridge session with the reason the bridge gave (ECO.1.2.6)."""
-        if source.end_reason in ("delegation_revoked", "not_delegated"):
-            reason = f"the bridge session is not (or no longer) delegated to the fleet ({source.end_reason})"
-        else:
-            reason = f"the PSC session ended ({source.end_reason})"
         for box in list(self._boxes.get(source.session_id, ())):
-            box.end(reason)
+            box.end(source.end_message)
 
     def options_with(self, limiter: ConnectLimiter | None) -> MailboxOptions | None:
         """:attr:`options` with ``limiter`` pacing the connections (the worker's limiter), built once per limiter."""
