@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,22 +242,28 @@ async def test_health_and_metrics_read_with_curl(tmp_path: Path, store: FleetSto
             server.close()
 
 
+async def published_then_recreated(sb: Sandbox, store: FleetStore, tmp_path: Path) -> tuple[str, Events, Any]:
+    """A BAL's folder "Suivi" with two messages published, then deleted and created again while no worker watches:
+    every UID changed (RFC 3501 §2.3.1.1). Returns the BAL, the stream's reader and the checkpoint before."""
+    address = APPS[0]
+    engine = sb.store.engine
+    engine.create(engine.account(address), "Suivi", subscribed=True)
+    await store.add(BALSpec(address=address, kind="APP", ref=app(address).ref, folder="Suivi"))
+    events = Events(store)
+    for name in ("s1", "s2"):
+        await sb.store.deliver(address, raw(address, name), folder="Suivi")
+    async with running(Worker(store, connector(sb, tmp_path), settings=QUICK)):
+        await events.until(lambda seen: len(events.messages()) == 2)
+    before = await store.checkpoint(address)
+    await sb.store.reset(address)
+    engine.create(engine.account(address), "Suivi", subscribed=True)
+    return address, events, before
+
+
 async def test_a_uidvalidity_change_is_reported_and_the_folder_published_again(
         tmp_path: Path, store: FleetStore) -> None:
     async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(60):
-        address = APPS[0]
-        engine = sb.store.engine
-        engine.create(engine.account(address), "Suivi", subscribed=True)
-        await store.add(BALSpec(address=address, kind="APP", ref=app(address).ref, folder="Suivi"))
-        events = Events(store)
-        for name in ("s1", "s2"):
-            await sb.store.deliver(address, raw(address, name), folder="Suivi")
-        async with running(Worker(store, connector(sb, tmp_path), settings=QUICK)):
-            await events.until(lambda seen: len(events.messages()) == 2)
-        before = await store.checkpoint(address)
-        # the folder is deleted and created again while no worker watches: every UID changed (RFC 3501 §2.3.1.1)
-        await sb.store.reset(address)
-        engine.create(engine.account(address), "Suivi", subscribed=True)
+        address, events, before = await published_then_recreated(sb, store, tmp_path)
         await sb.store.deliver(address, raw(address, "nouveau"), folder="Suivi")
         async with running(Worker(store, connector(sb, tmp_path), settings=QUICK)):
             seen = await events.until(lambda seen: len(events.messages()) == 3)
@@ -266,3 +273,22 @@ async def test_a_uidvalidity_change_is_reported_and_the_folder_published_again(
         last = seen[-1]
         assert (last.fields["subject"], last.uid, last.uidvalidity) == ("nouveau", 1, changed[0].uidvalidity)
         assert seen.index(changed[0]) < seen.index(last)
+
+
+async def test_an_emptied_folder_with_a_new_uidvalidity_is_reported_at_select(tmp_path: Path,
+                                                                              store: FleetStore) -> None:
+    """Reported at the SELECT that finds it, even for a folder left empty; before, only the next message's
+    publication reported it, and a recreated empty folder was not reported at all."""
+    async with running_sandbox(tmp_path, fleet_config()) as sb, asyncio.timeout(60):
+        address, events, before = await published_then_recreated(sb, store, tmp_path)
+        async with running(Worker(store, connector(sb, tmp_path), settings=QUICK)):
+            seen = await events.until(lambda seen: any(e.kind == "uidvalidity-changed" for e in seen))
+            (changed,) = [e for e in seen if e.kind == "uidvalidity-changed"]
+            assert before is not None and changed.fields["previous"] == str(before.uidvalidity)
+            assert changed.fields["previous_uid"] == "2" and changed.uidvalidity != before.uidvalidity
+            after = await store.checkpoint(address)
+            assert after is not None and (after.uidvalidity, after.uid) == (changed.uidvalidity, 0)
+            await sb.store.deliver(address, raw(address, "nouveau"), folder="Suivi")
+            seen = await events.until(lambda seen: len(events.messages()) == 3)
+        assert [e.kind for e in seen].count("uidvalidity-changed") == 1  # not again with the next message
+        assert (seen[-1].fields["subject"], seen[-1].uid) == ("nouveau", 1)
